@@ -1,0 +1,60 @@
+// The engine: a loaded model on one device, its paged KV cache, and step().
+//
+// One engine thread owns an Engine (DESIGN.md §2); nothing here is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "kiln/core/status.h"
+#include "kiln/model/config.h"
+#include "kiln/runtime/step.h"
+
+namespace kiln::runtime {
+
+enum class DeviceKind { kCpu, kCuda };
+
+struct EngineOptions {
+  DeviceKind device = DeviceKind::kCpu;
+  int device_index = 0;
+  int num_threads = 0;                // CPU compute threads; 0 = all cores
+  int block_size = 16;                // tokens per KV block
+  // KV cache size. CPU: kv_cache_bytes of host memory (0 = enough for max_seqs sequences of
+  // max_model_len tokens, capped at a quarter of physical memory). CUDA: gpu_memory_fraction of
+  // the device's total memory minus what is in use after the weights are loaded.
+  int64_t kv_cache_bytes = 0;
+  double gpu_memory_fraction = 0.90;
+  int32_t max_batched_tokens = 8192;  // most tokens in one step; sizes the activation workspace
+  int32_t max_seqs = 256;             // most sequences in one step
+  int64_t max_model_len = 0;          // 0 = the model's max_position_embeddings
+};
+
+struct MemoryUsage {
+  int64_t weights_bytes = 0;
+  int64_t kv_cache_bytes = 0;
+  int64_t workspace_bytes = 0;
+  int64_t total() const { return weights_bytes + kv_cache_bytes + workspace_bytes; }
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Loads the Hugging Face model directory `model_dir` onto the device of `options`.
+  static Result<std::unique_ptr<Engine>> load(const std::filesystem::path& model_dir,
+                                              const EngineOptions& options);
+
+  // Runs one forward pass over `plan` and samples. An error fails this step's sequences; the
+  // engine stays usable for later steps.
+  virtual Result<StepResult> step(const StepPlan& plan) = 0;
+
+  virtual const model::ModelConfig& config() const = 0;
+  virtual KvGeometry kv_geometry() const = 0;
+  virtual int64_t max_model_len() const = 0;
+  virtual MemoryUsage memory_usage() const = 0;
+  virtual std::string device_name() const = 0;
+};
+
+}  // namespace kiln::runtime

@@ -1,0 +1,70 @@
+// The engine contract (DESIGN.md §3): one forward pass over a batch of sequences.
+//
+// The scheduler builds a StepPlan; Engine::step runs it and returns a StepResult. Everything the
+// device needs is flattened into arrays, CSR style, so that a backend can upload it in a few
+// copies and a CUDA graph can replay over fixed-size buffers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/runtime/sampling.h"
+
+namespace kiln::runtime {
+
+struct StepPlan {
+  // Per token, all sequences' new tokens back to back: [num_tokens].
+  std::vector<int32_t> token_ids;
+  std::vector<int32_t> positions;  // absolute position of each token in its sequence
+
+  // Per sequence: [num_seqs + 1] offsets into token_ids. Sequence i's new tokens are
+  // token_ids[query_start[i] .. query_start[i+1]); a decode step contributes exactly one.
+  std::vector<int32_t> query_start;
+  // [num_seqs] tokens in the KV cache for sequence i after this step (already cached + new).
+  // Its new tokens occupy positions kv_len[i] - n_new .. kv_len[i] - 1.
+  std::vector<int32_t> kv_len;
+  // Block tables: sequence i owns block_ids[block_start[i] .. block_start[i+1]), in position
+  // order; token at position p lives in block block_ids[block_start[i] + p / block_size] at slot
+  // p % block_size. The table covers at least kv_len[i] tokens.
+  std::vector<int32_t> block_start;  // [num_seqs + 1]
+  std::vector<int32_t> block_ids;
+
+  // Sampling: the sequences (indices into the per-sequence arrays) whose last new token's
+  // logits are sampled this step, in increasing order, and their parameters.
+  std::vector<int32_t> sample_seqs;        // [num_samples]
+  std::vector<SamplingParams> sampling;    // [num_samples]
+  // Token history for penalties (only for samples whose params need_history(); empty spans
+  // otherwise): [num_samples + 1] offsets into history_tokens. Each span is the prompt followed
+  // by the generated tokens; prompt_len says where the generated part starts.
+  std::vector<int32_t> history_start;
+  std::vector<int32_t> history_tokens;
+  std::vector<int32_t> prompt_len;         // [num_samples]
+
+  // Return the f32 logits of every token of the step (for `kiln generate --logits-out` and
+  // fidelity tests). Costly; off when serving.
+  bool return_all_logits = false;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  int32_t num_seqs() const { return static_cast<int32_t>(kv_len.size()); }
+  int32_t num_samples() const { return static_cast<int32_t>(sample_seqs.size()); }
+};
+
+struct StepResult {
+  std::vector<SampledToken> samples;  // [num_samples], in sample_seqs order
+  std::vector<float> logits;          // [num_tokens, vocab] when return_all_logits
+  int64_t vocab_size = 0;
+  double forward_seconds = 0.0;       // wall time of the step on the engine thread
+};
+
+// Checks a plan's internal consistency against the cache geometry (sizes of the CSR arrays,
+// monotone offsets, positions inside kv_len, block ids in range, enough blocks for kv_len, token
+// ids in the vocabulary). Engines call it in debug builds and on every step in tests; the
+// scheduler's plans must always pass it.
+struct KvGeometry {
+  int32_t num_blocks = 0;
+  int32_t block_size = 16;
+};
+
+Status validate_step_plan(const StepPlan& plan, const KvGeometry& kv, int64_t vocab_size);
+}  // namespace kiln::runtime
