@@ -34,7 +34,9 @@ struct RopeScaling {
   // yarn
   double beta_fast = 32.0;
   double beta_slow = 1.0;
-  std::optional<double> attention_factor;  // yarn "attention_factor" (mscale); derived when absent
+  // yarn "attention_factor"; when absent but "mscale" and "mscale_all_dim" are given, the parser
+  // derives it from them as transformers does; otherwise the runtime derives it from `factor`.
+  std::optional<double> attention_factor;
 };
 
 struct ModelConfig {
@@ -51,6 +53,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool attention_bias = false;       // q/k/v projections have biases (qwen2; llama's attention_bias)
+  bool attention_out_bias = false;   // o_proj has a bias too (llama's and qwen3's attention_bias; never qwen2)
   bool mlp_bias = false;             // llama's mlp_bias
   bool qk_norm = false;              // per-head RMSNorm on q and k before RoPE (qwen3)
   bool tie_word_embeddings = false;  // lm_head shares embed_tokens
