@@ -10,11 +10,10 @@
 
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
+#include "kiln/runtime/device.h"
 #include "kiln/runtime/step.h"
 
 namespace kiln::runtime {
-
-enum class DeviceKind { kCpu, kCuda };
 
 struct EngineOptions {
   DeviceKind device = DeviceKind::kCpu;

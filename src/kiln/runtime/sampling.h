@@ -33,7 +33,8 @@ struct TokenLogprob {
 
 struct SampledToken {
   int32_t token = -1;
-  float logprob = 0.0f;                 // log-softmax of the raw logits (after logit_bias), if asked
+  float logprob = 0.0f;                 // if asked: log-softmax after logit_bias and penalties,
+                                        // before temperature and truncation (ops/sample.h)
   std::vector<TokenLogprob> top;        // num_logprobs most likely, best first
 };
 

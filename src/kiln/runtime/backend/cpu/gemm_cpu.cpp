@@ -1,0 +1,222 @@
+#include "kiln/runtime/backend/cpu/gemm_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kiln/runtime/backend/cpu/parallel_cpu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define KILN_GEMM_X86 1
+#endif
+
+namespace kiln::runtime::cpu {
+namespace {
+
+constexpr int64_t kP = kGemmPanel;
+// K block: one panel's slice of kKc x 64 floats (64 KiB) stays in L2 while every row block of a
+// row chunk streams past it. Row chunk: kMc rows of x share that slice.
+constexpr int64_t kKc = 256;
+constexpr int64_t kMc = 96;
+constexpr int kMaxMr = 6;
+
+// Each kernel adds, for k in [k0, k1), x[r, k] * panel[k, j] into tile[r, j] (row stride kP),
+// one FMA per element per k, in increasing k.
+template <int MR>
+void kernel_scalar(const float* x, int64_t ldx, const float* panel, int64_t k0, int64_t k1, float* tile) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* wk = panel + k * kP;
+    for (int r = 0; r < MR; ++r) {
+      const float xr = x[r * ldx + k];
+      float* t = tile + r * kP;
+      for (int64_t j = 0; j < kP; ++j) t[j] = std::fma(xr, wk[j], t[j]);
+    }
+  }
+}
+
+#ifdef KILN_GEMM_X86
+template <int MR>
+__attribute__((target("avx512f"))) void kernel_avx512(const float* x, int64_t ldx, const float* panel, int64_t k0,
+                                                      int64_t k1, float* tile) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_loadu_ps(tile + r * kP + v * 16);
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* wk = panel + k * kP;
+    const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+    const __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xr = _mm512_set1_ps(x[r * ldx + k]);
+      acc[r][0] = _mm512_fmadd_ps(xr, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xr, w1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(xr, w2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(xr, w3, acc[r][3]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(tile + r * kP + v * 16, acc[r][v]);
+}
+
+// AVX2 has 16 registers: the panel is done as two halves of 32 columns, two rows at a time.
+template <int MR>
+__attribute__((target("avx2,fma"))) void kernel_avx2(const float* x, int64_t ldx, const float* panel, int64_t k0,
+                                                    int64_t k1, float* tile) {
+  for (int64_t half = 0; half < 2; ++half) {
+    const int64_t c0 = half * 32;
+    __m256 acc[MR][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm256_loadu_ps(tile + r * kP + c0 + v * 8);
+    for (int64_t k = k0; k < k1; ++k) {
+      const float* wk = panel + k * kP + c0;
+      const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+      const __m256 w2 = _mm256_loadu_ps(wk + 16), w3 = _mm256_loadu_ps(wk + 24);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m256 xr = _mm256_set1_ps(x[r * ldx + k]);
+        acc[r][0] = _mm256_fmadd_ps(xr, w0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(xr, w1, acc[r][1]);
+        acc[r][2] = _mm256_fmadd_ps(xr, w2, acc[r][2]);
+        acc[r][3] = _mm256_fmadd_ps(xr, w3, acc[r][3]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) _mm256_storeu_ps(tile + r * kP + c0 + v * 8, acc[r][v]);
+  }
+}
+#endif
+
+using Kernel = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+
+struct KernelSet {
+  int max_mr = 1;
+  Kernel by_mr[kMaxMr + 1] = {};
+};
+
+KernelSet kernels_for(GemmIsa isa) {
+  KernelSet s;
+  switch (isa) {
+#ifdef KILN_GEMM_X86
+    case GemmIsa::kAvx512:
+      s.max_mr = 6;
+      s.by_mr[1] = kernel_avx512<1>;
+      s.by_mr[2] = kernel_avx512<2>;
+      s.by_mr[3] = kernel_avx512<3>;
+      s.by_mr[4] = kernel_avx512<4>;
+      s.by_mr[5] = kernel_avx512<5>;
+      s.by_mr[6] = kernel_avx512<6>;
+      return s;
+    case GemmIsa::kAvx2:
+      s.max_mr = 2;
+      s.by_mr[1] = kernel_avx2<1>;
+      s.by_mr[2] = kernel_avx2<2>;
+      return s;
+#endif
+    default:
+      s.max_mr = 4;
+      s.by_mr[1] = kernel_scalar<1>;
+      s.by_mr[2] = kernel_scalar<2>;
+      s.by_mr[3] = kernel_scalar<3>;
+      s.by_mr[4] = kernel_scalar<4>;
+      return s;
+  }
+}
+
+GemmIsa detect_isa() {
+#ifdef KILN_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return GemmIsa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemmIsa::kAvx2;
+#endif
+  return GemmIsa::kScalar;
+}
+
+}  // namespace
+
+GemmIsa gemm_isa() {
+  static const GemmIsa isa = detect_isa();
+  return isa;
+}
+
+const char* gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::kAvx512: return "avx512";
+    case GemmIsa::kAvx2: return "avx2";
+    case GemmIsa::kScalar: return "scalar";
+  }
+  return "?";
+}
+
+int64_t packed_size(int64_t n, int64_t k) { return (n + kP - 1) / kP * kP * k; }
+
+void pack_weight(const float* w, int64_t n, int64_t k, float* packed) {
+  const int64_t panels = (n + kP - 1) / kP;
+  for (int64_t p = 0; p < panels; ++p) {
+    float* dst = packed + p * k * kP;
+    for (int64_t j = 0; j < kP; ++j) {
+      const int64_t row = p * kP + j;
+      if (row < n) {
+        const float* src = w + row * k;
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * kP + j] = src[kk];
+      } else {
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * kP + j] = 0.0f;
+      }
+    }
+  }
+}
+
+void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const float* packed, int64_t n,
+                 const float* bias, float* out, GemmIsa isa) {
+  if (m <= 0 || n <= 0) return;
+  const KernelSet ks = kernels_for(isa);
+  const int64_t panels = (n + kP - 1) / kP;
+  const int64_t chunks = (m + kMc - 1) / kMc;
+  parallel_for(ctx, panels * chunks, 1, [&](int64_t begin, int64_t end) {
+    alignas(64) float tile[kMaxMr * kP];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t p = t / chunks, chunk = t % chunks;
+      const int64_t col0 = p * kP, ncols = std::min(kP, n - col0);
+      const int64_t row_begin = chunk * kMc, row_end = std::min(m, row_begin + kMc);
+      const float* panel = packed + p * k * kP;
+      // k == 0 still needs one pass to write zeros (+ bias).
+      for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kKc) {
+        const int64_t k1 = std::min(k, k0 + kKc);
+        const bool first = k0 == 0, last = k1 == k;
+        for (int64_t r0 = row_begin; r0 < row_end; r0 += ks.max_mr) {
+          const int mr = static_cast<int>(std::min<int64_t>(ks.max_mr, row_end - r0));
+          for (int r = 0; r < mr; ++r) {
+            float* trow = tile + r * kP;
+            if (first) {
+              std::memset(trow, 0, sizeof(float) * kP);
+            } else {
+              std::memcpy(trow, out + (r0 + r) * n + col0, sizeof(float) * static_cast<size_t>(ncols));
+              std::memset(trow + ncols, 0, sizeof(float) * static_cast<size_t>(kP - ncols));
+            }
+          }
+          if (k1 > k0) ks.by_mr[mr](x + r0 * k, k, panel, k0, k1, tile);
+          for (int r = 0; r < mr; ++r) {
+            float* orow = out + (r0 + r) * n + col0;
+            const float* trow = tile + r * kP;
+            if (last && bias != nullptr) {
+              for (int64_t j = 0; j < ncols; ++j) orow[j] = trow[j] + bias[col0 + j];
+            } else {
+              std::memcpy(orow, trow, sizeof(float) * static_cast<size_t>(ncols));
+            }
+          }
+        }
+        if (k == 0) break;
+      }
+    }
+  });
+}
+
+}  // namespace kiln::runtime::cpu

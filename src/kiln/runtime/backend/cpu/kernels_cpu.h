@@ -1,0 +1,32 @@
+// The CPU backend's kernels (f32). The dispatchers in runtime/ops/ check arguments before calling
+// these, so the kernels only check what depends on tensor contents (ids, positions, slots).
+#pragma once
+
+#include <vector>
+
+#include "kiln/runtime/ops/linear.h"
+#include "kiln/runtime/ops/paged_attention.h"
+#include "kiln/runtime/ops/qkv_rope.h"
+#include "kiln/runtime/ops/sample.h"
+
+namespace kiln::runtime::cpu {
+
+Status embedding(const DeviceContext& ctx, const Tensor& token_ids, const Tensor& table, const Tensor& out);
+Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
+Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                    float eps, const Tensor& out);
+Result<ops::LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<const HostMatrix> parts,
+                                             std::span<const HostMatrix> bias_parts);
+Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out);
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out);
+Status gather_rows(const DeviceContext& ctx, const Tensor& x, const Tensor& rows, const Tensor& out);
+Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor& positions,
+                      const Tensor& slot_mapping, const Tensor& q_norm, const Tensor& k_norm,
+                      const Tensor& rope_table, const ops::QkvParams& params, const Tensor& kv_cache);
+Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor& kv_cache,
+                       const Tensor& query_start, const Tensor& kv_len, const Tensor& block_start,
+                       const Tensor& block_ids, const ops::AttentionParams& params, const Tensor& out);
+Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
+              std::vector<SampledToken>* out);
+
+}  // namespace kiln::runtime::cpu

@@ -1,0 +1,156 @@
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+#include <vector>
+
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/backend/cpu/parallel_cpu.h"
+#include "kiln/runtime/philox.h"
+
+namespace kiln::runtime::cpu {
+namespace {
+
+// Better-first order: higher logit, then lower id. Total, so every sort is deterministic.
+struct Better {
+  const float* l;
+  bool operator()(int32_t a, int32_t b) const { return l[a] > l[b] || (l[a] == l[b] && a < b); }
+};
+
+void apply_bias_and_penalties(const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, float* l) {
+  for (const auto& [token, bias] : sp.logit_bias) l[token] += bias;
+  if (!sp.needs_history()) return;
+  const int32_t b = batch.history_start[row], e = batch.history_start[row + 1];
+  const int32_t out_begin = b + batch.prompt_len[row];
+  if (sp.repetition_penalty != 1.0f) {
+    std::vector<int32_t> seen(batch.history_tokens.begin() + b, batch.history_tokens.begin() + e);
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    for (int32_t t : seen) l[t] = l[t] > 0.0f ? l[t] / sp.repetition_penalty : l[t] * sp.repetition_penalty;
+  }
+  if (sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f) {
+    std::unordered_map<int32_t, int32_t> counts;
+    for (int32_t j = out_begin; j < e; ++j) ++counts[batch.history_tokens[static_cast<size_t>(j)]];
+    for (const auto& [t, c] : counts)
+      l[t] -= sp.presence_penalty + sp.frequency_penalty * static_cast<float>(c);
+  }
+}
+
+SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, const float* raw,
+                        int64_t vocab) {
+  std::vector<float> l(raw, raw + vocab);
+  apply_bias_and_penalties(sp, batch, row, l.data());
+  const Better better{l.data()};
+
+  SampledToken result;
+  // Log-softmax of the biased, penalised logits (before temperature and truncation).
+  double log_z = 0.0;
+  if (sp.num_logprobs >= 0) {
+    const float mx = *std::max_element(l.begin(), l.end());
+    double z = 0.0;
+    for (int64_t i = 0; i < vocab; ++i) z += std::exp(static_cast<double>(l[static_cast<size_t>(i)]) - mx);
+    log_z = static_cast<double>(mx) + std::log(z);
+  }
+
+  if (sp.greedy()) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < vocab; ++i) if (better(i, best)) best = i;
+    result.token = best;
+  } else {
+    std::vector<int32_t> cand(static_cast<size_t>(vocab));
+    std::iota(cand.begin(), cand.end(), 0);
+    cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return std::isinf(l[t]) && l[t] < 0; }),
+               cand.end());
+    if (cand.empty()) {  // every token was biased to -inf: fall back to the raw argmax
+      int32_t best = 0;
+      for (int32_t i = 1; i < vocab; ++i) if (raw[i] > raw[best]) best = i;
+      result.token = best;
+    } else {
+      const bool sorted = sp.top_k > 0 || sp.top_p < 1.0f;
+      if (sp.top_k > 0 && static_cast<size_t>(sp.top_k) < cand.size()) {
+        std::nth_element(cand.begin(), cand.begin() + sp.top_k - 1, cand.end(), better);
+        const float kth = l[cand[static_cast<size_t>(sp.top_k) - 1]];
+        // Ties with the k-th logit stay, as transformers' top-k keeps them.
+        cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return l[t] < kth; }), cand.end());
+      }
+      if (sorted) std::sort(cand.begin(), cand.end(), better);
+      const double inv_t = 1.0 / static_cast<double>(sp.temperature);
+      float mx = -INFINITY;
+      for (int32_t t : cand) mx = std::max(mx, l[t]);
+      std::vector<double> prob(cand.size());
+      double total = 0.0;
+      for (size_t i = 0; i < cand.size(); ++i) {
+        prob[i] = std::exp((static_cast<double>(l[cand[i]]) - mx) * inv_t);
+        total += prob[i];
+      }
+      size_t keep = cand.size();
+      if (sp.top_p < 1.0f) {
+        // Smallest prefix (best first) whose mass reaches top_p.
+        double mass = 0.0;
+        for (size_t i = 0; i < cand.size(); ++i) {
+          mass += prob[i] / total;
+          if (mass >= static_cast<double>(sp.top_p)) {
+            keep = i + 1;
+            break;
+          }
+        }
+      }
+      if (sp.min_p > 0.0f) {
+        // p / p_max is unchanged by renormalisation; unnormalised, the best candidate's mass is 1.
+        const double pmax = 1.0;
+        size_t kept = 0;
+        for (size_t i = 0; i < keep; ++i)
+          if (prob[i] >= static_cast<double>(sp.min_p) * pmax) {
+            cand[kept] = cand[i];
+            prob[kept] = prob[i];
+            ++kept;
+          }
+        keep = std::max<size_t>(kept, 1);
+      }
+      double kept_total = 0.0;
+      for (size_t i = 0; i < keep; ++i) kept_total += prob[i];
+      const Philox4x32 r = philox_at(sp.seed, batch.positions[row]);
+      const double u = static_cast<double>(philox_uniform(r.v[0])) * kept_total;
+      double acc = 0.0;
+      result.token = cand[keep - 1];
+      for (size_t i = 0; i < keep; ++i) {
+        acc += prob[i];
+        if (u < acc) {
+          result.token = cand[i];
+          break;
+        }
+      }
+    }
+  }
+
+  if (sp.num_logprobs >= 0) {
+    result.logprob = static_cast<float>(static_cast<double>(l[static_cast<size_t>(result.token)]) - log_z);
+    if (sp.num_logprobs > 0) {
+      std::vector<int32_t> ids(static_cast<size_t>(vocab));
+      std::iota(ids.begin(), ids.end(), 0);
+      const auto k = static_cast<size_t>(sp.num_logprobs);
+      std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), better);
+      for (size_t i = 0; i < k; ++i)
+        result.top.push_back({ids[i], static_cast<float>(static_cast<double>(l[static_cast<size_t>(ids[i])]) - log_z)});
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
+              std::vector<SampledToken>* out) {
+  const int64_t m = logits.dim(0), vocab = logits.dim(1);
+  out->assign(static_cast<size_t>(m), SampledToken{});
+  const float* base = logits.data<float>();
+  parallel_for(ctx, m, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const auto row = static_cast<size_t>(i);
+      (*out)[row] = sample_row(batch.params[row], batch, row, base + i * vocab, vocab);
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace kiln::runtime::cpu

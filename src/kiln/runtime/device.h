@@ -1,0 +1,21 @@
+// Where tensors live and ops run.
+#pragma once
+
+#include <string>
+
+namespace kiln::runtime {
+
+enum class DeviceKind { kCpu, kCuda };
+
+struct Device {
+  DeviceKind kind = DeviceKind::kCpu;
+  int index = 0;
+
+  bool operator==(const Device&) const = default;
+  static Device cpu() { return {}; }
+  static Device cuda(int index = 0) { return {DeviceKind::kCuda, index}; }
+};
+
+std::string device_string(Device d);  // "cpu", "cuda:0"
+
+}  // namespace kiln::runtime

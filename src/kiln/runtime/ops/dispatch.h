@@ -1,0 +1,17 @@
+// Internal to runtime/ops/*.cpp: how a checked op reaches its backend.
+//
+// Each op's CUDA kernels are declared, in namespace kiln::runtime::cuda with the same signature as
+// the CPU kernel, in kiln/runtime/backend/cuda/<op>_cuda.h (a header that includes no CUDA
+// header). An op whose CUDA header is not there yet answers kUnimplemented on a CUDA context.
+#pragma once
+
+#include "kiln/core/str.h"
+#include "kiln/runtime/device_context.h"
+
+namespace kiln::runtime::ops {
+
+inline Status no_cuda_kernel(const char* op) {
+  return unimplemented(str_cat(op, ": no CUDA kernel in this build of kiln"));
+}
+
+}  // namespace kiln::runtime::ops

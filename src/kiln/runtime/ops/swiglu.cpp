@@ -1,0 +1,32 @@
+#include "kiln/runtime/ops/swiglu.h"
+
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/ops/dispatch.h"
+#include "kiln/runtime/weights.h"
+
+#if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/swiglu_cuda.h")
+#include "kiln/runtime/backend/cuda/swiglu_cuda.h"
+#define KILN_HAVE_CUDA_OP 1
+#endif
+
+namespace kiln::runtime::ops {
+
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  const DType dt = compute_dtype(ctx.device);
+  KILN_RETURN_IF_ERROR(check_tensor(gate_up, "swiglu gate_up", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_tensor(out, "swiglu out", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(out, "swiglu out", 0, gate_up.dim(0)));
+  if (gate_up.dim(1) != 2 * out.dim(1))
+    return invalid_argument(str_cat("swiglu: gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
+                                    out.shape_string()));
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::swiglu(ctx, gate_up, out);
+#else
+    return no_cuda_kernel("swiglu");
+#endif
+  }
+  return cpu::swiglu(ctx, gate_up, out);
+}
+
+}  // namespace kiln::runtime::ops
