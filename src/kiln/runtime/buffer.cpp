@@ -48,6 +48,14 @@ Result<Buffer> Buffer::allocate(Device device, DType dtype, std::vector<int64_t>
 
 Buffer::~Buffer() { release(); }
 
+Status Buffer::reshape(std::initializer_list<int64_t> shape) {
+  const Tensor t = tensor_.reshape(shape);
+  if (t.numel() != tensor_.numel())
+    return invalid_argument(str_cat("buffer: cannot reshape ", tensor_.shape_string(), " to ", t.shape_string()));
+  tensor_ = t;
+  return Status::ok();
+}
+
 Buffer::Buffer(Buffer&& other) noexcept : tensor_(std::exchange(other.tensor_, Tensor())) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {

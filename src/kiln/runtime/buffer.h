@@ -24,6 +24,8 @@ class Buffer {
   bool empty() const { return tensor_.empty(); }
   const Tensor& tensor() const { return tensor_; }
   int64_t nbytes() const { return tensor_.nbytes(); }
+  // Gives the buffer another shape with the same element count.
+  Status reshape(std::initializer_list<int64_t> shape);
 
  private:
   void release();

@@ -1,0 +1,159 @@
+#include "kiln/runtime/cpu_engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+#include "kiln/core/str.h"
+#include "kiln/runtime/backend/cpu/gemm_cpu.h"
+#include "kiln/runtime/ops/sample.h"
+
+namespace kiln::runtime {
+
+int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_token, int64_t max_model_len) {
+  if (options.kv_cache_bytes > 0) return options.kv_cache_bytes;
+  const int64_t phys = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
+  const int64_t wanted = static_cast<int64_t>(std::max(1, options.max_seqs)) * max_model_len * bytes_per_token;
+  return std::min(wanted, phys / 4);
+}
+
+Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& model_dir, const EngineOptions& options) {
+  if (options.device != DeviceKind::kCpu) return invalid_argument("CpuEngine: options name another device");
+  if (options.block_size <= 0) return invalid_argument(str_cat("engine: block_size ", options.block_size, " must be positive"));
+  if (options.max_batched_tokens <= 0 || options.max_seqs <= 0)
+    return invalid_argument("engine: max_batched_tokens and max_seqs must be positive");
+  auto e = std::unique_ptr<CpuEngine>(new CpuEngine());
+  e->options_ = options;
+  e->pool_ = std::make_unique<ThreadPool>(options.num_threads);
+  e->ctx_.device = Device::cpu();
+  e->ctx_.pool = e->pool_.get();
+
+  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  KILN_ASSIGN_OR_RETURN(e->checkpoint_, model::Checkpoint::open(model_dir));
+  e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
+  if (e->max_model_len_ <= 0 || e->max_model_len_ > (int64_t{1} << 30))
+    return invalid_argument(str_cat("engine: max_model_len ", e->max_model_len_, " is not usable"));
+  KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *e->checkpoint_, e->max_model_len_));
+  // Every weight now lives in engine buffers; the mapping is no longer needed.
+  e->checkpoint_.reset();
+
+  KvCacheShape shape;
+  shape.num_layers = config.num_layers;
+  shape.block_size = options.block_size;
+  shape.num_kv_heads = config.num_kv_heads;
+  shape.head_dim = config.head_dim;
+  const int64_t per_block = shape.bytes_per_block(DType::kF32);
+  const int64_t bytes = cpu_kv_cache_bytes(options, per_block / options.block_size, e->max_model_len_);
+  shape.num_blocks = std::min<int64_t>(bytes / per_block, std::numeric_limits<int32_t>::max());
+  if (shape.num_blocks <= 0)
+    return resource_exhausted(str_cat("engine: a KV cache of ", format_bytes(double(bytes)), " holds no block of ",
+                                      format_bytes(double(per_block))));
+  KILN_ASSIGN_OR_RETURN(e->cache_, KvCache::allocate(e->ctx_, shape, DType::kF32));
+  return e;
+}
+
+KvGeometry CpuEngine::kv_geometry() const {
+  return {static_cast<int32_t>(cache_.shape().num_blocks), static_cast<int32_t>(cache_.shape().block_size)};
+}
+
+MemoryUsage CpuEngine::memory_usage() const {
+  MemoryUsage u;
+  u.weights_bytes = model_->weights_bytes();
+  u.kv_cache_bytes = cache_.nbytes();
+  u.workspace_bytes = model_->workspace_bytes() + static_cast<int64_t>(logits_.capacity() * sizeof(float));
+  return u;
+}
+
+std::string CpuEngine::device_name() const {
+  return str_cat("cpu (", ctx_.pool->num_threads(), " threads, ", cpu::gemm_isa_name(cpu::gemm_isa()), ")");
+}
+
+Result<StepResult> CpuEngine::step(const StepPlan& plan) {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t vocab = model_->config().vocab_size;
+  KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
+  const int32_t n = plan.num_tokens(), s = plan.num_seqs(), m = plan.num_samples();
+  if (n > options_.max_batched_tokens)
+    return invalid_argument(str_cat("step plan: ", n, " tokens exceed max_batched_tokens ", options_.max_batched_tokens));
+  if (s > options_.max_seqs)
+    return invalid_argument(str_cat("step plan: ", s, " sequences exceed max_seqs ", options_.max_seqs));
+  int32_t max_query = 0, max_kv = 0;
+  for (int32_t i = 0; i < s; ++i) {
+    const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
+    if (kv_len > max_model_len_)
+      return invalid_argument(str_cat("step plan: sequence ", i, " has kv_len ", kv_len, " beyond max_model_len ", max_model_len_));
+    max_query = std::max(max_query, plan.query_start[static_cast<size_t>(i) + 1] - plan.query_start[static_cast<size_t>(i)]);
+    max_kv = std::max(max_kv, kv_len);
+  }
+
+  // Host metadata: the CPU ops read it in place.
+  const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
+  std::vector<int32_t> slots(static_cast<size_t>(n));
+  for (int32_t i = 0; i < s; ++i) {
+    const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
+    for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
+      const int32_t pos = plan.positions[static_cast<size_t>(t)];
+      slots[static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
+    }
+  }
+  // The token row of each sample's last new token.
+  std::vector<int32_t> sample_rows(static_cast<size_t>(m));
+  for (int32_t j = 0; j < m; ++j)
+    sample_rows[static_cast<size_t>(j)] = plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+  std::vector<int32_t> all_rows;
+  if (plan.return_all_logits) {
+    all_rows.resize(static_cast<size_t>(n));
+    for (int32_t t = 0; t < n; ++t) all_rows[static_cast<size_t>(t)] = t;
+  }
+  const std::vector<int32_t>& rows = plan.return_all_logits ? all_rows : sample_rows;
+
+  auto view = [](const std::vector<int32_t>& v) {
+    return Tensor(const_cast<int32_t*>(v.data()), DType::kI32, Device::cpu(), {static_cast<int64_t>(v.size())});
+  };
+  models::ForwardInputs in;
+  in.token_ids = view(plan.token_ids);
+  in.positions = view(plan.positions);
+  in.slot_mapping = view(slots);
+  in.query_start = view(plan.query_start);
+  in.kv_len = view(plan.kv_len);
+  in.block_start = view(plan.block_start);
+  in.block_ids = view(plan.block_ids);
+  in.logit_rows = view(rows);
+  in.max_query_len = max_query;
+  in.max_kv_len = max_kv;
+
+  logits_.resize(rows.size() * static_cast<size_t>(vocab));
+  const Tensor logits(logits_.data(), DType::kF32, Device::cpu(), {static_cast<int64_t>(rows.size()), vocab});
+  KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits));
+
+  StepResult result;
+  result.vocab_size = vocab;
+  std::vector<int32_t> sample_positions(static_cast<size_t>(m));
+  for (int32_t j = 0; j < m; ++j)
+    sample_positions[static_cast<size_t>(j)] = plan.kv_len[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)])];
+  if (m > 0) {
+    ops::SamplingBatch batch;
+    batch.params = plan.sampling;
+    batch.positions = sample_positions;
+    batch.history_start = plan.history_start;
+    batch.history_tokens = plan.history_tokens;
+    batch.prompt_len = plan.prompt_len;
+    std::vector<float> picked;
+    Tensor sample_logits = logits;
+    if (plan.return_all_logits) {
+      picked.resize(static_cast<size_t>(m) * static_cast<size_t>(vocab));
+      for (int32_t j = 0; j < m; ++j)
+        std::copy_n(logits_.data() + static_cast<int64_t>(sample_rows[static_cast<size_t>(j)]) * vocab, vocab,
+                    picked.data() + static_cast<int64_t>(j) * vocab);
+      sample_logits = Tensor(picked.data(), DType::kF32, Device::cpu(), {m, vocab});
+    }
+    KILN_RETURN_IF_ERROR(ops::sample(ctx_, sample_logits, batch, &result.samples));
+  }
+  if (plan.return_all_logits) result.logits = logits_;
+  result.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace kiln::runtime

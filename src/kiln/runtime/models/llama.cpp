@@ -1,0 +1,186 @@
+#include "kiln/runtime/models/llama.h"
+
+#include <cmath>
+#include <string>
+
+#include "kiln/core/str.h"
+#include "kiln/runtime/ops/embedding.h"
+#include "kiln/runtime/ops/gather_rows.h"
+#include "kiln/runtime/ops/paged_attention.h"
+#include "kiln/runtime/ops/qkv_rope.h"
+#include "kiln/runtime/ops/rms_norm.h"
+#include "kiln/runtime/ops/swiglu.h"
+#include "kiln/runtime/rope.h"
+#include "kiln/runtime/weights.h"
+
+namespace kiln::runtime::models {
+namespace {
+
+Result<HostMatrix> host_tensor(const model::Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
+  KILN_ASSIGN_OR_RETURN(const model::TensorInfo* t, ck.get(name, shape));
+  HostMatrix m;
+  m.data = t->data;
+  m.dtype = t->dtype;
+  m.rows = shape.size() == 2 ? shape[0] : 1;
+  m.cols = shape.back();
+  m.name = name;
+  return m;
+}
+
+// A 1-D weight ([n]) on the device, in compute dtype.
+Result<Buffer> load_vector(const DeviceContext& ctx, const model::Checkpoint& ck, const std::string& name, int64_t n) {
+  KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, name, {n}));
+  KILN_ASSIGN_OR_RETURN(Buffer b, upload_matrix(ctx, std::span<const HostMatrix>(&m, 1), compute_dtype(ctx.device)));
+  KILN_RETURN_IF_ERROR(b.reshape({n}));
+  return b;
+}
+
+// Linear weights "<prefix><part>.weight" stacked in `parts` order; biases when `bias` is set.
+Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Checkpoint& ck, const std::string& prefix,
+                                      const std::vector<std::pair<std::string, int64_t>>& parts, int64_t in_features,
+                                      bool bias) {
+  std::vector<HostMatrix> w, b;
+  for (const auto& [name, rows] : parts) {
+    KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, prefix + name + ".weight", {rows, in_features}));
+    w.push_back(std::move(m));
+    if (bias) {
+      KILN_ASSIGN_OR_RETURN(HostMatrix bm, host_tensor(ck, prefix + name + ".bias", {rows}));
+      b.push_back(std::move(bm));
+    }
+  }
+  return ops::load_linear_weight(ctx, w, b);
+}
+
+int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.bias.nbytes(); }
+
+}  // namespace
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, const model::ModelConfig& config,
+                                                     const model::Checkpoint& ck, int64_t max_positions) {
+  KILN_RETURN_IF_ERROR(model::validate_model_config(config));
+  auto m = std::unique_ptr<LlamaModel>(new LlamaModel());
+  m->config_ = config;
+  const model::ModelConfig& c = m->config_;
+  const int64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
+  const int64_t d = c.head_dim;
+  const DType dt = compute_dtype(ctx.device);
+
+  KILN_ASSIGN_OR_RETURN(HostMatrix embed, host_tensor(ck, "model.embed_tokens.weight", {vocab, hidden}));
+  KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1), dt));
+  KILN_ASSIGN_OR_RETURN(m->final_norm_, load_vector(ctx, ck, "model.norm.weight", hidden));
+  if (c.tie_word_embeddings) {
+    KILN_ASSIGN_OR_RETURN(m->lm_head_, ops::load_linear_weight(ctx, std::span<const HostMatrix>(&embed, 1)));
+  } else {
+    KILN_ASSIGN_OR_RETURN(m->lm_head_, load_linear(ctx, ck, "lm_head", {{"", vocab}}, hidden, false));
+  }
+  m->weights_bytes_ = m->embed_.nbytes() + m->final_norm_.nbytes() + linear_bytes(m->lm_head_);
+
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = str_cat("model.layers.", i, ".");
+    Layer l;
+    KILN_ASSIGN_OR_RETURN(l.input_norm, load_vector(ctx, ck, p + "input_layernorm.weight", hidden));
+    KILN_ASSIGN_OR_RETURN(l.post_attention_norm, load_vector(ctx, ck, p + "post_attention_layernorm.weight", hidden));
+    if (c.qk_norm) {
+      KILN_ASSIGN_OR_RETURN(l.q_norm, load_vector(ctx, ck, p + "self_attn.q_norm.weight", d));
+      KILN_ASSIGN_OR_RETURN(l.k_norm, load_vector(ctx, ck, p + "self_attn.k_norm.weight", d));
+    }
+    KILN_ASSIGN_OR_RETURN(l.qkv, load_linear(ctx, ck, p + "self_attn.",
+                                             {{"q_proj", c.q_size()}, {"k_proj", c.kv_size()}, {"v_proj", c.kv_size()}},
+                                             hidden, c.attention_bias));
+    // llama's attention_bias also covers o_proj; qwen2 has q/k/v biases only.
+    const bool o_bias = c.attention_bias && ck.has(p + "self_attn.o_proj.bias");
+    KILN_ASSIGN_OR_RETURN(l.o, load_linear(ctx, ck, p + "self_attn.", {{"o_proj", hidden}}, c.q_size(), o_bias));
+    KILN_ASSIGN_OR_RETURN(l.gate_up, load_linear(ctx, ck, p + "mlp.", {{"gate_proj", inter}, {"up_proj", inter}}, hidden,
+                                                 c.mlp_bias));
+    KILN_ASSIGN_OR_RETURN(l.down, load_linear(ctx, ck, p + "mlp.", {{"down_proj", hidden}}, inter, c.mlp_bias));
+    m->weights_bytes_ += l.input_norm.nbytes() + l.post_attention_norm.nbytes() + l.q_norm.nbytes() + l.k_norm.nbytes() +
+                         linear_bytes(l.qkv) + linear_bytes(l.o) + linear_bytes(l.gate_up) + linear_bytes(l.down);
+    m->layers_.push_back(std::move(l));
+  }
+
+  KILN_ASSIGN_OR_RETURN(std::vector<float> table, rope_table(c, max_positions));
+  KILN_ASSIGN_OR_RETURN(m->rope_, Buffer::allocate(ctx.device, DType::kF32, {max_positions, d}));
+  KILN_RETURN_IF_ERROR(copy_to_device(ctx, table.data(), m->rope_.tensor()));
+  KILN_RETURN_IF_ERROR(synchronize(ctx));
+  return m;
+}
+
+int64_t LlamaModel::workspace_bytes() const {
+  return residual_.nbytes() + normed_.nbytes() + qkv_.nbytes() + attn_.nbytes() + delta_.nbytes() + gate_up_.nbytes() +
+         act_.nbytes() + selected_.nbytes();
+}
+
+Status LlamaModel::ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t m) {
+  const model::ModelConfig& c = config_;
+  const DType dt = compute_dtype(ctx.device);
+  if (n > ws_tokens_) {
+    const int64_t qkv_width = c.q_size() + 2 * c.kv_size();
+    KILN_ASSIGN_OR_RETURN(residual_, Buffer::allocate(ctx.device, dt, {n, c.hidden_size}));
+    KILN_ASSIGN_OR_RETURN(normed_, Buffer::allocate(ctx.device, dt, {n, c.hidden_size}));
+    KILN_ASSIGN_OR_RETURN(qkv_, Buffer::allocate(ctx.device, dt, {n, qkv_width}));
+    KILN_ASSIGN_OR_RETURN(attn_, Buffer::allocate(ctx.device, dt, {n, c.q_size()}));
+    KILN_ASSIGN_OR_RETURN(delta_, Buffer::allocate(ctx.device, dt, {n, c.hidden_size}));
+    KILN_ASSIGN_OR_RETURN(gate_up_, Buffer::allocate(ctx.device, dt, {n, 2 * c.intermediate_size}));
+    KILN_ASSIGN_OR_RETURN(act_, Buffer::allocate(ctx.device, dt, {n, c.intermediate_size}));
+    ws_tokens_ = n;
+  }
+  if (m > ws_rows_) {
+    KILN_ASSIGN_OR_RETURN(selected_, Buffer::allocate(ctx.device, dt, {m, c.hidden_size}));
+    ws_rows_ = m;
+  }
+  return Status::ok();
+}
+
+Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache,
+                           const Tensor& logits) {
+  const model::ModelConfig& c = config_;
+  const int64_t n = in.token_ids.dim(0), m = in.logit_rows.dim(0);
+  if (n == 0) return Status::ok();
+  KILN_RETURN_IF_ERROR(ensure_workspace(ctx, n, std::max<int64_t>(m, 1)));
+  const Tensor residual = residual_.tensor().rows(0, n), normed = normed_.tensor().rows(0, n);
+  const Tensor qkv = qkv_.tensor().rows(0, n), attn = attn_.tensor().rows(0, n);
+  const Tensor delta = delta_.tensor().rows(0, n), gate_up = gate_up_.tensor().rows(0, n);
+  const Tensor act = act_.tensor().rows(0, n), selected = selected_.tensor().rows(0, m);
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  ops::QkvParams qp;
+  qp.num_heads = c.num_heads;
+  qp.num_kv_heads = c.num_kv_heads;
+  qp.head_dim = c.head_dim;
+  qp.qk_norm_eps = eps;
+  ops::AttentionParams ap;
+  ap.num_heads = c.num_heads;
+  ap.num_kv_heads = c.num_kv_heads;
+  ap.head_dim = c.head_dim;
+  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  ap.sliding_window = c.sliding_window.value_or(0);
+  ap.max_query_len = in.max_query_len;
+  ap.max_kv_len = in.max_kv_len;
+
+  KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embed_.tensor(), residual));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const Tensor& kv = cache.layer(static_cast<int64_t>(i));
+    if (i == 0) {
+      KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, l.input_norm.tensor(), eps, normed));
+    } else {
+      KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, l.input_norm.tensor(), eps, normed));
+    }
+    KILN_RETURN_IF_ERROR(ops::linear(ctx, normed, l.qkv, qkv));
+    KILN_RETURN_IF_ERROR(ops::qkv_rope_cache(ctx, qkv, in.positions, in.slot_mapping, l.q_norm.tensor(),
+                                             l.k_norm.tensor(), rope_.tensor(), qp, kv));
+    KILN_RETURN_IF_ERROR(ops::paged_attention(ctx, qkv, kv, in.query_start, in.kv_len, in.block_start, in.block_ids,
+                                              ap, attn));
+    KILN_RETURN_IF_ERROR(ops::linear(ctx, attn, l.o, delta));
+    KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, l.post_attention_norm.tensor(), eps, normed));
+    KILN_RETURN_IF_ERROR(ops::linear(ctx, normed, l.gate_up, gate_up));
+    KILN_RETURN_IF_ERROR(ops::swiglu(ctx, gate_up, act));
+    KILN_RETURN_IF_ERROR(ops::linear(ctx, act, l.down, delta));
+  }
+  if (m == 0) return Status::ok();
+  KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, final_norm_.tensor(), eps, normed));
+  KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, normed, in.logit_rows, selected));
+  return ops::linear(ctx, selected, lm_head_, logits);
+}
+
+}  // namespace kiln::runtime::models

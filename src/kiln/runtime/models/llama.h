@@ -1,0 +1,70 @@
+// The llama family: llama, mistral, qwen2 and qwen3. One pre-norm decoder; the members differ only
+// in flags of model::ModelConfig (attention bias, qk-norm, sliding window, tied embeddings), which
+// select weights at load and parameters of the ops, never branches inside kernels.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/model/checkpoint.h"
+#include "kiln/model/config.h"
+#include "kiln/runtime/buffer.h"
+#include "kiln/runtime/kv_cache.h"
+#include "kiln/runtime/ops/linear.h"
+
+namespace kiln::runtime::models {
+
+// A step's inputs, as tensors on the model's device (see StepPlan for their meaning).
+struct ForwardInputs {
+  Tensor token_ids;     // [n] I32
+  Tensor positions;     // [n] I32
+  Tensor slot_mapping;  // [n] I32: block * block_size + position % block_size
+  Tensor query_start;   // [S + 1] I32
+  Tensor kv_len;        // [S] I32
+  Tensor block_start;   // [S + 1] I32
+  Tensor block_ids;     // [B] I32
+  Tensor logit_rows;    // [m] I32: the token rows whose logits are wanted
+  int64_t max_query_len = 0;
+  int64_t max_kv_len = 0;
+};
+
+class LlamaModel {
+ public:
+  // Reads every weight of `config`'s architecture from `checkpoint` (widened or narrowed to the
+  // device's compute dtype); q/k/v and gate/up are concatenated. `max_positions` sizes the RoPE table.
+  static Result<std::unique_ptr<LlamaModel>> load(const DeviceContext& ctx, const model::ModelConfig& config,
+                                                  const model::Checkpoint& checkpoint, int64_t max_positions);
+
+  // Runs the decoder over the step's tokens, writing their K/V into `cache` and the logits of
+  // `in.logit_rows` into `logits` [m, vocab] (F32).
+  Status forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache, const Tensor& logits);
+
+  const model::ModelConfig& config() const { return config_; }
+  int64_t weights_bytes() const { return weights_bytes_; }
+  int64_t workspace_bytes() const;
+  int64_t max_positions() const { return rope_.tensor().dim(0); }
+
+ private:
+  struct Layer {
+    Buffer input_norm, post_attention_norm;  // [hidden]
+    Buffer q_norm, k_norm;                   // [head_dim] (qk-norm) or empty
+    ops::LinearWeight qkv, o, gate_up, down;
+  };
+  Status ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t m);
+
+  model::ModelConfig config_;
+  Buffer embed_;       // [vocab, hidden]
+  Buffer final_norm_;  // [hidden]
+  ops::LinearWeight lm_head_;
+  std::vector<Layer> layers_;
+  Buffer rope_;        // [max_positions, head_dim] F32
+  int64_t weights_bytes_ = 0;
+
+  // Activations, grown to the largest step seen so far.
+  int64_t ws_tokens_ = 0, ws_rows_ = 0;
+  Buffer residual_, normed_, qkv_, attn_, delta_, gate_up_, act_, selected_;
+};
+
+}  // namespace kiln::runtime::models
