@@ -1,0 +1,197 @@
+// Embedding gather, row gather, RMSNorm (alone and fused with the residual add) and SwiGLU.
+#include <algorithm>
+
+#include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/kernels.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+using dev::bf16;
+using dev::Bf16x8;
+
+__global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __restrict__ table,
+                                 int64_t vocab, int64_t hidden, bf16* __restrict__ out) {
+  const int64_t row = blockIdx.x;
+  int64_t id = ids[row];
+  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);
+  const bf16* src = table + id * hidden;
+  bf16* dst = out + row * hidden;
+  if ((hidden & 7) == 0) {
+    const auto* s8 = reinterpret_cast<const uint4*>(src);
+    auto* d8 = reinterpret_cast<uint4*>(dst);
+    for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) d8[i] = s8[i];
+  } else {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = src[i];
+  }
+}
+
+__global__ void gather_rows_kernel(const uint8_t* __restrict__ x, const int32_t* __restrict__ rows,
+                                   int64_t row_bytes, uint8_t* __restrict__ out) {
+  const uint8_t* src = x + static_cast<int64_t>(rows[blockIdx.x]) * row_bytes;
+  uint8_t* dst = out + static_cast<int64_t>(blockIdx.x) * row_bytes;
+  if ((row_bytes & 15) == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0 &&
+      (reinterpret_cast<uintptr_t>(out) & 15) == 0) {
+    for (int64_t i = threadIdx.x; i < row_bytes / 16; i += blockDim.x)
+      reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(src)[i];
+  } else {
+    for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) dst[i] = src[i];
+  }
+}
+
+template <typename R>
+__device__ __forceinline__ float load_res(const R* p);
+template <>
+__device__ __forceinline__ float load_res<float>(const float* p) { return *p; }
+template <>
+__device__ __forceinline__ float load_res<bf16>(const bf16* p) { return dev::to_f(*p); }
+
+template <typename R>
+__device__ __forceinline__ float store_res(R* p, float v);  // returns the stored (rounded) value
+template <>
+__device__ __forceinline__ float store_res<float>(float* p, float v) { *p = v; return v; }
+template <>
+__device__ __forceinline__ float store_res<bf16>(bf16* p, float v) {
+  const bf16 b = dev::to_bf(v);
+  *p = b;
+  return dev::to_f(b);
+}
+
+// One block per row. kAdd: residual += x first and normalise the sum; otherwise normalise x
+// (then R is bf16 and `residual` is x itself, read only).
+template <typename R, bool kAdd>
+__global__ void rms_norm_kernel(const bf16* x, R* residual, const bf16* __restrict__ weight,
+                                int64_t hidden, float eps, bf16* out) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const bf16* xr = x + row * hidden;
+  R* rr = residual + row * hidden;
+  bf16* orow = out + row * hidden;
+  float ss = 0.0f;
+  if ((hidden & 7) == 0) {
+    for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
+      float v[8];
+      dev::unpack8(reinterpret_cast<const Bf16x8*>(xr)[i], v);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if constexpr (kAdd) v[j] = store_res<R>(rr + 8 * i + j, load_res<R>(rr + 8 * i + j) + v[j]);
+        ss += v[j] * v[j];
+      }
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+      float v = dev::to_f(xr[i]);
+      if constexpr (kAdd) v = store_res<R>(rr + i, load_res<R>(rr + i) + v);
+      ss += v * v;
+    }
+  }
+  ss = dev::block_sum(ss, scratch);
+  const float rs = rsqrtf(ss / static_cast<float>(hidden) + eps);
+  // Each thread reads back only what it wrote itself (same index split), so no barrier is needed
+  // between the passes; out may alias x because x is no longer read by anyone else after this.
+  if ((hidden & 7) == 0) {
+    for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
+      float v[8], w[8];
+      if constexpr (kAdd) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[j] = load_res<R>(rr + 8 * i + j);
+      } else {
+        dev::unpack8(reinterpret_cast<const Bf16x8*>(xr)[i], v);
+      }
+      dev::unpack8(reinterpret_cast<const Bf16x8*>(weight)[i], w);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = v[j] * rs * w[j];
+      reinterpret_cast<Bf16x8*>(orow)[i] = dev::pack8(v);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+      const float v = kAdd ? load_res<R>(rr + i) : dev::to_f(xr[i]);
+      orow[i] = dev::to_bf(v * rs * dev::to_f(weight[i]));
+    }
+  }
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
+
+__global__ void swiglu_kernel(const bf16* __restrict__ gate_up, int64_t n, int64_t inter,
+                              bf16* __restrict__ out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool vec = (inter & 7) == 0;
+  if (i >= (vec ? inter / 8 : inter)) return;
+  for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    const bf16* g = gate_up + row * 2 * inter;
+    const bf16* u = g + inter;
+    bf16* o = out + row * inter;
+    if (vec) {
+      float gv[8], uv[8];
+      dev::unpack8(reinterpret_cast<const Bf16x8*>(g)[i], gv);
+      dev::unpack8(reinterpret_cast<const Bf16x8*>(u)[i], uv);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) gv[j] = silu(gv[j]) * uv[j];
+      reinterpret_cast<Bf16x8*>(o)[i] = dev::pack8(gv);
+    } else {
+      o[i] = dev::to_bf(silu(dev::to_f(g[i])) * dev::to_f(u[i]));
+    }
+  }
+}
+
+int norm_threads(int64_t hidden) {
+  const int64_t per = (hidden & 7) == 0 ? hidden / 8 : hidden;
+  int t = 32;
+  while (t < per && t < 1024) t *= 2;
+  return t;
+}
+
+}  // namespace
+
+Status launch_embedding(const int32_t* ids, int64_t n, const uint16_t* table, int64_t vocab, int64_t hidden,
+                        uint16_t* out, Stream stream) {
+  if (n == 0) return Status::ok();
+  embedding_kernel<<<static_cast<unsigned>(n), 256, 0, stream>>>(
+      ids, reinterpret_cast<const bf16*>(table), vocab, hidden, reinterpret_cast<bf16*>(out));
+  return launch_status("embedding_kernel");
+}
+
+Status launch_gather_rows(const void* x, const int32_t* rows, int64_t m, int64_t row_bytes, void* out,
+                          Stream stream) {
+  if (m == 0) return Status::ok();
+  gather_rows_kernel<<<static_cast<unsigned>(m), 256, 0, stream>>>(
+      static_cast<const uint8_t*>(x), rows, row_bytes, static_cast<uint8_t*>(out));
+  return launch_status("gather_rows_kernel");
+}
+
+Status launch_rms_norm(const uint16_t* x, const uint16_t* weight, int64_t n, int64_t hidden, float eps,
+                       uint16_t* out, Stream stream) {
+  if (n == 0) return Status::ok();
+  const auto* xb = reinterpret_cast<const bf16*>(x);
+  rms_norm_kernel<bf16, false><<<static_cast<unsigned>(n), norm_threads(hidden), 0, stream>>>(
+      xb, const_cast<bf16*>(xb), reinterpret_cast<const bf16*>(weight), hidden, eps, reinterpret_cast<bf16*>(out));
+  return launch_status("rms_norm_kernel");
+}
+
+Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32, const uint16_t* weight,
+                           int64_t n, int64_t hidden, float eps, uint16_t* out, Stream stream) {
+  if (n == 0) return Status::ok();
+  const auto* xb = reinterpret_cast<const bf16*>(x);
+  const auto* wb = reinterpret_cast<const bf16*>(weight);
+  auto* ob = reinterpret_cast<bf16*>(out);
+  const unsigned grid = static_cast<unsigned>(n);
+  if (residual_f32) {
+    rms_norm_kernel<float, true><<<grid, norm_threads(hidden), 0, stream>>>(xb, static_cast<float*>(residual), wb,
+                                                                            hidden, eps, ob);
+  } else {
+    rms_norm_kernel<bf16, true><<<grid, norm_threads(hidden), 0, stream>>>(xb, static_cast<bf16*>(residual), wb,
+                                                                           hidden, eps, ob);
+  }
+  return launch_status("add_rms_norm_kernel");
+}
+
+Status launch_swiglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream) {
+  if (n == 0) return Status::ok();
+  const int64_t per_row = (inter & 7) == 0 ? inter / 8 : inter;
+  const dim3 grid(static_cast<unsigned>((per_row + 255) / 256), static_cast<unsigned>(std::min<int64_t>(n, 65535)));
+  swiglu_kernel<<<grid, 256, 0, stream>>>(reinterpret_cast<const bf16*>(gate_up), n, inter, reinterpret_cast<bf16*>(out));
+  return launch_status("swiglu_kernel");
+}
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,223 @@
+#include "kiln/runtime/backend/cuda/gemm.h"
+
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <type_traits>
+
+#include "kiln/runtime/backend/cuda/cuda_util.cuh"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+using dev::bf16;
+using dev::Bf16x8;
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+constexpr int kSmallMWarps = 8;
+constexpr int kSmallMUnroll = 4;
+
+// One warp per output column: the warp streams w[col, :] once (16-byte loads, kSmallMUnroll in
+// flight per lane) against the M rows of x, which stay in L1/L2.
+template <int M, typename Y>
+__global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* __restrict__ x,
+                                                                     const bf16* __restrict__ w,
+                                                                     const bf16* __restrict__ bias,
+                                                                     Y* __restrict__ y, int64_t n, int64_t k) {
+  const int lane = threadIdx.x & 31;
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + (threadIdx.x >> 5);
+  if (col >= n) return;
+  const int64_t kv = k / 8;
+  const auto* wv = reinterpret_cast<const Bf16x8*>(w + col * k);
+  const auto* xv = reinterpret_cast<const Bf16x8*>(x);
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  int64_t v = lane;
+  for (; v + 32 * (kSmallMUnroll - 1) < kv; v += 32 * kSmallMUnroll) {
+    Bf16x8 wr[kSmallMUnroll];
+#pragma unroll
+    for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
+#pragma unroll
+    for (int u = 0; u < kSmallMUnroll; ++u) {
+      float wf[8];
+      dev::unpack8(wr[u], wf);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float xf[8];
+        dev::unpack8(xv[m * kv + v + 32 * u], xf);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
+      }
+    }
+  }
+  for (; v < kv; v += 32) {
+    float wf[8];
+    dev::unpack8(wv[v], wf);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float xf[8];
+      dev::unpack8(xv[m * kv + v], xf);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
+  if (lane == 0) {
+    const float b = bias != nullptr ? dev::to_f(bias[col]) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if constexpr (std::is_same_v<Y, float>) {
+        y[m * n + col] = acc[m] + b;
+      } else {
+        y[m * n + col] = dev::to_bf(acc[m] + b);
+      }
+    }
+  }
+}
+
+template <int M>
+Status launch_small_m_fixed(const GemmArgs& a, Stream stream) {
+  const unsigned grid = static_cast<unsigned>((a.n + kSmallMWarps - 1) / kSmallMWarps);
+  const auto* x = reinterpret_cast<const bf16*>(a.x);
+  const auto* w = reinterpret_cast<const bf16*>(a.w);
+  const auto* b = reinterpret_cast<const bf16*>(a.bias);
+  if (a.y_f32) {
+    small_m_kernel<M, float><<<grid, 32 * kSmallMWarps, 0, stream>>>(x, w, b, static_cast<float*>(a.y), a.n, a.k);
+  } else {
+    small_m_kernel<M, bf16><<<grid, 32 * kSmallMWarps, 0, stream>>>(x, w, b, static_cast<bf16*>(a.y), a.n, a.k);
+  }
+  return launch_status("small_m_kernel");
+}
+
+Status launch_small_m(const GemmArgs& a, Stream stream) {
+  switch (a.m) {
+    case 1: return launch_small_m_fixed<1>(a, stream);
+    case 2: return launch_small_m_fixed<2>(a, stream);
+    case 3: return launch_small_m_fixed<3>(a, stream);
+    case 4: return launch_small_m_fixed<4>(a, stream);
+    case 5: return launch_small_m_fixed<5>(a, stream);
+    case 6: return launch_small_m_fixed<6>(a, stream);
+    case 7: return launch_small_m_fixed<7>(a, stream);
+    case 8: return launch_small_m_fixed<8>(a, stream);
+    default: return invalid_argument(str_cat("gemm: the small-m kernel takes 1 to ", kSmallMMax, " rows, not ", a.m));
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// ---- cuBLASLt ----
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {
+    if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
+    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
+    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
+    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
+  }
+};
+
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool>;  // device, m, n, k, y_f32, bias
+
+// Per engine thread: a plan's descriptor is modified (bias pointer) on every call.
+thread_local std::map<PlanKey, std::unique_ptr<Plan>> t_plans;
+
+struct Workspaces {
+  std::mutex mu;
+  std::map<int, void*> by_device;  // never freed: one per device for the life of the process
+};
+
+Result<void*> workspace(int device) {
+  static Workspaces* w = new Workspaces();
+  std::lock_guard<std::mutex> lock(w->mu);
+  auto it = w->by_device.find(device);
+  if (it != w->by_device.end()) return it->second;
+  void* p = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, kWorkspaceBytes));
+  w->by_device[device] = p;
+  return p;
+}
+
+Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const GemmArgs& g) {
+  const PlanKey key{device, g.m, g.n, g.k, g.y_f32, g.bias != nullptr};
+  auto it = t_plans.find(key);
+  if (it != t_plans.end()) return it->second.get();
+  auto p = std::make_unique<Plan>();
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (g.bias != nullptr) {
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bt = CUDA_R_16BF;
+    KILN_CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    KILN_CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    KILN_CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  // Row-major y[m, n] = x w^T is column-major y^T[n, m] = (w as [k, n])^T (x as [k, m]).
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, g.k, g.n, g.k));
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, g.k, g.m, g.k));
+  KILN_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatrixLayoutCreate(&p->d, g.y_f32 ? CUDA_R_32F : CUDA_R_16BF, g.n, g.m, g.n));
+  cublasLtMatmulPreference_t pref = nullptr;
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+  const size_t ws = kWorkspaceBytes;
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  if (st == CUBLAS_STATUS_SUCCESS) {
+    st = cublasLtMatmulAlgoGetHeuristic(lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &found);
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  KILN_CUBLAS_RETURN_IF_ERROR(st);
+  if (found == 0) {
+    return internal_error(str_cat("cuBLASLt has no algorithm for a bf16 GEMM of m=", g.m, " n=", g.n, " k=", g.k));
+  }
+  p->algo = result.algo;
+  Plan* raw = p.get();
+  t_plans.emplace(key, std::move(p));
+  return raw;
+}
+
+Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
+  int device = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  KILN_ASSIGN_OR_RETURN(void* ws, workspace(device));
+  KILN_ASSIGN_OR_RETURN(Plan* p, plan_for(lt, device, g));
+  if (g.bias != nullptr) {
+    KILN_CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, p->desc, &alpha, g.w, p->a, g.x, p->b, &beta, g.y, p->d, g.y,
+                                             p->d, &p->algo, ws, kWorkspaceBytes, stream));
+  return Status::ok();
+}
+
+}  // namespace
+
+Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
+  if (g.m < 0 || g.n <= 0 || g.k <= 0) {
+    return invalid_argument(str_cat("gemm: bad shape m=", g.m, " n=", g.n, " k=", g.k));
+  }
+  if (g.m == 0) return Status::ok();
+  const bool small_ok = g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w);
+  if (path == GemmPath::kSmallM && !small_ok) {
+    return invalid_argument(str_cat("gemm: the small-m kernel cannot take m=", g.m, " k=", g.k,
+                                    " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned)"));
+  }
+  if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok)) return launch_small_m(g, stream);
+  return run_cublaslt(static_cast<cublasLtHandle_t>(lt_handle), g, stream);
+}
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,34 @@
+// bf16 GEMM of the CUDA backend: y[m, n] = x[m, k] · w[n, k]^T (+ bias[n]), f32 accumulation.
+// Large m goes through cuBLASLt, with the algorithm chosen once per shape and cached; small m
+// (decode) goes through kiln's own kernel, which streams w once with 16-byte loads.
+// Plain C++ header: no CUDA header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/core/status.h"
+#include "kiln/runtime/backend/cuda/device.h"
+
+namespace kiln::runtime::cuda {
+
+struct GemmArgs {
+  const uint16_t* x = nullptr;     // [m, k] bf16
+  const uint16_t* w = nullptr;     // [n, k] bf16
+  const uint16_t* bias = nullptr;  // [n] bf16 or null
+  void* y = nullptr;               // [m, n] bf16, or f32 when y_f32
+  bool y_f32 = false;
+  int64_t m = 0, n = 0, k = 0;
+};
+
+enum class GemmPath { kAuto, kCublasLt, kSmallM };
+
+// The most rows the small-m kernel takes.
+inline constexpr int64_t kSmallMMax = 8;
+
+// Enqueues the product on `stream`. `lt_handle` is the cublasLtHandle_t of the current device.
+// The first call for a shape queries cuBLASLt's heuristics and allocates the device's workspace,
+// so run each shape once before capturing a CUDA graph.
+Status gemm(void* lt_handle, const GemmArgs& args, Stream stream, GemmPath path = GemmPath::kAuto);
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,87 @@
+// Raw-pointer launchers of the CUDA kernels. Every launcher enqueues on `stream`, never
+// synchronises, and returns the launch status. bf16 data is passed as uint16_t bit patterns.
+// Plain C++ header: no CUDA header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/core/status.h"
+#include "kiln/runtime/backend/cuda/device.h"
+
+namespace kiln::runtime::cuda {
+
+// out[i, :] = table[ids[i], :]; ids must already be in [0, vocab) (clamped otherwise).
+Status launch_embedding(const int32_t* ids, int64_t n, const uint16_t* table, int64_t vocab,
+                        int64_t hidden, uint16_t* out, Stream stream);
+
+// out[i, :] = x[rows[i], :] for rows of `row_bytes` bytes (any dtype).
+Status launch_gather_rows(const void* x, const int32_t* rows, int64_t m, int64_t row_bytes, void* out,
+                          Stream stream);
+
+// out = weight * x / sqrt(mean(x^2) + eps), per row. x, weight, out bf16; out may alias x.
+Status launch_rms_norm(const uint16_t* x, const uint16_t* weight, int64_t n, int64_t hidden, float eps,
+                       uint16_t* out, Stream stream);
+
+// residual += x (rounded to the residual's dtype), then out = rms_norm(residual) * weight.
+// residual is bf16 (residual_f32 false) or f32; x, weight, out bf16; out may alias x.
+Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32, const uint16_t* weight,
+                           int64_t n, int64_t hidden, float eps, uint16_t* out, Stream stream);
+
+// out[i, j] = silu(gate_up[i, j]) * gate_up[i, I + j]; bf16.
+Status launch_swiglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream);
+
+// Per token: optional RMSNorm of each q and k head (weights [D]), RoPE from rope_table
+// ([max_pos, D] f32: cos | sin), q and k rotated in place in qkv ([n, (H + 2 KV) * D] bf16),
+// k and v written to kv_cache ([num_blocks, 2, block_size, KV, D] bf16) at slot_mapping[i]
+// (negative slots are skipped). Positions must be in [0, max_pos) (clamped otherwise).
+struct QkvRopeArgs {
+  uint16_t* qkv = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* slot_mapping = nullptr;
+  const uint16_t* q_norm = nullptr;
+  const uint16_t* k_norm = nullptr;
+  float eps = 1e-6f;
+  const float* rope_table = nullptr;
+  int64_t max_positions = 0;
+  uint16_t* kv_cache = nullptr;
+  int64_t num_tokens = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 16;
+};
+Status launch_qkv_rope_cache(const QkvRopeArgs& args, Stream stream);
+
+// Paged causal attention (see ops/paged_attention.h). q is read from the first H * D columns of
+// rows of `q_row_stride` elements. With num_splits > 1 the keys of each row are split into that
+// many ranges whose partial results (partial_out [n, H, splits, D] f32, partial_lse [n, H, splits])
+// are merged into out.
+struct AttentionArgs {
+  const uint16_t* q = nullptr;
+  int64_t q_row_stride = 0;
+  const uint16_t* kv_cache = nullptr;
+  const int32_t* query_start = nullptr;  // [S + 1]
+  const int32_t* kv_len = nullptr;       // [S]
+  const int32_t* block_start = nullptr;  // [S + 1]
+  const int32_t* block_ids = nullptr;
+  int num_seqs = 0;
+  int64_t num_tokens = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 16;
+  float scale = 1.0f;
+  int64_t sliding_window = 0;
+  int num_splits = 1;
+  float* partial_out = nullptr;
+  float* partial_lse = nullptr;
+  uint16_t* out = nullptr;  // [n, H * D]
+};
+// The split count a launch should use for `num_tokens` rows with keys up to `max_kv_len`.
+int attention_num_splits(int64_t num_tokens, int num_kv_heads, int64_t max_kv_len, int sm_count);
+// Bytes of partial_out + partial_lse for `num_splits`.
+size_t attention_partial_bytes(int64_t num_tokens, int num_heads, int head_dim, int num_splits);
+Status launch_paged_attention(const AttentionArgs& args, Stream stream);
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,131 @@
+// The CUDA ops of runtime/ops/ (all but sample): Tensor arguments in, raw-pointer launchers out.
+// The dispatchers have checked shapes and dtypes; what is checked here is what only the CUDA
+// kernels restrict.
+#include "kiln/core/str.h"
+#include "kiln/runtime/backend/cuda/embedding_cuda.h"
+#include "kiln/runtime/backend/cuda/gather_rows_cuda.h"
+#include "kiln/runtime/backend/cuda/gemm.h"
+#include "kiln/runtime/backend/cuda/kernels.h"
+#include "kiln/runtime/backend/cuda/linear_cuda.h"
+#include "kiln/runtime/backend/cuda/paged_attention_cuda.h"
+#include "kiln/runtime/backend/cuda/qkv_rope_cuda.h"
+#include "kiln/runtime/backend/cuda/rms_norm_cuda.h"
+#include "kiln/runtime/backend/cuda/scratch.h"
+#include "kiln/runtime/backend/cuda/swiglu_cuda.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+Stream stream_of(const DeviceContext& ctx) { return static_cast<Stream>(ctx.stream); }
+
+Status need_bf16(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::kBF16) {
+    return invalid_argument(str_cat(what, ": the CUDA backend needs BF16, not ", dtype_name(t.dtype())));
+  }
+  return Status::ok();
+}
+
+const uint16_t* bf16_or_null(const Tensor& t) { return t.empty() ? nullptr : t.data<const uint16_t>(); }
+
+}  // namespace
+
+Status embedding(const DeviceContext& ctx, const Tensor& token_ids, const Tensor& table, const Tensor& out) {
+  KILN_RETURN_IF_ERROR(need_bf16(table, "embedding table"));
+  return launch_embedding(token_ids.data<const int32_t>(), token_ids.dim(0), table.data<const uint16_t>(),
+                          table.dim(0), table.dim(1), out.data<uint16_t>(), stream_of(ctx));
+}
+
+Status gather_rows(const DeviceContext& ctx, const Tensor& x, const Tensor& rows, const Tensor& out) {
+  const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(dtype_size(x.dtype()));
+  return launch_gather_rows(x.raw(), rows.data<const int32_t>(), rows.dim(0), row_bytes, out.raw(), stream_of(ctx));
+}
+
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  return launch_swiglu(gate_up.data<const uint16_t>(), gate_up.dim(0), out.dim(1), out.data<uint16_t>(),
+                       stream_of(ctx));
+}
+
+Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight, float eps, const Tensor& out) {
+  return launch_rms_norm(x.data<const uint16_t>(), weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps,
+                         out.data<uint16_t>(), stream_of(ctx));
+}
+
+Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                    float eps, const Tensor& out) {
+  return launch_add_rms_norm(x.data<const uint16_t>(), residual.raw(), residual.dtype() == DType::kF32,
+                             weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps, out.data<uint16_t>(),
+                             stream_of(ctx));
+}
+
+Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor& positions,
+                      const Tensor& slot_mapping, const Tensor& q_norm, const Tensor& k_norm,
+                      const Tensor& rope_table, const ops::QkvParams& p, const Tensor& kv_cache) {
+  KILN_RETURN_IF_ERROR(need_bf16(kv_cache, "qkv_rope_cache kv_cache"));
+  QkvRopeArgs a;
+  a.qkv = qkv.data<uint16_t>();
+  a.positions = positions.data<const int32_t>();
+  a.slot_mapping = slot_mapping.data<const int32_t>();
+  a.q_norm = bf16_or_null(q_norm);
+  a.k_norm = bf16_or_null(k_norm);
+  a.eps = p.qk_norm_eps;
+  a.rope_table = rope_table.data<const float>();
+  a.max_positions = rope_table.dim(0);
+  a.kv_cache = kv_cache.data<uint16_t>();
+  a.num_tokens = qkv.dim(0);
+  a.num_heads = static_cast<int>(p.num_heads);
+  a.num_kv_heads = static_cast<int>(p.num_kv_heads);
+  a.head_dim = static_cast<int>(p.head_dim);
+  a.block_size = static_cast<int>(kv_cache.dim(2));
+  return launch_qkv_rope_cache(a, stream_of(ctx));
+}
+
+Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor& kv_cache,
+                       const Tensor& query_start, const Tensor& kv_len, const Tensor& block_start,
+                       const Tensor& block_ids, const ops::AttentionParams& p, const Tensor& out) {
+  KILN_RETURN_IF_ERROR(need_bf16(kv_cache, "paged_attention kv_cache"));
+  AttentionArgs a;
+  a.q = qkv.data<const uint16_t>();
+  a.q_row_stride = qkv.dim(1);
+  a.kv_cache = kv_cache.data<const uint16_t>();
+  a.query_start = query_start.data<const int32_t>();
+  a.kv_len = kv_len.data<const int32_t>();
+  a.block_start = block_start.data<const int32_t>();
+  a.block_ids = block_ids.data<const int32_t>();
+  a.num_seqs = static_cast<int>(kv_len.dim(0));
+  a.num_tokens = qkv.dim(0);
+  a.num_heads = static_cast<int>(p.num_heads);
+  a.num_kv_heads = static_cast<int>(p.num_kv_heads);
+  a.head_dim = static_cast<int>(p.head_dim);
+  a.block_size = static_cast<int>(kv_cache.dim(2));
+  a.scale = p.scale;
+  a.sliding_window = p.sliding_window;
+  a.out = out.data<uint16_t>();
+  const int64_t max_kv = p.max_kv_len > 0 ? p.max_kv_len : kv_cache.dim(0) * kv_cache.dim(2);
+  a.num_splits = attention_num_splits(a.num_tokens, a.num_kv_heads, max_kv, sm_count(ctx.device));
+  if (a.num_splits > 1) {
+    const size_t bytes = attention_partial_bytes(a.num_tokens, a.num_heads, a.head_dim, a.num_splits);
+    KILN_ASSIGN_OR_RETURN(void* scratch, device_scratch(ctx.device, ScratchSlot::kAttentionPartials, bytes));
+    a.partial_out = static_cast<float*>(scratch);
+    a.partial_lse = a.partial_out + static_cast<size_t>(a.num_tokens) * a.num_heads * a.num_splits * a.head_dim;
+  }
+  return launch_paged_attention(a, stream_of(ctx));
+}
+
+Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+  KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear weight"));
+  if (out.dtype() != DType::kBF16 && out.dtype() != DType::kF32) {
+    return invalid_argument(str_cat("linear out: the CUDA backend writes BF16 or F32, not ", dtype_name(out.dtype())));
+  }
+  GemmArgs g;
+  g.x = x.data<const uint16_t>();
+  g.w = w.weight.tensor().data<const uint16_t>();
+  g.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
+  g.y = out.raw();
+  g.y_f32 = out.dtype() == DType::kF32;
+  g.m = x.dim(0);
+  g.n = w.out_features;
+  g.k = w.in_features;
+  return gemm(ctx.blas, g, stream_of(ctx));
+}
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,400 @@
+// GPU sampling, one block per row, without sorting the vocabulary.
+//
+// Every "k-th best" question (top-k's k-th logit, top-p's boundary, the draw itself when the
+// candidates are ordered best first) is answered by a radix select over the logits' order-
+// preserving 32-bit keys: four passes of 8 bits with a histogram of counts or of probability mass,
+// then an ordered scan among the tokens that share the chosen key (lower id first). Probability
+// mass is summed in 64-bit fixed point, so the result does not depend on the order of atomics:
+// a row samples the same token on every run. The order of operations is ops/sample.h's.
+#include <cmath>
+#include <climits>
+
+#include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/sample_kernels.h"
+#include "kiln/runtime/philox.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+using u64 = unsigned long long;
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr double kFixedScale = 17592186044416.0;  // 2^44: a vocabulary of 2^19 sums below 2^63
+
+struct Shared {
+  u64 hist[256];
+  u64 u_scratch[kWarps];
+  double d_scratch[kWarps];
+  float f_scratch[kWarps];
+  int i_scratch[kWarps];
+  uint32_t sel_prefix;
+  u64 sel_remaining;
+  int sel_strict;
+  int sel_id;
+};
+
+__device__ __forceinline__ uint32_t order_key(float x) {
+  const uint32_t b = __float_as_uint(x);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ u64 warp_sum_u64(u64 v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ u64 block_sum_u64(u64 v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum_u64(v);
+  __syncthreads();
+  if (lane == 0) sh.u_scratch[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? sh.u_scratch[lane] : 0;
+  return warp_sum_u64(v);
+}
+
+__device__ double block_sum_f64(double v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if (lane == 0) sh.d_scratch[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? sh.d_scratch[lane] : 0.0;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ float block_max_f(float v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = dev::warp_max(v);
+  __syncthreads();
+  if (lane == 0) sh.f_scratch[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? sh.f_scratch[lane] : -INFINITY;
+  return dev::warp_max(v);
+}
+
+__device__ int block_max_i(int v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();
+  if (lane == 0) sh.i_scratch[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? sh.i_scratch[lane] : INT_MIN;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Better-first order: higher value, then lower id. Ids of -1 lose to everything.
+__device__ __forceinline__ bool better(float av, int ai, float bv, int bi) {
+  if (bi < 0) return ai >= 0;
+  if (ai < 0) return false;
+  return av > bv || (av == bv && ai < bi);
+}
+
+// The best token (better-first) among those with pred(i, x); -1 when none.
+template <typename Pred>
+__device__ int block_argmax(const float* l, int64_t n, Pred pred, Shared& sh) {
+  float bv = -INFINITY;
+  int bi = -1;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float x = l[i];
+    if (!isnan(x) && pred(i, x) && better(x, static_cast<int>(i), bv, bi)) {
+      bv = x;
+      bi = static_cast<int>(i);
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) {
+    sh.f_scratch[warp] = bv;
+    sh.i_scratch[warp] = bi;
+  }
+  __syncthreads();
+  bv = lane < kWarps ? sh.f_scratch[lane] : -INFINITY;
+  bi = lane < kWarps ? sh.i_scratch[lane] : -1;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  return bi;
+}
+
+// Exclusive prefix sum over the block's threads (in thread order).
+__device__ u64 block_exclusive_scan(u64 v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  u64 inc = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 up = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += up;
+  }
+  __syncthreads();
+  if (lane == 31) sh.u_scratch[warp] = inc;
+  __syncthreads();
+  if (warp == 0) {
+    u64 t = lane < kWarps ? sh.u_scratch[lane] : 0;
+    u64 ti = t;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const u64 up = __shfl_up_sync(0xffffffffu, ti, o);
+      if (lane >= o) ti += up;
+    }
+    if (lane < kWarps) sh.u_scratch[lane] = ti - t;  // exclusive over warps
+  }
+  __syncthreads();
+  return sh.u_scratch[warp] + inc - v;
+}
+
+// In increasing id order among tokens with pred: the first whose inclusive cumulative weight
+// reaches `target` (> when strict, >= otherwise); the last such token when none does.
+template <typename Pred, typename Weight>
+__device__ int ordered_scan(const float* l, int64_t n, Pred pred, Weight wt, u64 target, bool strict, Shared& sh) {
+  const int64_t chunk = (n + blockDim.x - 1) / blockDim.x;
+  const int64_t b = min(n, static_cast<int64_t>(threadIdx.x) * chunk), e = min(n, b + chunk);
+  u64 local = 0;
+  int last = -1;
+  for (int64_t i = b; i < e; ++i) {
+    const float x = l[i];
+    if (pred(i, x)) {
+      local += wt(x);
+      last = static_cast<int>(i);
+    }
+  }
+  const u64 excl = block_exclusive_scan(local, sh);
+  if (threadIdx.x == 0) sh.sel_id = -1;
+  __syncthreads();
+  const bool crosses = strict ? (excl <= target && excl + local > target) : (excl < target && excl + local >= target);
+  if (crosses) {
+    u64 cum = excl;
+    for (int64_t i = b; i < e; ++i) {
+      const float x = l[i];
+      if (!pred(i, x)) continue;
+      cum += wt(x);
+      if (strict ? cum > target : cum >= target) {
+        sh.sel_id = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  const int last_all = block_max_i(last, sh);  // also orders the sel_id write before the read
+  const int id = sh.sel_id;
+  return id >= 0 ? id : last_all;
+}
+
+// Radix select in better-first order among tokens with pred: the token at which the cumulative
+// weight reaches `target` (see ordered_scan); returns its key and id.
+template <typename Pred, typename Weight>
+__device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u64 target, bool strict, Shared& sh,
+                              uint32_t* key_out, int* id_out) {
+  uint32_t prefix = 0, mask = 0;
+  u64 remaining = target;
+  for (int pass = 0; pass < 4; ++pass) {
+    const int shift = 24 - 8 * pass;
+    for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) sh.hist[bin] = 0;
+    __syncthreads();
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const float x = l[i];
+      const uint32_t k = order_key(x);
+      if ((k & mask) == prefix && pred(i, x)) {
+        const u64 w = wt(x);
+        if (w != 0) atomicAdd(&sh.hist[(k >> shift) & 255u], w);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      u64 cum = 0;
+      int chosen = -1, last_nonempty = -1;
+      for (int bin = 255; bin >= 0; --bin) {
+        const u64 h = sh.hist[bin];
+        if (h == 0) continue;
+        last_nonempty = bin;
+        if (strict ? (cum + h > remaining) : (cum + h >= remaining)) {
+          chosen = bin;
+          break;
+        }
+        cum += h;
+      }
+      if (chosen >= 0) {
+        sh.sel_remaining = remaining - cum;
+        sh.sel_strict = strict ? 1 : 0;
+      } else {  // not reached (rounding): aim at the last token of the last bin
+        chosen = last_nonempty < 0 ? 0 : last_nonempty;
+        sh.sel_remaining = last_nonempty < 0 ? 0 : sh.hist[chosen];
+        sh.sel_strict = 0;
+      }
+      sh.sel_prefix = prefix | (static_cast<uint32_t>(chosen) << shift);
+    }
+    __syncthreads();
+    prefix = sh.sel_prefix;
+    remaining = sh.sel_remaining;
+    strict = sh.sel_strict != 0;
+    mask |= 0xffu << shift;
+    __syncthreads();
+  }
+  const uint32_t key = prefix;
+  *key_out = key;
+  *id_out = ordered_scan(
+      l, n, [&](int64_t i, float x) { return order_key(x) == key && pred(i, x); }, wt, remaining, strict, sh);
+}
+
+__device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams& p, float mx, Shared& sh) {
+  const float inv_t = 1.0f / p.temperature;
+  auto is_cand = [](int64_t, float x) { return x > -INFINITY; };  // NaN is never a candidate
+  auto one = [](float) -> u64 { return 1; };
+  auto mass = [=](float x) -> u64 {
+    return static_cast<u64>(static_cast<double>(expf((x - mx) * inv_t)) * kFixedScale);
+  };
+
+  uint32_t k1 = 0;
+  if (p.top_k > 0) {
+    u64 count = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
+    count = block_sum_u64(count, sh);
+    if (static_cast<u64>(p.top_k) < count) {
+      int unused = 0;
+      select_better(l, n, is_cand, one, static_cast<u64>(p.top_k), false, sh, &k1, &unused);
+    }
+  }
+  auto kept1 = [=](int64_t, float x) { return x > -INFINITY && order_key(x) >= k1; };
+
+  uint32_t kp = 0;
+  int idp = INT_MAX;
+  if (p.top_p < 1.0f) {
+    u64 total = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const float x = l[i];
+      if (kept1(i, x)) total += mass(x);
+    }
+    total = block_sum_u64(total, sh);
+    u64 target = static_cast<u64>(ceil(static_cast<double>(p.top_p) * static_cast<double>(total)));
+    if (target == 0) target = 1;
+    select_better(l, n, kept1, mass, target, false, sh, &kp, &idp);
+  }
+  const float min_p = p.min_p;
+  auto kept = [=](int64_t i, float x) {
+    if (!kept1(i, x)) return false;
+    const uint32_t k = order_key(x);
+    if (k < kp || (k == kp && i > idp)) return false;
+    return min_p <= 0.0f || expf((x - mx) * inv_t) >= min_p;
+  };
+  u64 total = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float x = l[i];
+    if (kept(i, x)) total += mass(x);
+  }
+  total = block_sum_u64(total, sh);
+  const Philox4x32 r = philox_at(p.seed, p.position);
+  const u64 target = static_cast<u64>(floor(static_cast<double>(philox_uniform(r.v[0])) * static_cast<double>(total)));
+  if (p.top_k > 0 || p.top_p < 1.0f) {
+    uint32_t key = 0;
+    int id = 0;
+    select_better(l, n, kept, mass, target, true, sh, &key, &id);
+    return id;
+  }
+  return ordered_scan(l, n, kept, mass, target, true, sh);
+}
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
+  __shared__ Shared sh;
+  const int64_t row = blockIdx.x, n = a.vocab;
+  const SampleRowParams p = a.params[row];
+  const float* raw = a.logits + row * n;
+  const float* l = raw;
+  if (p.work_row >= 0) {
+    float* w = a.work + static_cast<int64_t>(p.work_row) * n;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) w[i] = raw[i];
+    __syncthreads();
+    for (int e = p.adjust_begin + threadIdx.x; e < p.adjust_end; e += blockDim.x) {
+      const SampleAdjust adj = a.adjusts[e];
+      float x = w[adj.token];
+      for (int b = adj.bias_begin; b < adj.bias_end; ++b) x += a.bias_values[b];
+      if (adj.in_history && p.repetition_penalty != 1.0f) {
+        x = x > 0.0f ? x / p.repetition_penalty : x * p.repetition_penalty;
+      }
+      if (adj.output_count > 0) {
+        x -= p.presence_penalty + p.frequency_penalty * static_cast<float>(adj.output_count);
+      }
+      w[adj.token] = x;
+    }
+    __syncthreads();
+    l = w;
+  }
+
+  float mx = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, l[i]);  // fmaxf skips NaN
+  mx = block_max_f(mx, sh);
+
+  double log_z = 0.0;
+  if (p.num_logprobs >= 0) {
+    double z = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) z += static_cast<double>(expf(l[i] - mx));
+    z = block_sum_f64(z, sh);
+    log_z = static_cast<double>(mx) + log(z);
+  }
+
+  auto all = [](int64_t, float) { return true; };
+  int token;
+  if (p.temperature <= 0.0f) {
+    token = block_argmax(l, n, all, sh);
+  } else if (mx == -INFINITY) {
+    token = block_argmax(raw, n, all, sh);  // every token was biased away: the raw argmax
+  } else {
+    token = sample_truncated(l, n, p, mx, sh);
+  }
+  if (token < 0) token = 0;
+
+  SampleRowResult* out = a.results + row;
+  if (threadIdx.x == 0) {
+    out->token = token;
+    out->logprob = static_cast<float>(static_cast<double>(l[token]) - log_z);
+  }
+  const int top = min(p.num_logprobs, kMaxDeviceTopLogprobs);
+  float pv = 0.0f;
+  int pi = -1;
+  for (int j = 0; j < top; ++j) {
+    const float fpv = pv;
+    const int fpi = pi;
+    const int id = block_argmax(l, n, [=](int64_t i, float x) {
+      return fpi < 0 || x < fpv || (x == fpv && i > fpi);
+    }, sh);
+    if (id < 0) break;
+    pv = l[id];
+    pi = id;
+    if (threadIdx.x == 0) {
+      out->top_ids[j] = id;
+      out->top_logprobs[j] = static_cast<float>(static_cast<double>(pv) - log_z);
+    }
+  }
+}
+
+}  // namespace
+
+Status launch_sample(const SampleLaunch& a, Stream stream) {
+  if (a.m == 0) return Status::ok();
+  if (a.vocab <= 0 || a.vocab > (int64_t{1} << 30)) return invalid_argument(str_cat("sample: vocab ", a.vocab, " is not usable"));
+  sample_kernel<<<static_cast<unsigned>(a.m), kThreads, 0, stream>>>(a);
+  return launch_status("sample_kernel");
+}
+
+}  // namespace kiln::runtime::cuda

@@ -1,0 +1,23 @@
+// Per-thread scratch memory of the CUDA ops: device buffers (and pinned host buffers) that grow
+// to the largest request and are reused, so that steady-state steps allocate nothing (and can be
+// captured in a CUDA graph once every shape has run once). Plain C++ header.
+#pragma once
+
+#include <cstddef>
+
+#include "kiln/core/status.h"
+#include "kiln/runtime/device.h"
+
+namespace kiln::runtime::cuda {
+
+enum class ScratchSlot { kAttentionPartials, kSampleWork, kSampleInputs, kSampleResults, kCount };
+
+// At least `bytes` of device memory on `device` for `slot`, valid until the next call for the
+// same slot on this thread with a larger size.
+Result<void*> device_scratch(Device device, ScratchSlot slot, size_t bytes);
+// Same, in pinned host memory.
+Result<void*> pinned_scratch(ScratchSlot slot, size_t bytes);
+// The number of multiprocessors of `device` (cached).
+int sm_count(Device device);
+
+}  // namespace kiln::runtime::cuda
