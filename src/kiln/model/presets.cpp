@@ -1,0 +1,101 @@
+// Model shapes for `kiln make-model`. The real ones carry the values of the published config.json
+// files; the tiny ones are small enough for unit tests yet keep each family's features.
+#include "kiln/core/str.h"
+#include "kiln/model/make_model.h"
+
+namespace kiln::model {
+namespace {
+
+struct Shape {
+  int64_t vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, max_pos;
+  double eps, theta;
+  bool tied;
+};
+
+ModelConfig make(Architecture a, const Shape& s) {
+  ModelConfig c;
+  c.architecture = a;
+  c.vocab_size = s.vocab;
+  c.hidden_size = s.hidden;
+  c.intermediate_size = s.intermediate;
+  c.num_layers = s.layers;
+  c.num_heads = s.heads;
+  c.num_kv_heads = s.kv_heads;
+  c.head_dim = s.head_dim;
+  c.max_position_embeddings = s.max_pos;
+  c.rms_norm_eps = s.eps;
+  c.rope_theta = s.theta;
+  c.tie_word_embeddings = s.tied;
+  c.attention_bias = a == Architecture::kQwen2;
+  c.qk_norm = a == Architecture::kQwen3;
+  c.torch_dtype = DType::kBF16;
+  return c;
+}
+
+RopeScaling llama3_scaling(double factor) {
+  RopeScaling r;
+  r.type = RopeScalingType::kLlama3;
+  r.factor = factor;
+  r.low_freq_factor = 1.0;
+  r.high_freq_factor = 4.0;
+  r.original_max_position_embeddings = 8192;
+  return r;
+}
+
+std::vector<Preset> build() {
+  std::vector<Preset> p;
+  {
+    ModelConfig c = make(Architecture::kLlama, {128256, 2048, 8192, 16, 32, 8, 64, 131072, 1e-5, 500000.0, true});
+    c.rope_scaling = llama3_scaling(32.0);
+    p.push_back({"llama-3.2-1b", "Llama 3.2 1B shapes (tied embeddings, llama3 rope scaling)", "llama3", c});
+  }
+  {
+    ModelConfig c = make(Architecture::kLlama, {128256, 4096, 14336, 32, 32, 8, 128, 131072, 1e-5, 500000.0, false});
+    c.rope_scaling = llama3_scaling(8.0);
+    p.push_back({"llama-3.1-8b", "Llama 3.1 8B shapes (llama3 rope scaling)", "llama3", c});
+  }
+  p.push_back({"qwen3-0.6b", "Qwen3 0.6B shapes (q/k norms, head_dim 128, tied embeddings)", "qwen3",
+               make(Architecture::kQwen3, {151936, 1024, 3072, 28, 16, 8, 128, 40960, 1e-6, 1000000.0, true})});
+  p.push_back({"qwen2.5-1.5b", "Qwen2.5 1.5B shapes (q/k/v biases, tied embeddings)", "qwen3",
+               make(Architecture::kQwen2, {151936, 1536, 8960, 28, 12, 2, 128, 131072, 1e-6, 1000000.0, true})});
+  {
+    ModelConfig c = make(Architecture::kMistral, {32000, 4096, 14336, 32, 32, 8, 128, 32768, 1e-5, 10000.0, false});
+    c.sliding_window = 4096;
+    p.push_back({"mistral-7b", "Mistral 7B v0.1 shapes (sliding window 4096)", "llama2", c});
+  }
+  {
+    ModelConfig c = make(Architecture::kLlama, {128256, 64, 128, 2, 4, 2, 16, 131072, 1e-5, 500000.0, false});
+    c.rope_scaling = llama3_scaling(8.0);
+    p.push_back({"tiny-llama", "2-layer llama for tests (llama3 rope scaling, separate lm_head)", "llama3", c});
+  }
+  {
+    ModelConfig c = make(Architecture::kMistral, {32000, 64, 128, 2, 4, 2, 16, 32768, 1e-5, 10000.0, false});
+    c.sliding_window = 32;
+    p.push_back({"tiny-mistral", "2-layer mistral for tests (sliding window 32)", "llama2", c});
+  }
+  p.push_back({"tiny-qwen2", "2-layer qwen2 for tests (q/k/v biases, tied embeddings)", "qwen3",
+               make(Architecture::kQwen2, {151936, 64, 128, 2, 4, 2, 16, 32768, 1e-6, 1000000.0, true})});
+  p.push_back({"tiny-qwen3", "2-layer qwen3 for tests (q/k norms, tied embeddings)", "qwen3",
+               make(Architecture::kQwen3, {151936, 64, 128, 2, 4, 2, 16, 40960, 1e-6, 1000000.0, true})});
+  p.push_back({"bench-100m", "~100M-parameter llama for benchmarks (llama2 tokenizer, tied embeddings)", "llama2",
+               make(Architecture::kLlama, {32000, 768, 2048, 12, 12, 4, 64, 4096, 1e-5, 10000.0, true})});
+  return p;
+}
+
+}  // namespace
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> kPresets = build();
+  return kPresets;
+}
+
+Result<ModelConfig> preset_config(std::string_view name) {
+  std::string names;
+  for (const Preset& p : presets()) {
+    if (p.name == name) return p.config;
+    names += str_cat(names.empty() ? "" : ", ", p.name);
+  }
+  return not_found(str_cat("unknown preset '", name, "'; presets: ", names));
+}
+
+}  // namespace kiln::model
