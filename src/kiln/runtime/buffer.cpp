@@ -14,7 +14,7 @@
 
 namespace kiln::runtime {
 namespace {
-Status no_cuda(const char* what) {
+[[maybe_unused]] Status no_cuda(const char* what) {
   return unimplemented(str_cat(what, ": this kiln was built without the CUDA backend"));
 }
 }  // namespace

@@ -48,7 +48,8 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
 Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out) {
   const DType dt = compute_dtype(ctx.device);
   KILN_RETURN_IF_ERROR(check_tensor(x, "linear x", dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_tensor(out, "linear out", dt, ctx.device, 2));
+  // F32 out is allowed everywhere: the lm_head writes f32 logits from bf16 activations on CUDA.
+  KILN_RETURN_IF_ERROR(check_tensor(out, "linear out", out.dtype() == DType::kF32 ? DType::kF32 : dt, ctx.device, 2));
   KILN_RETURN_IF_ERROR(check_dim(x, "linear x", 1, w.in_features));
   KILN_RETURN_IF_ERROR(check_dim(out, "linear out", 0, x.dim(0)));
   KILN_RETURN_IF_ERROR(check_dim(out, "linear out", 1, w.out_features));
