@@ -18,7 +18,6 @@ Result<KvCache> KvCache::allocate(const DeviceContext& ctx, const KvCacheShape& 
   for (int64_t i = 0; i < shape.num_layers; ++i) {
     KILN_ASSIGN_OR_RETURN(Buffer b, Buffer::allocate(ctx.device, dtype,
                                                      {shape.num_blocks, 2, shape.block_size, shape.num_kv_heads, shape.head_dim}));
-    KILN_RETURN_IF_ERROR(fill_zero(ctx, b.tensor()));
     cache.layers_.push_back(std::move(b));
   }
   return cache;

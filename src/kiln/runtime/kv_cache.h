@@ -24,7 +24,8 @@ struct KvCacheShape {
 
 class KvCache {
  public:
-  // Allocates and zeroes every layer's tensor.
+  // Allocates every layer's tensor, uninitialised: attention reads only slots written before, so
+  // a large host cache costs no memory until it is used.
   static Result<KvCache> allocate(const DeviceContext& ctx, const KvCacheShape& shape, DType dtype);
 
   const KvCacheShape& shape() const { return shape_; }
