@@ -126,8 +126,8 @@ Result<Plan> plan(const MakeModelOptions& o) {
   if (o.num_kv_heads) c.num_kv_heads = *o.num_kv_heads;
   if (o.head_dim) {
     c.head_dim = *o.head_dim;
-  } else if (o.hidden_size || o.num_heads) {
-    if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
+  } else if ((o.hidden_size || o.num_heads) && c.num_heads > 0) {  // validation names a bad head count
+    if (c.hidden_size % c.num_heads != 0) {
       return invalid_argument(str_cat("make-model: hidden size ", c.hidden_size, " is not divisible by ", c.num_heads,
                                       " heads; pass --head-dim"));
     }
