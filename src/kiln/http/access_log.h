@@ -1,0 +1,29 @@
+// One JSON line per finished request (DESIGN §6, issue 4 part 7).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace kiln::http {
+
+struct AccessRecord {
+  std::string request_id;
+  std::string method;
+  std::string path;
+  std::string route;  // the matched pattern ("/v1/models/{id}"), or the path when none matched
+  std::string remote;
+  std::string model;
+  int status = 0;
+  bool stream = false;
+  int64_t prompt_tokens = -1;      // -1: not a generation request
+  int64_t completion_tokens = -1;
+  int64_t cached_tokens = -1;
+  double ttft_seconds = -1;        // time to the first generated token; -1 when none came
+  double duration_seconds = 0;
+  std::string finish_reason;       // of the first choice, when known
+  std::string error;               // the error message when status >= 400 (or a stream ended in one)
+};
+
+std::string access_log_line(const AccessRecord& r);
+
+}  // namespace kiln::http

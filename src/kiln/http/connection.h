@@ -1,0 +1,89 @@
+// One client connection (internal to the server core): reads requests with Beast's parser under
+// size limits and timeouts, hands each to the request handler as an Exchange, writes responses
+// and event streams, and notices a client that goes away while its request is running.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "kiln/http/asio.h"
+#include "kiln/http/exchange.h"
+
+namespace kiln::http {
+
+class Server;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server& server, uint64_t id, boost::asio::ip::tcp::socket socket);
+  ~Connection();
+
+  void start();
+  // Called on the strand when the server drains: idle connections close now, busy ones after
+  // their response.
+  void drain();
+  // Called on the strand when the drain time is over: closes at once.
+  void force_close();
+
+  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+
+ private:
+  friend class Exchange;
+
+  void wait_for_request();
+  void read_header();
+  void on_header(boost::beast::error_code ec);
+  void on_body(boost::beast::error_code ec);
+  void dispatch();
+  // Answers a request that could not be read (400, 408, 413, 431) and closes.
+  void fail_request(int status, const std::string& message);
+
+  void start_watch();
+  void on_watch(boost::beast::error_code ec, size_t n);
+
+  // Called by Exchange.
+  void send_response(const HttpResponse& response, const Headers& extra, const std::string& request_id);
+  void send_stream_head(const Headers& extra, const std::string& request_id);
+  void send_stream_bytes(std::string bytes);
+  void send_stream_end();
+  void exchange_done();
+  void peer_gone();
+
+  void queue_write(std::string bytes);
+  void do_write();
+  void on_write(boost::beast::error_code ec);
+  void after_exchange();
+  void linger_close();
+  void close();
+  bool keep_alive() const;
+
+  Server& server_;
+  uint64_t id_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string remote_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  boost::asio::steady_timer read_timer_;
+  boost::asio::steady_timer write_timer_;
+  std::deque<std::string> out_;
+  size_t in_flight_ = 0;  // items of out_ being written
+  size_t pending_bytes_ = 0;
+  bool writing_ = false;
+  std::weak_ptr<Exchange> exchange_;
+  bool in_exchange_ = false;
+  bool stream_chunked_ = false;
+  bool request_http10_ = false;
+  bool watching_ = false;
+  bool resume_after_watch_ = false;
+  bool keep_alive_ = true;
+  bool read_timed_out_ = false;
+  bool gone_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+};
+
+}  // namespace kiln::http

@@ -1,0 +1,93 @@
+#include "kiln/http/errors.h"
+
+#include <cstdlib>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+namespace kiln::http {
+namespace {
+
+std::string type_for_status(int status) {
+  if (status >= 500) return "server_error";
+  if (status == 429) return "rate_limit_error";
+  return "invalid_request_error";
+}
+
+}  // namespace
+
+ApiError invalid_param(std::string param, std::string message, std::string code) {
+  ApiError e;
+  e.status = 400;
+  e.message = "Invalid value for '" + param + "': " + message;
+  e.param = std::move(param);
+  e.code = std::move(code);
+  return e;
+}
+
+ApiError invalid_type(std::string param, std::string expected, std::string got) {
+  ApiError e;
+  e.status = 400;
+  e.message = "Invalid type for '" + param + "': expected " + expected + ", but got " + got + ".";
+  e.param = std::move(param);
+  e.code = "invalid_type";
+  return e;
+}
+
+ApiError error_with_status(int status, std::string message, std::string code) {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.type = type_for_status(status);
+  e.code = std::move(code);
+  return e;
+}
+
+ApiError api_error_from_status(const Status& status, std::string param) {
+  int http = 500;
+  std::string code;
+  switch (status.code()) {
+    case StatusCode::kOk: http = 200; break;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kUnimplemented: http = 400; break;
+    case StatusCode::kNotFound: http = 404; break;
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kUnavailable: http = 503; code = "overloaded"; break;
+    case StatusCode::kDeadlineExceeded: http = 504; code = "timeout"; break;
+    case StatusCode::kCancelled: http = 499; break;
+    case StatusCode::kPermissionDenied: http = 403; break;
+    case StatusCode::kUnauthenticated: http = 401; break;
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal: http = 500; break;
+  }
+  ApiError e = error_with_status(http, status.message(), code);
+  e.param = std::move(param);
+  static const std::regex kRetry(R"(\(retry after (\d+) ?s\))");
+  std::smatch m;
+  if (std::regex_search(status.message(), m, kRetry)) {
+    e.retry_after_seconds = std::max(1, std::atoi(m[1].str().c_str()));
+  }
+  return e;
+}
+
+std::string error_body(const ApiError& e) {
+  nlohmann::json j;
+  j["error"]["message"] = e.message;
+  j["error"]["type"] = e.type;
+  j["error"]["param"] = e.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.param);
+  j["error"]["code"] = e.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.code);
+  // Messages may quote bytes from the request; never let them make the body invalid UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+HttpResponse error_response(const ApiError& e) {
+  HttpResponse r;
+  r.status = e.status;
+  r.body = error_body(e);
+  if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
+  return r;
+}
+
+}  // namespace kiln::http

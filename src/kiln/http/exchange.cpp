@@ -1,0 +1,151 @@
+#include "kiln/http/exchange.h"
+
+#include <random>
+
+#include "kiln/http/asio.h"
+#include "kiln/core/log.h"
+#include "kiln/http/connection.h"
+#include "kiln/http/server.h"
+#include "kiln/http/sse.h"
+
+namespace kiln::http {
+
+Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
+    : connection_(std::move(connection)), request_(std::move(request)), start_(std::chrono::steady_clock::now()) {
+  const std::string* id = request_.header("x-request-id");
+  request_id_ = (id != nullptr && valid_request_id(*id)) ? *id : generate_request_id();
+  record_.request_id = request_id_;
+  record_.method = request_.method;
+  record_.path = request_.path;
+  record_.route = request_.path;
+  record_.remote = request_.remote;
+}
+
+Exchange::~Exchange() {
+  if (finished_) return;
+  // Dropped without an answer (a handler bug, or its work was abandoned): answer on the strand.
+  auto conn = connection_;
+  bool streaming = streaming_;
+  std::string id = request_id_;
+  Headers extra = extra_headers_;
+  AccessRecord rec = record_;
+  boost::asio::post(conn->executor(), [conn, streaming, id, extra, rec]() mutable {
+    ApiError e = error_with_status(500, "The server dropped this request without an answer.");
+    if (streaming) {
+      conn->send_stream_bytes(sse_data(error_body(e)));
+      conn->send_stream_end();
+    } else {
+      conn->send_response(error_response(e), extra, id);
+    }
+    rec.status = 500;
+    rec.error = e.message;
+    if (conn->server_.on_done_) conn->server_.on_done_(rec);
+    conn->exchange_done();
+  });
+}
+
+void Exchange::add_response_headers(const Headers& h) { extra_headers_.insert(extra_headers_.end(), h.begin(), h.end()); }
+
+void Exchange::post(std::function<void()> fn) {
+  boost::asio::post(connection_->executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
+}
+
+void Exchange::respond(HttpResponse response) {
+  if (finished_) return;
+  if (streaming_) {  // a handler error after the head went out: the stream carries it instead
+    end_stream_with_error(error_with_status(response.status, "The response could not be completed."));
+    return;
+  }
+  connection_->send_response(response, extra_headers_, request_id_);
+  finish(response.status, record_.error);
+}
+
+void Exchange::respond_error(const ApiError& error) {
+  if (finished_) return;
+  if (streaming_) return end_stream_with_error(error);
+  record_.error = error.message;
+  respond(error_response(error));
+}
+
+void Exchange::start_stream() {
+  if (finished_ || streaming_) return;
+  streaming_ = true;
+  record_.stream = true;
+  connection_->send_stream_head(extra_headers_, request_id_);
+}
+
+void Exchange::send(std::string bytes) {
+  if (finished_ || !streaming_) return;
+  connection_->send_stream_bytes(std::move(bytes));
+}
+
+void Exchange::end_stream() {
+  if (finished_ || !streaming_) return;
+  connection_->send_stream_end();
+  finish(200, record_.error);
+}
+
+void Exchange::end_stream_with_error(const ApiError& error) {
+  if (finished_) return;
+  if (!streaming_) return respond_error(error);
+  record_.error = error.message;
+  connection_->send_stream_bytes(sse_data(error_body(error)));
+  connection_->send_stream_end();
+  // The HTTP status already went out as 200; the log keeps the error's own status.
+  finish(error.status, error.message);
+}
+
+void Exchange::on_client_gone(std::function<void()> fn) {
+  on_gone_ = std::move(fn);
+  if (client_gone_ && !finished_ && on_gone_) {
+    auto f = std::move(on_gone_);
+    on_gone_ = nullptr;
+    f();
+  }
+}
+
+size_t Exchange::pending_write_bytes() const { return connection_->pending_bytes_; }
+
+void Exchange::signal_client_gone() {
+  if (client_gone_) return;
+  client_gone_ = true;
+  if (finished_ || !on_gone_) return;
+  auto f = std::move(on_gone_);
+  on_gone_ = nullptr;
+  f();
+}
+
+void Exchange::finish(int status, const std::string& error) {
+  finished_ = true;
+  on_gone_ = nullptr;
+  record_.status = client_gone_ && streaming_ && status == 200 ? 499 : status;
+  record_.error = error;
+  record_.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (connection_->server_.on_done_) connection_->server_.on_done_(record_);
+  connection_->exchange_done();
+}
+
+bool valid_request_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+std::string generate_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string id = "req_";
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = rng();
+    for (int j = 0; j < 12; ++j) {
+      id += kHex[v & 15];
+      v >>= 4;
+    }
+  }
+  return id;
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,86 @@
+// One request and its response on a connection: what a handler sees.
+//
+// Threading: a connection runs on its own Asio strand; the handler is called on it, and every
+// method below except post() must be called on it. Work from other threads (the engine worker's
+// token notifications) comes back through post(). A handler keeps the exchange alive (shared_ptr)
+// until it has answered; an exchange dropped without an answer answers 500 by itself.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "kiln/http/access_log.h"
+#include "kiln/http/errors.h"
+#include "kiln/http/http_types.h"
+
+namespace kiln::http {
+
+class Connection;
+
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(std::shared_ptr<Connection> connection, HttpRequest request);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  const HttpRequest& request() const { return request_; }
+  // The client's X-Request-ID when it sent a usable one, else a generated one.
+  const std::string& request_id() const { return request_id_; }
+  std::map<std::string, std::string>& params() { return params_; }
+  AccessRecord& record() { return record_; }
+  std::chrono::steady_clock::time_point start_time() const { return start_; }
+  // Headers added to whatever response this exchange sends (CORS).
+  void add_response_headers(const Headers& h);
+
+  // Runs `fn` on this exchange's strand. Thread-safe.
+  void post(std::function<void()> fn);
+
+  void respond(HttpResponse response);
+  void respond_error(const ApiError& error);
+
+  // Server-sent events: a 200 with text/event-stream, then raw event bytes, then the end.
+  void start_stream();
+  void send(std::string bytes);
+  void end_stream();
+  // Sends the envelope as the stream's last event and ends it (an error after the stream began).
+  void end_stream_with_error(const ApiError& error);
+
+  bool streaming() const { return streaming_; }
+  bool finished() const { return finished_; }
+  // True once the peer has gone (closed, reset, too slow to read, or the server is closing it).
+  bool client_gone() const { return client_gone_; }
+  // `fn` runs once, on the strand, when the client goes while the exchange is not finished.
+  void on_client_gone(std::function<void()> fn);
+  // Bytes queued on the socket and not yet written (a slow reader's backlog).
+  size_t pending_write_bytes() const;
+
+ private:
+  friend class Connection;
+  void signal_client_gone();
+  void finish(int status, const std::string& error);
+
+  std::shared_ptr<Connection> connection_;
+  HttpRequest request_;
+  std::string request_id_;
+  std::map<std::string, std::string> params_;
+  Headers extra_headers_;
+  AccessRecord record_;
+  std::chrono::steady_clock::time_point start_;
+  std::function<void()> on_gone_;
+  bool streaming_ = false;
+  bool finished_ = false;
+  bool client_gone_ = false;
+};
+
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+// A usable client request id: 1..128 visible ASCII characters.
+bool valid_request_id(const std::string& id);
+// A fresh random id ("req_" + 24 hex digits).
+std::string generate_request_id();
+
+}  // namespace kiln::http

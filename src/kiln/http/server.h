@@ -1,0 +1,83 @@
+// The HTTP/1.1 server core on Boost.Beast/Asio: one io_context run by a few threads, one strand
+// per connection, so thousands of open streams need no thread each.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "kiln/http/asio.h"
+#include "kiln/core/status.h"
+#include "kiln/http/access_log.h"
+#include "kiln/http/exchange.h"
+
+namespace kiln::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0: any free port (see Server::port())
+  int threads = 4;
+  size_t max_body_bytes = 32u << 20;
+  size_t max_header_bytes = 32u << 10;
+  std::chrono::milliseconds read_timeout{30000};   // a whole request, from its first byte
+  std::chrono::milliseconds idle_timeout{75000};   // a kept-alive connection waiting for a request
+  std::chrono::milliseconds write_timeout{60000};  // one write to a client that does not read
+  int max_connections = 8192;
+};
+
+class Server {
+ public:
+  using RequestHandler = std::function<void(const ExchangePtr&)>;
+  using DoneHandler = std::function<void(const AccessRecord&)>;
+
+  Server(ServerOptions options, RequestHandler on_request, DoneHandler on_done);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens; port() is then the bound port.
+  Status listen();
+  int port() const { return bound_port_; }
+  // Runs the I/O threads until the server has shut down. With `handle_signals`, SIGINT/SIGTERM
+  // start a graceful shutdown with `drain` (a second signal closes everything at once).
+  void run(bool handle_signals, std::chrono::milliseconds drain);
+  // Thread-safe: stops accepting, lets in-flight requests finish within `drain`, then closes the
+  // rest (their clients count as gone, which cancels their generations) and stops run().
+  void shutdown(std::chrono::milliseconds drain);
+
+  int open_connections() const { return connections_.load(); }
+  int active_exchanges() const { return exchanges_.load(); }
+  bool draining() const { return draining_.load(); }
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  friend class Connection;
+  friend class Exchange;
+  void do_accept();
+  void reject_over_limit(boost::asio::ip::tcp::socket socket);
+  void check_drained();
+  void forget(uint64_t id);
+
+  ServerOptions options_;
+  RequestHandler on_request_;
+  DoneHandler on_done_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer drain_timer_;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  int bound_port_ = 0;
+  std::atomic<int> connections_{0};
+  std::atomic<int> exchanges_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+  std::mutex conns_mu_;
+  uint64_t next_id_ = 0;
+  std::unordered_map<uint64_t, std::weak_ptr<Connection>> conns_;
+};
+
+}  // namespace kiln::http
