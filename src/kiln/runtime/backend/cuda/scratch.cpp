@@ -32,6 +32,7 @@ struct ThreadScratch {
 };
 
 thread_local ThreadScratch t_scratch;
+thread_local uint64_t t_generation = 0;
 
 size_t grown(size_t bytes) { return std::max<size_t>(bytes + bytes / 4, 1u << 16); }
 
@@ -46,6 +47,7 @@ Result<void*> device_scratch(Device device, ScratchSlot slot, size_t bytes) {
     device_free(s.device, s.p);
     s.p = nullptr;
     s.bytes = 0;
+    ++t_generation;
   }
   const size_t want = grown(bytes);
   KILN_ASSIGN_OR_RETURN(s.p, device_malloc(device, want));
@@ -70,6 +72,8 @@ Result<void*> pinned_scratch(ScratchSlot slot, size_t bytes) {
   t_scratch.pinned_bytes[i] = want;
   return p;
 }
+
+uint64_t scratch_generation() { return t_generation; }
 
 int sm_count(Device device) {
   static std::mutex mu;

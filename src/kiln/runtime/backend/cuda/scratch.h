@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kiln/core/status.h"
 #include "kiln/runtime/device.h"
@@ -17,6 +18,9 @@ enum class ScratchSlot { kAttentionPartials, kSampleWork, kSampleInputs, kSample
 Result<void*> device_scratch(Device device, ScratchSlot slot, size_t bytes);
 // Same, in pinned host memory.
 Result<void*> pinned_scratch(ScratchSlot slot, size_t bytes);
+// Counts every reallocation of this thread's device scratch: a CUDA graph captured at one
+// generation holds dangling pointers at any later one.
+uint64_t scratch_generation();
 // The number of multiprocessors of `device` (cached).
 int sm_count(Device device);
 

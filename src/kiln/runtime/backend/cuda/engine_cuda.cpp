@@ -1,0 +1,453 @@
+#include "kiln/runtime/backend/cuda/engine_cuda.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <vector>
+
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+#include "kiln/runtime/backend/cuda/cuda_status.h"
+#include "kiln/runtime/backend/cuda/device.h"
+#include "kiln/runtime/backend/cuda/memory_cuda.h"
+#include "kiln/runtime/backend/cuda/scratch.h"
+#include "kiln/runtime/kv_cache.h"
+#include "kiln/runtime/models/llama.h"
+#include "kiln/runtime/ops/gather_rows.h"
+#include "kiln/runtime/ops/sample.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+constexpr size_t kAlign = 64;  // int32 elements between metadata regions (256 bytes)
+
+size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Step metadata: int32 regions at fixed offsets of one pinned host buffer and one device buffer,
+// so that a captured graph keeps reading the same addresses while every step rewrites them.
+struct MetaLayout {
+  size_t tokens = 0, positions = 0, slots = 0, query_start = 0, kv_len = 0, block_start = 0, logit_rows = 0,
+         block_ids = 0, total = 0;
+  int64_t cap_tokens = 0, cap_seqs = 0, cap_blocks = 0;
+
+  static MetaLayout make(int64_t cap_tokens, int64_t cap_seqs, int64_t cap_blocks) {
+    MetaLayout l;
+    l.cap_tokens = cap_tokens;
+    l.cap_seqs = cap_seqs;
+    l.cap_blocks = cap_blocks;
+    size_t at = 0;
+    auto region = [&](int64_t n) {
+      const size_t r = at;
+      at += round_up(static_cast<size_t>(n));
+      return r;
+    };
+    l.tokens = region(cap_tokens);
+    l.positions = region(cap_tokens);
+    l.slots = region(cap_tokens);
+    l.logit_rows = region(cap_tokens);
+    l.query_start = region(cap_seqs + 1);
+    l.kv_len = region(cap_seqs);
+    l.block_start = region(cap_seqs + 1);
+    l.block_ids = region(cap_blocks);
+    l.total = at;
+    return l;
+  }
+};
+
+struct GraphEntry {
+  cudaGraphExec_t exec = nullptr;
+  int64_t workspace_bytes = 0;
+  uint64_t scratch_gen = 0;
+  uint64_t meta_gen = 0;
+};
+
+class CudaEngine final : public Engine {
+ public:
+  static Result<std::unique_ptr<CudaEngine>> load(const std::filesystem::path& model_dir, const EngineOptions& options);
+  ~CudaEngine() override;
+
+  Result<StepResult> step(const StepPlan& plan) override;
+  const model::ModelConfig& config() const override { return model_->config(); }
+  KvGeometry kv_geometry() const override {
+    return {static_cast<int32_t>(cache_.shape().num_blocks), static_cast<int32_t>(cache_.shape().block_size)};
+  }
+  int64_t max_model_len() const override { return max_model_len_; }
+  MemoryUsage memory_usage() const override;
+  std::string device_name() const override { return str_cat(device_->name(), " (cuda:", device_->index(), ")"); }
+
+ private:
+  CudaEngine() = default;
+  Status ensure_meta(int64_t cap_blocks);
+  Result<Buffer*> ensure_logits(int64_t rows);
+  Status warm_up();
+  Status run_forward(const models::ForwardInputs& in, const Tensor& logits, int64_t bucket);
+  void drop_graphs();
+  int64_t bucket_for(int64_t s) const;
+
+  EngineOptions options_;
+  std::unique_ptr<CudaDevice> device_;
+  DeviceContext ctx_;
+  std::unique_ptr<models::LlamaModel> model_;
+  KvCache cache_;
+  int64_t max_model_len_ = 0;
+  int64_t weights_bytes_ = 0;
+
+  MetaLayout meta_;
+  PinnedBuffer meta_host_;
+  Buffer meta_dev_;
+  uint64_t meta_gen_ = 0;
+  Buffer logits_;  // [rows, vocab] F32
+  int64_t logits_rows_ = 0;
+
+  bool graphs_enabled_ = true;
+  std::vector<int64_t> buckets_;
+  std::map<int64_t, GraphEntry> graphs_;
+  std::map<int64_t, int> graph_failures_;
+};
+
+CudaEngine::~CudaEngine() {
+  if (device_ != nullptr) {
+    (void)device_->make_current();
+    (void)device_->synchronize();
+  }
+  drop_graphs();
+}
+
+void CudaEngine::drop_graphs() {
+  for (auto& [b, g] : graphs_) {
+    if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+  }
+  graphs_.clear();
+}
+
+int64_t CudaEngine::bucket_for(int64_t s) const {
+  for (int64_t b : buckets_) {
+    if (b >= s) return b;
+  }
+  return -1;
+}
+
+Status CudaEngine::ensure_meta(int64_t cap_blocks) {
+  if (!meta_dev_.empty() && cap_blocks <= meta_.cap_blocks) return Status::ok();
+  KILN_RETURN_IF_ERROR(device_->synchronize());
+  drop_graphs();
+  const int64_t cap_tokens = std::max<int64_t>(options_.max_batched_tokens, options_.max_seqs);
+  meta_ = MetaLayout::make(cap_tokens, options_.max_seqs, std::max(cap_blocks, meta_.cap_blocks * 2));
+  KILN_ASSIGN_OR_RETURN(meta_host_, PinnedBuffer::alloc(meta_.total * sizeof(int32_t)));
+  KILN_ASSIGN_OR_RETURN(meta_dev_, Buffer::allocate(ctx_.device, DType::kI32, {static_cast<int64_t>(meta_.total)}));
+  ++meta_gen_;
+  return Status::ok();
+}
+
+Result<Buffer*> CudaEngine::ensure_logits(int64_t rows) {
+  if (rows > logits_rows_) {
+    KILN_RETURN_IF_ERROR(device_->synchronize());
+    drop_graphs();
+    KILN_ASSIGN_OR_RETURN(logits_, Buffer::allocate(ctx_.device, DType::kF32, {rows, model_->config().vocab_size}));
+    logits_rows_ = rows;
+  }
+  return &logits_;
+}
+
+MemoryUsage CudaEngine::memory_usage() const {
+  MemoryUsage u;
+  u.weights_bytes = weights_bytes_;
+  u.kv_cache_bytes = cache_.nbytes();
+  u.workspace_bytes = std::max<int64_t>(0, allocated_bytes(ctx_.device) - u.weights_bytes - u.kv_cache_bytes);
+  return u;
+}
+
+Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path& model_dir,
+                                                     const EngineOptions& options) {
+  if (options.block_size <= 0) return invalid_argument(str_cat("engine: block_size ", options.block_size, " must be positive"));
+  if (options.max_batched_tokens <= 0 || options.max_seqs <= 0)
+    return invalid_argument("engine: max_batched_tokens and max_seqs must be positive");
+  if (!(options.gpu_memory_fraction > 0.0 && options.gpu_memory_fraction <= 1.0))
+    return invalid_argument(str_cat("engine: gpu_memory_fraction ", options.gpu_memory_fraction, " is not in (0, 1]"));
+  std::unique_ptr<CudaEngine> e(new CudaEngine());
+  e->options_ = options;
+  KILN_ASSIGN_OR_RETURN(e->device_, CudaDevice::open(options.device_index));
+  e->ctx_.device = Device::cuda(options.device_index);
+  e->ctx_.stream = e->device_->stream();
+  e->ctx_.blas = e->device_->lt_handle();
+  const char* graphs_env = std::getenv("KILN_CUDA_GRAPHS");
+  e->graphs_enabled_ = graphs_env == nullptr || std::string(graphs_env) != "0";
+
+  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
+  if (e->max_model_len_ <= 0 || e->max_model_len_ > (int64_t{1} << 30))
+    return invalid_argument(str_cat("engine: max_model_len ", e->max_model_len_, " is not usable"));
+  {
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> ck, model::Checkpoint::open(model_dir));
+    const int64_t before = allocated_bytes(e->ctx_.device);
+    KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *ck, e->max_model_len_));
+    e->weights_bytes_ = allocated_bytes(e->ctx_.device) - before;
+  }
+
+  // The activation workspace of the largest step, reserved before the KV cache takes the rest.
+  const model::ModelConfig& c = e->model_->config();
+  const int64_t n = options.max_batched_tokens;
+  const int64_t per_token = (3 * c.hidden_size + c.q_size() + 2 * c.kv_size() + c.q_size() + 3 * c.intermediate_size) * 2;
+  const int64_t rows = std::max<int64_t>(options.max_seqs, 1);
+  const int64_t reserve = n * per_token + rows * c.hidden_size * 2 + 2 * rows * c.vocab_size * 4 + (256 << 20);
+
+  KvCacheShape shape;
+  shape.num_layers = c.num_layers;
+  shape.block_size = options.block_size;
+  shape.num_kv_heads = c.num_kv_heads;
+  shape.head_dim = c.head_dim;
+  const int64_t per_block = shape.bytes_per_block(DType::kBF16);
+  int64_t kv_bytes = options.kv_cache_bytes;
+  int64_t free_bytes = 0, total = 0;
+  KILN_RETURN_IF_ERROR(e->device_->mem_info(&free_bytes, &total));
+  if (kv_bytes <= 0) {
+    kv_bytes = static_cast<int64_t>(options.gpu_memory_fraction * static_cast<double>(total)) - (total - free_bytes) - reserve;
+  }
+  shape.num_blocks = std::min<int64_t>(std::max<int64_t>(kv_bytes, 0) / per_block, std::numeric_limits<int32_t>::max());
+  if (shape.num_blocks <= 0) {
+    return resource_exhausted(str_cat("engine: no room for a KV cache on ", e->device_->name(), ": ",
+                                      format_bytes(double(free_bytes)), " free of ", format_bytes(double(total)),
+                                      " after ", format_bytes(double(e->weights_bytes_)), " of weights, with ",
+                                      format_bytes(double(reserve)), " kept for activations (gpu_memory_fraction ",
+                                      options.gpu_memory_fraction, ")"));
+  }
+  KILN_ASSIGN_OR_RETURN(e->cache_, KvCache::allocate(e->ctx_, shape, DType::kBF16));
+
+  for (int64_t b = 1; b < options.max_seqs; b *= 2) e->buckets_.push_back(b);
+  e->buckets_.push_back(options.max_seqs);
+  const int64_t blocks_per_seq = (e->max_model_len_ + options.block_size - 1) / options.block_size;
+  KILN_RETURN_IF_ERROR(e->ensure_meta(options.max_seqs * (blocks_per_seq + 1)));
+  KILN_RETURN_IF_ERROR(e->ensure_logits(rows).status());
+  KILN_RETURN_IF_ERROR(e->warm_up());
+  log_info("cuda engine: ", e->device_name(), ", weights ", format_bytes(double(e->weights_bytes_)), ", KV cache ",
+           format_bytes(double(e->cache_.nbytes())), " (", shape.num_blocks, " blocks of ", shape.block_size,
+           " tokens), workspace ", format_bytes(double(e->memory_usage().workspace_bytes)));
+  return e;
+}
+
+// One forward of max_batched_tokens tokens (in short sequences over the first blocks), so that
+// every activation buffer reaches its final size now: later steps allocate nothing, and the
+// memory figures are real from the start. The K/V it writes land in free blocks.
+Status CudaEngine::warm_up() {
+  const int64_t n = options_.max_batched_tokens, bs = options_.block_size;
+  const int64_t s = std::min<int64_t>(options_.max_seqs, n);
+  const int64_t len = std::min<int64_t>((n + s - 1) / s, max_model_len_);
+  const int64_t num_blocks = cache_.shape().num_blocks;
+  StepPlan plan;
+  plan.query_start.push_back(0);
+  plan.block_start.push_back(0);
+  int64_t block = 0;
+  for (int64_t i = 0; i < s && static_cast<int64_t>(plan.token_ids.size()) < n; ++i) {
+    const int64_t l = std::min<int64_t>(len, n - static_cast<int64_t>(plan.token_ids.size()));
+    for (int64_t p = 0; p < l; ++p) {
+      plan.token_ids.push_back(0);
+      plan.positions.push_back(static_cast<int32_t>(p));
+    }
+    plan.query_start.push_back(static_cast<int32_t>(plan.token_ids.size()));
+    plan.kv_len.push_back(static_cast<int32_t>(l));
+    for (int64_t b = 0; b < (l + bs - 1) / bs; ++b) plan.block_ids.push_back(static_cast<int32_t>(block++ % num_blocks));
+    plan.block_start.push_back(static_cast<int32_t>(plan.block_ids.size()));
+  }
+  for (int32_t i = 0; i < plan.num_seqs(); ++i) {
+    plan.sample_seqs.push_back(i);
+    SamplingParams sp;
+    sp.temperature = 0.0f;
+    plan.sampling.push_back(sp);
+  }
+  KILN_ASSIGN_OR_RETURN(StepResult r, step(plan));
+  (void)r;
+  return Status::ok();
+}
+
+Status CudaEngine::run_forward(const models::ForwardInputs& in, const Tensor& logits, int64_t bucket) {
+  const auto stream = static_cast<cudaStream_t>(ctx_.stream);
+  if (bucket <= 0 || !graphs_enabled_) return model_->forward(ctx_, in, cache_, logits);
+  auto it = graphs_.find(bucket);
+  if (it != graphs_.end()) {
+    const GraphEntry& g = it->second;
+    if (g.workspace_bytes == model_->workspace_bytes() && g.scratch_gen == scratch_generation() &&
+        g.meta_gen == meta_gen_) {
+      return cuda_status(cudaGraphLaunch(g.exec, stream), "cudaGraphLaunch");
+    }
+    drop_graphs();  // some buffer a graph points into has moved
+  }
+  // Run eagerly (this step's result), then capture the same launches for the next steps of this
+  // bucket: every buffer they touch now has its final size, so capture allocates nothing.
+  KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits));
+  if (graph_failures_[bucket] > 0) return Status::ok();
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  const Status st = model_->forward(ctx_, in, cache_, logits);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t inst = cudaErrorUnknown;
+  if (st.is_ok() && end == cudaSuccess) inst = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  if (!st.is_ok() || end != cudaSuccess || inst != cudaSuccess) {
+    cudaGetLastError();
+    ++graph_failures_[bucket];
+    log_warn("cuda engine: decode graph for ", bucket, " sequences not captured (",
+             !st.is_ok() ? st.to_string() : std::string(cudaGetErrorString(end != cudaSuccess ? end : inst)),
+             "); this bucket runs without a graph");
+    return Status::ok();
+  }
+  graphs_[bucket] = GraphEntry{exec, model_->workspace_bytes(), scratch_generation(), meta_gen_};
+  return Status::ok();
+}
+
+Result<StepResult> CudaEngine::step(const StepPlan& plan) {
+  const auto start = std::chrono::steady_clock::now();
+  KILN_RETURN_IF_ERROR(device_->make_current());
+  const int64_t vocab = model_->config().vocab_size;
+  KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
+  const int32_t n = plan.num_tokens(), s = plan.num_seqs(), m = plan.num_samples();
+  if (n > options_.max_batched_tokens)
+    return invalid_argument(str_cat("step plan: ", n, " tokens exceed max_batched_tokens ", options_.max_batched_tokens));
+  if (s > options_.max_seqs)
+    return invalid_argument(str_cat("step plan: ", s, " sequences exceed max_seqs ", options_.max_seqs));
+  int32_t max_query = 0, max_kv = 0;
+  for (int32_t i = 0; i < s; ++i) {
+    const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
+    if (kv_len > max_model_len_)
+      return invalid_argument(str_cat("step plan: sequence ", i, " has kv_len ", kv_len, " beyond max_model_len ", max_model_len_));
+    max_query = std::max(max_query, plan.query_start[static_cast<size_t>(i) + 1] - plan.query_start[static_cast<size_t>(i)]);
+    max_kv = std::max(max_kv, kv_len);
+  }
+  StepResult result;
+  result.vocab_size = vocab;
+  if (n == 0) return result;
+
+  // A pure decode step where every sequence samples runs as a graph of its bucket: padding
+  // sequences have one token at position 0 over block 0, write no K/V (slot -1), and their
+  // logits are never read.
+  bool decode = !plan.return_all_logits && n == s && m == s;
+  for (int32_t j = 0; decode && j < m; ++j) decode = plan.sample_seqs[static_cast<size_t>(j)] == j;
+  const int64_t bucket = decode ? bucket_for(s) : -1;
+  const int64_t rows_total = bucket > 0 ? bucket : s;  // sequences after padding
+  const int64_t tok_total = bucket > 0 ? bucket : n;
+  const int64_t pads = rows_total - s;
+  KILN_RETURN_IF_ERROR(ensure_meta(static_cast<int64_t>(plan.block_ids.size()) + pads));
+
+  auto* h = meta_host_.as<int32_t>();
+  const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
+  std::memcpy(h + meta_.tokens, plan.token_ids.data(), static_cast<size_t>(n) * 4);
+  std::memcpy(h + meta_.positions, plan.positions.data(), static_cast<size_t>(n) * 4);
+  for (int32_t i = 0; i < s; ++i) {
+    const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
+    for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
+      const int32_t pos = plan.positions[static_cast<size_t>(t)];
+      h[meta_.slots + static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
+    }
+  }
+  std::memcpy(h + meta_.query_start, plan.query_start.data(), static_cast<size_t>(s + 1) * 4);
+  std::memcpy(h + meta_.kv_len, plan.kv_len.data(), static_cast<size_t>(s) * 4);
+  std::memcpy(h + meta_.block_start, plan.block_start.data(), static_cast<size_t>(s + 1) * 4);
+  std::memcpy(h + meta_.block_ids, plan.block_ids.data(), plan.block_ids.size() * 4);
+  const int32_t blocks_end = plan.block_start[static_cast<size_t>(s)];
+  for (int64_t p = 0; p < pads; ++p) {
+    const size_t t = static_cast<size_t>(n + p), q = static_cast<size_t>(s + p);
+    h[meta_.tokens + t] = 0;
+    h[meta_.positions + t] = 0;
+    h[meta_.slots + t] = -1;
+    h[meta_.query_start + q + 1] = static_cast<int32_t>(t + 1);
+    h[meta_.kv_len + q] = 1;
+    h[meta_.block_start + q + 1] = blocks_end + static_cast<int32_t>(p + 1);
+    h[meta_.block_ids + static_cast<size_t>(blocks_end + p)] = 0;
+  }
+  const int64_t n_blocks_used = blocks_end + pads;
+  // Logit rows: every token, every (padded) sequence of a decode bucket, or the sampled rows.
+  int64_t n_rows = 0;
+  if (plan.return_all_logits) {
+    for (int32_t t = 0; t < n; ++t) h[meta_.logit_rows + static_cast<size_t>(t)] = t;
+    n_rows = n;
+  } else if (bucket > 0) {
+    for (int64_t t = 0; t < tok_total; ++t) h[meta_.logit_rows + static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    n_rows = tok_total;
+  } else {
+    for (int32_t j = 0; j < m; ++j) {
+      h[meta_.logit_rows + static_cast<size_t>(j)] =
+          plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+    }
+    n_rows = m;
+  }
+
+  const auto stream = static_cast<cudaStream_t>(ctx_.stream);
+  int32_t* d = meta_dev_.tensor().data<int32_t>();
+  auto upload = [&](size_t off, int64_t count) -> Status {
+    if (count <= 0) return Status::ok();
+    return cuda_status(cudaMemcpyAsync(d + off, h + off, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, stream),
+                       "step metadata upload");
+  };
+  KILN_RETURN_IF_ERROR(upload(meta_.tokens, tok_total));
+  KILN_RETURN_IF_ERROR(upload(meta_.positions, tok_total));
+  KILN_RETURN_IF_ERROR(upload(meta_.slots, tok_total));
+  KILN_RETURN_IF_ERROR(upload(meta_.logit_rows, n_rows));
+  KILN_RETURN_IF_ERROR(upload(meta_.query_start, rows_total + 1));
+  KILN_RETURN_IF_ERROR(upload(meta_.kv_len, rows_total));
+  KILN_RETURN_IF_ERROR(upload(meta_.block_start, rows_total + 1));
+  KILN_RETURN_IF_ERROR(upload(meta_.block_ids, n_blocks_used));
+
+  auto view = [&](size_t off, int64_t count) { return Tensor(d + off, DType::kI32, ctx_.device, {count}); };
+  models::ForwardInputs in;
+  in.token_ids = view(meta_.tokens, tok_total);
+  in.positions = view(meta_.positions, tok_total);
+  in.slot_mapping = view(meta_.slots, tok_total);
+  in.query_start = view(meta_.query_start, rows_total + 1);
+  in.kv_len = view(meta_.kv_len, rows_total);
+  in.block_start = view(meta_.block_start, rows_total + 1);
+  // A graph must not depend on this step's table length: give it the whole region.
+  in.block_ids = view(meta_.block_ids, bucket > 0 ? meta_.cap_blocks : std::max<int64_t>(n_blocks_used, 1));
+  in.logit_rows = view(meta_.logit_rows, n_rows);
+  in.max_query_len = bucket > 0 ? 1 : max_query;
+  in.max_kv_len = bucket > 0 ? max_model_len_ : max_kv;
+
+  KILN_ASSIGN_OR_RETURN(Buffer * lb, ensure_logits(std::max<int64_t>(n_rows, m)));
+  const Tensor logits = lb->tensor().rows(0, n_rows);
+  KILN_RETURN_IF_ERROR(run_forward(in, logits, bucket));
+
+  if (plan.return_all_logits) {
+    result.logits.resize(static_cast<size_t>(n) * static_cast<size_t>(vocab));
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(result.logits.data(), logits.raw(), result.logits.size() * 4,
+                                              cudaMemcpyDeviceToHost, stream));
+  }
+  if (m > 0) {
+    std::vector<int32_t> sample_positions(static_cast<size_t>(m));
+    for (int32_t j = 0; j < m; ++j)
+      sample_positions[static_cast<size_t>(j)] = plan.kv_len[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)])];
+    ops::SamplingBatch batch;
+    batch.params = plan.sampling;
+    batch.positions = sample_positions;
+    batch.history_start = plan.history_start;
+    batch.history_tokens = plan.history_tokens;
+    batch.prompt_len = plan.prompt_len;
+    Tensor sample_logits = logits.rows(0, m);
+    Buffer picked;
+    if (plan.return_all_logits) {
+      std::vector<int32_t> sample_rows(static_cast<size_t>(m));
+      for (int32_t j = 0; j < m; ++j)
+        sample_rows[static_cast<size_t>(j)] = plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+      KILN_ASSIGN_OR_RETURN(Buffer rows_dev, Buffer::allocate(ctx_.device, DType::kI32, {m}));
+      KILN_RETURN_IF_ERROR(copy_to_device(ctx_, sample_rows.data(), rows_dev.tensor()));
+      KILN_ASSIGN_OR_RETURN(picked, Buffer::allocate(ctx_.device, DType::kF32, {m, vocab}));
+      KILN_RETURN_IF_ERROR(ops::gather_rows(ctx_, logits, rows_dev.tensor(), picked.tensor()));
+      sample_logits = picked.tensor();
+      KILN_RETURN_IF_ERROR(device_->synchronize());  // sample_rows and the buffers die with this scope
+    }
+    KILN_RETURN_IF_ERROR(ops::sample(ctx_, sample_logits, batch, &result.samples));
+  }
+  KILN_RETURN_IF_ERROR(device_->synchronize());
+  result.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> load_engine(const std::filesystem::path& model_dir, const EngineOptions& options) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<CudaEngine> e, CudaEngine::load(model_dir, options));
+  return std::unique_ptr<Engine>(std::move(e));
+}
+
+}  // namespace kiln::runtime::cuda

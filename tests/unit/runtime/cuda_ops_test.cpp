@@ -1,0 +1,323 @@
+// Every CUDA op against the CPU op on fresh random inputs of several shapes: outputs poisoned
+// first, every element checked, bf16 tolerances.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "cuda_test_util.h"
+#include "kiln/runtime/backend/cuda/gemm.h"
+#include "kiln/runtime/ops/embedding.h"
+#include "kiln/runtime/ops/gather_rows.h"
+#include "kiln/runtime/ops/linear.h"
+#include "kiln/runtime/ops/paged_attention.h"
+#include "kiln/runtime/ops/qkv_rope.h"
+#include "kiln/runtime/ops/rms_norm.h"
+#include "kiln/runtime/ops/swiglu.h"
+#include "kiln/runtime/rope.h"
+#include "kiln/runtime/weights.h"
+
+namespace kiln::runtime {
+namespace {
+
+using testing::bf16_round;
+using testing::expect_close;
+using testing::max_abs;
+using testing::random_bf16;
+
+class CudaOpsTest : public testing::CudaTest {};
+
+Tensor host(std::vector<float>& v, std::initializer_list<int64_t> shape) {
+  return Tensor(v.data(), DType::kF32, Device::cpu(), shape);
+}
+Tensor host_i32(std::vector<int32_t>& v) {
+  return Tensor(v.data(), DType::kI32, Device::cpu(), {static_cast<int64_t>(v.size())});
+}
+
+TEST_F(CudaOpsTest, EmbeddingMatchesCpu) {
+  uint32_t seed = 1;
+  for (auto [vocab, hidden, n] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{300, 64, 1}, {300, 36, 7}, {1000, 2048, 33}}) {
+    std::vector<float> table = random_bf16(static_cast<size_t>(vocab * hidden), seed++);
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    std::mt19937 rng(seed++);
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % vocab);
+    std::vector<float> want(static_cast<size_t>(n * hidden));
+    ASSERT_TRUE(ops::embedding(cpu_, host_i32(ids), host(table, {vocab, hidden}), host(want, {n, hidden})).is_ok());
+    Buffer t = upload(table, DType::kBF16, {vocab, hidden});
+    Buffer i = upload_i32(ids);
+    Buffer out = poisoned(DType::kBF16, {n, hidden});
+    const Status st = ops::embedding(gpu_, i.tensor(), t.tensor(), out.tensor());
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    expect_close(download(out.tensor()), want, 0.0, 0.0, "embedding");
+  }
+}
+
+TEST_F(CudaOpsTest, GatherRowsMatchesCpu) {
+  for (auto [n, h, m] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{5, 64, 2}, {40, 2048, 17}, {9, 3, 9}}) {
+    std::vector<float> x = random_bf16(static_cast<size_t>(n * h), static_cast<uint32_t>(n * h));
+    std::vector<int32_t> rows(static_cast<size_t>(m));
+    std::mt19937 rng(static_cast<uint32_t>(m));
+    for (int32_t& r : rows) r = static_cast<int32_t>(rng() % n);
+    std::vector<float> want(static_cast<size_t>(m * h));
+    ASSERT_TRUE(ops::gather_rows(cpu_, host(x, {n, h}), host_i32(rows), host(want, {m, h})).is_ok());
+    for (DType dt : {DType::kBF16, DType::kF32}) {
+      Buffer xb = upload(x, dt, {n, h});
+      Buffer rb = upload_i32(rows);
+      Buffer out = poisoned(dt, {m, h});
+      ASSERT_TRUE(ops::gather_rows(gpu_, xb.tensor(), rb.tensor(), out.tensor()).is_ok());
+      expect_close(download(out.tensor()), want, 0.0, 0.0, "gather_rows");
+    }
+  }
+}
+
+TEST_F(CudaOpsTest, RmsNormAndAddRmsNormMatchCpu) {
+  uint32_t seed = 10;
+  for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {5, 2048}, {3, 100}, {2, 4096}}) {
+    std::vector<float> x = random_bf16(static_cast<size_t>(n * h), seed++, 2.0f);
+    std::vector<float> res = random_bf16(static_cast<size_t>(n * h), seed++, 3.0f);
+    std::vector<float> w = random_bf16(static_cast<size_t>(h), seed++, 0.5f);
+    for (float& v : w) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
+    const float eps = 1e-5f;
+    // rms_norm
+    std::vector<float> want(static_cast<size_t>(n * h));
+    ASSERT_TRUE(ops::rms_norm(cpu_, host(x, {n, h}), host(w, {h}), eps, host(want, {n, h})).is_ok());
+    Buffer xb = upload(x, DType::kBF16, {n, h});
+    Buffer wb = upload(w, DType::kBF16, {h});
+    Buffer out = poisoned(DType::kBF16, {n, h});
+    ASSERT_TRUE(ops::rms_norm(gpu_, xb.tensor(), wb.tensor(), eps, out.tensor()).is_ok());
+    expect_close(download(out.tensor()), want, 1e-2, 1e-2, "rms_norm");
+    // add_rms_norm: the GPU residual is bf16, so the CPU gets the rounded sum to normalise.
+    std::vector<float> sum(res.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = res[i] + x[i];
+    std::vector<float> sum_rounded = bf16_round(sum);
+    std::vector<float> want_norm(static_cast<size_t>(n * h));
+    ASSERT_TRUE(ops::rms_norm(cpu_, host(sum_rounded, {n, h}), host(w, {h}), eps, host(want_norm, {n, h})).is_ok());
+    std::vector<float> cpu_res = res, cpu_out(static_cast<size_t>(n * h));
+    ASSERT_TRUE(ops::add_rms_norm(cpu_, host(x, {n, h}), host(cpu_res, {n, h}), host(w, {h}), eps, host(cpu_out, {n, h})).is_ok());
+    expect_close(cpu_res, sum, 1e-6, 1e-6, "cpu add_rms_norm residual");  // the CPU op is what we think
+    Buffer rb = upload(res, DType::kBF16, {n, h});
+    Buffer out2 = poisoned(DType::kBF16, {n, h});
+    ASSERT_TRUE(ops::add_rms_norm(gpu_, xb.tensor(), rb.tensor(), wb.tensor(), eps, out2.tensor()).is_ok());
+    expect_close(download(rb.tensor()), sum, 0.0, 1.0 / 256, "add_rms_norm residual");
+    expect_close(download(out2.tensor()), want_norm, 1e-2, 1e-2, "add_rms_norm out");
+    expect_close(download(out2.tensor()), cpu_out, 3e-2, 3e-2, "add_rms_norm out vs the f32 CPU op");
+  }
+}
+
+TEST_F(CudaOpsTest, SwigluMatchesCpu) {
+  uint32_t seed = 20;
+  for (auto [n, inter] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {7, 8192}, {3, 30}}) {
+    std::vector<float> gu = random_bf16(static_cast<size_t>(n * 2 * inter), seed++, 2.0f);
+    std::vector<float> want(static_cast<size_t>(n * inter));
+    ASSERT_TRUE(ops::swiglu(cpu_, host(gu, {n, 2 * inter}), host(want, {n, inter})).is_ok());
+    Buffer g = upload(gu, DType::kBF16, {n, 2 * inter});
+    Buffer out = poisoned(DType::kBF16, {n, inter});
+    ASSERT_TRUE(ops::swiglu(gpu_, g.tensor(), out.tensor()).is_ok());
+    expect_close(download(out.tensor()), want, 1e-3, 1e-2, "swiglu");
+  }
+}
+
+TEST_F(CudaOpsTest, LinearMatchesCpuOnBothPathsWithAndWithoutBias) {
+  uint32_t seed = 30;
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{96, 64}, {200, 136}, {1000, 512}, {2048, 2048}}) {
+    std::vector<float> w1 = random_bf16(static_cast<size_t>(n / 2 * k), seed++, 0.05f);
+    std::vector<float> w2 = random_bf16(static_cast<size_t>((n - n / 2) * k), seed++, 0.05f);
+    std::vector<float> b1 = random_bf16(static_cast<size_t>(n / 2), seed++, 0.5f);
+    std::vector<float> b2 = random_bf16(static_cast<size_t>(n - n / 2), seed++, 0.5f);
+    const HostMatrix parts[2] = {{w1.data(), DType::kF32, n / 2, k, "w1"}, {w2.data(), DType::kF32, n - n / 2, k, "w2"}};
+    const HostMatrix bias[2] = {{b1.data(), DType::kF32, 1, n / 2, "b1"}, {b2.data(), DType::kF32, 1, n - n / 2, "b2"}};
+    for (bool with_bias : {false, true}) {
+      std::span<const HostMatrix> bspan = with_bias ? std::span<const HostMatrix>(bias) : std::span<const HostMatrix>();
+      auto wc = ops::load_linear_weight(cpu_, parts, bspan);
+      auto wg = ops::load_linear_weight(gpu_, parts, bspan);
+      ASSERT_TRUE(wc.is_ok() && wg.is_ok());
+      for (int64_t m : {1, 2, 5, 8, 9, 64, 200}) {
+        std::vector<float> x = random_bf16(static_cast<size_t>(m * k), seed++);
+        std::vector<float> want(static_cast<size_t>(m * n));
+        ASSERT_TRUE(ops::linear(cpu_, host(x, {m, k}), *wc, host(want, {m, n})).is_ok());
+        const double atol = 2e-3 * max_abs(want);
+        Buffer xb = upload(x, DType::kBF16, {m, k});
+        for (DType out_dt : {DType::kBF16, DType::kF32}) {
+          Buffer out = poisoned(out_dt, {m, n});
+          const Status st = ops::linear(gpu_, xb.tensor(), *wg, out.tensor());
+          ASSERT_TRUE(st.is_ok()) << st.to_string();
+          expect_close(download(out.tensor()), want, atol, out_dt == DType::kBF16 ? 8e-3 : 1e-3,
+                       str_cat("linear m=", m, " n=", n, " k=", k, " bias=", with_bias, " ", dtype_name(out_dt)));
+        }
+        if (m <= cuda::kSmallMMax) {  // both GEMM paths on the same shape
+          for (cuda::GemmPath path : {cuda::GemmPath::kSmallM, cuda::GemmPath::kCublasLt}) {
+            Buffer out = poisoned(DType::kF32, {m, n});
+            cuda::GemmArgs g;
+            g.x = xb.tensor().data<const uint16_t>();
+            g.w = wg->weight.tensor().data<const uint16_t>();
+            g.bias = with_bias ? wg->bias.tensor().data<const uint16_t>() : nullptr;
+            g.y = out.tensor().raw();
+            g.y_f32 = true;
+            g.m = m;
+            g.n = n;
+            g.k = k;
+            const Status st = cuda::gemm(gpu_.blas, g, dev_->stream(), path);
+            ASSERT_TRUE(st.is_ok()) << st.to_string();
+            expect_close(download(out.tensor()), want, atol, 1e-3,
+                         str_cat("gemm path ", static_cast<int>(path), " m=", m, " n=", n, " k=", k));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaOpsTest, QkvRopeCacheMatchesCpu) {
+  uint32_t seed = 40;
+  struct Case {
+    int64_t heads, kv_heads, head_dim;
+    bool qk_norm;
+    model::RopeScalingType scaling;
+  };
+  for (const Case& c : {Case{4, 2, 64, false, model::RopeScalingType::kLlama3}, Case{8, 8, 128, true, model::RopeScalingType::kNone},
+                        Case{16, 4, 32, false, model::RopeScalingType::kNone}, Case{2, 1, 256, true, model::RopeScalingType::kNone}}) {
+    model::ModelConfig cfg;
+    cfg.hidden_size = c.heads * c.head_dim;
+    cfg.num_heads = c.heads;
+    cfg.num_kv_heads = c.kv_heads;
+    cfg.head_dim = c.head_dim;
+    cfg.max_position_embeddings = 4096;
+    cfg.rope_theta = 500000.0;
+    cfg.rope_scaling.type = c.scaling;
+    if (c.scaling == model::RopeScalingType::kLlama3) {
+      cfg.rope_scaling.factor = 32.0;
+      cfg.rope_scaling.original_max_position_embeddings = 256;
+    }
+    const int64_t max_pos = 3000, bs = 16, num_blocks = 40, n = 37;
+    auto table = rope_table(cfg, max_pos);
+    ASSERT_TRUE(table.is_ok()) << table.status().to_string();
+    const int64_t width = (c.heads + 2 * c.kv_heads) * c.head_dim;
+    std::vector<float> qkv = random_bf16(static_cast<size_t>(n * width), seed++, 2.0f);
+    std::vector<int32_t> positions(static_cast<size_t>(n)), slots(static_cast<size_t>(n));
+    std::vector<int32_t> slot_pool(static_cast<size_t>(num_blocks * bs));
+    std::iota(slot_pool.begin(), slot_pool.end(), 0);
+    std::mt19937 rng(seed++);
+    std::shuffle(slot_pool.begin(), slot_pool.end(), rng);
+    for (int64_t i = 0; i < n; ++i) {
+      positions[static_cast<size_t>(i)] = static_cast<int32_t>(rng() % max_pos);
+      slots[static_cast<size_t>(i)] = slot_pool[static_cast<size_t>(i)];
+    }
+    std::vector<float> qn = random_bf16(static_cast<size_t>(c.head_dim), seed++, 0.3f), kn = random_bf16(static_cast<size_t>(c.head_dim), seed++, 0.3f);
+    for (float& v : qn) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
+    for (float& v : kn) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
+    ops::QkvParams p;
+    p.num_heads = c.heads;
+    p.num_kv_heads = c.kv_heads;
+    p.head_dim = c.head_dim;
+    p.qk_norm_eps = 1e-6f;
+    const size_t cache_elems = static_cast<size_t>(num_blocks * 2 * bs * c.kv_heads * c.head_dim);
+    std::vector<float> cpu_qkv = qkv, cpu_cache(cache_elems, 0.0f);
+    Tensor qn_h = c.qk_norm ? host(qn, {c.head_dim}) : Tensor(), kn_h = c.qk_norm ? host(kn, {c.head_dim}) : Tensor();
+    const Status cs = ops::qkv_rope_cache(cpu_, host(cpu_qkv, {n, width}), host_i32(positions), host_i32(slots), qn_h, kn_h,
+                                          host(*table, {max_pos, c.head_dim}), p,
+                                          host(cpu_cache, {num_blocks, 2, bs, c.kv_heads, c.head_dim}));
+    ASSERT_TRUE(cs.is_ok()) << cs.to_string();
+
+    Buffer gq = upload(qkv, DType::kBF16, {n, width});
+    Buffer gpos = upload_i32(positions), gslot = upload_i32(slots);
+    Buffer gqn = upload(qn, DType::kBF16, {c.head_dim}), gkn = upload(kn, DType::kBF16, {c.head_dim});
+    Buffer gtab = upload(*table, DType::kF32, {max_pos, c.head_dim});
+    Buffer gcache = poisoned(DType::kBF16, {num_blocks, 2, bs, c.kv_heads, c.head_dim});
+    const Status gs = ops::qkv_rope_cache(gpu_, gq.tensor(), gpos.tensor(), gslot.tensor(), c.qk_norm ? gqn.tensor() : Tensor(),
+                                          c.qk_norm ? gkn.tensor() : Tensor(), gtab.tensor(), p, gcache.tensor());
+    ASSERT_TRUE(gs.is_ok()) << gs.to_string();
+    const std::string what = str_cat("qkv_rope H=", c.heads, " KV=", c.kv_heads, " D=", c.head_dim, " norm=", c.qk_norm);
+    expect_close(download(gq.tensor()), cpu_qkv, 2e-2, 1e-2, what + " qkv");
+    // Written slots hold the CPU's k and v; every other slot keeps its poison.
+    const std::vector<float> cache = download(gcache.tensor());
+    std::vector<bool> written(static_cast<size_t>(num_blocks * bs), false);
+    for (int32_t s : slots) written[static_cast<size_t>(s)] = true;
+    const int64_t tok = c.kv_heads * c.head_dim;
+    std::vector<float> got_w, want_w;
+    size_t unpoisoned = 0;
+    for (int64_t blk = 0; blk < num_blocks; ++blk)
+      for (int64_t kv = 0; kv < 2; ++kv)
+        for (int64_t off = 0; off < bs; ++off) {
+          const size_t base = static_cast<size_t>(((blk * 2 + kv) * bs + off) * tok);
+          for (int64_t e = 0; e < tok; ++e) {
+            if (written[static_cast<size_t>(blk * bs + off)]) {
+              got_w.push_back(cache[base + static_cast<size_t>(e)]);
+              want_w.push_back(cpu_cache[base + static_cast<size_t>(e)]);
+            } else if (!std::isnan(cache[base + static_cast<size_t>(e)])) {
+              ++unpoisoned;
+            }
+          }
+        }
+    EXPECT_EQ(unpoisoned, 0u) << what << ": elements outside the written slots changed";
+    expect_close(got_w, want_w, 2e-2, 1e-2, what + " cache");
+  }
+}
+
+struct AttnCase {
+  int64_t heads, kv_heads, head_dim, window;
+  std::vector<std::pair<int32_t, int32_t>> seqs;  // (new tokens, kv_len)
+};
+
+TEST_F(CudaOpsTest, PagedAttentionMatchesCpu) {
+  uint32_t seed = 50;
+  const std::vector<AttnCase> cases = {
+      {4, 4, 64, 0, {{1, 37}, {5, 5}, {3, 70}, {1, 1}, {16, 200}}},
+      {8, 2, 128, 0, {{1, 300}, {1, 17}, {1, 64}}},                 // decode only: split-KV
+      {32, 8, 64, 0, {{1, 1000}}},                                  // one long decode row
+      {16, 8, 128, 24, {{7, 90}, {1, 40}, {30, 30}}},              // sliding window
+      {14, 2, 64, 0, {{300, 300}, {2, 129}}},                       // a prefill: no split
+  };
+  for (const AttnCase& c : cases) {
+    const int64_t bs = 16, D = c.head_dim, KV = c.kv_heads, H = c.heads;
+    int64_t num_blocks = 0;
+    for (auto [nn, kv] : c.seqs) num_blocks += (kv + bs - 1) / bs;
+    num_blocks += 3;
+    std::vector<int32_t> pool(static_cast<size_t>(num_blocks));
+    std::iota(pool.begin(), pool.end(), 0);
+    std::mt19937 rng(seed++);
+    std::shuffle(pool.begin(), pool.end(), rng);
+    std::vector<int32_t> query_start = {0}, kv_len, block_start = {0}, block_ids;
+    int64_t max_q = 0, max_kv = 0;
+    for (auto [nn, kv] : c.seqs) {
+      query_start.push_back(query_start.back() + nn);
+      kv_len.push_back(kv);
+      for (int64_t b = 0; b < (kv + bs - 1) / bs; ++b) {
+        block_ids.push_back(pool.back());
+        pool.pop_back();
+      }
+      block_start.push_back(static_cast<int32_t>(block_ids.size()));
+      max_q = std::max<int64_t>(max_q, nn);
+      max_kv = std::max<int64_t>(max_kv, kv);
+    }
+    const int64_t n = query_start.back();
+    const int64_t width = (H + 2 * KV) * D;
+    std::vector<float> qkv = random_bf16(static_cast<size_t>(n * width), seed++, 1.5f);
+    std::vector<float> cache = random_bf16(static_cast<size_t>(num_blocks * 2 * bs * KV * D), seed++);
+    ops::AttentionParams p;
+    p.num_heads = H;
+    p.num_kv_heads = KV;
+    p.head_dim = D;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    p.sliding_window = c.window;
+    p.max_query_len = max_q;
+    p.max_kv_len = max_kv;
+    std::vector<float> want(static_cast<size_t>(n * H * D));
+    const Status cs = ops::paged_attention(cpu_, host(qkv, {n, width}), host(cache, {num_blocks, 2, bs, KV, D}),
+                                           host_i32(query_start), host_i32(kv_len), host_i32(block_start),
+                                           host_i32(block_ids), p, host(want, {n, H * D}));
+    ASSERT_TRUE(cs.is_ok()) << cs.to_string();
+    Buffer gq = upload(qkv, DType::kBF16, {n, width});
+    Buffer gc = upload(cache, DType::kBF16, {num_blocks, 2, bs, KV, D});
+    Buffer qs = upload_i32(query_start), kl = upload_i32(kv_len), bst = upload_i32(block_start), bid = upload_i32(block_ids);
+    Buffer out = poisoned(DType::kBF16, {n, H * D});
+    const Status gs = ops::paged_attention(gpu_, gq.tensor(), gc.tensor(), qs.tensor(), kl.tensor(), bst.tensor(),
+                                           bid.tensor(), p, out.tensor());
+    ASSERT_TRUE(gs.is_ok()) << gs.to_string();
+    expect_close(download(out.tensor()), want, 1e-2, 1e-2,
+                 str_cat("paged_attention H=", H, " KV=", KV, " D=", D, " window=", c.window, " rows=", n));
+  }
+}
+
+}  // namespace
+}  // namespace kiln::runtime
