@@ -12,10 +12,11 @@
 
 namespace kiln::runtime {
 
-int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_token, int64_t max_model_len) {
+int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_block, int64_t max_model_len) {
   if (options.kv_cache_bytes > 0) return options.kv_cache_bytes;
   const int64_t phys = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
-  const int64_t wanted = static_cast<int64_t>(std::max(1, options.max_seqs)) * max_model_len * bytes_per_token;
+  const int64_t blocks_per_seq = (max_model_len + options.block_size - 1) / options.block_size;
+  const int64_t wanted = static_cast<int64_t>(std::max(1, options.max_seqs)) * blocks_per_seq * bytes_per_block;
   return std::min(wanted, phys / 4);
 }
 
@@ -45,7 +46,7 @@ Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& 
   shape.num_kv_heads = config.num_kv_heads;
   shape.head_dim = config.head_dim;
   const int64_t per_block = shape.bytes_per_block(DType::kF32);
-  const int64_t bytes = cpu_kv_cache_bytes(options, per_block / options.block_size, e->max_model_len_);
+  const int64_t bytes = cpu_kv_cache_bytes(options, per_block, e->max_model_len_);
   shape.num_blocks = std::min<int64_t>(bytes / per_block, std::numeric_limits<int32_t>::max());
   if (shape.num_blocks <= 0)
     return resource_exhausted(str_cat("engine: a KV cache of ", format_bytes(double(bytes)), " holds no block of ",

@@ -39,6 +39,6 @@ class CpuEngine final : public Engine {
 };
 
 // Bytes of KV cache the CPU engine allocates for `options` (see EngineOptions::kv_cache_bytes).
-int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_token, int64_t max_model_len);
+int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_block, int64_t max_model_len);
 
 }  // namespace kiln::runtime
