@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Writes kiln's fidelity fixtures: logits of small random checkpoints computed by Hugging Face
+transformers in float32, which tests/unit/runtime/fidelity_test.cpp compares kiln against.
+
+For each preset, the checkpoint is made by `kiln make-model` (the same bytes kiln's test remakes
+from the seed), loaded by transformers in float32 on the CPU with eager attention, and run on fixed
+prompt token ids:
+  prompt_logits       [12, vocab] F32  the whole prompt in one forward pass
+  incremental_logits  [12, vocab] F32  one token per forward pass through a DynamicCache
+  greedy_tokens       [32]        I32  32 greedy tokens after the prompt (argmax, lowest id on ties)
+plus <preset>.json with the seed, the ids and the versions used.
+
+Run on a machine with torch, transformers, safetensors and numpy (no network needed):
+  python3 tools/make_fidelity_fixtures.py --kiln build/release/apps/kiln/kiln
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+PRESETS = {"tiny-llama": 101, "tiny-mistral": 102, "tiny-qwen2": 103, "tiny-qwen3": 104}
+VOCAB = 2048
+PROMPT = [17, 1042, 5, 733, 2047, 88, 1500, 301, 9, 1999, 640, 256]
+GREEDY_TOKENS = 32
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kiln", required=True, help="the kiln binary (runs `kiln make-model`)")
+    parser.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "fidelity"))
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated subset")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+    import transformers
+    from safetensors.numpy import save_file
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(args.out, exist_ok=True)
+    for preset in args.presets.split(","):
+        seed = PRESETS[preset]
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = os.path.join(tmp, preset)
+            subprocess.run([args.kiln, "make-model", "--preset", preset, "--seed", str(seed), "--vocab-size",
+                            str(VOCAB), "--allow-small-vocab", "--dtype", "f32", "--out", model_dir], check=True)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                         attn_implementation="eager")
+            model.eval()
+            ids = torch.tensor([PROMPT], dtype=torch.long)
+            with torch.no_grad():
+                whole = model(input_ids=ids).logits[0].float().numpy()
+
+                cache = DynamicCache()
+                rows = []
+                for i in range(len(PROMPT)):
+                    out = model(input_ids=ids[:, i:i + 1], past_key_values=cache, use_cache=True,
+                                position_ids=torch.tensor([[i]]))
+                    cache = out.past_key_values
+                    rows.append(out.logits[0, -1].float().numpy())
+                incremental = np.stack(rows)
+
+                # Greedy continuation, one token at a time through the cache.
+                tokens = []
+                next_token = int(np.argmax(rows[-1]))
+                position = len(PROMPT)
+                while True:
+                    tokens.append(next_token)
+                    if len(tokens) == GREEDY_TOKENS:
+                        break
+                    out = model(input_ids=torch.tensor([[next_token]]), past_key_values=cache, use_cache=True,
+                                position_ids=torch.tensor([[position]]))
+                    cache = out.past_key_values
+                    position += 1
+                    next_token = int(torch.argmax(out.logits[0, -1]).item())
+
+        tensors = {
+            "prompt_logits": np.ascontiguousarray(whole, dtype=np.float32),
+            "incremental_logits": np.ascontiguousarray(incremental, dtype=np.float32),
+            "greedy_tokens": np.array(tokens, dtype=np.int32),
+        }
+        save_file(tensors, os.path.join(args.out, preset + ".safetensors"))
+        info = {
+            "preset": preset,
+            "seed": seed,
+            "vocab_size": VOCAB,
+            "dtype": "f32",
+            "prompt_ids": PROMPT,
+            "greedy_tokens": tokens,
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+            "command": "python3 tools/make_fidelity_fixtures.py --kiln KILN",
+        }
+        with open(os.path.join(args.out, preset + ".json"), "w") as f:
+            json.dump(info, f, indent=2)
+            f.write("\n")
+        print(f"{preset}: seed {seed}, greedy {tokens[:8]}...", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
