@@ -105,6 +105,12 @@ Status launch_small_m(const GemmArgs& a, Stream stream) {
   }
 }
 
+// y[r, c] += bias[c] for f32 outputs, whose bias epilogue cuBLASLt may not offer with a bf16 bias.
+__global__ void add_bias_f32_kernel(float* __restrict__ y, const bf16* __restrict__ bias, int64_t m, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < m * n) y[i] += dev::to_f(bias[i % n]);
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // ---- cuBLASLt ----
@@ -217,6 +223,15 @@ Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
                                     " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned)"));
   }
   if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok)) return launch_small_m(g, stream);
+  if (g.y_f32 && g.bias != nullptr) {
+    GemmArgs plain = g;
+    plain.bias = nullptr;
+    KILN_RETURN_IF_ERROR(run_cublaslt(static_cast<cublasLtHandle_t>(lt_handle), plain, stream));
+    const int64_t total = g.m * g.n;
+    add_bias_f32_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
+        static_cast<float*>(g.y), reinterpret_cast<const bf16*>(g.bias), g.m, g.n);
+    return launch_status("add_bias_f32_kernel");
+  }
   return run_cublaslt(static_cast<cublasLtHandle_t>(lt_handle), g, stream);
 }
 

