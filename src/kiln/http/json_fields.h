@@ -1,0 +1,42 @@
+// Typed reads of request fields with OpenAI-style errors (internal to http/: it exposes JSON).
+#pragma once
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/http/errors.h"
+#include "kiln/text/jinja/value.h"
+
+namespace kiln::http {
+
+// Ordered: templates print tool schemas with tojson, and Python keeps the client's key order.
+using Json = nlohmann::ordered_json;
+
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses a request body: valid UTF-8, valid JSON, nesting at most kMaxJsonDepth, an object.
+std::optional<ApiError> parse_json_body(std::string_view body, Json* out);
+
+// "a string", "an integer", "a number", "a boolean", "an object", "an array", "null".
+std::string json_type_phrase(const Json& j);
+
+// Each reader leaves *out untouched and returns nullopt when the field is absent or null (OpenAI
+// treats null as omitted); returns the 400 when the field has the wrong type or range.
+std::optional<ApiError> read_bool(const Json& obj, const char* name, bool* out);
+std::optional<ApiError> read_string(const Json& obj, const char* name, std::string* out);
+std::optional<ApiError> read_int(const Json& obj, const char* name, int64_t lo, int64_t hi,
+                                 std::optional<int64_t>* out);
+std::optional<ApiError> read_number(const Json& obj, const char* name, double lo, double hi,
+                                    std::optional<double>* out, bool lo_exclusive = false);
+
+// A whole-number JSON value (3 or 3.0, as OpenAI accepts; never 3.5 or "3").
+bool json_to_int(const Json& j, int64_t* out);
+
+// JSON -> the chat template's values, with a bound on nesting.
+text::jinja::Value json_to_value(const Json& j);
+
+}  // namespace kiln::http

@@ -1,0 +1,361 @@
+#include "kiln/http/openai_request.h"
+
+#include <limits>
+
+#include "kiln/core/str.h"
+#include "kiln/http/json_fields.h"
+
+namespace kiln::http {
+
+namespace jinja = text::jinja;
+
+namespace {
+
+constexpr int64_t kIntMax = std::numeric_limits<int64_t>::max();
+
+#define KILN_API_CHECK(expr)                  \
+  do {                                        \
+    if (auto kiln_err_ = (expr)) return kiln_err_; \
+  } while (0)
+
+std::optional<ApiError> parse_stop(const Json& body, GenerationParams* p) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) {
+    p->stop.push_back(it->get<std::string>());
+  } else if (it->is_array()) {
+    if (it->size() > static_cast<size_t>(kMaxStopStrings)) {
+      return invalid_param("stop", str_cat("at most ", kMaxStopStrings, " stop sequences are allowed; got ", it->size(),
+                                           "."));
+    }
+    for (const auto& s : *it) {
+      if (!s.is_string()) return invalid_type("stop", "a string or an array of strings", "an array holding " + json_type_phrase(s));
+      p->stop.push_back(s.get<std::string>());
+    }
+  } else {
+    return invalid_type("stop", "a string or an array of strings", json_type_phrase(*it));
+  }
+  for (const auto& s : p->stop) {
+    if (s.empty()) return invalid_param("stop", "stop sequences must not be empty.");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_logit_bias(const Json& body, GenerationParams* p) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) return invalid_type("logit_bias", "an object", json_type_phrase(*it));
+  if (it->size() > 1024) return invalid_param("logit_bias", "at most 1024 tokens may be biased.");
+  for (auto e = it->begin(); e != it->end(); ++e) {
+    const std::string& key = e.key();
+    int64_t id = 0;
+    bool ok = !key.empty() && key.size() <= 12;
+    for (char c : key) ok = ok && c >= '0' && c <= '9';
+    if (ok) id = std::stoll(key);
+    if (!ok) return invalid_param("logit_bias", str_cat("the key '", key, "' is not a token id."));
+    if (!e.value().is_number()) {
+      return invalid_type("logit_bias", "numbers as values", json_type_phrase(e.value()) + " for token " + key);
+    }
+    double v = e.value().get<double>();
+    if (!std::isfinite(v) || v < -100.0 || v > 100.0) {
+      return invalid_param("logit_bias", str_cat("the bias of token ", key, " is ", e.value().dump(),
+                                                 "; biases must be between -100 and 100."));
+    }
+    p->logit_bias.emplace_back(id, v);
+  }
+  return std::nullopt;
+}
+
+// Fields both endpoints share. The logprobs fields differ and are read by each endpoint.
+std::optional<ApiError> parse_common(const Json& body, GenerationParams* p) {
+  auto model = body.find("model");
+  if (model == body.end() || model->is_null()) {
+    return invalid_param("model", "you must provide a model parameter.", "missing_required_parameter");
+  }
+  if (!model->is_string()) return invalid_type("model", "a string", json_type_phrase(*model));
+  p->model = model->get<std::string>();
+
+  std::optional<int64_t> max_tokens, max_completion_tokens;
+  KILN_API_CHECK(read_int(body, "max_tokens", 1, kIntMax, &max_tokens));
+  KILN_API_CHECK(read_int(body, "max_completion_tokens", 1, kIntMax, &max_completion_tokens));
+  p->max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+
+  KILN_API_CHECK(read_number(body, "temperature", 0.0, 2.0, &p->temperature));
+  KILN_API_CHECK(read_number(body, "top_p", 0.0, 1.0, &p->top_p));
+  KILN_API_CHECK(read_int(body, "top_k", -1, 1 << 30, &p->top_k));
+  KILN_API_CHECK(read_number(body, "min_p", 0.0, 1.0, &p->min_p));
+  KILN_API_CHECK(read_number(body, "repetition_penalty", 0.0, 10.0, &p->repetition_penalty, /*lo_exclusive=*/true));
+  std::optional<double> presence, frequency;
+  KILN_API_CHECK(read_number(body, "presence_penalty", -2.0, 2.0, &presence));
+  KILN_API_CHECK(read_number(body, "frequency_penalty", -2.0, 2.0, &frequency));
+  p->presence_penalty = presence.value_or(0.0);
+  p->frequency_penalty = frequency.value_or(0.0);
+  KILN_API_CHECK(read_int(body, "seed", std::numeric_limits<int64_t>::min(), kIntMax, &p->seed));
+  KILN_API_CHECK(parse_stop(body, p));
+  std::optional<int64_t> n;
+  KILN_API_CHECK(read_int(body, "n", 1, kMaxChoices, &n));
+  p->n = static_cast<int>(n.value_or(1));
+  KILN_API_CHECK(parse_logit_bias(body, p));
+  KILN_API_CHECK(read_bool(body, "stream", &p->stream));
+  auto so = body.find("stream_options");
+  if (so != body.end() && !so->is_null()) {
+    if (!so->is_object()) return invalid_type("stream_options", "an object", json_type_phrase(*so));
+    if (!p->stream) {
+      return invalid_param("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+    }
+    auto iu = so->find("include_usage");
+    if (iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean()) return invalid_type("stream_options.include_usage", "a boolean", json_type_phrase(*iu));
+      p->include_usage = iu->get<bool>();
+    }
+  }
+  KILN_API_CHECK(read_string(body, "user", &p->user));
+  KILN_API_CHECK(read_bool(body, "ignore_eos", &p->ignore_eos));
+  auto sti = body.find("stop_token_ids");
+  if (sti != body.end() && !sti->is_null()) {
+    if (!sti->is_array()) return invalid_type("stop_token_ids", "an array of integers", json_type_phrase(*sti));
+    for (const auto& t : *sti) {
+      int64_t v = 0;
+      if (!json_to_int(t, &v) || v < 0 || v > std::numeric_limits<int32_t>::max()) {
+        return invalid_param("stop_token_ids", "every entry must be a non-negative token id.");
+      }
+      p->stop_token_ids.push_back(static_cast<int32_t>(v));
+    }
+  }
+  auto rf = body.find("response_format");
+  if (rf != body.end() && !rf->is_null()) {
+    if (!rf->is_object()) return invalid_type("response_format", "an object", json_type_phrase(*rf));
+    auto type = rf->find("type");
+    if (type != rf->end() && !(type->is_string() && type->get<std::string>() == "text")) {
+      return invalid_param("response_format", "kiln does not support structured output yet; only {\"type\": \"text\"} is accepted.",
+                           "unsupported_value");
+    }
+  }
+  return std::nullopt;
+}
+
+// Content of a message: a string, null, or a list of parts of which only text parts are usable.
+std::optional<ApiError> parse_content(const Json& content, size_t index, jinja::Value* out) {
+  std::string param = str_cat("messages[", index, "].content");
+  if (content.is_null()) {
+    *out = jinja::Value(nullptr);
+    return std::nullopt;
+  }
+  if (content.is_string()) {
+    *out = jinja::Value(content.get<std::string>());
+    return std::nullopt;
+  }
+  if (!content.is_array()) return invalid_type(param, "a string or an array of content parts", json_type_phrase(content));
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const Json& part = content[i];
+    std::string pparam = str_cat(param, "[", i, "]");
+    if (!part.is_object()) return invalid_type(pparam, "an object", json_type_phrase(part));
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string()) return invalid_param(pparam + ".type", "a content part needs a type.");
+    std::string t = type->get<std::string>();
+    if (t == "text") {
+      auto tx = part.find("text");
+      if (tx == part.end() || !tx->is_string()) {
+        return invalid_type(pparam + ".text", "a string", tx == part.end() ? "nothing" : json_type_phrase(*tx));
+      }
+      if (!text.empty()) text += "\n";
+      text += tx->get<std::string>();
+    } else if (t == "image_url" || t == "input_image" || t == "image") {
+      return invalid_param(pparam + ".type", "this model does not take images; send text content only.",
+                           "unsupported_content_type");
+    } else if (t == "input_audio" || t == "audio") {
+      return invalid_param(pparam + ".type", "this model does not take audio; send text content only.",
+                           "unsupported_content_type");
+    } else {
+      return invalid_param(pparam + ".type", str_cat("'", t, "' content parts are not supported; use 'text'."),
+                           "unsupported_content_type");
+    }
+  }
+  *out = jinja::Value(std::move(text));
+  return std::nullopt;
+}
+
+// A tool call's arguments arrive as a JSON string; templates index them as a mapping (as
+// transformers' examples do), so a string holding an object is parsed into one.
+jinja::Value tool_call_value(const Json& call) {
+  if (!call.is_object()) return json_to_value(call);
+  Json copy = call;
+  auto fn = copy.find("function");
+  if (fn != copy.end() && fn->is_object()) {
+    auto args = fn->find("arguments");
+    if (args != fn->end() && args->is_string()) {
+      Json parsed = Json::parse(args->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_object()) (*fn)["arguments"] = parsed;
+    }
+  }
+  return json_to_value(copy);
+}
+
+std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
+  auto it = body.find("messages");
+  if (it == body.end() || it->is_null()) {
+    return invalid_param("messages", "you must provide a messages parameter.", "missing_required_parameter");
+  }
+  if (!it->is_array()) return invalid_type("messages", "an array", json_type_phrase(*it));
+  if (it->empty()) return invalid_param("messages", "[] is too short - 'messages' must hold at least one message.");
+  std::vector<jinja::Value> messages;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& m = (*it)[i];
+    std::string param = str_cat("messages[", i, "]");
+    if (!m.is_object()) return invalid_type(param, "an object", json_type_phrase(m));
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return invalid_param(param + ".role", "each message needs a role.");
+    std::string r = role->get<std::string>();
+    if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer" && r != "function") {
+      return invalid_param(param + ".role", str_cat("'", r,
+          "' is not one of ['system', 'assistant', 'user', 'function', 'tool', 'developer']."));
+    }
+    if (r == "developer") r = "system";  // chat templates know the system role only
+    jinja::DictData d;
+    d.set(jinja::Value("role"), jinja::Value(r));
+    auto content = m.find("content");
+    jinja::Value cv(nullptr);
+    if (content != m.end()) KILN_API_CHECK(parse_content(*content, i, &cv));
+    bool has_tool_calls = m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty();
+    if (cv.is_none() && r != "assistant") {
+      return invalid_param(param + ".content", "only assistant messages may have no content.");
+    }
+    if (cv.is_none() && !has_tool_calls) return invalid_param(param + ".content", "an assistant message needs content or tool_calls.");
+    d.set(jinja::Value("content"), cv);
+    for (auto f = m.begin(); f != m.end(); ++f) {
+      const std::string& k = f.key();
+      if (k == "role" || k == "content") continue;
+      if (k == "tool_calls") {
+        if (!f.value().is_array()) return invalid_type(param + ".tool_calls", "an array", json_type_phrase(f.value()));
+        std::vector<jinja::Value> calls;
+        for (const auto& c : f.value()) calls.push_back(tool_call_value(c));
+        d.set(jinja::Value(k), jinja::Value::list(std::move(calls)));
+      } else {
+        d.set(jinja::Value(k), json_to_value(f.value()));
+      }
+    }
+    messages.push_back(jinja::Value::dict(std::move(d)));
+  }
+  out->messages = jinja::Value::list(std::move(messages));
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_tools(const Json& body, ChatRequest* out) {
+  auto it = body.find("tools");
+  if (it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return invalid_type("tools", "an array", json_type_phrase(*it));
+    for (size_t i = 0; i < it->size(); ++i) {
+      if (!(*it)[i].is_object()) return invalid_type(str_cat("tools[", i, "]"), "an object", json_type_phrase((*it)[i]));
+    }
+    if (!it->empty()) out->tools = json_to_value(*it);
+  }
+  auto tc = body.find("tool_choice");
+  if (tc != body.end() && !tc->is_null()) {
+    if (!(tc->is_string() && (tc->get<std::string>() == "none" || tc->get<std::string>() == "auto"))) {
+      return invalid_param("tool_choice", "kiln supports only 'none' and 'auto'.", "unsupported_value");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* out) {
+  Json body;
+  KILN_API_CHECK(parse_json_body(text, &body));
+  KILN_API_CHECK(parse_common(body, &out->params));
+  KILN_API_CHECK(parse_messages(body, out));
+  out->tools = jinja::Value(nullptr);
+  KILN_API_CHECK(parse_tools(body, out));
+  bool logprobs = false;
+  KILN_API_CHECK(read_bool(body, "logprobs", &logprobs));
+  std::optional<int64_t> top;
+  KILN_API_CHECK(read_int(body, "top_logprobs", 0, kMaxTopLogprobs, &top));
+  if (top && !logprobs) return invalid_param("top_logprobs", "'logprobs' must be true when 'top_logprobs' is given.");
+  if (logprobs) out->params.num_logprobs = static_cast<int>(top.value_or(0));
+  KILN_API_CHECK(read_bool(body, "add_generation_prompt", &out->add_generation_prompt));
+  auto kw = body.find("chat_template_kwargs");
+  if (kw != body.end() && !kw->is_null()) {
+    if (!kw->is_object()) return invalid_type("chat_template_kwargs", "an object", json_type_phrase(*kw));
+    for (auto e = kw->begin(); e != kw->end(); ++e) {
+      if (e.key() == "messages" || e.key() == "tools" || e.key() == "add_generation_prompt") {
+        return invalid_param("chat_template_kwargs", str_cat("'", e.key(), "' is set by the request itself."));
+      }
+      out->template_kwargs.emplace_back(e.key(), json_to_value(e.value()));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse_completion_request(std::string_view text, CompletionRequest* out) {
+  Json body;
+  KILN_API_CHECK(parse_json_body(text, &body));
+  KILN_API_CHECK(parse_common(body, &out->params));
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) {
+    return invalid_param("prompt", "you must provide a prompt parameter.", "missing_required_parameter");
+  }
+  const char* kPromptTypes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
+  auto token_list = [&](const Json& arr, const std::string& param, PromptInput* p) -> std::optional<ApiError> {
+    p->is_tokens = true;
+    if (arr.empty()) return invalid_param(param, "a token-id prompt must not be empty.");
+    for (const auto& t : arr) {
+      int64_t v = 0;
+      if (!json_to_int(t, &v)) return invalid_type(param, kPromptTypes, "an array holding " + json_type_phrase(t));
+      p->tokens.push_back(v);
+    }
+    return std::nullopt;
+  };
+  if (it->is_string()) {
+    out->prompts.push_back({false, it->get<std::string>(), {}});
+  } else if (it->is_array()) {
+    if (it->empty()) return invalid_param("prompt", "the prompt must not be an empty array.");
+    const Json& first = (*it)[0];
+    if (first.is_number()) {
+      PromptInput p;
+      KILN_API_CHECK(token_list(*it, "prompt", &p));
+      out->prompts.push_back(std::move(p));
+    } else {
+      for (size_t i = 0; i < it->size(); ++i) {
+        const Json& e = (*it)[i];
+        std::string param = str_cat("prompt[", i, "]");
+        PromptInput p;
+        if (e.is_string() && first.is_string()) {
+          p.text = e.get<std::string>();
+        } else if (e.is_array() && first.is_array()) {
+          KILN_API_CHECK(token_list(e, param, &p));
+        } else {
+          return invalid_type("prompt", kPromptTypes, "an array mixing " + json_type_phrase(first) + " and " +
+                                                          json_type_phrase(e));
+        }
+        out->prompts.push_back(std::move(p));
+      }
+    }
+  } else {
+    return invalid_type("prompt", kPromptTypes, json_type_phrase(*it));
+  }
+  if (out->prompts.size() * static_cast<size_t>(out->params.n) > 64) {
+    return invalid_param("prompt", str_cat("at most 64 choices per request: ", out->prompts.size(), " prompts times n=",
+                                           out->params.n, " is too many."));
+  }
+  KILN_API_CHECK(read_bool(body, "echo", &out->echo));
+  std::optional<int64_t> logprobs;
+  KILN_API_CHECK(read_int(body, "logprobs", 0, kMaxTopLogprobs, &logprobs));
+  if (logprobs) out->params.num_logprobs = static_cast<int>(*logprobs);
+  if (out->echo && logprobs) {
+    return invalid_param("echo", "kiln cannot return logprobs of the prompt: use echo or logprobs, not both.",
+                         "unsupported_value");
+  }
+  std::string suffix;
+  KILN_API_CHECK(read_string(body, "suffix", &suffix));
+  if (!suffix.empty()) return invalid_param("suffix", "kiln does not support suffix (fill-in-the-middle).", "unsupported_value");
+  std::optional<int64_t> best_of;
+  KILN_API_CHECK(read_int(body, "best_of", 1, kMaxChoices, &best_of));
+  if (best_of && *best_of != out->params.n) {
+    return invalid_param("best_of", "kiln supports best_of only equal to n.", "unsupported_value");
+  }
+  return std::nullopt;
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,74 @@
+// OpenAI chat and completion requests parsed into plain structs (no JSON leaves http/). Parsing
+// checks every field's type and range and answers with a 400 naming the parameter; checks that
+// need the model (token ids in the vocabulary, the context length) happen once it is known.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kiln/http/errors.h"
+#include "kiln/text/jinja/value.h"
+
+namespace kiln::http {
+
+inline constexpr int kMaxChoices = 16;
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr int kMaxTopLogprobs = 20;
+
+// Fields shared by both endpoints.
+struct GenerationParams {
+  std::string model;
+  std::optional<int64_t> max_tokens;  // absent: the rest of the context
+  std::optional<double> temperature;  // absent: the model's generation_config, else 1
+  std::optional<double> top_p;
+  std::optional<int64_t> top_k;       // 0 or -1: off
+  std::optional<double> min_p;
+  std::optional<double> repetition_penalty;
+  double presence_penalty = 0.0;
+  double frequency_penalty = 0.0;
+  std::optional<int64_t> seed;
+  std::vector<std::string> stop;
+  std::vector<int32_t> stop_token_ids;
+  int n = 1;
+  std::vector<std::pair<int64_t, double>> logit_bias;  // token ids checked against the vocabulary later
+  bool stream = false;
+  bool include_usage = false;
+  std::string user;
+  bool ignore_eos = false;
+  // Logprobs: -1 none; 0 only the sampled token's; k also the k most likely.
+  int num_logprobs = -1;
+};
+
+struct ChatRequest {
+  GenerationParams params;
+  text::jinja::Value messages;  // list of message dicts as templates expect them
+  text::jinja::Value tools;     // list of tool dicts, or None
+  bool add_generation_prompt = true;
+  std::vector<std::pair<std::string, text::jinja::Value>> template_kwargs;
+};
+
+// One prompt of a completion request: text, or token ids.
+struct PromptInput {
+  bool is_tokens = false;
+  std::string text;
+  std::vector<int64_t> tokens;  // checked against the vocabulary later
+};
+
+struct CompletionRequest {
+  GenerationParams params;
+  std::vector<PromptInput> prompts;
+  bool echo = false;
+};
+
+// Each returns the 400 for the first problem it finds, or nullopt when `body` is a valid request.
+std::optional<ApiError> parse_chat_request(std::string_view body, ChatRequest* out);
+std::optional<ApiError> parse_completion_request(std::string_view body, CompletionRequest* out);
+
+// OpenAI's wording for a body that is not JSON.
+ApiError malformed_json_error(const std::string& detail);
+
+}  // namespace kiln::http

@@ -1,0 +1,179 @@
+// Parsing and validation of chat and completion requests: each bad field gets a 400 naming it.
+#include "kiln/http/openai_request.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln::http {
+namespace {
+
+ApiError chat_error(const std::string& body) {
+  ChatRequest r;
+  auto e = parse_chat_request(body, &r);
+  EXPECT_TRUE(e.has_value()) << body;
+  return e.value_or(ApiError{});
+}
+
+ApiError completion_error(const std::string& body) {
+  CompletionRequest r;
+  auto e = parse_completion_request(body, &r);
+  EXPECT_TRUE(e.has_value()) << body;
+  return e.value_or(ApiError{});
+}
+
+const char* kMsgs = R"("messages":[{"role":"user","content":"hi"}])";
+
+std::string chat(const std::string& extra) { return std::string("{\"model\":\"m\",") + kMsgs + extra + "}"; }
+
+TEST(OpenAiRequest, ParsesAFullChatRequest) {
+  ChatRequest r;
+  std::string body = R"({"model":"kiln-demo","messages":[
+      {"role":"system","content":"be brief"},
+      {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+        "function":{"name":"f","arguments":"{\"x\": 1}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"42"}],
+    "max_completion_tokens":7,"temperature":0,"top_p":0.5,"top_k":3,"min_p":0.1,
+    "presence_penalty":1.5,"frequency_penalty":-1,"repetition_penalty":1.1,"seed":-5,
+    "stop":["x","y"],"n":2,"logit_bias":{"15":-100,"7":2.5},"stream":true,
+    "stream_options":{"include_usage":true},"user":"u","ignore_eos":true,"logprobs":true,"top_logprobs":3,
+    "chat_template_kwargs":{"enable_thinking":false},"unknown_field":{"ignored":true}})";
+  auto e = parse_chat_request(body, &r);
+  ASSERT_FALSE(e.has_value()) << e->message;
+  EXPECT_EQ(r.params.model, "kiln-demo");
+  EXPECT_EQ(r.params.max_tokens, 7);
+  EXPECT_EQ(r.params.temperature, 0.0);
+  EXPECT_EQ(r.params.top_k, 3);
+  EXPECT_EQ(r.params.seed, -5);
+  EXPECT_EQ(r.params.stop, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(r.params.n, 2);
+  ASSERT_EQ(r.params.logit_bias.size(), 2u);
+  EXPECT_EQ(r.params.logit_bias[0].first, 15);
+  EXPECT_TRUE(r.params.stream);
+  EXPECT_TRUE(r.params.include_usage);
+  EXPECT_TRUE(r.params.ignore_eos);
+  EXPECT_EQ(r.params.num_logprobs, 3);
+  ASSERT_EQ(r.messages.items().size(), 4u);
+  EXPECT_EQ(r.messages.items()[1].dict_data().find("content")->str(), "a\nb");
+  const auto* calls = r.messages.items()[2].dict_data().find("tool_calls");
+  ASSERT_NE(calls, nullptr);
+  const auto* fn = calls->items()[0].dict_data().find("function");
+  EXPECT_TRUE(fn->dict_data().find("arguments")->is_dict());  // parsed for the template
+  EXPECT_EQ(r.messages.items()[3].dict_data().find("tool_call_id")->str(), "c1");
+  ASSERT_EQ(r.template_kwargs.size(), 1u);
+  EXPECT_EQ(r.template_kwargs[0].first, "enable_thinking");
+}
+
+TEST(OpenAiRequest, MalformedBodies) {
+  EXPECT_NE(chat_error("{\"model\": ").message.find("could not parse the JSON body"), std::string::npos);
+  EXPECT_NE(chat_error("[1,2]").message.find("must be a JSON object"), std::string::npos);
+  EXPECT_EQ(chat_error(std::string("{\"model\":\"\xff\"}")).code, "invalid_encoding");
+  EXPECT_NE(chat_error(std::string(1000, '[') + std::string(1000, ']')).message.find("nests deeper"), std::string::npos);
+}
+
+struct BadField {
+  std::string extra;
+  std::string param;
+  std::string code;
+};
+
+TEST(OpenAiRequest, EveryBadChatFieldIsNamed) {
+  std::vector<BadField> cases = {
+      {R"(,"temperature":"hot")", "temperature", "invalid_type"},
+      {R"(,"temperature":2.5)", "temperature", "invalid_value"},
+      {R"(,"top_p":1.5)", "top_p", "invalid_value"},
+      {R"(,"top_k":-2)", "top_k", "invalid_value"},
+      {R"(,"top_k":1.5)", "top_k", "invalid_type"},
+      {R"(,"min_p":-0.1)", "min_p", "invalid_value"},
+      {R"(,"repetition_penalty":0)", "repetition_penalty", "invalid_value"},
+      {R"(,"presence_penalty":3)", "presence_penalty", "invalid_value"},
+      {R"(,"frequency_penalty":true)", "frequency_penalty", "invalid_type"},
+      {R"(,"max_tokens":0)", "max_tokens", "invalid_value"},
+      {R"(,"max_tokens":"10")", "max_tokens", "invalid_type"},
+      {R"(,"max_completion_tokens":-1)", "max_completion_tokens", "invalid_value"},
+      {R"(,"n":17)", "n", "invalid_value"},
+      {R"(,"n":0)", "n", "invalid_value"},
+      {R"(,"seed":"x")", "seed", "invalid_type"},
+      {R"(,"stop":5)", "stop", "invalid_type"},
+      {R"(,"stop":[""])", "stop", "invalid_value"},
+      {R"(,"stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"])", "stop", "invalid_value"},
+      {R"(,"logit_bias":{"abc":1})", "logit_bias", "invalid_value"},
+      {R"(,"logit_bias":{"5":101})", "logit_bias", "invalid_value"},
+      {R"(,"logit_bias":[1])", "logit_bias", "invalid_type"},
+      {R"(,"stream":"yes")", "stream", "invalid_type"},
+      {R"(,"stream_options":{"include_usage":true})", "stream_options", "invalid_value"},
+      {R"(,"logprobs":1)", "logprobs", "invalid_type"},
+      {R"(,"top_logprobs":3)", "top_logprobs", "invalid_value"},
+      {R"(,"logprobs":true,"top_logprobs":21)", "top_logprobs", "invalid_value"},
+      {R"(,"user":5)", "user", "invalid_type"},
+      {R"(,"ignore_eos":1)", "ignore_eos", "invalid_type"},
+      {R"(,"chat_template_kwargs":[1])", "chat_template_kwargs", "invalid_type"},
+      {R"(,"response_format":{"type":"json_object"})", "response_format", "unsupported_value"},
+      {R"(,"tool_choice":"required")", "tool_choice", "unsupported_value"},
+  };
+  for (const auto& c : cases) {
+    ApiError e = chat_error(chat(c.extra));
+    EXPECT_EQ(e.status, 400) << c.extra;
+    EXPECT_EQ(e.param, c.param) << c.extra << " -> " << e.message;
+    EXPECT_EQ(e.code, c.code) << c.extra << " -> " << e.message;
+    EXPECT_NE(e.message.find(c.param), std::string::npos) << e.message;
+  }
+}
+
+TEST(OpenAiRequest, BadMessages) {
+  EXPECT_EQ(chat_error(R"({"model":"m"})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"x"}]})").param, "model");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":[]})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":"hi"})").param, "messages");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":[{"content":"x"}]})").param, "messages[0].role");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})").param, "messages[0].role");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":[{"role":"user","content":5}]})").param, "messages[0].content");
+  EXPECT_EQ(chat_error(R"({"model":"m","messages":[{"role":"user"}]})").param, "messages[0].content");
+  ApiError img = chat_error(
+      R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})");
+  EXPECT_EQ(img.param, "messages[0].content[0].type");
+  EXPECT_NE(img.message.find("does not take images"), std::string::npos);
+}
+
+TEST(OpenAiRequest, DeveloperRoleBecomesSystemAndNullMeansOmitted) {
+  ChatRequest r;
+  auto e = parse_chat_request(
+      R"({"model":"m","messages":[{"role":"developer","content":"x"}],"temperature":null,"n":null,"stop":null})", &r);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(r.messages.items()[0].dict_data().find("role")->str(), "system");
+  EXPECT_FALSE(r.params.temperature.has_value());
+  EXPECT_EQ(r.params.n, 1);
+}
+
+TEST(OpenAiRequest, CompletionPromptShapes) {
+  CompletionRequest a, b, c, d;
+  ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":"hello"})", &a));
+  ASSERT_EQ(a.prompts.size(), 1u);
+  EXPECT_EQ(a.prompts[0].text, "hello");
+  ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":["x","y"],"echo":true})", &b));
+  EXPECT_EQ(b.prompts.size(), 2u);
+  EXPECT_TRUE(b.echo);
+  ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":[1,2,3],"logprobs":2})", &c));
+  ASSERT_EQ(c.prompts.size(), 1u);
+  EXPECT_TRUE(c.prompts[0].is_tokens);
+  EXPECT_EQ(c.prompts[0].tokens, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(c.params.num_logprobs, 2);
+  ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":[[1],[2,3]]})", &d));
+  EXPECT_EQ(d.prompts.size(), 2u);
+  EXPECT_EQ(d.prompts[1].tokens.size(), 2u);
+}
+
+TEST(OpenAiRequest, BadCompletionFields) {
+  EXPECT_EQ(completion_error(R"({"model":"m"})").param, "prompt");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":5})").param, "prompt");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":[]})").param, "prompt");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":["a",[1]]})").param, "prompt");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":[1,"a"]})").param, "prompt");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":[[]]})").param, "prompt[0]");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","logprobs":21})").param, "logprobs");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","echo":"no"})").param, "echo");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","suffix":"y"})").param, "suffix");
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","best_of":3})").param, "best_of");
+}
+
+}  // namespace
+}  // namespace kiln::http
