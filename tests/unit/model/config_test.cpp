@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "kiln/core/file.h"
+#include "kiln/core/str.h"
 
 namespace kiln::model {
 namespace {
@@ -321,8 +322,9 @@ TEST(ModelConfig, SerializeRoundTripsEveryArchitecture) {
     EXPECT_EQ(back.torch_dtype, c.torch_dtype);
     EXPECT_EQ(back.bos_token_ids, c.bos_token_ids);
     EXPECT_EQ(back.eos_token_ids, c.eos_token_ids);
-    EXPECT_NE(out.find(std::string("\"") + std::string(architecture_hf_class(c.architecture)) + "\""),
-              std::string::npos);
+    EXPECT_NE(out.find(str_cat("\"architectures\": [\n    \"", architecture_hf_class(c.architecture), "\"")),
+              std::string::npos)
+        << out;
   }
   ModelConfig qwen2 = parse_ok(kQwen25_15B);
   qwen2.sliding_window = 2048;
