@@ -65,8 +65,7 @@ Scheduler::Scheduler(const SchedulerOptions& options, runtime::KvBlockManager kv
                                static_cast<int64_t>(kv_.num_blocks()) * kv_.block_size());
 }
 
-Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t seed) {
-  if (requests_.count(request_id) != 0) return internal_error(str_cat("request ", request_id, " is already queued"));
+Status Scheduler::validate_request(const Request& request) const {
   const int64_t prompt_len = static_cast<int64_t>(request.prompt.size());
   if (prompt_len == 0) return invalid_argument("prompt: must hold at least one token");
   for (size_t i = 0; i < request.prompt.size(); ++i) {
@@ -86,7 +85,13 @@ Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t see
   if (request.max_tokens && *request.max_tokens < 1) {
     return invalid_argument(str_cat("max_tokens: must be at least 1, got ", *request.max_tokens));
   }
-  KILN_RETURN_IF_ERROR(check_sampling(request.sampling, options_.vocab_size));
+  return check_sampling(request.sampling, options_.vocab_size);
+}
+
+Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t seed) {
+  if (requests_.count(request_id) != 0) return internal_error(str_cat("request ", request_id, " is already queued"));
+  KILN_RETURN_IF_ERROR(validate_request(request));
+  const int64_t prompt_len = static_cast<int64_t>(request.prompt.size());
 
   auto r = std::make_unique<RequestState>();
   r->id = request_id;

@@ -76,8 +76,11 @@ class Scheduler {
  public:
   static Result<std::unique_ptr<Scheduler>> create(const SchedulerOptions& options);
 
-  // Checks the request against the model and the scheduler's limits (naming the field) and
-  // queues it. `seed` is the request's resolved seed; choice i samples with
+  // Checks a request against the model and the scheduler's limits; the message names the field.
+  // Reads only what is fixed at creation, so any thread may call it while the engine thread runs.
+  Status validate_request(const Request& request) const;
+
+  // Validates the request and queues it. `seed` is the request's resolved seed; choice i samples with
   // seed_for_choice(seed, i).
   Status add_request(uint64_t request_id, Request request, uint64_t seed);
 

@@ -1,0 +1,312 @@
+#include "kiln/serve/engine_worker.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <thread>
+
+#include "unit/serve/fake_engine.h"
+#include "unit/serve/scheduler_harness.h"
+
+namespace kiln::serve {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeEngine;
+
+struct Collected {
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<FinishReason> finish;
+  StreamChunk last;
+};
+
+// Reads a stream the way the HTTP layer does: sleeps until the notify callback fires, then takes.
+Collected collect(const std::shared_ptr<TokenStream>& stream, std::chrono::seconds limit = 20s) {
+  Collected c;
+  c.tokens.resize(static_cast<size_t>(stream->num_choices()));
+  c.finish.assign(static_cast<size_t>(stream->num_choices()), FinishReason::kNone);
+  // Shared with the callback, which may still be running on the worker thread when we return.
+  struct Wake {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool woken = false;
+  };
+  auto wake = std::make_shared<Wake>();
+  stream->set_notify([wake] {
+    std::lock_guard<std::mutex> lock(wake->mu);
+    wake->woken = true;
+    wake->cv.notify_one();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(wake->mu);
+      if (!wake->cv.wait_until(lock, deadline, [&] { return wake->woken; })) break;
+      wake->woken = false;
+    }
+    StreamChunk chunk = stream->take();
+    for (const StreamToken& t : chunk.tokens) c.tokens[static_cast<size_t>(t.choice)].push_back(t.token);
+    for (const auto& [choice, reason] : chunk.finished) c.finish[static_cast<size_t>(choice)] = reason;
+    if (chunk.done) {
+      c.last = std::move(chunk);
+      break;
+    }
+  }
+  stream->set_notify(nullptr);
+  EXPECT_TRUE(c.last.done) << "stream did not finish in time";
+  return c;
+}
+
+Request make_request(const std::string& name, int32_t prompt_len, int32_t max_tokens, int32_t n = 1) {
+  testing::Arrival a;
+  a.name = name;
+  a.prompt_len = prompt_len;
+  Request r;
+  r.id = name;
+  r.prompt = testing::prompt_for(a);
+  r.max_tokens = max_tokens;
+  r.n = n;
+  r.sampling.temperature = 0.0f;
+  return r;
+}
+
+// What the scheduler alone produces for a request (greedy).
+std::vector<int32_t> reference_tokens(const std::string& name, int32_t prompt_len, int32_t max_tokens) {
+  testing::Harness h(testing::Harness::Config{});
+  testing::Arrival a;
+  a.name = name;
+  a.prompt_len = prompt_len;
+  a.max_tokens = max_tokens;
+  EXPECT_TRUE(h.arrive(a).is_ok());
+  h.run_to_completion();
+  return h.record(name).tokens[0];
+}
+
+struct WorkerSetup {
+  FakeEngine* engine = nullptr;  // owned by the worker
+  std::unique_ptr<EngineWorker> worker;
+};
+
+WorkerSetup start_worker(EngineWorkerOptions options, FakeEngine::Options eo = {},
+                         std::function<void(FakeEngine&)> configure = nullptr) {
+  auto engine = std::make_unique<FakeEngine>(eo);
+  WorkerSetup s;
+  s.engine = engine.get();
+  if (configure) configure(*engine);
+  auto w = EngineWorker::start(std::move(engine), std::move(options));
+  EXPECT_TRUE(w.is_ok()) << w.status().to_string();
+  s.worker = std::move(w).value();
+  return s;
+}
+
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return pred();
+}
+
+TEST(EngineWorker, ServesConcurrentRequestsWithTheirOwnTokens) {
+  EngineWorkerOptions o;
+  o.model_name = "fake";
+  auto s = start_worker(o);
+  std::vector<std::shared_ptr<TokenStream>> streams;
+  for (int i = 0; i < 12; ++i) {
+    SubmitResult r = s.worker->submit(make_request(str_cat("q", i), 3 + i, 5 + i % 4));
+    ASSERT_TRUE(r.ok()) << r.status.to_string();
+    streams.push_back(r.stream);
+  }
+  for (int i = 0; i < 12; ++i) {
+    Collected c = collect(streams[static_cast<size_t>(i)]);
+    EXPECT_TRUE(c.last.error.is_ok()) << c.last.error.to_string();
+    EXPECT_EQ(c.tokens[0], reference_tokens(str_cat("q", i), 3 + i, 5 + i % 4));
+    EXPECT_EQ(c.finish[0], FinishReason::kLength);
+    EXPECT_EQ(c.last.usage.prompt_tokens, 3 + i);
+    EXPECT_EQ(c.last.usage.completion_tokens, 5 + i % 4);
+    EXPECT_GE(c.last.timing.first_token, c.last.timing.first_scheduled);
+    EXPECT_GE(c.last.timing.finished, c.last.timing.first_token);
+    EXPECT_GT(c.last.timing.steps, 0);
+  }
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().requests_finished == 12; }));
+  const WorkerCounters c = s.worker->counters();
+  EXPECT_EQ(c.running, 0);
+  EXPECT_GT(c.steps, 0);
+  EXPECT_LT(c.steps, 12 * 9);  // batched: far fewer steps than requests x tokens
+  EXPECT_EQ(c.kv_blocks_used, 0);
+}
+
+TEST(EngineWorker, RefusesInvalidRequestsAtOnceNamingTheField) {
+  auto s = start_worker(EngineWorkerOptions{});
+  Request r = make_request("bad", 3, 4);
+  r.sampling.top_p = 0.0f;
+  SubmitResult res = s.worker->submit(r);
+  EXPECT_FALSE(res.ok());
+  EXPECT_EQ(res.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(res.status.message().find("top_p"), std::string::npos);
+  EXPECT_EQ(res.stream, nullptr);
+}
+
+TEST(EngineWorker, CancelFreesTheSequenceAtTheNextStep) {
+  EngineWorkerOptions o;
+  FakeEngine::Options eo;
+  eo.max_model_len = 100000;
+  eo.num_blocks = 1024;
+  auto s = start_worker(o, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(1ms); }; });
+  SubmitResult long_one = s.worker->submit(make_request("long", 8, 50000));
+  SubmitResult other = s.worker->submit(make_request("other", 8, 50000));
+  ASSERT_TRUE(long_one.ok() && other.ok());
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 2; }));
+  long_one.stream->cancel();
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 1; }, 1000ms));
+  Collected c = collect(long_one.stream);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kCancelled);
+  EXPECT_EQ(c.finish[0], FinishReason::kCancelled);
+  other.stream->cancel();
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 0; }, 1000ms));
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+  EXPECT_EQ(s.worker->counters().requests_cancelled, 2);
+}
+
+TEST(EngineWorker, FullQueueRefusesWithRetryAfter) {
+  EngineWorkerOptions o;
+  o.max_queue = 2;
+  o.scheduler.max_seqs = 1;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  auto open_gate = [&] {
+    {
+      std::lock_guard<std::mutex> lock(gate_mu);
+      open = true;
+    }
+    gate_cv.notify_all();
+  };
+  auto s = start_worker(o, {}, [&](FakeEngine& e) {
+    e.on_step = [&] {
+      std::unique_lock<std::mutex> lock(gate_mu);
+      gate_cv.wait(lock, [&] { return open; });
+    };
+  });
+  // Opens the gate however the test ends, so the worker's thread can be joined.
+  struct Guard {
+    std::function<void()> fn;
+    ~Guard() { fn(); }
+  } guard{open_gate};
+  SubmitResult running = s.worker->submit(make_request("a", 4, 3));
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 1; }));
+  SubmitResult w1 = s.worker->submit(make_request("b", 4, 3));
+  SubmitResult w2 = s.worker->submit(make_request("c", 4, 3));
+  ASSERT_TRUE(w1.ok() && w2.ok());
+  SubmitResult refused = s.worker->submit(make_request("d", 4, 3));
+  EXPECT_EQ(refused.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status.message().find("max_queue 2"), std::string::npos) << refused.status.message();
+  EXPECT_GE(refused.retry_after_seconds, 1);
+  EXPECT_EQ(s.worker->counters().requests_rejected, 1);
+  open_gate();
+  for (auto* r : {&running, &w1, &w2}) EXPECT_TRUE(collect(r->stream).last.error.is_ok());
+  EXPECT_TRUE(s.worker->submit(make_request("e", 4, 3)).ok());
+}
+
+TEST(EngineWorker, RequestTimeoutEndsWaitingAndRunningRequests) {
+  ManualClock clock;
+  EngineWorkerOptions o;
+  o.clock = &clock;
+  o.request_timeout_seconds = 30;
+  o.scheduler.max_seqs = 1;
+  FakeEngine::Options eo;
+  eo.max_model_len = 100000;
+  eo.num_blocks = 1024;
+  auto s = start_worker(o, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(200us); }; });
+  SubmitResult running = s.worker->submit(make_request("run", 4, 90000));
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 1; }));
+  SubmitResult waiting = s.worker->submit(make_request("wait", 4, 3));
+  ASSERT_TRUE(waiting.ok());
+  Request patient = make_request("patient", 4, 3);
+  patient.timeout_seconds = 3600;
+  SubmitResult survivor = s.worker->submit(patient);
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().waiting == 2; }));
+  clock.advance(std::chrono::seconds(31));
+  Collected r = collect(running.stream);
+  Collected w = collect(waiting.stream);
+  EXPECT_EQ(r.last.error.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(r.last.error.message().find("timed out after 30 s while generating"), std::string::npos) << r.last.error.message();
+  EXPECT_GT(r.last.usage.completion_tokens, 0);
+  EXPECT_EQ(w.last.error.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(w.last.error.message().find("while waiting to start"), std::string::npos) << w.last.error.message();
+  Collected p = collect(survivor.stream);
+  EXPECT_TRUE(p.last.error.is_ok());
+  EXPECT_EQ(s.worker->counters().requests_timed_out, 2);
+}
+
+TEST(EngineWorker, AFailedStepFailsItsRequestsAndTheWorkerGoesOn) {
+  auto s = start_worker(EngineWorkerOptions{}, {}, [](FakeEngine& e) {
+    e.fail_step = [](const runtime::StepPlan& plan) {
+      for (int32_t t : plan.token_ids) {
+        if (t == 7) return internal_error("kernel launch failed");
+      }
+      return Status::ok();
+    };
+  });
+  Request bad = make_request("bad", 4, 3);
+  bad.prompt[2] = 7;
+  Collected b = collect(s.worker->submit(bad).stream);
+  EXPECT_EQ(b.last.error.code(), StatusCode::kInternal);
+  EXPECT_NE(b.last.error.message().find("kernel launch failed"), std::string::npos);
+  EXPECT_EQ(b.finish[0], FinishReason::kError);
+  Collected g = collect(s.worker->submit(make_request("good", 4, 3)).stream);
+  EXPECT_TRUE(g.last.error.is_ok());
+  EXPECT_EQ(g.tokens[0].size(), 3u);
+  EXPECT_EQ(s.worker->counters().failed_steps, 1);
+}
+
+TEST(EngineWorker, ConsumerCanFinishAChoiceEarly) {
+  FakeEngine::Options eo;
+  eo.max_model_len = 100000;
+  eo.num_blocks = 1024;
+  auto s = start_worker(EngineWorkerOptions{}, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(1ms); }; });
+  SubmitResult r = s.worker->submit(make_request("two", 5, 20000, 2));
+  ASSERT_TRUE(r.ok());
+  StreamChunk first;
+  while (first.tokens.empty()) first = r.stream->wait_take(1000ms);
+  r.stream->finish_choice(0, FinishReason::kStop);  // as if a stop string matched
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 1; }, 1000ms));
+  r.stream->finish_choice(1, FinishReason::kStop);
+  Collected c = collect(r.stream);
+  EXPECT_TRUE(c.last.error.is_ok());
+  EXPECT_EQ(c.finish, (std::vector<FinishReason>{FinishReason::kStop, FinishReason::kStop}));
+  EXPECT_LT(c.last.usage.completion_tokens, 40000);
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+}
+
+TEST(EngineWorker, SeededRequestsRepeatThemselves) {
+  auto s = start_worker(EngineWorkerOptions{});
+  Request r = make_request("seeded", 6, 8, 2);
+  r.sampling.temperature = 0.8f;
+  r.seed = 1234;
+  Collected a = collect(s.worker->submit(r).stream);
+  Collected b = collect(s.worker->submit(r).stream);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_NE(a.tokens[0], a.tokens[1]);
+}
+
+TEST(EngineWorker, StopEndsEverythingWithUnavailable) {
+  FakeEngine::Options eo;
+  eo.max_model_len = 100000;
+  eo.num_blocks = 1024;
+  auto s = start_worker(EngineWorkerOptions{}, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(1ms); }; });
+  SubmitResult r = s.worker->submit(make_request("x", 4, 90000));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 1; }));
+  s.worker->stop();
+  Collected c = collect(r.stream);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.worker->submit(make_request("y", 4, 2)).status.code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace kiln::serve
