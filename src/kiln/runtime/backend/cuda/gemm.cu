@@ -15,7 +15,7 @@ using dev::Bf16x8;
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kSmallMWarps = 8;
-constexpr int kSmallMUnroll = 4;
+constexpr int kSmallMUnroll = 8;
 
 // One warp per output column: the warp streams w[col, :] once (16-byte loads, kSmallMUnroll in
 // flight per lane) against the M rows of x, which stay in L1/L2.
