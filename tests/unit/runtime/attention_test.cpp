@@ -86,7 +86,8 @@ void run_case(const Case& c, uint32_t seed) {
                    keys[i][static_cast<size_t>((j * kvh + kv_head) * d + e)];
           sc.push_back(dot / std::sqrt(static_cast<double>(d)));
         }
-        const double mx = *std::max_element(sc.begin(), sc.end());
+        double mx = -INFINITY;
+        for (double v : sc) mx = std::max(mx, v);
         double sum = 0;
         for (double& v : sc) sum += (v = std::exp(v - mx));
         for (int64_t e = 0; e < d; ++e) {
