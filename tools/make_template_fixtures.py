@@ -337,6 +337,7 @@ SNIPPETS = [
     ("{{ ['a', 'b']|map('upper')|list }} {{ msgs|map(attribute='missing', default='z')|list }} {{ [[1, 2]]|map(attribute='0')|list }}", {"msgs": [{"a": 1}]}),
     ("{{ 'abcdefghijklmnopqrstuvwxyz'|truncate(10) }}|{{ 'hello world foo bar baz qux'|truncate(12, true) }}|{{ 'short'|truncate(10) }}|{{ 'x'|center(5) }}|", {}),
     ("{{ '<a href=\"x\">&\\'</a>'|escape }} {{ '<b>'|safe }} {{ 12|string ~ 'x' }} {{ [1]|string }} {{ 'abc'|length }} {{ {'a': 1}|length }} {{ 'héllo'|length }} {{ [1, 2]|count }}", {}),
+    ("{{ 'a<'|safe + '<b>' }} {{ '<x>' + '&'|safe }} {{ ('<'|escape) + '>' }} {{ '<'|e|e }} {{ 'a' ~ '<'|safe ~ '>' }} {{ ('<p>'|safe).upper() + '&' }}", {}),
     ("{{ '%s-%s'|format('a', 'b') }} {{ 'x'|attr('upper') is defined }} {{ {'a': 1}|attr('a') }}", {}),
     ("{{ {'a': [1, 2.0, none, true, 'é\"\\n'], 'b': {}}|tojson }}", {}),
     ("{{ {'b': 1, 'a': {'c': [1, 2], 'd': []}}|tojson(indent=2) }}", {}),

@@ -144,6 +144,13 @@ std::vector<std::string> ChatTemplate::template_names() const {
   return names;
 }
 
+std::vector<std::string> ChatTemplate::warnings() const {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : templates_)
+    for (const auto& w : t.warnings()) out.push_back(name + ": " + w);
+  return out;
+}
+
 const std::string& ChatTemplate::source(const std::string& name) const {
   static const std::string kEmpty;
   auto it = sources_.find(name);

@@ -55,6 +55,9 @@ class ChatTemplate {
   // The special tokens passed to the template, in order (name, text).
   const std::vector<std::pair<std::string, jinja::Value>>& special_tokens() const { return special_tokens_; }
   const std::string& source(const std::string& name = "default") const;
+  // Load-time notes worth logging: filters or tests kiln (like Python jinja2) lacks, used in
+  // branches that fail only when they run ("default: line 90: no filter named 'from_json'").
+  std::vector<std::string> warnings() const;
 
  private:
   std::map<std::string, jinja::Template> templates_;

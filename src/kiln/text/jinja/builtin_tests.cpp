@@ -29,7 +29,10 @@ bool t_number(In&, const Value& v, CallArgs&) { return v.is_number(); }
 bool t_string(In&, const Value& v, CallArgs&) { return v.is_string(); }
 bool t_mapping(In&, const Value& v, CallArgs&) { return v.is_dict(); }
 bool t_iterable(In&, const Value& v, CallArgs&) { return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict(); }
-bool t_sequence(In&, const Value& v, CallArgs&) { return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict(); }
+bool t_sequence(In&, const Value& v, CallArgs&) {
+  if (v.is_list()) return v.is_plain_list() || v.seq_kind() == SeqKind::kDictKeys || v.seq_kind() == SeqKind::kDictItems;
+  return v.is_undefined() || v.is_string() || v.is_dict();
+}
 bool t_callable(In&, const Value& v, CallArgs&) { return v.is_function(); }
 bool t_escaped(In&, const Value&, CallArgs&) { return false; }
 

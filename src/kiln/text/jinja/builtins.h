@@ -29,6 +29,8 @@ std::string py_strip(std::string_view s, const Value& chars, bool left, bool rig
 std::vector<std::string> py_splitlines(std::string_view s, bool keepends);
 std::string py_replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
 std::string py_capitalize(std::string_view s);
+// markupsafe's escape: & < > " ' as entities.
+std::string html_escape(std::string_view s);
 // Python's str(x) for filters that coerce their input to text (undefined gives "").
 std::string soft_str(const Value& v);
 

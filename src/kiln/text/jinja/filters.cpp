@@ -75,7 +75,7 @@ Value f_batch(In& in, const Value& v, CallArgs& a) {
       while (static_cast<int64_t>(cur.size()) < n) cur.push_back(fill);
     out.push_back(in.make_list(std::move(cur)));
   }
-  return in.make_list(std::move(out));
+  return Value::sequence(std::move(out), SeqKind::kGenerator);
 }
 
 Value f_capitalize(In&, const Value& v, CallArgs&) { return Value(py_capitalize(soft_str(v))); }
@@ -117,8 +117,11 @@ Value f_dictsort(In& in, const Value& v, CallArgs& a) {
   return in.make_list(std::move(out));
 }
 
-Value f_escape(In&, const Value& v, CallArgs&) {
-  std::string s = soft_str(v), out;
+}  // namespace
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
   for (char c : s) {
     switch (c) {
       case '&': out += "&amp;"; break;
@@ -129,8 +132,17 @@ Value f_escape(In&, const Value& v, CallArgs&) {
       default: out.push_back(c);
     }
   }
-  return Value(std::move(out));
+  return out;
 }
+
+namespace {
+
+Value f_escape(In&, const Value& v, CallArgs&) {
+  if (v.is_markup()) return v;
+  return Value::markup(html_escape(soft_str(v)));
+}
+
+Value f_forceescape(In&, const Value& v, CallArgs&) { return Value::markup(html_escape(soft_str(v))); }
 
 Value f_first(In& in, const Value& v, CallArgs&) {
   auto items = in.iterate(v);
@@ -138,7 +150,8 @@ Value f_first(In& in, const Value& v, CallArgs&) {
 }
 
 Value f_last(In& in, const Value& v, CallArgs&) {
-  if (v.is_dict()) throw_type_error("'dict' object is not reversible");
+  if (v.is_list() && (v.seq_kind() == SeqKind::kGenerator || v.seq_kind() == SeqKind::kReverseIterator))
+    throw_type_error("'" + type_name(v) + "' object is not reversible");
   auto items = in.iterate(v);
   return items.empty() ? Value::undefined("last") : items.back();
 }
@@ -251,11 +264,11 @@ Value f_indent(In&, const Value& v, CallArgs& a) {
 }
 
 Value f_items(In& in, const Value& v, CallArgs&) {
-  if (v.is_undefined()) return in.make_list({});
+  if (v.is_undefined()) return Value::sequence({}, SeqKind::kGenerator);
   if (!v.is_dict()) throw_type_error("Can only get item pairs from a mapping.");
   std::vector<Value> out;
   for (const auto& [k, val] : v.dict_data().items) out.push_back(in.make_list({k, val}, true));
-  return in.make_list(std::move(out));
+  return Value::sequence(std::move(out), SeqKind::kGenerator);
 }
 
 Value f_join(In& in, const Value& v, CallArgs& a) {
@@ -274,13 +287,16 @@ Value f_join(In& in, const Value& v, CallArgs& a) {
 
 Value f_length(In&, const Value& v, CallArgs&) { return Value(py_len(v)); }
 Value f_list(In& in, const Value& v, CallArgs&) { return in.make_list(in.iterate(v)); }
-Value f_lower(In&, const Value& v, CallArgs&) { return Value(py_str_lower(soft_str(v))); }
-Value f_upper(In&, const Value& v, CallArgs&) { return Value(py_str_upper(soft_str(v))); }
-Value f_safe(In&, const Value& v, CallArgs&) { return v.is_string() ? v : Value(soft_str(v)); }
+// Markup in, Markup out: str methods on Markup return Markup.
+Value same_kind(const Value& in, std::string s) { return in.is_markup() ? Value::markup(std::move(s)) : Value(std::move(s)); }
+Value f_lower(In&, const Value& v, CallArgs&) { return same_kind(v, py_str_lower(soft_str(v))); }
+Value f_upper(In&, const Value& v, CallArgs&) { return same_kind(v, py_str_upper(soft_str(v))); }
+Value f_safe(In&, const Value& v, CallArgs&) { return v.is_markup() ? v : Value::markup(soft_str(v)); }
 Value f_string(In&, const Value& v, CallArgs&) { return v.is_string() ? v : Value(soft_str(v)); }
 
 Value f_map(In& in, const Value& v, CallArgs& a) {
   std::vector<Value> out;
+  if (!truthy(v)) return Value::sequence({}, SeqKind::kGenerator);  // jinja2: `if value:`
   const Value* attribute = nullptr;
   Value def;
   bool has_default = false;
@@ -296,7 +312,7 @@ Value f_map(In& in, const Value& v, CallArgs& a) {
       Value r = get_attribute(in, item, *attribute);
       out.push_back(r.is_undefined() && has_default ? def : r);
     }
-    return in.make_list(std::move(out));
+    return Value::sequence(std::move(out), SeqKind::kGenerator);
   }
   if (a.positional.empty()) throw_type_error("map requires a filter argument");
   if (!a.positional[0].is_string()) throw_type_error("map filter name must be a string");
@@ -308,7 +324,7 @@ Value f_map(In& in, const Value& v, CallArgs& a) {
     CallArgs call = rest;
     out.push_back(in.run_filter(name, item, call));
   }
-  return in.make_list(std::move(out));
+  return Value::sequence(std::move(out), SeqKind::kGenerator);
 }
 
 Value min_max(In& in, const Value& v, CallArgs& a, bool want_max) {
@@ -329,6 +345,7 @@ Value f_min(In& in, const Value& v, CallArgs& a) { return min_max(in, v, a, fals
 
 Value select_or_reject(In& in, const Value& v, CallArgs& a, bool select, bool by_attr) {
   std::vector<Value> out;
+  if (!truthy(v)) return Value::sequence({}, SeqKind::kGenerator);  // jinja2: `if value:`
   size_t next = 0;
   Value attribute;
   if (by_attr) {
@@ -355,7 +372,7 @@ Value select_or_reject(In& in, const Value& v, CallArgs& a, bool select, bool by
     }
     if (ok == select) out.push_back(std::move(item));
   }
-  return in.make_list(std::move(out));
+  return Value::sequence(std::move(out), SeqKind::kGenerator);
 }
 Value f_select(In& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, true, false); }
 Value f_reject(In& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, false); }
@@ -377,9 +394,9 @@ Value f_reverse(In& in, const Value& v, CallArgs&) {
     std::reverse(cps.begin(), cps.end());
     return Value(utf8_encode(cps));
   }
-  if (v.is_dict()) throw_type_error("argument to reversed() must be a sequence");
   auto items = in.iterate(v);
   std::reverse(items.begin(), items.end());
+  if (v.is_plain_list()) return Value::sequence(std::move(items), SeqKind::kReverseIterator);
   return in.make_list(std::move(items));
 }
 
@@ -487,7 +504,9 @@ Value f_tojson(In& in, const Value& v, CallArgs& a) {
   return Value(std::move(out));
 }
 
-Value f_trim(In&, const Value& v, CallArgs& a) { return Value(py_strip(soft_str(v), arg_or(a, 0, "chars", Value(nullptr)), true, true)); }
+Value f_trim(In&, const Value& v, CallArgs& a) {
+  return same_kind(v, py_strip(soft_str(v), arg_or(a, 0, "chars", Value(nullptr)), true, true));
+}
 
 Value f_truncate(In&, const Value& v, CallArgs& a) {
   std::string s = soft_str(v);
@@ -519,7 +538,7 @@ Value f_unique(In& in, const Value& v, CallArgs& a) {
     seen.push_back(key);
     out.push_back(item);
   }
-  return in.make_list(std::move(out));
+  return Value::sequence(std::move(out), SeqKind::kGenerator);
 }
 
 Value f_wordcount(In&, const Value& v, CallArgs&) {
@@ -551,7 +570,7 @@ const std::map<std::string_view, FilterFn>& filters() {
       {"abs", f_abs},         {"attr", f_attr},           {"batch", f_batch},       {"capitalize", f_capitalize},
       {"center", f_center},   {"count", f_length},        {"d", f_default},         {"default", f_default},
       {"dictsort", f_dictsort}, {"e", f_escape},          {"escape", f_escape},     {"first", f_first},
-      {"float", f_float},     {"forceescape", f_escape},  {"format", f_format},     {"indent", f_indent},
+      {"float", f_float},     {"forceescape", f_forceescape},  {"format", f_format},     {"indent", f_indent},
       {"int", f_int},         {"items", f_items},         {"join", f_join},         {"last", f_last},
       {"length", f_length},   {"list", f_list},           {"lower", f_lower},       {"map", f_map},
       {"max", f_max},         {"min", f_min},             {"reject", f_reject},     {"rejectattr", f_rejectattr},

@@ -424,6 +424,7 @@ Value Interpreter::apply_filter(const Expr& e, const Value* block_input) {
   else if (child->kind == ExprKind::kFilter) in = apply_filter(*child, block_input);
   else in = eval(*child);
   CallArgs args = eval_args(e.call);
+  if (!e.filter) throw RenderError(RenderError::Kind::kUnsupported, "No filter named '" + e.name + "' found.");
   return e.filter(*this, in, args);
 }
 
@@ -459,7 +460,7 @@ Value Interpreter::getitem(const Value& obj, const Value& key) {
   if (obj.is_dict()) {
     const Value* v = obj.dict_data().find(key);
     if (v) return *v;
-  } else if ((obj.is_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
+  } else if ((obj.is_plain_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
     int64_t i = key.to_int();
     if (obj.is_list()) {
       auto n = static_cast<int64_t>(obj.items().size());
@@ -504,7 +505,7 @@ Value Interpreter::slice(const Value& obj, const Value& start_v, const Value& st
   auto step_o = index_of(step_v, "step");
   int64_t step = step_o.value_or(1);
   if (step == 0) throw_value_error("slice step cannot be zero");
-  if (!obj.is_list() && !obj.is_string()) return Value::undefined();
+  if (!obj.is_plain_list() && !obj.is_string()) return Value::undefined();
   bool is_str = obj.is_string();
   std::vector<size_t> offs;
   int64_t n;
@@ -570,7 +571,7 @@ Value Interpreter::eval(const Expr& e) {
         DictData d;
         for (size_t i = 0; i + 1 < e.children.size(); i += 2) {
           Value k = eval(*e.children[i]);
-          if (k.is_list() && !k.is_tuple()) throw_type_error("unhashable type: 'list'");
+          if (k.is_list() && !k.is_tuple()) throw_type_error("unhashable type: '" + type_name(k) + "'");
           if (k.is_dict()) throw_type_error("unhashable type: 'dict'");
           d.set(std::move(k), eval(*e.children[i + 1]));
         }
@@ -593,6 +594,7 @@ Value Interpreter::eval(const Expr& e) {
       case ExprKind::kTest: {
         Value v = eval(*e.children[0]);
         CallArgs args = eval_args(e.call);
+        if (!e.test) throw RenderError(RenderError::Kind::kUnsupported, "No test named '" + e.name + "' found.");
         return Value(e.test(*this, v, args));
       }
       case ExprKind::kNeg:
@@ -702,9 +704,13 @@ Value Interpreter::eval_binary(const Expr& e) {
   if (op == "+") {
     if (l.is_string() && r.is_string()) {
       check_size(l.str().size() + r.str().size());
-      return Value(l.str() + r.str());
+      if (l.is_markup() != r.is_markup()) {
+        // markupsafe: the plain side is HTML-escaped and the result stays Markup.
+        return l.is_markup() ? Value::markup(l.str() + html_escape(r.str())) : Value::markup(html_escape(l.str()) + r.str());
+      }
+      return l.is_markup() ? Value::markup(l.str() + r.str()) : Value(l.str() + r.str());
     }
-    if (l.is_list() && r.is_list() && l.is_tuple() == r.is_tuple()) {
+    if (l.is_plain_list() && r.is_plain_list() && l.is_tuple() == r.is_tuple()) {
       std::vector<Value> items = l.items();
       items.insert(items.end(), r.items().begin(), r.items().end());
       return make_list(std::move(items), l.is_tuple());
@@ -714,7 +720,7 @@ Value Interpreter::eval_binary(const Expr& e) {
     return unsupported();
   }
   if (op == "*") {
-    const Value* seq = (l.is_string() || l.is_list()) ? &l : (r.is_string() || r.is_list()) ? &r : nullptr;
+    const Value* seq = (l.is_string() || l.is_plain_list()) ? &l : (r.is_string() || r.is_plain_list()) ? &r : nullptr;
     const Value* count = seq == &l ? &r : &l;
     if (seq && (count->is_int() || count->is_bool())) {
       int64_t times = std::max<int64_t>(0, count->to_int());

@@ -257,11 +257,12 @@ std::string str_arg(CallArgs& a, size_t i, const char* name, const char* method)
 
 Value string_method(const Value& self, std::string_view name, Interpreter& in, CallArgs& a) {
   const std::string& s = self.str();
-  if (name == "strip") return Value(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), true, true));
-  if (name == "lstrip") return Value(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), true, false));
-  if (name == "rstrip") return Value(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), false, true));
-  if (name == "upper") return Value(py_str_upper(s));
-  if (name == "lower" || name == "casefold") return Value(py_str_lower(s));
+  auto same = [&](std::string r) { return self.is_markup() ? Value::markup(std::move(r)) : Value(std::move(r)); };
+  if (name == "strip") return same(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), true, true));
+  if (name == "lstrip") return same(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), true, false));
+  if (name == "rstrip") return same(py_strip(s, arg_or(a, 0, "chars", Value(nullptr)), false, true));
+  if (name == "upper") return same(py_str_upper(s));
+  if (name == "lower" || name == "casefold") return same(py_str_lower(s));
   if (name == "title") return Value(py_title(s));
   if (name == "capitalize") return Value(py_capitalize(s));
   if (name == "swapcase") {
@@ -393,12 +394,12 @@ Value dict_method(const Value& self, std::string_view name, Interpreter& in, Cal
   if (name == "items") {
     std::vector<Value> out;
     for (const auto& [k, v] : d.items) out.push_back(in.make_list({k, v}, true));
-    return in.make_list(std::move(out));
+    return Value::sequence(std::move(out), SeqKind::kDictItems);
   }
   if (name == "keys" || name == "values") {
     std::vector<Value> out;
     for (const auto& [k, v] : d.items) out.push_back(name == "keys" ? k : v);
-    return in.make_list(std::move(out));
+    return Value::sequence(std::move(out), name == "keys" ? SeqKind::kDictKeys : SeqKind::kDictValues);
   }
   if (name == "get") {
     const Value* key = arg(a, 0, "key");
@@ -452,7 +453,7 @@ bool find_method(const Value& obj, std::string_view name, Value* out) {
     *out = Value::function(n, [obj, n](Interpreter& in, CallArgs& a) { return dict_method(obj, n, in, a); });
     return true;
   }
-  if (obj.is_list()) {
+  if (obj.is_plain_list()) {
     if (!obj.is_tuple() && is_one_of(name, {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"})) {
       *out = Value::undefined(n);
       return true;

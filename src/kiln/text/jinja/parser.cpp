@@ -36,10 +36,17 @@ class Parser {
  public:
   Parser(std::vector<Token> tokens, const ParseLimits& limits) : toks_(std::move(tokens)), limits_(limits) {}
 
-  Body parse_all() {
-    Body body = subparse({});
+  ParsedTemplate parse_all() {
+    ParsedTemplate out;
+    out.body = subparse({});
     if (cur().type != TokenType::kEof) fail(str_cat("unexpected '", describe(cur()), "'"));
-    return body;
+    for (const auto& u : unknown_) {
+      std::string what = str_cat("no ", u.is_filter ? "filter" : "test", " named '",
+                                 u.expr->name, "'");
+      if (!u.soft) unsupported(what, u.expr->line);
+      out.warnings.push_back(str_cat("line ", u.expr->line, ": ", what));
+    }
+    return out;
   }
 
  private:
@@ -195,6 +202,7 @@ class Parser {
 
   StmtPtr parse_for() {
     next();
+    SoftScope hard(this, false);
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kFor;
     s->target = parse_assign_target(false, {"in"});
@@ -208,6 +216,7 @@ class Parser {
   }
 
   StmtPtr parse_if() {
+    SoftScope soft(this, true);
     next();
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kIf;
@@ -251,6 +260,7 @@ class Parser {
       return s;
     }
     s->kind = StmtKind::kSetBlock;
+    SoftScope hard(this, false);
     s->filter = parse_filter(nullptr, false);
     s->body = parse_statements({"endset"}, true);
     return s;
@@ -273,6 +283,7 @@ class Parser {
 
   StmtPtr parse_macro() {
     next();
+    SoftScope hard(this, false);
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kMacro;
     s->name = expect_any_name();
@@ -283,6 +294,7 @@ class Parser {
 
   StmtPtr parse_call_block() {
     next();
+    SoftScope hard(this, false);
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kCallBlock;
     if (is_op("(")) parse_signature(&s->params);
@@ -295,6 +307,7 @@ class Parser {
 
   StmtPtr parse_filter_block() {
     next();
+    SoftScope hard(this, false);
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kFilterBlock;
     s->filter = parse_filter(nullptr, true);
@@ -304,6 +317,7 @@ class Parser {
 
   StmtPtr parse_with() {
     next();
+    SoftScope hard(this, false);
     auto s = std::make_unique<Stmt>();
     s->kind = StmtKind::kWith;
     while (cur().type != TokenType::kBlockEnd) {
@@ -404,6 +418,7 @@ class Parser {
       e->children.push_back(std::move(expr2));
       e->children.push_back(std::move(expr1));
       e->children.push_back(std::move(expr3));
+      mark_soft(e.get());
       expr1 = std::move(e);
       line = cur().line;
     }
@@ -773,7 +788,7 @@ class Parser {
       auto e = make(ExprKind::kFilter, line);
       e->name = dotted_name();
       e->filter = find_filter(e->name);
-      if (!e->filter) unsupported(str_cat("no filter named '", e->name, "'"), line);
+      if (!e->filter) unknown_.push_back(Unknown{e.get(), true, soft_});
       if (is_op("(")) e->call = parse_call_args();
       e->children.push_back(std::move(node));
       node = std::move(e);
@@ -789,7 +804,7 @@ class Parser {
     auto e = make(ExprKind::kTest, line);
     e->name = dotted_name();
     e->test = find_test(e->name);
-    if (!e->test) unsupported(str_cat("no test named '", e->name, "'"), line);
+    if (!e->test) unknown_.push_back(Unknown{e.get(), false, soft_});
     TokenType tt = cur().type;
     if (is_op("(")) {
       e->call = parse_call_args();
@@ -806,15 +821,57 @@ class Parser {
     return n;
   }
 
+  // jinja2 checks filter and test names at compile time, except in "soft" frames (the branches
+  // of an if statement and conditional expressions), where a missing one fails only when run.
+  struct Unknown {
+    Expr* expr;
+    bool is_filter;
+    bool soft;
+  };
+  class SoftScope {
+   public:
+    SoftScope(Parser* p, bool soft) : p_(p), old_(p->soft_) { p_->soft_ = soft; }
+    ~SoftScope() { p_->soft_ = old_; }
+    SoftScope(const SoftScope&) = delete;
+    SoftScope& operator=(const SoftScope&) = delete;
+
+   private:
+    Parser* p_;
+    bool old_;
+  };
+  void mark_soft(const Expr* root) {
+    for (auto& u : unknown_) {
+      if (u.soft) continue;
+      // Is u.expr inside root?
+      std::vector<const Expr*> stack{root};
+      while (!stack.empty()) {
+        const Expr* e = stack.back();
+        stack.pop_back();
+        if (!e) continue;
+        if (e == u.expr) {
+          u.soft = true;
+          break;
+        }
+        for (const auto& c : e->children) stack.push_back(c.get());
+        for (const auto& a : e->call.args) stack.push_back(a.get());
+        for (const auto& k : e->call.kwargs) stack.push_back(k.value.get());
+        stack.push_back(e->call.dyn_args.get());
+        stack.push_back(e->call.dyn_kwargs.get());
+      }
+    }
+  }
+
   std::vector<Token> toks_;
   ParseLimits limits_;
+  bool soft_ = false;
+  std::vector<Unknown> unknown_;
   size_t pos_ = 0;
   int depth_ = 0;
 };
 
 }  // namespace
 
-Result<Body> parse_template(std::string_view source, const ParseLimits& limits) {
+Result<ParsedTemplate> parse_template(std::string_view source, const ParseLimits& limits) {
   KILN_ASSIGN_OR_RETURN(auto tokens, tokenize(source));
   Parser parser(std::move(tokens), limits);
   try {

@@ -471,6 +471,7 @@ void json_value(std::string* out, const Value& v, const JsonOptions& o, int leve
     case Value::Kind::kFloat: *out += json_float(v.as_float()); return;
     case Value::Kind::kString: json_string(out, v.str(), o.ensure_ascii); return;
     case Value::Kind::kList: {
+      if (!v.is_plain_list()) throw_type_error("Object of type " + type_name(v) + " is not JSON serializable");
       const auto& items = v.items();
       if (items.empty()) {
         *out += "[]";

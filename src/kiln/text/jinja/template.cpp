@@ -8,9 +8,10 @@
 namespace kiln::text::jinja {
 
 Result<Template> Template::parse(std::string_view source, const ParseLimits& limits) {
-  KILN_ASSIGN_OR_RETURN(Body body, parse_template(source, limits));
+  KILN_ASSIGN_OR_RETURN(ParsedTemplate parsed, parse_template(source, limits));
   Template t;
-  t.body_ = std::make_shared<const Body>(std::move(body));
+  t.body_ = std::make_shared<const Body>(std::move(parsed.body));
+  t.warnings_ = std::make_shared<const std::vector<std::string>>(std::move(parsed.warnings));
   return t;
 }
 
@@ -25,7 +26,7 @@ std::string_view kind_name(RenderError::Kind kind) {
     case RenderError::Kind::kSecurity: return "SecurityError";
     case RenderError::Kind::kLimit: return "LimitError";
     case RenderError::Kind::kSyntax: return "TemplateSyntaxError";
-    case RenderError::Kind::kUnsupported: return "Unsupported";
+    case RenderError::Kind::kUnsupported: return "TemplateRuntimeError";
   }
   return "Error";
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/text/jinja/ast.h"
@@ -41,8 +42,12 @@ class Template {
   Result<std::string> render(const DictData& context, const RenderOptions& options = {},
                              RenderFailure* failure = nullptr) const;
 
+  // Missing filters/tests in branches that only fail if they run (see ParsedTemplate).
+  const std::vector<std::string>& warnings() const { return *warnings_; }
+
  private:
   std::shared_ptr<const Body> body_;
+  std::shared_ptr<const std::vector<std::string>> warnings_;
 };
 
 // Parses JSON text into Values (objects keep their key order). Nesting deeper than max_depth is

@@ -42,14 +42,21 @@ int items_depth(const std::vector<Value>& items) {
 Value Value::list(std::vector<Value> items) {
   Value v;
   int depth = items_depth(items);
-  v.v_ = std::make_shared<ListData>(ListData{std::move(items), false, depth});
+  v.v_ = std::make_shared<ListData>(ListData{std::move(items), false, SeqKind::kList, depth});
   return v;
 }
 
 Value Value::tuple(std::vector<Value> items) {
   Value v;
   int depth = items_depth(items);
-  v.v_ = std::make_shared<ListData>(ListData{std::move(items), true, depth});
+  v.v_ = std::make_shared<ListData>(ListData{std::move(items), true, SeqKind::kTuple, depth});
+  return v;
+}
+
+Value Value::sequence(std::vector<Value> items, SeqKind kind) {
+  Value v;
+  int depth = items_depth(items);
+  v.v_ = std::make_shared<ListData>(ListData{std::move(items), kind == SeqKind::kTuple, kind, depth});
   return v;
 }
 
@@ -105,7 +112,7 @@ int64_t Value::to_int() const {
 
 const void* Value::identity() const {
   switch (kind()) {
-    case Kind::kString: return std::get<std::shared_ptr<const std::string>>(v_).get();
+    case Kind::kString: return std::get<std::shared_ptr<const StrData>>(v_).get();
     case Kind::kList: return std::get<std::shared_ptr<ListData>>(v_).get();
     case Kind::kDict: return std::get<std::shared_ptr<DictData>>(v_).get();
     case Kind::kFunction: return std::get<std::shared_ptr<Function>>(v_).get();
@@ -130,7 +137,17 @@ std::string type_name(const Value& v) {
     case Value::Kind::kInt: return "int";
     case Value::Kind::kFloat: return "float";
     case Value::Kind::kString: return "str";
-    case Value::Kind::kList: return v.is_tuple() ? "tuple" : "list";
+    case Value::Kind::kList:
+      switch (v.seq_kind()) {
+        case SeqKind::kList: return "list";
+        case SeqKind::kTuple: return "tuple";
+        case SeqKind::kGenerator: return "generator";
+        case SeqKind::kReverseIterator: return "list_reverseiterator";
+        case SeqKind::kDictItems: return "dict_items";
+        case SeqKind::kDictKeys: return "dict_keys";
+        case SeqKind::kDictValues: return "dict_values";
+      }
+      return "list";
     case Value::Kind::kDict: return "dict";
     case Value::Kind::kFunction: return v.function_data().is_macro ? "Macro" : "function";
     case Value::Kind::kNamespace: return "Namespace";
@@ -146,7 +163,10 @@ bool truthy(const Value& v) {
     case Value::Kind::kInt: return v.as_int() != 0;
     case Value::Kind::kFloat: return v.as_float() != 0.0;
     case Value::Kind::kString: return !v.str().empty();
-    case Value::Kind::kList: return !v.items().empty();
+    case Value::Kind::kList:
+      // Generators and iterators are objects, always true, even when they would yield nothing.
+      if (v.seq_kind() == SeqKind::kGenerator || v.seq_kind() == SeqKind::kReverseIterator) return true;
+      return !v.items().empty();
     case Value::Kind::kDict: return !v.dict_data().items.empty();
     default: return true;
   }
@@ -232,6 +252,17 @@ void py_repr_append(std::string* out, const Value& v) {
     case Value::Kind::kUndefined: *out += "Undefined"; return;
     case Value::Kind::kString: *out += py_repr_string(v.str()); return;
     case Value::Kind::kList: {
+      SeqKind seq = v.seq_kind();
+      if (seq == SeqKind::kGenerator || seq == SeqKind::kReverseIterator) {
+        *out += "<" + type_name(v) + " object>";
+        return;
+      }
+      if (seq == SeqKind::kDictItems || seq == SeqKind::kDictKeys || seq == SeqKind::kDictValues) {
+        *out += type_name(v) + "(";
+        py_repr_append(out, Value::list(v.items()));
+        *out += ')';
+        return;
+      }
       bool tuple = v.is_tuple();
       *out += tuple ? '(' : '[';
       const auto& items = v.items();
@@ -298,7 +329,10 @@ bool py_equal(const Value& a, const Value& b) {
     case Value::Kind::kNone: return true;
     case Value::Kind::kString: return a.str() == b.str();
     case Value::Kind::kList: {
-      if (a.is_tuple() != b.is_tuple()) return false;
+      if (a.seq_kind() != b.seq_kind()) return false;
+      if (!a.is_plain_list() && a.seq_kind() != SeqKind::kDictValues && a.seq_kind() != SeqKind::kDictItems &&
+          a.seq_kind() != SeqKind::kDictKeys)
+        return a.identity() == b.identity();
       const auto& x = a.items();
       const auto& y = b.items();
       if (x.size() != y.size()) return false;
@@ -327,7 +361,7 @@ bool py_less(const Value& a, const Value& b) {
     return a.to_int() < b.to_int();
   }
   if (a.is_string() && b.is_string()) return a.str() < b.str();  // UTF-8 order is code point order
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_plain_list() && b.is_plain_list() && a.is_tuple() == b.is_tuple()) {
     const auto& x = a.items();
     const auto& y = b.items();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -343,7 +377,10 @@ int64_t py_len(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined: return 0;
     case Value::Kind::kString: return static_cast<int64_t>(utf8_length(v.str()));
-    case Value::Kind::kList: return static_cast<int64_t>(v.items().size());
+    case Value::Kind::kList:
+      if (v.seq_kind() == SeqKind::kGenerator || v.seq_kind() == SeqKind::kReverseIterator)
+        throw_type_error("object of type '" + type_name(v) + "' has no len()");
+      return static_cast<int64_t>(v.items().size());
     case Value::Kind::kDict: return static_cast<int64_t>(v.dict_data().items.size());
     default: throw_type_error("object of type '" + type_name(v) + "' has no len()");
   }

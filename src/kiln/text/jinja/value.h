@@ -33,9 +33,15 @@ struct Function {
   bool is_macro = false;
 };
 
+// What Python object a sequence stands for. Filters such as map/select return generators in
+// Python, and dict.items() a view; they iterate like lists but differ in truthiness, len(),
+// indexing, printing and JSON, and templates can observe that.
+enum class SeqKind : uint8_t { kList, kTuple, kGenerator, kReverseIterator, kDictItems, kDictKeys, kDictValues };
+
 struct ListData {
   std::vector<Value> items;
   bool is_tuple = false;
+  SeqKind seq = SeqKind::kList;
   int depth = 1;  // nesting of lists/dicts inside, set when the Value is built
 };
 
@@ -56,6 +62,13 @@ struct NamespaceData {
   DictData attrs;
 };
 
+// Strings carry jinja2's Markup mark (set by |safe and |escape): adding a plain string to a
+// Markup string HTML-escapes the plain one, as Python's markupsafe does.
+struct StrData {
+  std::string text;
+  bool markup = false;
+};
+
 struct Undefined {
   std::string name;  // what was looked up, for the error an operation on it raises
 };
@@ -70,13 +83,19 @@ class Value {
   Value(int i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
   Value(int64_t i) : v_(i) {}             // NOLINT
   Value(double d) : v_(d) {}              // NOLINT
-  Value(const char* s) : v_(std::make_shared<const std::string>(s)) {}  // NOLINT
-  Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
-  Value(std::string_view s) : v_(std::make_shared<const std::string>(s)) {}  // NOLINT
+  Value(const char* s) : v_(std::make_shared<const StrData>(StrData{s, false})) {}  // NOLINT
+  Value(std::string s) : v_(std::make_shared<const StrData>(StrData{std::move(s), false})) {}  // NOLINT
+  Value(std::string_view s) : v_(std::make_shared<const StrData>(StrData{std::string(s), false})) {}  // NOLINT
+  static Value markup(std::string s) {
+    Value v;
+    v.v_ = std::make_shared<const StrData>(StrData{std::move(s), true});
+    return v;
+  }
 
   static Value undefined(std::string name = {}) { return Value(Undefined{std::move(name)}); }
   static Value list(std::vector<Value> items);
   static Value tuple(std::vector<Value> items);
+  static Value sequence(std::vector<Value> items, SeqKind kind);
   static Value dict(DictData d);
   static Value dict(std::vector<std::pair<std::string, Value>> items);
   static Value function(std::string name, NativeFn fn, bool is_macro = false);
@@ -90,7 +109,10 @@ class Value {
   bool is_float() const { return kind() == Kind::kFloat; }
   bool is_number() const { return is_int() || is_float() || is_bool(); }
   bool is_string() const { return kind() == Kind::kString; }
-  bool is_list() const { return kind() == Kind::kList; }  // lists and tuples
+  bool is_list() const { return kind() == Kind::kList; }  // lists, tuples, generators and views
+  // A real list or tuple (indexable, sliceable, with len()).
+  bool is_plain_list() const { return is_list() && (list_data().seq == SeqKind::kList || list_data().seq == SeqKind::kTuple); }
+  SeqKind seq_kind() const { return list_data().seq; }
   bool is_tuple() const { return is_list() && list_data().is_tuple; }
   bool is_dict() const { return kind() == Kind::kDict; }
   bool is_function() const { return kind() == Kind::kFunction; }
@@ -102,7 +124,8 @@ class Value {
   // Numbers as Python does arithmetic on them (bool is an int).
   double to_double() const;
   int64_t to_int() const;
-  const std::string& str() const { return *std::get<std::shared_ptr<const std::string>>(v_); }
+  const std::string& str() const { return std::get<std::shared_ptr<const StrData>>(v_)->text; }
+  bool is_markup() const { return is_string() && std::get<std::shared_ptr<const StrData>>(v_)->markup; }
   const std::vector<Value>& items() const { return list_data().items; }
   const ListData& list_data() const { return *std::get<std::shared_ptr<ListData>>(v_); }
   const DictData& dict_data() const { return *std::get<std::shared_ptr<DictData>>(v_); }
@@ -117,7 +140,7 @@ class Value {
 
  private:
   explicit Value(Undefined u) : v_(std::move(u)) {}
-  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, std::shared_ptr<const std::string>,
+  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, std::shared_ptr<const StrData>,
                std::shared_ptr<ListData>, std::shared_ptr<DictData>, std::shared_ptr<Function>,
                std::shared_ptr<NamespaceData>>
       v_;
