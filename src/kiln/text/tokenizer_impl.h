@@ -1,0 +1,31 @@
+// The parts of a Tokenizer (internal to text/; built by tokenizer_load.cpp).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "kiln/text/added_vocab.h"
+#include "kiln/text/bpe.h"
+#include "kiln/text/decoder.h"
+#include "kiln/text/normalizer.h"
+#include "kiln/text/post_processor.h"
+#include "kiln/text/pre_tokenizer.h"
+#include "kiln/text/tokenizer.h"
+
+namespace kiln::text {
+
+struct Tokenizer::Impl {
+  std::unique_ptr<BpeModel> model;
+  AddedVocabulary added;
+  Normalizer normalizer;
+  PreTokenizer pre_tokenizer;
+  PostProcessor post_processor;
+  Decoder decoder;
+  SpecialTokens special;
+  size_t vocab_size = 0;
+};
+
+// Builds the parts from the two JSON documents (tokenizer_load.cpp).
+Result<std::unique_ptr<Tokenizer::Impl>> parse_tokenizer(std::string_view tokenizer_json, std::string_view config_json);
+
+}  // namespace kiln::text
