@@ -252,9 +252,11 @@ runtime::StepPlan Scheduler::build_plan(const SchedulerOutput& out) const {
     if (e.samples) {
       p.sample_seqs.push_back(index);
       p.sampling.push_back(s.sampling);
-      if (s.sampling.needs_history()) p.history_tokens.insert(p.history_tokens.end(), s.tokens.begin(), s.tokens.end());
+      // Only penalties read the history; other samples get an empty span (prompt_len 0).
+      const bool history = s.sampling.needs_history();
+      if (history) p.history_tokens.insert(p.history_tokens.end(), s.tokens.begin(), s.tokens.end());
       p.history_start.push_back(static_cast<int32_t>(p.history_tokens.size()));
-      p.prompt_len.push_back(s.prompt_len);
+      p.prompt_len.push_back(history ? s.prompt_len : 0);
     }
     ++index;
   }

@@ -64,6 +64,7 @@ class FakeEngine final : public runtime::Engine {
     plans.push_back(plan);
     if (fail_step) KILN_RETURN_IF_ERROR(fail_step(plan));
     if (on_step) on_step();
+    KILN_RETURN_IF_ERROR(runtime::validate_step_plan(plan, kv_geometry(), o_.vocab_size));
     KILN_RETURN_IF_ERROR(check_shapes(plan));
     // Write every new token into its slot first, as the real engine writes K/V before attention.
     for (int32_t i = 0; i < plan.num_seqs(); ++i) {
