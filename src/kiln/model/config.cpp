@@ -206,7 +206,12 @@ Status parse_rope(const json& obj, const char* object_key, std::string_view sour
     KILN_RETURN_IF_ERROR(f.get_optional_double("mscale", &mscale));
     KILN_RETURN_IF_ERROR(f.get_optional_double("mscale_all_dim", &mscale_all_dim));
     if (!r.attention_factor && mscale && mscale_all_dim && *mscale != 0 && *mscale_all_dim != 0) {
-      auto get_mscale = [&](double m) { return r.factor <= 1 ? 1.0 : 0.1 * m * std::log(r.factor) + 1.0; };
+      // transformers takes the factor from the context lengths when both are given.
+      const double factor = r.original_max_position_embeddings > 0
+                                ? static_cast<double>(c->max_position_embeddings) /
+                                      static_cast<double>(r.original_max_position_embeddings)
+                                : r.factor;
+      auto get_mscale = [&](double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; };
       r.attention_factor = get_mscale(*mscale) / get_mscale(*mscale_all_dim);
     }
   }
@@ -374,10 +379,6 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
       c.attention_out_bias = c.attention_bias;
       KILN_RETURN_IF_ERROR(parse_qwen_sliding_window(f, &c));
       break;
-  }
-  if ((c.rope_scaling.type == RopeScalingType::kYarn || c.rope_scaling.type == RopeScalingType::kDynamic) &&
-      c.rope_scaling.original_max_position_embeddings == 0) {
-    c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
   }
   KILN_RETURN_IF_ERROR(validate_model_config(c, source));
   return c;

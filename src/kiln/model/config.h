@@ -30,6 +30,8 @@ struct RopeScaling {
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+  // llama3 (required), yarn and dynamic (optional): 0 when config.json does not give it. yarn
+  // then uses max_position_embeddings as the original length and `factor` as given.
   int64_t original_max_position_embeddings = 0;
   // yarn
   double beta_fast = 32.0;

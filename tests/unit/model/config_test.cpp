@@ -203,7 +203,7 @@ TEST(ModelConfig, RopeScalingTypes) {
                                  "rope_scaling": {"rope_type": "dynamic", "factor": 4}})");
   EXPECT_EQ(dyn.rope_scaling.type, RopeScalingType::kDynamic);
   EXPECT_DOUBLE_EQ(dyn.rope_scaling.factor, 4.0);
-  EXPECT_EQ(dyn.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_EQ(dyn.rope_scaling.original_max_position_embeddings, 0);  // not given
 
   ModelConfig yarn = parse_ok(R"({"model_type": "qwen3", "max_position_embeddings": 131072,
       "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}})");
@@ -219,13 +219,19 @@ TEST(ModelConfig, RopeScalingTypes) {
   EXPECT_DOUBLE_EQ(yarn2.rope_scaling.beta_fast, 16.0);
   EXPECT_DOUBLE_EQ(yarn2.rope_scaling.beta_slow, 2.0);
   EXPECT_EQ(yarn2.rope_scaling.attention_factor, std::optional<double>(1.25));
-  EXPECT_EQ(yarn2.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(yarn2.rope_scaling.original_max_position_embeddings, 0);  // not given: factor stays 8
 
   // DeepSeek-style mscale: attention_factor = (0.1 * 1 * ln 40 + 1) / (0.1 * 0.5 * ln 40 + 1).
   ModelConfig yarn3 = parse_ok(R"({"model_type": "llama",
       "rope_scaling": {"type": "yarn", "factor": 40, "mscale": 1.0, "mscale_all_dim": 0.5}})");
   ASSERT_TRUE(yarn3.rope_scaling.attention_factor.has_value());
   EXPECT_NEAR(*yarn3.rope_scaling.attention_factor, 1.36888 / 1.18444, 1e-4);
+  // With both context lengths given, transformers' factor is their ratio (163840 / 4096 = 40).
+  ModelConfig yarn4 = parse_ok(R"({"model_type": "llama", "max_position_embeddings": 163840,
+      "rope_scaling": {"type": "yarn", "factor": 2, "original_max_position_embeddings": 4096,
+                       "mscale": 1.0, "mscale_all_dim": 0.5}})");
+  ASSERT_TRUE(yarn4.rope_scaling.attention_factor.has_value());
+  EXPECT_NEAR(*yarn4.rope_scaling.attention_factor, 1.36888 / 1.18444, 1e-4);
 
   ModelConfig deflt = parse_ok(R"({"model_type": "llama", "rope_scaling": {"rope_type": "default"}})");
   EXPECT_EQ(deflt.rope_scaling.type, RopeScalingType::kNone);
