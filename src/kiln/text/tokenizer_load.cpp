@@ -1,5 +1,7 @@
 // Reads tokenizer.json and tokenizer_config.json into the tokenizer's parts. Everything a file can
 // get wrong becomes a Status that names the field; nothing here aborts.
+#include <unordered_set>
+
 #include <nlohmann/json.hpp>
 
 #include "kiln/core/log.h"
@@ -257,39 +259,163 @@ Status parse_post_processor(const json& j, std::string_view path, PostProcessor&
   return Status::ok();
 }
 
-Result<std::unique_ptr<BpeModel>> parse_model(const json& j) {
+// tokenizer.json with model.vocab and model.merges read straight into their final containers:
+// for the large vocabularies (Gemma 3: 262k tokens, 515k merges) a JSON DOM of them costs seconds.
+struct ParsedTokenizerJson {
+  json root;
+  Vocab vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  bool has_vocab = false;
+};
+
+class TokenizerSax {
+ public:
+  explicit TokenizerSax(ParsedTokenizerJson& out) : out_(out) {}
+  const std::string& error() const { return error_; }
+
+  bool null() { return value(json()); }
+  bool boolean(bool v) { return value(json(v)); }
+  bool number_integer(json::number_integer_t v) {
+    if (mode_ == Mode::kVocab) return vocab_entry(v);
+    return value(json(v));
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (mode_ == Mode::kVocab) return vocab_entry(static_cast<int64_t>(std::min<uint64_t>(v, INT64_MAX)));
+    return value(json(v));
+  }
+  bool number_float(json::number_float_t v, const std::string&) { return value(json(v)); }
+  bool binary(json::binary_t&) { return fail("unexpected binary value"); }
+  bool string(std::string& v) {
+    if (mode_ == Mode::kMerges) {
+      const size_t sp = v.find(' ');
+      if (sp == std::string::npos || v.find(' ', sp + 1) != std::string::npos)
+        return fail(str_cat("model.merges[", out_.merges.size(), "]: must be two tokens separated by one space"));
+      out_.merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+      return true;
+    }
+    if (mode_ == Mode::kMergePair) {
+      pair_.push_back(std::move(v));
+      return true;
+    }
+    return value(json(std::move(v)));
+  }
+  bool start_object(size_t) {
+    if (mode_ != Mode::kDom) return fail(where("unexpected object"));
+    if (at_model_member("vocab")) {
+      mode_ = Mode::kVocab;
+      out_.has_vocab = true;
+      return true;
+    }
+    return open(json::object());
+  }
+  bool key(std::string& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() {
+    if (mode_ == Mode::kVocab) {
+      mode_ = Mode::kDom;
+      return true;
+    }
+    return close();
+  }
+  bool start_array(size_t) {
+    if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kMergePair;
+      pair_.clear();
+      return true;
+    }
+    if (mode_ != Mode::kDom) return fail(where("unexpected array"));
+    if (at_model_member("merges")) {
+      mode_ = Mode::kMerges;
+      return true;
+    }
+    return open(json::array());
+  }
+  bool end_array() {
+    if (mode_ == Mode::kMergePair) {
+      if (pair_.size() != 2) return fail(str_cat("model.merges[", out_.merges.size(), "]: must be [a, b]"));
+      out_.merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+      mode_ = Mode::kMerges;
+      return true;
+    }
+    if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kDom;
+      return true;
+    }
+    return close();
+  }
+  bool parse_error(size_t, const std::string&, const json::exception& e) { return fail(e.what()); }
+
+ private:
+  enum class Mode { kDom, kVocab, kMerges, kMergePair };
+
+  bool fail(std::string m) {
+    if (error_.empty()) error_ = std::move(m);
+    return false;
+  }
+  std::string where(std::string_view what) {
+    if (mode_ == Mode::kVocab) return str_cat("model.vocab: ", what);
+    return str_cat("model.merges[", out_.merges.size(), "]: ", what);
+  }
+  bool at_model_member(const char* name) const {
+    return stack_.size() == 2 && opened_with_[1] == "model" && stack_.back()->is_object() && key_ == name;
+  }
+  bool vocab_entry(int64_t v) {
+    if (v < 0 || v > INT32_MAX) return fail(str_cat("model.vocab: the id of '", key_, "' is out of range"));
+    out_.vocab.emplace(std::move(key_), static_cast<int32_t>(v));
+    return true;
+  }
+  json* place(json v) {
+    if (mode_ != Mode::kDom) {
+      fail(where("unexpected value"));
+      return nullptr;
+    }
+    if (stack_.empty()) {
+      out_.root = std::move(v);
+      return &out_.root;
+    }
+    json& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    json& slot = parent[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool value(json v) { return place(std::move(v)) != nullptr; }
+  bool open(json v) {
+    const std::string opened = !stack_.empty() && stack_.back()->is_object() ? key_ : std::string();
+    json* p = place(std::move(v));
+    if (p == nullptr) return false;
+    stack_.push_back(p);
+    opened_with_.push_back(opened);
+    return true;
+  }
+  bool close() {
+    if (stack_.empty()) return fail("unbalanced JSON");
+    stack_.pop_back();
+    opened_with_.pop_back();
+    return true;
+  }
+
+  ParsedTokenizerJson& out_;
+  std::vector<json*> stack_;
+  std::vector<std::string> opened_with_;  // the key each open container was stored under
+  std::string key_;
+  Mode mode_ = Mode::kDom;
+  std::vector<std::string> pair_;
+  std::string error_;
+};
+
+Result<std::unique_ptr<BpeModel>> parse_model(const json& j, ParsedTokenizerJson& parsed) {
   const std::string type = type_of(j);
   if (!j.is_object()) return bad("model", "must be an object");
   if (!type.empty() && type != "BPE") return unimplemented(str_cat("model: type '", type, "' is not supported (kiln reads BPE)"));
   if (auto d = j.find("dropout"); d != j.end() && d->is_number() && d->get<double>() > 0.0)
     return unimplemented("model.dropout: BPE dropout makes encoding random; kiln does not support it");
-  auto v = j.find("vocab");
-  if (v == j.end() || !v->is_object()) return bad("model", "'vocab' must be an object");
-  Vocab vocab;
-  vocab.reserve(v->size());
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_number_integer()) return bad("model.vocab", str_cat("the id of '", it.key(), "' is not an integer"));
-    vocab.emplace(it.key(), it.value().get<int32_t>());
-  }
-  std::vector<std::pair<std::string, std::string>> merges;
-  if (auto m = j.find("merges"); m != j.end()) {
-    if (!m->is_array()) return bad("model", "'merges' must be an array");
-    merges.reserve(m->size());
-    for (size_t i = 0; i < m->size(); ++i) {
-      const json& e = (*m)[i];
-      if (e.is_string()) {
-        const std::string& line = e.get_ref<const std::string&>();
-        const size_t sp = line.find(' ');
-        if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
-          return bad(str_cat("model.merges[", i, "]"), "must be two tokens separated by one space");
-        merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
-      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-        merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-      } else {
-        return bad(str_cat("model.merges[", i, "]"), "must be \"a b\" or [a, b]");
-      }
-    }
-  }
+  if (!parsed.has_vocab) return bad("model", "'vocab' must be an object");
   BpeOptions o;
   if (auto u = j.find("unk_token"); u != j.end() && u->is_string()) o.unk_token = u->get<std::string>();
   if (auto p = j.find("continuing_subword_prefix"); p != j.end() && p->is_string()) o.continuing_subword_prefix = p->get<std::string>();
@@ -297,7 +423,7 @@ Result<std::unique_ptr<BpeModel>> parse_model(const json& j) {
   o.fuse_unk = get_bool(j, "fuse_unk", false);
   o.byte_fallback = get_bool(j, "byte_fallback", false);
   o.ignore_merges = get_bool(j, "ignore_merges", false);
-  return BpeModel::create(std::move(vocab), merges, std::move(o));
+  return BpeModel::create(std::move(parsed.vocab), parsed.merges, std::move(o));
 }
 
 Result<AddedToken> parse_added_token(const json& j, std::string_view path) {
@@ -319,33 +445,34 @@ bool same_token(const AddedToken& a, const AddedToken& b) {
 // Assigns ids as Hugging Face's AddedVocabulary::add_tokens does: a token already in the
 // vocabulary keeps that id; a new one gets the next id after the model's (or the added) ids.
 void add_tokens(std::vector<AddedToken>& list, const std::vector<AddedToken>& incoming, const BpeModel& model) {
+  std::unordered_map<std::string, size_t> index;  // content -> position in list
+  int32_t max_added = -1;
+  for (size_t i = 0; i < list.size(); ++i) {
+    index[list[i].content] = i;
+    max_added = std::max(max_added, list[i].id);
+  }
   for (const AddedToken& t : incoming) {
     if (t.content.empty()) continue;
-    bool dup = false;
-    for (const AddedToken& e : list) dup = dup || same_token(e, t);
-    if (dup) continue;
+    auto it = index.find(t.content);
+    if (it != index.end() && same_token(list[it->second], t)) continue;
     int32_t id = -1;
-    for (const AddedToken& e : list)
-      if (e.content == t.content) id = e.id;
-    if (id < 0) {
-      if (auto mid = model.token_to_id(t.content)) id = *mid;
-    }
-    if (id < 0) {
+    if (it != index.end()) {
+      id = list[it->second].id;
+    } else if (auto mid = model.token_to_id(t.content)) {
+      id = *mid;
+    } else {
       const auto vsize = static_cast<int32_t>(model.size());
-      int32_t max_added = -1;
-      for (const AddedToken& e : list) max_added = std::max(max_added, e.id);
       id = max_added < 0 ? vsize : (max_added >= vsize || vsize == 0 ? max_added + 1 : vsize);
     }
     AddedToken copy = t;
     copy.id = id;
-    bool replaced = false;
-    for (AddedToken& e : list) {
-      if (e.content == t.content) {
-        e = copy;  // same content re-added with other options: the newest options win
-        replaced = true;
-      }
+    max_added = std::max(max_added, id);
+    if (it != index.end()) {
+      list[it->second] = std::move(copy);  // same content re-added with other options: the newest win
+    } else {
+      index[t.content] = list.size();
+      list.push_back(std::move(copy));
     }
-    if (!replaced) list.push_back(std::move(copy));
   }
 }
 
@@ -392,20 +519,31 @@ Status parse_config(const json& cfg, Tokenizer::Impl& m, std::vector<AddedToken>
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer::Impl>> parse_tokenizer(std::string_view tokenizer_json, std::string_view config_json) {
-  json j, cfg;
+  ParsedTokenizerJson parsed;
+  json cfg;
+  {
+    TokenizerSax sax(parsed);
+    bool ok = false;
+    try {
+      ok = json::sax_parse(tokenizer_json, &sax);
+    } catch (const json::exception& e) {
+      return invalid_argument(str_cat("tokenizer.json is not valid JSON: ", e.what()));
+    }
+    if (!ok) return invalid_argument(str_cat("tokenizer.json is not valid JSON: ", sax.error()));
+  }
   try {
-    j = json::parse(tokenizer_json);
     if (!config_json.empty()) cfg = json::parse(config_json);
   } catch (const json::exception& e) {
-    return invalid_argument(str_cat("tokenizer files are not valid JSON: ", e.what()));
+    return invalid_argument(str_cat("tokenizer_config.json is not valid JSON: ", e.what()));
   }
+  const json& j = parsed.root;
   if (!j.is_object()) return bad("tokenizer.json", "must be a JSON object");
   if (!cfg.is_null() && !cfg.is_object()) return bad("tokenizer_config.json", "must be a JSON object");
   auto m = std::make_unique<Tokenizer::Impl>();
   try {
     auto model = j.find("model");
     if (model == j.end()) return bad("tokenizer.json", "has no 'model'");
-    KILN_ASSIGN_OR_RETURN(m->model, parse_model(*model));
+    KILN_ASSIGN_OR_RETURN(m->model, parse_model(*model, parsed));
     const json null_json;
     auto member = [&](const char* key) -> const json& {
       auto it = j.find(key);
@@ -433,12 +571,11 @@ Result<std::unique_ptr<Tokenizer::Impl>> parse_tokenizer(std::string_view tokeni
         log_warn("tokenizer: added token '", incoming[i].content, "' is listed with id ", incoming[i].id,
                  " but gets id ", list[i].id, " (as in Hugging Face tokenizers)");
     }
+    std::unordered_set<std::string> present;
+    for (const AddedToken& t : list) present.insert(t.content);
     std::vector<AddedToken> missing;
-    for (const AddedToken& t : extra) {
-      bool found = false;
-      for (const AddedToken& e : list) found = found || e.content == t.content;
-      if (!found) missing.push_back(t);
-    }
+    for (const AddedToken& t : extra)
+      if (present.count(t.content) == 0) missing.push_back(t);
     add_tokens(list, missing, *m->model);
 
     Status norm_status;
