@@ -275,33 +275,45 @@ void Interpreter::exec_for(const Stmt& s, std::string* out) {
     return;
   }
   auto n = static_cast<int64_t>(items.size());
+  // The loop object is rebuilt each iteration from keys made once per process; its cycle() and
+  // changed() read the loop's shared state.
+  static const Value kKeys[] = {Value("index"),  Value("index0"), Value("revindex"), Value("revindex0"),
+                                Value("first"),  Value("last"),   Value("length"),   Value("depth"),
+                                Value("depth0"), Value("previtem"), Value("nextitem"), Value("cycle"),
+                                Value("changed")};
+  auto index = std::make_shared<int64_t>(0);
   auto changed_last = std::make_shared<std::pair<bool, Value>>(false, Value());
+  Value cycle = Value::function("cycle", [index](Interpreter&, CallArgs& a) -> Value {
+    if (a.positional.empty()) throw_type_error("no items for cycling given");
+    return a.positional[static_cast<size_t>(*index) % a.positional.size()];
+  });
+  Value changed = Value::function("changed", [changed_last](Interpreter& in, CallArgs& a) -> Value {
+    Value now = in.make_list(a.positional);
+    if (changed_last->first && py_equal(changed_last->second, now)) return Value(false);
+    changed_last->first = true;
+    changed_last->second = now;
+    return Value(true);
+  });
   for (int64_t i = 0; i < n; ++i) {
     tick();
+    *index = i;
     auto iter_scope = std::make_shared<Scope>(loop_scope);
     DictData loop;
-    loop.set(Value("index"), Value(i + 1));
-    loop.set(Value("index0"), Value(i));
-    loop.set(Value("revindex"), Value(n - i));
-    loop.set(Value("revindex0"), Value(n - i - 1));
-    loop.set(Value("first"), Value(i == 0));
-    loop.set(Value("last"), Value(i == n - 1));
-    loop.set(Value("length"), Value(n));
-    loop.set(Value("depth"), Value(1));
-    loop.set(Value("depth0"), Value(0));
-    if (i > 0) loop.set(Value("previtem"), items[static_cast<size_t>(i - 1)]);
-    if (i + 1 < n) loop.set(Value("nextitem"), items[static_cast<size_t>(i + 1)]);
-    loop.set(Value("cycle"), Value::function("cycle", [i](Interpreter&, CallArgs& a) -> Value {
-               if (a.positional.empty()) throw_type_error("no items for cycling given");
-               return a.positional[static_cast<size_t>(i) % a.positional.size()];
-             }));
-    loop.set(Value("changed"), Value::function("changed", [changed_last](Interpreter& in, CallArgs& a) -> Value {
-               Value now = in.make_list(a.positional);
-               if (changed_last->first && py_equal(changed_last->second, now)) return Value(false);
-               changed_last->first = true;
-               changed_last->second = now;
-               return Value(true);
-             }));
+    loop.items.reserve(13);
+    auto put = [&](int k, Value v) { loop.items.emplace_back(kKeys[k], std::move(v)); };
+    put(0, Value(i + 1));
+    put(1, Value(i));
+    put(2, Value(n - i));
+    put(3, Value(n - i - 1));
+    put(4, Value(i == 0));
+    put(5, Value(i == n - 1));
+    put(6, Value(n));
+    put(7, Value(1));
+    put(8, Value(0));
+    if (i > 0) put(9, items[static_cast<size_t>(i - 1)]);
+    if (i + 1 < n) put(10, items[static_cast<size_t>(i + 1)]);
+    put(11, cycle);
+    put(12, changed);
     iter_scope->set("loop", Value::dict(std::move(loop)));
     Restore<std::shared_ptr<Scope>> restore(&scope_, iter_scope);
     assign(*s.target, items[static_cast<size_t>(i)]);

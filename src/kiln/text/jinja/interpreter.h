@@ -18,7 +18,7 @@
 namespace kiln::text::jinja {
 
 struct RenderLimits {
-  int64_t max_steps = 20'000'000;        // statements + expressions evaluated
+  int64_t max_steps = 5'000'000;         // statements + expressions evaluated
   size_t max_output_bytes = 64u << 20;   // also bounds every string a template builds
   int max_call_depth = 100;              // macro and caller nesting
   int max_value_depth = 256;             // nesting of lists/dicts a template builds or prints

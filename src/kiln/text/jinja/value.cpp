@@ -254,11 +254,14 @@ void py_repr_append(std::string* out, const Value& v) {
     case Value::Kind::kList: {
       SeqKind seq = v.seq_kind();
       if (seq == SeqKind::kGenerator || seq == SeqKind::kReverseIterator) {
-        *out += "<" + type_name(v) + " object>";
+        out->push_back('<');
+        out->append(type_name(v));
+        out->append(" object>");
         return;
       }
       if (seq == SeqKind::kDictItems || seq == SeqKind::kDictKeys || seq == SeqKind::kDictValues) {
-        *out += type_name(v) + "(";
+        out->append(type_name(v));
+        out->push_back('(');
         py_repr_append(out, Value::list(v.items()));
         *out += ')';
         return;
@@ -288,6 +291,14 @@ void py_repr_append(std::string* out, const Value& v) {
       return;
     }
     case Value::Kind::kNamespace: {
+      // Namespaces are the one mutable value, so they can contain themselves; bound the walk
+      // (Python prints the cycle as "..."; kiln refuses it rather than recurse without end).
+      thread_local int depth = 0;
+      if (depth >= 64) throw RenderError(RenderError::Kind::kLimit, "namespaces nested too deeply to print");
+      ++depth;
+      struct Leave {
+        ~Leave() { --depth; }
+      } leave;
       *out += "<Namespace ";
       py_repr_append(out, Value::dict(v.namespace_data().attrs));
       *out += '>';
