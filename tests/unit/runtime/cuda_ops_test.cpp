@@ -261,13 +261,17 @@ struct AttnCase {
 
 TEST_F(CudaOpsTest, PagedAttentionMatchesCpu) {
   uint32_t seed = 50;
-  const std::vector<AttnCase> cases = {
+  std::vector<AttnCase> cases = {
       {4, 4, 64, 0, {{1, 37}, {5, 5}, {3, 70}, {1, 1}, {16, 200}}},
       {8, 2, 128, 0, {{1, 300}, {1, 17}, {1, 64}}},                 // decode only: split-KV
       {32, 8, 64, 0, {{1, 1000}}},                                  // one long decode row
       {16, 8, 128, 24, {{7, 90}, {1, 40}, {30, 30}}},              // sliding window
       {14, 2, 64, 0, {{300, 300}, {2, 129}}},                       // a prefill: no split
   };
+  // Many one-token spans beside a long one: the row kernel takes the prefill rows too.
+  AttnCase skewed{8, 2, 64, 0, {{128, 128}}};
+  for (int i = 0; i < 40; ++i) skewed.seqs.push_back({1, 5 + i});
+  cases.push_back(skewed);
   for (const AttnCase& c : cases) {
     const int64_t bs = 16, D = c.head_dim, KV = c.kv_heads, H = c.heads;
     int64_t num_blocks = 0;

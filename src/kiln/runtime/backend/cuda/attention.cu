@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kiln/runtime/backend/cuda/attention_tile.h"
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/kernels.h"
 
@@ -39,6 +40,7 @@ __device__ __forceinline__ int find_seq(const int32_t* query_start, int num_seqs
 }
 
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
+  dev::pdl_begin();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int D = a.head_dim, KV = a.num_kv_heads;
   const int G = a.num_heads / KV;
@@ -171,6 +173,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
 
 // One block per (row, head), one thread per element of the head.
 __global__ void merge_kernel(AttentionArgs a) {
+  dev::pdl_begin();
   const int64_t row = blockIdx.x;
   const int h = blockIdx.y, D = a.head_dim, S = a.num_splits;
   const int64_t base = (row * a.num_heads + h) * S;
@@ -221,6 +224,7 @@ Status launch_paged_attention(const AttentionArgs& a, Stream stream) {
     return invalid_argument("paged_attention: split-KV needs partial buffers");
   }
   if (a.num_tokens == 0 || a.num_seqs == 0) return Status::ok();
+  if (attention_tile_fits(a, a.max_query_len)) return launch_attention_tile(a, a.max_query_len, stream);
   const size_t smem = Smem::bytes(G, a.head_dim);
   if (smem > 48 * 1024) {
     KILN_CUDA_RETURN_IF_ERROR(
@@ -228,12 +232,10 @@ Status launch_paged_attention(const AttentionArgs& a, Stream stream) {
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads),
                   static_cast<unsigned>(a.num_splits));
-  attention_kernel<<<grid, kThreads, smem, stream>>>(a);
-  KILN_RETURN_IF_ERROR(launch_status("attention_kernel"));
+  KILN_RETURN_IF_ERROR(launch("attention_kernel", attention_kernel, grid, dim3(kThreads), smem, stream, a));
   if (a.num_splits > 1) {
     const dim3 mgrid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
-    merge_kernel<<<mgrid, std::min(a.head_dim, 256), 0, stream>>>(a);
-    KILN_RETURN_IF_ERROR(launch_status("merge_kernel"));
+    KILN_RETURN_IF_ERROR(launch("merge_kernel", merge_kernel, mgrid, dim3(std::min(a.head_dim, 256)), 0, stream, a));
   }
   return Status::ok();
 }

@@ -4,11 +4,68 @@
 
 #include <cuda_bf16.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kiln/runtime/backend/cuda/cuda_status.h"
 
+namespace kiln::runtime::cuda {
+
+// Programmatic dependent launch (Hopper): a kernel may be launched while the one before it on the
+// stream is still running; it waits in dev::pdl_begin() until that one has finished and its
+// writes are visible, so only launch latency and block scheduling overlap. Off before sm_90 and
+// with KILN_CUDA_PDL=0.
+inline bool pdl_enabled() {
+  static const bool env_on = [] {
+    const char* v = std::getenv("KILN_CUDA_PDL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  static std::atomic<int> by_device[64] = {};  // 0 unknown, 1 off, 2 on
+  if (!env_on) return false;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
+  int state = by_device[device].load();
+  if (state == 0) {
+    int major = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    state = major >= 9 ? 2 : 1;
+    by_device[device].store(state);
+  }
+  return state == 2;
+}
+
+// Launches `kernel` on `stream`, with programmatic dependent launch where enabled; every kernel
+// launched this way must call dev::pdl_begin() before touching global memory.
+template <typename... Params, typename... Args>
+Status launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+              Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  return cuda_status(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...), name);
+}
+
+}  // namespace kiln::runtime::cuda
+
 namespace kiln::runtime::cuda::dev {
+
+// Waits for the previous kernel of the stream (see launch()), then lets the next one launch.
+__device__ __forceinline__ void pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 
 using bf16 = __nv_bfloat16;
 

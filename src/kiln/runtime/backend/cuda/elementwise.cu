@@ -12,6 +12,7 @@ using dev::Bf16x8;
 
 __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __restrict__ table,
                                  int64_t vocab, int64_t hidden, bf16* __restrict__ out) {
+  dev::pdl_begin();
   const int64_t row = blockIdx.x;
   int64_t id = ids[row];
   id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);
@@ -28,6 +29,7 @@ __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __
 
 __global__ void gather_rows_kernel(const uint8_t* __restrict__ x, const int32_t* __restrict__ rows,
                                    int64_t row_bytes, uint8_t* __restrict__ out) {
+  dev::pdl_begin();
   const uint8_t* src = x + static_cast<int64_t>(rows[blockIdx.x]) * row_bytes;
   uint8_t* dst = out + static_cast<int64_t>(blockIdx.x) * row_bytes;
   if ((row_bytes & 15) == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0 &&
@@ -62,6 +64,7 @@ __device__ __forceinline__ float store_res<bf16>(bf16* p, float v) {
 template <typename R, bool kAdd>
 __global__ void rms_norm_kernel(const bf16* x, R* residual, const bf16* __restrict__ weight,
                                 int64_t hidden, float eps, bf16* out) {
+  dev::pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const bf16* xr = x + row * hidden;
@@ -115,6 +118,7 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g));
 
 __global__ void swiglu_kernel(const bf16* __restrict__ gate_up, int64_t n, int64_t inter,
                               bf16* __restrict__ out) {
+  dev::pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool vec = (inter & 7) == 0;
   if (i >= (vec ? inter / 8 : inter)) return;
@@ -147,26 +151,24 @@ int norm_threads(int64_t hidden) {
 Status launch_embedding(const int32_t* ids, int64_t n, const uint16_t* table, int64_t vocab, int64_t hidden,
                         uint16_t* out, Stream stream) {
   if (n == 0) return Status::ok();
-  embedding_kernel<<<static_cast<unsigned>(n), 256, 0, stream>>>(
-      ids, reinterpret_cast<const bf16*>(table), vocab, hidden, reinterpret_cast<bf16*>(out));
-  return launch_status("embedding_kernel");
+  return launch("embedding_kernel", embedding_kernel, dim3(static_cast<unsigned>(n)), dim3(256), 0, stream, ids,
+                reinterpret_cast<const bf16*>(table), vocab, hidden, reinterpret_cast<bf16*>(out));
 }
 
 Status launch_gather_rows(const void* x, const int32_t* rows, int64_t m, int64_t row_bytes, void* out,
                           Stream stream) {
   if (m == 0) return Status::ok();
-  gather_rows_kernel<<<static_cast<unsigned>(m), 256, 0, stream>>>(
-      static_cast<const uint8_t*>(x), rows, row_bytes, static_cast<uint8_t*>(out));
-  return launch_status("gather_rows_kernel");
+  return launch("gather_rows_kernel", gather_rows_kernel, dim3(static_cast<unsigned>(m)), dim3(256), 0, stream,
+                static_cast<const uint8_t*>(x), rows, row_bytes, static_cast<uint8_t*>(out));
 }
 
 Status launch_rms_norm(const uint16_t* x, const uint16_t* weight, int64_t n, int64_t hidden, float eps,
                        uint16_t* out, Stream stream) {
   if (n == 0) return Status::ok();
   const auto* xb = reinterpret_cast<const bf16*>(x);
-  rms_norm_kernel<bf16, false><<<static_cast<unsigned>(n), norm_threads(hidden), 0, stream>>>(
-      xb, const_cast<bf16*>(xb), reinterpret_cast<const bf16*>(weight), hidden, eps, reinterpret_cast<bf16*>(out));
-  return launch_status("rms_norm_kernel");
+  return launch("rms_norm_kernel", rms_norm_kernel<bf16, false>, dim3(static_cast<unsigned>(n)),
+                dim3(norm_threads(hidden)), 0, stream, xb, const_cast<bf16*>(xb), reinterpret_cast<const bf16*>(weight),
+                hidden, eps, reinterpret_cast<bf16*>(out));
 }
 
 Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32, const uint16_t* weight,
@@ -177,21 +179,19 @@ Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32,
   auto* ob = reinterpret_cast<bf16*>(out);
   const unsigned grid = static_cast<unsigned>(n);
   if (residual_f32) {
-    rms_norm_kernel<float, true><<<grid, norm_threads(hidden), 0, stream>>>(xb, static_cast<float*>(residual), wb,
-                                                                            hidden, eps, ob);
-  } else {
-    rms_norm_kernel<bf16, true><<<grid, norm_threads(hidden), 0, stream>>>(xb, static_cast<bf16*>(residual), wb,
-                                                                           hidden, eps, ob);
+    return launch("add_rms_norm_kernel", rms_norm_kernel<float, true>, dim3(grid), dim3(norm_threads(hidden)), 0, stream,
+                  xb, static_cast<float*>(residual), wb, hidden, eps, ob);
   }
-  return launch_status("add_rms_norm_kernel");
+  return launch("add_rms_norm_kernel", rms_norm_kernel<bf16, true>, dim3(grid), dim3(norm_threads(hidden)), 0, stream, xb,
+                static_cast<bf16*>(residual), wb, hidden, eps, ob);
 }
 
 Status launch_swiglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream) {
   if (n == 0) return Status::ok();
   const int64_t per_row = (inter & 7) == 0 ? inter / 8 : inter;
   const dim3 grid(static_cast<unsigned>((per_row + 255) / 256), static_cast<unsigned>(std::min<int64_t>(n, 65535)));
-  swiglu_kernel<<<grid, 256, 0, stream>>>(reinterpret_cast<const bf16*>(gate_up), n, inter, reinterpret_cast<bf16*>(out));
-  return launch_status("swiglu_kernel");
+  return launch("swiglu_kernel", swiglu_kernel, grid, dim3(256), 0, stream, reinterpret_cast<const bf16*>(gate_up), n,
+                inter, reinterpret_cast<bf16*>(out));
 }
 
 }  // namespace kiln::runtime::cuda

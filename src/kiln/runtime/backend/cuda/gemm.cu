@@ -24,6 +24,7 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
                                                                      const bf16* __restrict__ w,
                                                                      const bf16* __restrict__ bias,
                                                                      Y* __restrict__ y, int64_t n, int64_t k) {
+  dev::pdl_begin();
   const int lane = threadIdx.x & 31;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + (threadIdx.x >> 5);
   if (col >= n) return;
@@ -84,11 +85,11 @@ Status launch_small_m_fixed(const GemmArgs& a, Stream stream) {
   const auto* w = reinterpret_cast<const bf16*>(a.w);
   const auto* b = reinterpret_cast<const bf16*>(a.bias);
   if (a.y_f32) {
-    small_m_kernel<M, float><<<grid, 32 * kSmallMWarps, 0, stream>>>(x, w, b, static_cast<float*>(a.y), a.n, a.k);
-  } else {
-    small_m_kernel<M, bf16><<<grid, 32 * kSmallMWarps, 0, stream>>>(x, w, b, static_cast<bf16*>(a.y), a.n, a.k);
+    return launch("small_m_kernel", small_m_kernel<M, float>, dim3(grid), dim3(32 * kSmallMWarps), 0, stream, x, w, b,
+                  static_cast<float*>(a.y), a.n, a.k);
   }
-  return launch_status("small_m_kernel");
+  return launch("small_m_kernel", small_m_kernel<M, bf16>, dim3(grid), dim3(32 * kSmallMWarps), 0, stream, x, w, b,
+                static_cast<bf16*>(a.y), a.n, a.k);
 }
 
 Status launch_small_m(const GemmArgs& a, Stream stream) {
@@ -107,6 +108,7 @@ Status launch_small_m(const GemmArgs& a, Stream stream) {
 
 // y[r, c] += bias[c] for f32 outputs, whose bias epilogue cuBLASLt may not offer with a bf16 bias.
 __global__ void add_bias_f32_kernel(float* __restrict__ y, const bf16* __restrict__ bias, int64_t m, int64_t n) {
+  dev::pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < m * n) y[i] += dev::to_f(bias[i % n]);
 }
@@ -222,15 +224,16 @@ Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
     return invalid_argument(str_cat("gemm: the small-m kernel cannot take m=", g.m, " k=", g.k,
                                     " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned)"));
   }
-  if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok)) return launch_small_m(g, stream);
+  if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok && g.m <= kSmallMAuto)) {
+    return launch_small_m(g, stream);
+  }
   if (g.y_f32 && g.bias != nullptr) {
     GemmArgs plain = g;
     plain.bias = nullptr;
     KILN_RETURN_IF_ERROR(run_cublaslt(static_cast<cublasLtHandle_t>(lt_handle), plain, stream));
     const int64_t total = g.m * g.n;
-    add_bias_f32_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
-        static_cast<float*>(g.y), reinterpret_cast<const bf16*>(g.bias), g.m, g.n);
-    return launch_status("add_bias_f32_kernel");
+    return launch("add_bias_f32_kernel", add_bias_f32_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256),
+                  0, stream, static_cast<float*>(g.y), reinterpret_cast<const bf16*>(g.bias), g.m, g.n);
   }
   return run_cublaslt(static_cast<cublasLtHandle_t>(lt_handle), g, stream);
 }

@@ -23,8 +23,11 @@ struct GemmArgs {
 
 enum class GemmPath { kAuto, kCublasLt, kSmallM };
 
-// The most rows the small-m kernel takes.
+// The most rows the small-m kernel takes, and the most for which kAuto picks it: measured on an
+// H100 it streams weights at up to 3.1 TB/s for one row and loses to cuBLASLt from four rows
+// (bench/results, CudaBench.DISABLED_DecodeGemms).
 inline constexpr int64_t kSmallMMax = 8;
+inline constexpr int64_t kSmallMAuto = 2;
 
 // Enqueues the product on `stream`. `lt_handle` is the cublasLtHandle_t of the current device.
 // The first call for a shape queries cuBLASLt's heuristics and allocates the device's workspace,

@@ -74,6 +74,7 @@ struct AttentionArgs {
   float scale = 1.0f;
   int64_t sliding_window = 0;
   int num_splits = 1;
+  int64_t max_query_len = 0;  // the longest span of new tokens; prefill-heavy launches use tensor cores
   float* partial_out = nullptr;
   float* partial_lse = nullptr;
   uint16_t* out = nullptr;  // [n, H * D]

@@ -100,6 +100,7 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
   a.scale = p.scale;
   a.sliding_window = p.sliding_window;
   a.out = out.data<uint16_t>();
+  a.max_query_len = p.max_query_len > 0 ? p.max_query_len : qkv.dim(0);
   const int64_t max_kv = p.max_kv_len > 0 ? p.max_kv_len : kv_cache.dim(0) * kv_cache.dim(2);
   a.num_splits = attention_num_splits(a.num_tokens, a.num_kv_heads, max_kv, sm_count(ctx.device));
   if (a.num_splits > 1) {

@@ -13,6 +13,7 @@ constexpr int kWarps = 4;
 constexpr int kMaxPairsPerLane = 4;  // head_dim <= 256
 
 __global__ void qkv_rope_kernel(QkvRopeArgs a) {
+  dev::pdl_begin();
   const int64_t token = blockIdx.x;
   const int head = blockIdx.y * kWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -93,8 +94,7 @@ Status launch_qkv_rope_cache(const QkvRopeArgs& a, Stream stream) {
   if (a.num_tokens == 0) return Status::ok();
   const int heads = a.num_heads + 2 * a.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>((heads + kWarps - 1) / kWarps));
-  qkv_rope_kernel<<<grid, 32 * kWarps, 0, stream>>>(a);
-  return launch_status("qkv_rope_kernel");
+  return launch("qkv_rope_kernel", qkv_rope_kernel, grid, dim3(32 * kWarps), 0, stream, a);
 }
 
 }  // namespace kiln::runtime::cuda
