@@ -14,7 +14,7 @@ void ApiKeys::add(std::vector<std::string> keys) {
   }
 }
 
-Result<ApiKeys> ApiKeys::from_file(const std::filesystem::path& path) {
+Result<std::vector<std::string>> read_api_key_file(const std::filesystem::path& path) {
   auto text = read_file(path);
   if (!text.is_ok()) return text.status().with_context("api key file");
   std::vector<std::string> keys;
@@ -24,7 +24,7 @@ Result<ApiKeys> ApiKeys::from_file(const std::filesystem::path& path) {
     keys.push_back(t);
   }
   if (keys.empty()) return invalid_argument(str_cat("api key file ", path.string(), " holds no key"));
-  return ApiKeys(std::move(keys));
+  return keys;
 }
 
 bool constant_time_equal(const std::string& a, const std::string& b) {

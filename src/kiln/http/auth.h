@@ -16,8 +16,6 @@ class ApiKeys {
  public:
   ApiKeys() = default;
   explicit ApiKeys(std::vector<std::string> keys);
-  // One key per line; blank lines and lines starting with '#' are skipped.
-  static Result<ApiKeys> from_file(const std::filesystem::path& path);
   void add(std::vector<std::string> keys);
 
   bool enabled() const { return !keys_.empty(); }
@@ -28,6 +26,9 @@ class ApiKeys {
  private:
   std::vector<std::string> keys_;
 };
+
+// Keys from a file, one per line; blank lines and lines starting with '#' are skipped.
+Result<std::vector<std::string>> read_api_key_file(const std::filesystem::path& path);
 
 // True when a == b. The time taken depends on the lengths only, never on where they differ.
 bool constant_time_equal(const std::string& a, const std::string& b);

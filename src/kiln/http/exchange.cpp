@@ -50,6 +50,13 @@ void Exchange::post(std::function<void()> fn) {
   boost::asio::post(connection_->executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
 }
 
+void Exchange::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(connection_->executor(), delay);
+  timer->async_wait([self = shared_from_this(), timer, fn = std::move(fn)](boost::system::error_code ec) {
+    if (!ec) fn();
+  });
+}
+
 void Exchange::respond(HttpResponse response) {
   if (finished_) return;
   if (streaming_) {  // a handler error after the head went out: the stream carries it instead

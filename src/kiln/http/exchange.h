@@ -38,6 +38,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   // Runs `fn` on this exchange's strand. Thread-safe.
   void post(std::function<void()> fn);
+  // Runs `fn` on the strand after `delay` (SSE keep-alive comments).
+  void post_after(std::chrono::milliseconds delay, std::function<void()> fn);
 
   void respond(HttpResponse response);
   void respond_error(const ApiError& error);

@@ -1,0 +1,120 @@
+#include "kiln/http/app.h"
+
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+#include "kiln/http/handlers.h"
+#include "kiln/http/server.h"
+
+namespace kiln::http {
+
+App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options) : options_(std::move(options)) {
+  ctx_.pool = &pool;
+  ctx_.registry = &registry;
+  ctx_.options = &options_;
+  ctx_.system_fingerprint = "fp_kiln_" + options_.version;
+  auto route = [this](const char* method, const char* pattern, void (*fn)(const AppContext&, const ExchangePtr&)) {
+    router_.add(method, pattern, [this, fn](const ExchangePtr& ex) { fn(ctx_, ex); });
+  };
+  route("POST", "/v1/chat/completions", handle_chat_completions);
+  route("POST", "/v1/completions", handle_completions);
+  route("GET", "/v1/models", handle_list_models);
+  route("GET", "/v1/models/{id}", handle_get_model);
+  route("GET", "/health", handle_health);
+  route("GET", "/version", handle_version);
+  route("GET", "/metrics", handle_metrics);
+}
+
+void App::set_server(const Server* server) {
+  ctx_.server = server;
+  if (server == nullptr) return;
+  ctx_.registry->gauge_fn("kiln_http_connections", "Open HTTP connections.", {},
+                          [server] { return static_cast<double>(server->open_connections()); });
+  ctx_.registry->gauge_fn("kiln_http_requests_in_flight", "HTTP requests being answered.", {},
+                          [server] { return static_cast<double>(server->active_exchanges()); });
+}
+
+void App::handle(const ExchangePtr& ex) {
+  const HttpRequest& req = ex->request();
+  Headers cors = options_.cors.response_headers(req);
+  if (!cors.empty()) ex->add_response_headers(cors);
+  if (options_.cors.is_preflight(req)) {
+    ex->record().route = "preflight";
+    HttpResponse r = options_.cors.preflight_response(req);
+    // The origin headers already ride on the exchange; keep only what the preflight adds.
+    std::erase_if(r.headers, [&](const auto& h) {
+      for (const auto& c : cors) {
+        if (c.first == h.first) return true;
+      }
+      return false;
+    });
+    return ex->respond(r);
+  }
+
+  RouteMatch m = router_.match(req.method, req.path);
+  if (m.kind == RouteMatch::Kind::kNotFound) {
+    ex->record().route = "unmatched";
+    return ex->respond_error(error_with_status(
+        404, str_cat("Unknown request URL: ", req.method, " ", req.path, ". Please check the URL for typos."),
+        "unknown_url"));
+  }
+  ex->record().route = m.pattern;
+  if (m.kind == RouteMatch::Kind::kMethodNotAllowed) {
+    std::string allow;
+    for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
+    ApiError e = error_with_status(405, str_cat("Method ", req.method, " is not allowed for ", req.path,
+                                                "; use ", allow, "."), "method_not_allowed");
+    HttpResponse r = error_response(e);
+    r.headers.emplace_back("Allow", allow);
+    ex->record().error = e.message;
+    return ex->respond(r);
+  }
+  if (starts_with(req.path, "/v1/")) {
+    if (auto e = options_.api_keys.check(req)) return ex->respond_error(*e);
+  }
+  if (req.method == "POST") {
+    const std::string* ct = req.header("content-type");
+    std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));
+    if (type != "application/json") {
+      return ex->respond_error(error_with_status(
+          415, str_cat("Unsupported content type '", ct == nullptr ? "" : *ct,
+                       "': send the request body as JSON with 'Content-Type: application/json'."),
+          "unsupported_media_type"));
+    }
+  }
+  ex->params() = m.params;
+  (*m.handler)(ex);
+}
+
+void App::on_done(const AccessRecord& r) {
+  if (options_.access_log) log_raw(access_log_line(r));
+  auto& reg = *ctx_.registry;
+  reg.counter("kiln_http_requests_total", "HTTP requests answered, by route and status.",
+              {{"route", r.route}, {"method", r.method}, {"status", std::to_string(r.status)}})
+      .inc();
+  reg.histogram("kiln_http_request_duration_seconds", "Time from a request's arrival to the end of its answer.",
+                metrics::latency_buckets(), {{"route", r.route}})
+      .observe(r.duration_seconds);
+  if (r.model.empty() || r.prompt_tokens < 0) return;
+  const metrics::Labels model = {{"model", r.model}};
+  reg.counter("kiln_prompt_tokens_total", "Prompt tokens of answered generation requests.", model)
+      .inc(static_cast<double>(r.prompt_tokens));
+  reg.counter("kiln_generation_tokens_total", "Tokens generated.", model)
+      .inc(static_cast<double>(std::max<int64_t>(0, r.completion_tokens)));
+  if (r.cached_tokens > 0) {
+    reg.counter("kiln_cached_prompt_tokens_total", "Prompt tokens served from the prefix cache.", model)
+        .inc(static_cast<double>(r.cached_tokens));
+  }
+  reg.counter("kiln_generation_requests_total", "Generation requests, by outcome.",
+              {{"model", r.model}, {"status", std::to_string(r.status)}})
+      .inc();
+  if (r.ttft_seconds >= 0) {
+    reg.histogram("kiln_time_to_first_token_seconds", "Time from a request's arrival to its first generated token.",
+                  metrics::latency_buckets(), model)
+        .observe(r.ttft_seconds);
+  }
+  reg.histogram("kiln_request_latency_seconds", "Time from a generation request's arrival to its last token.",
+                metrics::latency_buckets(), model)
+      .observe(r.duration_seconds);
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,56 @@
+// kiln's HTTP application: middleware (request id, CORS, API keys, content type), the routes of
+// DESIGN §6, the access log and HTTP metrics. The Server calls handle() for every request and
+// on_done() once each has been answered.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "kiln/http/auth.h"
+#include "kiln/http/cors.h"
+#include "kiln/http/exchange.h"
+#include "kiln/http/router.h"
+#include "kiln/metrics/metrics.h"
+#include "kiln/pool/model_pool.h"
+
+namespace kiln::http {
+
+class Server;
+
+struct AppOptions {
+  ApiKeys api_keys;
+  Cors cors;
+  std::string version = "0.0.0";
+  // While a streamed request has produced nothing yet (it waits in the queue), an SSE comment
+  // goes out this often so that proxies and clients do not time the stream out.
+  std::chrono::milliseconds sse_keepalive{10000};
+  bool access_log = true;
+};
+
+// What handlers share.
+struct AppContext {
+  pool::ModelPool* pool = nullptr;
+  metrics::Registry* registry = nullptr;
+  const AppOptions* options = nullptr;
+  const Server* server = nullptr;  // for /health while draining; may be null in tests
+  std::string system_fingerprint;
+};
+
+class App {
+ public:
+  App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options);
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  void set_server(const Server* server);
+  void handle(const ExchangePtr& ex);
+  void on_done(const AccessRecord& record);
+
+ private:
+  AppOptions options_;
+  AppContext ctx_;
+  Router router_;
+};
+
+}  // namespace kiln::http

@@ -1,0 +1,362 @@
+#include "kiln/http/generation.h"
+
+#include <atomic>
+#include <memory>
+
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+#include "kiln/http/choice_text.h"
+#include "kiln/http/sse.h"
+
+namespace kiln::http {
+
+namespace {
+
+struct ChoiceState {
+  explicit ChoiceState(ChoiceText t) : text(std::move(t)) {}
+  ChoiceText text;
+  std::string pending;                 // text not yet sent (streaming) or the whole text (not streaming)
+  std::vector<LogprobEntry> logprobs;  // likewise
+  int64_t emitted = 0;                 // bytes of text already sent, echo included (text_offset)
+  std::string finish_reason;
+  bool done = false;
+};
+
+runtime::SamplingParams sampling_for(const GenerationParams& p, const model::GenerationConfig& g) {
+  runtime::SamplingParams s;
+  double temperature = p.temperature ? *p.temperature : g.temperature.value_or(1.0);
+  if (!p.temperature && g.do_sample && !*g.do_sample) temperature = 0.0;  // the model asks for greedy
+  double top_p = p.top_p ? *p.top_p : g.top_p.value_or(1.0);
+  if (top_p <= 0.0) {  // OpenAI accepts top_p=0: only the most likely token remains
+    temperature = 0.0;
+    top_p = 1.0;
+  }
+  s.temperature = static_cast<float>(temperature);
+  s.top_p = static_cast<float>(top_p);
+  s.top_k = static_cast<int32_t>(p.top_k ? std::max<int64_t>(0, *p.top_k) : g.top_k.value_or(0));
+  s.min_p = static_cast<float>(p.min_p ? *p.min_p : g.min_p.value_or(0.0));
+  s.repetition_penalty = static_cast<float>(p.repetition_penalty ? *p.repetition_penalty : g.repetition_penalty.value_or(1.0));
+  s.presence_penalty = static_cast<float>(p.presence_penalty);
+  s.frequency_penalty = static_cast<float>(p.frequency_penalty);
+  for (const auto& [id, bias] : p.logit_bias) s.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(bias));
+  s.num_logprobs = p.num_logprobs;
+  return s;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(const AppContext& ctx, ExchangePtr ex, GenerationPlan plan)
+      : ctx_(ctx), ex_(std::move(ex)), plan_(std::move(plan)) {}
+
+  void start(const std::vector<int64_t>& max_tokens) {
+    const auto& p = plan_.params;
+    const int n = p.n;
+    for (size_t i = 0; i < plan_.prompts.size() * static_cast<size_t>(n); ++i) {
+      choices_.emplace_back(ChoiceText(plan_.lease.tokenizer(), p.stop));
+    }
+    runtime::SamplingParams sampling = sampling_for(p, plan_.lease.generation());
+    for (size_t i = 0; i < plan_.prompts.size(); ++i) {
+      serve::Request r;
+      r.id = ex_->request_id();
+      r.prompt = plan_.prompts[i];
+      r.sampling = sampling;
+      if (p.seed) r.seed = static_cast<uint64_t>(*p.seed);
+      r.n = n;
+      r.max_tokens = static_cast<int32_t>(std::min<int64_t>(max_tokens[i], INT32_MAX));
+      r.ignore_eos = p.ignore_eos;
+      r.stop_token_ids = p.stop_token_ids;
+      serve::SubmitResult sub = plan_.lease.worker().submit(std::move(r));
+      if (!sub.ok()) {
+        cancel_all();
+        ApiError e = api_error_from_status(sub.status);
+        if (sub.retry_after_seconds > 0) e.retry_after_seconds = sub.retry_after_seconds;
+        if (e.status == 400 && starts_with(sub.status.message(), "prompt")) e.param = plan_.chat ? "messages" : "prompt";
+        ex_->respond_error(e);
+        return;
+      }
+      streams_.push_back(sub.stream);
+      stream_done_.push_back(false);
+    }
+    auto self = shared_from_this();
+    ex_->on_client_gone([self] { self->cancel_all(); });
+    if (p.stream) {
+      ex_->start_stream();
+      for (size_t g = 0; g < choices_.size(); ++g) {
+        if (plan_.chat) {
+          ChatDelta d;
+          d.index = static_cast<int>(g);
+          d.role = true;
+          d.content = "";
+          send_event(render_chat_chunk(plan_.meta, d, p.include_usage));
+        } else if (!plan_.echo.empty()) {
+          ChoiceOutput c;
+          c.index = static_cast<int>(g);
+          c.text = plan_.echo[g / static_cast<size_t>(n)];
+          choices_[g].emitted = static_cast<int64_t>(c.text.size());
+          send_event(render_completion_chunk(plan_.meta, c, p.include_usage));
+        }
+      }
+      schedule_keepalive();
+    } else if (!plan_.echo.empty()) {
+      for (size_t g = 0; g < choices_.size(); ++g) {
+        choices_[g].pending = plan_.echo[g / static_cast<size_t>(n)];
+        choices_[g].emitted = static_cast<int64_t>(choices_[g].pending.size());
+      }
+    }
+    for (const auto& s : streams_) {
+      std::weak_ptr<Session> weak = self;
+      ExchangePtr ex = ex_;
+      s->set_notify([weak, ex] {
+        auto me = weak.lock();
+        if (!me || me->wake_pending_.exchange(true)) return;
+        ex->post([me] {
+          me->wake_pending_ = false;
+          me->drain();
+        });
+      });
+    }
+  }
+
+ private:
+  void send_event(const std::string& json) { ex_->send(sse_data(json)); }
+
+  void schedule_keepalive() {
+    auto self = shared_from_this();
+    ex_->post_after(ctx_.options->sse_keepalive, [self] {
+      if (self->finished_ || self->got_token_ || self->ex_->finished()) return;
+      self->ex_->send(sse_comment("waiting in the queue"));
+      self->schedule_keepalive();
+    });
+  }
+
+  void cancel_all() {
+    cancelled_ = true;
+    for (const auto& s : streams_) s->cancel();
+  }
+
+  void drain() {
+    if (finished_) return;
+    const int n = plan_.params.n;
+    for (size_t sub = 0; sub < streams_.size(); ++sub) {
+      if (stream_done_[sub]) continue;
+      serve::StreamChunk chunk = streams_[sub]->take();
+      for (const auto& t : chunk.tokens) on_token(sub, t);
+      for (const auto& [c, reason] : chunk.finished) {
+        end_choice(sub * static_cast<size_t>(n) + static_cast<size_t>(c), std::string(serve::finish_reason_name(reason)));
+      }
+      if (chunk.done) {
+        stream_done_[sub] = true;
+        usage_.prompt_tokens += chunk.usage.prompt_tokens;
+        usage_.completion_tokens += chunk.usage.completion_tokens;
+        usage_.cached_tokens += chunk.usage.cached_prompt_tokens;
+        if (!chunk.error.is_ok() && error_.is_ok()) error_ = chunk.error;
+      }
+    }
+    if (plan_.params.stream) {
+      for (size_t g = 0; g < choices_.size(); ++g) flush(g);
+    }
+    bool all_done = true;
+    for (bool d : stream_done_) all_done = all_done && d;
+    if (all_done) finish();
+  }
+
+  void on_token(size_t sub, const serve::StreamToken& t) {
+    size_t g = sub * static_cast<size_t>(plan_.params.n) + static_cast<size_t>(t.choice);
+    if (g >= choices_.size()) return;
+    ChoiceState& s = choices_[g];
+    if (s.done) return;
+    if (!got_token_) {
+      got_token_ = true;
+      ex_->record().ttft_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - ex_->start_time()).count();
+    }
+    if (t.is_stop_token) return;  // EOS ends the choice; it is not text
+    ChoiceText::Delta d = s.text.push(t.token);
+    if (plan_.params.num_logprobs >= 0) {
+      LogprobEntry e;
+      e.token = token_text(plan_.lease.tokenizer(), t.token);
+      e.logprob = t.logprob;
+      for (const auto& alt : t.top_logprobs) {
+        e.top.push_back({token_text(plan_.lease.tokenizer(), alt.token), alt.logprob});
+      }
+      s.logprobs.push_back(std::move(e));
+    }
+    s.pending += d.text;
+    if (d.stopped) {
+      // The stop string is not part of the answer; the worker ends the sequence at its next step.
+      streams_[sub]->finish_choice(t.choice, serve::FinishReason::kStop);
+      close_choice(g, "stop");
+    }
+  }
+
+  void end_choice(size_t g, std::string reason) {
+    if (g >= choices_.size() || choices_[g].done) return;
+    ChoiceText::Delta rest = choices_[g].text.finish();
+    choices_[g].pending += rest.text;
+    if (rest.stopped) reason = "stop";
+    if (reason != "stop" && reason != "length") reason = "stop";
+    close_choice(g, reason);
+  }
+
+  void close_choice(size_t g, const std::string& reason) {
+    ChoiceState& s = choices_[g];
+    s.done = true;
+    s.finish_reason = reason;
+    if (g == 0) ex_->record().finish_reason = reason;
+    if (!plan_.params.stream) return;
+    flush(g);
+    if (plan_.chat) {
+      ChatDelta d;
+      d.index = static_cast<int>(g);
+      d.finish_reason = reason;
+      send_event(render_chat_chunk(plan_.meta, d, plan_.params.include_usage));
+    } else {
+      ChoiceOutput c;
+      c.index = static_cast<int>(g);
+      c.finish_reason = reason;
+      c.text_offset = s.emitted;
+      send_event(render_completion_chunk(plan_.meta, c, plan_.params.include_usage));
+    }
+  }
+
+  // Streaming: sends what a choice has gathered since its last chunk as one chunk.
+  void flush(size_t g) {
+    ChoiceState& s = choices_[g];
+    if (s.pending.empty() && s.logprobs.empty()) return;
+    bool lp = plan_.params.num_logprobs >= 0;
+    if (plan_.chat) {
+      ChatDelta d;
+      d.index = static_cast<int>(g);
+      d.content = s.pending;
+      d.with_logprobs = lp;
+      d.logprobs = std::move(s.logprobs);
+      send_event(render_chat_chunk(plan_.meta, d, plan_.params.include_usage));
+    } else {
+      ChoiceOutput c;
+      c.index = static_cast<int>(g);
+      c.text = s.pending;
+      c.with_logprobs = lp;
+      c.logprobs = std::move(s.logprobs);
+      c.text_offset = s.emitted;
+      send_event(render_completion_chunk(plan_.meta, c, plan_.params.include_usage));
+    }
+    s.emitted += static_cast<int64_t>(s.pending.size());
+    s.pending.clear();
+    s.logprobs.clear();
+  }
+
+  void finish() {
+    finished_ = true;
+    auto& rec = ex_->record();
+    rec.prompt_tokens = usage_.prompt_tokens;
+    rec.completion_tokens = usage_.completion_tokens;
+    rec.cached_tokens = usage_.cached_tokens;
+    if (!error_.is_ok()) {
+      if (cancelled_ || ex_->client_gone()) {
+        // The client went away (or the server is closing): nobody reads an answer.
+        if (plan_.params.stream) ex_->end_stream();
+        else ex_->respond_error(api_error_from_status(error_));
+        return;
+      }
+      log_warn("request ", ex_->request_id(), " failed: ", error_.to_string());
+      ApiError e = api_error_from_status(error_);
+      if (plan_.params.stream) ex_->end_stream_with_error(e);
+      else ex_->respond_error(e);
+      return;
+    }
+    for (size_t g = 0; g < choices_.size(); ++g) end_choice(g, "stop");
+    if (plan_.params.stream) {
+      if (plan_.params.include_usage) {
+        send_event(plan_.chat ? render_chat_usage_chunk(plan_.meta, usage_)
+                              : render_completion_usage_chunk(plan_.meta, usage_));
+      }
+      ex_->send(sse_done());
+      ex_->end_stream();
+      return;
+    }
+    std::vector<ChoiceOutput> out;
+    for (size_t g = 0; g < choices_.size(); ++g) {
+      ChoiceOutput c;
+      c.index = static_cast<int>(g);
+      c.text = std::move(choices_[g].pending);
+      c.finish_reason = choices_[g].finish_reason;
+      c.with_logprobs = plan_.params.num_logprobs >= 0;
+      c.logprobs = std::move(choices_[g].logprobs);
+      c.text_offset = plan_.echo.empty() ? 0 : static_cast<int64_t>(plan_.echo[g / static_cast<size_t>(plan_.params.n)].size());
+      out.push_back(std::move(c));
+    }
+    std::string body = plan_.chat ? render_chat_completion(plan_.meta, out, usage_)
+                                  : render_completion(plan_.meta, out, usage_);
+    ex_->respond({200, "application/json", {}, std::move(body)});
+  }
+
+  const AppContext& ctx_;
+  ExchangePtr ex_;
+  GenerationPlan plan_;
+  std::vector<ChoiceState> choices_;  // [prompts * n]
+  std::vector<std::shared_ptr<serve::TokenStream>> streams_;  // one per prompt
+  std::vector<bool> stream_done_;
+  std::atomic<bool> wake_pending_{false};
+  Usage usage_;
+  Status error_;
+  bool got_token_ = false;
+  bool finished_ = false;
+  bool cancelled_ = false;
+};
+
+}  // namespace
+
+ApiError context_length_error(int64_t max_len, int64_t prompt_tokens, std::optional<int64_t> max_tokens, bool chat) {
+  std::string msg;
+  if (max_tokens) {
+    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, you requested ",
+                  prompt_tokens + *max_tokens, " tokens (", prompt_tokens, chat ? " in the messages, " : " in your prompt; ",
+                  *max_tokens, chat ? " in the completion). " : " for the completion). ",
+                  "Please reduce the length of the ", chat ? "messages or completion." : "prompt or completion.");
+  } else {
+    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, your ",
+                  chat ? "messages resulted in " : "prompt resulted in ", prompt_tokens,
+                  " tokens. Please reduce the length of the ", chat ? "messages." : "prompt.");
+  }
+  ApiError e = error_with_status(400, msg, "context_length_exceeded");
+  e.param = chat ? "messages" : "prompt";
+  return e;
+}
+
+void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan plan) {
+  const auto& p = plan.params;
+  const int64_t vocab = plan.lease.config().vocab_size;
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (id < 0 || id >= vocab) {
+      return ex->respond_error(invalid_param("logit_bias", str_cat("token id ", id, " is outside the vocabulary (",
+                                                                   vocab, " tokens).")));
+    }
+  }
+  for (int32_t id : p.stop_token_ids) {
+    if (id >= vocab) {
+      return ex->respond_error(invalid_param("stop_token_ids", str_cat("token id ", id, " is outside the vocabulary.")));
+    }
+  }
+  const int64_t max_len = plan.lease.max_model_len();
+  std::vector<int64_t> max_tokens;
+  int64_t prompt_total = 0;
+  for (const auto& prompt : plan.prompts) {
+    const int64_t n = static_cast<int64_t>(prompt.size());
+    prompt_total += n;
+    if (n == 0) return ex->respond_error(invalid_param(plan.chat ? "messages" : "prompt", "the prompt is empty."));
+    if (n >= max_len || (p.max_tokens && n + *p.max_tokens > max_len)) {
+      return ex->respond_error(context_length_error(max_len, n, p.max_tokens, plan.chat));
+    }
+    max_tokens.push_back(p.max_tokens ? *p.max_tokens : max_len - n);  // omitted: the rest of the context
+  }
+  ex->record().model = plan.lease.id();
+  ex->record().prompt_tokens = prompt_total;
+  ex->record().completion_tokens = 0;
+  plan.meta.model = plan.lease.id();
+  plan.meta.created = unix_time_seconds();
+  plan.meta.system_fingerprint = ctx.system_fingerprint;
+  auto session = std::make_shared<Session>(ctx, ex, std::move(plan));
+  session->start(max_tokens);
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,36 @@
+// Runs a validated generation request on a model's engine worker and answers it: one response
+// with every choice, or an OpenAI event stream. Shared by chat and completions.
+//
+// Threading: everything here runs on the exchange's strand. The worker wakes it through the
+// token streams' notify callbacks, which post to the strand (never polling); a client that goes
+// away cancels the request's sequences, which the worker frees at its next step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/http/app.h"
+#include "kiln/http/openai_request.h"
+#include "kiln/http/openai_response.h"
+#include "kiln/pool/model_pool.h"
+
+namespace kiln::http {
+
+struct GenerationPlan {
+  bool chat = true;
+  pool::ModelLease lease;
+  GenerationParams params;
+  std::vector<std::vector<int32_t>> prompts;  // completions may have several; each gets n choices
+  std::vector<std::string> echo;              // completions with echo: each prompt's text
+  ResponseMeta meta;
+};
+
+// Checks the plan against the model (context length, token ids, logit bias), submits it and
+// answers `ex` as it runs. Errors become the right HTTP error (or a last SSE event).
+void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan plan);
+
+// OpenAI's context-length error; `prompt_word` is "messages" or "prompt".
+ApiError context_length_error(int64_t max_len, int64_t prompt_tokens, std::optional<int64_t> max_tokens, bool chat);
+
+}  // namespace kiln::http

@@ -1,0 +1,93 @@
+// What the HTTP handlers ask for a model: a lease on a loaded model (its engine worker,
+// tokenizer, chat template, configs and context length) and the list of servable models.
+//
+// The handlers only see ModelPool; today kiln serves the one model loaded at start-up
+// (SingleModelPool), and a pool that loads models on demand, keeps several within a memory
+// budget and unloads idle ones implements the same interface.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/model/config.h"
+#include "kiln/serve/engine_worker.h"
+#include "kiln/text/chat_template.h"
+#include "kiln/text/tokenizer.h"
+
+namespace kiln::pool {
+
+// One loaded model. Immutable once loaded, except the worker, which is thread-safe.
+struct LoadedModel {
+  std::string id;                       // the name clients use in "model"
+  std::filesystem::path dir;
+  std::unique_ptr<serve::EngineWorker> worker;
+  std::shared_ptr<const text::Tokenizer> tokenizer;
+  std::optional<text::ChatTemplate> chat_template;  // absent: the model has none
+  std::string chat_template_error;      // why it is absent, for the 400 a chat request gets
+  model::ModelConfig config;
+  model::GenerationConfig generation;   // sampling defaults from generation_config.json
+  int64_t max_model_len = 0;            // prompt + generated tokens
+  int64_t created = 0;                  // unix seconds, for /v1/models
+  std::string owned_by = "kiln";
+  std::string description;              // e.g. that the weights are random
+};
+
+// Keeps its model loaded while a request uses it. Cheap to copy.
+class ModelLease {
+ public:
+  ModelLease() = default;
+  explicit ModelLease(std::shared_ptr<LoadedModel> model, std::shared_ptr<void> hold = nullptr)
+      : model_(std::move(model)), hold_(std::move(hold)) {}
+
+  const std::string& id() const { return model_->id; }
+  serve::EngineWorker& worker() const { return *model_->worker; }
+  const text::Tokenizer& tokenizer() const { return *model_->tokenizer; }
+  // nullptr when the model has no chat template (chat_template_error() says why).
+  const text::ChatTemplate* chat_template() const {
+    return model_->chat_template ? &*model_->chat_template : nullptr;
+  }
+  const std::string& chat_template_error() const { return model_->chat_template_error; }
+  const model::ModelConfig& config() const { return model_->config; }
+  const model::GenerationConfig& generation() const { return model_->generation; }
+  int64_t max_model_len() const { return model_->max_model_len; }
+  explicit operator bool() const { return model_ != nullptr; }
+
+ private:
+  std::shared_ptr<LoadedModel> model_;
+  std::shared_ptr<void> hold_;  // released when the last copy goes: the pool may then unload
+};
+
+// A row of /v1/models.
+struct ModelInfo {
+  std::string id;
+  int64_t created = 0;
+  std::string owned_by;
+  std::string description;
+  int64_t max_model_len = 0;
+  bool loaded = false;
+};
+
+class ModelPool {
+ public:
+  virtual ~ModelPool() = default;
+
+  // Gets `model_id` loaded and calls `done` with a lease, or with kNotFound for a model the pool
+  // does not know (or another error when loading fails). `done` runs on the calling thread when
+  // the model is already loaded, else on the pool's loader thread: callers must not block in it
+  // and must hop back to their own executor themselves.
+  virtual void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) = 0;
+  virtual std::vector<ModelInfo> list() const = 0;
+  // Stops every worker (their requests end with kUnavailable). Idempotent.
+  virtual void shutdown() = 0;
+};
+
+// The 404 every pool answers for an unknown model, in OpenAI's wording.
+Status model_not_found(std::string_view model_id);
+
+}  // namespace kiln::pool

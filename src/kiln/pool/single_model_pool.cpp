@@ -1,0 +1,109 @@
+#include "kiln/pool/single_model_pool.h"
+
+#include "kiln/core/clock.h"
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+
+namespace kiln::pool {
+
+Status model_not_found(std::string_view model_id) {
+  return not_found(str_cat("The model `", model_id, "` does not exist or you do not have access to it."));
+}
+
+Result<std::shared_ptr<LoadedModel>> load_model(const ModelLoadOptions& options) {
+  auto m = std::make_shared<LoadedModel>();
+  m->dir = options.dir;
+  m->id = options.served_name.empty() ? options.dir.filename().string() : options.served_name;
+  if (m->id.empty()) m->id = options.dir.parent_path().filename().string();  // "dir/" has an empty filename
+  m->owned_by = options.owned_by;
+  m->description = options.description;
+  m->created = unix_time_seconds();
+
+  KILN_ASSIGN_OR_RETURN(m->tokenizer, text::Tokenizer::load(options.dir));
+  KILN_ASSIGN_OR_RETURN(m->generation, model::load_generation_config(options.dir));
+  auto tmpl = text::ChatTemplate::load(options.dir);
+  if (tmpl.is_ok()) {
+    m->chat_template = std::move(tmpl).value();
+  } else {
+    m->chat_template_error = tmpl.status().message();
+    log_warn("model ", m->id, ": no usable chat template (", m->chat_template_error,
+             "); /v1/chat/completions will refuse it, /v1/completions works");
+  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Engine> engine, runtime::Engine::load(options.dir, options.engine));
+  m->config = engine->config();
+
+  serve::EngineWorkerOptions w = options.worker;
+  w.model_name = m->id;
+  // The model's stop tokens: generation_config.json's, else config.json's, else the tokenizer's EOS.
+  if (w.scheduler.eos_token_ids.empty()) w.scheduler.eos_token_ids = m->generation.eos_token_ids;
+  if (w.scheduler.eos_token_ids.empty()) w.scheduler.eos_token_ids = m->config.eos_token_ids;
+  if (w.scheduler.eos_token_ids.empty() && m->tokenizer->special_tokens().eos_id) {
+    w.scheduler.eos_token_ids.push_back(*m->tokenizer->special_tokens().eos_id);
+  }
+  KILN_ASSIGN_OR_RETURN(m->worker, serve::EngineWorker::start(std::move(engine), std::move(w)));
+  m->max_model_len = m->worker->max_len();
+  return m;
+}
+
+void register_model_metrics(metrics::Registry& registry, const std::shared_ptr<LoadedModel>& model) {
+  const metrics::Labels labels = {{"model", model->id}};
+  std::weak_ptr<LoadedModel> weak = model;
+  auto gauge = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
+    registry.gauge_fn(name, help, labels, [weak, field]() -> double {
+      auto m = weak.lock();
+      if (!m || !m->worker) return 0.0;
+      return static_cast<double>(m->worker->counters().*field);
+    });
+  };
+  gauge("kiln_running_sequences", "Sequences the engine is running.", &serve::WorkerCounters::running);
+  gauge("kiln_waiting_sequences", "Sequences waiting in the scheduler.", &serve::WorkerCounters::waiting);
+  gauge("kiln_queue_depth", "Requests queued and not started.", &serve::WorkerCounters::queued_requests);
+  gauge("kiln_kv_blocks_total", "KV cache blocks.", &serve::WorkerCounters::kv_blocks_total);
+  gauge("kiln_kv_blocks_used", "KV cache blocks held by sequences.", &serve::WorkerCounters::kv_blocks_used);
+  gauge("kiln_kv_blocks_cached", "Free KV cache blocks that hold a cached prefix.", &serve::WorkerCounters::kv_blocks_cached);
+  gauge("kiln_engine_steps", "Engine steps run.", &serve::WorkerCounters::steps);
+  gauge("kiln_engine_failed_steps", "Engine steps that failed.", &serve::WorkerCounters::failed_steps);
+  gauge("kiln_tokens_computed", "Tokens the engine has computed (prefill and decode).", &serve::WorkerCounters::tokens_computed);
+  gauge("kiln_prefix_cache_queried_tokens", "Prompt tokens looked up in the prefix cache.",
+        &serve::WorkerCounters::prefix_cache_queries);
+  gauge("kiln_prefix_cache_hit_tokens", "Prompt tokens found in the prefix cache.", &serve::WorkerCounters::prefix_cache_hits);
+  gauge("kiln_preemptions", "Sequences preempted for lack of KV blocks.", &serve::WorkerCounters::preemptions);
+  gauge("kiln_requests_rejected", "Requests refused because the queue was full.", &serve::WorkerCounters::requests_rejected);
+  gauge("kiln_requests_timed_out", "Requests ended by the request timeout.", &serve::WorkerCounters::requests_timed_out);
+  gauge("kiln_requests_cancelled", "Requests cancelled (client gone).", &serve::WorkerCounters::requests_cancelled);
+  registry.gauge_fn("kiln_kv_usage_ratio", "Share of KV cache blocks held by sequences.", labels, [weak]() -> double {
+    auto m = weak.lock();
+    if (!m || !m->worker) return 0.0;
+    auto c = m->worker->counters();
+    return c.kv_blocks_total > 0 ? static_cast<double>(c.kv_blocks_used) / static_cast<double>(c.kv_blocks_total) : 0.0;
+  });
+}
+
+SingleModelPool::SingleModelPool(std::shared_ptr<LoadedModel> model, metrics::Registry* registry)
+    : model_(std::move(model)), registry_(registry) {
+  if (registry_ != nullptr) register_model_metrics(*registry_, model_);
+}
+
+SingleModelPool::~SingleModelPool() { shutdown(); }
+
+void SingleModelPool::acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) {
+  if (model_id != model_->id) return done(model_not_found(model_id));
+  done(ModelLease(model_));
+}
+
+std::vector<ModelInfo> SingleModelPool::list() const {
+  ModelInfo i;
+  i.id = model_->id;
+  i.created = model_->created;
+  i.owned_by = model_->owned_by;
+  i.description = model_->description;
+  i.max_model_len = model_->max_model_len;
+  i.loaded = true;
+  return {i};
+}
+
+void SingleModelPool::shutdown() {
+  if (model_ && model_->worker) model_->worker->stop();
+}
+
+}  // namespace kiln::pool
