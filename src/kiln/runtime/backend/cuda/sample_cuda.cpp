@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "kiln/runtime/backend/cuda/cuda_status.h"
+#include "kiln/runtime/backend/cuda/profile.h"
 #include "kiln/runtime/backend/cuda/sample_kernels.h"
 #include "kiln/runtime/backend/cuda/scratch.h"
 
@@ -113,7 +114,10 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   l.results = reinterpret_cast<SampleRowResult*>(din + in_bytes);
   l.m = m;
   l.vocab = vocab;
-  KILN_RETURN_IF_ERROR(launch_sample(l, stream));
+  {
+    OpTimer timer("sample", stream);
+    KILN_RETURN_IF_ERROR(launch_sample(l, stream));
+  }
 
   KILN_ASSIGN_OR_RETURN(void* host_out, pinned_scratch(ScratchSlot::kSampleResults, results_bytes));
   KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_out, l.results, results_bytes, cudaMemcpyDeviceToHost, stream));
