@@ -24,7 +24,7 @@ constexpr int kPad = 8;        // bf16 of padding per row: ldm stays a multiple 
 constexpr int kMaxGroup = 16;  // warps per block
 
 struct TileSmem {
-  size_t k, v, q, s, p, o, total;
+  size_t k, v, q, s, p, o, rowstate, total;
   __host__ __device__ static size_t up(size_t n) { return (n + 127) / 128 * 128; }
   __host__ __device__ TileSmem(int group, int d) {
     size_t at = 0;
@@ -34,6 +34,7 @@ struct TileSmem {
     s = at; at += up(sizeof(float) * group * kRows * kKeys);
     p = at; at += up(sizeof(bf16) * group * kRows * (kKeys + kPad));
     o = at; at += up(sizeof(float) * group * kRows * d);
+    rowstate = at; at += up(sizeof(float) * group * 3 * kRows);  // running max, sum, last rescale
     total = at;
   }
 };
@@ -60,6 +61,9 @@ __global__ void attention_tile_kernel(AttentionArgs a) {
   float* s_s = reinterpret_cast<float*>(smem + L.s) + warp * kRows * kKeys;
   bf16* p_s = reinterpret_cast<bf16*>(smem + L.p) + warp * kRows * ldp;
   float* o_s = reinterpret_cast<float*>(smem + L.o) + warp * kRows * D;
+  float* m_s = reinterpret_cast<float*>(smem + L.rowstate) + warp * 3 * kRows;
+  float* l_s = m_s + kRows;
+  float* alpha_s = l_s + kRows;
 
   // This warp's query head h: its 16 rows into q_s (zeros past the last row), o_s zeroed.
   const int h = kvh * G + warp;
@@ -71,11 +75,10 @@ __global__ void attention_tile_kernel(AttentionArgs a) {
     *reinterpret_cast<uint4*>(q_s + r * ld + c * 8) = v;
   }
   for (int e = lane; e < kRows * D; e += 32) o_s[e] = 0.0f;
-  // Lanes 2r and 2r+1 own row r: half of its key columns each, and its running max and sum.
-  const int my_row = lane >> 1, my_half = lane & 1;
-  const int64_t my_pos = pos0 + my_row;
-  const int64_t my_lo = a.sliding_window > 0 ? max(int64_t{0}, my_pos + 1 - a.sliding_window) : 0;
-  float m_run = -INFINITY, l_run = 0.0f;
+  if (lane < kRows) {
+    m_s[lane] = -INFINITY;
+    l_s[lane] = 0.0f;
+  }
 
   const int32_t* table = a.block_ids + a.block_start[s];
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;
@@ -115,32 +118,34 @@ __global__ void attention_tile_kernel(AttentionArgs a) {
     }
     __syncwarp();
 
-    // Online softmax of this row's half of the tile.
-    float* srow = s_s + my_row * kKeys + my_half * (kKeys / 2);
-    float tmax = -INFINITY;
-    for (int c = 0; c < kKeys / 2; ++c) {
-      const int64_t key = t0 + my_half * (kKeys / 2) + c;
-      const bool ok = my_row < rows && key <= my_pos && key >= my_lo;
-      const float v = ok ? srow[c] * a.scale : -INFINITY;
-      srow[c] = v;
-      tmax = fmaxf(tmax, v);
+    // Online softmax, one row at a time; lane owns key columns lane and lane + 32, so shared
+    // memory is read and written in consecutive words.
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t pos = pos0 + r;
+      const int64_t lo = a.sliding_window > 0 ? max(int64_t{0}, pos + 1 - a.sliding_window) : 0;
+      const float* srow = s_s + r * kKeys;
+      const int64_t key0 = t0 + lane, key1 = key0 + 32;
+      const bool valid = r < rows;
+      const float v0 = valid && key0 <= pos && key0 >= lo ? srow[lane] * a.scale : -INFINITY;
+      const float v1 = valid && key1 <= pos && key1 >= lo ? srow[lane + 32] * a.scale : -INFINITY;
+      const float m_old = m_s[r];
+      const float m_new = fmaxf(m_old, dev::warp_max(fmaxf(v0, v1)));
+      const bool none = m_new == -INFINITY;  // no key seen yet by this row
+      const bf16 p0 = dev::to_bf(none ? 0.0f : __expf(v0 - m_new));
+      const bf16 p1 = dev::to_bf(none ? 0.0f : __expf(v1 - m_new));
+      bf16* prow = p_s + r * ldp;
+      prow[lane] = p0;
+      prow[lane + 32] = p1;
+      const float psum = dev::warp_sum(dev::to_f(p0) + dev::to_f(p1));  // exactly the weights P V uses
+      if (lane == 0) {
+        const float alpha = none ? 1.0f : __expf(m_old - m_new);
+        alpha_s[r] = alpha;
+        l_s[r] = l_s[r] * alpha + psum;
+        m_s[r] = m_new;
+      }
     }
-    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
-    const float m_new = fmaxf(m_run, tmax);
-    const float alpha = m_new == -INFINITY ? 1.0f : __expf(m_run - m_new);
-    float psum = 0.0f;
-    bf16* prow = p_s + my_row * ldp + my_half * (kKeys / 2);
-    for (int c = 0; c < kKeys / 2; ++c) {
-      const float p = m_new == -INFINITY ? 0.0f : __expf(srow[c] - m_new);
-      const bf16 pb = dev::to_bf(p);
-      prow[c] = pb;
-      psum += dev::to_f(pb);  // the sum of exactly the weights P V multiplies
-    }
-    psum += __shfl_xor_sync(0xffffffffu, psum, 1);
-    l_run = l_run * alpha + psum;
-    m_run = m_new;
-    float* orow = o_s + my_row * D + my_half * (D / 2);
-    for (int c = 0; c < D / 2; ++c) orow[c] *= alpha;
+    __syncwarp();
+    for (int e = lane; e < kRows * D; e += 32) o_s[e] *= alpha_s[e / D];
     __syncwarp();
 
     // O += P V.
@@ -160,12 +165,12 @@ __global__ void attention_tile_kernel(AttentionArgs a) {
   }
 
   // out[row, h * D + d] = O / l.
-  const float inv = l_run > 0.0f ? 1.0f / l_run : 0.0f;
-  if (my_row < rows) {
-    bf16* out = reinterpret_cast<bf16*>(a.out) + (q0 + r0 + my_row) * static_cast<int64_t>(a.num_heads) * D +
-                static_cast<int64_t>(h) * D + my_half * (D / 2);
-    const float* orow = o_s + my_row * D + my_half * (D / 2);
-    for (int c = 0; c < D / 2; ++c) out[c] = dev::to_bf(orow[c] * inv);
+  __syncwarp();
+  bf16* out = reinterpret_cast<bf16*>(a.out) + (q0 + r0) * static_cast<int64_t>(a.num_heads) * D + static_cast<int64_t>(h) * D;
+  for (int e = lane; e < rows * D; e += 32) {
+    const int r = e / D, c = e - r * D;
+    const float l = l_s[r];
+    out[static_cast<int64_t>(r) * a.num_heads * D + c] = dev::to_bf(l > 0.0f ? o_s[e] / l : 0.0f);
   }
 }
 
