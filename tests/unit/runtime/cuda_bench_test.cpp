@@ -182,6 +182,7 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
     std::mt19937_64 rng(42);
     Driver d(e);
 
+    cuda::set_op_profiling(env_or("KILN_BENCH_PROFILE", "0") == "1");
     const std::vector<std::string> scen = split(env_or("KILN_BENCH_SCENARIOS", "b1,prefill,b64,b256"), ',');
     auto want = [&](const char* name) { return std::find(scen.begin(), scen.end(), name) != scen.end(); };
     double b1_tps = 0, b1_med = 0, prefill_tps = 0;
@@ -189,7 +190,6 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
     if (want("b1")) {
     d.add(random_prompt(128, vocab, rng));
     ASSERT_TRUE(d.prefill(8192).is_ok());
-    cuda::set_op_profiling(env_or("KILN_BENCH_PROFILE", "0") == "1");
     (void)cuda::take_op_times();
     auto t1 = d.decode(128);
     ASSERT_TRUE(t1.is_ok()) << t1.status().to_string();

@@ -58,11 +58,19 @@ Status launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block
 
 namespace kiln::runtime::cuda::dev {
 
+// Grids up to this many blocks let the next kernel launch as soon as they start; larger ones let
+// it launch as their blocks exit, so that its waiting blocks never take the slots of their later
+// waves. (Measured on an H100: launching early gained 3% to 13% at decode batch 1 and cost 4% at
+// batch 64, where several kernels run in more than one wave.)
+constexpr unsigned kEarlyTriggerBlocks = 264;
+
 // Waits for the previous kernel of the stream (see launch()), then lets the next one launch.
 __device__ __forceinline__ void pdl_begin() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  if (gridDim.x * gridDim.y * gridDim.z <= kEarlyTriggerBlocks) {
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  }
 #endif
 }
 
