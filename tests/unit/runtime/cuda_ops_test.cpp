@@ -323,5 +323,45 @@ TEST_F(CudaOpsTest, PagedAttentionMatchesCpu) {
   }
 }
 
+TEST_F(CudaOpsTest, WeightUploaderConvertsEveryDtypeThroughSmallStagingChunks) {
+  auto up = cuda::WeightUploader::create(dev_.get(), 1 << 12);  // 2048 elements a chunk: many chunks
+  ASSERT_TRUE(up.is_ok()) << up.status().to_string();
+  const size_t n = 10007;
+  const std::vector<float> f32 = testing::random_bf16(n, 90, 3.0f);
+  std::vector<float> raw(n);
+  std::mt19937 rng(91);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  for (float& x : raw) x = dist(rng);  // not representable in bf16: rounding is checked too
+  std::vector<uint16_t> as_bf16(n), as_f16(n);
+  for (size_t i = 0; i < n; ++i) {
+    as_bf16[i] = f32_to_bf16(f32[i]);
+    as_f16[i] = f32_to_f16(raw[i]);
+  }
+  struct Source {
+    const void* data;
+    DType dtype;
+    std::vector<float> want;
+  };
+  std::vector<float> want_raw(n), want_f16(n);
+  for (size_t i = 0; i < n; ++i) {
+    want_raw[i] = bf16_to_f32(f32_to_bf16(raw[i]));
+    want_f16[i] = bf16_to_f32(f32_to_bf16(f16_to_f32(as_f16[i])));
+  }
+  const std::vector<Source> sources = {{as_bf16.data(), DType::kBF16, f32}, {raw.data(), DType::kF32, want_raw},
+                                       {as_f16.data(), DType::kF16, want_f16}};
+  std::vector<Buffer> outs;
+  for (const Source& src : sources) {
+    outs.push_back(poisoned(DType::kBF16, {static_cast<int64_t>(n)}));
+    const Status st = (*up)->upload_bf16(outs.back().tensor().raw(), src.data, src.dtype, n);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+  }
+  ASSERT_TRUE((*up)->finish().is_ok());
+  EXPECT_EQ((*up)->bytes_uploaded(), static_cast<int64_t>(3 * n * 2));
+  for (size_t i = 0; i < sources.size(); ++i) {
+    expect_close(download(outs[i].tensor()), sources[i].want, 0.0, 0.0, str_cat("upload from ", dtype_name(sources[i].dtype)));
+  }
+  EXPECT_FALSE((*up)->upload_bf16(outs[0].tensor().raw(), raw.data(), DType::kI32, 4).is_ok());
+}
+
 }  // namespace
 }  // namespace kiln::runtime
