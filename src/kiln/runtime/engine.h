@@ -56,4 +56,8 @@ class Engine {
   virtual std::string device_name() const = 0;
 };
 
+// The free and total memory of a device right now: CUDA from the driver, CPU from /proc/meminfo
+// (MemAvailable and MemTotal). The model pool sizes its default budget with it.
+Status device_memory_info(DeviceKind device, int device_index, int64_t* free_bytes, int64_t* total_bytes);
+
 }  // namespace kiln::runtime
