@@ -5,6 +5,11 @@
 
 #include "kiln/core/str.h"
 
+#if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/weight_upload.h")
+#include "kiln/runtime/backend/cuda/weight_upload.h"
+#define KILN_HAVE_CUDA_UPLOAD 1
+#endif
+
 namespace kiln::runtime {
 
 DType compute_dtype(Device device) { return device.kind == DeviceKind::kCpu ? DType::kF32 : DType::kBF16; }
@@ -24,6 +29,12 @@ Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatri
     rows += p.rows;
   }
   KILN_ASSIGN_OR_RETURN(Buffer buf, Buffer::allocate(ctx.device, dtype, {rows, cols}));
+#ifdef KILN_HAVE_CUDA_UPLOAD
+  if (ctx.device.kind == DeviceKind::kCuda && dtype == DType::kBF16) {
+    KILN_RETURN_IF_ERROR(cuda::upload_bf16_parts(ctx, parts, buf.tensor().raw()));
+    return buf;
+  }
+#endif
   std::vector<float> f32;
   std::vector<uint16_t> half;
   int64_t row = 0;

@@ -66,10 +66,18 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   const DType dt = compute_dtype(ctx.device);
 
   KILN_ASSIGN_OR_RETURN(HostMatrix embed, host_tensor(ck, "model.embed_tokens.weight", {vocab, hidden}));
-  KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1), dt));
+  // CUDA keeps a linear weight as the plain [vocab, hidden] bf16 matrix, so a tied lm_head and the
+  // embedding lookup read one copy. The CPU lays linear weights out for its kernels: two copies.
+  const bool shared_table = c.tie_word_embeddings && ctx.device.kind == DeviceKind::kCuda;
+  if (!shared_table) {
+    KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1), dt));
+  }
   KILN_ASSIGN_OR_RETURN(m->final_norm_, load_vector(ctx, ck, "model.norm.weight", hidden));
   if (c.tie_word_embeddings) {
     KILN_ASSIGN_OR_RETURN(m->lm_head_, ops::load_linear_weight(ctx, std::span<const HostMatrix>(&embed, 1)));
+    if (shared_table && (m->lm_head_.weight.tensor().dtype() != dt || m->lm_head_.weight.tensor().dim(0) != vocab ||
+                         m->lm_head_.weight.tensor().dim(1) != hidden))
+      return internal_error("tied lm_head: the device's linear weight is not a plain [vocab, hidden] matrix");
   } else {
     KILN_ASSIGN_OR_RETURN(m->lm_head_, load_linear(ctx, ck, "lm_head", {{"", vocab}}, hidden, false));
   }
@@ -157,7 +165,7 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
   ap.max_query_len = in.max_query_len;
   ap.max_kv_len = in.max_kv_len;
 
-  KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embed_.tensor(), residual));
+  KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embedding_table(), residual));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     const Tensor& kv = cache.layer(static_cast<int64_t>(i));

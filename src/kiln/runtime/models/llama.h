@@ -53,9 +53,10 @@ class LlamaModel {
     ops::LinearWeight qkv, o, gate_up, down;
   };
   Status ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t m);
+  const Tensor& embedding_table() const { return embed_.empty() ? lm_head_.weight.tensor() : embed_.tensor(); }
 
   model::ModelConfig config_;
-  Buffer embed_;       // [vocab, hidden]
+  Buffer embed_;       // [vocab, hidden]; empty when it is lm_head_'s weight (tied, CUDA)
   Buffer final_norm_;  // [hidden]
   ops::LinearWeight lm_head_;
   std::vector<Layer> layers_;
