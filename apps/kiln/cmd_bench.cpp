@@ -139,7 +139,11 @@ int run(const BenchArgs& a) {
   runtime::EngineOptions o;
   o.num_threads = a.threads;
   o.max_seqs = a.batch;
-  o.max_model_len = a.prompt_len + a.gen_len;
+  // Prefill is chunked at max_batched_tokens: sequences whose prompt is done keep generating while
+  // the others finish theirs, so they can run ahead by one token per further prefill step.
+  const int64_t prefill_steps_max = (static_cast<int64_t>(a.batch) * a.prompt_len + a.max_batched_tokens - 1) /
+                                    a.max_batched_tokens;
+  o.max_model_len = a.prompt_len + a.gen_len + prefill_steps_max;
   o.max_batched_tokens = a.max_batched_tokens;
   const auto load_start = std::chrono::steady_clock::now();
   auto engine = load_engine(a, o);
