@@ -341,9 +341,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
     l = w;
   }
 
+  // Greedy rows without logprobs need only the argmax: one pass over the vocabulary, not two.
+  // (p is the same for the whole block, so the block-wide reductions stay uniform.)
+  const bool need_max = p.temperature > 0.0f || p.num_logprobs >= 0;
   float mx = -INFINITY;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, l[i]);  // fmaxf skips NaN
-  mx = block_max_f(mx, sh);
+  if (need_max) {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, l[i]);  // fmaxf skips NaN
+    mx = block_max_f(mx, sh);
+  }
 
   double log_z = 0.0;
   if (p.num_logprobs >= 0) {
