@@ -62,14 +62,14 @@ TEST(BenchClientRun, MeasuresTtftAndInterTokenGapsAsPaced) {
     EXPECT_EQ(r.http_status, 200);
     // The role-only chunk sent at once is not a token: the first token comes after 150 ms.
     EXPECT_GE(r.ttft_s, 0.150);
-    EXPECT_LT(r.ttft_s, 0.150 + 0.060);
+    EXPECT_LT(r.ttft_s, 0.150 + 0.100);  // well below the 310 ms a late stamp would give
     ASSERT_EQ(r.itl_s.size(), 4u);
     for (float gap : r.itl_s) {
       EXPECT_GE(gap, 0.038f);
-      EXPECT_LT(gap, 0.040f + 0.050f);
+      EXPECT_LT(gap, 0.040f + 0.080f);
     }
     EXPECT_GE(r.e2e_s, 0.150 + 4 * 0.040);
-    EXPECT_NEAR(r.tpot_s(), 0.040, 0.015);
+    EXPECT_NEAR(r.tpot_s(), 0.040, 0.030);
     EXPECT_EQ(r.output_tokens, 5);
     EXPECT_TRUE(r.usage_seen);
     EXPECT_EQ(r.prompt_tokens, 7);
@@ -91,8 +91,8 @@ TEST(BenchClientRun, MeasuresTtftAndInterTokenGapsAsPaced) {
   Metrics m = compute_metrics(*run);
   EXPECT_EQ(m.completed, 3);
   EXPECT_EQ(m.output_tokens, 15);
-  EXPECT_NEAR(m.itl.p50, 0.040, 0.015);
-  EXPECT_NEAR(m.ttft.mean, 0.150, 0.040);
+  EXPECT_NEAR(m.itl.p50, 0.040, 0.030);
+  EXPECT_NEAR(m.ttft.mean, 0.150, 0.080);
 }
 
 TEST(BenchClientRun, CountsChunksWhenTheServerSendsNoUsage) {
@@ -188,7 +188,7 @@ TEST(BenchClientRun, PoissonArrivalsFollowTheSeededSchedule) {
     t += rng.exponential(40);
     double started = seconds_between(run->start, r.started);
     EXPECT_GE(started, t - 0.002) << "request " << r.index;
-    EXPECT_LT(started, t + 0.040) << "request " << r.index;
+    EXPECT_LT(started, t + 0.100) << "request " << r.index;
   }
 }
 
@@ -233,7 +233,7 @@ TEST(BenchClientRun, DurationBoundsTheRun) {
   auto run = run_benchmark(s, workload());
   double took = seconds_between(t0, SteadyTime::clock::now());
   ASSERT_TRUE(run.is_ok());
-  EXPECT_LT(took, 0.5 + 0.35);
+  EXPECT_LT(took, 0.5 + 0.5);
   // Two clients, 100 ms each: about ten requests in half a second.
   EXPECT_GE(run->measured.size(), 6u);
   EXPECT_LE(run->measured.size(), 12u);
