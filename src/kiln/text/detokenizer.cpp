@@ -245,10 +245,10 @@ IncrementalDetokenizer::IncrementalDetokenizer(std::shared_ptr<const Tokenizer> 
     stages_.back()->join_with_space = true;
   }
   for (size_t i = 0; i + 1 < stages_.size(); ++i) stages_[i]->next = stages_[i + 1].get();
-  stages_.back()->out = &out_;
+  stages_.back()->out = out_.get();
   if (!context_ids.empty()) {
     push(context_ids);
-    out_.clear();
+    out_->clear();
     if (!streaming_) context_text_size_ = tokenizer_->decode(held_ids_, skip_special_).size();
   }
 }
@@ -274,7 +274,7 @@ std::string IncrementalDetokenizer::push(std::span<const int32_t> ids) {
     stages_.front()->token(*t);
   }
   std::string delta;
-  delta.swap(out_);
+  delta.swap(*out_);
   return delta;
 }
 
@@ -287,7 +287,7 @@ std::string IncrementalDetokenizer::finish() {
   }
   for (auto& s : stages_) s->finish();
   std::string delta;
-  delta.swap(out_);
+  delta.swap(*out_);
   return delta;
 }
 

@@ -44,7 +44,9 @@ class IncrementalDetokenizer {
   bool streaming_ = true;
   bool finished_ = false;
   std::vector<std::unique_ptr<Stage>> stages_;
-  std::string out_;  // the sink: text made final by the last stage
+  // The sink: text made final by the last stage. On the heap so that its address, which the
+  // last stage keeps, survives moves of the detokenizer.
+  std::unique_ptr<std::string> out_ = std::make_unique<std::string>();
   // Chains that cannot stream keep their ids (context first) and decode them at finish().
   std::vector<int32_t> held_ids_;
   size_t context_text_size_ = 0;
