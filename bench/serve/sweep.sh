@@ -85,9 +85,10 @@ for c in $levels; do
   reports+=("$report")
 done
 
-echo "Command: bench/serve/sweep.sh --levels \"$levels\" --requests-per-client $per_client" \
-  "--prompt-tokens $prompt_tokens --output-tokens $output_tokens${model:+ --model $model}" \
-  "${extra[*]:+-- ${extra[*]}}"
+cmd="bench/serve/sweep.sh --levels \"$levels\" --requests-per-client $per_client"
+cmd+=" --prompt-tokens $prompt_tokens --output-tokens $output_tokens${model:+ --model $model}"
+if [[ ${#extra[@]} -gt 0 ]]; then cmd+=" -- ${extra[*]}"; fi
+echo "Command: $cmd"
 echo
 python3 "$here/sweep_table.py" "${reports[@]}"
 echo
