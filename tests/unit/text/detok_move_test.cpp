@@ -12,7 +12,7 @@ namespace {
 
 TEST(DetokMove, StreamsAfterMoves) {
   for (const char* name : {"llama3", "llama2"}) {
-    auto tok = testing::shared_tokenizer(name);
+    auto tok = tok_test::shared_tokenizer(name);
     ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
     auto encoded = (*tok)->encode("Moved streams still say h\xC3\xA9llo, w\xC3\xB6rld \xF0\x9F\x98\x80!", false);
     ASSERT_TRUE(encoded.is_ok());

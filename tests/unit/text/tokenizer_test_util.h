@@ -11,7 +11,7 @@
 
 #include "kiln/text/tokenizer.h"
 
-namespace kiln::text::testing {
+namespace kiln::text::tok_test {
 
 inline const std::vector<std::string>& tokenizer_names() {
   static const std::vector<std::string> names = {"llama3", "qwen3", "gemma3", "llama2", "deepseek_v3", "gptoss"};
@@ -73,4 +73,4 @@ inline std::vector<int32_t> decode_varints_base64(const std::string& b64) {
   return ids;
 }
 
-}  // namespace kiln::text::testing
+}  // namespace kiln::text::tok_test

@@ -20,7 +20,7 @@ std::string from_hex(const std::string& field) {
 }
 
 TEST(UnicodeNormalization, ConformanceSample) {
-  std::ifstream f(testing::fixture_dir() / "unicode_normalization_sample.txt");
+  std::ifstream f(tok_test::fixture_dir() / "unicode_normalization_sample.txt");
   ASSERT_TRUE(f.good()) << "missing unicode_normalization_sample.txt (tools/make_unicode_tables.py writes it)";
   std::string line;
   int n = 0, failures = 0;
