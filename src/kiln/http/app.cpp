@@ -2,6 +2,7 @@
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
+#include "kiln/http/admin_handlers.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/server.h"
 
@@ -19,6 +20,10 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("POST", "/v1/completions", handle_completions);
   route("GET", "/v1/models", handle_list_models);
   route("GET", "/v1/models/{id}", handle_get_model);
+  route("GET", "/v1/admin/models", handle_admin_list_models);
+  route("POST", "/v1/admin/models/rescan", handle_admin_rescan);
+  route("GET", "/v1/admin/models/{id}", handle_admin_model);
+  route("POST", "/v1/admin/models/{id}", handle_admin_model);
   route("GET", "/health", handle_health);
   route("GET", "/version", handle_version);
   route("GET", "/metrics", handle_metrics);
@@ -69,7 +74,8 @@ void App::handle(const ExchangePtr& ex) {
     return ex->respond(r);
   }
   if (starts_with(req.path, "/v1/")) {
-    if (auto e = options_.api_keys.check(req)) return ex->respond_error(*e);
+    const bool admin = starts_with(req.path, "/v1/admin/") && options_.admin_keys.enabled();
+    if (auto e = (admin ? options_.admin_keys : options_.api_keys).check(req)) return ex->respond_error(*e);
   }
   if (req.method == "POST") {
     const std::string* ct = req.header("content-type");

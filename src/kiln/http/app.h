@@ -20,6 +20,8 @@ class Server;
 
 struct AppOptions {
   ApiKeys api_keys;
+  // --admin-key: when set, /v1/admin/* takes these keys instead of the API keys.
+  ApiKeys admin_keys;
   Cors cors;
   std::string version = "0.0.0";
   // While a streamed request has produced nothing yet (it waits in the queue), an SSE comment

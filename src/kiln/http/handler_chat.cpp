@@ -4,6 +4,7 @@
 #include "kiln/core/str.h"
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
+#include "kiln/http/model_acquire.h"
 
 namespace kiln::http {
 
@@ -58,11 +59,9 @@ void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex) {
   ex->record().model = req->params.model;
   ex->record().stream = req->params.stream;
   const AppContext* c = &ctx;
-  ctx.pool->acquire(req->params.model, [c, ex, req](Result<pool::ModelLease> lease) {
-    ex->post([c, ex, req, lease = std::move(lease)]() mutable {
-      if (!lease.is_ok()) return respond_model_error(ex, lease.status());
-      continue_chat(*c, ex, *req, std::move(lease).value());
-    });
+  acquire_model(ctx, ex, req->params, [c, ex, req](Result<pool::ModelLease> lease) {
+    if (!lease.is_ok()) return respond_model_error(ex, lease.status());
+    continue_chat(*c, ex, *req, std::move(lease).value());
   });
 }
 

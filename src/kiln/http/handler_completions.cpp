@@ -4,6 +4,7 @@
 #include "kiln/core/str.h"
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
+#include "kiln/http/model_acquire.h"
 
 namespace kiln::http {
 
@@ -48,15 +49,13 @@ void handle_completions(const AppContext& ctx, const ExchangePtr& ex) {
   ex->record().model = req->params.model;
   ex->record().stream = req->params.stream;
   const AppContext* c = &ctx;
-  ctx.pool->acquire(req->params.model, [c, ex, req](Result<pool::ModelLease> lease) {
-    ex->post([c, ex, req, lease = std::move(lease)]() mutable {
-      if (!lease.is_ok()) {
-        ApiError e = api_error_from_status(lease.status(), "model");
-        if (e.status == 404) e.code = "model_not_found";
-        return ex->respond_error(e);
-      }
-      continue_completion(*c, ex, *req, std::move(lease).value());
-    });
+  acquire_model(ctx, ex, req->params, [c, ex, req](Result<pool::ModelLease> lease) {
+    if (!lease.is_ok()) {
+      ApiError e = api_error_from_status(lease.status(), "model");
+      if (e.status == 404) e.code = "model_not_found";
+      return ex->respond_error(e);
+    }
+    continue_completion(*c, ex, *req, std::move(lease).value());
   });
 }
 

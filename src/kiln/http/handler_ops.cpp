@@ -1,6 +1,7 @@
 // GET /health, /version, /metrics, /v1/models and /v1/models/{id}.
 #include <nlohmann/json.hpp>
 
+#include "kiln/http/admin_handlers.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/openai_response.h"
 #include "kiln/http/server.h"
@@ -9,7 +10,8 @@ namespace kiln::http {
 
 void handle_health(const AppContext& ctx, const ExchangePtr& ex) {
   bool draining = ctx.server != nullptr && ctx.server->draining();
-  nlohmann::json j = {{"status", draining ? "draining" : "ok"}};
+  nlohmann::json j = {{"status", draining ? "draining" : "ok"},
+                      {"pool", nlohmann::json::parse(render_pool_health(ctx.pool->status()))}};
   ex->respond({draining ? 503 : 200, "application/json", {}, j.dump()});
 }
 

@@ -1,9 +1,11 @@
 #include "kiln/http/openai_request.h"
 
+#include <cmath>
 #include <limits>
 
 #include "kiln/core/str.h"
 #include "kiln/http/json_fields.h"
+#include "kiln/pool/registry.h"
 
 namespace kiln::http {
 
@@ -120,6 +122,21 @@ std::optional<ApiError> parse_common(const Json& body, GenerationParams* p) {
         return invalid_param("stop_token_ids", "every entry must be a non-negative token id.");
       }
       p->stop_token_ids.push_back(static_cast<int32_t>(v));
+    }
+  }
+  auto ka = body.find("keep_alive");
+  if (ka != body.end() && !ka->is_null()) {
+    if (ka->is_number()) {
+      const double secs = ka->get<double>();
+      if (!std::isfinite(secs) || std::abs(secs) > 1e12) return invalid_param("keep_alive", "the number of seconds is out of range.");
+      p->keep_alive_ms = secs < 0 ? -1 : static_cast<int64_t>(secs * 1000.0);
+    } else if (ka->is_string()) {
+      auto d = pool::parse_duration(ka->get<std::string>());
+      if (!d.is_ok()) return invalid_param("keep_alive", d.status().message());
+      p->keep_alive_ms = d->count();
+    } else {
+      return invalid_type("keep_alive", "a duration string (\"5m\", \"30s\") or a number of seconds",
+                          json_type_phrase(*ka));
     }
   }
   auto rf = body.find("response_format");

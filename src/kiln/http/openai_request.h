@@ -41,6 +41,9 @@ struct GenerationParams {
   bool ignore_eos = false;
   // Logprobs: -1 none; 0 only the sampled token's; k also the k most likely.
   int num_logprobs = -1;
+  // Ollama's keep_alive: how long the model stays loaded once idle after this request, in ms
+  // (negative: until evicted; 0: unload when idle). Absent: the model's or the server's.
+  std::optional<int64_t> keep_alive_ms;
 };
 
 struct ChatRequest {

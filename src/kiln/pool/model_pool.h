@@ -16,6 +16,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
+#include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
 #include "kiln/text/chat_template.h"
 #include "kiln/text/tokenizer.h"
@@ -48,6 +49,7 @@ class ModelLease {
   const std::string& id() const { return model_->id; }
   serve::EngineWorker& worker() const { return *model_->worker; }
   const text::Tokenizer& tokenizer() const { return *model_->tokenizer; }
+  const std::shared_ptr<const text::Tokenizer>& tokenizer_ptr() const { return model_->tokenizer; }
   // nullptr when the model has no chat template (chat_template_error() says why).
   const text::ChatTemplate* chat_template() const {
     return model_->chat_template ? &*model_->chat_template : nullptr;
@@ -82,9 +84,24 @@ class ModelPool {
   // the model is already loaded, else on the pool's loader thread: callers must not block in it
   // and must hop back to their own executor themselves.
   virtual void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) = 0;
+  // With the request's options (its keep_alive); a pool that keeps every model loaded ignores them.
+  virtual void acquire(std::string_view model_id, const AcquireOptions& options,
+                       std::function<void(Result<ModelLease>)> done) {
+    (void)options;
+    acquire(model_id, std::move(done));
+  }
   virtual std::vector<ModelInfo> list() const = 0;
   // Stops every worker (their requests end with kUnavailable). Idempotent.
   virtual void shutdown() = 0;
+
+  // For /health and the admin API. By default every listed model is ready, and loading,
+  // unloading and rescanning are refused (a pool of models loaded once at start).
+  virtual PoolStatus status() const;
+  virtual std::optional<ModelStatus> model_status(std::string_view model_id) const;
+  virtual void load(std::string_view model_id, std::optional<bool> pinned,
+                    std::function<void(Result<ModelStatus>)> done);
+  virtual void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done);
+  virtual void rescan(std::function<void(Result<int64_t>)> done);
 };
 
 // The 404 every pool answers for an unknown model, in OpenAI's wording.

@@ -66,19 +66,20 @@ class MultiModelPool final : public ModelPool {
 
   void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) override;
   void acquire(std::string_view model_id, const AcquireOptions& options,
-               std::function<void(Result<ModelLease>)> done);
+               std::function<void(Result<ModelLease>)> done) override;
   std::vector<ModelInfo> list() const override;
   void shutdown() override;
 
-  PoolStatus status() const;
-  std::optional<ModelStatus> model_status(std::string_view model_id) const;
+  PoolStatus status() const override;
+  std::optional<ModelStatus> model_status(std::string_view model_id) const override;
   // Loads `model_id` (pinning or unpinning it when `pinned` is set) and calls `done` once it is
   // ready or has failed.
-  void load(std::string_view model_id, std::optional<bool> pinned, std::function<void(Result<ModelStatus>)> done);
+  void load(std::string_view model_id, std::optional<bool> pinned,
+            std::function<void(Result<ModelStatus>)> done) override;
   // Unloads `model_id` once its requests in flight have finished (pinned or not); `done` runs then.
-  void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done);
+  void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done) override;
   // Re-reads the registry on the pool thread; `done` gets the number of servable models.
-  void rescan(std::function<void(Result<int64_t>)> done);
+  void rescan(std::function<void(Result<int64_t>)> done) override;
   // Unloads the idle models whose keep-alive has passed. The pool thread does this by itself
   // (at least every second); tests call it after moving a ManualClock.
   void expire_idle();

@@ -34,6 +34,7 @@ class SingleModelPool final : public ModelPool {
   SingleModelPool(std::shared_ptr<LoadedModel> model, metrics::Registry* registry);
   ~SingleModelPool() override;
 
+  using ModelPool::acquire;
   void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) override;
   std::vector<ModelInfo> list() const override;
   void shutdown() override;

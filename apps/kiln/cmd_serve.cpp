@@ -1,0 +1,360 @@
+// `kiln serve`: the OpenAI-compatible HTTP server.
+//
+// Settings: flag > KILN_* environment variable > kiln.toml > default (DESIGN §7). CLI11 handles
+// flags and environment variables; values from kiln.toml fill only the options that neither set.
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "command.h"
+#include "kiln/core/file.h"
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+#include "kiln/http/app.h"
+#include "kiln/http/asio.h"
+#include "kiln/http/server.h"
+#include "kiln/http/toml_config.h"
+#include "kiln/metrics/metrics.h"
+#include "kiln/pool/demo_model.h"
+#include "kiln/pool/memory.h"
+#include "kiln/pool/multi_model_pool.h"
+
+namespace kiln::app {
+namespace {
+
+struct ServeArgs {
+  std::string config;
+  std::string model;
+  std::string served_model_name;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  int http_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
+  std::string device = "cpu";
+  int device_index = 0;
+  int engine_threads = 0;
+  int64_t max_model_len = 0;
+  int max_batched_tokens = 8192;
+  int max_seqs = 256;
+  int max_prefill_chunk = 0;
+  int max_queue = 256;
+  double request_timeout = 0;
+  bool no_prefix_cache = false;
+  int block_size = 16;
+  std::string kv_cache_memory = "0";
+  double gpu_memory_fraction = 0.90;
+  std::string max_body_size = "32MiB";
+  std::string max_header_size = "32KiB";
+  double read_timeout = 30;
+  double idle_timeout = 75;
+  double write_timeout = 60;
+  int max_connections = 8192;
+  double drain_timeout = 30;
+  double sse_keepalive = 10;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  std::vector<std::string> cors_origins;
+  std::string log_level = "info";
+  bool no_access_log = false;
+  // The model pool (docs/pool.md).
+  std::vector<std::string> models_dirs;
+  bool no_hf_cache = false;
+  std::string memory_budget = "0";
+  int max_loaded_models = 0;
+  std::string keep_alive = "-1";
+  std::vector<std::string> preload;
+  std::string admin_key;
+};
+
+int fail(const Status& s) {
+  log_error(s.message());
+  return 1;
+}
+
+std::chrono::milliseconds ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+// Applies kiln.toml: every key names a flag of `kiln serve` (with '_' or '-'), top level or
+// under [serve]. Only options that the command line and the environment left unset take it.
+std::filesystem::path config_file_path(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  std::error_code ec;
+  return std::filesystem::exists("kiln.toml", ec) ? std::filesystem::path("kiln.toml") : std::filesystem::path();
+}
+
+Status apply_config_file(CLI::App& sub, const std::string& explicit_path) {
+  const std::filesystem::path path = config_file_path(explicit_path);
+  if (path.empty()) return Status::ok();
+  KILN_ASSIGN_OR_RETURN(auto values, http::load_toml(path));
+  for (const auto& [full_key, value] : values) {
+    if (starts_with(full_key, "models.")) continue;  // [models."alias"] tables: the model registry's
+    std::string key = full_key;
+    if (starts_with(key, "serve.")) key = key.substr(6);
+    std::string flag = key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (flag == "config") return invalid_argument(str_cat(path.string(), ":", value.line, ": 'config' cannot be set in the config file"));
+    CLI::Option* opt = nullptr;
+    try {
+      opt = sub.get_option("--" + flag);
+    } catch (const CLI::OptionNotFound&) {
+      return invalid_argument(str_cat(path.string(), ":", value.line, ": '", full_key,
+                                      "' is not a setting of kiln serve (see kiln serve --help)"));
+    }
+    if (opt->count() > 0) continue;  // a flag or an environment variable already set it
+    try {
+      if (opt->get_type_size() == 0) {  // a flag: true / false
+        if (value.items.size() != 1 || (value.items[0] != "true" && value.items[0] != "false")) {
+          return invalid_argument(str_cat(path.string(), ":", value.line, ": '", full_key, "' takes true or false"));
+        }
+        if (value.items[0] == "false") continue;
+        opt->add_result("true");
+      } else {
+        for (const auto& item : value.items) opt->add_result(item);
+      }
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      return invalid_argument(str_cat(path.string(), ":", value.line, ": '", full_key, "': ", e.what()));
+    }
+  }
+  log_info("settings from ", path.string(), " (flags and KILN_* variables take precedence)");
+  return Status::ok();
+}
+
+int run_serve(CLI::App& sub, const ServeArgs& given) {
+  Status cfg = apply_config_file(sub, given.config);
+  if (!cfg.is_ok()) return fail(cfg);
+  const ServeArgs& a = given;
+  LogLevel level;
+  if (!parse_log_level(a.log_level, &level)) return fail(invalid_argument("--log-level: use debug, info, warn, error or off"));
+  set_log_level(level);
+
+  long long body_limit = 0, header_limit = 0, kv_bytes = 0;
+  if (!parse_bytes(a.max_body_size, &body_limit) || body_limit <= 0) return fail(invalid_argument("--max-body-size: not a size"));
+  if (!parse_bytes(a.max_header_size, &header_limit) || header_limit <= 0) return fail(invalid_argument("--max-header-size: not a size"));
+  if (!parse_bytes(a.kv_cache_memory, &kv_bytes)) return fail(invalid_argument("--kv-cache-memory: not a size"));
+  if (a.device != "cpu" && a.device != "cuda") return fail(invalid_argument("--device: use cpu or cuda"));
+
+  pool::PoolOptions po;
+  pool::ModelLoadOptions& load = po.defaults;
+  load.engine.device = a.device == "cuda" ? runtime::DeviceKind::kCuda : runtime::DeviceKind::kCpu;
+  load.engine.device_index = a.device_index;
+  load.engine.num_threads = a.engine_threads;
+  load.engine.block_size = a.block_size;
+  load.engine.kv_cache_bytes = kv_bytes;
+  load.engine.gpu_memory_fraction = a.gpu_memory_fraction;
+  load.engine.max_batched_tokens = a.max_batched_tokens;
+  load.engine.max_seqs = a.max_seqs;
+  load.engine.max_model_len = a.max_model_len;
+  load.worker.scheduler.max_batched_tokens = a.max_batched_tokens;
+  load.worker.scheduler.max_seqs = a.max_seqs;
+  load.worker.scheduler.max_prefill_chunk = a.max_prefill_chunk;
+  load.worker.scheduler.enable_prefix_cache = !a.no_prefix_cache;
+  load.worker.max_queue = a.max_queue;
+  load.worker.request_timeout_seconds = a.request_timeout;
+
+  long long budget = 0;
+  if (!parse_bytes(a.memory_budget, &budget)) return fail(invalid_argument("--memory-budget: not a size (e.g. 24GiB)"));
+  if (budget == 0) {
+    auto def = pool::default_memory_budget(load.engine.device, load.engine.device_index);
+    if (!def.is_ok()) return fail(def.status().with_context("--memory-budget (none given; could not measure free memory)"));
+    budget = *def;
+  }
+  po.memory_budget = budget;
+  if (a.max_loaded_models < 0) return fail(invalid_argument("--max-loaded-models: 0 (no cap) or more"));
+  po.max_loaded_models = a.max_loaded_models;
+  auto keep_alive = pool::parse_duration(a.keep_alive);
+  if (!keep_alive.is_ok()) return fail(keep_alive.status().with_context("--keep-alive"));
+  if (keep_alive->count() >= 0) po.keep_alive = *keep_alive;
+  po.preload = a.preload;
+
+  // The registry: --model, kiln.toml's [models."alias"] tables, --models-dir, the HF cache. It is
+  // read again on SIGHUP and POST /v1/admin/models/rescan.
+  std::vector<pool::ModelEntry> fixed;  // --model, or the demo model when nothing else is found
+  std::string cli_model_id;
+  if (!a.model.empty()) {
+    pool::ModelEntry e;
+    e.dir = a.model;
+    e.id = !a.served_model_name.empty() ? a.served_model_name : e.dir.filename().string();
+    if (e.id.empty()) e.id = e.dir.parent_path().filename().string();
+    e.source = pool::ModelSource::kConfig;
+    cli_model_id = e.id;
+    fixed.push_back(e);
+    po.preload.push_back(e.id);
+  }
+  std::vector<std::filesystem::path> models_dirs;
+  for (const auto& d : a.models_dirs) models_dirs.emplace_back(d);
+  // `--model DIR` alone serves that model (and kiln.toml's): the default models directory and the
+  // Hugging Face cache are scanned only when no --model is given.
+  if (models_dirs.empty() && a.model.empty()) models_dirs.push_back(user_data_dir() / "models");
+  const std::filesystem::path config_path = config_file_path(a.config);
+  const bool hf_cache = !a.no_hf_cache && a.model.empty();
+  auto fixed_entries = std::make_shared<std::vector<pool::ModelEntry>>(fixed);
+  po.source = [fixed_entries, models_dirs, config_path, hf_cache]() -> Result<std::vector<pool::ModelEntry>> {
+    pool::RegistryScan scan;
+    scan.configured = *fixed_entries;
+    if (!config_path.empty()) {
+      KILN_ASSIGN_OR_RETURN(auto values, http::load_toml(config_path));
+      std::map<std::string, pool::SettingValue> tables;
+      for (const auto& [k, v] : values) {
+        if (starts_with(k, "models.")) tables[k] = pool::SettingValue{v.items, v.is_array, v.line};
+      }
+      std::filesystem::path base = config_path.parent_path();
+      if (base.empty()) base = ".";
+      KILN_ASSIGN_OR_RETURN(auto configured, pool::parse_model_tables(tables, config_path.string(), base));
+      for (auto& e : configured) scan.configured.push_back(std::move(e));
+    }
+    scan.models_dirs = models_dirs;
+    if (hf_cache) scan.hf_hub = pool::default_hf_hub_dir();
+    std::vector<std::string> notes;
+    auto entries = pool::scan_registry(scan, &notes);
+    for (const auto& n : notes) log_debug(n);
+    return entries;
+  };
+  {
+    auto first = po.source();
+    if (!first.is_ok()) return fail(first.status());
+    if (first->empty()) {
+      auto dir = pool::ensure_demo_model(user_data_dir());
+      if (!dir.is_ok()) return fail(dir.status());
+      pool::ModelEntry e;
+      e.id = pool::kDemoModelName;
+      e.dir = *dir;
+      e.source = pool::ModelSource::kConfig;
+      e.owned_by = "kiln (random weights)";
+      e.description = pool::kDemoModelDescription;
+      fixed_entries->push_back(e);
+      po.preload.push_back(e.id);
+      log_warn("no models found (--model, --models-dir, kiln.toml, the Hugging Face cache): serving `",
+               pool::kDemoModelName, "` from ", e.dir.string(),
+               ". Its weights are RANDOM, so its answers are noise; use `kiln serve --model DIR` for a real model.");
+    }
+  }
+
+  metrics::Registry registry;
+  po.metrics = &registry;
+  auto created = pool::MultiModelPool::create(std::move(po));
+  if (!created.is_ok()) return fail(created.status());
+  pool::MultiModelPool& pool = **created;
+  if (!cli_model_id.empty()) {
+    log_info("loading ", a.model, " on ", a.device);
+    (void)pool.wait_for_preloads();
+    auto st = pool.model_status(cli_model_id);
+    if (!st || st->state != pool::ModelState::kReady) {
+      return fail(internal_error(st ? st->error : str_cat("model `", cli_model_id, "` is missing")));
+    }
+  }
+  {
+    const pool::PoolStatus ps = pool.status();
+    log_info("model pool: ", ps.models.size(), " servable models, memory budget ", format_bytes(double(ps.budget_bytes)),
+             " (", ps.device, ")", a.max_loaded_models > 0 ? str_cat(", at most ", a.max_loaded_models, " loaded") : "");
+  }
+
+  http::AppOptions ao;
+  ao.version = KILN_VERSION;
+  ao.api_keys.add(a.api_keys);
+  if (!a.admin_key.empty()) ao.admin_keys.add({a.admin_key});
+  if (!a.api_key_file.empty()) {
+    auto keys = http::read_api_key_file(a.api_key_file);
+    if (!keys.is_ok()) return fail(keys.status());
+    ao.api_keys.add(*keys);
+  }
+  ao.cors = http::Cors(a.cors_origins);
+  ao.sse_keepalive = ms(a.sse_keepalive);
+  ao.access_log = !a.no_access_log;
+  http::App app(pool, registry, ao);
+
+  http::ServerOptions so;
+  so.host = a.host;
+  so.port = a.port;
+  so.threads = a.http_threads;
+  so.max_body_bytes = static_cast<size_t>(body_limit);
+  so.max_header_bytes = static_cast<size_t>(header_limit);
+  so.read_timeout = ms(a.read_timeout);
+  so.idle_timeout = ms(a.idle_timeout);
+  so.write_timeout = ms(a.write_timeout);
+  so.max_connections = a.max_connections;
+  http::Server server(
+      so, [&app](const http::ExchangePtr& ex) { app.handle(ex); },
+      [&app](const http::AccessRecord& r) { app.on_done(r); });
+  app.set_server(&server);
+  Status listening = server.listen();
+  if (!listening.is_ok()) return fail(listening);
+  // SIGHUP rescans the model registry (the server's own signal set takes SIGINT and SIGTERM).
+  boost::asio::io_context hup_ioc;
+  boost::asio::signal_set hup(hup_ioc, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    log_info("SIGHUP: rescanning the model registry");
+    pool.rescan([](Result<int64_t>) {});
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
+  std::thread hup_thread([&hup_ioc] { hup_ioc.run(); });
+
+  log_info("kiln ", KILN_VERSION, " serving ", pool.list().size(), " models on http://", a.host, ":", server.port(),
+           " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "", ")");
+  server.run(/*handle_signals=*/true, ms(a.drain_timeout));
+  hup_ioc.stop();
+  hup_thread.join();
+  pool.shutdown();
+  log_info("kiln stopped");
+  return 0;
+}
+
+KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible HTTP API",
+                      [](CLI::App& sub) -> std::function<int()> {
+  auto a = std::make_shared<ServeArgs>();
+  auto opt = [&](const char* name, auto& var, const char* env, const char* help) {
+    return sub.add_option(name, var, help)->envname(env)->capture_default_str();
+  };
+  sub.add_option("--config", a->config, "Settings file (default: ./kiln.toml when it exists)")->envname("KILN_CONFIG");
+  opt("--model", a->model, "KILN_MODEL", "Model directory (Hugging Face layout); none: the random-weight kiln-demo");
+  opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
+  opt("--host", a->host, "KILN_HOST", "Address to listen on");
+  opt("--port", a->port, "KILN_PORT", "Port to listen on (0: any free port)");
+  opt("--http-threads", a->http_threads, "KILN_HTTP_THREADS", "Threads running the HTTP event loop");
+  opt("--device", a->device, "KILN_DEVICE", "cpu or cuda");
+  opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
+  opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
+  opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
+  opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS", "Most tokens in one engine step");
+  opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");
+  opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step (0: the batch budget)");
+  opt("--max-queue", a->max_queue, "KILN_MAX_QUEUE", "Waiting requests per model before 503 + Retry-After");
+  opt("--request-timeout", a->request_timeout, "KILN_REQUEST_TIMEOUT", "Seconds a request may wait and run (0: no limit)");
+  sub.add_flag("--no-prefix-cache", a->no_prefix_cache, "Turn prefix caching off")->envname("KILN_NO_PREFIX_CACHE");
+  opt("--block-size", a->block_size, "KILN_BLOCK_SIZE", "Tokens per KV cache block");
+  opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "CPU KV cache size, e.g. 2GiB (0: sized from --max-seqs and the context)");
+  opt("--gpu-memory-fraction", a->gpu_memory_fraction, "KILN_GPU_MEMORY_FRACTION", "Share of GPU memory for weights and KV cache");
+  opt("--max-body-size", a->max_body_size, "KILN_MAX_BODY_SIZE", "Largest request body (413 above it)");
+  opt("--max-header-size", a->max_header_size, "KILN_MAX_HEADER_SIZE", "Largest request header block (431 above it)");
+  opt("--read-timeout", a->read_timeout, "KILN_READ_TIMEOUT", "Seconds to receive a whole request (408 after)");
+  opt("--idle-timeout", a->idle_timeout, "KILN_IDLE_TIMEOUT", "Seconds a kept-alive connection may wait for its next request");
+  opt("--write-timeout", a->write_timeout, "KILN_WRITE_TIMEOUT", "Seconds a client may take to accept a write");
+  opt("--max-connections", a->max_connections, "KILN_MAX_CONNECTIONS", "Open connections before new ones get 503");
+  opt("--drain-timeout", a->drain_timeout, "KILN_DRAIN_TIMEOUT", "Seconds in-flight requests get to finish on SIGTERM/SIGINT");
+  opt("--sse-keepalive", a->sse_keepalive, "KILN_SSE_KEEPALIVE", "Seconds between keep-alive comments of a queued stream");
+  opt("--api-key", a->api_keys, "KILN_API_KEY", "API key required on /v1/* (repeat, or comma-separate, for several)")->delimiter(',');
+  opt("--api-key-file", a->api_key_file, "KILN_API_KEY_FILE", "File of API keys, one per line");
+  opt("--cors-origins", a->cors_origins, "KILN_CORS_ORIGINS", "Origins allowed by CORS, comma-separated ('*': any; default: CORS off)")->delimiter(',');
+  opt("--models-dir", a->models_dirs, "KILN_MODELS_DIR", "Directories of models to serve (NAME/ or ORG/NAME/; default without --model: DATA_DIR/models)")->delimiter(',');
+  sub.add_flag("--no-hf-cache", a->no_hf_cache, "Do not serve models from the Hugging Face cache (never scanned with --model)")->envname("KILN_NO_HF_CACHE");
+  opt("--memory-budget", a->memory_budget, "KILN_MEMORY_BUDGET", "Memory the loaded models may take, e.g. 24GiB (0: 90% of what is free)");
+  opt("--max-loaded-models", a->max_loaded_models, "KILN_MAX_LOADED_MODELS", "Most models loaded at once (0: no cap)");
+  opt("--keep-alive", a->keep_alive, "KILN_KEEP_ALIVE", "Idle time before a model is unloaded, e.g. 10m (-1: never)");
+  opt("--preload", a->preload, "KILN_PRELOAD", "Models to load at start and keep loaded (comma-separated)")->delimiter(',');
+  opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*) requires");
+  opt("--log-level", a->log_level, "KILN_LOG_LEVEL", "debug, info, warn, error or off");
+  sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
+  CLI::App* self = &sub;
+  return [a, self] { return run_serve(*self, *a); };
+});
+
+}  // namespace
+}  // namespace kiln::app

@@ -1,0 +1,134 @@
+#include "kiln/http/admin_handlers.h"
+
+#include <cmath>
+#include <map>
+
+#include "kiln/core/str.h"
+#include "kiln/http/json_fields.h"
+#include "kiln/pool/registry.h"
+
+namespace kiln::http {
+
+namespace {
+
+Json model_status_json(const pool::ModelStatus& m) {
+  Json j = {{"id", m.id},
+            {"object", "model"},
+            {"state", std::string(pool::model_state_name(m.state))},
+            {"source", m.source},
+            {"dir", m.dir},
+            {"pinned", m.pinned},
+            {"memory_bytes", m.memory_bytes},
+            {"memory",
+             {{"weights_bytes", m.weights_bytes},
+              {"kv_cache_bytes", m.kv_cache_bytes},
+              {"workspace_bytes", m.workspace_bytes},
+              {"estimated_bytes", m.estimated_bytes}}},
+            {"in_flight", m.in_flight},
+            {"last_used", m.last_used > 0 ? Json(m.last_used) : Json(nullptr)},
+            {"load_seconds", m.load_seconds},
+            {"keep_alive", m.keep_alive ? Json(pool::format_duration(*m.keep_alive)) : Json(nullptr)},
+            {"loads", m.loads},
+            {"failures", m.failures},
+            {"evictions", m.evictions}};
+  if (m.state == pool::ModelState::kLoading) {
+    j["progress"] = {{"phase", m.loading_phase}, {"fraction", std::round(m.loading_progress * 1000.0) / 1000.0}};
+  }
+  if (m.idle_unload_in_seconds >= 0) j["idle_unload_in_seconds"] = std::round(m.idle_unload_in_seconds * 10.0) / 10.0;
+  if (!m.error.empty()) j["error"] = m.error;
+  if (m.state == pool::ModelState::kFailed) j["retry_in_seconds"] = std::ceil(m.retry_in_seconds);
+  return j;
+}
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+void respond_status_error(const ExchangePtr& ex, const Status& s) {
+  ApiError e = api_error_from_status(s, "model");
+  if (e.status == 404) e.code = "model_not_found";
+  ex->respond_error(e);
+}
+
+std::optional<ApiError> check_admin_key(const AppContext& ctx, const ExchangePtr& ex) {
+  if (!ctx.options->admin_keys.enabled()) return std::nullopt;
+  return ctx.options->admin_keys.check(ex->request());
+}
+
+}  // namespace
+
+std::string render_model_status(const pool::ModelStatus& m) { return dump(model_status_json(m)); }
+
+std::string render_pool_health(const pool::PoolStatus& st) {
+  std::map<std::string, int> states;
+  for (const auto& m : st.models) states[std::string(pool::model_state_name(m.state))] += 1;
+  Json counts = Json::object();
+  for (const char* s : {"ready", "loading", "unloading", "failed", "unloaded"}) counts[s] = states[s];
+  Json j = {{"budget_bytes", st.budget_bytes}, {"used_bytes", st.used_bytes}, {"loaded", st.loaded},
+            {"servable", st.models.size()},   {"models", counts}};
+  return dump(j);
+}
+
+void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex) {
+  if (auto e = check_admin_key(ctx, ex)) return ex->respond_error(*e);
+  pool::PoolStatus st = ctx.pool->status();
+  Json data = Json::array();
+  for (const auto& m : st.models) data.push_back(model_status_json(m));
+  Json j = {{"object", "list"},
+            {"device", st.device},
+            {"budget_bytes", st.budget_bytes},
+            {"used_bytes", st.used_bytes},
+            {"max_loaded_models", st.max_loaded_models},
+            {"loaded", st.loaded},
+            {"data", data}};
+  ex->respond({200, "application/json", {}, dump(j)});
+}
+
+void handle_admin_rescan(const AppContext& ctx, const ExchangePtr& ex) {
+  if (auto e = check_admin_key(ctx, ex)) return ex->respond_error(*e);
+  ctx.pool->rescan([ex](Result<int64_t> n) {
+    ex->post([ex, n = std::move(n)] {
+      if (!n.is_ok()) return ex->respond_error(api_error_from_status(n.status()));
+      ex->respond({200, "application/json", {}, dump(Json{{"models", *n}})});
+    });
+  });
+}
+
+void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex) {
+  if (auto e = check_admin_key(ctx, ex)) return ex->respond_error(*e);
+  std::string id = ex->params()["id"];
+  const std::string& method = ex->request().method;
+  if (method == "GET") {
+    auto st = ctx.pool->model_status(id);
+    if (!st) return respond_status_error(ex, pool::model_not_found(id));
+    return ex->respond({200, "application/json", {}, render_model_status(*st)});
+  }
+  const auto slash = id.rfind('/');
+  const std::string action = slash == std::string::npos ? "" : id.substr(slash + 1);
+  if (action != "load" && action != "unload") {
+    return ex->respond_error(error_with_status(
+        404, str_cat("Unknown admin action for POST ", ex->request().path,
+                     ": use /v1/admin/models/{id}/load or /v1/admin/models/{id}/unload."),
+        "unknown_url"));
+  }
+  id = id.substr(0, slash);
+  auto answer = [ex](Result<pool::ModelStatus> st) {
+    ex->post([ex, st = std::move(st)] {
+      if (!st.is_ok()) return respond_status_error(ex, st.status());
+      ex->respond({200, "application/json", {}, render_model_status(*st)});
+    });
+  };
+  if (action == "unload") return ctx.pool->unload(id, std::move(answer));
+  std::optional<bool> pinned;
+  const std::string& body = ex->request().body;
+  if (!trim(body).empty()) {
+    Json j;
+    if (auto e = parse_json_body(body, &j)) return ex->respond_error(*e);
+    bool pin = false;
+    if (j.contains("pinned") && !j["pinned"].is_null()) {
+      if (auto e = read_bool(j, "pinned", &pin)) return ex->respond_error(*e);
+      pinned = pin;
+    }
+  }
+  ctx.pool->load(id, pinned, std::move(answer));
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,28 @@
+// The admin API of the model pool (guarded by --admin-key when it is set) and the pool's part of
+// /health:
+//   GET  /v1/admin/models               every model: state, memory, last use, requests in flight
+//   GET  /v1/admin/models/{id}          one model
+//   POST /v1/admin/models/{id}/load     load it now; {"pinned": true|false} pins or unpins it
+//   POST /v1/admin/models/{id}/unload   unload it once its requests in flight have finished
+//   POST /v1/admin/models/rescan        re-read kiln.toml and the model directories
+#pragma once
+
+#include <string>
+
+#include "kiln/http/app.h"
+#include "kiln/pool/pool_status.h"
+
+namespace kiln::http {
+
+void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex);
+// GET or POST under /v1/admin/models/: the model id may contain '/', so the action is the last
+// path segment of a POST.
+void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex);
+void handle_admin_rescan(const AppContext& ctx, const ExchangePtr& ex);
+
+// {"budget_bytes", "used_bytes", "loaded", "models": {state: count}} for /health.
+std::string render_pool_health(const pool::PoolStatus& status);
+// One model of GET /v1/admin/models.
+std::string render_model_status(const pool::ModelStatus& m);
+
+}  // namespace kiln::http

