@@ -1,24 +1,24 @@
-// The text of one choice as its tokens arrive: incremental detokenization (never splitting a
-// UTF-8 character) followed by stop-string matching (holding back only what may still become a
-// stop string, never emitting any part of a matched one).
+// The text of one choice as its tokens arrive: the text layer's incremental detokenizer (deltas
+// that never split a UTF-8 character) followed by its stop-string matcher (holding back only
+// what may still become a stop string, never emitting any part of a matched one).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
-#include <vector>
 
+#include "kiln/text/detokenizer.h"
+#include "kiln/text/stop_matcher.h"
 #include "kiln/text/tokenizer.h"
 
 namespace kiln::http {
 
 class ChoiceText {
  public:
-  // `tokenizer` must outlive this (the model lease keeps it).
-  ChoiceText(const text::Tokenizer& tokenizer, const std::vector<std::string>& stops);
-  ~ChoiceText();
-  ChoiceText(ChoiceText&&) noexcept;
-  ChoiceText& operator=(ChoiceText&&) noexcept;
+  // `context` (the end of the prompt) makes the first delta continue the prompt's text.
+  ChoiceText(std::shared_ptr<const text::Tokenizer> tokenizer, text::StopMatcher stops,
+             std::span<const int32_t> context);
 
   struct Delta {
     std::string text;      // safe to show now
@@ -29,8 +29,8 @@ class ChoiceText {
   Delta finish();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  text::IncrementalDetokenizer detok_;
+  text::StopMatcher stops_;
 };
 
 // The text of one token alone, as logprobs show it.

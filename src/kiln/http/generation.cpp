@@ -48,11 +48,16 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const AppContext& ctx, ExchangePtr ex, GenerationPlan plan)
       : ctx_(ctx), ex_(std::move(ex)), plan_(std::move(plan)) {}
 
-  void start(const std::vector<int64_t>& max_tokens) {
+  void start(const std::vector<int64_t>& max_tokens, const text::StopMatcher& stops) {
     const auto& p = plan_.params;
     const int n = p.n;
     for (size_t i = 0; i < plan_.prompts.size() * static_cast<size_t>(n); ++i) {
-      choices_.emplace_back(ChoiceText(plan_.lease.tokenizer(), p.stop));
+      // The prompt's last few tokens are enough context for the first delta (a leading space, a
+      // split character) without decoding a long prompt again for every choice.
+      const auto& prompt = plan_.prompts[i / static_cast<size_t>(n)];
+      size_t ctx = std::min<size_t>(prompt.size(), 8);
+      std::span<const int32_t> context(prompt.data() + prompt.size() - ctx, ctx);
+      choices_.emplace_back(ChoiceText(plan_.lease.tokenizer_ptr(), stops, context));
     }
     runtime::SamplingParams sampling = sampling_for(p, plan_.lease.generation());
     for (size_t i = 0; i < plan_.prompts.size(); ++i) {
@@ -337,6 +342,8 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
       return ex->respond_error(invalid_param("stop_token_ids", str_cat("token id ", id, " is outside the vocabulary.")));
     }
   }
+  auto stops = text::StopMatcher::create(p.stop);
+  if (!stops.is_ok()) return ex->respond_error(invalid_param("stop", stops.status().message()));
   const int64_t max_len = plan.lease.max_model_len();
   std::vector<int64_t> max_tokens;
   int64_t prompt_total = 0;
@@ -356,7 +363,7 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   plan.meta.created = unix_time_seconds();
   plan.meta.system_fingerprint = ctx.system_fingerprint;
   auto session = std::make_shared<Session>(ctx, ex, std::move(plan));
-  session->start(max_tokens);
+  session->start(max_tokens, *stops);
 }
 
 }  // namespace kiln::http
