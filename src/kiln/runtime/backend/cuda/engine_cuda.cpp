@@ -100,6 +100,7 @@ class CudaEngine final : public Engine {
   KvCache cache_;
   int64_t max_model_len_ = 0;
   int64_t weights_bytes_ = 0;
+  int64_t workspace_bytes_ = 0;  // what the load allocated besides weights and KV cache
 
   // Steps of any shape use general_; decode-bucket steps use decode_, whose regions are sized by
   // max_seqs so that everything a step needs lies in one short prefix, uploaded in one copy.
@@ -161,7 +162,8 @@ MemoryUsage CudaEngine::memory_usage() const {
   MemoryUsage u;
   u.weights_bytes = weights_bytes_;
   u.kv_cache_bytes = cache_.nbytes();
-  u.workspace_bytes = std::max<int64_t>(0, allocated_bytes(ctx_.device) - u.weights_bytes - u.kv_cache_bytes);
+  // Measured at load, not from the device's running total, which counts every engine on it.
+  u.workspace_bytes = workspace_bytes_;
   return u;
 }
 
@@ -180,6 +182,7 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
   e->ctx_.blas = e->device_->lt_handle();
   const char* graphs_env = std::getenv("KILN_CUDA_GRAPHS");
   e->graphs_enabled_ = graphs_env == nullptr || std::string(graphs_env) != "0";
+  const int64_t allocated_at_start = allocated_bytes(e->ctx_.device);
 
   KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
   e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
@@ -230,6 +233,10 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
   KILN_RETURN_IF_ERROR(e->ensure_meta(e->decode_, options.max_seqs, cap_blocks));
   KILN_RETURN_IF_ERROR(e->ensure_logits(rows).status());
   KILN_RETURN_IF_ERROR(e->warm_up());
+  // Engines load one at a time (the model pool's loader thread) and steps allocate nothing after
+  // warm-up, so what this load added beyond weights and KV cache is this engine's workspace.
+  e->workspace_bytes_ = std::max<int64_t>(
+      0, allocated_bytes(e->ctx_.device) - allocated_at_start - e->weights_bytes_ - e->cache_.nbytes());
   log_info("cuda engine: ", e->device_name(), ", weights ", format_bytes(double(e->weights_bytes_)), ", KV cache ",
            format_bytes(double(e->cache_.nbytes())), " (", shape.num_blocks, " blocks of ", shape.block_size,
            " tokens), workspace ", format_bytes(double(e->memory_usage().workspace_bytes)));
