@@ -58,15 +58,33 @@ function renderPort(source, context) {
   }
 }
 
-function renderKiln(dir, conv, agp) {
-  const messagesFile = path.join(dir, "messages.json");
-  fs.writeFileSync(messagesFile, JSON.stringify({ messages: conv.messages, tools: conv.tools ?? null }));
-  const argv = ["chat-template", "--model", dir, "--messages", messagesFile, "--now", String(FIXED_NOW)];
-  if (agp) argv.push("--add-generation-prompt");
-  if (conv.kwargs) argv.push("--kwargs", JSON.stringify(conv.kwargs));
-  const r = spawnSync(kiln, argv, { encoding: "utf8", env: { ...process.env, TZ: process.env.TZ ?? "UTC" } });
-  if (r.status === 0) return { output: r.stdout };
-  return { error: r.stderr.trim() };
+// Every case of one template, rendered by one `kiln chat-template --batch` process (starting the
+// binary once per case costs more than all the rendering).
+function renderKilnAll(dir, cases) {
+  const input = cases
+    .map((c) => {
+      const conv = conversations[c.conversation];
+      return JSON.stringify({
+        messages: conv.messages,
+        tools: conv.tools ?? null,
+        kwargs: conv.kwargs ?? null,
+        add_generation_prompt: c.add_generation_prompt,
+      });
+    })
+    .join("\n");
+  const argv = ["chat-template", "--model", dir, "--batch", "--now", String(FIXED_NOW)];
+  const r = spawnSync(kiln, argv, {
+    input,
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+    env: { ...process.env, TZ: process.env.TZ ?? "UTC" },
+  });
+  const lines = r.status === 0 ? r.stdout.split("\n").filter((l) => l.length > 0) : [];
+  if (lines.length !== cases.length) {
+    const why = `kiln chat-template --batch answered ${lines.length} of ${cases.length} cases: ${r.stderr.trim()}`;
+    return cases.map(() => ({ error: why, broken: true }));
+  }
+  return lines.map((l) => JSON.parse(l));
 }
 
 // A short reason for a port/Python difference, written into the known-differences list.
@@ -111,7 +129,8 @@ for (const file of fs.readdirSync(FIXTURES).filter((f) => f.endsWith(".jinja")).
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ chat_template: source, ...fixture.special_tokens }));
 
-  for (const c of fixture.cases) {
+  const kilnResults = renderKilnAll(dir, fixture.cases);
+  fixture.cases.forEach((c, i) => {
     const conv = conversations[c.conversation];
     const key = `${name} :: ${c.conversation}${c.add_generation_prompt ? " +gen" : ""}`;
     const context = {
@@ -135,17 +154,17 @@ for (const file of fs.readdirSync(FIXTURES).filter((f) => f.endsWith(".jinja")).
       failures++;
       console.error(`STALE known difference (the port now matches Python): ${key}`);
     }
-    const k = renderKiln(dir, conv, c.add_generation_prompt);
+    const k = kilnResults[i];
     const reference = portDiffers ? python : port;
     if (portDiffers) viaPython++;
     compared++;
-    if (!same(reference, k)) {
+    if (k.broken || !same(reference, k)) {
       failures++;
       console.error(`MISMATCH kiln vs ${portDiffers ? "Python fixture" : "@huggingface/jinja"}: ${key}`);
       console.error(`  expected: ${JSON.stringify(reference).slice(0, 400)}`);
       console.error(`  kiln:     ${JSON.stringify(k).slice(0, 400)}`);
     }
-  }
+  });
 }
 fs.rmSync(tmp, { recursive: true, force: true });
 
