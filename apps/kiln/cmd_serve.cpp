@@ -24,6 +24,7 @@
 #include "kiln/pool/demo_model.h"
 #include "kiln/pool/memory.h"
 #include "kiln/pool/multi_model_pool.h"
+#include "kiln/runtime/device.h"
 
 namespace kiln::app {
 namespace {
@@ -35,7 +36,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   int http_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
-  std::string device = "cpu";
+  std::string device = "auto";
   int device_index = 0;
   int engine_threads = 0;
   int64_t max_model_len = 0;
@@ -138,11 +139,13 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   if (!parse_bytes(a.max_body_size, &body_limit) || body_limit <= 0) return fail(invalid_argument("--max-body-size: not a size"));
   if (!parse_bytes(a.max_header_size, &header_limit) || header_limit <= 0) return fail(invalid_argument("--max-header-size: not a size"));
   if (!parse_bytes(a.kv_cache_memory, &kv_bytes)) return fail(invalid_argument("--kv-cache-memory: not a size"));
-  if (a.device != "cpu" && a.device != "cuda") return fail(invalid_argument("--device: use cpu or cuda"));
+  if (a.device != "auto" && a.device != "cpu" && a.device != "cuda")
+    return fail(invalid_argument("--device: use auto, cpu or cuda"));
+  const bool use_cuda = a.device == "cuda" || (a.device == "auto" && runtime::cuda_device_count() > a.device_index);
 
   pool::PoolOptions po;
   pool::ModelLoadOptions& load = po.defaults;
-  load.engine.device = a.device == "cuda" ? runtime::DeviceKind::kCuda : runtime::DeviceKind::kCpu;
+  load.engine.device = use_cuda ? runtime::DeviceKind::kCuda : runtime::DeviceKind::kCpu;
   load.engine.device_index = a.device_index;
   load.engine.num_threads = a.engine_threads;
   load.engine.block_size = a.block_size;
@@ -319,7 +322,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--host", a->host, "KILN_HOST", "Address to listen on");
   opt("--port", a->port, "KILN_PORT", "Port to listen on (0: any free port)");
   opt("--http-threads", a->http_threads, "KILN_HTTP_THREADS", "Threads running the HTTP event loop");
-  opt("--device", a->device, "KILN_DEVICE", "cpu or cuda");
+  opt("--device", a->device, "KILN_DEVICE", "auto (CUDA when a GPU is found), cpu or cuda");
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");

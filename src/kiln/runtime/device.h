@@ -18,4 +18,8 @@ struct Device {
 
 std::string device_string(Device d);  // "cpu", "cuda:0"
 
+// CUDA devices this kiln can use: 0 when it was built without the CUDA backend, or there is no
+// driver or device (never an error).
+int cuda_device_count();
+
 }  // namespace kiln::runtime
