@@ -6,11 +6,24 @@
 #include <memory>
 #include <string_view>
 
+#include <filesystem>
+#include <string>
+
+#include "kiln/metrics/metrics.h"
 #include "kiln/pool/model_pool.h"
-#include "kiln/pool/single_model_pool.h"
 #include "kiln/runtime/engine.h"
+#include "kiln/serve/engine_worker.h"
 
 namespace kiln::pool {
+
+struct ModelLoadOptions {
+  std::filesystem::path dir;
+  std::string served_name;          // empty: the directory's name
+  runtime::EngineOptions engine;
+  serve::EngineWorkerOptions worker;  // model_name, max_model_len, vocab and KV come from the engine
+  std::string owned_by = "kiln";
+  std::string description;
+};
 
 // Called as loading moves on: the phase ("tokenizer", "weights", "worker") and a fraction 0..1.
 using LoadProgress = std::function<void(std::string_view phase, double fraction)>;
@@ -20,7 +33,13 @@ struct LoadResult {
   runtime::MemoryUsage memory;  // the engine's own figures, read before its worker starts
 };
 
-// As load_model (single_model_pool.h), with progress and the engine's memory usage.
+// Loads the engine, tokenizer, chat template and configs of `options.dir` and starts its worker,
+// reporting progress; returns the model with the engine's memory usage. A model without a chat
+// template still serves completions; chat requests get a 400 saying so.
 Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const LoadProgress& progress = nullptr);
+
+// Exposes a model's worker counters (queue depth, running sequences, KV usage, ...) as callback
+// gauges labelled with the model's id.
+void register_model_metrics(metrics::Registry& registry, const std::shared_ptr<LoadedModel>& model);
 
 }  // namespace kiln::pool

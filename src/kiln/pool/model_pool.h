@@ -1,9 +1,8 @@
 // What the HTTP handlers ask for a model: a lease on a loaded model (its engine worker,
 // tokenizer, chat template, configs and context length) and the list of servable models.
 //
-// The handlers only see ModelPool; today kiln serves the one model loaded at start-up
-// (SingleModelPool), and a pool that loads models on demand, keeps several within a memory
-// budget and unloads idle ones implements the same interface.
+// The handlers only see ModelPool; MultiModelPool (multi_model_pool.h) implements it: it loads
+// models on demand, keeps several within a memory budget and unloads idle ones.
 #pragma once
 
 #include <cstdint>

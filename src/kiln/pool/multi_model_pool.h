@@ -22,10 +22,10 @@
 #include "kiln/core/clock.h"
 #include "kiln/metrics/metrics.h"
 #include "kiln/pool/memory.h"
+#include "kiln/pool/model_loader.h"
 #include "kiln/pool/model_pool.h"
 #include "kiln/pool/pool_status.h"
 #include "kiln/pool/registry.h"
-#include "kiln/pool/single_model_pool.h"
 
 namespace kiln::pool {
 
