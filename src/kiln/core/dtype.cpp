@@ -64,6 +64,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void convert_to_f32(const void* src, DType src_type, size_t n, float* dst) {
+  if (n == 0) return;  // an empty part may have no storage at all (memcpy must not see null)
   switch (src_type) {
     case DType::kF32:
       std::memcpy(dst, src, n * 4);
