@@ -68,7 +68,7 @@ MemoryUsage CpuEngine::memory_usage() const {
 }
 
 std::string CpuEngine::device_name() const {
-  return str_cat("cpu (", ctx_.pool->num_threads(), " threads, ", cpu::gemm_isa_name(cpu::gemm_isa()), ")");
+  return str_cat("cpu (", ctx_.pool->num_threads(), " threads, ", cpu::cpu_isa_name(cpu::cpu_isa()), ")");
 }
 
 Result<StepResult> CpuEngine::step(const StepPlan& plan) {

@@ -1,13 +1,16 @@
 // Paged attention against dense causal attention computed in double, with random block tables,
-// GQA, variable query and KV lengths per sequence and a sliding window.
+// GQA, variable query and KV lengths per sequence and a sliding window; and the kernel of every
+// instruction set against the others, bit for bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <cstring>
 
 #include "kiln/core/thread_pool.h"
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/paged_attention.h"
 #include "runtime_test_util.h"
 
@@ -71,6 +74,18 @@ void run_case(const Case& c, uint32_t seed) {
                                    host_i32(query_start), host_i32(kv_len), host_i32(block_start), host_i32(block_ids), p,
                                    host_f32(out, {n, h * d}));
   ASSERT_TRUE(st.is_ok()) << st.to_string();
+  // Every instruction set this machine has gives the same bits as the one ops:: chose.
+  std::vector<cpu::CpuIsa> isas = {cpu::CpuIsa::kScalar};
+  if (cpu::cpu_isa() != cpu::CpuIsa::kScalar) isas.push_back(cpu::CpuIsa::kAvx2);
+  if (cpu::cpu_isa() == cpu::CpuIsa::kAvx512) isas.push_back(cpu::CpuIsa::kAvx512);
+  for (cpu::CpuIsa isa : isas) {
+    std::vector<float> other(out.size(), NAN);
+    st = cpu::paged_attention(ctx, host_f32(qkv, {n, width}), host_f32(cache, {num_blocks, 2, c.block_size, kvh, d}),
+                              host_i32(query_start), host_i32(kv_len), host_i32(block_start), host_i32(block_ids), p,
+                              host_f32(other, {n, h * d}), isa);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    EXPECT_EQ(0, std::memcmp(other.data(), out.data(), out.size() * sizeof(float))) << cpu::cpu_isa_name(isa);
+  }
   double worst = 0;
   for (int64_t i = 0; i < s; ++i)
     for (int64_t t = query_start[i]; t < query_start[i + 1]; ++t) {
@@ -105,6 +120,8 @@ TEST(PagedAttentionTest, MatchesDenseAttention) {
   run_case({4, 2, 16, 4, 0, {1, 5, 3}, {9, 5, 17}}, 1);       // decode, whole prefill, chunk
   run_case({8, 1, 8, 16, 0, {12, 1, 1, 2}, {12, 30, 1, 40}}, 2);  // MQA
   run_case({2, 2, 32, 3, 0, {7}, {7}}, 3);                     // MHA, odd block size
+  run_case({12, 2, 80, 16, 0, {1, 37}, {70, 37}}, 6);          // six heads per KV head, D not a multiple of 64
+  run_case({5, 5, 20, 16, 0, {3, 1}, {3, 33}}, 7);             // D with a partial 16-lane vector
 }
 
 TEST(PagedAttentionTest, SlidingWindowSeesOnlyTheLastPositions) {

@@ -172,18 +172,18 @@ TEST_F(OpsTest, GemmRowsAreBitwiseIndependentOfBatchSizeThreadsAndIsa) {
   std::vector<float> packed(static_cast<size_t>(cpu::packed_size(n, k)));
   cpu::pack_weight(w.data(), n, k, packed.data());
   std::vector<float> full(static_cast<size_t>(m_max * n));
-  cpu::gemm_packed(ctx_, x.data(), m_max, k, packed.data(), n, b.data(), full.data(), cpu::gemm_isa());
+  cpu::gemm_packed(ctx_, x.data(), m_max, k, packed.data(), n, b.data(), full.data(), cpu::cpu_isa());
   DeviceContext single;  // no pool
-  std::vector<cpu::GemmIsa> isas = {cpu::GemmIsa::kScalar};
-  if (cpu::gemm_isa() != cpu::GemmIsa::kScalar) isas.push_back(cpu::GemmIsa::kAvx2);
-  if (cpu::gemm_isa() == cpu::GemmIsa::kAvx512) isas.push_back(cpu::GemmIsa::kAvx512);
+  std::vector<cpu::CpuIsa> isas = {cpu::CpuIsa::kScalar};
+  if (cpu::cpu_isa() != cpu::CpuIsa::kScalar) isas.push_back(cpu::CpuIsa::kAvx2);
+  if (cpu::cpu_isa() == cpu::CpuIsa::kAvx512) isas.push_back(cpu::CpuIsa::kAvx512);
   for (int64_t m : {1, 37, 300}) {
     for (int64_t first : {int64_t{0}, m_max - m}) {
-      for (cpu::GemmIsa isa : isas) {
+      for (cpu::CpuIsa isa : isas) {
         std::vector<float> part(static_cast<size_t>(m * n));
         cpu::gemm_packed(m == 37 ? single : ctx_, x.data() + first * k, m, k, packed.data(), n, b.data(), part.data(), isa);
         ASSERT_EQ(0, std::memcmp(part.data(), full.data() + first * n, part.size() * sizeof(float)))
-            << "m=" << m << " first=" << first << " isa=" << cpu::gemm_isa_name(isa);
+            << "m=" << m << " first=" << first << " isa=" << cpu::cpu_isa_name(isa);
       }
     }
   }

@@ -4,26 +4,79 @@
 
 #include "kiln/core/str.h"
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/backend/cpu/lanes16_cpu.h"
 #include "kiln/runtime/backend/cpu/parallel_cpu.h"
 
 namespace kiln::runtime::cpu {
 namespace {
 
-// Dot product in a fixed order: eight interleaved partial sums, then a fixed tree.
-float dot(const float* a, const float* b, int64_t d) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
-  for (int l = 0; j < d; ++j, ++l) acc[l] += a[j] * b[j];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+// One query token and one KV head: the `group` query heads that share the KV head attend
+// together, so each key and value row is read once per group rather than once per head.
+struct Task {
+  const float* q;           // the group's first query head; heads are d apart
+  float* out;               // the group's first output head
+  const float* cache;       // the layer's cache [num_blocks, 2, block_size, KV, D]
+  const int32_t* table;     // the sequence's block table
+  int64_t first, last;      // visible positions [first, last]
+  int64_t group, d, block_size, token_kv, kv_offset;
+  float scale;
+  float* scores;            // scratch: group x (last - first + 1)
+};
+
+// The visible positions come block by block: the K (which = 0) or V (which = 1) row of the KV
+// head at position j, and the end of the run of positions that share j's block (rows of one run
+// are token_kv floats apart).
+inline const float* row_at(const Task& t, int64_t j, int which) {
+  const int64_t block = t.table[j / t.block_size], offset = j % t.block_size;
+  return t.cache + ((block * 2 + which) * t.block_size + offset) * t.token_kv + t.kv_offset;
+}
+inline int64_t run_end(const Task& t, int64_t j) { return std::min(t.last + 1, j + t.block_size - j % t.block_size); }
+
+namespace portable {
+using Ops = lanes::Portable;
+#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
+}  // namespace portable
+
+#ifdef KILN_LANES_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// GCC 12's AVX-512 headers pass an undefined vector as the unused merge source of its 256-bit
+// extracts and shuffles, which -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+using Ops = lanes::Avx512;
+#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+using Ops = lanes::Avx2;
+#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
+using AttendFn = void (*)(const Task&);
+
+AttendFn attend_for(CpuIsa isa) {
+  switch (isa) {
+#ifdef KILN_LANES_X86
+    case CpuIsa::kAvx512: return avx512::attend;
+    case CpuIsa::kAvx2: return avx2::attend;
+#endif
+    default: return portable::attend;
+  }
 }
 
 }  // namespace
 
 Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor& kv_cache, const Tensor& query_start,
                        const Tensor& kv_len, const Tensor& block_start, const Tensor& block_ids,
-                       const ops::AttentionParams& p, const Tensor& out) {
+                       const ops::AttentionParams& p, const Tensor& out, CpuIsa isa) {
   const int64_t n = qkv.dim(0), s = kv_len.dim(0), h = p.num_heads, kvh = p.num_kv_heads, d = p.head_dim;
   const int64_t width = (h + 2 * kvh) * d;
   const int64_t num_blocks = kv_cache.dim(0), block_size = kv_cache.dim(2);
@@ -54,39 +107,28 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
   const float* cache = kv_cache.data<float>();
   float* o = out.data<float>();
   const int64_t group = h / kvh;
-  const int64_t token_kv = kvh * d;
-  parallel_for(ctx, n * h, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> scores(static_cast<size_t>(longest));
+  const AttendFn attend_fn = attend_for(isa);
+  parallel_for(ctx, n * kvh, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scores(static_cast<size_t>(group * longest));
     for (int64_t task = b; task < e; ++task) {
-      const int64_t i = task / h, head = task % h, kv_head = head / group;
+      const int64_t i = task / kvh, kv_head = task % kvh;
       const int32_t seq = seq_of[static_cast<size_t>(i)];
       const int64_t pos = kl[seq] - (qs[seq + 1] - qs[seq]) + (i - qs[seq]);
-      const int64_t first = p.sliding_window > 0 ? std::max<int64_t>(0, pos - p.sliding_window + 1) : 0;
-      const float* q = base + i * width + head * d;
-      const int32_t* table = bids + bs[seq];
-      auto key_at = [&](int64_t j, int which) {
-        const int64_t block = table[j / block_size], offset = j % block_size;
-        return cache + ((block * 2 + which) * block_size + offset) * token_kv + kv_head * d;
-      };
-      float max_score = -INFINITY;
-      for (int64_t j = first; j <= pos; ++j) {
-        const float sc = dot(q, key_at(j, 0), d) * p.scale;
-        scores[static_cast<size_t>(j - first)] = sc;
-        max_score = std::max(max_score, sc);
-      }
-      float sum = 0.0f;
-      for (int64_t j = first; j <= pos; ++j) {
-        float& sc = scores[static_cast<size_t>(j - first)];
-        sc = std::exp(sc - max_score);
-        sum += sc;
-      }
-      float* y = o + i * h * d + head * d;
-      for (int64_t c = 0; c < d; ++c) y[c] = 0.0f;
-      for (int64_t j = first; j <= pos; ++j) {
-        const float w = scores[static_cast<size_t>(j - first)] / sum;
-        const float* v = key_at(j, 1);
-        for (int64_t c = 0; c < d; ++c) y[c] += w * v[c];
-      }
+      Task t;
+      t.q = base + i * width + kv_head * group * d;
+      t.out = o + i * h * d + kv_head * group * d;
+      t.cache = cache;
+      t.table = bids + bs[seq];
+      t.first = p.sliding_window > 0 ? std::max<int64_t>(0, pos - p.sliding_window + 1) : 0;
+      t.last = pos;
+      t.group = group;
+      t.d = d;
+      t.block_size = block_size;
+      t.token_kv = kvh * d;
+      t.kv_offset = kv_head * d;
+      t.scale = p.scale;
+      t.scores = scores.data();
+      attend_fn(t);
     }
   });
   return Status::ok();

@@ -102,11 +102,11 @@ struct KernelSet {
   Kernel by_mr[kMaxMr + 1] = {};
 };
 
-KernelSet kernels_for(GemmIsa isa) {
+KernelSet kernels_for(CpuIsa isa) {
   KernelSet s;
   switch (isa) {
 #ifdef KILN_GEMM_X86
-    case GemmIsa::kAvx512:
+    case CpuIsa::kAvx512:
       s.max_mr = 6;
       s.by_mr[1] = kernel_avx512<1>;
       s.by_mr[2] = kernel_avx512<2>;
@@ -115,7 +115,7 @@ KernelSet kernels_for(GemmIsa isa) {
       s.by_mr[5] = kernel_avx512<5>;
       s.by_mr[6] = kernel_avx512<6>;
       return s;
-    case GemmIsa::kAvx2:
+    case CpuIsa::kAvx2:
       s.max_mr = 2;
       s.by_mr[1] = kernel_avx2<1>;
       s.by_mr[2] = kernel_avx2<2>;
@@ -131,30 +131,7 @@ KernelSet kernels_for(GemmIsa isa) {
   }
 }
 
-GemmIsa detect_isa() {
-#ifdef KILN_GEMM_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return GemmIsa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemmIsa::kAvx2;
-#endif
-  return GemmIsa::kScalar;
-}
-
 }  // namespace
-
-GemmIsa gemm_isa() {
-  static const GemmIsa isa = detect_isa();
-  return isa;
-}
-
-const char* gemm_isa_name(GemmIsa isa) {
-  switch (isa) {
-    case GemmIsa::kAvx512: return "avx512";
-    case GemmIsa::kAvx2: return "avx2";
-    case GemmIsa::kScalar: return "scalar";
-  }
-  return "?";
-}
 
 int64_t packed_size(int64_t n, int64_t k) { return (n + kP - 1) / kP * kP * k; }
 
@@ -175,7 +152,7 @@ void pack_weight(const float* w, int64_t n, int64_t k, float* packed) {
 }
 
 void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const float* packed, int64_t n,
-                 const float* bias, float* out, GemmIsa isa) {
+                 const float* bias, float* out, CpuIsa isa) {
   if (m <= 0 || n <= 0) return;
   const KernelSet ks = kernels_for(isa);
   const int64_t panels = (n + kP - 1) / kP;
@@ -191,8 +168,11 @@ void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k,
       for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kKc) {
         const int64_t k1 = std::min(k, k0 + kKc);
         const bool first = k0 == 0, last = k1 == k;
-        for (int64_t r0 = row_begin; r0 < row_end; r0 += ks.max_mr) {
-          const int mr = static_cast<int>(std::min<int64_t>(ks.max_mr, row_end - r0));
+        // Row blocks of near-equal size (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2): a thin last
+        // block would reload the panel slice for little work.
+        const int64_t rows = row_end - row_begin, blocks = (rows + ks.max_mr - 1) / ks.max_mr;
+        for (int64_t blk = 0, r0 = row_begin; blk < blocks; ++blk) {
+          const int mr = static_cast<int>(rows / blocks + (blk < rows % blocks ? 1 : 0));
           for (int r = 0; r < mr; ++r) {
             float* trow = tile + r * kP;
             if (first) {
@@ -212,6 +192,7 @@ void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k,
               std::memcpy(orow, trow, sizeof(float) * static_cast<size_t>(ncols));
             }
           }
+          r0 += mr;
         }
         if (k == 0) break;
       }

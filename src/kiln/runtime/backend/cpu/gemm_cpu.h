@@ -12,15 +12,12 @@
 
 #include <cstdint>
 
+#include "kiln/runtime/backend/cpu/isa_cpu.h"
 #include "kiln/runtime/device_context.h"
 
 namespace kiln::runtime::cpu {
 
 inline constexpr int64_t kGemmPanel = 64;
-
-enum class GemmIsa { kScalar, kAvx2, kAvx512 };
-GemmIsa gemm_isa();  // the best this machine supports (checked once at run time)
-const char* gemm_isa_name(GemmIsa isa);
 
 // Floats the packed form of an [n, k] matrix takes.
 int64_t packed_size(int64_t n, int64_t k);
@@ -30,6 +27,6 @@ void pack_weight(const float* w, int64_t n, int64_t k, float* packed);
 // x: [m, k] row-major; packed from pack_weight; bias: [n] or null; out: [m, n] row-major.
 // `isa` selects the kernel (tests compare them); results are identical for every isa.
 void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const float* packed, int64_t n,
-                 const float* bias, float* out, GemmIsa isa);
+                 const float* bias, float* out, CpuIsa isa);
 
 }  // namespace kiln::runtime::cpu

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "kiln/runtime/backend/cpu/isa_cpu.h"
 #include "kiln/runtime/ops/linear.h"
 #include "kiln/runtime/ops/paged_attention.h"
 #include "kiln/runtime/ops/qkv_rope.h"
@@ -25,7 +26,8 @@ Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor&
                       const Tensor& rope_table, const ops::QkvParams& params, const Tensor& kv_cache);
 Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor& kv_cache,
                        const Tensor& query_start, const Tensor& kv_len, const Tensor& block_start,
-                       const Tensor& block_ids, const ops::AttentionParams& params, const Tensor& out);
+                       const Tensor& block_ids, const ops::AttentionParams& params, const Tensor& out,
+                       CpuIsa isa = cpu_isa());  // isa: tests compare them; every one gives the same bits
 Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
               std::vector<SampledToken>* out);
 

@@ -33,7 +33,7 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight
   if (w.weight.tensor().numel() != packed_size(w.out_features, w.in_features))
     return invalid_argument("linear: weight was not packed for the CPU backend");
   gemm_packed(ctx, x.data<float>(), x.dim(0), w.in_features, w.weight.tensor().data<float>(), w.out_features,
-              w.bias.empty() ? nullptr : w.bias.tensor().data<float>(), out.data<float>(), gemm_isa());
+              w.bias.empty() ? nullptr : w.bias.tensor().data<float>(), out.data<float>(), cpu_isa());
   return Status::ok();
 }
 
