@@ -21,25 +21,39 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t max_chunks = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
-  if (max_chunks <= 1 || workers_.empty()) {
+  const int64_t max_pieces = (n + grain - 1) / grain;
+  if (max_pieces <= 1 || workers_.empty()) {
     fn(0, n);
     return;
   }
+  // A few pieces per thread, handed out as threads ask: a thread that the OS holds up (another
+  // process or an HTTP thread on its core) leaves its share to the others instead of stalling
+  // the whole loop.
+  const int64_t pieces = std::min<int64_t>(max_pieces, int64_t{num_threads()} * kPiecesPerThread);
+  const int64_t piece = std::max(grain, (n + pieces - 1) / pieces);
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
     n_ = n;
-    num_chunks_ = static_cast<int>(max_chunks);
-    chunk_ = (n + max_chunks - 1) / max_chunks;
-    pending_ = num_chunks_ - 1;
+    piece_ = piece;
+    next_.store(0, std::memory_order_relaxed);
+    helpers_ = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(workers_.size()), (n + piece - 1) / piece - 1));
+    pending_ = helpers_;
     ++generation_;
   }
   cv_work_.notify_all();
-  fn(0, std::min(n, chunk_));  // chunk 0 on the calling thread
+  run_pieces(fn, n, piece);
   std::unique_lock<std::mutex> lock(mu_);
   cv_done_.wait(lock, [this] { return pending_ == 0; });
   fn_ = nullptr;
+}
+
+void ThreadPool::run_pieces(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t piece) {
+  while (true) {
+    const int64_t begin = next_.fetch_add(piece, std::memory_order_relaxed);
+    if (begin >= n) return;
+    fn(begin, std::min(n, begin + piece));
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -49,11 +63,11 @@ void ThreadPool::worker_loop(int index) {
     cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
     if (stop_) return;
     seen = generation_;
-    if (index >= num_chunks_) continue;
+    if (index > helpers_) continue;
     const auto* fn = fn_;
-    const int64_t begin = index * chunk_, end = std::min(n_, begin + chunk_);
+    const int64_t n = n_, piece = piece_;
     lock.unlock();
-    if (begin < end) (*fn)(begin, end);
+    run_pieces(*fn, n, piece);
     lock.lock();
     if (--pending_ == 0) cv_done_.notify_one();
   }

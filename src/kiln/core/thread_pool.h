@@ -1,6 +1,7 @@
 // A fixed pool of worker threads for data-parallel CPU kernels.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,19 +21,24 @@ class ThreadPool {
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Runs fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items,
-  // on the pool and the calling thread; returns when all are done. Not reentrant.
+  // Runs fn(begin, end) over [0, n) split into contiguous pieces of at least `grain` items
+  // (a few per thread, taken in order by whichever thread is free), on the pool and the calling
+  // thread; returns when all are done. Not reentrant.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
+  static constexpr int64_t kPiecesPerThread = 4;
+
   void worker_loop(int index);
+  void run_pieces(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t piece);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0, chunk_ = 0;
-  int num_chunks_ = 0;
+  int64_t n_ = 0, piece_ = 0;
+  std::atomic<int64_t> next_{0};  // first item of the next piece to hand out
+  int helpers_ = 0;               // workers 1 .. helpers_ take part in the current loop
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;
