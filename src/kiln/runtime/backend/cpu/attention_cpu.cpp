@@ -10,17 +10,18 @@
 namespace kiln::runtime::cpu {
 namespace {
 
-// One query token and one KV head: the `group` query heads that share the KV head attend
-// together, so each key and value row is read once per group rather than once per head.
+// One query token and the KV heads kv0 .. kv0 + kv_count - 1: the query heads that share a KV
+// head attend together, so each key and value row is read once per group rather than once per
+// head, and the task reads its KV heads' part of a row as one stretch.
 struct Task {
-  const float* q;           // the group's first query head; heads are d apart
-  float* out;               // the group's first output head
+  const float* q;           // the first query head of KV head kv0; heads are d apart
+  float* out;               // the first output head of KV head kv0
   const float* cache;       // the layer's cache [num_blocks, 2, block_size, KV, D]
   const int32_t* table;     // the sequence's block table
   int64_t first, last;      // visible positions [first, last]
-  int64_t group, d, block_size, token_kv, kv_offset;
+  int64_t group, kv_count, d, block_size, token_kv, kv_offset;  // kv_offset = kv0 * d
   float scale;
-  float* scores;            // scratch: group x (last - first + 1)
+  float* scratch;           // (d + 18) floats per query head of the task
 };
 
 // The visible positions come block by block: the K (which = 0) or V (which = 1) row of the KV
@@ -31,6 +32,9 @@ inline const float* row_at(const Task& t, int64_t j, int which) {
   return t.cache + ((block * 2 + which) * t.block_size + offset) * t.token_kv + t.kv_offset;
 }
 inline int64_t run_end(const Task& t, int64_t j) { return std::min(t.last + 1, j + t.block_size - j % t.block_size); }
+// A tile: up to 16 consecutive positions from j, all in j's block.
+inline int tile_end(const Task& t, int64_t j) { return static_cast<int>(std::min<int64_t>(run_end(t, j), j + 16) - j); }
+
 
 namespace portable {
 using Ops = lanes::Portable;
@@ -89,7 +93,6 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
   if (qs[0] != 0 || qs[s] != n) return invalid_argument(str_cat("paged_attention: query_start must run from 0 to ", n));
   if (bs[0] < 0 || bs[s] > nb) return invalid_argument("paged_attention: block_start is outside block_ids");
   std::vector<int32_t> seq_of(static_cast<size_t>(n));
-  int64_t longest = 0;
   for (int64_t i = 0; i < s; ++i) {
     const int64_t q_len = qs[i + 1] - qs[i];
     if (q_len < 0 || q_len > kl[i])
@@ -101,33 +104,38 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
       if (bids[j] < 0 || bids[j] >= num_blocks)
         return invalid_argument(str_cat("paged_attention: block id ", bids[j], " is outside [0, ", num_blocks, ")"));
     for (int64_t t = qs[i]; t < qs[i + 1]; ++t) seq_of[static_cast<size_t>(t)] = static_cast<int32_t>(i);
-    longest = std::max<int64_t>(longest, kl[i]);
   }
   const float* base = qkv.data<float>();
   const float* cache = kv_cache.data<float>();
   float* o = out.data<float>();
   const int64_t group = h / kvh;
   const AttendFn attend_fn = attend_for(isa);
-  parallel_for(ctx, n * kvh, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> scores(static_cast<size_t>(group * longest));
+  // A task is one token and a share of its KV heads: all of them when there are tokens enough to
+  // keep every thread busy (a decode batch, a prefill), fewer when there are not (batch 1).
+  const int64_t threads = ctx.pool != nullptr ? ctx.pool->num_threads() : 1;
+  const int64_t splits = std::clamp<int64_t>((4 * threads + n - 1) / n, 1, kvh);
+  parallel_for(ctx, n * splits, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(static_cast<size_t>(h * (d + 18)));
     for (int64_t task = b; task < e; ++task) {
-      const int64_t i = task / kvh, kv_head = task % kvh;
+      const int64_t i = task / splits, split = task % splits;
+      const int64_t kv0 = split * kvh / splits, kv1 = (split + 1) * kvh / splits;
       const int32_t seq = seq_of[static_cast<size_t>(i)];
       const int64_t pos = kl[seq] - (qs[seq + 1] - qs[seq]) + (i - qs[seq]);
       Task t;
-      t.q = base + i * width + kv_head * group * d;
-      t.out = o + i * h * d + kv_head * group * d;
+      t.q = base + i * width + kv0 * group * d;
+      t.out = o + i * h * d + kv0 * group * d;
       t.cache = cache;
       t.table = bids + bs[seq];
       t.first = p.sliding_window > 0 ? std::max<int64_t>(0, pos - p.sliding_window + 1) : 0;
       t.last = pos;
       t.group = group;
+      t.kv_count = kv1 - kv0;
       t.d = d;
       t.block_size = block_size;
       t.token_kv = kvh * d;
-      t.kv_offset = kv_head * d;
+      t.kv_offset = kv0 * d;
       t.scale = p.scale;
-      t.scores = scores.data();
+      t.scratch = scratch.data();
       attend_fn(t);
     }
   });

@@ -16,7 +16,7 @@ namespace {
 
 constexpr int64_t kP = kGemmPanel;
 // K block: one panel's slice of kKc x 64 floats (64 KiB) stays in L2 while every row block of a
-// row chunk streams past it. Row chunk: kMc rows of x share that slice.
+// row chunk streams past it. Row chunk: at most kMc rows of x share that slice.
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 96;
 constexpr int kMaxMr = 6;
@@ -162,7 +162,8 @@ void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k,
     for (int64_t t = begin; t < end; ++t) {
       const int64_t p = t / chunks, chunk = t % chunks;
       const int64_t col0 = p * kP, ncols = std::min(kP, n - col0);
-      const int64_t row_begin = chunk * kMc, row_end = std::min(m, row_begin + kMc);
+      // Chunks of near-equal size too (97 rows: 49 + 48, not 96 + 1).
+      const int64_t row_begin = chunk * m / chunks, row_end = (chunk + 1) * m / chunks;
       const float* panel = packed + p * k * kP;
       // k == 0 still needs one pass to write zeros (+ bias).
       for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kKc) {
