@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace kiln {
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -16,6 +20,18 @@ ThreadPool::~ThreadPool() {
   }
   cv_work_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+template <class Done>
+bool ThreadPool::spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+  }
+  return true;
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -38,13 +54,16 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     piece_ = piece;
     next_.store(0, std::memory_order_relaxed);
     helpers_ = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(workers_.size()), (n + piece - 1) / piece - 1));
-    pending_ = helpers_;
-    ++generation_;
+    pending_.store(helpers_);
+    generation_.fetch_add(1);
   }
-  cv_work_.notify_all();
+  cv_work_.notify_all();  // enters the kernel only for a worker that went to sleep
   run_pieces(fn, n, piece);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [this] { return pending_ == 0; });
+  if (!spin_until([this] { return pending_.load() == 0; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_done_.wait(lock, [this] { return pending_.load() == 0; });
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   fn_ = nullptr;
 }
 
@@ -59,17 +78,20 @@ void ThreadPool::run_pieces(const std::function<void(int64_t, int64_t)>& fn, int
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   while (true) {
+    spin_until([&] { return generation_.load() != seen; });
     std::unique_lock<std::mutex> lock(mu_);
-    cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
+    cv_work_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
     if (stop_) return;
-    seen = generation_;
+    seen = generation_.load();
     if (index > helpers_) continue;
     const auto* fn = fn_;
     const int64_t n = n_, piece = piece_;
     lock.unlock();
     run_pieces(*fn, n, piece);
-    lock.lock();
-    if (--pending_ == 0) cv_done_.notify_one();
+    if (pending_.fetch_sub(1) == 1) {
+      lock.lock();  // the caller checks pending_ under mu_ before it sleeps: no lost wake-up
+      cv_done_.notify_one();
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,13 @@ class ThreadPool {
 
  private:
   static constexpr int64_t kPiecesPerThread = 4;
+  // How long a thread polls before it sleeps: a model's ops follow each other within
+  // microseconds, and a sleep and wake-up through the kernel costs more than that.
+  static constexpr std::chrono::microseconds kSpin{50};
+
+  // Polls `done` until it holds or kSpin has passed; returns whether it holds.
+  template <class Done>
+  static bool spin_until(Done done);
 
   void worker_loop(int index);
   void run_pieces(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t piece);
@@ -39,8 +47,8 @@ class ThreadPool {
   int64_t n_ = 0, piece_ = 0;
   std::atomic<int64_t> next_{0};  // first item of the next piece to hand out
   int helpers_ = 0;               // workers 1 .. helpers_ take part in the current loop
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped (under mu_) when a loop starts
+  std::atomic<int> pending_{0};          // helpers still working on the current loop
   bool stop_ = false;
 };
 

@@ -36,9 +36,19 @@ void apply_bias_and_penalties(const SamplingParams& sp, const ops::SamplingBatch
   }
 }
 
+// Vocabulary-sized working arrays, kept per thread: allocating them for every row (a quarter of
+// a megabyte of doubles) costs fresh pages from the kernel at every step.
+struct Scratch {
+  std::vector<float> logits;
+  std::vector<int32_t> cand;
+  std::vector<double> prob;
+};
+
 SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, const float* raw,
                         int64_t vocab) {
-  std::vector<float> l(raw, raw + vocab);
+  thread_local Scratch scratch;
+  std::vector<float>& l = scratch.logits;
+  l.assign(raw, raw + vocab);
   apply_bias_and_penalties(sp, batch, row, l.data());
   const Better better{l.data()};
 
@@ -57,7 +67,8 @@ SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batc
     for (int32_t i = 1; i < vocab; ++i) if (better(i, best)) best = i;
     result.token = best;
   } else {
-    std::vector<int32_t> cand(static_cast<size_t>(vocab));
+    std::vector<int32_t>& cand = scratch.cand;
+    cand.resize(static_cast<size_t>(vocab));
     std::iota(cand.begin(), cand.end(), 0);
     cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return std::isinf(l[t]) && l[t] < 0; }),
                cand.end());
@@ -77,7 +88,8 @@ SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batc
       const double inv_t = 1.0 / static_cast<double>(sp.temperature);
       float mx = -INFINITY;
       for (int32_t t : cand) mx = std::max(mx, l[t]);
-      std::vector<double> prob(cand.size());
+      std::vector<double>& prob = scratch.prob;
+      prob.resize(cand.size());
       double total = 0.0;
       for (size_t i = 0; i < cand.size(); ++i) {
         prob[i] = std::exp((static_cast<double>(l[cand[i]]) - mx) * inv_t);
