@@ -35,7 +35,6 @@ inline int64_t run_end(const Task& t, int64_t j) { return std::min(t.last + 1, j
 // A tile: up to 16 consecutive positions from j, all in j's block.
 inline int tile_end(const Task& t, int64_t j) { return static_cast<int>(std::min<int64_t>(run_end(t, j), j + 16) - j); }
 
-
 namespace portable {
 using Ops = lanes::Portable;
 #include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
