@@ -16,8 +16,11 @@ namespace {
 
 constexpr int64_t kP = kGemmPanel;
 // K block: one panel's slice of kKc x 64 floats (64 KiB) stays in L2 while every row block of a
-// row chunk streams past it. Row chunk: at most kMc rows of x share that slice.
+// row chunk streams past it. A whole panel that fits in kWholePanelBytes is one block: its tile
+// then stays in registers from the first k to the last. Row chunk: at most kMc rows of x share
+// the slice.
 constexpr int64_t kKc = 256;
+constexpr int64_t kWholePanelBytes = 512 << 10;
 constexpr int64_t kMc = 96;
 constexpr int kMaxMr = 6;
 
@@ -157,6 +160,7 @@ void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k,
   const KernelSet ks = kernels_for(isa);
   const int64_t panels = (n + kP - 1) / kP;
   const int64_t chunks = (m + kMc - 1) / kMc;
+  const int64_t kc = k * kP * static_cast<int64_t>(sizeof(float)) <= kWholePanelBytes ? std::max<int64_t>(k, 1) : kKc;
   parallel_for(ctx, panels * chunks, 1, [&](int64_t begin, int64_t end) {
     alignas(64) float tile[kMaxMr * kP];
     for (int64_t t = begin; t < end; ++t) {
@@ -166,8 +170,8 @@ void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k,
       const int64_t row_begin = chunk * m / chunks, row_end = (chunk + 1) * m / chunks;
       const float* panel = packed + p * k * kP;
       // k == 0 still needs one pass to write zeros (+ bias).
-      for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kKc) {
-        const int64_t k1 = std::min(k, k0 + kKc);
+      for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kc) {
+        const int64_t k1 = std::min(k, k0 + kc);
         const bool first = k0 == 0, last = k1 == k;
         // Row blocks of near-equal size (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2): a thin last
         // block would reload the panel slice for little work.
