@@ -168,6 +168,47 @@ TEST_F(CudaOpsTest, LinearMatchesCpuOnBothPathsWithAndWithoutBias) {
   }
 }
 
+// The fused gate/up projection and SwiGLU: against the CPU op, and bit for bit against the separate
+// CUDA product and activation on the small-m path it replaces.
+TEST_F(CudaOpsTest, LinearSwigluMatchesCpuAndTheSeparateKernels) {
+  uint32_t seed = 40;
+  for (auto [inter, k] : std::vector<std::pair<int64_t, int64_t>>{{30, 64}, {1000, 136}, {8192, 2048}, {3072, 1024}}) {
+    std::vector<float> wg = random_bf16(static_cast<size_t>(inter * k), seed++, 0.05f);
+    std::vector<float> wu = random_bf16(static_cast<size_t>(inter * k), seed++, 0.05f);
+    const HostMatrix parts[2] = {{wg.data(), DType::kF32, inter, k, "gate"}, {wu.data(), DType::kF32, inter, k, "up"}};
+    auto wc = ops::load_linear_weight(cpu_, parts);
+    auto wgpu = ops::load_linear_weight(gpu_, parts);
+    ASSERT_TRUE(wc.is_ok() && wgpu.is_ok());
+    for (int64_t m : {1, 2, 5}) {
+      std::vector<float> x = random_bf16(static_cast<size_t>(m * k), seed++);
+      std::vector<float> gu(static_cast<size_t>(m * 2 * inter)), want(static_cast<size_t>(m * inter));
+      ASSERT_TRUE(ops::linear_swiglu(cpu_, host(x, {m, k}), *wc, host(gu, {m, 2 * inter}), host(want, {m, inter})).is_ok());
+      Buffer xb = upload(x, DType::kBF16, {m, k});
+      Buffer scratch = poisoned(DType::kBF16, {m, 2 * inter});
+      Buffer out = poisoned(DType::kBF16, {m, inter});
+      const Status st = ops::linear_swiglu(gpu_, xb.tensor(), *wgpu, scratch.tensor(), out.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      const std::vector<float> got = download(out.tensor());
+      expect_close(got, want, 2e-3 * max_abs(want), 2e-2, str_cat("linear_swiglu m=", m, " inter=", inter, " k=", k));
+      Buffer gu_sep = poisoned(DType::kBF16, {m, 2 * inter});
+      Buffer out_sep = poisoned(DType::kBF16, {m, inter});
+      ASSERT_TRUE(ops::linear(gpu_, xb.tensor(), *wgpu, gu_sep.tensor()).is_ok());
+      ASSERT_TRUE(ops::swiglu(gpu_, gu_sep.tensor(), out_sep.tensor()).is_ok());
+      expect_close(got, download(out_sep.tensor()), 0.0, 0.0, str_cat("linear_swiglu vs separate m=", m));
+    }
+  }
+  // Shapes are checked before any kernel runs.
+  std::vector<float> w(16 * 8, 0.0f);
+  const HostMatrix one{w.data(), DType::kF32, 16, 8, "w"};
+  auto wgpu = ops::load_linear_weight(gpu_, std::span<const HostMatrix>(&one, 1));
+  ASSERT_TRUE(wgpu.is_ok());
+  Buffer xb = poisoned(DType::kBF16, {1, 8});
+  Buffer scratch = poisoned(DType::kBF16, {1, 16});
+  Buffer bad = poisoned(DType::kBF16, {1, 7});
+  EXPECT_EQ(ops::linear_swiglu(gpu_, xb.tensor(), *wgpu, scratch.tensor(), bad.tensor()).code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(CudaOpsTest, QkvRopeCacheMatchesCpu) {
   uint32_t seed = 40;
   struct Case {

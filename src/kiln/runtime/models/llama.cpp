@@ -181,8 +181,7 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
                                               ap, attn));
     KILN_RETURN_IF_ERROR(ops::linear(ctx, attn, l.o, delta));
     KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, l.post_attention_norm.tensor(), eps, normed));
-    KILN_RETURN_IF_ERROR(ops::linear(ctx, normed, l.gate_up, gate_up));
-    KILN_RETURN_IF_ERROR(ops::swiglu(ctx, gate_up, act));
+    KILN_RETURN_IF_ERROR(ops::linear_swiglu(ctx, normed, l.gate_up, gate_up, act));
     KILN_RETURN_IF_ERROR(ops::linear(ctx, act, l.down, delta));
   }
   if (m == 0) return Status::ok();

@@ -29,4 +29,25 @@ Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out
   return cpu::swiglu(ctx, gate_up, out);
 }
 
+Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& gate_up,
+                     const Tensor& out) {
+  const DType dt = compute_dtype(ctx.device);
+  KILN_RETURN_IF_ERROR(check_tensor(x, "linear_swiglu x", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_tensor(out, "linear_swiglu out", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(x, "linear_swiglu x", 1, w.in_features));
+  KILN_RETURN_IF_ERROR(check_dim(out, "linear_swiglu out", 0, x.dim(0)));
+  if (w.out_features != 2 * out.dim(1))
+    return invalid_argument(str_cat("linear_swiglu: ", w.out_features, " gate/up rows for an activation of ",
+                                    out.shape_string()));
+#ifdef KILN_HAVE_CUDA_OP
+  if (ctx.device.kind == DeviceKind::kCuda && cuda::linear_swiglu_fused(ctx, x, w, out)) {
+    if (w.weight.empty() || !(w.weight.tensor().device() == ctx.device))
+      return invalid_argument("linear_swiglu: weight is missing or on another device");
+    return cuda::linear_swiglu(ctx, x, w, out);
+  }
+#endif
+  KILN_RETURN_IF_ERROR(linear(ctx, x, w, gate_up));
+  return swiglu(ctx, gate_up, out);
+}
+
 }  // namespace kiln::runtime::ops

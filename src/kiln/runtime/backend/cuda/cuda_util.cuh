@@ -79,6 +79,7 @@ using bf16 = __nv_bfloat16;
 
 __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ bf16 to_bf(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
 // 8 bf16 in one 16-byte word, for vector loads.
 struct alignas(16) Bf16x8 {

@@ -114,8 +114,6 @@ __global__ void rms_norm_kernel(const bf16* x, R* residual, const bf16* __restri
   }
 }
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
-
 __global__ void swiglu_kernel(const bf16* __restrict__ gate_up, int64_t n, int64_t inter,
                               bf16* __restrict__ out) {
   dev::pdl_begin();
@@ -131,10 +129,10 @@ __global__ void swiglu_kernel(const bf16* __restrict__ gate_up, int64_t n, int64
       dev::unpack8(reinterpret_cast<const Bf16x8*>(g)[i], gv);
       dev::unpack8(reinterpret_cast<const Bf16x8*>(u)[i], uv);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) gv[j] = silu(gv[j]) * uv[j];
+      for (int j = 0; j < 8; ++j) gv[j] = dev::silu(gv[j]) * uv[j];
       reinterpret_cast<Bf16x8*>(o)[i] = dev::pack8(gv);
     } else {
-      o[i] = dev::to_bf(silu(dev::to_f(g[i])) * dev::to_f(u[i]));
+      o[i] = dev::to_bf(dev::silu(dev::to_f(g[i])) * dev::to_f(u[i]));
     }
   }
 }

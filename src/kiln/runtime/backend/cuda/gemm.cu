@@ -18,55 +18,89 @@ constexpr int kSmallMWarps = 8;
 constexpr int kSmallMUnroll = 8;
 
 // One warp per output column: the warp streams w[col, :] once (16-byte loads, kSmallMUnroll in
-// flight per lane) against the M rows of x, which stay in L1/L2.
-template <int M, typename Y>
+// flight per lane) against the M rows of x, which stay in L1/L2. The weights never depend on the
+// previous kernel, so the first kSmallMUnroll loads of each lane are issued before waiting for it
+// (dev::pdl_begin): under programmatic launch the stream of weights starts while the previous
+// kernel still runs.
+//
+// With kSwiGlu, w is a fused [gate; up] matrix of 2 * I rows and the kernel writes the SwiGLU
+// activation y[m, j] = silu(gate) * up of I columns: a block computes the gate and up columns of
+// kSmallMWarps / 2 outputs and combines them through shared memory, rounding each to bf16 first,
+// exactly as the separate GEMM and swiglu kernels would.
+template <int M, typename Y, bool kSwiGlu>
 __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* __restrict__ x,
                                                                      const bf16* __restrict__ w,
                                                                      const bf16* __restrict__ bias,
                                                                      Y* __restrict__ y, int64_t n, int64_t k) {
-  dev::pdl_begin();
-  const int lane = threadIdx.x & 31;
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + (threadIdx.x >> 5);
-  if (col >= n) return;
+  constexpr int kHalf = kSmallMWarps / 2;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + warp;
+  bool live = col < n;
+  if constexpr (kSwiGlu) {
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * kHalf + warp % kHalf;
+    live = j < n / 2;
+    col = warp < kHalf ? j : n / 2 + j;
+  }
   const int64_t kv = k / 8;
-  const auto* wv = reinterpret_cast<const Bf16x8*>(w + col * k);
+  const auto* wv = reinterpret_cast<const Bf16x8*>(w + (live ? col : 0) * k);
   const auto* xv = reinterpret_cast<const Bf16x8*>(x);
+  Bf16x8 wr[kSmallMUnroll];
+  int64_t v = lane;
+  const auto whole_step = [&] { return v + 32 * (kSmallMUnroll - 1) < kv; };
+  const auto load_step = [&] {
+#pragma unroll
+    for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
+  };
+  if (live && whole_step()) load_step();
+  dev::pdl_begin();
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  int64_t v = lane;
-  for (; v + 32 * (kSmallMUnroll - 1) < kv; v += 32 * kSmallMUnroll) {
-    Bf16x8 wr[kSmallMUnroll];
+  if (live) {
+    while (whole_step()) {
 #pragma unroll
-    for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
+      for (int u = 0; u < kSmallMUnroll; ++u) {
+        float wf[8];
+        dev::unpack8(wr[u], wf);
 #pragma unroll
-    for (int u = 0; u < kSmallMUnroll; ++u) {
+        for (int m = 0; m < M; ++m) {
+          float xf[8];
+          dev::unpack8(xv[m * kv + v + 32 * u], xf);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
+        }
+      }
+      v += 32 * kSmallMUnroll;
+      if (whole_step()) load_step();
+    }
+    for (; v < kv; v += 32) {
       float wf[8];
-      dev::unpack8(wr[u], wf);
+      dev::unpack8(wv[v], wf);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float xf[8];
-        dev::unpack8(xv[m * kv + v + 32 * u], xf);
+        dev::unpack8(xv[m * kv + v], xf);
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
       }
     }
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }
-  for (; v < kv; v += 32) {
-    float wf[8];
-    dev::unpack8(wv[v], wf);
+  const float b = live && bias != nullptr ? dev::to_f(bias[col]) : 0.0f;
+  if constexpr (kSwiGlu) {
+    __shared__ float part[kSmallMWarps][M];
+    if (lane == 0 && live) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float xf[8];
-      dev::unpack8(xv[m * kv + v], xf);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
+      for (int m = 0; m < M; ++m) part[warp][m] = dev::to_f(dev::to_bf(acc[m] + b));
     }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
-  if (lane == 0) {
-    const float b = bias != nullptr ? dev::to_f(bias[col]) : 0.0f;
+    __syncthreads();
+    if (threadIdx.x < kHalf * M) {
+      const int h = threadIdx.x % kHalf, m = threadIdx.x / kHalf;
+      const int64_t j = static_cast<int64_t>(blockIdx.x) * kHalf + h;
+      if (j < n / 2) y[m * (n / 2) + j] = dev::to_bf(dev::silu(part[h][m]) * part[kHalf + h][m]);
+    }
+  } else if (lane == 0 && live) {
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       if constexpr (std::is_same_v<Y, float>) {
@@ -79,29 +113,35 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
 }
 
 template <int M>
-Status launch_small_m_fixed(const GemmArgs& a, Stream stream) {
-  const unsigned grid = static_cast<unsigned>((a.n + kSmallMWarps - 1) / kSmallMWarps);
+Status launch_small_m_fixed(const GemmArgs& a, bool swiglu, Stream stream) {
   const auto* x = reinterpret_cast<const bf16*>(a.x);
   const auto* w = reinterpret_cast<const bf16*>(a.w);
   const auto* b = reinterpret_cast<const bf16*>(a.bias);
+  const dim3 block(32 * kSmallMWarps);
+  if (swiglu) {
+    const unsigned grid = static_cast<unsigned>((a.n / 2 + kSmallMWarps / 2 - 1) / (kSmallMWarps / 2));
+    return launch("small_m_swiglu_kernel", small_m_kernel<M, bf16, true>, dim3(grid), block, 0, stream, x, w, b,
+                  static_cast<bf16*>(a.y), a.n, a.k);
+  }
+  const unsigned grid = static_cast<unsigned>((a.n + kSmallMWarps - 1) / kSmallMWarps);
   if (a.y_f32) {
-    return launch("small_m_kernel", small_m_kernel<M, float>, dim3(grid), dim3(32 * kSmallMWarps), 0, stream, x, w, b,
+    return launch("small_m_kernel", small_m_kernel<M, float, false>, dim3(grid), block, 0, stream, x, w, b,
                   static_cast<float*>(a.y), a.n, a.k);
   }
-  return launch("small_m_kernel", small_m_kernel<M, bf16>, dim3(grid), dim3(32 * kSmallMWarps), 0, stream, x, w, b,
+  return launch("small_m_kernel", small_m_kernel<M, bf16, false>, dim3(grid), block, 0, stream, x, w, b,
                 static_cast<bf16*>(a.y), a.n, a.k);
 }
 
-Status launch_small_m(const GemmArgs& a, Stream stream) {
+Status launch_small_m(const GemmArgs& a, bool swiglu, Stream stream) {
   switch (a.m) {
-    case 1: return launch_small_m_fixed<1>(a, stream);
-    case 2: return launch_small_m_fixed<2>(a, stream);
-    case 3: return launch_small_m_fixed<3>(a, stream);
-    case 4: return launch_small_m_fixed<4>(a, stream);
-    case 5: return launch_small_m_fixed<5>(a, stream);
-    case 6: return launch_small_m_fixed<6>(a, stream);
-    case 7: return launch_small_m_fixed<7>(a, stream);
-    case 8: return launch_small_m_fixed<8>(a, stream);
+    case 1: return launch_small_m_fixed<1>(a, swiglu, stream);
+    case 2: return launch_small_m_fixed<2>(a, swiglu, stream);
+    case 3: return launch_small_m_fixed<3>(a, swiglu, stream);
+    case 4: return launch_small_m_fixed<4>(a, swiglu, stream);
+    case 5: return launch_small_m_fixed<5>(a, swiglu, stream);
+    case 6: return launch_small_m_fixed<6>(a, swiglu, stream);
+    case 7: return launch_small_m_fixed<7>(a, swiglu, stream);
+    case 8: return launch_small_m_fixed<8>(a, swiglu, stream);
     default: return invalid_argument(str_cat("gemm: the small-m kernel takes 1 to ", kSmallMMax, " rows, not ", a.m));
   }
 }
@@ -112,8 +152,6 @@ __global__ void add_bias_f32_kernel(float* __restrict__ y, const bf16* __restric
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < m * n) y[i] += dev::to_f(bias[i % n]);
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // ---- cuBLASLt ----
 
@@ -218,18 +256,31 @@ Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
 
 }  // namespace
 
+bool small_m_fits(const GemmArgs& g) {
+  const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+  return g.m >= 1 && g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w);
+}
+
+Status gemm_swiglu_small_m(const GemmArgs& g, Stream stream) {
+  if (!small_m_fits(g) || g.n % 2 != 0 || g.y_f32) {
+    return invalid_argument(str_cat("gemm_swiglu: the small-m kernel cannot take m=", g.m, " n=", g.n, " k=", g.k,
+                                    " (m <= ", kSmallMMax, ", even n, k % 8 == 0, bf16 out, 16-byte aligned)"));
+  }
+  return launch_small_m(g, true, stream);
+}
+
 Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
   if (g.m < 0 || g.n <= 0 || g.k <= 0) {
     return invalid_argument(str_cat("gemm: bad shape m=", g.m, " n=", g.n, " k=", g.k));
   }
   if (g.m == 0) return Status::ok();
-  const bool small_ok = g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w);
+  const bool small_ok = small_m_fits(g);
   if (path == GemmPath::kSmallM && !small_ok) {
     return invalid_argument(str_cat("gemm: the small-m kernel cannot take m=", g.m, " k=", g.k,
                                     " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned)"));
   }
   if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok && g.m <= kSmallMAuto)) {
-    return launch_small_m(g, stream);
+    return launch_small_m(g, false, stream);
   }
   if (g.y_f32 && g.bias != nullptr) {
     GemmArgs plain = g;

@@ -29,6 +29,14 @@ enum class GemmPath { kAuto, kCublasLt, kSmallM };
 inline constexpr int64_t kSmallMMax = 8;
 inline constexpr int64_t kSmallMAuto = 2;
 
+// Whether the small-m kernel can take the product (m, k and alignment).
+bool small_m_fits(const GemmArgs& args);
+
+// y[m, n / 2] = silu(p[:, :n / 2]) * p[:, n / 2:] for p = x w^T (+ bias), rounded to bf16 as the
+// separate product and activation would be: a fused [gate; up] projection and its SwiGLU in one
+// small-m kernel (decode). `args.y` is the bf16 activation; needs small_m_fits and an even n.
+Status gemm_swiglu_small_m(const GemmArgs& args, Stream stream);
+
 // Enqueues the product on `stream`. `lt_handle` is the cublasLtHandle_t of the current device.
 // The first call for a shape queries cuBLASLt's heuristics and allocates the device's workspace,
 // so run each shape once before capturing a CUDA graph.

@@ -26,6 +26,19 @@ Status need_bf16(const Tensor& t, const char* what) {
   return Status::ok();
 }
 
+GemmArgs gemm_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+  GemmArgs g;
+  g.x = x.data<const uint16_t>();
+  g.w = w.weight.tensor().data<const uint16_t>();
+  g.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
+  g.y = out.raw();
+  g.y_f32 = out.dtype() == DType::kF32;
+  g.m = x.dim(0);
+  g.n = w.out_features;
+  g.k = w.in_features;
+  return g;
+}
+
 const uint16_t* bf16_or_null(const Tensor& t) { return t.empty() ? nullptr : t.data<const uint16_t>(); }
 
 }  // namespace
@@ -126,16 +139,18 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight
   if (out.dtype() != DType::kBF16 && out.dtype() != DType::kF32) {
     return invalid_argument(str_cat("linear out: the CUDA backend writes BF16 or F32, not ", dtype_name(out.dtype())));
   }
-  GemmArgs g;
-  g.x = x.data<const uint16_t>();
-  g.w = w.weight.tensor().data<const uint16_t>();
-  g.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
-  g.y = out.raw();
-  g.y_f32 = out.dtype() == DType::kF32;
-  g.m = x.dim(0);
-  g.n = w.out_features;
-  g.k = w.in_features;
-  return gemm(ctx.blas, g, stream_of(ctx));
+  return gemm(ctx.blas, gemm_args(x, w, out), stream_of(ctx));
+}
+
+bool linear_swiglu_fused(const DeviceContext&, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+  return x.dim(0) <= kSmallMAuto && small_m_fits(gemm_args(x, w, out));
+}
+
+Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+  OpTimer timer(op_profiling() ? str_cat("linear_swiglu n=", w.out_features, " k=", w.in_features) : std::string(),
+                stream_of(ctx));
+  KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
+  return gemm_swiglu_small_m(gemm_args(x, w, out), stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda

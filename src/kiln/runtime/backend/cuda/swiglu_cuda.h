@@ -2,7 +2,13 @@
 #pragma once
 
 #include "kiln/runtime/device_context.h"
+#include "kiln/runtime/ops/linear.h"
 
 namespace kiln::runtime::cuda {
 Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out);
+
+// Whether ops::linear_swiglu runs as one kernel on these operands (decode batch sizes), and that
+// kernel: out = swiglu(x · wᵀ) without the [n, 2I] product in memory.
+bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out);
+Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out);
 }  // namespace kiln::runtime::cuda
