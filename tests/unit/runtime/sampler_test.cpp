@@ -7,6 +7,7 @@
 #include <set>
 
 #include "kiln/core/thread_pool.h"
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/sample.h"
 #include "kiln/runtime/philox.h"
 #include "runtime_test_util.h"
@@ -103,6 +104,47 @@ TEST_F(SamplerTest, SameSeedAndPositionGiveSameTokenInAnyBatch) {
   std::set<int32_t> seen;
   for (int32_t pos = 0; pos < 200; ++pos) seen.insert(one(row, p, pos).token);
   EXPECT_GT(seen.size(), 5u);
+}
+
+// Untruncated draws weigh tokens in 16-lane kernels: every instruction set this machine has draws
+// the same tokens, over rows with -inf and NaN logits, temperatures and min_p.
+TEST_F(SamplerTest, EveryInstructionSetDrawsTheSameTokens) {
+  const int64_t vocab = 1003, m = 48;
+  std::vector<float> logits = testing::random_vector(static_cast<size_t>(vocab * m), 5);
+  std::vector<SamplingParams> params(static_cast<size_t>(m));
+  std::vector<int32_t> positions;
+  for (int64_t r = 0; r < m; ++r) {
+    SamplingParams& p = params[static_cast<size_t>(r)];
+    p.temperature = 0.3f + 0.1f * static_cast<float>(r % 15);
+    p.min_p = r % 3 == 0 ? 0.05f : 0.0f;
+    p.seed = static_cast<uint64_t>(r) * 31 + 7;
+    positions.push_back(static_cast<int32_t>(r * 13));
+    float* row = logits.data() + r * vocab;
+    for (int64_t i = 0; i < vocab; ++i) row[i] *= 4.0f;
+    row[r % vocab] = -INFINITY;
+    if (r % 4 == 1) row[(r * 7) % vocab] = NAN;
+  }
+  ops::SamplingBatch b{params, positions, {}, {}, {}};
+  const Tensor t = testing::host_f32(logits, {m, vocab});
+  std::vector<SampledToken> want;
+  ASSERT_TRUE(cpu::sample(ctx_, t, b, &want, cpu::CpuIsa::kScalar).is_ok());
+  std::set<int32_t> distinct;
+  for (int64_t r = 0; r < m; ++r) {
+    const int32_t token = want[static_cast<size_t>(r)].token;
+    distinct.insert(token);
+    EXPECT_TRUE(token >= 0 && token < vocab);
+    EXPECT_TRUE(std::isfinite(logits[static_cast<size_t>(r * vocab + token)])) << "row " << r;  // never -inf or NaN
+  }
+  EXPECT_GT(distinct.size(), 20u);
+  std::vector<cpu::CpuIsa> isas;
+  if (cpu::cpu_isa() != cpu::CpuIsa::kScalar) isas.push_back(cpu::CpuIsa::kAvx2);
+  if (cpu::cpu_isa() == cpu::CpuIsa::kAvx512) isas.push_back(cpu::CpuIsa::kAvx512);
+  for (cpu::CpuIsa isa : isas) {
+    std::vector<SampledToken> got;
+    ASSERT_TRUE(cpu::sample(ctx_, t, b, &got, isa).is_ok());
+    for (int64_t r = 0; r < m; ++r)
+      EXPECT_EQ(got[static_cast<size_t>(r)].token, want[static_cast<size_t>(r)].token) << cpu::cpu_isa_name(isa) << " row " << r;
+  }
 }
 
 TEST_F(SamplerTest, FollowsTheDistribution) {

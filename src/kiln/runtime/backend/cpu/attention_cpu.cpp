@@ -35,33 +35,9 @@ inline int64_t run_end(const Task& t, int64_t j) { return std::min(t.last + 1, j
 // A tile: up to 16 consecutive positions from j, all in j's block.
 inline int tile_end(const Task& t, int64_t j) { return static_cast<int>(std::min<int64_t>(run_end(t, j), j + 16) - j); }
 
-namespace portable {
-using Ops = lanes::Portable;
-#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
-}  // namespace portable
-
-#ifdef KILN_LANES_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-// GCC 12's AVX-512 headers pass an undefined vector as the unused merge source of its 256-bit
-// extracts and shuffles, which -Wmaybe-uninitialized reports at every use.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-namespace avx512 {
-using Ops = lanes::Avx512;
-#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
-}  // namespace avx512
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-using Ops = lanes::Avx2;
-#include "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-#endif
+#define KILN_LANES_KERNEL "kiln/runtime/backend/cpu/attention_kernel_cpu.inc"
+#include "kiln/runtime/backend/cpu/lanes16_each_isa_cpu.inc"
+#undef KILN_LANES_KERNEL
 
 using AttendFn = void (*)(const Task&);
 

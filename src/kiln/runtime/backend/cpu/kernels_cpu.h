@@ -29,6 +29,6 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
                        const Tensor& block_ids, const ops::AttentionParams& params, const Tensor& out,
                        CpuIsa isa = cpu_isa());  // isa: tests compare them; every one gives the same bits
 Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
-              std::vector<SampledToken>* out);
+              std::vector<SampledToken>* out, CpuIsa isa = cpu_isa());  // isa: as paged_attention's
 
 }  // namespace kiln::runtime::cpu

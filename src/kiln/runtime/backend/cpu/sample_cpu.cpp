@@ -4,12 +4,37 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kiln/runtime/backend/cpu/isa_cpu.h"
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/backend/cpu/lanes16_cpu.h"
 #include "kiln/runtime/backend/cpu/parallel_cpu.h"
 #include "kiln/runtime/philox.h"
 
 namespace kiln::runtime::cpu {
 namespace {
+
+// Masses of an untruncated draw are 64-bit fixed point, as on the GPU (backend/cuda/sample.cu):
+// a vocabulary of up to 2^19 weights of at most 1 sums below 2^63.
+constexpr double kFixedScale = 17592186044416.0;  // 2^44
+
+#define KILN_LANES_KERNEL "kiln/runtime/backend/cpu/sample_kernel_cpu.inc"
+#include "kiln/runtime/backend/cpu/lanes16_each_isa_cpu.inc"
+#undef KILN_LANES_KERNEL
+
+struct RowKernels {
+  float (*max)(const float*, int64_t);
+  uint64_t (*masses)(const float*, int64_t, float, float, float, uint64_t*);
+};
+
+RowKernels row_kernels(CpuIsa isa) {
+  switch (isa) {
+#ifdef KILN_LANES_X86
+    case CpuIsa::kAvx512: return {avx512::row_max, avx512::row_masses};
+    case CpuIsa::kAvx2: return {avx2::row_max, avx2::row_masses};
+#endif
+    default: return {portable::row_max, portable::row_masses};
+  }
+}
 
 // Better-first order: higher logit, then lower id. Total, so every sort is deterministic.
 struct Better {
@@ -42,9 +67,32 @@ struct Scratch {
   std::vector<float> logits;
   std::vector<int32_t> cand;
   std::vector<double> prob;
+  std::vector<uint64_t> mass;
 };
 
-SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, const float* raw,
+// The token of an untruncated draw (temperature, optionally min_p): the first whose cumulative
+// fixed-point mass passes floor(u * total), as the GPU sampler draws. -1 when no token has mass.
+int32_t draw_untruncated(const RowKernels& kernels, const SamplingParams& sp, const ops::SamplingBatch& batch,
+                         size_t row, const float* l, int64_t vocab, std::vector<uint64_t>& mass) {
+  const float mx = kernels.max(l, vocab);
+  if (mx == -INFINITY) return -1;
+  mass.resize(static_cast<size_t>(vocab));
+  // p / p_max is unchanged by normalisation, and the best token's weight is 1: min_p compares weights.
+  const uint64_t total = kernels.masses(l, vocab, mx, 1.0f / sp.temperature, sp.min_p, mass.data());
+  if (total == 0) return -1;
+  const Philox4x32 r = philox_at(sp.seed, batch.positions[row]);
+  const auto target =
+      static_cast<uint64_t>(std::floor(static_cast<double>(philox_uniform(r.v[0])) * static_cast<double>(total)));
+  uint64_t cum = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    cum += mass[static_cast<size_t>(i)];
+    if (cum > target) return static_cast<int32_t>(i);
+  }
+  for (int64_t i = vocab - 1; i >= 0; --i) if (mass[static_cast<size_t>(i)] > 0) return static_cast<int32_t>(i);
+  return -1;
+}
+
+SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, const float* raw,
                         int64_t vocab) {
   thread_local Scratch scratch;
   std::vector<float>& l = scratch.logits;
@@ -62,11 +110,18 @@ SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batc
     log_z = static_cast<double>(mx) + std::log(z);
   }
 
-  if (sp.greedy()) {
+  const bool truncates = sp.top_k > 0 || sp.top_p < 1.0f;
+  if (!sp.greedy() && !truncates) result.token = draw_untruncated(kernels, sp, batch, row, l.data(), vocab, scratch.mass);
+  if (sp.greedy() || (!truncates && result.token < 0)) {
+    // Greedy, or an untruncated draw where no token has weight: the best logit (the raw logits'
+    // when every token was biased to -inf).
+    const float* best_of = l.data();
+    if (!sp.greedy() && std::all_of(l.begin(), l.end(), [](float x) { return std::isinf(x) && x < 0; })) best_of = raw;
+    const Better b{best_of};
     int32_t best = 0;
-    for (int32_t i = 1; i < vocab; ++i) if (better(i, best)) best = i;
+    for (int32_t i = 1; i < vocab; ++i) if (b(i, best)) best = i;
     result.token = best;
-  } else {
+  } else if (truncates) {
     std::vector<int32_t>& cand = scratch.cand;
     cand.resize(static_cast<size_t>(vocab));
     std::iota(cand.begin(), cand.end(), 0);
@@ -152,14 +207,15 @@ SampledToken sample_row(const SamplingParams& sp, const ops::SamplingBatch& batc
 }  // namespace
 
 Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
-              std::vector<SampledToken>* out) {
+              std::vector<SampledToken>* out, CpuIsa isa) {
+  const RowKernels kernels = row_kernels(isa);
   const int64_t m = logits.dim(0), vocab = logits.dim(1);
   out->assign(static_cast<size_t>(m), SampledToken{});
   const float* base = logits.data<float>();
   parallel_for(ctx, m, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const auto row = static_cast<size_t>(i);
-      (*out)[row] = sample_row(batch.params[row], batch, row, base + i * vocab, vocab);
+      (*out)[row] = sample_row(kernels, batch.params[row], batch, row, base + i * vocab, vocab);
     }
   });
   return Status::ok();
