@@ -92,8 +92,8 @@ int32_t draw_untruncated(const RowKernels& kernels, const SamplingParams& sp, co
   return -1;
 }
 
-SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, const ops::SamplingBatch& batch, size_t row, const float* raw,
-                        int64_t vocab) {
+SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, const ops::SamplingBatch& batch,
+                        size_t row, const float* raw, int64_t vocab) {
   thread_local Scratch scratch;
   std::vector<float>& l = scratch.logits;
   l.assign(raw, raw + vocab);
@@ -111,7 +111,9 @@ SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, con
   }
 
   const bool truncates = sp.top_k > 0 || sp.top_p < 1.0f;
-  if (!sp.greedy() && !truncates) result.token = draw_untruncated(kernels, sp, batch, row, l.data(), vocab, scratch.mass);
+  if (!sp.greedy() && !truncates) {
+    result.token = draw_untruncated(kernels, sp, batch, row, l.data(), vocab, scratch.mass);
+  }
   if (sp.greedy() || (!truncates && result.token < 0)) {
     // Greedy, or an untruncated draw where no token has weight: the best logit (the raw logits'
     // when every token was biased to -inf).

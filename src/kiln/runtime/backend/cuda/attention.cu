@@ -22,6 +22,7 @@ constexpr int kThreads = 128;
 constexpr int kTile = 64;
 constexpr int kPad = 8;            // bf16 of padding per smem row: 16-byte reads stay conflict-free
 constexpr int kMaxAccPerThread = 16;  // group_size * head_dim <= 2048
+constexpr int kLoadBatch = 4;         // K/V vectors a thread has in flight while filling a tile
 
 struct Smem {
   static size_t bytes(int group, int d) {
@@ -88,18 +89,33 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
 
   for (int64_t t0 = t_begin; t0 < t_end; t0 += kTile) {
     __syncthreads();  // the previous tile's K/V/p are no longer read
-    for (int idx = tid; idx < kTile * vec_per_row; idx += kThreads) {
-      const int j = idx / vec_per_row, c = idx - j * vec_per_row;
-      const int64_t key = t0 + j;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (key < t_end) {
-        const int64_t blk = table[key / a.block_size], off = key % a.block_size;
-        const bf16* kp = cache + ((blk * 2) * a.block_size + off) * kv_stride + static_cast<int64_t>(kvh) * D + c * 8;
-        kv = *reinterpret_cast<const uint4*>(kp);
-        vv = *reinterpret_cast<const uint4*>(kp + a.block_size * kv_stride);
+    // kLoadBatch vectors of K and of V per thread are read before any is stored, so that their
+    // block-table lookups and then their cache reads are in flight together rather than one
+    // dependent pair at a time.
+    for (int base = 0; base < kTile * vec_per_row; base += kThreads * kLoadBatch) {
+      uint4 kv[kLoadBatch], vv[kLoadBatch];
+#pragma unroll
+      for (int b = 0; b < kLoadBatch; ++b) {
+        const int idx = base + b * kThreads + tid;
+        const int j = idx / vec_per_row, c = idx - j * vec_per_row;
+        const int64_t key = t0 + j;
+        kv[b] = vv[b] = make_uint4(0, 0, 0, 0);
+        if (idx < kTile * vec_per_row && key < t_end) {
+          const int64_t blk = table[key / a.block_size], off = key % a.block_size;
+          const bf16* kp = cache + ((blk * 2) * a.block_size + off) * kv_stride + static_cast<int64_t>(kvh) * D + c * 8;
+          kv[b] = *reinterpret_cast<const uint4*>(kp);
+          vv[b] = *reinterpret_cast<const uint4*>(kp + a.block_size * kv_stride);
+        }
       }
-      *reinterpret_cast<uint4*>(k_s + j * ks + c * 8) = kv;
-      *reinterpret_cast<uint4*>(v_s + j * ks + c * 8) = vv;
+#pragma unroll
+      for (int b = 0; b < kLoadBatch; ++b) {
+        const int idx = base + b * kThreads + tid;
+        if (idx < kTile * vec_per_row) {
+          const int j = idx / vec_per_row, c = idx - j * vec_per_row;
+          *reinterpret_cast<uint4*>(k_s + j * ks + c * 8) = kv[b];
+          *reinterpret_cast<uint4*>(v_s + j * ks + c * 8) = vv[b];
+        }
+      }
     }
     __syncthreads();
     for (int idx = tid; idx < G * kTile; idx += kThreads) {
