@@ -355,12 +355,18 @@ TEST_F(CudaOpsTest, PagedAttentionMatchesCpu) {
     Buffer gq = upload(qkv, DType::kBF16, {n, width});
     Buffer gc = upload(cache, DType::kBF16, {num_blocks, 2, bs, KV, D});
     Buffer qs = upload_i32(query_start), kl = upload_i32(kv_len), bst = upload_i32(block_start), bid = upload_i32(block_ids);
-    Buffer out = poisoned(DType::kBF16, {n, H * D});
-    const Status gs = ops::paged_attention(gpu_, gq.tensor(), gc.tensor(), qs.tensor(), kl.tensor(), bst.tensor(),
-                                           bid.tensor(), p, out.tensor());
-    ASSERT_TRUE(gs.is_ok()) << gs.to_string();
-    expect_close(download(out.tensor()), want, 1e-2, 1e-2,
-                 str_cat("paged_attention H=", H, " KV=", KV, " D=", D, " window=", c.window, " rows=", n));
+    // The step's own longest context, then a decode graph's (the whole context length: the most
+    // splits, most of them empty).
+    for (int64_t kv_bound : {max_kv, int64_t{131072}}) {
+      p.max_kv_len = kv_bound;
+      Buffer out = poisoned(DType::kBF16, {n, H * D});
+      const Status gs = ops::paged_attention(gpu_, gq.tensor(), gc.tensor(), qs.tensor(), kl.tensor(), bst.tensor(),
+                                             bid.tensor(), p, out.tensor());
+      ASSERT_TRUE(gs.is_ok()) << gs.to_string();
+      expect_close(download(out.tensor()), want, 1e-2, 1e-2,
+                   str_cat("paged_attention H=", H, " KV=", KV, " D=", D, " window=", c.window, " rows=", n,
+                           " max_kv_len=", kv_bound));
+    }
   }
 }
 
