@@ -1,11 +1,13 @@
 // The row-wise ops and the GEMM against plain double-precision references.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kiln/core/thread_pool.h"
 #include "kiln/runtime/backend/cpu/gemm_cpu.h"
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/buffer.h"
 #include "kiln/runtime/ops/embedding.h"
 #include "kiln/runtime/ops/gather_rows.h"
@@ -94,6 +96,25 @@ TEST_F(OpsTest, SwigluMatchesReference) {
     }
   EXPECT_LT(rel_error(out, ref), 1e-6);
   EXPECT_FALSE(ops::swiglu(ctx_, host_f32(gu, {n, 2 * inter}), host_f32(out, {n, inter - 1})).is_ok());
+  // Gates far into both tails (e^-g clamps to [e^-87, e^88]), element by element, and the same
+  // bits on every instruction set this machine has.
+  std::vector<float> tails = gu;
+  for (size_t j = 0; j < tails.size(); j += 3) tails[j] *= 40.0f;
+  ASSERT_TRUE(ops::swiglu(ctx_, host_f32(tails, {n, 2 * inter}), host_f32(out, {n, inter})).is_ok());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < inter; ++j) {
+      const double g = tails[i * 2 * inter + j], u = tails[i * 2 * inter + inter + j];
+      const double want = g / (1.0 + std::exp(-g)) * u;
+      EXPECT_NEAR(out[i * inter + j], want, 1e-6 * std::max(1.0, std::abs(want))) << "g=" << g;
+    }
+  std::vector<cpu::CpuIsa> isas = {cpu::CpuIsa::kScalar};
+  if (cpu::cpu_isa() != cpu::CpuIsa::kScalar) isas.push_back(cpu::CpuIsa::kAvx2);
+  if (cpu::cpu_isa() == cpu::CpuIsa::kAvx512) isas.push_back(cpu::CpuIsa::kAvx512);
+  for (cpu::CpuIsa isa : isas) {
+    std::vector<float> other(out.size(), NAN);
+    ASSERT_TRUE(cpu::swiglu(ctx_, host_f32(tails, {n, 2 * inter}), host_f32(other, {n, inter}), isa).is_ok());
+    EXPECT_EQ(0, std::memcmp(other.data(), out.data(), out.size() * sizeof(float))) << cpu::cpu_isa_name(isa);
+  }
 }
 
 TEST_F(OpsTest, GatherRowsPicksRows) {

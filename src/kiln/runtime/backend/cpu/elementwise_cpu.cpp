@@ -5,6 +5,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/backend/cpu/lanes16_cpu.h"
 #include "kiln/runtime/backend/cpu/parallel_cpu.h"
 
 namespace kiln::runtime::cpu {
@@ -20,6 +21,22 @@ void norm_row(const float* x, const float* w, int64_t h, float eps, float* y) {
   const float variance = static_cast<float>(ss / static_cast<double>(h));
   const float inv = 1.0f / std::sqrt(variance + eps);
   for (int64_t j = 0; j < h; ++j) y[j] = w[j] * (x[j] * inv);
+}
+
+#define KILN_LANES_KERNEL "kiln/runtime/backend/cpu/swiglu_kernel_cpu.inc"
+#include "kiln/runtime/backend/cpu/lanes16_each_isa_cpu.inc"
+#undef KILN_LANES_KERNEL
+
+using SwigluRowFn = void (*)(const float*, const float*, float*, int64_t);
+
+SwigluRowFn swiglu_row_for(CpuIsa isa) {
+  switch (isa) {
+#ifdef KILN_LANES_X86
+    case CpuIsa::kAvx512: return avx512::swiglu_row;
+    case CpuIsa::kAvx2: return avx2::swiglu_row;
+#endif
+    default: return portable::swiglu_row;
+  }
 }
 
 }  // namespace
@@ -68,17 +85,13 @@ Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& res
   return Status::ok();
 }
 
-Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out, CpuIsa isa) {
   const int64_t n = out.dim(0), inter = out.dim(1);
   const float* gu = gate_up.data<float>();
   float* o = out.data<float>();
+  const SwigluRowFn row = swiglu_row_for(isa);
   parallel_for(ctx, n, row_grain(inter), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const float* g = gu + i * 2 * inter;
-      const float* u = g + inter;
-      float* y = o + i * inter;
-      for (int64_t j = 0; j < inter; ++j) y[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-    }
+    for (int64_t i = b; i < e; ++i) row(gu + i * 2 * inter, gu + i * 2 * inter + inter, o + i * inter, inter);
   });
   return Status::ok();
 }

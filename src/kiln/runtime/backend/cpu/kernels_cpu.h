@@ -19,7 +19,8 @@ Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& res
 Result<ops::LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<const HostMatrix> parts,
                                              std::span<const HostMatrix> bias_parts);
 Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out);
-Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out);
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out,
+              CpuIsa isa = cpu_isa());  // isa: as paged_attention's
 Status gather_rows(const DeviceContext& ctx, const Tensor& x, const Tensor& rows, const Tensor& out);
 Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor& positions,
                       const Tensor& slot_mapping, const Tensor& q_norm, const Tensor& k_norm,
