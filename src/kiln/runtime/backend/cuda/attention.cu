@@ -123,13 +123,15 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       float sc = -INFINITY;
       if (t0 + j < t_end) {
         sc = 0.0f;
-        const float* qg = q_s + g * D;
+        const float4* qg = reinterpret_cast<const float4*>(q_s + g * D);  // one read for four dims
         const bf16* kr = k_s + j * ks;
         for (int c = 0; c < vec_per_row; ++c) {
           float kf[8];
           dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(kr + c * 8), kf);
+          const float4 qa = qg[2 * c], qb = qg[2 * c + 1];
+          const float qf[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
 #pragma unroll
-          for (int u = 0; u < 8; ++u) sc += qg[c * 8 + u] * kf[u];
+          for (int u = 0; u < 8; ++u) sc += qf[u] * kf[u];
         }
       }
       p_s[idx] = sc;
@@ -152,16 +154,29 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       }
     }
     __syncthreads();
+    // A thread owns pairs of adjacent dims of one query head: per key one shared read of two
+    // values, and the probabilities four keys at a time.
 #pragma unroll
-    for (int r = 0; r < kMaxAccPerThread; ++r) {
-      const int e = tid + r * kThreads;
-      if (e < G * D) {
-        const int g = e / D, d = e - g * D;
+    for (int r = 0; r < kMaxAccPerThread / 2; ++r) {
+      const int pair = tid + r * kThreads;
+      if (pair < G * D / 2) {
+        const int g = pair / (D / 2), d = 2 * (pair - g * (D / 2));
         const float* pg = p_s + g * kTile;
-        float sum = 0.0f;
-#pragma unroll 8
-        for (int j = 0; j < kTile; ++j) sum += pg[j] * dev::to_f(v_s[j * ks + d]);
-        acc[r] = acc[r] * alpha_s[g] + sum;
+        float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll 4
+        for (int j = 0; j < kTile; j += 4) {
+          const float4 p4 = *reinterpret_cast<const float4*>(pg + j);
+          const float pj[4] = {p4.x, p4.y, p4.z, p4.w};
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v_s + (j + u) * ks + d));
+            s0 += pj[u] * v.x;
+            s1 += pj[u] * v.y;
+          }
+        }
+        const float alpha = alpha_s[g];
+        acc[2 * r] = acc[2 * r] * alpha + s0;
+        acc[2 * r + 1] = acc[2 * r + 1] * alpha + s1;
       }
     }
   }
@@ -170,9 +185,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const int H = a.num_heads;
 #pragma unroll
   for (int r = 0; r < kMaxAccPerThread; ++r) {
-    const int e = tid + r * kThreads;
-    if (e < G * D) {
-      const int g = e / D, d = e - g * D;
+    const int pair = tid + (r / 2) * kThreads;
+    if (pair < G * D / 2) {
+      const int g = pair / (D / 2), d = 2 * (pair - g * (D / 2)) + (r & 1);
       const int h = kvh * G + g;
       const float l = l_s[g];
       const float o = l > 0.0f ? acc[r] / l : 0.0f;
