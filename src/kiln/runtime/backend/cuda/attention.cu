@@ -40,6 +40,9 @@ __device__ __forceinline__ int find_seq(const int32_t* query_start, int num_seqs
   return lo;
 }
 
+// kAcc: output values per thread (group * head_dim / kThreads, rounded up to a power of two), so
+// that registers are held only for the accumulators a shape needs.
+template <int kAcc>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   dev::pdl_begin();
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -78,9 +81,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     m_s[g] = -INFINITY;
     l_s[g] = 0.0f;
   }
-  float acc[kMaxAccPerThread];
+  float acc[kAcc];
 #pragma unroll
-  for (int r = 0; r < kMaxAccPerThread; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < kAcc; ++r) acc[r] = 0.0f;
 
   const int32_t* table = a.block_ids + a.block_start[s];
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;  // one token of one of K or V
@@ -157,7 +160,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     // A thread owns pairs of adjacent dims of one query head: per key one shared read of two
     // values, and the probabilities four keys at a time.
 #pragma unroll
-    for (int r = 0; r < kMaxAccPerThread / 2; ++r) {
+    for (int r = 0; r < kAcc / 2; ++r) {
       const int pair = tid + r * kThreads;
       if (pair < G * D / 2) {
         const int g = pair / (D / 2), d = 2 * (pair - g * (D / 2));
@@ -184,7 +187,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
 
   const int H = a.num_heads;
 #pragma unroll
-  for (int r = 0; r < kMaxAccPerThread; ++r) {
+  for (int r = 0; r < kAcc; ++r) {
     const int pair = tid + (r / 2) * kThreads;
     if (pair < G * D / 2) {
       const int g = pair / (D / 2), d = 2 * (pair - g * (D / 2)) + (r & 1);
@@ -224,6 +227,22 @@ __global__ void merge_kernel(AttentionArgs a) {
   }
 }
 
+template <int kAcc>
+Status launch_rows(const AttentionArgs& a, Stream stream) {
+  const size_t smem = Smem::bytes(a.num_heads / a.num_kv_heads, a.head_dim);
+  // The most shared memory per SM (the default carveout fits fewer blocks of a tile of 64 keys).
+  static const cudaError_t carveout = cudaFuncSetAttribute(
+      attention_kernel<kAcc>, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  KILN_CUDA_RETURN_IF_ERROR(carveout);
+  if (smem > 48 * 1024) {
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaFuncSetAttribute(attention_kernel<kAcc>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads),
+                  static_cast<unsigned>(a.num_splits));
+  return launch("attention_kernel", attention_kernel<kAcc>, grid, dim3(kThreads), smem, stream, a);
+}
+
 }  // namespace
 
 int attention_num_splits(int64_t num_tokens, int num_kv_heads, int64_t max_kv_len, int sm_count) {
@@ -256,14 +275,11 @@ Status launch_paged_attention(const AttentionArgs& a, Stream stream) {
   }
   if (a.num_tokens == 0 || a.num_seqs == 0) return Status::ok();
   if (attention_tile_fits(a, a.max_query_len)) return launch_attention_tile(a, a.max_query_len, stream);
-  const size_t smem = Smem::bytes(G, a.head_dim);
-  if (smem > 48 * 1024) {
-    KILN_CUDA_RETURN_IF_ERROR(
-        cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
-  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads),
-                  static_cast<unsigned>(a.num_splits));
-  KILN_RETURN_IF_ERROR(launch("attention_kernel", attention_kernel, grid, dim3(kThreads), smem, stream, a));
+  const int per_thread = (G * a.head_dim + kThreads - 1) / kThreads;
+  if (per_thread <= 2) KILN_RETURN_IF_ERROR(launch_rows<2>(a, stream));
+  else if (per_thread <= 4) KILN_RETURN_IF_ERROR(launch_rows<4>(a, stream));
+  else if (per_thread <= 8) KILN_RETURN_IF_ERROR(launch_rows<8>(a, stream));
+  else KILN_RETURN_IF_ERROR(launch_rows<kMaxAccPerThread>(a, stream));
   if (a.num_splits > 1) {
     const dim3 mgrid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
     KILN_RETURN_IF_ERROR(launch("merge_kernel", merge_kernel, mgrid, dim3(std::min(a.head_dim, 256)), 0, stream, a));
