@@ -2,8 +2,10 @@
 // filtering, penalties and logit bias with exact numbers, logprobs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "kiln/core/thread_pool.h"
@@ -181,6 +183,61 @@ TEST_F(SamplerTest, TopPKeepsTheSmallestSetReachingP) {
   h = histogram(l, p, 50);
   EXPECT_EQ(h.size(), 1u);
   EXPECT_TRUE(h.count(1));
+}
+
+// Top-p over a whole vocabulary sorts only the best-first prefix it needs: the token is the one a
+// full sort of every candidate would draw, from prefixes of one token to nearly all of them.
+TEST_F(SamplerTest, TopPOverAWholeVocabularyDrawsAsAFullSortWould) {
+  const int64_t vocab = 50000;
+  for (float scale : {0.5f, 2.0f, 8.0f}) {  // nearly flat to peaked
+    const std::vector<float> logits = testing::random_vector(static_cast<size_t>(vocab), 40 + static_cast<uint32_t>(scale), scale);
+    for (float top_p : {0.05f, 0.5f, 0.9f, 0.999f}) {
+      for (uint64_t seed : {1u, 2u, 3u}) {
+        SamplingParams p;
+        p.temperature = 0.8f;
+        p.top_p = top_p;
+        p.min_p = seed == 3 ? 0.01f : 0.0f;
+        p.seed = seed;
+        // The reference: every candidate sorted best first (higher logit, then lower id).
+        std::vector<int32_t> order(static_cast<size_t>(vocab));
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+          return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+        });
+        const double mx = logits[static_cast<size_t>(order[0])];
+        auto weight = [&](int32_t t) { return std::exp((static_cast<double>(logits[t]) - mx) / static_cast<double>(p.temperature)); };
+        double total = 0.0;
+        for (int32_t t = 0; t < vocab; ++t) total += weight(t);  // in id order, as the sampler sums
+        size_t keep = order.size();
+        double mass = 0.0;
+        for (size_t i = 0; i < order.size(); ++i) {
+          mass += weight(order[i]) / total;
+          if (mass >= static_cast<double>(top_p)) {
+            keep = i + 1;
+            break;
+          }
+        }
+        std::vector<int32_t> kept;
+        for (size_t i = 0; i < keep; ++i) if (weight(order[i]) >= static_cast<double>(p.min_p)) kept.push_back(order[i]);
+        if (kept.empty()) kept.push_back(order[0]);
+        double kept_total = 0.0;
+        for (int32_t t : kept) kept_total += weight(t);
+        const int32_t position = 7;
+        const double u = static_cast<double>(philox_uniform(philox_at(seed, position).v[0])) * kept_total;
+        int32_t want = kept.back();
+        double acc = 0.0;
+        for (int32_t t : kept) {
+          acc += weight(t);
+          if (u < acc) {
+            want = t;
+            break;
+          }
+        }
+        EXPECT_EQ(one(logits, p, position).token, want) << "scale " << scale << " top_p " << top_p << " seed " << seed
+                                                        << " prefix " << keep;
+      }
+    }
+  }
 }
 
 TEST_F(SamplerTest, MinPDropsTokensBelowAFractionOfTheBest) {

@@ -17,6 +17,10 @@ namespace {
 // a vocabulary of up to 2^19 weights of at most 1 sums below 2^63.
 constexpr double kFixedScale = 17592186044416.0;  // 2^44
 
+// Truncated draws sort at most this many candidates at once (top-p over a whole vocabulary sorts
+// only the best-first prefix it needs, in chunks of this size and doubling).
+constexpr size_t kSortAll = 1024;
+
 #define KILN_LANES_KERNEL "kiln/runtime/backend/cpu/sample_kernel_cpu.inc"
 #include "kiln/runtime/backend/cpu/lanes16_each_isa_cpu.inc"
 #undef KILN_LANES_KERNEL
@@ -127,43 +131,65 @@ SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, con
     std::vector<int32_t>& cand = scratch.cand;
     cand.resize(static_cast<size_t>(vocab));
     std::iota(cand.begin(), cand.end(), 0);
-    cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return std::isinf(l[t]) && l[t] < 0; }),
-               cand.end());
+    // Candidates: tokens with a logit above -inf (never NaN, which no order can place).
+    cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return !(l[t] > -INFINITY); }), cand.end());
     if (cand.empty()) {  // every token was biased to -inf: fall back to the raw argmax
       int32_t best = 0;
       for (int32_t i = 1; i < vocab; ++i) if (raw[i] > raw[best]) best = i;
       result.token = best;
     } else {
-      const bool sorted = sp.top_k > 0 || sp.top_p < 1.0f;
       if (sp.top_k > 0 && static_cast<size_t>(sp.top_k) < cand.size()) {
         std::nth_element(cand.begin(), cand.begin() + sp.top_k - 1, cand.end(), better);
         const float kth = l[cand[static_cast<size_t>(sp.top_k) - 1]];
         // Ties with the k-th logit stay, as transformers' top-k keeps them.
         cand.erase(std::remove_if(cand.begin(), cand.end(), [&](int32_t t) { return l[t] < kth; }), cand.end());
       }
-      if (sorted) std::sort(cand.begin(), cand.end(), better);
       const double inv_t = 1.0 / static_cast<double>(sp.temperature);
       float mx = -INFINITY;
       for (int32_t t : cand) mx = std::max(mx, l[t]);
-      std::vector<double>& prob = scratch.prob;
-      prob.resize(cand.size());
-      double total = 0.0;
-      for (size_t i = 0; i < cand.size(); ++i) {
-        prob[i] = std::exp((static_cast<double>(l[cand[i]]) - mx) * inv_t);
-        total += prob[i];
-      }
+      const auto weight = [&](int32_t t) { return std::exp((static_cast<double>(l[t]) - mx) * inv_t); };
       size_t keep = cand.size();
-      if (sp.top_p < 1.0f) {
-        // Smallest prefix (best first) whose mass reaches top_p.
+      if (sp.top_p < 1.0f && cand.size() > kSortAll) {
+        // Top-p over many candidates (the whole vocabulary): the total in id order, then only as
+        // long a best-first prefix as the mass needs, sorted in doubling chunks.
+        double total = 0.0;
+        for (int32_t t : cand) total += weight(t);
         double mass = 0.0;
-        for (size_t i = 0; i < cand.size(); ++i) {
-          mass += prob[i] / total;
-          if (mass >= static_cast<double>(sp.top_p)) {
-            keep = i + 1;
-            break;
+        bool found = false;
+        for (size_t done = 0, chunk = kSortAll; !found && done < cand.size(); chunk *= 2) {
+          const size_t end = std::min(cand.size(), done + chunk);
+          const auto first = cand.begin() + static_cast<std::ptrdiff_t>(done);
+          const auto last = cand.begin() + static_cast<std::ptrdiff_t>(end);
+          if (end < cand.size()) std::nth_element(first, last, cand.end(), better);
+          std::sort(first, last, better);
+          for (size_t i = done; i < end && !found; ++i) {
+            mass += weight(cand[i]) / total;
+            if (mass >= static_cast<double>(sp.top_p)) {
+              keep = i + 1;
+              found = true;
+            }
+          }
+          done = end;
+        }
+      } else {
+        std::sort(cand.begin(), cand.end(), better);
+        double total = 0.0;
+        for (int32_t t : cand) total += weight(t);
+        if (sp.top_p < 1.0f) {
+          // Smallest prefix (best first) whose mass reaches top_p.
+          double mass = 0.0;
+          for (size_t i = 0; i < cand.size(); ++i) {
+            mass += weight(cand[i]) / total;
+            if (mass >= static_cast<double>(sp.top_p)) {
+              keep = i + 1;
+              break;
+            }
           }
         }
       }
+      std::vector<double>& prob = scratch.prob;
+      prob.resize(keep);
+      for (size_t i = 0; i < keep; ++i) prob[i] = weight(cand[i]);
       if (sp.min_p > 0.0f) {
         // p / p_max is unchanged by renormalisation; unnormalised, the best candidate's mass is 1.
         const double pmax = 1.0;
