@@ -256,8 +256,9 @@ TEST(CudaBench, DISABLED_EngineThroughput) {
   if (!out.empty()) std::ofstream(out) << json;
 }
 
-// Decode GEMM shapes (Llama-3.2-1B and Qwen3-0.6B), small-m kernel against cuBLASLt: microseconds
-// per product and the weight bandwidth it reaches. Weights rotate over copies larger than L2.
+// Decode GEMM shapes (Llama-3.2-1B, Qwen3-0.6B and Llama-3.1-8B), small-m kernel against
+// cuBLASLt: microseconds per product and the weight bandwidth it reaches. Weights rotate over
+// copies larger than L2.
 TEST(CudaBench, DISABLED_DecodeGemms) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
   auto dev = cuda::CudaDevice::open(0);
@@ -266,7 +267,8 @@ TEST(CudaBench, DISABLED_DecodeGemms) {
   const std::vector<std::tuple<const char*, int64_t, int64_t>> shapes = {
       {"1b qkv", 3072, 2048}, {"1b o", 2048, 2048}, {"1b gate_up", 16384, 2048}, {"1b down", 2048, 8192},
       {"1b lm_head", 128256, 2048}, {"0.6b qkv", 4096, 1024}, {"0.6b o", 1024, 2048}, {"0.6b gate_up", 6144, 1024},
-      {"0.6b down", 1024, 3072}, {"0.6b lm_head", 151936, 1024}};
+      {"0.6b down", 1024, 3072}, {"0.6b lm_head", 151936, 1024}, {"8b qkv", 6144, 4096}, {"8b o", 4096, 4096},
+      {"8b gate_up", 28672, 4096}, {"8b down", 4096, 14336}, {"8b lm_head", 128256, 4096}};
   for (auto [name, n, k] : shapes) {
     const size_t wbytes = static_cast<size_t>(n * k * 2);
     const int copies = static_cast<int>(std::max<size_t>(2, (size_t{512} << 20) / wbytes));
