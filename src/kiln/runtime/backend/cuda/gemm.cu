@@ -56,34 +56,25 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  const auto add_products = [&](const Bf16x8& wq, int64_t at) {  // acc[m] += w[at] . x[m, at]
+    float wf[8];
+    dev::unpack8(wq, wf);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float xf[8];
+      dev::unpack8(xv[m * kv + at], xf);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
+    }
+  };
   if (live) {
     while (whole_step()) {
 #pragma unroll
-      for (int u = 0; u < kSmallMUnroll; ++u) {
-        float wf[8];
-        dev::unpack8(wr[u], wf);
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-          float xf[8];
-          dev::unpack8(xv[m * kv + v + 32 * u], xf);
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
-        }
-      }
+      for (int u = 0; u < kSmallMUnroll; ++u) add_products(wr[u], v + 32 * u);
       v += 32 * kSmallMUnroll;
       if (whole_step()) load_step();
     }
-    for (; v < kv; v += 32) {
-      float wf[8];
-      dev::unpack8(wv[v], wf);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        float xf[8];
-        dev::unpack8(xv[m * kv + v], xf);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
-      }
-    }
+    for (; v < kv; v += 32) add_products(wv[v], v);
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }
