@@ -148,38 +148,39 @@ SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, con
       float mx = -INFINITY;
       for (int32_t t : cand) mx = std::max(mx, l[t]);
       const auto weight = [&](int32_t t) { return std::exp((static_cast<double>(l[t]) - mx) * inv_t); };
+      // prob[i]: the weight of cand[i], filled best first for (at least) the candidates kept.
+      std::vector<double>& prob = scratch.prob;
+      prob.clear();
       size_t keep = cand.size();
       if (sp.top_p < 1.0f && cand.size() > kSortAll) {
-        // Top-p over many candidates (the whole vocabulary): the total in id order, then only as
-        // long a best-first prefix as the mass needs, sorted in doubling chunks.
+        // Top-p over many candidates (the whole vocabulary): the total in candidate order, then
+        // only as long a best-first prefix as the mass needs, sorted in doubling chunks.
         double total = 0.0;
         for (int32_t t : cand) total += weight(t);
         double mass = 0.0;
-        bool found = false;
-        for (size_t done = 0, chunk = kSortAll; !found && done < cand.size(); chunk *= 2) {
+        for (size_t done = 0, chunk = kSortAll; prob.size() < keep && done < cand.size(); chunk *= 2) {
           const size_t end = std::min(cand.size(), done + chunk);
           const auto first = cand.begin() + static_cast<std::ptrdiff_t>(done);
           const auto last = cand.begin() + static_cast<std::ptrdiff_t>(end);
           if (end < cand.size()) std::nth_element(first, last, cand.end(), better);
           std::sort(first, last, better);
-          for (size_t i = done; i < end && !found; ++i) {
-            mass += weight(cand[i]) / total;
-            if (mass >= static_cast<double>(sp.top_p)) {
-              keep = i + 1;
-              found = true;
-            }
+          for (size_t i = done; i < end && prob.size() < keep; ++i) {
+            prob.push_back(weight(cand[i]));
+            mass += prob.back() / total;
+            if (mass >= static_cast<double>(sp.top_p)) keep = i + 1;
           }
           done = end;
         }
       } else {
         std::sort(cand.begin(), cand.end(), better);
-        double total = 0.0;
-        for (int32_t t : cand) total += weight(t);
+        for (int32_t t : cand) prob.push_back(weight(t));
         if (sp.top_p < 1.0f) {
           // Smallest prefix (best first) whose mass reaches top_p.
+          double total = 0.0;
+          for (double w : prob) total += w;
           double mass = 0.0;
           for (size_t i = 0; i < cand.size(); ++i) {
-            mass += weight(cand[i]) / total;
+            mass += prob[i] / total;
             if (mass >= static_cast<double>(sp.top_p)) {
               keep = i + 1;
               break;
@@ -187,9 +188,6 @@ SampledToken sample_row(const RowKernels& kernels, const SamplingParams& sp, con
           }
         }
       }
-      std::vector<double>& prob = scratch.prob;
-      prob.resize(keep);
-      for (size_t i = 0; i < keep; ++i) prob[i] = weight(cand[i]);
       if (sp.min_p > 0.0f) {
         // p / p_max is unchanged by renormalisation; unnormalised, the best candidate's mass is 1.
         const double pmax = 1.0;
