@@ -39,10 +39,10 @@ Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const LinearWeig
   if (w.out_features != 2 * out.dim(1))
     return invalid_argument(str_cat("linear_swiglu: ", w.out_features, " gate/up rows for an activation of ",
                                     out.shape_string()));
+  if (w.weight.empty() || !(w.weight.tensor().device() == ctx.device))
+    return invalid_argument("linear_swiglu: weight is missing or on another device");
 #ifdef KILN_HAVE_CUDA_OP
   if (ctx.device.kind == DeviceKind::kCuda && cuda::linear_swiglu_fused(ctx, x, w, out)) {
-    if (w.weight.empty() || !(w.weight.tensor().device() == ctx.device))
-      return invalid_argument("linear_swiglu: weight is missing or on another device");
     return cuda::linear_swiglu(ctx, x, w, out);
   }
 #endif
