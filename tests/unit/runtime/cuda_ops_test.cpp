@@ -71,15 +71,13 @@ TEST_F(CudaOpsTest, GatherRowsMatchesCpu) {
   }
 }
 
-TEST_F(CudaOpsTest, RmsNormAndAddRmsNormMatchCpu) {
+TEST_F(CudaOpsTest, RmsNormMatchesCpu) {
   uint32_t seed = 10;
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {5, 2048}, {3, 100}, {2, 4096}}) {
     std::vector<float> x = random_bf16(static_cast<size_t>(n * h), seed++, 2.0f);
-    std::vector<float> res = random_bf16(static_cast<size_t>(n * h), seed++, 3.0f);
     std::vector<float> w = random_bf16(static_cast<size_t>(h), seed++, 0.5f);
     for (float& v : w) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
     const float eps = 1e-5f;
-    // rms_norm
     std::vector<float> want(static_cast<size_t>(n * h));
     ASSERT_TRUE(ops::rms_norm(cpu_, host(x, {n, h}), host(w, {h}), eps, host(want, {n, h})).is_ok());
     Buffer xb = upload(x, DType::kBF16, {n, h});
@@ -87,22 +85,91 @@ TEST_F(CudaOpsTest, RmsNormAndAddRmsNormMatchCpu) {
     Buffer out = poisoned(DType::kBF16, {n, h});
     ASSERT_TRUE(ops::rms_norm(gpu_, xb.tensor(), wb.tensor(), eps, out.tensor()).is_ok());
     expect_close(download(out.tensor()), want, 1e-2, 1e-2, "rms_norm");
-    // add_rms_norm: the GPU residual is bf16, so the CPU gets the rounded sum to normalise.
-    std::vector<float> sum(res.size());
-    for (size_t i = 0; i < sum.size(); ++i) sum[i] = res[i] + x[i];
-    std::vector<float> sum_rounded = bf16_round(sum);
-    std::vector<float> want_norm(static_cast<size_t>(n * h));
-    ASSERT_TRUE(ops::rms_norm(cpu_, host(sum_rounded, {n, h}), host(w, {h}), eps, host(want_norm, {n, h})).is_ok());
-    std::vector<float> cpu_res = res, cpu_out(static_cast<size_t>(n * h));
-    ASSERT_TRUE(ops::add_rms_norm(cpu_, host(x, {n, h}), host(cpu_res, {n, h}), host(w, {h}), eps, host(cpu_out, {n, h})).is_ok());
-    expect_close(cpu_res, sum, 1e-6, 1e-6, "cpu add_rms_norm residual");  // the CPU op is what we think
-    Buffer rb = upload(res, DType::kBF16, {n, h});
-    Buffer out2 = poisoned(DType::kBF16, {n, h});
-    ASSERT_TRUE(ops::add_rms_norm(gpu_, xb.tensor(), rb.tensor(), wb.tensor(), eps, out2.tensor()).is_ok());
-    expect_close(download(rb.tensor()), sum, 0.0, 1.0 / 256, "add_rms_norm residual");
-    expect_close(download(out2.tensor()), want_norm, 1e-2, 1e-2, "add_rms_norm out");
-    expect_close(download(out2.tensor()), cpu_out, 3e-2, 3e-2, "add_rms_norm out vs the f32 CPU op");
   }
+}
+
+// The pre-norm projections (norm in the small-m GEMM's prologue) and the residual projection (add
+// in its epilogue): against the CPU ops, and bit for bit against the separate CUDA kernels they
+// replace at decode batch sizes.
+TEST_F(CudaOpsTest, NormLinearAndLinearAddMatchCpuAndTheSeparateKernels) {
+  uint32_t seed = 50;
+  const float eps = 1e-6f;
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{96, 64}, {1000, 136}, {3072, 1024}, {1024, 2048},
+                                                              {512, 4096}, {64, 8192}}) {
+    std::vector<float> w = random_bf16(static_cast<size_t>(n * k), seed++, 0.05f);
+    std::vector<float> bias = random_bf16(static_cast<size_t>(n), seed++, 0.5f);
+    std::vector<float> nw = random_bf16(static_cast<size_t>(k), seed++, 0.5f);
+    for (float& v : nw) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
+    const HostMatrix part{w.data(), DType::kF32, n, k, "w"};
+    const HostMatrix bpart{bias.data(), DType::kF32, 1, n, "b"};
+    auto wc = ops::load_linear_weight(cpu_, std::span<const HostMatrix>(&part, 1), std::span<const HostMatrix>(&bpart, 1));
+    auto wg = ops::load_linear_weight(gpu_, std::span<const HostMatrix>(&part, 1), std::span<const HostMatrix>(&bpart, 1));
+    ASSERT_TRUE(wc.is_ok() && wg.is_ok());
+    Buffer nwb = upload(nw, DType::kBF16, {k});
+    for (int64_t m : {1, 2, 5}) {
+      const std::string what = str_cat(" m=", m, " n=", n, " k=", k);
+      std::vector<float> x = random_bf16(static_cast<size_t>(m * k), seed++, 2.0f);
+      Buffer xb = upload(x, DType::kBF16, {m, k});
+      std::vector<float> normed_cpu(static_cast<size_t>(m * k)), want(static_cast<size_t>(m * n));
+      ASSERT_TRUE(ops::norm_linear(cpu_, host(x, {m, k}), {host(nw, {k}), eps, host(normed_cpu, {m, k})}, *wc,
+                                   host(want, {m, n})).is_ok());
+      // norm_linear
+      Buffer normed = poisoned(DType::kBF16, {m, k});
+      Buffer out = poisoned(DType::kBF16, {m, n});
+      Status st = ops::norm_linear(gpu_, xb.tensor(), {nwb.tensor(), eps, normed.tensor()}, *wg, out.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      const std::vector<float> got = download(out.tensor());
+      expect_close(got, want, 5e-3 * max_abs(want), 2e-2, "norm_linear" + what);
+      Buffer normed_sep = poisoned(DType::kBF16, {m, k});
+      Buffer out_sep = poisoned(DType::kBF16, {m, n});
+      ASSERT_TRUE(ops::rms_norm(gpu_, xb.tensor(), nwb.tensor(), eps, normed_sep.tensor()).is_ok());
+      ASSERT_TRUE(ops::linear(gpu_, normed_sep.tensor(), *wg, out_sep.tensor()).is_ok());
+      expect_close(got, download(out_sep.tensor()), 0.0, 0.0, "norm_linear vs separate" + what);
+      // norm_linear_swiglu: w as a fused [gate; up] matrix of n / 2 outputs
+      std::vector<float> gu_cpu(static_cast<size_t>(m * n)), act_want(static_cast<size_t>(m * n / 2));
+      ASSERT_TRUE(ops::norm_linear_swiglu(cpu_, host(x, {m, k}), {host(nw, {k}), eps, host(normed_cpu, {m, k})}, *wc,
+                                          host(gu_cpu, {m, n}), host(act_want, {m, n / 2})).is_ok());
+      Buffer gu = poisoned(DType::kBF16, {m, n});
+      Buffer act = poisoned(DType::kBF16, {m, n / 2});
+      st = ops::norm_linear_swiglu(gpu_, xb.tensor(), {nwb.tensor(), eps, normed.tensor()}, *wg, gu.tensor(),
+                                   act.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      const std::vector<float> act_got = download(act.tensor());
+      expect_close(act_got, act_want, 5e-3 * max_abs(act_want), 3e-2, "norm_linear_swiglu" + what);
+      Buffer act_sep = poisoned(DType::kBF16, {m, n / 2});
+      ASSERT_TRUE(ops::linear_swiglu(gpu_, normed_sep.tensor(), *wg, gu.tensor(), act_sep.tensor()).is_ok());
+      expect_close(act_got, download(act_sep.tensor()), 0.0, 0.0, "norm_linear_swiglu vs separate" + what);
+      // linear_add: the residual is bf16 on the GPU
+      std::vector<float> res = random_bf16(static_cast<size_t>(m * n), seed++, 3.0f);
+      std::vector<float> res_cpu = res, scratch_cpu(res.size());
+      ASSERT_TRUE(ops::linear_add(cpu_, host(x, {m, k}), *wc, host(res_cpu, {m, n}), host(scratch_cpu, {m, n})).is_ok());
+      Buffer rb = upload(res, DType::kBF16, {m, n});
+      Buffer scratch = poisoned(DType::kBF16, {m, n});
+      st = ops::linear_add(gpu_, xb.tensor(), *wg, rb.tensor(), scratch.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      const std::vector<float> res_got = download(rb.tensor());
+      expect_close(res_got, res_cpu, 5e-3 * max_abs(res_cpu), 2e-2, "linear_add" + what);
+      if (m <= cuda::kSmallMAuto) {  // the product rounded to bf16, then added and rounded again
+        Buffer prod = poisoned(DType::kBF16, {m, n});
+        ASSERT_TRUE(ops::linear(gpu_, xb.tensor(), *wg, prod.tensor()).is_ok());
+        std::vector<float> sum = download(prod.tensor());
+        for (size_t i = 0; i < sum.size(); ++i) sum[i] += res[i];
+        expect_close(res_got, bf16_round(sum), 0.0, 0.0, "linear_add vs separate" + what);
+      }
+    }
+  }
+  // The checks run before any kernel: a normed buffer of the wrong shape is refused on every path.
+  Buffer xb = poisoned(DType::kBF16, {1, 64});
+  Buffer nwb = poisoned(DType::kBF16, {64});
+  Buffer bad = poisoned(DType::kBF16, {1, 63});
+  std::vector<float> w(16 * 64, 0.0f);
+  const HostMatrix one{w.data(), DType::kF32, 16, 64, "w"};
+  auto wg = ops::load_linear_weight(gpu_, std::span<const HostMatrix>(&one, 1));
+  ASSERT_TRUE(wg.is_ok());
+  Buffer out = poisoned(DType::kBF16, {1, 16});
+  EXPECT_EQ(ops::norm_linear(gpu_, xb.tensor(), {nwb.tensor(), eps, bad.tensor()}, *wg, out.tensor()).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops::linear_add(gpu_, xb.tensor(), *wg, out.tensor(), out.tensor()).code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(CudaOpsTest, SwigluMatchesCpu) {

@@ -165,27 +165,24 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
   ap.max_query_len = in.max_query_len;
   ap.max_kv_len = in.max_kv_len;
 
+  // The residual stream: each block's input norm runs in its first projection's prologue and its
+  // output projections add into `residual` in their epilogues where the backend can (CUDA decode).
   KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embedding_table(), residual));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     const Tensor& kv = cache.layer(static_cast<int64_t>(i));
-    if (i == 0) {
-      KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, l.input_norm.tensor(), eps, normed));
-    } else {
-      KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, l.input_norm.tensor(), eps, normed));
-    }
-    KILN_RETURN_IF_ERROR(ops::linear(ctx, normed, l.qkv, qkv));
+    KILN_RETURN_IF_ERROR(ops::norm_linear(ctx, residual, {l.input_norm.tensor(), eps, normed}, l.qkv, qkv));
     KILN_RETURN_IF_ERROR(ops::qkv_rope_cache(ctx, qkv, in.positions, in.slot_mapping, l.q_norm.tensor(),
                                              l.k_norm.tensor(), rope_.tensor(), qp, kv));
     KILN_RETURN_IF_ERROR(ops::paged_attention(ctx, qkv, kv, in.query_start, in.kv_len, in.block_start, in.block_ids,
                                               ap, attn));
-    KILN_RETURN_IF_ERROR(ops::linear(ctx, attn, l.o, delta));
-    KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, l.post_attention_norm.tensor(), eps, normed));
-    KILN_RETURN_IF_ERROR(ops::linear_swiglu(ctx, normed, l.gate_up, gate_up, act));
-    KILN_RETURN_IF_ERROR(ops::linear(ctx, act, l.down, delta));
+    KILN_RETURN_IF_ERROR(ops::linear_add(ctx, attn, l.o, residual, delta));
+    KILN_RETURN_IF_ERROR(ops::norm_linear_swiglu(ctx, residual, {l.post_attention_norm.tensor(), eps, normed},
+                                                 l.gate_up, gate_up, act));
+    KILN_RETURN_IF_ERROR(ops::linear_add(ctx, act, l.down, residual, delta));
   }
   if (m == 0) return Status::ok();
-  KILN_RETURN_IF_ERROR(ops::add_rms_norm(ctx, delta, residual, final_norm_.tensor(), eps, normed));
+  KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, final_norm_.tensor(), eps, normed));
   KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, normed, in.logit_rows, selected));
   return ops::linear(ctx, selected, lm_head_, logits);
 }

@@ -7,11 +7,15 @@
 
 #include "kiln/core/str.h"
 #include "kiln/runtime/device_context.h"
+#include "kiln/runtime/ops/linear.h"
 
 namespace kiln::runtime::ops {
 
 inline Status no_cuda_kernel(const char* op) {
   return unimplemented(str_cat(op, ": no CUDA kernel in this build of kiln"));
 }
+
+// The checks of a PreNorm for the input x of `op` (linear.cpp).
+Status check_pre_norm(const DeviceContext& ctx, const char* op, const Tensor& x, const PreNorm& norm);
 
 }  // namespace kiln::runtime::ops

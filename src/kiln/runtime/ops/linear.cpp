@@ -4,6 +4,7 @@
 
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/dispatch.h"
+#include "kiln/runtime/ops/rms_norm.h"
 
 #if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/linear_cuda.h")
 #include "kiln/runtime/backend/cuda/linear_cuda.h"
@@ -45,17 +46,29 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
   return cpu::load_linear_weight(ctx, parts, bias_parts);
 }
 
-Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out) {
+namespace {
+
+// x [M, K] in compute dtype, out [M, N] in compute dtype (or f32 where `f32_out`), w on ctx's device.
+Status check_linear(const DeviceContext& ctx, const char* op, const Tensor& x, const LinearWeight& w,
+                    const Tensor& out, bool f32_out) {
   const DType dt = compute_dtype(ctx.device);
-  KILN_RETURN_IF_ERROR(check_tensor(x, "linear x", dt, ctx.device, 2));
-  // F32 out is allowed everywhere: the lm_head writes f32 logits from bf16 activations on CUDA.
-  KILN_RETURN_IF_ERROR(check_tensor(out, "linear out", out.dtype() == DType::kF32 ? DType::kF32 : dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_dim(x, "linear x", 1, w.in_features));
-  KILN_RETURN_IF_ERROR(check_dim(out, "linear out", 0, x.dim(0)));
-  KILN_RETURN_IF_ERROR(check_dim(out, "linear out", 1, w.out_features));
+  KILN_RETURN_IF_ERROR(check_tensor(x, str_cat(op, " x").c_str(), dt, ctx.device, 2));
+  const DType out_dt = f32_out && out.dtype() == DType::kF32 ? DType::kF32 : dt;
+  KILN_RETURN_IF_ERROR(check_tensor(out, str_cat(op, " out").c_str(), out_dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(x, str_cat(op, " x").c_str(), 1, w.in_features));
+  KILN_RETURN_IF_ERROR(check_dim(out, str_cat(op, " out").c_str(), 0, x.dim(0)));
+  KILN_RETURN_IF_ERROR(check_dim(out, str_cat(op, " out").c_str(), 1, w.out_features));
   if (w.weight.empty() || !(w.weight.tensor().device() == ctx.device))
-    return invalid_argument("linear: weight is missing or on another device");
-  if (x.raw() == out.raw() && x.numel() > 0) return invalid_argument("linear: out must not alias x");
+    return invalid_argument(str_cat(op, ": weight is missing or on another device"));
+  if (x.raw() == out.raw() && x.numel() > 0) return invalid_argument(str_cat(op, ": out must not alias x"));
+  return Status::ok();
+}
+
+}  // namespace
+
+Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out) {
+  // F32 out is allowed everywhere: the lm_head writes f32 logits from bf16 activations on CUDA.
+  KILN_RETURN_IF_ERROR(check_linear(ctx, "linear", x, w, out, true));
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
     return cuda::linear(ctx, x, w, out);
@@ -64,6 +77,47 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, 
 #endif
   }
   return cpu::linear(ctx, x, w, out);
+}
+
+Status check_pre_norm(const DeviceContext& ctx, const char* op, const Tensor& x, const PreNorm& norm) {
+  const DType dt = compute_dtype(ctx.device);
+  KILN_RETURN_IF_ERROR(check_tensor(norm.weight, str_cat(op, " norm weight").c_str(), dt, ctx.device, 1));
+  KILN_RETURN_IF_ERROR(check_dim(norm.weight, str_cat(op, " norm weight").c_str(), 0, x.dim(1)));
+  KILN_RETURN_IF_ERROR(check_tensor(norm.normed, str_cat(op, " normed").c_str(), dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(norm.normed, str_cat(op, " normed").c_str(), 0, x.dim(0)));
+  KILN_RETURN_IF_ERROR(check_dim(norm.normed, str_cat(op, " normed").c_str(), 1, x.dim(1)));
+  if (!(norm.eps >= 0.0f)) return invalid_argument(str_cat(op, ": eps ", norm.eps, " is not >= 0"));
+  if (norm.normed.raw() == x.raw()) return invalid_argument(str_cat(op, ": normed must not alias x"));
+  return Status::ok();
+}
+
+Status norm_linear(const DeviceContext& ctx, const Tensor& x, const PreNorm& norm, const LinearWeight& w,
+                   const Tensor& out) {
+  KILN_RETURN_IF_ERROR(check_linear(ctx, "norm_linear", x, w, out, false));
+  KILN_RETURN_IF_ERROR(check_pre_norm(ctx, "norm_linear", x, norm));
+#ifdef KILN_HAVE_CUDA_OP
+  if (ctx.device.kind == DeviceKind::kCuda && cuda::norm_linear_fused(ctx, x, norm, w, out)) {
+    return cuda::norm_linear(ctx, x, norm, w, out);
+  }
+#endif
+  KILN_RETURN_IF_ERROR(rms_norm(ctx, x, norm.weight, norm.eps, norm.normed));
+  return linear(ctx, norm.normed, w, out);
+}
+
+Status linear_add(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& residual,
+                  const Tensor& scratch) {
+  KILN_RETURN_IF_ERROR(check_linear(ctx, "linear_add", x, w, residual, false));
+  KILN_RETURN_IF_ERROR(check_linear(ctx, "linear_add", x, w, scratch, false));
+  if (scratch.raw() == residual.raw()) return invalid_argument("linear_add: scratch must not alias residual");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::linear_add(ctx, x, w, residual);
+#else
+    return no_cuda_kernel("linear_add");
+#endif
+  }
+  KILN_RETURN_IF_ERROR(cpu::linear(ctx, x, w, scratch));
+  return cpu::add_into(ctx, scratch, residual);
 }
 
 }  // namespace kiln::runtime::ops

@@ -32,4 +32,25 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
 // x: [M, K] in compute dtype; out: [M, N] (must not alias x).
 Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out);
 
+// The RMSNorm a pre-norm projection applies to its input: ops::rms_norm with `weight` ([K]) and
+// `eps`. `normed` ([M, K]) is working space for the normalised rows; a backend that normalises
+// inside the product (CUDA at decode batch sizes) leaves it untouched.
+struct PreNorm {
+  Tensor weight;
+  float eps = 0.0f;
+  Tensor normed;
+};
+
+// out = rms_norm(x) · wᵀ (+ bias): the same values as ops::rms_norm into norm.normed followed by
+// ops::linear, which is what backends without the fused kernel run.
+Status norm_linear(const DeviceContext& ctx, const Tensor& x, const PreNorm& norm, const LinearWeight& w,
+                   const Tensor& out);
+
+// residual += x · wᵀ (+ bias): a decoder block's output projection added into the residual stream
+// ([M, N] in compute dtype). `scratch` ([M, N]) is working space for backends that cannot add in
+// the product's epilogue (CPU). On CUDA the bf16 sum is rounded once (cuBLASLt), or the product is
+// rounded to bf16 before the add as a separate add would (decode batch sizes).
+Status linear_add(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& residual,
+                  const Tensor& scratch);
+
 }  // namespace kiln::runtime::ops

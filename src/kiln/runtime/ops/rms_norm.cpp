@@ -37,21 +37,4 @@ Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight,
   return cpu::rms_norm(ctx, x, weight, eps, out);
 }
 
-Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
-                    float eps, const Tensor& out) {
-  KILN_RETURN_IF_ERROR(check_norm(ctx, "add_rms_norm", x, weight, eps, out));
-  KILN_RETURN_IF_ERROR(check_tensor(residual, "add_rms_norm residual", x.dtype(), ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_dim(residual, "add_rms_norm residual", 0, x.dim(0)));
-  KILN_RETURN_IF_ERROR(check_dim(residual, "add_rms_norm residual", 1, x.dim(1)));
-  if (out.raw() == residual.raw()) return invalid_argument("add_rms_norm: out must not alias residual");
-  if (ctx.device.kind == DeviceKind::kCuda) {
-#ifdef KILN_HAVE_CUDA_OP
-    return cuda::add_rms_norm(ctx, x, residual, weight, eps, out);
-#else
-    return no_cuda_kernel("add_rms_norm");
-#endif
-  }
-  return cpu::add_rms_norm(ctx, x, residual, weight, eps, out);
-}
-
 }  // namespace kiln::runtime::ops

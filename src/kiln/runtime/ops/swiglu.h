@@ -16,4 +16,9 @@ Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out
 Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& gate_up,
                      const Tensor& out);
 
+// out = swiglu(rms_norm(x) · wᵀ): ops::rms_norm into norm.normed, then linear_swiglu; one kernel on
+// CUDA at decode batch sizes.
+Status norm_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const PreNorm& norm, const LinearWeight& w,
+                          const Tensor& gate_up, const Tensor& out);
+
 }  // namespace kiln::runtime::ops

@@ -14,11 +14,10 @@ namespace kiln::runtime::cpu {
 
 Status embedding(const DeviceContext& ctx, const Tensor& token_ids, const Tensor& table, const Tensor& out);
 Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
-Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
-                    float eps, const Tensor& out);
 Result<ops::LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<const HostMatrix> parts,
                                              std::span<const HostMatrix> bias_parts);
 Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out);
+Status add_into(const DeviceContext& ctx, const Tensor& x, const Tensor& y);  // y += x, same shape
 Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out,
               CpuIsa isa = cpu_isa());  // isa: as paged_attention's
 Status gather_rows(const DeviceContext& ctx, const Tensor& x, const Tensor& rows, const Tensor& out);

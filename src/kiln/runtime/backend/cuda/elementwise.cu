@@ -1,4 +1,4 @@
-// Embedding gather, row gather, RMSNorm (alone and fused with the residual add) and SwiGLU.
+// Embedding gather, row gather, RMSNorm and SwiGLU.
 #include <algorithm>
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
@@ -41,66 +41,36 @@ __global__ void gather_rows_kernel(const uint8_t* __restrict__ x, const int32_t*
   }
 }
 
-template <typename R>
-__device__ __forceinline__ float load_res(const R* p);
-template <>
-__device__ __forceinline__ float load_res<float>(const float* p) { return *p; }
-template <>
-__device__ __forceinline__ float load_res<bf16>(const bf16* p) { return dev::to_f(*p); }
-
-template <typename R>
-__device__ __forceinline__ float store_res(R* p, float v);  // returns the stored (rounded) value
-template <>
-__device__ __forceinline__ float store_res<float>(float* p, float v) { *p = v; return v; }
-template <>
-__device__ __forceinline__ float store_res<bf16>(bf16* p, float v) {
-  const bf16 b = dev::to_bf(v);
-  *p = b;
-  return dev::to_f(b);
-}
-
-// One block per row. kAdd: residual += x first and normalise the sum; otherwise normalise x
-// (then R is bf16 and `residual` is x itself, read only).
-template <typename R, bool kAdd>
-__global__ void rms_norm_kernel(const bf16* x, R* residual, const bf16* __restrict__ weight,
-                                int64_t hidden, float eps, bf16* out) {
+// One block of norm_threads(hidden) threads per row. The small-m GEMM's norm prologue
+// (gemm.cu, rms_norm_rows) splits and reduces the sum of squares exactly as this does.
+__global__ void rms_norm_kernel(const bf16* x, const bf16* __restrict__ weight, int64_t hidden, float eps, bf16* out) {
   dev::pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const bf16* xr = x + row * hidden;
-  R* rr = residual + row * hidden;
   bf16* orow = out + row * hidden;
+  const bool vec = (hidden & 7) == 0;
   float ss = 0.0f;
-  if ((hidden & 7) == 0) {
+  if (vec) {
     for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
       float v[8];
       dev::unpack8(reinterpret_cast<const Bf16x8*>(xr)[i], v);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if constexpr (kAdd) v[j] = store_res<R>(rr + 8 * i + j, load_res<R>(rr + 8 * i + j) + v[j]);
-        ss += v[j] * v[j];
-      }
+      for (int j = 0; j < 8; ++j) ss += v[j] * v[j];
     }
   } else {
     for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-      float v = dev::to_f(xr[i]);
-      if constexpr (kAdd) v = store_res<R>(rr + i, load_res<R>(rr + i) + v);
+      const float v = dev::to_f(xr[i]);
       ss += v * v;
     }
   }
   ss = dev::block_sum(ss, scratch);
   const float rs = rsqrtf(ss / static_cast<float>(hidden) + eps);
-  // Each thread reads back only what it wrote itself (same index split), so no barrier is needed
-  // between the passes; out may alias x because x is no longer read by anyone else after this.
-  if ((hidden & 7) == 0) {
+  // Each thread reads back only what it read itself (same index split), so out may alias x.
+  if (vec) {
     for (int64_t i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
       float v[8], w[8];
-      if constexpr (kAdd) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v[j] = load_res<R>(rr + 8 * i + j);
-      } else {
-        dev::unpack8(reinterpret_cast<const Bf16x8*>(xr)[i], v);
-      }
+      dev::unpack8(reinterpret_cast<const Bf16x8*>(xr)[i], v);
       dev::unpack8(reinterpret_cast<const Bf16x8*>(weight)[i], w);
 #pragma unroll
       for (int j = 0; j < 8; ++j) v[j] = v[j] * rs * w[j];
@@ -108,8 +78,7 @@ __global__ void rms_norm_kernel(const bf16* x, R* residual, const bf16* __restri
     }
   } else {
     for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-      const float v = kAdd ? load_res<R>(rr + i) : dev::to_f(xr[i]);
-      orow[i] = dev::to_bf(v * rs * dev::to_f(weight[i]));
+      orow[i] = dev::to_bf(dev::to_f(xr[i]) * rs * dev::to_f(weight[i]));
     }
   }
 }
@@ -163,25 +132,9 @@ Status launch_gather_rows(const void* x, const int32_t* rows, int64_t m, int64_t
 Status launch_rms_norm(const uint16_t* x, const uint16_t* weight, int64_t n, int64_t hidden, float eps,
                        uint16_t* out, Stream stream) {
   if (n == 0) return Status::ok();
-  const auto* xb = reinterpret_cast<const bf16*>(x);
-  return launch("rms_norm_kernel", rms_norm_kernel<bf16, false>, dim3(static_cast<unsigned>(n)),
-                dim3(norm_threads(hidden)), 0, stream, xb, const_cast<bf16*>(xb), reinterpret_cast<const bf16*>(weight),
-                hidden, eps, reinterpret_cast<bf16*>(out));
-}
-
-Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32, const uint16_t* weight,
-                           int64_t n, int64_t hidden, float eps, uint16_t* out, Stream stream) {
-  if (n == 0) return Status::ok();
-  const auto* xb = reinterpret_cast<const bf16*>(x);
-  const auto* wb = reinterpret_cast<const bf16*>(weight);
-  auto* ob = reinterpret_cast<bf16*>(out);
-  const unsigned grid = static_cast<unsigned>(n);
-  if (residual_f32) {
-    return launch("add_rms_norm_kernel", rms_norm_kernel<float, true>, dim3(grid), dim3(norm_threads(hidden)), 0, stream,
-                  xb, static_cast<float*>(residual), wb, hidden, eps, ob);
-  }
-  return launch("add_rms_norm_kernel", rms_norm_kernel<bf16, true>, dim3(grid), dim3(norm_threads(hidden)), 0, stream, xb,
-                static_cast<bf16*>(residual), wb, hidden, eps, ob);
+  return launch("rms_norm_kernel", rms_norm_kernel, dim3(static_cast<unsigned>(n)), dim3(norm_threads(hidden)), 0,
+                stream, reinterpret_cast<const bf16*>(x), reinterpret_cast<const bf16*>(weight), hidden, eps,
+                reinterpret_cast<bf16*>(out));
 }
 
 Status launch_swiglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream) {

@@ -17,33 +17,84 @@ constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kSmallMWarps = 8;
 constexpr int kSmallMUnroll = 8;
 
+// What the small-m kernel does with its products.
+enum Epilogue : int {
+  kStore = 0,    // y = x w^T + bias
+  kSwiGlu = 1,   // y = silu(gate) * up of a fused [gate; up] product
+  kAddInto = 2,  // y += x w^T + bias, y bf16 (the residual stream)
+};
+
+// The RMSNorm prologue: the M rows of x ([M, kv] 8-wide vectors) normalised by w into `out`
+// (shared memory), bf16; w_first is w[threadIdx.x], loaded by the caller. The sum of squares is split over threads and reduced exactly as
+// rms_norm_kernel splits and reduces it with its norm_threads(k) threads (here emulated by the
+// block's threads), so the normalised rows are bitwise those of ops::rms_norm.
+template <int M>
+__device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __restrict__ w, Bf16x8 w_first, int64_t kv,
+                              float eps, Bf16x8* out, float* red) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  int threads = 32;  // norm_threads(k)
+  while (threads < kv && threads < 1024) threads *= 2;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    for (int vt = tid; vt < threads; vt += blockDim.x) {
+      float ss = 0.0f;
+      for (int64_t i = vt; i < kv; i += threads) {
+        float v[8];
+        dev::unpack8(x[m * kv + i], v);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) ss += v[j] * v[j];
+      }
+      ss = dev::warp_sum(ss);
+      if (lane == 0) red[vt >> 5] = ss;
+    }
+    __syncthreads();
+    const float ss = dev::warp_sum(lane < threads / 32 ? red[lane] : 0.0f);
+    const float rs = rsqrtf(ss / static_cast<float>(8 * kv) + eps);
+    for (int64_t i = tid; i < kv; i += blockDim.x) {
+      float v[8], g[8];
+      dev::unpack8(x[m * kv + i], v);
+      dev::unpack8(i == tid ? w_first : w[i], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = v[j] * rs * g[j];
+      out[m * kv + i] = dev::pack8(v);
+    }
+    __syncthreads();  // `out` is complete and `red` free for the next row
+  }
+}
+
 // One warp per output column: the warp streams w[col, :] once (16-byte loads, kSmallMUnroll in
 // flight per lane) against the M rows of x, which stay in L1/L2. The weights never depend on the
 // previous kernel, so the first kSmallMUnroll loads of each lane are issued before waiting for it
 // (dev::pdl_begin): under programmatic launch the stream of weights starts while the previous
 // kernel still runs.
 //
+// With kNorm the block first normalises x (rms_norm_rows) into shared memory and multiplies that:
+// a pre-norm projection without the normalised rows in global memory or a kernel of their own.
 // With kSwiGlu, w is a fused [gate; up] matrix of 2 * I rows and the kernel writes the SwiGLU
 // activation y[m, j] = silu(gate) * up of I columns: a block computes the gate and up columns of
 // kSmallMWarps / 2 outputs and combines them through shared memory, rounding each to bf16 first,
-// exactly as the separate GEMM and swiglu kernels would.
-template <int M, typename Y, bool kSwiGlu>
+// exactly as the separate GEMM and swiglu kernels would. With kAddInto each product is rounded to
+// bf16 and then added into y, as a separate bf16 add of the product would.
+template <int M, typename Y, int kEpi, bool kNorm>
 __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* __restrict__ x,
                                                                      const bf16* __restrict__ w,
-                                                                     const bf16* __restrict__ bias,
-                                                                     Y* __restrict__ y, int64_t n, int64_t k) {
+                                                                     const bf16* __restrict__ bias, Y* y, int64_t n,
+                                                                     int64_t k, const bf16* __restrict__ norm_w,
+                                                                     float eps) {
   constexpr int kHalf = kSmallMWarps / 2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + warp;
   bool live = col < n;
-  if constexpr (kSwiGlu) {
+  if constexpr (kEpi == kSwiGlu) {
     const int64_t j = static_cast<int64_t>(blockIdx.x) * kHalf + warp % kHalf;
     live = j < n / 2;
     col = warp < kHalf ? j : n / 2 + j;
   }
   const int64_t kv = k / 8;
   const auto* wv = reinterpret_cast<const Bf16x8*>(w + (live ? col : 0) * k);
-  const auto* xv = reinterpret_cast<const Bf16x8*>(x);
+  const Bf16x8* xv = reinterpret_cast<const Bf16x8*>(x);
+  // Each lane takes every 32nd vector of the row from `lane`, kSmallMUnroll at a time. A row
+  // shorter than one such step (k < 2048) is loaded whole, past-the-end loads skipped.
   Bf16x8 wr[kSmallMUnroll];
   int64_t v = lane;
   const auto whole_step = [&] { return v + 32 * (kSmallMUnroll - 1) < kv; };
@@ -51,8 +102,30 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
 #pragma unroll
     for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
   };
-  if (live && whole_step()) load_step();
+  const bool short_row = !whole_step();
+  if (live) {
+    if (short_row) {
+#pragma unroll
+      for (int u = 0; u < kSmallMUnroll; ++u) {
+        if (v + 32 * u < kv) wr[u] = wv[v + 32 * u];
+      }
+    } else {
+      load_step();
+    }
+  }
+  const int tid = threadIdx.x;
+  Bf16x8 norm_first{};  // this thread's first vector of the norm weight, also loaded before the wait
+  if constexpr (kNorm) {
+    if (tid < kv) norm_first = reinterpret_cast<const Bf16x8*>(norm_w)[tid];
+  }
   dev::pdl_begin();
+  if constexpr (kNorm) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ float red[32];
+    auto* xs = reinterpret_cast<Bf16x8*>(smem_raw);
+    rms_norm_rows<M>(xv, reinterpret_cast<const Bf16x8*>(norm_w), norm_first, kv, eps, xs, red);
+    xv = xs;
+  }
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
@@ -67,7 +140,12 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
       for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
     }
   };
-  if (live) {
+  if (live && short_row) {
+#pragma unroll
+    for (int u = 0; u < kSmallMUnroll; ++u) {
+      if (v + 32 * u < kv) add_products(wr[u], v + 32 * u);
+    }
+  } else if (live) {
     while (whole_step()) {
 #pragma unroll
       for (int u = 0; u < kSmallMUnroll; ++u) add_products(wr[u], v + 32 * u);
@@ -75,11 +153,13 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
       if (whole_step()) load_step();
     }
     for (; v < kv; v += 32) add_products(wv[v], v);
+  }
+  if (live) {
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }
   const float b = live && bias != nullptr ? dev::to_f(bias[col]) : 0.0f;
-  if constexpr (kSwiGlu) {
+  if constexpr (kEpi == kSwiGlu) {
     __shared__ float part[kSmallMWarps][M];
     if (lane == 0 && live) {
 #pragma unroll
@@ -96,6 +176,8 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
     for (int m = 0; m < M; ++m) {
       if constexpr (std::is_same_v<Y, float>) {
         y[m * n + col] = acc[m] + b;
+      } else if constexpr (kEpi == kAddInto) {
+        y[m * n + col] = dev::to_bf(dev::to_f(y[m * n + col]) + dev::to_f(dev::to_bf(acc[m] + b)));
       } else {
         y[m * n + col] = dev::to_bf(acc[m] + b);
       }
@@ -103,36 +185,51 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
   }
 }
 
-template <int M>
+int64_t small_m_grid(const GemmArgs& a, bool swiglu) {
+  const int64_t outputs_per_block = swiglu ? kSmallMWarps / 2 : kSmallMWarps;
+  const int64_t outputs = swiglu ? a.n / 2 : a.n;
+  return (outputs + outputs_per_block - 1) / outputs_per_block;
+}
+
+template <int M, typename Y, int kEpi, bool kNorm>
+Status launch_small_m_variant(const GemmArgs& a, Stream stream) {
+  const unsigned grid = static_cast<unsigned>(small_m_grid(a, kEpi == kSwiGlu));
+  const size_t smem = kNorm ? static_cast<size_t>(M * a.k) * sizeof(bf16) : 0;
+  return launch("small_m_kernel", small_m_kernel<M, Y, kEpi, kNorm>, dim3(grid), dim3(32 * kSmallMWarps), smem, stream,
+                reinterpret_cast<const bf16*>(a.x), reinterpret_cast<const bf16*>(a.w),
+                reinterpret_cast<const bf16*>(a.bias), static_cast<Y*>(a.y), a.n, a.k,
+                reinterpret_cast<const bf16*>(a.norm_weight), a.norm_eps);
+}
+
+template <int M, bool kNorm>
 Status launch_small_m_fixed(const GemmArgs& a, bool swiglu, Stream stream) {
-  const auto* x = reinterpret_cast<const bf16*>(a.x);
-  const auto* w = reinterpret_cast<const bf16*>(a.w);
-  const auto* b = reinterpret_cast<const bf16*>(a.bias);
-  const dim3 block(32 * kSmallMWarps);
-  if (swiglu) {
-    const unsigned grid = static_cast<unsigned>((a.n / 2 + kSmallMWarps / 2 - 1) / (kSmallMWarps / 2));
-    return launch("small_m_swiglu_kernel", small_m_kernel<M, bf16, true>, dim3(grid), block, 0, stream, x, w, b,
-                  static_cast<bf16*>(a.y), a.n, a.k);
+  if (swiglu) return launch_small_m_variant<M, bf16, kSwiGlu, kNorm>(a, stream);
+  if constexpr (kNorm) {
+    return launch_small_m_variant<M, bf16, kStore, true>(a, stream);
+  } else {
+    if (a.accumulate) return launch_small_m_variant<M, bf16, kAddInto, false>(a, stream);
+    if (a.y_f32) return launch_small_m_variant<M, float, kStore, false>(a, stream);
+    return launch_small_m_variant<M, bf16, kStore, false>(a, stream);
   }
-  const unsigned grid = static_cast<unsigned>((a.n + kSmallMWarps - 1) / kSmallMWarps);
-  if (a.y_f32) {
-    return launch("small_m_kernel", small_m_kernel<M, float, false>, dim3(grid), block, 0, stream, x, w, b,
-                  static_cast<float*>(a.y), a.n, a.k);
-  }
-  return launch("small_m_kernel", small_m_kernel<M, bf16, false>, dim3(grid), block, 0, stream, x, w, b,
-                static_cast<bf16*>(a.y), a.n, a.k);
 }
 
 Status launch_small_m(const GemmArgs& a, bool swiglu, Stream stream) {
+  if (a.norm_weight != nullptr) {
+    switch (a.m) {
+      case 1: return launch_small_m_fixed<1, true>(a, swiglu, stream);
+      case 2: return launch_small_m_fixed<2, true>(a, swiglu, stream);
+      default: return invalid_argument(str_cat("gemm: the norm prologue takes 1 to ", kSmallMAuto, " rows, not ", a.m));
+    }
+  }
   switch (a.m) {
-    case 1: return launch_small_m_fixed<1>(a, swiglu, stream);
-    case 2: return launch_small_m_fixed<2>(a, swiglu, stream);
-    case 3: return launch_small_m_fixed<3>(a, swiglu, stream);
-    case 4: return launch_small_m_fixed<4>(a, swiglu, stream);
-    case 5: return launch_small_m_fixed<5>(a, swiglu, stream);
-    case 6: return launch_small_m_fixed<6>(a, swiglu, stream);
-    case 7: return launch_small_m_fixed<7>(a, swiglu, stream);
-    case 8: return launch_small_m_fixed<8>(a, swiglu, stream);
+    case 1: return launch_small_m_fixed<1, false>(a, swiglu, stream);
+    case 2: return launch_small_m_fixed<2, false>(a, swiglu, stream);
+    case 3: return launch_small_m_fixed<3, false>(a, swiglu, stream);
+    case 4: return launch_small_m_fixed<4, false>(a, swiglu, stream);
+    case 5: return launch_small_m_fixed<5, false>(a, swiglu, stream);
+    case 6: return launch_small_m_fixed<6, false>(a, swiglu, stream);
+    case 7: return launch_small_m_fixed<7, false>(a, swiglu, stream);
+    case 8: return launch_small_m_fixed<8, false>(a, swiglu, stream);
     default: return invalid_argument(str_cat("gemm: the small-m kernel takes 1 to ", kSmallMMax, " rows, not ", a.m));
   }
 }
@@ -239,7 +336,7 @@ Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
     KILN_CUBLAS_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
   KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, p->desc, &alpha, g.w, p->a, g.x, p->b, &beta, g.y, p->d, g.y,
                                              p->d, &p->algo, ws, kWorkspaceBytes, stream));
   return Status::ok();
@@ -249,13 +346,22 @@ Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
 
 bool small_m_fits(const GemmArgs& g) {
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-  return g.m >= 1 && g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w);
+  return g.m >= 1 && g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w) &&
+         (g.norm_weight == nullptr || (g.m <= kSmallMAuto && !g.y_f32 && !g.accumulate && aligned16(g.norm_weight) &&
+                                       g.m * g.k * 2 <= kNormSmemBytes));
+}
+
+bool small_m_norm_pays(const GemmArgs& g, bool swiglu, int sm_count) {
+  constexpr int64_t kBlocksPerSm = 2048 / (32 * kSmallMWarps);  // threads an SM holds / the block's
+  constexpr int64_t kMaxWaves = 2;
+  return small_m_grid(g, swiglu) <= kMaxWaves * kBlocksPerSm * sm_count;
 }
 
 Status gemm_swiglu_small_m(const GemmArgs& g, Stream stream) {
-  if (!small_m_fits(g) || g.n % 2 != 0 || g.y_f32) {
+  if (!small_m_fits(g) || g.n % 2 != 0 || g.y_f32 || g.accumulate) {
     return invalid_argument(str_cat("gemm_swiglu: the small-m kernel cannot take m=", g.m, " n=", g.n, " k=", g.k,
-                                    " (m <= ", kSmallMMax, ", even n, k % 8 == 0, bf16 out, 16-byte aligned)"));
+                                    " (m <= ", kSmallMMax, ", even n, k % 8 == 0, bf16 out, 16-byte aligned; with a "
+                                    "norm m <= ", kSmallMAuto, ")"));
   }
   return launch_small_m(g, true, stream);
 }
@@ -264,13 +370,16 @@ Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
   if (g.m < 0 || g.n <= 0 || g.k <= 0) {
     return invalid_argument(str_cat("gemm: bad shape m=", g.m, " n=", g.n, " k=", g.k));
   }
+  if (g.accumulate && g.y_f32) return invalid_argument("gemm: accumulates into bf16 only");
   if (g.m == 0) return Status::ok();
   const bool small_ok = small_m_fits(g);
-  if (path == GemmPath::kSmallM && !small_ok) {
+  if ((path == GemmPath::kSmallM || g.norm_weight != nullptr) && !small_ok) {
     return invalid_argument(str_cat("gemm: the small-m kernel cannot take m=", g.m, " k=", g.k,
-                                    " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned)"));
+                                    " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned; with a norm m <= ",
+                                    kSmallMAuto, " and bf16 out)"));
   }
-  if (path == GemmPath::kSmallM || (path == GemmPath::kAuto && small_ok && g.m <= kSmallMAuto)) {
+  if (path == GemmPath::kSmallM || g.norm_weight != nullptr ||
+      (path == GemmPath::kAuto && small_ok && g.m <= kSmallMAuto)) {
     return launch_small_m(g, false, stream);
   }
   if (g.y_f32 && g.bias != nullptr) {

@@ -23,11 +23,6 @@ Status launch_gather_rows(const void* x, const int32_t* rows, int64_t m, int64_t
 Status launch_rms_norm(const uint16_t* x, const uint16_t* weight, int64_t n, int64_t hidden, float eps,
                        uint16_t* out, Stream stream);
 
-// residual += x (rounded to the residual's dtype), then out = rms_norm(residual) * weight.
-// residual is bf16 (residual_f32 false) or f32; x, weight, out bf16; out may alias x.
-Status launch_add_rms_norm(const uint16_t* x, void* residual, bool residual_f32, const uint16_t* weight,
-                           int64_t n, int64_t hidden, float eps, uint16_t* out, Stream stream);
-
 // out[i, j] = silu(gate_up[i, j]) * gate_up[i, I + j]; bf16.
 Status launch_swiglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream);
 

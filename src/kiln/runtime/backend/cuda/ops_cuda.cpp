@@ -26,7 +26,8 @@ Status need_bf16(const Tensor& t, const char* what) {
   return Status::ok();
 }
 
-GemmArgs gemm_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
+// `norm`: the RMSNorm of x that the small-m kernel applies first, or null.
+GemmArgs gemm_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out, const ops::PreNorm* norm = nullptr) {
   GemmArgs g;
   g.x = x.data<const uint16_t>();
   g.w = w.weight.tensor().data<const uint16_t>();
@@ -36,7 +37,15 @@ GemmArgs gemm_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& ou
   g.m = x.dim(0);
   g.n = w.out_features;
   g.k = w.in_features;
+  if (norm != nullptr) {
+    g.norm_weight = norm->weight.data<const uint16_t>();
+    g.norm_eps = norm->eps;
+  }
   return g;
+}
+
+std::string op_name(const char* op, const ops::LinearWeight& w) {
+  return op_profiling() ? str_cat(op, " n=", w.out_features, " k=", w.in_features) : std::string();
 }
 
 const uint16_t* bf16_or_null(const Tensor& t) { return t.empty() ? nullptr : t.data<const uint16_t>(); }
@@ -66,14 +75,6 @@ Status rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& weight,
   OpTimer timer("rms_norm", stream_of(ctx));
   return launch_rms_norm(x.data<const uint16_t>(), weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps,
                          out.data<uint16_t>(), stream_of(ctx));
-}
-
-Status add_rms_norm(const DeviceContext& ctx, const Tensor& x, const Tensor& residual, const Tensor& weight,
-                    float eps, const Tensor& out) {
-  OpTimer timer("add_rms_norm", stream_of(ctx));
-  return launch_add_rms_norm(x.data<const uint16_t>(), residual.raw(), residual.dtype() == DType::kF32,
-                             weight.data<const uint16_t>(), x.dim(0), x.dim(1), eps, out.data<uint16_t>(),
-                             stream_of(ctx));
 }
 
 Status qkv_rope_cache(const DeviceContext& ctx, const Tensor& qkv, const Tensor& positions,
@@ -134,7 +135,7 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
 }
 
 Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
-  OpTimer timer(op_profiling() ? str_cat("linear n=", w.out_features, " k=", w.in_features) : std::string(), stream_of(ctx));
+  OpTimer timer(op_name("linear", w), stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear weight"));
   if (out.dtype() != DType::kBF16 && out.dtype() != DType::kF32) {
     return invalid_argument(str_cat("linear out: the CUDA backend writes BF16 or F32, not ", dtype_name(out.dtype())));
@@ -142,15 +143,40 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight
   return gemm(ctx.blas, gemm_args(x, w, out), stream_of(ctx));
 }
 
-bool linear_swiglu_fused(const DeviceContext&, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
-  return x.dim(0) <= kSmallMAuto && small_m_fits(gemm_args(x, w, out));
+bool norm_linear_fused(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm& norm, const ops::LinearWeight& w,
+                       const Tensor& out) {
+  if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16 || out.dtype() != DType::kBF16) return false;
+  const GemmArgs g = gemm_args(x, w, out, &norm);
+  return small_m_fits(g) && small_m_norm_pays(g, false, sm_count(ctx.device));
 }
 
-Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
-  OpTimer timer(op_profiling() ? str_cat("linear_swiglu n=", w.out_features, " k=", w.in_features) : std::string(),
-                stream_of(ctx));
+Status norm_linear(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm& norm, const ops::LinearWeight& w,
+                   const Tensor& out) {
+  OpTimer timer(op_name("norm_linear", w), stream_of(ctx));
+  return gemm(ctx.blas, gemm_args(x, w, out, &norm), stream_of(ctx));
+}
+
+Status linear_add(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& residual) {
+  OpTimer timer(op_name("linear_add", w), stream_of(ctx));
+  KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_add weight"));
+  KILN_RETURN_IF_ERROR(need_bf16(residual, "linear_add residual"));
+  GemmArgs g = gemm_args(x, w, residual);
+  g.accumulate = true;
+  return gemm(ctx.blas, g, stream_of(ctx));
+}
+
+bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
+                         const ops::PreNorm* norm) {
+  if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16) return false;
+  const GemmArgs g = gemm_args(x, w, out, norm);
+  return small_m_fits(g) && (norm == nullptr || small_m_norm_pays(g, true, sm_count(ctx.device)));
+}
+
+Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
+                     const ops::PreNorm* norm) {
+  OpTimer timer(op_name(norm != nullptr ? "norm_linear_swiglu" : "linear_swiglu", w), stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
-  return gemm_swiglu_small_m(gemm_args(x, w, out), stream_of(ctx));
+  return gemm_swiglu_small_m(gemm_args(x, w, out, norm), stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda
