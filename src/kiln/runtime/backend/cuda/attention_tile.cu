@@ -1,11 +1,10 @@
-// Paged causal attention for prefill on tensor cores (FlashAttention-2's loop order, with WMMA
-// bf16 fragments). One block per (16 query rows of one sequence, kv head); one warp per query head
-// of the group, so each K/V tile in shared memory serves 16 * group query vectors. Per key tile a
-// warp computes S = Q K^T on tensor cores, masks it (causal, window), updates the running max and
-// sum, rescales its output rows and adds P V on tensor cores. Output rows live in shared memory in
-// f32, where the rescale needs no knowledge of the fragment layout.
-#include <mma.h>
-
+// Paged causal attention for prefill on tensor cores, FlashAttention-2's way: one warp owns 16
+// query rows of one query head and keeps everything of them in registers - Q as mma fragments,
+// the scores S = Q K^T of a 64-key tile, their softmax weights P (which become the A operand of
+// P V without leaving registers) and the output O - with the running max and sum per row. A block
+// is the warps of one (sequence, kv head) that share each K/V tile in shared memory: the group's
+// query heads, times enough 16-row groups to make four warps. mma.sync m16n8k16 bf16 with f32
+// accumulation; P is rounded to bf16 for the product and the row sums add exactly those weights.
 #include <algorithm>
 #include <cmath>
 
@@ -16,161 +15,210 @@ namespace kiln::runtime::cuda {
 namespace {
 
 using dev::bf16;
-namespace wmma = nvcuda::wmma;
 
-constexpr int kRows = 16;      // query rows per block
+constexpr int kRows = 16;      // query rows per warp (the mma's M)
 constexpr int kKeys = 64;      // keys per tile
-constexpr int kPad = 8;        // bf16 of padding per row: ldm stays a multiple of 8, rows shift banks
-constexpr int kMaxGroup = 16;  // warps per block
+constexpr int kPad = 8;        // bf16 of padding per smem row: fragment reads fall in distinct banks
+constexpr int kMaxGroup = 8;   // query heads per kv head this kernel takes
+constexpr int kMinWarps = 4;   // a block has at least this many warps (16-row groups x heads)
+constexpr int kLoadBatch = 4;  // K/V vector pairs a thread has in flight while filling a tile
 
-struct TileSmem {
-  size_t k, v, q, s, p, o, rowstate, total;
-  __host__ __device__ static size_t up(size_t n) { return (n + 127) / 128 * 128; }
-  __host__ __device__ TileSmem(int group, int d) {
-    size_t at = 0;
-    k = at; at += up(sizeof(bf16) * kKeys * (d + kPad));
-    v = at; at += up(sizeof(bf16) * kKeys * (d + kPad));
-    q = at; at += up(sizeof(bf16) * group * kRows * (d + kPad));
-    s = at; at += up(sizeof(float) * group * kRows * kKeys);
-    p = at; at += up(sizeof(bf16) * group * kRows * (kKeys + kPad));
-    o = at; at += up(sizeof(float) * group * kRows * d);
-    rowstate = at; at += up(sizeof(float) * group * 3 * kRows);  // running max, sum, last rescale
-    total = at;
-  }
-};
+int row_groups(int group) { return group >= kMinWarps ? 1 : kMinWarps / group; }
+size_t tile_smem(int d) { return sizeof(bf16) * 2 * kKeys * (d + kPad); }
 
-__global__ void attention_tile_kernel(AttentionArgs a) {
+// c += a b for a 16x16 bf16 A (row major), a 16x8 bf16 B (column major) and a 16x8 f32 C.
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(bf16 lo, bf16 hi) {
+  const __nv_bfloat162 v(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// Fragment coordinates (PTX m16n8k16): lane = 4 * g + t. A: rows g and g + 8, columns 2t, 2t + 1
+// (+ 8); B: rows (k) 2t, 2t + 1 (+ 8), column g; C: rows g and g + 8, columns 2t, 2t + 1.
+template <int D>
+__global__ void __launch_bounds__(32 * kMaxGroup) attention_tile_kernel(AttentionArgs a) {
+  constexpr int ld = D + kPad, KS = D / 16, NB = D / 8, TB = kKeys / 8;
   dev::pdl_begin();
-  extern __shared__ __align__(128) unsigned char smem[];
-  const int D = a.head_dim, KV = a.num_kv_heads, G = a.num_heads / KV;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* k_s = reinterpret_cast<bf16*>(smem);  // [kKeys, ld]
+  bf16* v_s = k_s + kKeys * ld;               // [kKeys, ld]
+  const int KV = a.num_kv_heads, G = a.num_heads / KV;
   const int s = blockIdx.y, kvh = blockIdx.z;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int32_t q0 = a.query_start[s], n_new = a.query_start[s + 1] - q0;
-  const int r0 = blockIdx.x * kRows;
-  if (r0 >= n_new) return;
-  const int rows = min(kRows, n_new - r0);
-  const int64_t pos0 = static_cast<int64_t>(a.kv_len[s]) - n_new + r0;  // position of row 0
-  const int64_t k_hi = pos0 + rows;                                      // keys the last row sees
-  const int64_t k_lo = a.sliding_window > 0 ? max(int64_t{0}, pos0 + 1 - a.sliding_window) : 0;
+  const int block_rows = kRows * (blockDim.x / 32 / G);
+  const int br0 = blockIdx.x * block_rows;
+  if (br0 >= n_new) return;
+  const int64_t first_pos = static_cast<int64_t>(a.kv_len[s]) - n_new;  // position of row 0
+  const int64_t k_hi = first_pos + min(n_new, br0 + block_rows);       // keys the block's last row sees
+  const int64_t k_lo = a.sliding_window > 0 ? max(int64_t{0}, first_pos + br0 + 1 - a.sliding_window) : 0;
 
-  const TileSmem L(G, D);
-  const int ld = D + kPad, ldp = kKeys + kPad;
-  bf16* k_s = reinterpret_cast<bf16*>(smem + L.k);
-  bf16* v_s = reinterpret_cast<bf16*>(smem + L.v);
-  bf16* q_s = reinterpret_cast<bf16*>(smem + L.q) + warp * kRows * ld;
-  float* s_s = reinterpret_cast<float*>(smem + L.s) + warp * kRows * kKeys;
-  bf16* p_s = reinterpret_cast<bf16*>(smem + L.p) + warp * kRows * ldp;
-  float* o_s = reinterpret_cast<float*>(smem + L.o) + warp * kRows * D;
-  float* m_s = reinterpret_cast<float*>(smem + L.rowstate) + warp * 3 * kRows;
-  float* l_s = m_s + kRows;
-  float* alpha_s = l_s + kRows;
+  // This warp: query head h, rows [r0, r0 + rows) of the sequence's new tokens.
+  const int h = kvh * G + warp % G;
+  const int r0 = br0 + (warp / G) * kRows;
+  const int rows = max(0, min(kRows, n_new - r0));
+  const int64_t pos0 = first_pos + r0;
+  const auto window_lo = [&](int64_t pos) {
+    return a.sliding_window > 0 ? max(int64_t{0}, pos + 1 - a.sliding_window) : int64_t{0};
+  };
 
-  // This warp's query head h: its 16 rows into q_s (zeros past the last row), o_s zeroed.
-  const int h = kvh * G + warp;
-  const bf16* qbase = reinterpret_cast<const bf16*>(a.q) + (q0 + r0) * a.q_row_stride + static_cast<int64_t>(h) * D;
-  for (int e = lane; e < kRows * D / 8; e += 32) {
-    const int r = e / (D / 8), c = e % (D / 8);
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < rows) v = *reinterpret_cast<const uint4*>(qbase + r * a.q_row_stride + c * 8);
-    *reinterpret_cast<uint4*>(q_s + r * ld + c * 8) = v;
+  uint32_t qf[KS][4];
+  {
+    const bf16* qb = reinterpret_cast<const bf16*>(a.q) + (q0 + r0) * a.q_row_stride + static_cast<int64_t>(h) * D;
+    const bool lo_ok = g < rows, hi_ok = g + 8 < rows;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+      const int c = 16 * ks + 2 * t;
+      qf[ks][0] = lo_ok ? ld32(qb + g * a.q_row_stride + c) : 0u;
+      qf[ks][1] = hi_ok ? ld32(qb + (g + 8) * a.q_row_stride + c) : 0u;
+      qf[ks][2] = lo_ok ? ld32(qb + g * a.q_row_stride + c + 8) : 0u;
+      qf[ks][3] = hi_ok ? ld32(qb + (g + 8) * a.q_row_stride + c + 8) : 0u;
+    }
   }
-  for (int e = lane; e < kRows * D; e += 32) o_s[e] = 0.0f;
-  if (lane < kRows) {
-    m_s[lane] = -INFINITY;
-    l_s[lane] = 0.0f;
-  }
+  float o[NB][4];
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) o[nb][0] = o[nb][1] = o[nb][2] = o[nb][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
 
   const int32_t* table = a.block_ids + a.block_start[s];
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;
   const bf16* cache = reinterpret_cast<const bf16*>(a.kv_cache);
-  const int vec = D / 8;
-  const int k_start = static_cast<int>((k_lo / kKeys) * kKeys);  // tiles aligned to kKeys positions
+  constexpr int vec = D / 8;
+  const int64_t k_start = (k_lo / kKeys) * kKeys;  // tiles aligned to kKeys positions
 
   for (int64_t t0 = k_start; t0 < k_hi; t0 += kKeys) {
     __syncthreads();  // every warp is done with the previous K/V tile
-    for (int idx = threadIdx.x; idx < kKeys * vec; idx += blockDim.x) {
-      const int j = idx / vec, c = idx - j * vec;
-      const int64_t key = t0 + j;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (key < k_hi) {
-        const int64_t blk = table[key / a.block_size], off = key % a.block_size;
-        const bf16* kp = cache + ((blk * 2) * a.block_size + off) * kv_stride + static_cast<int64_t>(kvh) * D + c * 8;
-        kv = *reinterpret_cast<const uint4*>(kp);
-        vv = *reinterpret_cast<const uint4*>(kp + a.block_size * kv_stride);
+    // kLoadBatch K/V pairs per thread at a time: their block-table lookups are issued together,
+    // then their cache reads.
+    for (int base = 0; base < kKeys * vec; base += blockDim.x * kLoadBatch) {
+      const bf16* kp[kLoadBatch];
+#pragma unroll
+      for (int b = 0; b < kLoadBatch; ++b) {
+        const int idx = base + b * blockDim.x + threadIdx.x;
+        const int j = idx / vec, c = idx - j * vec;
+        const int64_t key = t0 + j;
+        kp[b] = nullptr;
+        if (idx < kKeys * vec && key < k_hi) {
+          const int64_t blk = table[key / a.block_size], off = key % a.block_size;
+          kp[b] = cache + ((blk * 2) * a.block_size + off) * kv_stride + static_cast<int64_t>(kvh) * D + c * 8;
+        }
       }
-      *reinterpret_cast<uint4*>(k_s + j * ld + c * 8) = kv;
-      *reinterpret_cast<uint4*>(v_s + j * ld + c * 8) = vv;
+      uint4 kr[kLoadBatch], vr[kLoadBatch];
+#pragma unroll
+      for (int b = 0; b < kLoadBatch; ++b) {
+        kr[b] = vr[b] = make_uint4(0, 0, 0, 0);
+        if (kp[b] != nullptr) {
+          kr[b] = *reinterpret_cast<const uint4*>(kp[b]);
+          vr[b] = *reinterpret_cast<const uint4*>(kp[b] + a.block_size * kv_stride);
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kLoadBatch; ++b) {
+        const int idx = base + b * blockDim.x + threadIdx.x;
+        if (idx < kKeys * vec) {
+          const int j = idx / vec, c = idx - j * vec;
+          *reinterpret_cast<uint4*>(k_s + j * ld + c * 8) = kr[b];
+          *reinterpret_cast<uint4*>(v_s + j * ld + c * 8) = vr[b];
+        }
+      }
     }
     __syncthreads();
+    // Nothing for this warp in the tile: past its last row's keys, or before its first row's window.
+    if (rows == 0 || t0 > pos0 + rows - 1 || t0 + kKeys <= window_lo(pos0)) continue;
 
-    // S = Q K^T: [16, kKeys] in f32.
-    for (int kb = 0; kb < kKeys / 16; ++kb) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, q_s + kk * 16, ld);
-        wmma::load_matrix_sync(fb, k_s + kb * 16 * ld + kk * 16, ld);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(s_s + kb * 16, acc, kKeys, wmma::mem_row_major);
+    // S = Q K^T for keys t0 + 8n + (2t, 2t + 1), scaled and masked.
+    float sc[TB][4];
+#pragma unroll
+    for (int n = 0; n < TB; ++n) {
+      sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+      const bf16* krow = k_s + (8 * n + g) * ld + 2 * t;
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks) mma_16816(sc[n], qf[ks], ld32(krow + 16 * ks), ld32(krow + 16 * ks + 8));
     }
-    __syncwarp();
-
-    // Online softmax, one row at a time; lane owns key columns lane and lane + 32, so shared
-    // memory is read and written in consecutive words.
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t pos = pos0 + r;
-      const int64_t lo = a.sliding_window > 0 ? max(int64_t{0}, pos + 1 - a.sliding_window) : 0;
-      const float* srow = s_s + r * kKeys;
-      const int64_t key0 = t0 + lane, key1 = key0 + 32;
-      const bool valid = r < rows;
-      const float v0 = valid && key0 <= pos && key0 >= lo ? srow[lane] * a.scale : -INFINITY;
-      const float v1 = valid && key1 <= pos && key1 >= lo ? srow[lane + 32] * a.scale : -INFINITY;
-      const float m_old = m_s[r];
-      const float m_new = fmaxf(m_old, dev::warp_max(fmaxf(v0, v1)));
-      const bool none = m_new == -INFINITY;  // no key seen yet by this row
-      const bf16 p0 = dev::to_bf(none ? 0.0f : __expf(v0 - m_new));
-      const bf16 p1 = dev::to_bf(none ? 0.0f : __expf(v1 - m_new));
-      bf16* prow = p_s + r * ldp;
-      prow[lane] = p0;
-      prow[lane + 32] = p1;
-      const float psum = dev::warp_sum(dev::to_f(p0) + dev::to_f(p1));  // exactly the weights P V uses
-      if (lane == 0) {
-        const float alpha = none ? 1.0f : __expf(m_old - m_new);
-        alpha_s[r] = alpha;
-        l_s[r] = l_s[r] * alpha + psum;
-        m_s[r] = m_new;
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < TB; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = g + 8 * (e >> 1);
+        const int64_t pos = pos0 + row, key = t0 + 8 * n + 2 * t + (e & 1);
+        const bool keep = row < rows && key <= pos && key >= window_lo(pos);
+        sc[n][e] = keep ? sc[n][e] * a.scale : -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], sc[n][e]);
       }
     }
-    __syncwarp();
-    for (int e = lane; e < kRows * D; e += 32) o_s[e] *= alpha_s[e / D];
-    __syncwarp();
-
-    // O += P V.
-    for (int cb = 0; cb < D / 16; ++cb) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, o_s + cb * 16, D, wmma::mem_row_major);
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, p_s + kk * 16, ldp);
-        wmma::load_matrix_sync(fb, v_s + kk * 16 * ld + cb * 16, ld);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(o_s + cb * 16, acc, D, wmma::mem_row_major);
+    float m_new[2], alpha[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+      m_new[i] = fmaxf(m_run[i], mx[i]);
+      alpha[i] = m_new[i] == -INFINITY ? 1.0f : __expf(m_run[i] - m_new[i]);
     }
-    __syncwarp();
+    // P in bf16, packed as the A operand of P V: pa[n][0] row g, pa[n][1] row g + 8.
+    uint32_t pa[TB][2];
+#pragma unroll
+    for (int n = 0; n < TB; ++n) {
+      bf16 p[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float mn = m_new[e >> 1];
+        p[e] = dev::to_bf(mn == -INFINITY ? 0.0f : __expf(sc[n][e] - mn));
+        sum[e >> 1] += dev::to_f(p[e]);
+      }
+      pa[n][0] = pack_bf16(p[0], p[1]);
+      pa[n][1] = pack_bf16(p[2], p[3]);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
+      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
+      l_run[i] = l_run[i] * alpha[i] + sum[i];
+      m_run[i] = m_new[i];
+    }
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      o[nb][0] *= alpha[0];
+      o[nb][1] *= alpha[0];
+      o[nb][2] *= alpha[1];
+      o[nb][3] *= alpha[1];
+    }
+    // O += P V: key step kk covers keys 16kk .. 16kk + 15 (score blocks 2kk and 2kk + 1).
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      const uint32_t af[4] = {pa[2 * kk][0], pa[2 * kk][1], pa[2 * kk + 1][0], pa[2 * kk + 1][1]};
+      const bf16* v0 = v_s + (16 * kk + 2 * t) * ld + g;
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+        const bf16* vp = v0 + 8 * nb;
+        mma_16816(o[nb], af, pack_bf16(vp[0], vp[ld]), pack_bf16(vp[8 * ld], vp[9 * ld]));
+      }
+    }
   }
 
   // out[row, h * D + d] = O / l.
-  __syncwarp();
-  bf16* out = reinterpret_cast<bf16*>(a.out) + (q0 + r0) * static_cast<int64_t>(a.num_heads) * D + static_cast<int64_t>(h) * D;
-  for (int e = lane; e < rows * D; e += 32) {
-    const int r = e / D, c = e - r * D;
-    const float l = l_s[r];
-    out[static_cast<int64_t>(r) * a.num_heads * D + c] = dev::to_bf(l > 0.0f ? o_s[e] / l : 0.0f);
+  bf16* out = reinterpret_cast<bf16*>(a.out) + (q0 + r0) * static_cast<int64_t>(a.num_heads) * D +
+              static_cast<int64_t>(h) * D + 2 * t;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int row = g + 8 * i;
+    if (row >= rows) continue;
+    const float inv = l_run[i] > 0.0f ? 1.0f / l_run[i] : 0.0f;
+    bf16* orow = out + static_cast<int64_t>(row) * a.num_heads * D;
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      *reinterpret_cast<__nv_bfloat162*>(orow + 8 * nb) =
+          __floats2bfloat162_rn(o[nb][2 * i] * inv, o[nb][2 * i + 1] * inv);
+    }
   }
 }
 
@@ -189,24 +237,25 @@ int max_smem_optin() {
 bool attention_tile_fits(const AttentionArgs& a, int64_t max_query_len) {
   if (max_query_len < 8 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0) return false;
   const int G = a.num_heads / a.num_kv_heads;
-  if (G > kMaxGroup || a.head_dim % 16 != 0 || a.head_dim > 256) return false;
+  if (G > kMaxGroup || (a.head_dim != 64 && a.head_dim != 128)) return false;
   static const int limit = max_smem_optin();
-  if (TileSmem(G, a.head_dim).total > static_cast<size_t>(limit)) return false;
+  if (tile_smem(a.head_dim) > static_cast<size_t>(limit)) return false;
   // Blocks are laid out per sequence for the longest query span; skip this kernel when most of
   // them would find no rows (many short spans beside one long one).
-  const int64_t blocks = (max_query_len + kRows - 1) / kRows * a.num_seqs;
-  const int64_t useful = (a.num_tokens + kRows - 1) / kRows + a.num_seqs;
+  const int64_t block_rows = kRows * row_groups(G);
+  const int64_t blocks = (max_query_len + block_rows - 1) / block_rows * a.num_seqs;
+  const int64_t useful = (a.num_tokens + block_rows - 1) / block_rows + a.num_seqs;
   return blocks <= 4 * useful;
 }
 
 Status launch_attention_tile(const AttentionArgs& a, int64_t max_query_len, Stream stream) {
-  const int G = a.num_heads / a.num_kv_heads;
-  const size_t smem = TileSmem(G, a.head_dim).total;
-  KILN_CUDA_RETURN_IF_ERROR(
-      cudaFuncSetAttribute(attention_tile_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const dim3 grid(static_cast<unsigned>((max_query_len + kRows - 1) / kRows), static_cast<unsigned>(a.num_seqs),
+  const int G = a.num_heads / a.num_kv_heads, R = row_groups(G);
+  const size_t smem = tile_smem(a.head_dim);
+  const auto kernel = a.head_dim == 64 ? attention_tile_kernel<64> : attention_tile_kernel<128>;
+  KILN_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>((max_query_len + kRows * R - 1) / (kRows * R)), static_cast<unsigned>(a.num_seqs),
                   static_cast<unsigned>(a.num_kv_heads));
-  return launch("attention_tile_kernel", attention_tile_kernel, grid, dim3(32 * G), smem, stream, a);
+  return launch("attention_tile_kernel", kernel, grid, dim3(32 * G * R), smem, stream, a);
 }
 
 }  // namespace kiln::runtime::cuda
