@@ -3,7 +3,7 @@
 // the scores S = Q K^T of a 64-key tile, their softmax weights P (which become the A operand of
 // P V without leaving registers) and the output O - with the running max and sum per row. A block
 // is the warps of one (sequence, kv head) that share each K/V tile in shared memory: the group's
-// query heads, times enough 16-row groups to make four warps. mma.sync m16n8k16 bf16 with f32
+// query heads, times row_groups() 16-row groups. mma.sync m16n8k16 bf16 with f32
 // accumulation; P is rounded to bf16 for the product and the row sums add exactly those weights.
 #include <algorithm>
 #include <cmath>
@@ -20,10 +20,12 @@ constexpr int kRows = 16;      // query rows per warp (the mma's M)
 constexpr int kKeys = 64;      // keys per tile
 constexpr int kPad = 8;        // bf16 of padding per smem row: fragment reads fall in distinct banks
 constexpr int kMaxGroup = 8;   // query heads per kv head this kernel takes
-constexpr int kMinWarps = 4;   // a block has at least this many warps (16-row groups x heads)
 constexpr int kLoadBatch = 4;  // K/V vector pairs a thread has in flight while filling a tile
 
-int row_groups(int group) { return group >= kMinWarps ? 1 : kMinWarps / group; }
+// 16-row groups per block: two (each K/V tile serves 32 rows) where the warps fit. Measured on an
+// H100, prefill of 512 tokens: Llama-3.1-8B (group 4) 1.5% faster than one group, Qwen3-0.6B
+// (group 2) 4% slower with four groups than with two.
+int row_groups(int group) { return group <= kMaxGroup / 2 ? 2 : 1; }
 size_t tile_smem(int d) { return sizeof(bf16) * 2 * kKeys * (d + kPad); }
 
 // c += a b for a 16x16 bf16 A (row major), a 16x8 bf16 B (column major) and a 16x8 f32 C.
