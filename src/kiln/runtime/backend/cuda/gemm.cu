@@ -25,9 +25,10 @@ enum Epilogue : int {
 };
 
 // The RMSNorm prologue: the M rows of x ([M, kv] 8-wide vectors) normalised by w into `out`
-// (shared memory), bf16; w_first is w[threadIdx.x], loaded by the caller. The sum of squares is split over threads and reduced exactly as
-// rms_norm_kernel splits and reduces it with its norm_threads(k) threads (here emulated by the
-// block's threads), so the normalised rows are bitwise those of ops::rms_norm.
+// (shared memory), bf16; w_first is w[threadIdx.x], loaded by the caller. The sum of squares is
+// split over threads and reduced exactly as rms_norm_kernel splits and reduces it with its
+// norm_threads(k) threads (here emulated by the block's threads), so the normalised rows are
+// bitwise those of ops::rms_norm.
 template <int M>
 __device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __restrict__ w, Bf16x8 w_first, int64_t kv,
                               float eps, Bf16x8* out, float* red) {
