@@ -61,46 +61,51 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const int slot = lane / kL, vec = lane % kL;
   const bool lane_live = vec * 8 < D;
 
-  // Launch metadata was uploaded before the step: it is read before the wait.
-  const int s = find_seq(a.query_start, a.num_seqs, row);
+  // Launch metadata was uploaded before the step: it is read before the wait. Positions fit in
+  // 32 bits (kv_len is int32). A decode batch has one row per sequence: row s is sequence s.
+  const int s = row < a.num_seqs && a.query_start[row] == row && a.query_start[row + 1] == row + 1
+                    ? static_cast<int>(row)
+                    : find_seq(a.query_start, a.num_seqs, row);
   const int32_t q0 = a.query_start[s], n_new = a.query_start[s + 1] - q0;
-  const int64_t pos = static_cast<int64_t>(a.kv_len[s]) - n_new + (row - q0);
-  const int64_t k_lo = a.sliding_window > 0 ? max(int64_t{0}, pos + 1 - a.sliding_window) : int64_t{0};
-  const int64_t k_hi = pos + 1;
+  const int32_t first_new = a.kv_len[s] - n_new;  // keys before it were written by earlier steps
+  const int32_t pos = first_new + static_cast<int32_t>(row - q0);
+  const int32_t k_lo = a.sliding_window > 0 ? max(0, pos + 1 - static_cast<int32_t>(a.sliding_window)) : 0;
+  const int32_t k_hi = pos + 1;
   // This split's keys: whole tiles, so a row's reduction order is the same for any split count
   // that gives it the same ranges.
-  const int64_t n_keys = max(int64_t{0}, k_hi - k_lo);
-  const int64_t tiles_per_split = ((n_keys + kTile - 1) / kTile + a.num_splits - 1) / a.num_splits;
-  const int64_t t_begin = k_lo + split * tiles_per_split * kTile;
-  const int64_t t_end = min(k_hi, t_begin + tiles_per_split * kTile);
-  const int64_t old_end = min(t_end, static_cast<int64_t>(a.kv_len[s]) - n_new);  // written by earlier steps
-  const int64_t chunks = t_end > t_begin ? (t_end - t_begin + kChunk - 1) / kChunk : 0;
+  const int32_t n_keys = max(0, k_hi - k_lo);
+  const int32_t tiles_per_split = ((n_keys + kTile - 1) / kTile + a.num_splits - 1) / a.num_splits;
+  const int32_t t_begin = k_lo + split * tiles_per_split * kTile;
+  const int32_t t_end = min(k_hi, t_begin + tiles_per_split * kTile);
+  const int32_t chunks = t_end > t_begin ? (t_end - t_begin + kChunk - 1) / kChunk : 0;
 
   const int32_t* table = a.block_ids + a.block_start[s];
+  const int bs = a.block_size;
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;  // one token of one of K or V
   const bf16* cache = reinterpret_cast<const bf16*>(a.kv_cache) + static_cast<int64_t>(kvh) * D + vec * 8;
-  const int64_t v_offset = a.block_size * kv_stride;
+  const int64_t v_offset = bs * kv_stride;
   // The K and V vectors of this lane's keys in chunk c that lie in [lo, hi); the others keep
-  // their values.
-  const auto load = [&](uint4 (&k)[kSteps], uint4 (&v)[kSteps], int64_t c, int64_t lo, int64_t hi) {
-    const int64_t c0 = t_begin + c * kChunk + slot;
+  // their values. One division per chunk: the lane's keys step by kSlots through the blocks.
+  const auto load = [&](uint4 (&k)[kSteps], uint4 (&v)[kSteps], int32_t c, int32_t lo, int32_t hi) {
+    const int32_t c0 = t_begin + c * kChunk + slot;
+    int32_t bi = c0 / bs, off = c0 - bi * bs;
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
-      const int64_t key = c0 + u * kSlots;
+      const int32_t key = c0 + u * kSlots;
       if (lane_live && key >= lo && key < hi) {
-        const int64_t blk = table[key / a.block_size], off = key % a.block_size;
-        const bf16* p = cache + ((blk * 2) * a.block_size + off) * kv_stride;
+        const bf16* p = cache + (static_cast<int64_t>(table[bi]) * 2 * bs + off) * kv_stride;
         k[u] = *reinterpret_cast<const uint4*>(p);
         v[u] = *reinterpret_cast<const uint4*>(p + v_offset);
       }
+      for (off += kSlots; off >= bs; off -= bs) ++bi;
     }
   };
   uint4 kr[kSteps], vr[kSteps];
 #pragma unroll
   for (int u = 0; u < kSteps; ++u) kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-  if (warp < chunks) load(kr, vr, warp, t_begin, old_end);
+  if (warp < chunks) load(kr, vr, warp, t_begin, min(t_end, first_new));
   dev::pdl_begin();
-  if (warp < chunks) load(kr, vr, warp, max(t_begin, old_end), t_end);
+  if (warp < chunks) load(kr, vr, warp, max(t_begin, first_new), t_end);
 
   float q[kG][8];
   const bf16* qrow = reinterpret_cast<const bf16*>(a.q) + row * a.q_row_stride + static_cast<int64_t>(h0) * D + vec * 8;
@@ -120,7 +125,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int j = 0; j < 8; ++j) acc[g][j] = 0.0f;
   }
 
-  for (int64_t c = warp; c < chunks; c += kWarps) {
+  for (int32_t c = warp; c < chunks; c += kWarps) {
     uint4 kn[kSteps], vn[kSteps];
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) kn[u] = vn[u] = make_uint4(0, 0, 0, 0);
