@@ -3,17 +3,17 @@
 //
 // One block per (query row, kv head, split) - with more than kMaxHeads query heads per kv head,
 // per group of kMaxHeads of them - so each key is read once for the group's heads. The block's
-// four warps stream the split's keys straight from the paged cache into registers, kL lanes per
-// key (8 bf16 each), with no shared-memory staging and no barrier in the loop: each warp takes
-// every fourth chunk of kChunk keys, has the next chunk's loads in flight while it scores the
-// current one, and keeps its own online softmax (running max and sum) per key slot. The slots
-// and warps are combined by their maxima at the end. A split covers a contiguous range of whole
-// kTile-key tiles; the merge kernel combines the splits by their log-sum-exp. The grid depends
-// only on (rows, kv heads, splits), never on the lengths, so a decode step with a fixed split
-// count can be captured in a CUDA graph.
+// four warps stream the split's keys, kL lanes per key (8 bf16 each): each warp takes every fourth
+// chunk of kChunk keys and copies them with cp.async into its own ring of kStages chunks in
+// shared memory, two chunks in flight while it scores the third. A lane reads back only the
+// vectors it copied, so the loop has no barrier. Each key slot keeps its own online softmax
+// (running max and sum), rescaled once per chunk; slots and warps are combined by their maxima
+// at the end. A split covers a contiguous range of whole kTile-key tiles; the merge kernel
+// combines the splits by their log-sum-exp. The grid depends only on (rows, kv heads, splits),
+// never on the lengths, so a decode step with a fixed split count can be captured in a CUDA graph.
 //
 // Keys older than the row's sequence's new tokens were written by earlier steps, so the first
-// chunk's loads of them are issued before waiting for the previous kernel (which writes the new
+// chunk's copies of them are issued before waiting for the previous kernel (which writes the new
 // ones): under programmatic launch the cache read starts while the QKV kernel still runs.
 #include <algorithm>
 #include <cmath>
@@ -33,6 +33,20 @@ constexpr int kTile = 64;      // keys per split granule
 constexpr int kMaxHeads = 4;   // query heads a block scores against each key
 constexpr int kMaxDim = 256;   // head_dim: at most 32 lanes of 8 values per key
 constexpr int kSteps = 4;      // keys per lane per chunk
+constexpr int kStages = 3;     // chunks per warp in shared memory: two in flight while one is scored
+// A warp's ring: per stage, K then V, kSteps vectors of 16 bytes per lane.
+constexpr int kStageBytes = 2 * kSteps * 32 * 16;
+constexpr size_t kSmemBytes = static_cast<size_t>(kWarps) * kStages * kStageBytes;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool fill) {
+  const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem), "r"(fill ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 
 __device__ __forceinline__ int find_seq(const int32_t* query_start, int num_seqs, int64_t row) {
   int lo = 0, hi = num_seqs - 1;  // the last s with query_start[s] <= row
@@ -49,8 +63,7 @@ template <int kL, int kG>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   constexpr int kSlots = 32 / kL;           // keys a warp reads side by side
   constexpr int kChunk = kSlots * kSteps;   // keys per warp per chunk
-  __shared__ float part_acc[kWarps][kG][kMaxDim];
-  __shared__ float part_ml[kWarps][kG][2];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   const int D = a.head_dim, KV = a.num_kv_heads, G = a.num_heads / KV;
   const int head_groups = (G + kG - 1) / kG;
   const int64_t row = blockIdx.x;
@@ -84,28 +97,36 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;  // one token of one of K or V
   const bf16* cache = reinterpret_cast<const bf16*>(a.kv_cache) + static_cast<int64_t>(kvh) * D + vec * 8;
   const int64_t v_offset = bs * kv_stride;
-  // The K and V vectors of this lane's keys in chunk c that lie in [lo, hi); the others keep
-  // their values. One division per chunk: the lane's keys step by kSlots through the blocks.
-  const auto load = [&](uint4 (&k)[kSteps], uint4 (&v)[kSteps], int32_t c, int32_t lo, int32_t hi) {
-    const int32_t c0 = t_begin + c * kChunk + slot;
+  unsigned char* ring = smem_raw + warp * kStages * kStageBytes + lane * 16;
+  const auto at = [&](int stage, int kv, int u) { return ring + ((stage * 2 + kv) * kSteps + u) * 32 * 16; };
+  // Copies this lane's K and V vectors of the warp's i-th chunk into `stage`: the keys written by
+  // earlier steps (kOld), the others (kNew; zeros past the split's end), or both.
+  enum : int { kOld = 1, kNew = 2, kAll = 3 };
+  const int32_t mine = chunks > warp ? (chunks - warp + kWarps - 1) / kWarps : 0;
+  const auto issue = [&](int32_t i, int stage, int which) {
+    const int32_t c0 = t_begin + (warp + i * kWarps) * kChunk + slot;
     int32_t bi = c0 / bs, off = c0 - bi * bs;
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
       const int32_t key = c0 + u * kSlots;
-      if (lane_live && key >= lo && key < hi) {
-        const bf16* p = cache + (static_cast<int64_t>(table[bi]) * 2 * bs + off) * kv_stride;
-        k[u] = *reinterpret_cast<const uint4*>(p);
-        v[u] = *reinterpret_cast<const uint4*>(p + v_offset);
+      const bool valid = key < t_end, is_old = valid && key < first_new;
+      if (lane_live && (which & (is_old ? kOld : kNew)) != 0) {
+        const bf16* p = valid ? cache + (static_cast<int64_t>(table[bi]) * 2 * bs + off) * kv_stride : cache;
+        cp_async16(at(stage, 0, u), p, valid);
+        cp_async16(at(stage, 1, u), p + (valid ? v_offset : 0), valid);
       }
       for (off += kSlots; off >= bs; off -= bs) ++bi;
     }
   };
-  uint4 kr[kSteps], vr[kSteps];
-#pragma unroll
-  for (int u = 0; u < kSteps; ++u) kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-  if (warp < chunks) load(kr, vr, warp, t_begin, min(t_end, first_new));
+  if (mine > 0) issue(0, 0, kOld);
   dev::pdl_begin();
-  if (warp < chunks) load(kr, vr, warp, max(t_begin, first_new), t_end);
+  if (mine > 0) issue(0, 0, kNew);
+  cp_async_commit();
+#pragma unroll
+  for (int i = 1; i < kStages - 1; ++i) {
+    if (i < mine) issue(i, i, kAll);
+    cp_async_commit();
+  }
 
   float q[kG][8];
   const bf16* qrow = reinterpret_cast<const bf16*>(a.q) + row * a.q_row_stride + static_cast<int64_t>(h0) * D + vec * 8;
@@ -125,18 +146,20 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int j = 0; j < 8; ++j) acc[g][j] = 0.0f;
   }
 
-  for (int32_t c = warp; c < chunks; c += kWarps) {
-    uint4 kn[kSteps], vn[kSteps];
-#pragma unroll
-    for (int u = 0; u < kSteps; ++u) kn[u] = vn[u] = make_uint4(0, 0, 0, 0);
-    if (c + kWarps < chunks) load(kn, vn, c + kWarps, t_begin, t_end);
+  for (int32_t i = 0; i < mine; ++i) {
+    const int32_t next = i + kStages - 1;
+    if (next < mine) issue(next, next % kStages, kAll);
+    cp_async_commit();
+    cp_async_wait<kStages - 1>();  // chunk i has landed
+    const int stage = i % kStages;
+    const int32_t c = warp + i * kWarps;
 
     // Scores of this slot's kSteps keys, summed over the key's kL lanes.
     float sc[kSteps][kG];
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
-      float kf[8];
-      dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(&kr[u]), kf);
+      float kf[8] = {};  // lanes past head_dim hold no key (and their q is zero)
+      if (lane_live) dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(at(stage, 0, u)), kf);
       const bool live = t_begin + c * kChunk + slot + u * kSlots < t_end;
 #pragma unroll
       for (int g = 0; g < kG; ++g) {
@@ -168,18 +191,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     }
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
-      float vf[8];
-      dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(&vr[u]), vf);
+      float vf[8] = {};
+      if (lane_live) dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(at(stage, 1, u)), vf);
 #pragma unroll
       for (int g = 0; g < kG; ++g) {
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[g][j] += sc[u][g] * vf[j];
       }
-    }
-#pragma unroll
-    for (int u = 0; u < kSteps; ++u) {
-      kr[u] = kn[u];
-      vr[u] = vn[u];
     }
   }
 
@@ -197,14 +215,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       m[g] = mx;
     }
   }
+  // Each warp's partials go to the start of its own ring (no other warp reads that ring).
+  const auto part_acc = [&](int w, int g) { return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + g * D; };
+  const auto part_ml = [&](int w, int g) {
+    return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + kG * D + 2 * g;
+  };
+  cp_async_wait<0>();
+  __syncwarp();
   if (slot == 0 && lane_live) {
 #pragma unroll
     for (int g = 0; g < kG; ++g) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) part_acc[warp][g][vec * 8 + j] = acc[g][j];
+      for (int j = 0; j < 8; ++j) part_acc(warp, g)[vec * 8 + j] = acc[g][j];
       if (vec == 0) {
-        part_ml[warp][g][0] = m[g];
-        part_ml[warp][g][1] = l[g];
+        part_ml(warp, g)[0] = m[g];
+        part_ml(warp, g)[1] = l[g];
       }
     }
   }
@@ -214,14 +239,14 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     const int g = e / D, d = e - g * D, h = h0 + g;
     float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, part_ml[w][g][0]);
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, part_ml(w, g)[0]);
     float o = 0.0f, lsum = 0.0f;
     if (mx != -INFINITY) {
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) {
-        const float f = __expf(part_ml[w][g][0] - mx);
-        lsum += part_ml[w][g][1] * f;
-        o += part_acc[w][g][d] * f;
+        const float f = __expf(part_ml(w, g)[0] - mx);
+        lsum += part_ml(w, g)[1] * f;
+        o += part_acc(w, g)[d] * f;
       }
     }
     o = lsum > 0.0f ? o / lsum : 0.0f;
@@ -262,7 +287,14 @@ Status launch_rows_l(const AttentionArgs& a, int group, Stream stream) {
   const int per_block = group == 1 ? 1 : group == 2 ? 2 : kMaxHeads, head_groups = (group + per_block - 1) / per_block;
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads * head_groups),
                   static_cast<unsigned>(a.num_splits));
-  return launch("attention_kernel", kernel, grid, dim3(kThreads), 0, stream, a);
+  // The most shared memory per SM (the default carveout fits fewer blocks).
+  KILN_CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  if (kSmemBytes > 48 * 1024) {
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
+  }
+  return launch("attention_kernel", kernel, grid, dim3(kThreads), kSmemBytes, stream, a);
 }
 
 Status launch_rows(const AttentionArgs& a, Stream stream) {
