@@ -42,6 +42,11 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool fi
   const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem), "r"(fill ? 16 : 0) : "memory");
 }
+__device__ __forceinline__ float exp2_approx(float x) {  // 2^x; 0 for -inf
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -55,6 +60,37 @@ __device__ __forceinline__ int find_seq(const int32_t* query_start, int num_seqs
     if (query_start[mid] <= row) lo = mid; else hi = mid - 1;
   }
   return lo;
+}
+
+// d[g] (g < kG): this lane's part of kG dot products, over kL lanes per key. Halving steps
+// first trade half of the heads with the partner lane (reduce-scatter: the lanes whose bit is set
+// keep the upper half) until each lane holds one head, whose sum the remaining steps complete;
+// the kG sums are then gathered from the lanes holding them. For kG = 4 over 16 lanes: 9 shuffles
+// instead of 16.
+template <int kL, int kG>
+__device__ __forceinline__ void sum_heads(float (&d)[kG], int vec, int lane) {
+  int n = kG;
+#pragma unroll
+  for (int o = kL / 2; o > 0; o >>= 1) {
+    if (n > 1) {
+      const int half = n / 2;
+      const bool upper = (vec & o) != 0;
+#pragma unroll
+      for (int i = 0; i < half; ++i) {
+        const float send = upper ? d[i] : d[half + i], keep = upper ? d[half + i] : d[i];
+        d[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+      }
+      n = half;
+    } else {
+      d[0] += __shfl_xor_sync(0xffffffffu, d[0], o);
+    }
+  }
+  if constexpr (kG > 1) {
+    const float mine = d[0];
+    const int base = lane - vec;  // the key slot's first lane; head g sits at vec = g * (kL / kG)
+#pragma unroll
+    for (int g = 0; g < kG; ++g) d[g] = __shfl_sync(0xffffffffu, mine, base + g * (kL / kG));
+  }
 }
 
 // kL: lanes per key (head_dim / 8 rounded up to a power of two, lanes past head_dim idle);
@@ -128,6 +164,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     cp_async_commit();
   }
 
+  // Scores are kept in base 2 (scaled by log2 e) so that each weight is one ex2.
+  const float scale_log2 = a.scale * 1.4426950408889634f;
   float q[kG][8];
   const bf16* qrow = reinterpret_cast<const bf16*>(a.q) + row * a.q_row_stride + static_cast<int64_t>(h0) * D + vec * 8;
 #pragma unroll
@@ -135,7 +173,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     float f[8] = {};
     if (lane_live && g < heads) dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(qrow + g * D), f);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) q[g][j] = f[j] * a.scale;
+    for (int j = 0; j < 8; ++j) q[g][j] = f[j] * scale_log2;
   }
   float m[kG], l[kG], acc[kG][8];
 #pragma unroll
@@ -154,22 +192,23 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     const int stage = i % kStages;
     const int32_t c = warp + i * kWarps;
 
-    // Scores of this slot's kSteps keys, summed over the key's kL lanes.
+    // Scores of this slot's kSteps keys, summed over the key's kL lanes (sum_heads).
     float sc[kSteps][kG];
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
       float kf[8] = {};  // lanes past head_dim hold no key (and their q is zero)
       if (lane_live) dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(at(stage, 0, u)), kf);
-      const bool live = t_begin + c * kChunk + slot + u * kSlots < t_end;
+      float d[kG];
 #pragma unroll
       for (int g = 0; g < kG; ++g) {
-        float d = 0.0f;
+        d[g] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) d += q[g][j] * kf[j];
-#pragma unroll
-        for (int o = kL / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-        sc[u][g] = live ? d : -INFINITY;
+        for (int j = 0; j < 8; ++j) d[g] += q[g][j] * kf[j];
       }
+      sum_heads<kL, kG>(d, vec, lane);
+      const bool live = t_begin + c * kChunk + slot + u * kSlots < t_end;
+#pragma unroll
+      for (int g = 0; g < kG; ++g) sc[u][g] = live ? d[g] : -INFINITY;
     }
     // Online softmax over the chunk: one rescale of the running sums per chunk.
 #pragma unroll
@@ -177,11 +216,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       float mx = m[g];
 #pragma unroll
       for (int u = 0; u < kSteps; ++u) mx = fmaxf(mx, sc[u][g]);
-      const float alpha = mx == -INFINITY ? 1.0f : __expf(m[g] - mx);
+      const float alpha = mx == -INFINITY ? 1.0f : exp2_approx(m[g] - mx);
       float sum = 0.0f;
 #pragma unroll
       for (int u = 0; u < kSteps; ++u) {
-        sc[u][g] = mx == -INFINITY ? 0.0f : __expf(sc[u][g] - mx);
+        sc[u][g] = mx == -INFINITY ? 0.0f : exp2_approx(sc[u][g] - mx);
         sum += sc[u][g];
       }
       m[g] = mx;
@@ -208,7 +247,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int g = 0; g < kG; ++g) {
       const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
       const float mx = fmaxf(m[g], m2);
-      const float a1 = mx == -INFINITY ? 0.0f : __expf(m[g] - mx), a2 = mx == -INFINITY ? 0.0f : __expf(m2 - mx);
+      const float a1 = mx == -INFINITY ? 0.0f : exp2_approx(m[g] - mx), a2 = mx == -INFINITY ? 0.0f : exp2_approx(m2 - mx);
       l[g] = l[g] * a1 + l2 * a2;
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[g][j] = acc[g][j] * a1 + __shfl_xor_sync(0xffffffffu, acc[g][j], o) * a2;
@@ -244,7 +283,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     if (mx != -INFINITY) {
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) {
-        const float f = __expf(part_ml(w, g)[0] - mx);
+        const float f = exp2_approx(part_ml(w, g)[0] - mx);
         lsum += part_ml(w, g)[1] * f;
         o += part_acc(w, g)[d] * f;
       }
@@ -255,7 +294,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     } else {
       const int64_t pi = (row * H + h) * a.num_splits + split;
       a.partial_out[pi * D + d] = o;
-      if (d == 0) a.partial_lse[pi] = lsum > 0.0f ? mx + logf(lsum) : -INFINITY;
+      if (d == 0) a.partial_lse[pi] = lsum > 0.0f ? (mx + log2f(lsum)) * 0.6931471805599453f : -INFINITY;  // natural log
     }
   }
 }
