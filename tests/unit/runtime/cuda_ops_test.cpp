@@ -378,6 +378,7 @@ TEST_F(CudaOpsTest, PagedAttentionMatchesCpu) {
       {8, 4, 16, 0, {{1, 40}, {3, 50}, {1, 200}}},                  // head_dim 16: lanes past it idle
       {6, 2, 96, 0, {{1, 150}, {2, 33}}},                           // head_dim 96: 12 of 16 lanes
       {16, 2, 256, 0, {{1, 90}, {1, 7}}},                           // head_dim 256, 8 heads: two blocks
+      {24, 2, 64, 0, {{1, 100}, {1, 20}, {1, 1}}},                  // 12 heads per kv head: mma rows g + 8
   };
   // Many one-token spans beside a long one: the row kernel takes the prefill rows too.
   AttnCase skewed{8, 2, 64, 0, {{128, 128}}};

@@ -8,7 +8,7 @@
 // shared memory, two chunks in flight while it scores the third. A lane reads back only the
 // vectors it copied, so the loop has no barrier. Each key slot keeps its own online softmax
 // (running max and sum), rescaled once per chunk; slots and warps are combined by their maxima
-// at the end. A split covers a contiguous range of whole kTile-key tiles; the merge kernel
+// at the end. A split covers a contiguous range of whole dev::kSplitTile-key tiles; the merge kernel
 // combines the splits by their log-sum-exp. The grid depends only on (rows, kv heads, splits),
 // never on the lengths, so a decode step with a fixed split count can be captured in a CUDA graph.
 //
@@ -18,8 +18,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kiln/runtime/backend/cuda/attention_decode.h"
+#include "kiln/runtime/backend/cuda/attention_rows.cuh"
 #include "kiln/runtime/backend/cuda/attention_tile.h"
-#include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/kernels.h"
 
 namespace kiln::runtime::cuda {
@@ -29,7 +30,6 @@ using dev::bf16;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kTile = 64;      // keys per split granule
 constexpr int kMaxHeads = 4;   // query heads a block scores against each key
 constexpr int kMaxDim = 256;   // head_dim: at most 32 lanes of 8 values per key
 constexpr int kSteps = 4;      // keys per lane per chunk
@@ -37,30 +37,6 @@ constexpr int kStages = 3;     // chunks per warp in shared memory: two in fligh
 // A warp's ring: per stage, K then V, kSteps vectors of 16 bytes per lane.
 constexpr int kStageBytes = 2 * kSteps * 32 * 16;
 constexpr size_t kSmemBytes = static_cast<size_t>(kWarps) * kStages * kStageBytes;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool fill) {
-  const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem), "r"(fill ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ float exp2_approx(float x) {  // 2^x; 0 for -inf
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ int find_seq(const int32_t* query_start, int num_seqs, int64_t row) {
-  int lo = 0, hi = num_seqs - 1;  // the last s with query_start[s] <= row
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= row) lo = mid; else hi = mid - 1;
-  }
-  return lo;
-}
 
 // d[g] (g < kG): this lane's part of kG dot products, over kL lanes per key. Halving steps
 // first trade half of the heads with the partner lane (reduce-scatter: the lanes whose bit is set
@@ -110,25 +86,10 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const int slot = lane / kL, vec = lane % kL;
   const bool lane_live = vec * 8 < D;
 
-  // Launch metadata was uploaded before the step: it is read before the wait. Positions fit in
-  // 32 bits (kv_len is int32). A decode batch has one row per sequence: row s is sequence s.
-  const int s = row < a.num_seqs && a.query_start[row] == row && a.query_start[row + 1] == row + 1
-                    ? static_cast<int>(row)
-                    : find_seq(a.query_start, a.num_seqs, row);
-  const int32_t q0 = a.query_start[s], n_new = a.query_start[s + 1] - q0;
-  const int32_t first_new = a.kv_len[s] - n_new;  // keys before it were written by earlier steps
-  const int32_t pos = first_new + static_cast<int32_t>(row - q0);
-  const int32_t k_lo = a.sliding_window > 0 ? max(0, pos + 1 - static_cast<int32_t>(a.sliding_window)) : 0;
-  const int32_t k_hi = pos + 1;
-  // This split's keys: whole tiles, so a row's reduction order is the same for any split count
-  // that gives it the same ranges.
-  const int32_t n_keys = max(0, k_hi - k_lo);
-  const int32_t tiles_per_split = ((n_keys + kTile - 1) / kTile + a.num_splits - 1) / a.num_splits;
-  const int32_t t_begin = k_lo + split * tiles_per_split * kTile;
-  const int32_t t_end = min(k_hi, t_begin + tiles_per_split * kTile);
+  const dev::RowKeys rk = dev::row_keys(a, row, split);
+  const int32_t first_new = rk.first_new, t_begin = rk.begin, t_end = rk.end;
   const int32_t chunks = t_end > t_begin ? (t_end - t_begin + kChunk - 1) / kChunk : 0;
-
-  const int32_t* table = a.block_ids + a.block_start[s];
+  const int32_t* table = rk.table;
   const int bs = a.block_size;
   const int64_t kv_stride = static_cast<int64_t>(KV) * D;  // one token of one of K or V
   const bf16* cache = reinterpret_cast<const bf16*>(a.kv_cache) + static_cast<int64_t>(kvh) * D + vec * 8;
@@ -148,8 +109,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       const bool valid = key < t_end, is_old = valid && key < first_new;
       if (lane_live && (which & (is_old ? kOld : kNew)) != 0) {
         const bf16* p = valid ? cache + (static_cast<int64_t>(table[bi]) * 2 * bs + off) * kv_stride : cache;
-        cp_async16(at(stage, 0, u), p, valid);
-        cp_async16(at(stage, 1, u), p + (valid ? v_offset : 0), valid);
+        dev::cp_async16(at(stage, 0, u), p, valid);
+        dev::cp_async16(at(stage, 1, u), p + (valid ? v_offset : 0), valid);
       }
       for (off += kSlots; off >= bs; off -= bs) ++bi;
     }
@@ -157,15 +118,15 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   if (mine > 0) issue(0, 0, kOld);
   dev::pdl_begin();
   if (mine > 0) issue(0, 0, kNew);
-  cp_async_commit();
+  dev::cp_async_commit();
 #pragma unroll
   for (int i = 1; i < kStages - 1; ++i) {
     if (i < mine) issue(i, i, kAll);
-    cp_async_commit();
+    dev::cp_async_commit();
   }
 
   // Scores are kept in base 2 (scaled by log2 e) so that each weight is one ex2.
-  const float scale_log2 = a.scale * 1.4426950408889634f;
+  const float scale_log2 = a.scale * dev::kLog2e;
   float q[kG][8];
   const bf16* qrow = reinterpret_cast<const bf16*>(a.q) + row * a.q_row_stride + static_cast<int64_t>(h0) * D + vec * 8;
 #pragma unroll
@@ -187,8 +148,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   for (int32_t i = 0; i < mine; ++i) {
     const int32_t next = i + kStages - 1;
     if (next < mine) issue(next, next % kStages, kAll);
-    cp_async_commit();
-    cp_async_wait<kStages - 1>();  // chunk i has landed
+    dev::cp_async_commit();
+    dev::cp_async_wait<kStages - 1>();  // chunk i has landed
     const int stage = i % kStages;
     const int32_t c = warp + i * kWarps;
 
@@ -216,11 +177,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
       float mx = m[g];
 #pragma unroll
       for (int u = 0; u < kSteps; ++u) mx = fmaxf(mx, sc[u][g]);
-      const float alpha = mx == -INFINITY ? 1.0f : exp2_approx(m[g] - mx);
+      const float alpha = mx == -INFINITY ? 1.0f : dev::exp2_approx(m[g] - mx);
       float sum = 0.0f;
 #pragma unroll
       for (int u = 0; u < kSteps; ++u) {
-        sc[u][g] = mx == -INFINITY ? 0.0f : exp2_approx(sc[u][g] - mx);
+        sc[u][g] = mx == -INFINITY ? 0.0f : dev::exp2_approx(sc[u][g] - mx);
         sum += sc[u][g];
       }
       m[g] = mx;
@@ -247,7 +208,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int g = 0; g < kG; ++g) {
       const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
       const float mx = fmaxf(m[g], m2);
-      const float a1 = mx == -INFINITY ? 0.0f : exp2_approx(m[g] - mx), a2 = mx == -INFINITY ? 0.0f : exp2_approx(m2 - mx);
+      const float a1 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m[g] - mx), a2 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m2 - mx);
       l[g] = l[g] * a1 + l2 * a2;
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[g][j] = acc[g][j] * a1 + __shfl_xor_sync(0xffffffffu, acc[g][j], o) * a2;
@@ -259,7 +220,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
   const auto part_ml = [&](int w, int g) {
     return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + kG * D + 2 * g;
   };
-  cp_async_wait<0>();
+  dev::cp_async_wait<0>();
   __syncwarp();
   if (slot == 0 && lane_live) {
 #pragma unroll
@@ -283,7 +244,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     if (mx != -INFINITY) {
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) {
-        const float f = exp2_approx(part_ml(w, g)[0] - mx);
+        const float f = dev::exp2_approx(part_ml(w, g)[0] - mx);
         lsum += part_ml(w, g)[1] * f;
         o += part_acc(w, g)[d] * f;
       }
@@ -294,7 +255,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     } else {
       const int64_t pi = (row * H + h) * a.num_splits + split;
       a.partial_out[pi * D + d] = o;
-      if (d == 0) a.partial_lse[pi] = lsum > 0.0f ? (mx + log2f(lsum)) * 0.6931471805599453f : -INFINITY;  // natural log
+      if (d == 0) a.partial_lse[pi] = lsum > 0.0f ? (mx + log2f(lsum)) * dev::kLn2 : -INFINITY;  // natural log
     }
   }
 }
@@ -350,7 +311,7 @@ int attention_num_splits(int64_t num_tokens, int num_kv_heads, int64_t max_kv_le
   const int64_t blocks = std::max<int64_t>(1, num_tokens * num_kv_heads);
   if (blocks >= sm_count) return 1;
   const int64_t want = (2 * static_cast<int64_t>(sm_count) + blocks - 1) / blocks;
-  const int64_t tiles = (max_kv_len + kTile - 1) / kTile;
+  const int64_t tiles = (max_kv_len + dev::kSplitTile - 1) / dev::kSplitTile;
   return static_cast<int>(std::clamp<int64_t>(std::min(want, tiles), 1, 32));
 }
 
@@ -374,7 +335,7 @@ Status launch_paged_attention(const AttentionArgs& a, Stream stream) {
   }
   if (a.num_tokens == 0 || a.num_seqs == 0) return Status::ok();
   if (attention_tile_fits(a, a.max_query_len)) return launch_attention_tile(a, a.max_query_len, stream);
-  KILN_RETURN_IF_ERROR(launch_rows(a, stream));
+  KILN_RETURN_IF_ERROR(attention_decode_fits(a) ? launch_attention_decode(a, stream) : launch_rows(a, stream));
   if (a.num_splits > 1) {
     const dim3 mgrid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
     KILN_RETURN_IF_ERROR(launch("merge_kernel", merge_kernel, mgrid, dim3(std::min(a.head_dim, 256)), 0, stream, a));

@@ -9,12 +9,15 @@
 #include <cmath>
 
 #include "kiln/runtime/backend/cuda/attention_tile.h"
-#include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/attention_rows.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
 
 using dev::bf16;
+using dev::ld32;
+using dev::mma_16816;
+using dev::pack_bf16;
 
 constexpr int kRows = 16;      // query rows per warp (the mma's M)
 constexpr int kKeys = 64;      // keys per tile
@@ -28,24 +31,7 @@ constexpr int kLoadBatch = 4;  // K/V vector pairs a thread has in flight while 
 int row_groups(int group) { return group <= kMaxGroup / 2 ? 2 : 1; }
 size_t tile_smem(int d) { return sizeof(bf16) * 2 * kKeys * (d + kPad); }
 
-// c += a b for a 16x16 bf16 A (row major), a 16x8 bf16 B (column major) and a 16x8 f32 C.
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(bf16 lo, bf16 hi) {
-  const __nv_bfloat162 v(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ uint32_t ld32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// Fragment coordinates (PTX m16n8k16): lane = 4 * g + t. A: rows g and g + 8, columns 2t, 2t + 1
-// (+ 8); B: rows (k) 2t, 2t + 1 (+ 8), column g; C: rows g and g + 8, columns 2t, 2t + 1.
+// Fragment coordinates: see dev::mma_16816.
 template <int D>
 __global__ void __launch_bounds__(32 * kMaxGroup) attention_tile_kernel(AttentionArgs a) {
   constexpr int ld = D + kPad, KS = D / 16, NB = D / 8, TB = kKeys / 8;
