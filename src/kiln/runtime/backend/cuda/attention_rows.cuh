@@ -11,7 +11,10 @@
 namespace kiln::runtime::cuda::dev {
 
 // Keys per split granule: a split covers whole tiles of this many keys (attention_num_splits).
-inline constexpr int kSplitTile = 64;
+// One chunk of the tensor-core decode kernel, so that at small batch (a decode graph sizes its
+// split count for the whole context) each split's warp reads a single chunk: H100 batch-1
+// decode of Qwen3-0.6B 6% faster than with tiles of 64.
+inline constexpr int kSplitTile = 16;
 
 // The keys query row `row` attends to within split `split`: [begin, end); those before
 // first_new were written by earlier steps (the previous kernel writes the others).
