@@ -1,15 +1,17 @@
-// Paged causal attention with GQA, variable lengths and split-KV, for rows that attend on their
-// own (decode tokens, and any row the tensor-core tile kernel does not take).
+// Paged causal attention with GQA, variable lengths and split-KV: the dispatch between the
+// tensor-core kernels (attention_tile.cu for prefill, attention_decode.cu for rows that attend on
+// their own), the split merge, and the scalar row kernel below for the shapes neither takes (a
+// head_dim other than 64 or 128, more than 16 query heads per kv head).
 //
-// One block per (query row, kv head, split) - with more than kMaxHeads query heads per kv head,
+// The scalar row kernel: one block per (query row, kv head, split) - with more than kMaxHeads query heads per kv head,
 // per group of kMaxHeads of them - so each key is read once for the group's heads. The block's
 // four warps stream the split's keys, kL lanes per key (8 bf16 each): each warp takes every fourth
 // chunk of kChunk keys and copies them with cp.async into its own ring of kStages chunks in
 // shared memory, two chunks in flight while it scores the third. A lane reads back only the
 // vectors it copied, so the loop has no barrier. Each key slot keeps its own online softmax
 // (running max and sum), rescaled once per chunk; slots and warps are combined by their maxima
-// at the end. A split covers a contiguous range of whole dev::kSplitTile-key tiles; the merge kernel
-// combines the splits by their log-sum-exp. The grid depends only on (rows, kv heads, splits),
+// at the end. A split covers a contiguous range of whole dev::kSplitTile-key tiles; the merge
+// kernel combines the splits by their log-sum-exp. The grid depends only on (rows, kv heads, splits),
 // never on the lengths, so a decode step with a fixed split count can be captured in a CUDA graph.
 //
 // Keys older than the row's sequence's new tokens were written by earlier steps, so the first
@@ -208,7 +210,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     for (int g = 0; g < kG; ++g) {
       const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
       const float mx = fmaxf(m[g], m2);
-      const float a1 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m[g] - mx), a2 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m2 - mx);
+      const float a1 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m[g] - mx);
+      const float a2 = mx == -INFINITY ? 0.0f : dev::exp2_approx(m2 - mx);
       l[g] = l[g] * a1 + l2 * a2;
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[g][j] = acc[g][j] * a1 + __shfl_xor_sync(0xffffffffu, acc[g][j], o) * a2;
@@ -216,7 +219,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a) {
     }
   }
   // Each warp's partials go to the start of its own ring (no other warp reads that ring).
-  const auto part_acc = [&](int w, int g) { return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + g * D; };
+  const auto part_acc = [&](int w, int g) {
+    return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + g * D;
+  };
   const auto part_ml = [&](int w, int g) {
     return reinterpret_cast<float*>(smem_raw + w * kStages * kStageBytes) + kG * D + 2 * g;
   };
@@ -283,7 +288,8 @@ __global__ void merge_kernel(AttentionArgs a) {
 
 template <int kL>
 Status launch_rows_l(const AttentionArgs& a, int group, Stream stream) {
-  const auto kernel = group == 1 ? attention_kernel<kL, 1> : group == 2 ? attention_kernel<kL, 2> : attention_kernel<kL, 4>;
+  const auto kernel =
+      group == 1 ? attention_kernel<kL, 1> : group == 2 ? attention_kernel<kL, 2> : attention_kernel<kL, 4>;
   const int per_block = group == 1 ? 1 : group == 2 ? 2 : kMaxHeads, head_groups = (group + per_block - 1) / per_block;
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads * head_groups),
                   static_cast<unsigned>(a.num_splits));
@@ -327,8 +333,8 @@ Status launch_paged_attention(const AttentionArgs& a, Stream stream) {
                                     a.num_kv_heads, " kv heads"));
   }
   if (a.head_dim % 8 != 0 || a.head_dim > kMaxDim) {
-    return invalid_argument(str_cat("paged_attention: head_dim ", a.head_dim, " is not supported (a multiple of 8, at most ",
-                                    kMaxDim, ")"));
+    return invalid_argument(str_cat("paged_attention: head_dim ", a.head_dim,
+                                    " is not supported (a multiple of 8, at most ", kMaxDim, ")"));
   }
   if (a.num_splits < 1 || (a.num_splits > 1 && (a.partial_out == nullptr || a.partial_lse == nullptr))) {
     return invalid_argument("paged_attention: split-KV needs partial buffers");

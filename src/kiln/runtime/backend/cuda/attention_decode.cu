@@ -185,7 +185,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionArgs a) {
       bf16* out = reinterpret_cast<bf16*>(a.out) + row * H * D + static_cast<int64_t>(hq) * D + 2 * t;
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb) {
-        *reinterpret_cast<__nv_bfloat162*>(out + 8 * nb) = __floats2bfloat162_rn(o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv);
+        *reinterpret_cast<__nv_bfloat162*>(out + 8 * nb) =
+            __floats2bfloat162_rn(o[nb][2 * h] * inv, o[nb][2 * h + 1] * inv);
       }
     } else {
       const int64_t pi = (row * H + hq) * a.num_splits + split;

@@ -293,7 +293,9 @@ int fastest_candidate(cublasLtHandle_t lt, const Plan& p, const GemmArgs& g, con
                       int found, Stream stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (found < 2 || cudaStreamIsCapturing(s, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) return 0;
+  if (found < 2 || cudaStreamIsCapturing(s, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+    return 0;  // timing cannot run inside a capture
+  }
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 0;
   const Result<void*> ws = workspace(device);
