@@ -150,13 +150,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionArgs a) {
       pa[2 * n] = dev::pack_bf16(p[0], p[1]);
       pa[2 * n + 1] = kHi ? dev::pack_bf16(p[2], p[3]) : 0u;
     }
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb) {
-      o[nb][0] *= alpha[0];
-      o[nb][1] *= alpha[0];
-      o[nb][2] *= alpha[1];
-      o[nb][3] *= alpha[1];
-    }
+    dev::scale_rows(o, alpha);
     // O += P V, 16 dims (two n-blocks) per ldmatrix.trans.
 #pragma unroll
     for (int nbp = 0; nbp < NB / 2; ++nbp) {

@@ -85,6 +85,18 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Scales an mma accumulator's rows g (by alpha[0]) and g + 8 (by alpha[1]).
+template <int NB>
+__device__ __forceinline__ void scale_rows(float (&o)[NB][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) {
+    o[nb][0] *= alpha[0];
+    o[nb][1] *= alpha[0];
+    o[nb][2] *= alpha[1];
+    o[nb][3] *= alpha[1];
+  }
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(bf16 lo, bf16 hi) {
   const __nv_bfloat162 v(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);

@@ -173,13 +173,7 @@ __global__ void __launch_bounds__(32 * kMaxGroup) attention_tile_kernel(Attentio
       l_run[i] = l_run[i] * alpha[i] + sum[i];
       m_run[i] = m_new[i];
     }
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb) {
-      o[nb][0] *= alpha[0];
-      o[nb][1] *= alpha[0];
-      o[nb][2] *= alpha[1];
-      o[nb][3] *= alpha[1];
-    }
+    dev::scale_rows(o, alpha);
     // O += P V: key step kk covers keys 16kk .. 16kk + 15 (score blocks 2kk and 2kk + 1).
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
