@@ -187,7 +187,8 @@ TEST_F(CudaOpsTest, SwigluMatchesCpu) {
 
 TEST_F(CudaOpsTest, LinearMatchesCpuOnBothPathsWithAndWithoutBias) {
   uint32_t seed = 30;
-  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{96, 64}, {200, 136}, {1000, 512}, {2048, 2048}}) {
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{96, 64}, {200, 136}, {1000, 512}, {2048, 2048},
+                                                              {300, 4360}}) {
     std::vector<float> w1 = random_bf16(static_cast<size_t>(n / 2 * k), seed++, 0.05f);
     std::vector<float> w2 = random_bf16(static_cast<size_t>((n - n / 2) * k), seed++, 0.05f);
     std::vector<float> b1 = random_bf16(static_cast<size_t>(n / 2), seed++, 0.5f);
