@@ -101,6 +101,45 @@ TEST_F(CudaSampleTest, MatchesCpuSampler) {
   }
 }
 
+// Small batches take a greedy row's argmax in slices of the vocabulary: the first of equal
+// maxima wins across slices, a row of -inf gives token 0, and rows that also want logprobs (one
+// block over the whole row) sit in the same batch.
+TEST_F(CudaSampleTest, GreedyArgmaxOverVocabularySlicesMatchesCpu) {
+  const int64_t vocab = 151936;
+  uint32_t seed = 40;
+  for (int64_t m : {1, 3, 8, 17, 300}) {
+    std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), seed++, 3.0f);
+    std::vector<SamplingParams> params(static_cast<size_t>(m));
+    const std::vector<int32_t> positions(static_cast<size_t>(m), 5);
+    for (int64_t r = 0; r < m; ++r) {
+      float* row = logits.data() + r * vocab;
+      SamplingParams& p = params[static_cast<size_t>(r)];
+      p.temperature = 0.0f;
+      if (r % 4 == 0) {  // equal maxima in different slices: the lower id
+        row[vocab - 7] = 50.0f;
+        row[(r * 7919 + 11) % (vocab / 2)] = 50.0f;
+      } else if (r % 4 == 1) {
+        std::fill(row, row + vocab, -INFINITY);
+      } else if (r % 4 == 2) {
+        row[vocab - 1] = 60.0f;
+        p.num_logprobs = 2;
+      }
+    }
+    ops::SamplingBatch batch;
+    batch.params = params;
+    batch.positions = positions;
+    std::vector<SampledToken> want, got;
+    ASSERT_TRUE(ops::sample(cpu_, Tensor(logits.data(), DType::kF32, Device::cpu(), {m, vocab}), batch, &want).is_ok());
+    Buffer gl = upload(logits, DType::kF32, {m, vocab});
+    const Status gs = ops::sample(gpu_, gl.tensor(), batch, &got);
+    ASSERT_TRUE(gs.is_ok()) << gs.to_string();
+    ASSERT_EQ(got.size(), want.size());
+    for (int64_t r = 0; r < m; ++r) {
+      EXPECT_EQ(got[static_cast<size_t>(r)].token, want[static_cast<size_t>(r)].token) << "m " << m << " row " << r;
+    }
+  }
+}
+
 TEST_F(CudaSampleTest, SeededDrawsRepeatAndFollowTheDistribution) {
   // Four tokens with probabilities 0.1, 0.2, 0.3, 0.4 at temperature 1; 4000 rows, one seed each.
   const int64_t vocab = 4, m = 4000;

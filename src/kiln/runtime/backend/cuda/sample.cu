@@ -327,6 +327,51 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
   return ordered_scan(l, n, kept, mass, target, true, sh);
 }
 
+// Rows whose token is their argmax and nothing else: greedy, no logprobs, logits read as they are.
+__device__ __forceinline__ bool argmax_only(const SampleRowParams& p) {
+  return p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0;
+}
+
+// One block reading a whole row of a small batch leaves the rest of the GPU idle (a 152k
+// vocabulary took 25 us at batch 1, 14 us with the parts), so a.num_parts blocks take a slice each and sample_kernel
+// picks the best of their results. better() is a total order, so the token is the one a single
+// block would pick.
+__global__ void __launch_bounds__(kThreads) argmax_parts_kernel(SampleLaunch a) {
+  __shared__ Shared sh;
+  const int64_t row = blockIdx.x, n = a.vocab;
+  if (!argmax_only(a.params[row])) return;  // uniform over the block
+  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = blockIdx.y * per, e = min(n, b + per);
+  const float* l = a.logits + row * n + b;
+  const int id = e > b ? block_argmax(l, e - b, [](int64_t, float) { return true; }, sh) : -1;
+  if (threadIdx.x == 0) {
+    ArgmaxPart& out = a.parts[row * a.num_parts + blockIdx.y];
+    out.value = id >= 0 ? l[id] : -INFINITY;
+    out.id = id >= 0 ? static_cast<int32_t>(b + id) : -1;
+  }
+}
+
+// The best of a row's parts (at most 32): lane j reads part j, then every warp reduces them.
+__device__ int best_part(const SampleLaunch& a, int64_t row) {
+  const int lane = threadIdx.x & 31;
+  float bv = -INFINITY;
+  int bi = -1;
+  if (lane < a.num_parts) {
+    const ArgmaxPart q = a.parts[row * a.num_parts + lane];
+    bv = q.value;
+    bi = q.id;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  return bi;
+}
+
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   __shared__ Shared sh;
   const int64_t row = blockIdx.x, n = a.vocab;
@@ -373,7 +418,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   auto all = [](int64_t, float) { return true; };
   int token;
   if (p.temperature <= 0.0f) {
-    token = block_argmax(l, n, all, sh);
+    token = a.num_parts > 0 && argmax_only(p) ? best_part(a, row) : block_argmax(l, n, all, sh);
   } else if (mx == -INFINITY) {
     token = block_argmax(raw, n, all, sh);  // every token was biased away: the raw argmax
   } else {
@@ -407,9 +452,21 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
 
 }  // namespace
 
+int sample_argmax_parts(int64_t m) {
+  // Up to 8 rows (H100, greedy decode of Llama-3.2-1B and Qwen3-0.6B: 1-2% faster at one row,
+  // 2% at eight); at 64 rows the extra kernel cost about 1%.
+  constexpr int kParts = 32;  // one per lane of best_part
+  return m >= 1 && m <= 8 ? kParts : 0;
+}
+
 Status launch_sample(const SampleLaunch& a, Stream stream) {
   if (a.m == 0) return Status::ok();
   if (a.vocab <= 0 || a.vocab > (int64_t{1} << 30)) return invalid_argument(str_cat("sample: vocab ", a.vocab, " is not usable"));
+  if (a.num_parts > 0) {
+    if (a.parts == nullptr || a.num_parts > 32) return invalid_argument("sample: argmax parts need a buffer, 32 at most");
+    argmax_parts_kernel<<<dim3(static_cast<unsigned>(a.m), static_cast<unsigned>(a.num_parts)), kThreads, 0, stream>>>(a);
+    KILN_RETURN_IF_ERROR(launch_status("argmax_parts_kernel"));
+  }
   sample_kernel<<<static_cast<unsigned>(a.m), kThreads, 0, stream>>>(a);
   return launch_status("sample_kernel");
 }

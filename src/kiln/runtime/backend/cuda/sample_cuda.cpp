@@ -38,6 +38,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   std::vector<SampleAdjust> adjusts;
   std::vector<float> bias_values;
   int32_t work_rows = 0;
+  bool argmax_rows = false;  // rows that need only their argmax (sample_kernels.h)
   for (int64_t r = 0; r < m; ++r) {
     const auto ri = static_cast<size_t>(r);
     const SamplingParams& sp = batch.params[ri];
@@ -79,6 +80,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     // Rows with adjustments are copied before they change (logits are read-only); so are rows
     // whose top logprobs are too many for the device and get finished on the host.
     if (p.adjust_end > p.adjust_begin || sp.num_logprobs > kMaxDeviceTopLogprobs) p.work_row = work_rows++;
+    if (p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0) argmax_rows = true;
   }
 
   // One upload: [params | adjusts | bias values].
@@ -94,9 +96,11 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
+  const int num_parts = argmax_rows ? sample_argmax_parts(m) : 0;
+  const size_t parts_bytes = static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(ArgmaxPart);
   const size_t work_bytes = static_cast<size_t>(work_rows) * static_cast<size_t>(vocab) * sizeof(float);
-  KILN_ASSIGN_OR_RETURN(void* dev_in,
-                        device_scratch(ctx.device, ScratchSlot::kSampleInputs, in_bytes + align_up(results_bytes)));
+  KILN_ASSIGN_OR_RETURN(void* dev_in, device_scratch(ctx.device, ScratchSlot::kSampleInputs,
+                                                     in_bytes + align_up(results_bytes) + parts_bytes));
   auto* din = static_cast<uint8_t*>(dev_in);
   KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(din, hin, in_bytes, cudaMemcpyHostToDevice, stream));
   float* work = nullptr;
@@ -112,6 +116,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   l.adjusts = reinterpret_cast<const SampleAdjust*>(din + params_bytes);
   l.bias_values = reinterpret_cast<const float*>(din + params_bytes + adjust_bytes);
   l.results = reinterpret_cast<SampleRowResult*>(din + in_bytes);
+  l.parts = num_parts > 0 ? reinterpret_cast<ArgmaxPart*>(din + in_bytes + align_up(results_bytes)) : nullptr;
+  l.num_parts = num_parts;
   l.m = m;
   l.vocab = vocab;
   {

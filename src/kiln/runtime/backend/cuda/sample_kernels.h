@@ -46,6 +46,12 @@ struct SampleRowResult {
   float top_logprobs[kMaxDeviceTopLogprobs];
 };
 
+// The best token of one slice of a row's vocabulary (id -1: none).
+struct ArgmaxPart {
+  float value = 0.0f;
+  int32_t id = -1;
+};
+
 struct SampleLaunch {
   const float* logits = nullptr;        // [m, vocab]
   float* work = nullptr;                // [rows with work_row >= 0, vocab]
@@ -53,9 +59,16 @@ struct SampleLaunch {
   const SampleAdjust* adjusts = nullptr;
   const float* bias_values = nullptr;
   SampleRowResult* results = nullptr;   // [m]
+  // With num_parts > 0, the argmax of each greedy row without logprobs or adjustments is taken by
+  // num_parts blocks over slices of its vocabulary into parts ([m, num_parts]) first.
+  ArgmaxPart* parts = nullptr;
+  int num_parts = 0;
   int64_t m = 0;
   int64_t vocab = 0;
 };
+
+// The argmax parts for a batch of m rows (0: none; at most 32).
+int sample_argmax_parts(int64_t m);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
 
