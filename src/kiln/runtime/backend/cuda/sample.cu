@@ -99,6 +99,19 @@ __device__ __forceinline__ bool better(float av, int ai, float bv, int bi) {
   return av > bv || (av == bv && ai < bi);
 }
 
+// Every lane gets the best (better-first) of the warp's (bv, bi).
+__device__ __forceinline__ void warp_best(float& bv, int& bi) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+}
+
 // The best token (better-first) among those with pred(i, x); -1 when none.
 template <typename Pred>
 __device__ int block_argmax(const float* l, int64_t n, Pred pred, Shared& sh) {
@@ -122,15 +135,7 @@ __device__ int block_argmax(const float* l, int64_t n, Pred pred, Shared& sh) {
     for (int u = 0; u < kArgmaxUnroll; ++u) consider(i + u * stride, x[u]);
   }
   for (; i < n; i += stride) consider(i, l[i]);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
+  warp_best(bv, bi);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) {
@@ -140,15 +145,7 @@ __device__ int block_argmax(const float* l, int64_t n, Pred pred, Shared& sh) {
   __syncthreads();
   bv = lane < kWarps ? sh.f_scratch[lane] : -INFINITY;
   bi = lane < kWarps ? sh.i_scratch[lane] : -1;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
+  warp_best(bv, bi);
   return bi;
 }
 
@@ -360,15 +357,7 @@ __device__ int best_part(const SampleLaunch& a, int64_t row) {
     bv = q.value;
     bi = q.id;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
+  warp_best(bv, bi);
   return bi;
 }
 
