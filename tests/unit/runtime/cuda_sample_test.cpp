@@ -140,6 +140,55 @@ TEST_F(CudaSampleTest, GreedyArgmaxOverVocabularySlicesMatchesCpu) {
   }
 }
 
+// Untruncated draws of small batches sum their weights by vocabulary slices; integer sums do not
+// depend on the split, so every row draws the token the one-block-per-row path (batches over 8
+// rows) draws: rows sampled nine at a time against the same rows eight and one at a time.
+TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) {
+  const int64_t vocab = 128256, m = 9;
+  for (uint32_t round = 0; round < 4; ++round) {
+    std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), 70 + round, 4.0f);
+    std::vector<SamplingParams> params(static_cast<size_t>(m));
+    std::vector<int32_t> positions(static_cast<size_t>(m));
+    for (int64_t r = 0; r < m; ++r) {
+      float* row = logits.data() + r * vocab;
+      SamplingParams& p = params[static_cast<size_t>(r)];
+      p.temperature = r % 3 == 0 ? 1.0f : (r % 3 == 1 ? 0.7f : 1.5f);
+      p.seed = 1000u * round + static_cast<uint64_t>(r);
+      positions[static_cast<size_t>(r)] = static_cast<int32_t>(17 + r);
+      if (r == 1) p.min_p = 0.05f;
+      if (r == 2) row[vocab - 3] = 40.0f;  // one token holds nearly all the weight
+      if (r == 3) std::fill(row, row + vocab, -INFINITY);
+      if (r == 4) {
+        for (int64_t i = 0; i < vocab; i += 97) row[i] = NAN;
+      }
+      if (r == 5) p.top_p = 0.9f;  // truncated: the one-block path in both batches
+      if (r == 6) p.temperature = 0.0f;
+    }
+    const auto run = [&](int64_t begin, int64_t count, std::vector<SampledToken>* out) {
+      ops::SamplingBatch batch;
+      batch.params = std::span<const SamplingParams>(params).subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
+      batch.positions = std::span<const int32_t>(positions).subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
+      std::vector<float> part(logits.begin() + begin * vocab, logits.begin() + (begin + count) * vocab);
+      Buffer gl = upload(part, DType::kF32, {count, vocab});
+      std::vector<SampledToken> got;
+      const Status st = ops::sample(gpu_, gl.tensor(), batch, &got);
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      out->insert(out->end(), got.begin(), got.end());
+    };
+    std::vector<SampledToken> whole, split;
+    run(0, m, &whole);
+    run(0, 8, &split);
+    run(8, 1, &split);
+    ASSERT_EQ(whole.size(), static_cast<size_t>(m));
+    ASSERT_EQ(split.size(), static_cast<size_t>(m));
+    for (int64_t r = 0; r < m; ++r) {
+      EXPECT_EQ(split[static_cast<size_t>(r)].token, whole[static_cast<size_t>(r)].token) << "round " << round << " row " << r;
+      EXPECT_GE(whole[static_cast<size_t>(r)].token, 0);
+    }
+    EXPECT_EQ(whole[2].token, vocab - 3);
+  }
+}
+
 TEST_F(CudaSampleTest, SeededDrawsRepeatAndFollowTheDistribution) {
   // Four tokens with probabilities 0.1, 0.2, 0.3, 0.4 at temperature 1; 4000 rows, one seed each.
   const int64_t vocab = 4, m = 4000;

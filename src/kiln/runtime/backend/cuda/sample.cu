@@ -1,4 +1,5 @@
-// GPU sampling, one block per row, without sorting the vocabulary.
+// GPU sampling, one block per row (after slices of it for small batches), without sorting the
+// vocabulary.
 //
 // Every "k-th best" question (top-k's k-th logit, top-p's boundary, the draw itself when the
 // candidates are ordered best first) is answered by a radix select over the logits' order-
@@ -267,13 +268,30 @@ __device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u
       l, n, [&](int64_t i, float x) { return order_key(x) == key && pred(i, x); }, wt, remaining, strict, sh);
 }
 
+// A draw's weights: e^((x - max) / T) in 2^-44 units, and min-p's cut (the best token weighs 1).
+struct DrawWeights {
+  float mx, inv_t, min_p;
+  __device__ DrawWeights(const SampleRowParams& p, float max_logit)
+      : mx(max_logit), inv_t(1.0f / p.temperature), min_p(p.min_p) {}
+  __device__ __forceinline__ u64 mass(float x) const {
+    return static_cast<u64>(static_cast<double>(expf((x - mx) * inv_t)) * kFixedScale);
+  }
+  __device__ __forceinline__ bool above_min_p(float x) const {
+    return min_p <= 0.0f || expf((x - mx) * inv_t) >= min_p;
+  }
+};
+
+// The draw's target: floor(u * total) for the row's Philox uniform u.
+__device__ __forceinline__ u64 draw_target(const SampleRowParams& p, u64 total) {
+  const Philox4x32 r = philox_at(p.seed, p.position);
+  return static_cast<u64>(floor(static_cast<double>(philox_uniform(r.v[0])) * static_cast<double>(total)));
+}
+
 __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams& p, float mx, Shared& sh) {
-  const float inv_t = 1.0f / p.temperature;
+  const DrawWeights dw(p, mx);
   auto is_cand = [](int64_t, float x) { return x > -INFINITY; };  // NaN is never a candidate
   auto one = [](float) -> u64 { return 1; };
-  auto mass = [=](float x) -> u64 {
-    return static_cast<u64>(static_cast<double>(expf((x - mx) * inv_t)) * kFixedScale);
-  };
+  auto mass = [=](float x) -> u64 { return dw.mass(x); };
 
   uint32_t k1 = 0;
   if (p.top_k > 0) {
@@ -300,12 +318,11 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
     if (target == 0) target = 1;
     select_better(l, n, kept1, mass, target, false, sh, &kp, &idp);
   }
-  const float min_p = p.min_p;
   auto kept = [=](int64_t i, float x) {
     if (!kept1(i, x)) return false;
     const uint32_t k = order_key(x);
     if (k < kp || (k == kp && i > idp)) return false;
-    return min_p <= 0.0f || expf((x - mx) * inv_t) >= min_p;
+    return dw.above_min_p(x);
   };
   u64 total = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
@@ -313,8 +330,7 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
     if (kept(i, x)) total += mass(x);
   }
   total = block_sum_u64(total, sh);
-  const Philox4x32 r = philox_at(p.seed, p.position);
-  const u64 target = static_cast<u64>(floor(static_cast<double>(philox_uniform(r.v[0])) * static_cast<double>(total)));
+  const u64 target = draw_target(p, total);
   if (p.top_k > 0 || p.top_p < 1.0f) {
     uint32_t key = 0;
     int id = 0;
@@ -324,27 +340,55 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
   return ordered_scan(l, n, kept, mass, target, true, sh);
 }
 
-// Rows whose token is their argmax and nothing else: greedy, no logprobs, logits read as they are.
-__device__ __forceinline__ bool argmax_only(const SampleRowParams& p) {
-  return p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0;
+// One block reading a whole row of a small batch leaves the rest of the GPU idle (a 152k
+// vocabulary took 25 us at batch 1, 14 us with the parts; an untruncated draw over 128k tokens took
+// 120 us), so a.num_parts blocks take a slice each first. Part j covers [j per, (j + 1) per).
+__device__ __forceinline__ bool sliced(const SampleRowParams& p) {
+  return sample_argmax_only(p) || sample_untruncated_draw(p);
 }
 
-// One block reading a whole row of a small batch leaves the rest of the GPU idle (a 152k
-// vocabulary took 25 us at batch 1, 14 us with the parts), so a.num_parts blocks take a slice each and sample_kernel
-// picks the best of their results. better() is a total order, so the token is the one a single
-// block would pick.
+// Each slice's best token. better() is a total order, so the best of the parts is the token a
+// single block would pick, and their best value is the row's max.
 __global__ void __launch_bounds__(kThreads) argmax_parts_kernel(SampleLaunch a) {
   __shared__ Shared sh;
   const int64_t row = blockIdx.x, n = a.vocab;
-  if (!argmax_only(a.params[row])) return;  // uniform over the block
+  if (!sliced(a.params[row])) return;  // uniform over the block
   const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = blockIdx.y * per, e = min(n, b + per);
   const float* l = a.logits + row * n + b;
   const int id = e > b ? block_argmax(l, e - b, [](int64_t, float) { return true; }, sh) : -1;
   if (threadIdx.x == 0) {
-    ArgmaxPart& out = a.parts[row * a.num_parts + blockIdx.y];
+    SamplePart& out = a.parts[row * a.num_parts + blockIdx.y];
     out.value = id >= 0 ? l[id] : -INFINITY;
     out.id = id >= 0 ? static_cast<int32_t>(b + id) : -1;
   }
+}
+
+// The row's max from its parts, in every lane (fmaxf skips NaN, as the single-block pass does).
+__device__ float parts_max(const SampleLaunch& a, int64_t row) {
+  const int lane = threadIdx.x & 31;
+  float v = lane < a.num_parts ? a.parts[row * a.num_parts + lane].value : -INFINITY;
+  return dev::warp_max(v);
+}
+
+// Each slice's total weight for an untruncated draw (after argmax_parts_kernel).
+__global__ void __launch_bounds__(kThreads) mass_parts_kernel(SampleLaunch a) {
+  __shared__ Shared sh;
+  const int64_t row = blockIdx.x, n = a.vocab;
+  const SampleRowParams p = a.params[row];
+  if (!sample_untruncated_draw(p)) return;  // uniform over the block
+  const float mx = parts_max(a, row);
+  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = blockIdx.y * per, e = min(n, b + per);
+  const float* l = a.logits + row * n;
+  u64 total = 0;
+  if (mx > -INFINITY) {
+    const DrawWeights dw(p, mx);
+    for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) {
+      const float x = l[i];
+      if (x > -INFINITY && dw.above_min_p(x)) total += dw.mass(x);
+    }
+  }
+  total = block_sum_u64(total, sh);
+  if (threadIdx.x == 0) a.parts[row * a.num_parts + blockIdx.y].mass = total;
 }
 
 // The best of a row's parts (at most 32): lane j reads part j, then every warp reduces them.
@@ -353,12 +397,39 @@ __device__ int best_part(const SampleLaunch& a, int64_t row) {
   float bv = -INFINITY;
   int bi = -1;
   if (lane < a.num_parts) {
-    const ArgmaxPart q = a.parts[row * a.num_parts + lane];
+    const SamplePart q = a.parts[row * a.num_parts + lane];
     bv = q.value;
     bi = q.id;
   }
   warp_best(bv, bi);
   return bi;
+}
+
+// An untruncated draw from the parts' weights: the part where the cumulative weight passes the
+// target, then ordered_scan inside it. Integer sums do not depend on how they are split, so this
+// is the token the single-block scan draws.
+__device__ int draw_from_parts(const SampleLaunch& a, int64_t row, const SampleRowParams& p, float mx, Shared& sh) {
+  const int lane = threadIdx.x & 31;
+  const u64 h = lane < a.num_parts ? a.parts[row * a.num_parts + lane].mass : 0;
+  u64 incl = h;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  const u64 total = __shfl_sync(0xffffffffu, incl, 31);
+  const u64 target = draw_target(p, total), excl = incl - h;
+  const unsigned crosses = __ballot_sync(0xffffffffu, h > 0 && excl <= target && incl > target);
+  const unsigned nonempty = __ballot_sync(0xffffffffu, h > 0);
+  // Not reached (rounding): the last token of the last part with weight, as ordered_scan falls back.
+  const int j = crosses != 0 ? __ffs(crosses) - 1 : (nonempty != 0 ? 31 - __clz(nonempty) : 0);
+  const u64 before = __shfl_sync(0xffffffffu, excl, j);
+  const int64_t n = a.vocab, per = (n + a.num_parts - 1) / a.num_parts, b = j * per, e = min(n, b + per);
+  const DrawWeights dw(p, mx);
+  const int id = ordered_scan(
+      a.logits + row * n + b, e - b, [=](int64_t, float x) { return x > -INFINITY && dw.above_min_p(x); },
+      [=](float x) -> u64 { return dw.mass(x); }, target - before, true, sh);
+  return id >= 0 ? static_cast<int>(b + id) : -1;
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
@@ -389,9 +460,12 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
 
   // Greedy rows without logprobs need only the argmax: one pass over the vocabulary, not two.
   // (p is the same for the whole block, so the block-wide reductions stay uniform.)
+  const bool from_parts = a.num_parts > 0 && sliced(p);
   const bool need_max = p.temperature > 0.0f || p.num_logprobs >= 0;
   float mx = -INFINITY;
-  if (need_max) {
+  if (from_parts) {
+    mx = parts_max(a, row);
+  } else if (need_max) {
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, l[i]);  // fmaxf skips NaN
     mx = block_max_f(mx, sh);
   }
@@ -407,11 +481,11 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   auto all = [](int64_t, float) { return true; };
   int token;
   if (p.temperature <= 0.0f) {
-    token = a.num_parts > 0 && argmax_only(p) ? best_part(a, row) : block_argmax(l, n, all, sh);
+    token = from_parts ? best_part(a, row) : block_argmax(l, n, all, sh);
   } else if (mx == -INFINITY) {
     token = block_argmax(raw, n, all, sh);  // every token was biased away: the raw argmax
   } else {
-    token = sample_truncated(l, n, p, mx, sh);
+    token = from_parts ? draw_from_parts(a, row, p, mx, sh) : sample_truncated(l, n, p, mx, sh);
   }
   if (token < 0) token = 0;
 
@@ -441,10 +515,10 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
 
 }  // namespace
 
-int sample_argmax_parts(int64_t m) {
+int sample_parts(int64_t m) {
   // Up to 8 rows (H100, greedy decode of Llama-3.2-1B and Qwen3-0.6B: 1-2% faster at one row,
   // 2% at eight); at 64 rows the extra kernel cost about 1%.
-  constexpr int kParts = 32;  // one per lane of best_part
+  constexpr int kParts = 32;  // one per lane of best_part and draw_from_parts
   return m >= 1 && m <= 8 ? kParts : 0;
 }
 
@@ -452,9 +526,14 @@ Status launch_sample(const SampleLaunch& a, Stream stream) {
   if (a.m == 0) return Status::ok();
   if (a.vocab <= 0 || a.vocab > (int64_t{1} << 30)) return invalid_argument(str_cat("sample: vocab ", a.vocab, " is not usable"));
   if (a.num_parts > 0) {
-    if (a.parts == nullptr || a.num_parts > 32) return invalid_argument("sample: argmax parts need a buffer, 32 at most");
-    argmax_parts_kernel<<<dim3(static_cast<unsigned>(a.m), static_cast<unsigned>(a.num_parts)), kThreads, 0, stream>>>(a);
+    if (a.parts == nullptr || a.num_parts > 32) return invalid_argument("sample: parts need a buffer, 32 at most");
+    const dim3 grid(static_cast<unsigned>(a.m), static_cast<unsigned>(a.num_parts));
+    argmax_parts_kernel<<<grid, kThreads, 0, stream>>>(a);
     KILN_RETURN_IF_ERROR(launch_status("argmax_parts_kernel"));
+    if (a.draw_parts) {
+      mass_parts_kernel<<<grid, kThreads, 0, stream>>>(a);
+      KILN_RETURN_IF_ERROR(launch_status("mass_parts_kernel"));
+    }
   }
   sample_kernel<<<static_cast<unsigned>(a.m), kThreads, 0, stream>>>(a);
   return launch_status("sample_kernel");

@@ -38,7 +38,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   std::vector<SampleAdjust> adjusts;
   std::vector<float> bias_values;
   int32_t work_rows = 0;
-  bool argmax_rows = false;  // rows that need only their argmax (sample_kernels.h)
+  bool part_rows = false, draw_rows = false;  // rows reduced by slices first (sample_kernels.h)
   for (int64_t r = 0; r < m; ++r) {
     const auto ri = static_cast<size_t>(r);
     const SamplingParams& sp = batch.params[ri];
@@ -80,7 +80,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     // Rows with adjustments are copied before they change (logits are read-only); so are rows
     // whose top logprobs are too many for the device and get finished on the host.
     if (p.adjust_end > p.adjust_begin || sp.num_logprobs > kMaxDeviceTopLogprobs) p.work_row = work_rows++;
-    if (p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0) argmax_rows = true;
+    draw_rows = draw_rows || sample_untruncated_draw(p);
+    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p);
   }
 
   // One upload: [params | adjusts | bias values].
@@ -96,8 +97,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
-  const int num_parts = argmax_rows ? sample_argmax_parts(m) : 0;
-  const size_t parts_bytes = static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(ArgmaxPart);
+  const int num_parts = part_rows ? sample_parts(m) : 0;
+  const size_t parts_bytes = static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart);
   const size_t work_bytes = static_cast<size_t>(work_rows) * static_cast<size_t>(vocab) * sizeof(float);
   KILN_ASSIGN_OR_RETURN(void* dev_in, device_scratch(ctx.device, ScratchSlot::kSampleInputs,
                                                      in_bytes + align_up(results_bytes) + parts_bytes));
@@ -116,8 +117,9 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   l.adjusts = reinterpret_cast<const SampleAdjust*>(din + params_bytes);
   l.bias_values = reinterpret_cast<const float*>(din + params_bytes + adjust_bytes);
   l.results = reinterpret_cast<SampleRowResult*>(din + in_bytes);
-  l.parts = num_parts > 0 ? reinterpret_cast<ArgmaxPart*>(din + in_bytes + align_up(results_bytes)) : nullptr;
+  l.parts = num_parts > 0 ? reinterpret_cast<SamplePart*>(din + in_bytes + align_up(results_bytes)) : nullptr;
   l.num_parts = num_parts;
+  l.draw_parts = draw_rows;
   l.m = m;
   l.vocab = vocab;
   {

@@ -46,11 +46,29 @@ struct SampleRowResult {
   float top_logprobs[kMaxDeviceTopLogprobs];
 };
 
-// The best token of one slice of a row's vocabulary (id -1: none).
-struct ArgmaxPart {
+// One slice of a row's vocabulary: its best token (id -1: none) and, for a draw, its tokens'
+// fixed-point weight.
+struct SamplePart {
   float value = 0.0f;
   int32_t id = -1;
+  uint64_t mass = 0;
 };
+
+#ifdef __CUDACC__
+#define KILN_HOST_DEVICE __host__ __device__
+#else
+#define KILN_HOST_DEVICE
+#endif
+
+// Rows whose token is their argmax and nothing else: greedy, no logprobs, logits read as they are.
+KILN_HOST_DEVICE inline bool sample_argmax_only(const SampleRowParams& p) {
+  return p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0;
+}
+// Rows drawn from the whole vocabulary (no top-k or top-p; min-p allowed), without logprobs, the
+// logits read as they are: their weights can be summed by slices.
+KILN_HOST_DEVICE inline bool sample_untruncated_draw(const SampleRowParams& p) {
+  return p.temperature > 0.0f && p.top_k <= 0 && p.top_p >= 1.0f && p.num_logprobs < 0 && p.work_row < 0;
+}
 
 struct SampleLaunch {
   const float* logits = nullptr;        // [m, vocab]
@@ -59,16 +77,17 @@ struct SampleLaunch {
   const SampleAdjust* adjusts = nullptr;
   const float* bias_values = nullptr;
   SampleRowResult* results = nullptr;   // [m]
-  // With num_parts > 0, the argmax of each greedy row without logprobs or adjustments is taken by
-  // num_parts blocks over slices of its vocabulary into parts ([m, num_parts]) first.
-  ArgmaxPart* parts = nullptr;
+  // With num_parts > 0, rows of sample_argmax_only or sample_untruncated_draw are first reduced
+  // by num_parts blocks over slices of their vocabulary into parts ([m, num_parts]).
+  SamplePart* parts = nullptr;
   int num_parts = 0;
+  bool draw_parts = false;  // some row is an untruncated draw: the parts' weights are summed too
   int64_t m = 0;
   int64_t vocab = 0;
 };
 
-// The argmax parts for a batch of m rows (0: none; at most 32).
-int sample_argmax_parts(int64_t m);
+// The slices per row for a batch of m rows (0: none; at most 32).
+int sample_parts(int64_t m);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
 
