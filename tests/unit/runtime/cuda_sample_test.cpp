@@ -140,52 +140,54 @@ TEST_F(CudaSampleTest, GreedyArgmaxOverVocabularySlicesMatchesCpu) {
   }
 }
 
-// Untruncated draws of small batches sum their weights by vocabulary slices; integer sums do not
-// depend on the split, so every row draws the token the one-block-per-row path (batches over 8
-// rows) draws: rows sampled nine at a time against the same rows eight and one at a time.
+// Untruncated draws of batches up to 256 rows sum their weights by vocabulary slices (32 per row
+// at 9 rows, 8 at 64, 2 at 256); integer sums do not depend on the split, so every row draws the
+// token that one block per row (a batch of 300) draws.
 TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) {
-  const int64_t vocab = 128256, m = 9;
-  for (uint32_t round = 0; round < 4; ++round) {
-    std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), 70 + round, 4.0f);
-    std::vector<SamplingParams> params(static_cast<size_t>(m));
-    std::vector<int32_t> positions(static_cast<size_t>(m));
-    for (int64_t r = 0; r < m; ++r) {
-      float* row = logits.data() + r * vocab;
-      SamplingParams& p = params[static_cast<size_t>(r)];
-      p.temperature = r % 3 == 0 ? 1.0f : (r % 3 == 1 ? 0.7f : 1.5f);
-      p.seed = 1000u * round + static_cast<uint64_t>(r);
-      positions[static_cast<size_t>(r)] = static_cast<int32_t>(17 + r);
-      if (r == 1) p.min_p = 0.05f;
-      if (r == 2) row[vocab - 3] = 40.0f;  // one token holds nearly all the weight
-      if (r == 3) std::fill(row, row + vocab, -INFINITY);
-      if (r == 4) {
-        for (int64_t i = 0; i < vocab; i += 97) row[i] = NAN;
-      }
-      if (r == 5) p.top_p = 0.9f;  // truncated: the one-block path in both batches
-      if (r == 6) p.temperature = 0.0f;
+  const int64_t vocab = 32000, m = 300;
+  std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), 70, 4.0f);
+  std::vector<SamplingParams> params(static_cast<size_t>(m));
+  std::vector<int32_t> positions(static_cast<size_t>(m));
+  for (int64_t r = 0; r < m; ++r) {
+    float* row = logits.data() + r * vocab;
+    SamplingParams& p = params[static_cast<size_t>(r)];
+    p.temperature = r % 3 == 0 ? 1.0f : (r % 3 == 1 ? 0.7f : 1.5f);
+    p.seed = 1000u + static_cast<uint64_t>(r);
+    positions[static_cast<size_t>(r)] = static_cast<int32_t>(17 + r);
+    if (r % 10 == 1) p.min_p = 0.05f;
+    if (r % 10 == 2) row[vocab - 3] = 40.0f;  // one token holds nearly all the weight
+    if (r % 10 == 3) std::fill(row, row + vocab, -INFINITY);
+    if (r % 10 == 4) {
+      for (int64_t i = 0; i < vocab; i += 97) row[i] = NAN;
     }
-    const auto run = [&](int64_t begin, int64_t count, std::vector<SampledToken>* out) {
-      ops::SamplingBatch batch;
-      batch.params = std::span<const SamplingParams>(params).subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
-      batch.positions = std::span<const int32_t>(positions).subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
-      std::vector<float> part(logits.begin() + begin * vocab, logits.begin() + (begin + count) * vocab);
-      Buffer gl = upload(part, DType::kF32, {count, vocab});
-      std::vector<SampledToken> got;
-      const Status st = ops::sample(gpu_, gl.tensor(), batch, &got);
-      ASSERT_TRUE(st.is_ok()) << st.to_string();
-      out->insert(out->end(), got.begin(), got.end());
-    };
-    std::vector<SampledToken> whole, split;
-    run(0, m, &whole);
-    run(0, 8, &split);
-    run(8, 1, &split);
-    ASSERT_EQ(whole.size(), static_cast<size_t>(m));
-    ASSERT_EQ(split.size(), static_cast<size_t>(m));
-    for (int64_t r = 0; r < m; ++r) {
-      EXPECT_EQ(split[static_cast<size_t>(r)].token, whole[static_cast<size_t>(r)].token) << "round " << round << " row " << r;
-      EXPECT_GE(whole[static_cast<size_t>(r)].token, 0);
+    if (r % 10 == 5) p.top_p = 0.9f;  // truncated: one block per row in every batch
+    if (r % 10 == 6) p.temperature = 0.0f;
+  }
+  const auto run = [&](int64_t count) {
+    ops::SamplingBatch batch;
+    batch.params = std::span<const SamplingParams>(params).first(static_cast<size_t>(count));
+    batch.positions = std::span<const int32_t>(positions).first(static_cast<size_t>(count));
+    std::vector<float> part(logits.begin(), logits.begin() + count * vocab);
+    Buffer gl = upload(part, DType::kF32, {count, vocab});
+    std::vector<SampledToken> got;
+    const Status st = ops::sample(gpu_, gl.tensor(), batch, &got);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    return got;
+  };
+  const std::vector<SampledToken> whole = run(m);
+  ASSERT_EQ(whole.size(), static_cast<size_t>(m));
+  for (int64_t count : {1, 9, 64, 256}) {
+    const std::vector<SampledToken> sliced = run(count);
+    ASSERT_EQ(sliced.size(), static_cast<size_t>(count));
+    for (int64_t r = 0; r < count; ++r) {
+      EXPECT_EQ(sliced[static_cast<size_t>(r)].token, whole[static_cast<size_t>(r)].token) << count << " rows, row " << r;
     }
-    EXPECT_EQ(whole[2].token, vocab - 3);
+  }
+  for (int64_t r = 0; r < m; ++r) {
+    EXPECT_GE(whole[static_cast<size_t>(r)].token, 0);
+    if (r % 10 == 2) {
+      EXPECT_EQ(whole[static_cast<size_t>(r)].token, vocab - 3) << "row " << r;
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 // then an ordered scan among the tokens that share the chosen key (lower id first). Probability
 // mass is summed in 64-bit fixed point, so the result does not depend on the order of atomics:
 // a row samples the same token on every run. The order of operations is ops/sample.h's.
+#include <algorithm>
 #include <cmath>
 #include <climits>
 
@@ -515,11 +516,16 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
 
 }  // namespace
 
-int sample_parts(int64_t m) {
-  // Up to 8 rows (H100, greedy decode of Llama-3.2-1B and Qwen3-0.6B: 1-2% faster at one row,
-  // 2% at eight); at 64 rows the extra kernel cost about 1%.
-  constexpr int kParts = 32;  // one per lane of best_part and draw_from_parts
-  return m >= 1 && m <= 8 ? kParts : 0;
+int sample_parts(int64_t m, bool draws) {
+  constexpr int kMaxParts = 32;  // one per lane of best_part and draw_from_parts
+  if (m < 1) return 0;
+  // Argmax rows alone: up to 8 rows (H100, greedy decode of Llama-3.2-1B and Qwen3-0.6B: 1-2%
+  // faster at one row, 2% at eight); at 64 rows the extra kernel cost about 1%.
+  if (!draws) return m <= 8 ? kMaxParts : 0;
+  // A draw takes one block about 120 us over a 128k vocabulary: slice rows until about 512
+  // blocks share the work.
+  if (m > 256) return 0;
+  return static_cast<int>(std::clamp<int64_t>((512 + m - 1) / m, 2, kMaxParts));
 }
 
 Status launch_sample(const SampleLaunch& a, Stream stream) {

@@ -97,7 +97,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
-  const int num_parts = part_rows ? sample_parts(m) : 0;
+  const int num_parts = part_rows ? sample_parts(m, draw_rows) : 0;
   const size_t parts_bytes = static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart);
   const size_t work_bytes = static_cast<size_t>(work_rows) * static_cast<size_t>(vocab) * sizeof(float);
   KILN_ASSIGN_OR_RETURN(void* dev_in, device_scratch(ctx.device, ScratchSlot::kSampleInputs,

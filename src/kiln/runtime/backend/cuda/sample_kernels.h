@@ -86,8 +86,9 @@ struct SampleLaunch {
   int64_t vocab = 0;
 };
 
-// The slices per row for a batch of m rows (0: none; at most 32).
-int sample_parts(int64_t m);
+// The slices per row for a batch of m rows, `draws` when some row is an untruncated draw (0:
+// none; at most 32).
+int sample_parts(int64_t m, bool draws);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
 
