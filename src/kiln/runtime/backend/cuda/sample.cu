@@ -1,5 +1,5 @@
-// GPU sampling, one block per row (after slices of it for small batches), without sorting the
-// vocabulary.
+// GPU sampling, one block per row (after blocks over slices of the vocabulary where a batch has
+// few rows), without sorting the vocabulary.
 //
 // Every "k-th best" question (top-k's k-th logit, top-p's boundary, the draw itself when the
 // candidates are ordered best first) is answered by a radix select over the logits' order-
