@@ -213,6 +213,17 @@ __device__ int ordered_scan(const float* l, int64_t n, Pred pred, Weight wt, u64
   return id >= 0 ? id : last_all;
 }
 
+// hist[bin] += w for the warp's lanes, one shared-memory atomic per distinct bin (bin 256: none).
+// Weights are at most 2^44 (kFixedScale), so 22-bit halves of 32 of them sum in 32 bits.
+__device__ __forceinline__ void warp_add_to_bin(u64* hist, unsigned bin, u64 w) {
+  const unsigned peers = __match_any_sync(0xffffffffu, bin);
+  const unsigned lo = __reduce_add_sync(peers, static_cast<unsigned>(w & ((1u << 22) - 1)));
+  const unsigned hi = __reduce_add_sync(peers, static_cast<unsigned>(w >> 22));
+  if (bin < 256 && static_cast<int>(threadIdx.x & 31) == __ffs(peers) - 1) {
+    atomicAdd(&hist[bin], (static_cast<u64>(hi) << 22) + lo);
+  }
+}
+
 // Radix select in better-first order among tokens with pred: the token at which the cumulative
 // weight reaches `target` (see ordered_scan); returns its key and id.
 template <typename Pred, typename Weight>
@@ -224,13 +235,21 @@ __device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u
     const int shift = 24 - 8 * pass;
     for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) sh.hist[bin] = 0;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const float x = l[i];
-      const uint32_t k = order_key(x);
-      if ((k & mask) == prefix && pred(i, x)) {
-        const u64 w = wt(x);
-        if (w != 0) atomicAdd(&sh.hist[(k >> shift) & 255u], w);
+    // Whole warps iterate together (blockDim is a multiple of 32) so that their lanes can combine
+    // the adds of one bin: the first passes put nearly every logit in one or two bins.
+    const int64_t n_warps = (n + 31) / 32 * 32;
+    for (int64_t i = threadIdx.x; i < n_warps; i += blockDim.x) {
+      unsigned bin = 256;  // none
+      u64 w = 0;
+      if (i < n) {
+        const float x = l[i];
+        const uint32_t k = order_key(x);
+        if ((k & mask) == prefix && pred(i, x)) {
+          w = wt(x);
+          if (w != 0) bin = (k >> shift) & 255u;
+        }
       }
+      warp_add_to_bin(sh.hist, bin, w);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
