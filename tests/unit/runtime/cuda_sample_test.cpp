@@ -141,8 +141,9 @@ TEST_F(CudaSampleTest, GreedyArgmaxOverVocabularySlicesMatchesCpu) {
 }
 
 // Untruncated draws of batches up to 256 rows sum their weights by vocabulary slices (32 per row
-// at 9 rows, 8 at 64, 2 at 256); integer sums do not depend on the split, so every row draws the
-// token that one block per row (a batch of 300) draws.
+// at 9 rows, 8 at 64, 2 at 256), and top-k rows sample among the slices' candidates; integer sums
+// do not depend on the split and the candidates hold every token a row keeps, so every row draws
+// the token that one block per row (a batch of 300) draws.
 TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) {
   const int64_t vocab = 32000, m = 300;
   std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), 70, 4.0f);
@@ -160,8 +161,19 @@ TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) 
     if (r % 10 == 4) {
       for (int64_t i = 0; i < vocab; i += 97) row[i] = NAN;
     }
-    if (r % 10 == 5) p.top_p = 0.9f;  // truncated: one block per row in every batch
+    if (r % 10 == 5) p.top_p = 0.9f;  // top-p alone: one block per row in every batch
     if (r % 10 == 6) p.temperature = 0.0f;
+    if (r % 10 == 7) p.top_k = 40;  // top-k rows: the slices' candidates
+    if (r % 10 == 8) {
+      p.top_k = 20;
+      p.top_p = 0.9f;
+      p.min_p = 0.01f;
+    }
+    if (r % 10 == 9) {  // ties at the k-th logit: 50 in one slice, then 100 (too many: the whole row)
+      p.top_k = 30;
+      const int64_t ties = r % 20 == 9 ? 50 : 100;
+      for (int64_t t = 0; t < ties; ++t) row[100 + 3 * t] = 9.0f;
+    }
   }
   const auto run = [&](int64_t count) {
     ops::SamplingBatch batch;

@@ -411,6 +411,78 @@ __global__ void __launch_bounds__(kThreads) mass_parts_kernel(SampleLaunch a) {
   if (threadIdx.x == 0) a.parts[row * a.num_parts + blockIdx.y].mass = total;
 }
 
+// A top-k row's candidates from one slice (SampleTopKSlice): the slice's k-th best key by the same
+// radix select a whole row uses, then every finite token at least that good, in id order. The
+// row's k-th best key is at least every slice's, so the candidates hold every token the row keeps.
+__global__ void __launch_bounds__(kThreads) topk_parts_kernel(SampleLaunch a) {
+  __shared__ Shared sh;
+  const int64_t row = blockIdx.x, n = a.vocab;
+  const SampleRowParams p = a.params[row];
+  if (!sample_top_k_candidates(p)) return;  // uniform over the block
+  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = min(n, blockIdx.y * per), len = min(n, b + per) - b;
+  const float* l = a.logits + row * n + b;
+  u64 count = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
+  count = block_sum_u64(count, sh);
+  uint32_t k1 = 0;
+  if (static_cast<u64>(p.top_k) < count) {
+    int unused = 0;
+    select_better(
+        l, len, [](int64_t, float x) { return x > -INFINITY; }, [](float) -> u64 { return 1; },
+        static_cast<u64>(p.top_k), false, sh, &k1, &unused);
+  }
+  const auto kept = [=](float x) { return x > -INFINITY && order_key(x) >= k1; };
+  const int64_t chunk = (len + blockDim.x - 1) / blockDim.x;
+  const int64_t tb = min(len, static_cast<int64_t>(threadIdx.x) * chunk), te = min(len, tb + chunk);
+  u64 local = 0;
+  for (int64_t i = tb; i < te; ++i) local += kept(l[i]) ? 1 : 0;
+  const u64 before = block_exclusive_scan(local, sh);
+  const u64 total = block_sum_u64(local, sh);
+  SampleTopKSlice& out = a.topk[row * a.num_parts + blockIdx.y];
+  if (total > static_cast<u64>(kTopKSliceCandidates)) {
+    if (threadIdx.x == 0) out.count = -1;
+    return;
+  }
+  int at = static_cast<int>(before);
+  for (int64_t i = tb; i < te; ++i) {
+    const float x = l[i];
+    if (!kept(x)) continue;
+    out.values[at] = x;
+    out.ids[at] = static_cast<int32_t>(b + i);
+    ++at;
+  }
+  if (threadIdx.x == 0) out.count = static_cast<int32_t>(total);
+}
+
+// The row's top-k candidates from its slices, in id order, into v/ids (shared memory); -1 when a
+// slice had too many (the row then takes the whole vocabulary).
+constexpr int kMaxCandidates = 32 * kTopKSliceCandidates;
+__device__ int gather_candidates(const SampleLaunch& a, int64_t row, float* v, int* ids, Shared& sh) {
+  if (threadIdx.x == 0) {
+    int at = 0;
+    for (int j = 0; j < a.num_parts && at >= 0; ++j) {
+      const int c = a.topk[row * a.num_parts + j].count;
+      sh.i_scratch[j] = at;
+      at = c < 0 || at + c > kMaxCandidates ? -1 : at + c;
+    }
+    sh.sel_id = at;
+  }
+  __syncthreads();
+  const int total = sh.sel_id;
+  if (total >= 0) {
+    for (int j = 0; j < a.num_parts; ++j) {
+      const SampleTopKSlice& s = a.topk[row * a.num_parts + j];
+      const int at = sh.i_scratch[j];
+      for (int t = threadIdx.x; t < s.count; t += blockDim.x) {
+        v[at + t] = s.values[t];
+        ids[at + t] = s.ids[t];
+      }
+    }
+  }
+  __syncthreads();
+  return total;
+}
+
 // The best of a row's parts (at most 32): lane j reads part j, then every warp reduces them.
 __device__ int best_part(const SampleLaunch& a, int64_t row) {
   const int lane = threadIdx.x & 31;
@@ -481,10 +553,17 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   // Greedy rows without logprobs need only the argmax: one pass over the vocabulary, not two.
   // (p is the same for the whole block, so the block-wide reductions stay uniform.)
   const bool from_parts = a.num_parts > 0 && sliced(p);
+  // Top-k rows sample among their slices' candidates (unless a slice overflowed).
+  __shared__ float cand_v[kMaxCandidates];
+  __shared__ int cand_i[kMaxCandidates];
+  const int n_cand = a.topk != nullptr && sample_top_k_candidates(p) ? gather_candidates(a, row, cand_v, cand_i, sh) : -1;
   const bool need_max = p.temperature > 0.0f || p.num_logprobs >= 0;
   float mx = -INFINITY;
   if (from_parts) {
     mx = parts_max(a, row);
+  } else if (n_cand >= 0) {
+    for (int i = threadIdx.x; i < n_cand; i += blockDim.x) mx = fmaxf(mx, cand_v[i]);
+    mx = block_max_f(mx, sh);
   } else if (need_max) {
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, l[i]);  // fmaxf skips NaN
     mx = block_max_f(mx, sh);
@@ -505,7 +584,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   } else if (mx == -INFINITY) {
     token = block_argmax(raw, n, all, sh);  // every token was biased away: the raw argmax
   } else {
-    token = from_parts ? draw_from_parts(a, row, p, mx, sh) : sample_truncated(l, n, p, mx, sh);
+    if (from_parts) {
+      token = draw_from_parts(a, row, p, mx, sh);
+    } else if (n_cand >= 0) {
+      const int at = sample_truncated(cand_v, n_cand, p, mx, sh);
+      token = at >= 0 ? cand_i[at] : -1;
+    } else {
+      token = sample_truncated(l, n, p, mx, sh);
+    }
   }
   if (token < 0) token = 0;
 
@@ -558,6 +644,10 @@ Status launch_sample(const SampleLaunch& a, Stream stream) {
     if (a.draw_parts) {
       mass_parts_kernel<<<grid, kThreads, 0, stream>>>(a);
       KILN_RETURN_IF_ERROR(launch_status("mass_parts_kernel"));
+    }
+    if (a.topk != nullptr) {
+      topk_parts_kernel<<<grid, kThreads, 0, stream>>>(a);
+      KILN_RETURN_IF_ERROR(launch_status("topk_parts_kernel"));
     }
   }
   sample_kernel<<<static_cast<unsigned>(a.m), kThreads, 0, stream>>>(a);

@@ -38,7 +38,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   std::vector<SampleAdjust> adjusts;
   std::vector<float> bias_values;
   int32_t work_rows = 0;
-  bool part_rows = false, draw_rows = false;  // rows reduced by slices first (sample_kernels.h)
+  bool part_rows = false, draw_rows = false, topk_rows = false;  // rows reduced by slices first (sample_kernels.h)
   for (int64_t r = 0; r < m; ++r) {
     const auto ri = static_cast<size_t>(r);
     const SamplingParams& sp = batch.params[ri];
@@ -81,7 +81,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     // whose top logprobs are too many for the device and get finished on the host.
     if (p.adjust_end > p.adjust_begin || sp.num_logprobs > kMaxDeviceTopLogprobs) p.work_row = work_rows++;
     draw_rows = draw_rows || sample_untruncated_draw(p);
-    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p);
+    topk_rows = topk_rows || sample_top_k_candidates(p);
+    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p) || sample_top_k_candidates(p);
   }
 
   // One upload: [params | adjusts | bias values].
@@ -97,11 +98,13 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
-  const int num_parts = part_rows ? sample_parts(m, draw_rows) : 0;
-  const size_t parts_bytes = static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart);
+  const int num_parts = part_rows ? sample_parts(m, draw_rows || topk_rows) : 0;
+  const size_t parts_bytes = align_up(static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart));
+  const size_t topk_bytes =
+      topk_rows ? static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SampleTopKSlice) : 0;
   const size_t work_bytes = static_cast<size_t>(work_rows) * static_cast<size_t>(vocab) * sizeof(float);
   KILN_ASSIGN_OR_RETURN(void* dev_in, device_scratch(ctx.device, ScratchSlot::kSampleInputs,
-                                                     in_bytes + align_up(results_bytes) + parts_bytes));
+                                                     in_bytes + align_up(results_bytes) + parts_bytes + topk_bytes));
   auto* din = static_cast<uint8_t*>(dev_in);
   KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(din, hin, in_bytes, cudaMemcpyHostToDevice, stream));
   float* work = nullptr;
@@ -120,6 +123,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   l.parts = num_parts > 0 ? reinterpret_cast<SamplePart*>(din + in_bytes + align_up(results_bytes)) : nullptr;
   l.num_parts = num_parts;
   l.draw_parts = draw_rows;
+  l.topk = topk_bytes > 0 ? reinterpret_cast<SampleTopKSlice*>(din + in_bytes + align_up(results_bytes) + parts_bytes)
+                          : nullptr;
   l.m = m;
   l.vocab = vocab;
   {

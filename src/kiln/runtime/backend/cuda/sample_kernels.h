@@ -54,6 +54,15 @@ struct SamplePart {
   uint64_t mass = 0;
 };
 
+// A top-k row's candidates from one slice of its vocabulary: every token at least as good as the
+// slice's k-th best (ties included), in id order; count -1 when they are more than fit.
+inline constexpr int kTopKSliceCandidates = 64;
+struct SampleTopKSlice {
+  int32_t count = 0;
+  int32_t ids[kTopKSliceCandidates];
+  float values[kTopKSliceCandidates];
+};
+
 #ifdef __CUDACC__
 #define KILN_HOST_DEVICE __host__ __device__
 #else
@@ -63,6 +72,12 @@ struct SamplePart {
 // Rows whose token is their argmax and nothing else: greedy, no logprobs, logits read as they are.
 KILN_HOST_DEVICE inline bool sample_argmax_only(const SampleRowParams& p) {
   return p.temperature <= 0.0f && p.num_logprobs < 0 && p.work_row < 0;
+}
+// Top-k rows (k up to kTopKSliceCandidates; with or without top-p and min-p) without logprobs, the
+// logits read as they are: the global top k lie among the slices' candidates.
+KILN_HOST_DEVICE inline bool sample_top_k_candidates(const SampleRowParams& p) {
+  return p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kTopKSliceCandidates && p.num_logprobs < 0 &&
+         p.work_row < 0;
 }
 // Rows drawn from the whole vocabulary (no top-k or top-p; min-p allowed), without logprobs, the
 // logits read as they are: their weights can be summed by slices.
@@ -82,12 +97,14 @@ struct SampleLaunch {
   SamplePart* parts = nullptr;
   int num_parts = 0;
   bool draw_parts = false;  // some row is an untruncated draw: the parts' weights are summed too
+  // [m, num_parts] when some row is sample_top_k_candidates (and num_parts > 0), else null.
+  SampleTopKSlice* topk = nullptr;
   int64_t m = 0;
   int64_t vocab = 0;
 };
 
-// The slices per row for a batch of m rows, `draws` when some row is an untruncated draw (0:
-// none; at most 32).
+// The slices per row for a batch of m rows, `draws` when some row is an untruncated draw or a
+// top-k row (0: none; at most 32).
 int sample_parts(int64_t m, bool draws);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
