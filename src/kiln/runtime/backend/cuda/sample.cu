@@ -299,6 +299,8 @@ struct DrawWeights {
   __device__ __forceinline__ bool above_min_p(float x) const {
     return min_p <= 0.0f || expf((x - mx) * inv_t) >= min_p;
   }
+  // A token of an untruncated draw: finite (never NaN) and not cut by min-p.
+  __device__ __forceinline__ bool kept(float x) const { return x > -INFINITY && above_min_p(x); }
 };
 
 // The draw's target: floor(u * total) for the row's Philox uniform u.
@@ -362,10 +364,20 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
 
 // One block reading a whole row of a small batch leaves the rest of the GPU idle (a 152k
 // vocabulary took 25 us at batch 1, 14 us with the parts; an untruncated draw over 128k tokens took
-// 120 us), so a.num_parts blocks take a slice each first. Part j covers [j per, (j + 1) per).
+// 120 us), so a.num_parts blocks take a slice each first.
 __device__ __forceinline__ bool sliced(const SampleRowParams& p) {
   return sample_argmax_only(p) || sample_untruncated_draw(p);
 }
+
+// Slice j of a row: vocabulary ids [begin, end), empty past the vocabulary's end.
+struct Slice {
+  int64_t begin, end;
+  __device__ Slice(const SampleLaunch& a, int j) {
+    const int64_t per = (a.vocab + a.num_parts - 1) / a.num_parts;
+    begin = min(a.vocab, j * per);
+    end = min(a.vocab, begin + per);
+  }
+};
 
 // Each slice's best token. better() is a total order, so the best of the parts is the token a
 // single block would pick, and their best value is the row's max.
@@ -373,7 +385,8 @@ __global__ void __launch_bounds__(kThreads) argmax_parts_kernel(SampleLaunch a) 
   __shared__ Shared sh;
   const int64_t row = blockIdx.x, n = a.vocab;
   if (!sliced(a.params[row])) return;  // uniform over the block
-  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = blockIdx.y * per, e = min(n, b + per);
+  const Slice sl(a, static_cast<int>(blockIdx.y));
+  const int64_t b = sl.begin, e = sl.end;
   const float* l = a.logits + row * n + b;
   const int id = e > b ? block_argmax(l, e - b, [](int64_t, float) { return true; }, sh) : -1;
   if (threadIdx.x == 0) {
@@ -397,14 +410,14 @@ __global__ void __launch_bounds__(kThreads) mass_parts_kernel(SampleLaunch a) {
   const SampleRowParams p = a.params[row];
   if (!sample_untruncated_draw(p)) return;  // uniform over the block
   const float mx = parts_max(a, row);
-  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = blockIdx.y * per, e = min(n, b + per);
+  const Slice sl(a, static_cast<int>(blockIdx.y));
   const float* l = a.logits + row * n;
   u64 total = 0;
   if (mx > -INFINITY) {
     const DrawWeights dw(p, mx);
-    for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) {
+    for (int64_t i = sl.begin + threadIdx.x; i < sl.end; i += blockDim.x) {
       const float x = l[i];
-      if (x > -INFINITY && dw.above_min_p(x)) total += dw.mass(x);
+      if (dw.kept(x)) total += dw.mass(x);
     }
   }
   total = block_sum_u64(total, sh);
@@ -419,7 +432,8 @@ __global__ void __launch_bounds__(kThreads) topk_parts_kernel(SampleLaunch a) {
   const int64_t row = blockIdx.x, n = a.vocab;
   const SampleRowParams p = a.params[row];
   if (!sample_top_k_candidates(p)) return;  // uniform over the block
-  const int64_t per = (n + a.num_parts - 1) / a.num_parts, b = min(n, blockIdx.y * per), len = min(n, b + per) - b;
+  const Slice sl(a, static_cast<int>(blockIdx.y));
+  const int64_t b = sl.begin, len = sl.end - sl.begin;
   const float* l = a.logits + row * n + b;
   u64 count = 0;
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
@@ -516,12 +530,12 @@ __device__ int draw_from_parts(const SampleLaunch& a, int64_t row, const SampleR
   // Not reached (rounding): the last token of the last part with weight, as ordered_scan falls back.
   const int j = crosses != 0 ? __ffs(crosses) - 1 : (nonempty != 0 ? 31 - __clz(nonempty) : 0);
   const u64 before = __shfl_sync(0xffffffffu, excl, j);
-  const int64_t n = a.vocab, per = (n + a.num_parts - 1) / a.num_parts, b = j * per, e = min(n, b + per);
+  const Slice sl(a, j);
   const DrawWeights dw(p, mx);
   const int id = ordered_scan(
-      a.logits + row * n + b, e - b, [=](int64_t, float x) { return x > -INFINITY && dw.above_min_p(x); },
+      a.logits + row * a.vocab + sl.begin, sl.end - sl.begin, [=](int64_t, float x) { return dw.kept(x); },
       [=](float x) -> u64 { return dw.mass(x); }, target - before, true, sh);
-  return id >= 0 ? static_cast<int>(b + id) : -1;
+  return id >= 0 ? static_cast<int>(sl.begin + id) : -1;
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
