@@ -3,7 +3,6 @@
 #include <cmath>
 #include <string>
 
-#include "kiln/core/log.h"
 #include "kiln/core/str.h"
 #include "kiln/runtime/ops/embedding.h"
 #include "kiln/runtime/ops/gather_rows.h"
@@ -111,28 +110,6 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   KILN_ASSIGN_OR_RETURN(m->rope_, Buffer::allocate(ctx.device, DType::kF32, {max_positions, d}));
   KILN_RETURN_IF_ERROR(copy_to_device(ctx, table.data(), m->rope_.tensor()));
   KILN_RETURN_IF_ERROR(synchronize(ctx));
-
-  ops::FusedDecoderDesc fd;
-  fd.hidden = hidden;
-  fd.intermediate = inter;
-  fd.num_heads = c.num_heads;
-  fd.num_kv_heads = c.num_kv_heads;
-  fd.head_dim = d;
-  fd.eps = static_cast<float>(c.rms_norm_eps);
-  fd.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  fd.sliding_window = c.sliding_window.value_or(0);
-  fd.embedding = m->embedding_table();
-  fd.rope_table = m->rope_.tensor();
-  for (const Layer& l : m->layers_) {
-    fd.layers.push_back({l.input_norm.tensor(), l.post_attention_norm.tensor(), l.q_norm.tensor(), l.k_norm.tensor(),
-                         &l.qkv, &l.o, &l.gate_up, &l.down});
-  }
-  auto fused = ops::FusedDecoder::create(ctx, fd);
-  if (fused.is_ok()) {
-    m->fused_ = std::move(fused).value();
-  } else if (ctx.device.kind == DeviceKind::kCuda) {
-    log_info("model: one-token steps run op by op (", fused.status().message(), ")");
-  }
   return m;
 }
 
@@ -190,24 +167,19 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
 
   // The residual stream: each block's input norm runs in its first projection's prologue and its
   // output projections add into `residual` in their epilogues where the backend can (CUDA decode).
-  if (fused_ != nullptr && n == 1) {
-    KILN_RETURN_IF_ERROR(fused_->run(
-        ctx, {in.token_ids, in.positions, in.slot_mapping, in.kv_len, in.block_ids, residual, qkv, attn, gate_up}, cache));
-  } else {
-    KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embedding_table(), residual));
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      const Layer& l = layers_[i];
-      const Tensor& kv = cache.layer(static_cast<int64_t>(i));
-      KILN_RETURN_IF_ERROR(ops::norm_linear(ctx, residual, {l.input_norm.tensor(), eps, normed}, l.qkv, qkv));
-      KILN_RETURN_IF_ERROR(ops::qkv_rope_cache(ctx, qkv, in.positions, in.slot_mapping, l.q_norm.tensor(),
-                                               l.k_norm.tensor(), rope_.tensor(), qp, kv));
-      KILN_RETURN_IF_ERROR(ops::paged_attention(ctx, qkv, kv, in.query_start, in.kv_len, in.block_start, in.block_ids,
-                                                ap, attn));
-      KILN_RETURN_IF_ERROR(ops::linear_add(ctx, attn, l.o, residual, delta));
-      KILN_RETURN_IF_ERROR(ops::norm_linear_swiglu(ctx, residual, {l.post_attention_norm.tensor(), eps, normed},
-                                                   l.gate_up, gate_up, act));
-      KILN_RETURN_IF_ERROR(ops::linear_add(ctx, act, l.down, residual, delta));
-    }
+  KILN_RETURN_IF_ERROR(ops::embedding(ctx, in.token_ids, embedding_table(), residual));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const Tensor& kv = cache.layer(static_cast<int64_t>(i));
+    KILN_RETURN_IF_ERROR(ops::norm_linear(ctx, residual, {l.input_norm.tensor(), eps, normed}, l.qkv, qkv));
+    KILN_RETURN_IF_ERROR(ops::qkv_rope_cache(ctx, qkv, in.positions, in.slot_mapping, l.q_norm.tensor(),
+                                             l.k_norm.tensor(), rope_.tensor(), qp, kv));
+    KILN_RETURN_IF_ERROR(ops::paged_attention(ctx, qkv, kv, in.query_start, in.kv_len, in.block_start, in.block_ids,
+                                              ap, attn));
+    KILN_RETURN_IF_ERROR(ops::linear_add(ctx, attn, l.o, residual, delta));
+    KILN_RETURN_IF_ERROR(ops::norm_linear_swiglu(ctx, residual, {l.post_attention_norm.tensor(), eps, normed},
+                                                 l.gate_up, gate_up, act));
+    KILN_RETURN_IF_ERROR(ops::linear_add(ctx, act, l.down, residual, delta));
   }
   if (m == 0) return Status::ok();
   KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, final_norm_.tensor(), eps, normed));

@@ -12,7 +12,6 @@
 #include "kiln/model/config.h"
 #include "kiln/runtime/buffer.h"
 #include "kiln/runtime/kv_cache.h"
-#include "kiln/runtime/ops/fused_decoder.h"
 #include "kiln/runtime/ops/linear.h"
 
 namespace kiln::runtime::models {
@@ -63,8 +62,6 @@ class LlamaModel {
   std::vector<Layer> layers_;
   Buffer rope_;        // [max_positions, head_dim] F32
   int64_t weights_bytes_ = 0;
-  // Steps of one token run the whole decoder as one kernel where the device has one (null otherwise).
-  std::unique_ptr<ops::FusedDecoder> fused_;
 
   // Activations, grown to the largest step seen so far.
   int64_t ws_tokens_ = 0, ws_rows_ = 0;
