@@ -141,9 +141,10 @@ TEST_F(CudaSampleTest, GreedyArgmaxOverVocabularySlicesMatchesCpu) {
 }
 
 // Untruncated draws of batches up to 256 rows sum their weights by vocabulary slices (32 per row
-// at 9 rows, 8 at 64, 2 at 256), and top-k rows sample among the slices' candidates; integer sums
-// do not depend on the split and the candidates hold every token a row keeps, so every row draws
-// the token that one block per row (a batch of 300) draws.
+// at 9 rows, 8 at 64, 2 at 256), top-k rows sample among the slices' candidates, and top-p rows
+// run their radix selects over the slices; integer sums do not depend on the split and the
+// candidates hold every token a row keeps, so every row draws the token that one block per row (a
+// batch of 300) draws.
 TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) {
   const int64_t vocab = 32000, m = 300;
   std::vector<float> logits = testing::random_bf16(static_cast<size_t>(m * vocab), 70, 4.0f);
@@ -161,7 +162,14 @@ TEST_F(CudaSampleTest, UntruncatedDrawsOverVocabularySlicesMatchOneBlockPerRow) 
     if (r % 10 == 4) {
       for (int64_t i = 0; i < vocab; i += 97) row[i] = NAN;
     }
-    if (r % 10 == 5) p.top_p = 0.9f;  // top-p alone: one block per row in every batch
+    if (r % 10 == 5) {  // top-p alone: its two radix selects over the slices
+      p.top_p = 0.9f;
+      if (r % 20 == 15) {  // the set's last token among 200 equal logits spread over the slices
+        p.top_p = 0.3f;
+        for (int64_t t = 0; t < 200; ++t) row[(t * 157 + 5) % vocab] = 12.0f;
+      }
+      if (r % 30 == 25) p.min_p = 0.02f;
+    }
     if (r % 10 == 6) p.temperature = 0.0f;
     if (r % 10 == 7) p.top_k = 40;  // top-k rows: the slices' candidates
     if (r % 10 == 8) {

@@ -224,6 +224,62 @@ __device__ __forceinline__ void warp_add_to_bin(u64* hist, unsigned bin, u64 w) 
   }
 }
 
+// sh.hist = the weights of the tokens with pred whose keys match prefix under mask, by their 8
+// key bits at shift (the block's threads; whole warps iterate together so that their lanes can
+// combine the adds of one bin: the first passes put nearly every logit in one or two bins).
+template <typename Pred, typename Weight>
+__device__ void radix_histogram(const float* l, int64_t n, Pred pred, Weight wt, uint32_t prefix, uint32_t mask,
+                                int shift, Shared& sh) {
+  for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) sh.hist[bin] = 0;
+  __syncthreads();
+  const int64_t n_warps = (n + 31) / 32 * 32;
+  for (int64_t i = threadIdx.x; i < n_warps; i += blockDim.x) {
+    unsigned bin = 256;  // none
+    u64 w = 0;
+    if (i < n) {
+      const float x = l[i];
+      const uint32_t k = order_key(x);
+      if ((k & mask) == prefix && pred(i, x)) {
+        w = wt(x);
+        if (w != 0) bin = (k >> shift) & 255u;
+      }
+    }
+    warp_add_to_bin(sh.hist, bin, w);
+  }
+  __syncthreads();
+}
+
+// One radix pass's choice (one thread): walking the bins of hist best first, the bin in which the
+// cumulative weight reaches `remaining` (> when strict, >= otherwise); the key bits chosen so far
+// and what is left to reach inside the bin.
+struct RadixChoice {
+  uint32_t prefix;
+  u64 remaining;
+  bool strict;
+};
+__device__ RadixChoice choose_bin(const u64* hist, uint32_t prefix, int shift, u64 remaining, bool strict) {
+  u64 cum = 0;
+  int chosen = -1, last_nonempty = -1;
+  for (int bin = 255; bin >= 0; --bin) {
+    const u64 h = hist[bin];
+    if (h == 0) continue;
+    last_nonempty = bin;
+    if (strict ? (cum + h > remaining) : (cum + h >= remaining)) {
+      chosen = bin;
+      break;
+    }
+    cum += h;
+  }
+  RadixChoice c{0, remaining - cum, strict};
+  if (chosen < 0) {  // not reached (rounding): aim at the last token of the last bin
+    chosen = last_nonempty < 0 ? 0 : last_nonempty;
+    c.remaining = last_nonempty < 0 ? 0 : hist[chosen];
+    c.strict = false;
+  }
+  c.prefix = prefix | (static_cast<uint32_t>(chosen) << shift);
+  return c;
+}
+
 // Radix select in better-first order among tokens with pred: the token at which the cumulative
 // weight reaches `target` (see ordered_scan); returns its key and id.
 template <typename Pred, typename Weight>
@@ -233,47 +289,12 @@ __device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u
   u64 remaining = target;
   for (int pass = 0; pass < 4; ++pass) {
     const int shift = 24 - 8 * pass;
-    for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) sh.hist[bin] = 0;
-    __syncthreads();
-    // Whole warps iterate together (blockDim is a multiple of 32) so that their lanes can combine
-    // the adds of one bin: the first passes put nearly every logit in one or two bins.
-    const int64_t n_warps = (n + 31) / 32 * 32;
-    for (int64_t i = threadIdx.x; i < n_warps; i += blockDim.x) {
-      unsigned bin = 256;  // none
-      u64 w = 0;
-      if (i < n) {
-        const float x = l[i];
-        const uint32_t k = order_key(x);
-        if ((k & mask) == prefix && pred(i, x)) {
-          w = wt(x);
-          if (w != 0) bin = (k >> shift) & 255u;
-        }
-      }
-      warp_add_to_bin(sh.hist, bin, w);
-    }
-    __syncthreads();
+    radix_histogram(l, n, pred, wt, prefix, mask, shift, sh);
     if (threadIdx.x == 0) {
-      u64 cum = 0;
-      int chosen = -1, last_nonempty = -1;
-      for (int bin = 255; bin >= 0; --bin) {
-        const u64 h = sh.hist[bin];
-        if (h == 0) continue;
-        last_nonempty = bin;
-        if (strict ? (cum + h > remaining) : (cum + h >= remaining)) {
-          chosen = bin;
-          break;
-        }
-        cum += h;
-      }
-      if (chosen >= 0) {
-        sh.sel_remaining = remaining - cum;
-        sh.sel_strict = strict ? 1 : 0;
-      } else {  // not reached (rounding): aim at the last token of the last bin
-        chosen = last_nonempty < 0 ? 0 : last_nonempty;
-        sh.sel_remaining = last_nonempty < 0 ? 0 : sh.hist[chosen];
-        sh.sel_strict = 0;
-      }
-      sh.sel_prefix = prefix | (static_cast<uint32_t>(chosen) << shift);
+      const RadixChoice c = choose_bin(sh.hist, prefix, shift, remaining, strict);
+      sh.sel_prefix = c.prefix;
+      sh.sel_remaining = c.remaining;
+      sh.sel_strict = c.strict ? 1 : 0;
     }
     __syncthreads();
     prefix = sh.sel_prefix;
@@ -309,6 +330,26 @@ __device__ __forceinline__ u64 draw_target(const SampleRowParams& p, u64 total) 
   return static_cast<u64>(floor(static_cast<double>(philox_uniform(r.v[0])) * static_cast<double>(total)));
 }
 
+// Top-p's target: the weight its set must reach, ceil(top_p * total), at least 1.
+__device__ __forceinline__ u64 top_p_target(const SampleRowParams& p, u64 total) {
+  const u64 target = static_cast<u64>(ceil(static_cast<double>(p.top_p) * static_cast<double>(total)));
+  return target == 0 ? 1 : target;
+}
+
+// A truncated draw's tokens: finite, at least top-k's k-th best key k1, inside top-p's set (no
+// worse than its last token, key kp and id idp) and not cut by min-p.
+struct TruncatedKept {
+  DrawWeights dw;
+  uint32_t k1, kp;
+  int idp;
+  __device__ __forceinline__ bool operator()(int64_t i, float x) const {
+    if (!(x > -INFINITY)) return false;
+    const uint32_t k = order_key(x);
+    if (k < k1 || k < kp || (k == kp && i > idp)) return false;
+    return dw.above_min_p(x);
+  }
+};
+
 __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams& p, float mx, Shared& sh) {
   const DrawWeights dw(p, mx);
   auto is_cand = [](int64_t, float x) { return x > -INFINITY; };  // NaN is never a candidate
@@ -336,16 +377,9 @@ __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams
       if (kept1(i, x)) total += mass(x);
     }
     total = block_sum_u64(total, sh);
-    u64 target = static_cast<u64>(ceil(static_cast<double>(p.top_p) * static_cast<double>(total)));
-    if (target == 0) target = 1;
-    select_better(l, n, kept1, mass, target, false, sh, &kp, &idp);
+    select_better(l, n, kept1, mass, top_p_target(p, total), false, sh, &kp, &idp);
   }
-  auto kept = [=](int64_t i, float x) {
-    if (!kept1(i, x)) return false;
-    const uint32_t k = order_key(x);
-    if (k < kp || (k == kp && i > idp)) return false;
-    return dw.above_min_p(x);
-  };
+  const TruncatedKept kept{dw, k1, kp, idp};
   u64 total = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float x = l[i];
@@ -384,7 +418,7 @@ struct Slice {
 __global__ void __launch_bounds__(kThreads) argmax_parts_kernel(SampleLaunch a) {
   __shared__ Shared sh;
   const int64_t row = blockIdx.x, n = a.vocab;
-  if (!sliced(a.params[row])) return;  // uniform over the block
+  if (!sliced(a.params[row]) && !(a.topp != nullptr && sample_top_p_slices(a.params[row]))) return;  // uniform
   const Slice sl(a, static_cast<int>(blockIdx.y));
   const int64_t b = sl.begin, e = sl.end;
   const float* l = a.logits + row * n + b;
@@ -466,6 +500,84 @@ __global__ void __launch_bounds__(kThreads) topk_parts_kernel(SampleLaunch a) {
     ++at;
   }
   if (threadIdx.x == 0) out.count = static_cast<int32_t>(total);
+}
+
+// A top-p row's two radix selects (sample_top_p_slices) over its slices, one pass per launch
+// (after argmax_parts_kernel): stage 0 finds the last token of top-p's set, stage 1 draws from the
+// set. Each slice adds its histogram to the row's (SampleTopPState, zero before stage 0), and the
+// last slice to finish makes the pass's choice exactly as select_better's one block would, so the
+// token is the one-block token. After the fourth pass it scans the tokens of the chosen key in id
+// order over the whole row (usually one token).
+__global__ void __launch_bounds__(kThreads) topp_pass_kernel(SampleLaunch a, int stage, int pass) {
+  __shared__ Shared sh;
+  __shared__ int last;
+  const int64_t row = blockIdx.x, n = a.vocab;
+  const SampleRowParams p = a.params[row];
+  if (!sample_top_p_slices(p)) return;  // uniform over the block
+  const float mx = parts_max(a, row);
+  if (!(mx > -INFINITY)) return;  // sample_kernel takes the raw argmax
+  SampleTopPState& st = a.topp[row];
+  const float* l = a.logits + row * n;
+  const DrawWeights dw(p, mx);
+  const TruncatedKept kept = stage == 0 ? TruncatedKept{dw, 0, 0, INT_MAX}
+                                        : TruncatedKept{dw, 0, st.boundary_key, st.boundary_id};
+  // Stage 0 selects among the finite tokens, before min-p; stage 1 among the kept ones.
+  const auto pred = [=](int64_t i, float x) { return stage == 0 ? x > -INFINITY : kept(i, x); };
+  const auto mass = [=](float x) -> u64 { return dw.mass(x); };
+  const int shift = 24 - 8 * pass;
+  const uint32_t mask = pass == 0 ? 0u : ~0u << (32 - 8 * pass);
+  const uint32_t prefix = pass == 0 ? 0u : st.prefix;
+
+  const Slice sl(a, static_cast<int>(blockIdx.y));
+  radix_histogram(
+      l + sl.begin, sl.end - sl.begin, [=](int64_t i, float x) { return pred(sl.begin + i, x); }, mass, prefix, mask,
+      shift, sh);
+  for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) {
+    if (sh.hist[bin] != 0) atomicAdd(reinterpret_cast<u64*>(&st.hist[bin]), sh.hist[bin]);
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&st.arrived, 1u) == static_cast<unsigned>(a.num_parts - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int bin = threadIdx.x; bin < 256; bin += blockDim.x) {
+    sh.hist[bin] = __ldcg(reinterpret_cast<const u64*>(&st.hist[bin]));
+    st.hist[bin] = 0;  // for the next pass
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    u64 remaining = st.remaining;
+    bool strict = st.strict != 0;
+    if (pass == 0) {  // the pass's histogram holds every weight the select ranges over
+      u64 total = 0;
+      for (int bin = 0; bin < 256; ++bin) total += sh.hist[bin];
+      remaining = stage == 0 ? top_p_target(p, total) : draw_target(p, total);
+      strict = stage == 1;
+    }
+    const RadixChoice c = choose_bin(sh.hist, prefix, shift, remaining, strict);
+    st.prefix = c.prefix;
+    st.remaining = c.remaining;
+    st.strict = c.strict ? 1 : 0;
+    st.arrived = 0;
+    sh.sel_prefix = c.prefix;
+    sh.sel_remaining = c.remaining;
+    sh.sel_strict = c.strict ? 1 : 0;
+  }
+  __syncthreads();
+  if (pass < 3) return;
+  const uint32_t key = sh.sel_prefix;
+  const int id = ordered_scan(
+      l, n, [=](int64_t i, float x) { return order_key(x) == key && pred(i, x); }, mass, sh.sel_remaining,
+      sh.sel_strict != 0, sh);
+  if (threadIdx.x == 0) {
+    if (stage == 0) {
+      st.boundary_key = key;
+      st.boundary_id = id;
+    } else {
+      st.token = id;
+    }
+  }
 }
 
 // The row's top-k candidates from its slices, in id order, into v/ids (shared memory); -1 when a
@@ -571,9 +683,11 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   __shared__ float cand_v[kMaxCandidates];
   __shared__ int cand_i[kMaxCandidates];
   const int n_cand = a.topk != nullptr && sample_top_k_candidates(p) ? gather_candidates(a, row, cand_v, cand_i, sh) : -1;
+  // Top-p rows without top-k were drawn by topp_pass_kernel.
+  const bool top_p_drawn = a.topp != nullptr && a.num_parts > 0 && sample_top_p_slices(p);
   const bool need_max = p.temperature > 0.0f || p.num_logprobs >= 0;
   float mx = -INFINITY;
-  if (from_parts) {
+  if (from_parts || top_p_drawn) {
     mx = parts_max(a, row);
   } else if (n_cand >= 0) {
     for (int i = threadIdx.x; i < n_cand; i += blockDim.x) mx = fmaxf(mx, cand_v[i]);
@@ -600,6 +714,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleLaunch a) {
   } else {
     if (from_parts) {
       token = draw_from_parts(a, row, p, mx, sh);
+    } else if (top_p_drawn) {
+      token = a.topp[row].token;
     } else if (n_cand >= 0) {
       const int at = sample_truncated(cand_v, n_cand, p, mx, sh);
       token = at >= 0 ? cand_i[at] : -1;
@@ -662,6 +778,14 @@ Status launch_sample(const SampleLaunch& a, Stream stream) {
     if (a.topk != nullptr) {
       topk_parts_kernel<<<grid, kThreads, 0, stream>>>(a);
       KILN_RETURN_IF_ERROR(launch_status("topk_parts_kernel"));
+    }
+    if (a.topp != nullptr) {
+      for (int stage = 0; stage < 2; ++stage) {
+        for (int pass = 0; pass < 4; ++pass) {
+          topp_pass_kernel<<<grid, kThreads, 0, stream>>>(a, stage, pass);
+          KILN_RETURN_IF_ERROR(launch_status("topp_pass_kernel"));
+        }
+      }
     }
   }
   sample_kernel<<<static_cast<unsigned>(a.m), kThreads, 0, stream>>>(a);

@@ -38,7 +38,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   std::vector<SampleAdjust> adjusts;
   std::vector<float> bias_values;
   int32_t work_rows = 0;
-  bool part_rows = false, draw_rows = false, topk_rows = false;  // rows reduced by slices first (sample_kernels.h)
+  // Rows reduced by slices first (sample_kernels.h).
+  bool part_rows = false, draw_rows = false, topk_rows = false, topp_rows = false;
   for (int64_t r = 0; r < m; ++r) {
     const auto ri = static_cast<size_t>(r);
     const SamplingParams& sp = batch.params[ri];
@@ -82,7 +83,9 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     if (p.adjust_end > p.adjust_begin || sp.num_logprobs > kMaxDeviceTopLogprobs) p.work_row = work_rows++;
     draw_rows = draw_rows || sample_untruncated_draw(p);
     topk_rows = topk_rows || sample_top_k_candidates(p);
-    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p) || sample_top_k_candidates(p);
+    topp_rows = topp_rows || sample_top_p_slices(p);
+    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p) || sample_top_k_candidates(p) ||
+                sample_top_p_slices(p);
   }
 
   // One upload: [params | adjusts | bias values].
@@ -98,13 +101,15 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
-  const int num_parts = part_rows ? sample_parts(m, draw_rows || topk_rows) : 0;
+  const int num_parts = part_rows ? sample_parts(m, draw_rows || topk_rows || topp_rows) : 0;
   const size_t parts_bytes = align_up(static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart));
   const size_t topk_bytes =
-      topk_rows ? static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SampleTopKSlice) : 0;
+      align_up(topk_rows ? static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SampleTopKSlice) : 0);
+  const size_t topp_bytes = topp_rows && num_parts > 0 ? static_cast<size_t>(m) * sizeof(SampleTopPState) : 0;
   const size_t work_bytes = static_cast<size_t>(work_rows) * static_cast<size_t>(vocab) * sizeof(float);
   KILN_ASSIGN_OR_RETURN(void* dev_in, device_scratch(ctx.device, ScratchSlot::kSampleInputs,
-                                                     in_bytes + align_up(results_bytes) + parts_bytes + topk_bytes));
+                                                     in_bytes + align_up(results_bytes) + parts_bytes + topk_bytes +
+                                                         topp_bytes));
   auto* din = static_cast<uint8_t*>(dev_in);
   KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(din, hin, in_bytes, cudaMemcpyHostToDevice, stream));
   float* work = nullptr;
@@ -120,11 +125,13 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   l.adjusts = reinterpret_cast<const SampleAdjust*>(din + params_bytes);
   l.bias_values = reinterpret_cast<const float*>(din + params_bytes + adjust_bytes);
   l.results = reinterpret_cast<SampleRowResult*>(din + in_bytes);
-  l.parts = num_parts > 0 ? reinterpret_cast<SamplePart*>(din + in_bytes + align_up(results_bytes)) : nullptr;
+  uint8_t* const slices = din + in_bytes + align_up(results_bytes);
+  l.parts = num_parts > 0 ? reinterpret_cast<SamplePart*>(slices) : nullptr;
   l.num_parts = num_parts;
   l.draw_parts = draw_rows;
-  l.topk = topk_bytes > 0 ? reinterpret_cast<SampleTopKSlice*>(din + in_bytes + align_up(results_bytes) + parts_bytes)
-                          : nullptr;
+  l.topk = topk_bytes > 0 ? reinterpret_cast<SampleTopKSlice*>(slices + parts_bytes) : nullptr;
+  l.topp = topp_bytes > 0 ? reinterpret_cast<SampleTopPState*>(slices + parts_bytes + topk_bytes) : nullptr;
+  if (l.topp != nullptr) KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(l.topp, 0, topp_bytes, stream));
   l.m = m;
   l.vocab = vocab;
   {

@@ -63,6 +63,21 @@ struct SampleTopKSlice {
   float values[kTopKSliceCandidates];
 };
 
+// A top-p row's radix selects over the slices of its vocabulary (sample.cu, topp_pass_kernel): the
+// histogram of the pass under way summed over the slices, how many slices have added to it, the
+// choice so far, then the last token of top-p's set (stage 0) and the drawn token (stage 1).
+// Zero before the first pass.
+struct SampleTopPState {
+  uint64_t hist[256];
+  uint64_t remaining;
+  uint32_t prefix;
+  int32_t strict;
+  uint32_t arrived;
+  uint32_t boundary_key;
+  int32_t boundary_id;
+  int32_t token;
+};
+
 #ifdef __CUDACC__
 #define KILN_HOST_DEVICE __host__ __device__
 #else
@@ -85,6 +100,12 @@ KILN_HOST_DEVICE inline bool sample_untruncated_draw(const SampleRowParams& p) {
   return p.temperature > 0.0f && p.top_k <= 0 && p.top_p >= 1.0f && p.num_logprobs < 0 && p.work_row < 0;
 }
 
+// Top-p rows without top-k (min-p allowed), without logprobs, the logits read as they are: their
+// radix selects run over slices of the vocabulary.
+KILN_HOST_DEVICE inline bool sample_top_p_slices(const SampleRowParams& p) {
+  return p.temperature > 0.0f && p.top_k <= 0 && p.top_p < 1.0f && p.num_logprobs < 0 && p.work_row < 0;
+}
+
 struct SampleLaunch {
   const float* logits = nullptr;        // [m, vocab]
   float* work = nullptr;                // [rows with work_row >= 0, vocab]
@@ -99,12 +120,14 @@ struct SampleLaunch {
   bool draw_parts = false;  // some row is an untruncated draw: the parts' weights are summed too
   // [m, num_parts] when some row is sample_top_k_candidates (and num_parts > 0), else null.
   SampleTopKSlice* topk = nullptr;
+  // [m], zeroed, when some row is sample_top_p_slices (and num_parts > 0), else null.
+  SampleTopPState* topp = nullptr;
   int64_t m = 0;
   int64_t vocab = 0;
 };
 
-// The slices per row for a batch of m rows, `draws` when some row is an untruncated draw or a
-// top-k row (0: none; at most 32).
+// The slices per row for a batch of m rows, `draws` when some row is an untruncated draw, a
+// top-k or a top-p row (0: none; at most 32).
 int sample_parts(int64_t m, bool draws);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
