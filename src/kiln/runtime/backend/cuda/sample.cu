@@ -249,31 +249,56 @@ __device__ void radix_histogram(const float* l, int64_t n, Pred pred, Weight wt,
   __syncthreads();
 }
 
-// One radix pass's choice (one thread): walking the bins of hist best first, the bin in which the
-// cumulative weight reaches `remaining` (> when strict, >= otherwise); the key bits chosen so far
-// and what is left to reach inside the bin.
+// One radix pass's choice, by one whole warp (every lane gets it): walking the bins of hist best
+// first, the first non-empty bin in which the cumulative weight reaches `remaining` (> when
+// strict, >= otherwise); the key bits chosen so far and what is left to reach inside the bin. Not
+// reached (rounding): the last non-empty bin, aiming at its last token. Lane j holds bins
+// 255 - 8j down to 248 - 8j, so the lanes' prefix sums give each bin the weight before it.
 struct RadixChoice {
   uint32_t prefix;
   u64 remaining;
   bool strict;
 };
 __device__ RadixChoice choose_bin(const u64* hist, uint32_t prefix, int shift, u64 remaining, bool strict) {
-  u64 cum = 0;
-  int chosen = -1, last_nonempty = -1;
-  for (int bin = 255; bin >= 0; --bin) {
-    const u64 h = hist[bin];
-    if (h == 0) continue;
-    last_nonempty = bin;
-    if (strict ? (cum + h > remaining) : (cum + h >= remaining)) {
-      chosen = bin;
-      break;
-    }
-    cum += h;
+  const int lane = threadIdx.x & 31;
+  u64 h[8], sum = 0;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    h[t] = hist[255 - 8 * lane - t];
+    sum += h[t];
   }
-  RadixChoice c{0, remaining - cum, strict};
-  if (chosen < 0) {  // not reached (rounding): aim at the last token of the last bin
-    chosen = last_nonempty < 0 ? 0 : last_nonempty;
-    c.remaining = last_nonempty < 0 ? 0 : hist[chosen];
+  u64 incl = sum;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  u64 cum = incl - sum, before = 0;
+  int found = -1, last = -1;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    if (h[t] == 0) continue;
+    if (found < 0 && (strict ? cum + h[t] > remaining : cum + h[t] >= remaining)) {
+      found = t;
+      before = cum;
+    }
+    cum += h[t];
+    last = t;
+  }
+  RadixChoice c{0, 0, strict};
+  int chosen = 0;
+  const unsigned crossing = __ballot_sync(0xffffffffu, found >= 0);
+  const unsigned nonempty = __ballot_sync(0xffffffffu, last >= 0);
+  if (crossing != 0) {
+    const int src = __ffs(crossing) - 1;
+    chosen = 255 - 8 * src - __shfl_sync(0xffffffffu, found, src);
+    c.remaining = remaining - __shfl_sync(0xffffffffu, before, src);
+  } else if (nonempty != 0) {
+    const int src = 31 - __clz(nonempty);
+    chosen = 255 - 8 * src - __shfl_sync(0xffffffffu, last, src);
+    c.remaining = hist[chosen];
+    c.strict = false;
+  } else {
     c.strict = false;
   }
   c.prefix = prefix | (static_cast<uint32_t>(chosen) << shift);
@@ -290,11 +315,13 @@ __device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u
   for (int pass = 0; pass < 4; ++pass) {
     const int shift = 24 - 8 * pass;
     radix_histogram(l, n, pred, wt, prefix, mask, shift, sh);
-    if (threadIdx.x == 0) {
+    if (threadIdx.x < 32) {
       const RadixChoice c = choose_bin(sh.hist, prefix, shift, remaining, strict);
-      sh.sel_prefix = c.prefix;
-      sh.sel_remaining = c.remaining;
-      sh.sel_strict = c.strict ? 1 : 0;
+      if (threadIdx.x == 0) {
+        sh.sel_prefix = c.prefix;
+        sh.sel_remaining = c.remaining;
+        sh.sel_strict = c.strict ? 1 : 0;
+      }
     }
     __syncthreads();
     prefix = sh.sel_prefix;
@@ -546,23 +573,26 @@ __global__ void __launch_bounds__(kThreads) topp_pass_kernel(SampleLaunch a, int
     st.hist[bin] = 0;  // for the next pass
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (threadIdx.x < 32) {
     u64 remaining = st.remaining;
     bool strict = st.strict != 0;
     if (pass == 0) {  // the pass's histogram holds every weight the select ranges over
       u64 total = 0;
-      for (int bin = 0; bin < 256; ++bin) total += sh.hist[bin];
+      for (int bin = threadIdx.x; bin < 256; bin += 32) total += sh.hist[bin];
+      total = warp_sum_u64(total);
       remaining = stage == 0 ? top_p_target(p, total) : draw_target(p, total);
       strict = stage == 1;
     }
     const RadixChoice c = choose_bin(sh.hist, prefix, shift, remaining, strict);
-    st.prefix = c.prefix;
-    st.remaining = c.remaining;
-    st.strict = c.strict ? 1 : 0;
-    st.arrived = 0;
-    sh.sel_prefix = c.prefix;
-    sh.sel_remaining = c.remaining;
-    sh.sel_strict = c.strict ? 1 : 0;
+    if (threadIdx.x == 0) {
+      st.prefix = c.prefix;
+      st.remaining = c.remaining;
+      st.strict = c.strict ? 1 : 0;
+      st.arrived = 0;
+      sh.sel_prefix = c.prefix;
+      sh.sel_remaining = c.remaining;
+      sh.sel_strict = c.strict ? 1 : 0;
+    }
   }
   __syncthreads();
   if (pass < 3) return;
