@@ -131,5 +131,7 @@ struct SampleLaunch {
 int sample_parts(int64_t m, bool draws);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
+// The kernels over slices (num_parts > 0) that launch_sample runs first (sample_parts.cu).
+Status launch_sample_parts(const SampleLaunch& args, Stream stream);
 
 }  // namespace kiln::runtime::cuda
