@@ -3,8 +3,6 @@
 // each batch-size bucket (bitwise equal to the same steps run without graphs).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-
 #include "cuda_test_util.h"
 #include "engine_test_util.h"
 #include "kiln/runtime/backend/cuda/device.h"
@@ -16,20 +14,6 @@ using testing::BlockPool;
 using testing::Seq;
 
 constexpr int32_t kVocab = 2048;
-
-std::unique_ptr<Engine> load_cuda(const std::filesystem::path& dir, bool graphs) {
-  setenv("KILN_CUDA_GRAPHS", graphs ? "1" : "0", 1);
-  EngineOptions o;
-  o.device = DeviceKind::kCuda;
-  o.block_size = 16;
-  o.kv_cache_bytes = 64 << 20;
-  o.max_model_len = 512;
-  o.max_batched_tokens = 1024;
-  o.max_seqs = 16;
-  auto e = Engine::load(dir, o);
-  EXPECT_TRUE(e.is_ok()) << e.status().to_string();
-  return e.is_ok() ? std::move(e).value() : nullptr;
-}
 
 // Largest |a - b| over the largest |b| across all rows.
 double rel_error(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
@@ -60,7 +44,7 @@ class CudaEngineTest : public ::testing::TestWithParam<std::string> {
 TEST_P(CudaEngineTest, PromptLogitsMatchCpuWholeAndChunked) {
   const auto dir = testing::tiny_model(GetParam(), 3, kVocab);
   auto cpu = testing::load_engine(dir);
-  auto gpu = load_cuda(dir, true);
+  auto gpu = testing::load_cuda_engine(dir, true);
   ASSERT_TRUE(cpu && gpu);
   EXPECT_GT(gpu->memory_usage().weights_bytes, 0);
   EXPECT_GE(gpu->memory_usage().kv_cache_bytes, 60 << 20);
@@ -79,8 +63,8 @@ TEST_P(CudaEngineTest, PromptLogitsMatchCpuWholeAndChunked) {
 TEST_P(CudaEngineTest, BatchedDecodeThroughGraphsMatchesCpuAndEagerSteps) {
   const auto dir = testing::tiny_model(GetParam(), 5, kVocab);
   auto cpu = testing::load_engine(dir);
-  auto graph = load_cuda(dir, true);
-  auto eager = load_cuda(dir, false);
+  auto graph = testing::load_cuda_engine(dir, true);
+  auto eager = testing::load_cuda_engine(dir, false);
   ASSERT_TRUE(cpu && graph && eager);
   Engine* engines[3] = {cpu.get(), graph.get(), eager.get()};
   std::vector<BlockPool> pools;

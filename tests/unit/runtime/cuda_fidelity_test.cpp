@@ -3,8 +3,6 @@
 // token through the decode graphs, and chunked prefill, on the fixtures' checkpoints.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-
 #include "engine_test_util.h"
 #include "fidelity_fixture.h"
 #include "kiln/runtime/backend/cuda/device.h"
@@ -24,32 +22,20 @@ class CudaFidelityTest : public ::testing::TestWithParam<std::string> {
 TEST_P(CudaFidelityTest, LogitsMatchTransformers) {
   testing::Fixture f;
   if (!testing::load_fixture(GetParam(), &f)) return;
-  setenv("KILN_CUDA_GRAPHS", "1", 1);
-  EngineOptions o;
-  o.device = DeviceKind::kCuda;
-  o.block_size = 16;
-  o.kv_cache_bytes = 64 << 20;
-  o.max_model_len = 512;
-  o.max_batched_tokens = 1024;
-  o.max_seqs = 16;
-  auto engine = Engine::load(testing::tiny_model(GetParam(), f.seed, f.vocab), o);
-  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  auto engine = testing::load_cuda_engine(testing::tiny_model(GetParam(), f.seed, f.vocab), true);
+  ASSERT_TRUE(engine);
   const int32_t n = static_cast<int32_t>(f.prompt.size());
-  testing::expect_close(testing::logits_in_chunks(**engine, f.prompt, {n}, 1), f.prompt_logits, kTolerance,
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {n}, 1), f.prompt_logits, kTolerance,
                         GetParam() + " whole prompt");
-  testing::expect_close(testing::logits_in_chunks(**engine, f.prompt, {1}, 2), f.incremental_logits, kTolerance,
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {1}, 2), f.incremental_logits, kTolerance,
                         GetParam() + " token by token");
-  testing::expect_close(testing::logits_in_chunks(**engine, f.prompt, {5, 7}, 3), f.prompt_logits, kTolerance,
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {5, 7}, 3), f.prompt_logits, kTolerance,
                         GetParam() + " chunked");
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, CudaFidelityTest,
                          ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"),
-                         [](const auto& p) {
-                           std::string s = p.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         testing::preset_test_name);
 
 }  // namespace
 }  // namespace kiln::runtime

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -56,6 +57,29 @@ inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& dir, int
   auto e = Engine::load(dir, o);
   EXPECT_TRUE(e.is_ok()) << e.status().to_string();
   return e.is_ok() ? std::move(e).value() : nullptr;
+}
+
+// The CUDA engine for the GPU tests (16-token blocks, 64 MiB of KV cache), its decode steps through
+// CUDA graphs or not.
+inline std::unique_ptr<Engine> load_cuda_engine(const std::filesystem::path& dir, bool graphs) {
+  setenv("KILN_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+  EngineOptions o;
+  o.device = DeviceKind::kCuda;
+  o.block_size = 16;
+  o.kv_cache_bytes = 64 << 20;
+  o.max_model_len = 512;
+  o.max_batched_tokens = 1024;
+  o.max_seqs = 16;
+  auto e = Engine::load(dir, o);
+  EXPECT_TRUE(e.is_ok()) << e.status().to_string();
+  return e.is_ok() ? std::move(e).value() : nullptr;
+}
+
+// A parameterised test's name for a preset ("tiny-llama" -> "tiny_llama").
+inline std::string preset_test_name(const ::testing::TestParamInfo<std::string>& p) {
+  std::string s = p.param;
+  std::replace(s.begin(), s.end(), '-', '_');
+  return s;
 }
 
 // Hands out KV blocks in a shuffled order, so that sequences' tables are scattered.

@@ -4,8 +4,6 @@
 // A missing fixture fails the test: fidelity is never silently skipped.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-
 #include "engine_test_util.h"
 #include "fidelity_fixture.h"
 #include "kiln/runtime/static_batch.h"
@@ -51,11 +49,7 @@ TEST_P(FidelityTest, fidelity_logits_and_greedy_match_transformers) {
 
 INSTANTIATE_TEST_SUITE_P(Presets, FidelityTest,
                          ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"),
-                         [](const auto& p) {
-                           std::string s = p.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         testing::preset_test_name);
 
 }  // namespace
 }  // namespace kiln::runtime
