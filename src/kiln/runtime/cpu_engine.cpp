@@ -9,6 +9,7 @@
 #include "kiln/core/str.h"
 #include "kiln/runtime/backend/cpu/gemm_cpu.h"
 #include "kiln/runtime/ops/sample.h"
+#include "kiln/runtime/step_inputs.h"
 
 namespace kiln::runtime {
 
@@ -75,34 +76,14 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t vocab = model_->config().vocab_size;
   KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
-  const int32_t n = plan.num_tokens(), s = plan.num_seqs(), m = plan.num_samples();
-  if (n > options_.max_batched_tokens)
-    return invalid_argument(str_cat("step plan: ", n, " tokens exceed max_batched_tokens ", options_.max_batched_tokens));
-  if (s > options_.max_seqs)
-    return invalid_argument(str_cat("step plan: ", s, " sequences exceed max_seqs ", options_.max_seqs));
-  int32_t max_query = 0, max_kv = 0;
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
-    if (kv_len > max_model_len_)
-      return invalid_argument(str_cat("step plan: sequence ", i, " has kv_len ", kv_len, " beyond max_model_len ", max_model_len_));
-    max_query = std::max(max_query, plan.query_start[static_cast<size_t>(i) + 1] - plan.query_start[static_cast<size_t>(i)]);
-    max_kv = std::max(max_kv, kv_len);
-  }
+  const int32_t n = plan.num_tokens(), m = plan.num_samples();
+  KILN_ASSIGN_OR_RETURN(const StepExtent extent, check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
 
   // Host metadata: the CPU ops read it in place.
-  const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
   std::vector<int32_t> slots(static_cast<size_t>(n));
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
-    for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
-      const int32_t pos = plan.positions[static_cast<size_t>(t)];
-      slots[static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
-    }
-  }
-  // The token row of each sample's last new token.
+  step_slots(plan, static_cast<int32_t>(cache_.shape().block_size), slots.data());
   std::vector<int32_t> sample_rows(static_cast<size_t>(m));
-  for (int32_t j = 0; j < m; ++j)
-    sample_rows[static_cast<size_t>(j)] = plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+  for (int32_t j = 0; j < m; ++j) sample_rows[static_cast<size_t>(j)] = sample_row(plan, j);
   std::vector<int32_t> all_rows;
   if (plan.return_all_logits) {
     all_rows.resize(static_cast<size_t>(n));
@@ -122,8 +103,8 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   in.block_start = view(plan.block_start);
   in.block_ids = view(plan.block_ids);
   in.logit_rows = view(rows);
-  in.max_query_len = max_query;
-  in.max_kv_len = max_kv;
+  in.max_query_len = extent.max_query_len;
+  in.max_kv_len = extent.max_kv_len;
 
   logits_.resize(rows.size() * static_cast<size_t>(vocab));
   const Tensor logits(logits_.data(), DType::kF32, Device::cpu(), {static_cast<int64_t>(rows.size()), vocab});
@@ -131,16 +112,9 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
 
   StepResult result;
   result.vocab_size = vocab;
-  std::vector<int32_t> sample_positions(static_cast<size_t>(m));
-  for (int32_t j = 0; j < m; ++j)
-    sample_positions[static_cast<size_t>(j)] = plan.kv_len[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)])];
   if (m > 0) {
-    ops::SamplingBatch batch;
-    batch.params = plan.sampling;
-    batch.positions = sample_positions;
-    batch.history_start = plan.history_start;
-    batch.history_tokens = plan.history_tokens;
-    batch.prompt_len = plan.prompt_len;
+    std::vector<int32_t> sample_positions;
+    const ops::SamplingBatch batch = step_sampling_batch(plan, &sample_positions);
     std::vector<float> picked;
     Tensor sample_logits = logits;
     if (plan.return_all_logits) {

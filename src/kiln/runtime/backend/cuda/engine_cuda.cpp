@@ -18,6 +18,7 @@
 #include "kiln/runtime/models/llama.h"
 #include "kiln/runtime/ops/gather_rows.h"
 #include "kiln/runtime/ops/sample.h"
+#include "kiln/runtime/step_inputs.h"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -319,18 +320,8 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   const int64_t vocab = model_->config().vocab_size;
   KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
   const int32_t n = plan.num_tokens(), s = plan.num_seqs(), m = plan.num_samples();
-  if (n > options_.max_batched_tokens)
-    return invalid_argument(str_cat("step plan: ", n, " tokens exceed max_batched_tokens ", options_.max_batched_tokens));
-  if (s > options_.max_seqs)
-    return invalid_argument(str_cat("step plan: ", s, " sequences exceed max_seqs ", options_.max_seqs));
-  int32_t max_query = 0, max_kv = 0;
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
-    if (kv_len > max_model_len_)
-      return invalid_argument(str_cat("step plan: sequence ", i, " has kv_len ", kv_len, " beyond max_model_len ", max_model_len_));
-    max_query = std::max(max_query, plan.query_start[static_cast<size_t>(i) + 1] - plan.query_start[static_cast<size_t>(i)]);
-    max_kv = std::max(max_kv, kv_len);
-  }
+  KILN_ASSIGN_OR_RETURN(const StepExtent extent,
+                        check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
   StepResult result;
   result.vocab_size = vocab;
   if (n == 0) return result;
@@ -351,13 +342,7 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
   std::memcpy(h + meta.tokens, plan.token_ids.data(), static_cast<size_t>(n) * 4);
   std::memcpy(h + meta.positions, plan.positions.data(), static_cast<size_t>(n) * 4);
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
-    for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
-      const int32_t pos = plan.positions[static_cast<size_t>(t)];
-      h[meta.slots + static_cast<size_t>(t)] = plan.block_ids[static_cast<size_t>(b0 + pos / bs)] * bs + pos % bs;
-    }
-  }
+  step_slots(plan, bs, h + meta.slots);
   std::memcpy(h + meta.query_start, plan.query_start.data(), static_cast<size_t>(s + 1) * 4);
   std::memcpy(h + meta.kv_len, plan.kv_len.data(), static_cast<size_t>(s) * 4);
   std::memcpy(h + meta.block_start, plan.block_start.data(), static_cast<size_t>(s + 1) * 4);
@@ -383,10 +368,7 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
     for (int64_t t = 0; t < tok_total; ++t) h[meta.logit_rows + static_cast<size_t>(t)] = static_cast<int32_t>(t);
     n_rows = tok_total;
   } else {
-    for (int32_t j = 0; j < m; ++j) {
-      h[meta.logit_rows + static_cast<size_t>(j)] =
-          plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
-    }
+    for (int32_t j = 0; j < m; ++j) h[meta.logit_rows + static_cast<size_t>(j)] = sample_row(plan, j);
     n_rows = m;
   }
 
@@ -421,8 +403,8 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   // A graph must not depend on this step's table length: give it the whole region.
   in.block_ids = view(meta.block_ids, bucket > 0 ? meta.cap_blocks : std::max<int64_t>(n_blocks_used, 1));
   in.logit_rows = view(meta.logit_rows, n_rows);
-  in.max_query_len = bucket > 0 ? 1 : max_query;
-  in.max_kv_len = bucket > 0 ? max_model_len_ : max_kv;
+  in.max_query_len = bucket > 0 ? 1 : extent.max_query_len;
+  in.max_kv_len = bucket > 0 ? max_model_len_ : extent.max_kv_len;
 
   KILN_ASSIGN_OR_RETURN(Buffer * lb, ensure_logits(std::max<int64_t>(n_rows, m)));
   const Tensor logits = lb->tensor().rows(0, n_rows);
@@ -434,21 +416,13 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
                                               cudaMemcpyDeviceToHost, stream));
   }
   if (m > 0) {
-    std::vector<int32_t> sample_positions(static_cast<size_t>(m));
-    for (int32_t j = 0; j < m; ++j)
-      sample_positions[static_cast<size_t>(j)] = plan.kv_len[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)])];
-    ops::SamplingBatch batch;
-    batch.params = plan.sampling;
-    batch.positions = sample_positions;
-    batch.history_start = plan.history_start;
-    batch.history_tokens = plan.history_tokens;
-    batch.prompt_len = plan.prompt_len;
+    std::vector<int32_t> sample_positions;
+    const ops::SamplingBatch batch = step_sampling_batch(plan, &sample_positions);
     Tensor sample_logits = logits.rows(0, m);
     Buffer picked;
     if (plan.return_all_logits) {
       std::vector<int32_t> sample_rows(static_cast<size_t>(m));
-      for (int32_t j = 0; j < m; ++j)
-        sample_rows[static_cast<size_t>(j)] = plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+      for (int32_t j = 0; j < m; ++j) sample_rows[static_cast<size_t>(j)] = sample_row(plan, j);
       KILN_ASSIGN_OR_RETURN(Buffer rows_dev, Buffer::allocate(ctx_.device, DType::kI32, {m}));
       KILN_RETURN_IF_ERROR(copy_to_device(ctx_, sample_rows.data(), rows_dev.tensor()));
       KILN_ASSIGN_OR_RETURN(picked, Buffer::allocate(ctx_.device, DType::kF32, {m, vocab}));

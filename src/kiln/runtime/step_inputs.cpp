@@ -1,0 +1,51 @@
+#include "kiln/runtime/step_inputs.h"
+
+#include <algorithm>
+
+#include "kiln/core/str.h"
+
+namespace kiln::runtime {
+
+Result<StepExtent> check_step_limits(const StepPlan& plan, const StepLimits& limits) {
+  if (plan.num_tokens() > limits.max_batched_tokens)
+    return invalid_argument(
+        str_cat("step plan: ", plan.num_tokens(), " tokens exceed max_batched_tokens ", limits.max_batched_tokens));
+  if (plan.num_seqs() > limits.max_seqs)
+    return invalid_argument(str_cat("step plan: ", plan.num_seqs(), " sequences exceed max_seqs ", limits.max_seqs));
+  StepExtent e;
+  for (int32_t i = 0; i < plan.num_seqs(); ++i) {
+    const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
+    if (kv_len > limits.max_model_len)
+      return invalid_argument(
+          str_cat("step plan: sequence ", i, " has kv_len ", kv_len, " beyond max_model_len ", limits.max_model_len));
+    e.max_query_len = std::max(e.max_query_len, plan.query_start[static_cast<size_t>(i) + 1] -
+                                                    plan.query_start[static_cast<size_t>(i)]);
+    e.max_kv_len = std::max(e.max_kv_len, kv_len);
+  }
+  return e;
+}
+
+void step_slots(const StepPlan& plan, int32_t block_size, int32_t* slots) {
+  for (int32_t i = 0; i < plan.num_seqs(); ++i) {
+    const int32_t b0 = plan.block_start[static_cast<size_t>(i)];
+    for (int32_t t = plan.query_start[static_cast<size_t>(i)]; t < plan.query_start[static_cast<size_t>(i) + 1]; ++t) {
+      const int32_t pos = plan.positions[static_cast<size_t>(t)];
+      slots[t] = plan.block_ids[static_cast<size_t>(b0 + pos / block_size)] * block_size + pos % block_size;
+    }
+  }
+}
+
+ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t>* positions) {
+  positions->resize(static_cast<size_t>(plan.num_samples()));
+  for (int32_t j = 0; j < plan.num_samples(); ++j)
+    (*positions)[static_cast<size_t>(j)] = plan.kv_len[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)])];
+  ops::SamplingBatch batch;
+  batch.params = plan.sampling;
+  batch.positions = *positions;
+  batch.history_start = plan.history_start;
+  batch.history_tokens = plan.history_tokens;
+  batch.prompt_len = plan.prompt_len;
+  return batch;
+}
+
+}  // namespace kiln::runtime

@@ -1,0 +1,40 @@
+// What both engines derive from a StepPlan before their forward pass: the checks against their
+// limits, the tokens' KV slots, the rows the samples read and the sampling batch.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/runtime/ops/sample.h"
+#include "kiln/runtime/step.h"
+
+namespace kiln::runtime {
+// What an engine can take in one step (its EngineOptions and model length).
+struct StepLimits {
+  int32_t max_batched_tokens = 0;
+  int32_t max_seqs = 0;
+  int64_t max_model_len = 0;
+};
+// The longest new-token span and the longest context of a plan.
+struct StepExtent {
+  int32_t max_query_len = 0;
+  int32_t max_kv_len = 0;
+};
+// Checks a valid plan against an engine's limits; returns its extent.
+Result<StepExtent> check_step_limits(const StepPlan& plan, const StepLimits& limits);
+
+// The KV cache slot (block id * block_size + offset) of every token of a valid plan, into
+// slots[0, num_tokens).
+void step_slots(const StepPlan& plan, int32_t block_size, int32_t* slots);
+
+// The token row whose logits sample j reads: the last new token of its sequence.
+inline int32_t sample_row(const StepPlan& plan, int32_t j) {
+  return plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
+}
+
+// The sampling batch of a plan's samples. `positions` receives the position each sampled token
+// will take (its sequence's kv_len) and must outlive the batch.
+ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t>* positions);
+
+}  // namespace kiln::runtime
