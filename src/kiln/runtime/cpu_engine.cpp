@@ -77,7 +77,8 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   const int64_t vocab = model_->config().vocab_size;
   KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
   const int32_t n = plan.num_tokens(), m = plan.num_samples();
-  KILN_ASSIGN_OR_RETURN(const StepExtent extent, check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
+  KILN_ASSIGN_OR_RETURN(const StepExtent extent,
+                        check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
 
   // Host metadata: the CPU ops read it in place.
   std::vector<int32_t> slots(static_cast<size_t>(n));

@@ -10,6 +10,7 @@
 #include "kiln/runtime/step.h"
 
 namespace kiln::runtime {
+
 // What an engine can take in one step (its EngineOptions and model length).
 struct StepLimits {
   int32_t max_batched_tokens = 0;
