@@ -39,7 +39,7 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   std::vector<float> bias_values;
   int32_t work_rows = 0;
   // Rows reduced by slices first (sample_kernels.h).
-  bool part_rows = false, draw_rows = false, topk_rows = false, topp_rows = false;
+  bool argmax_rows = false, draw_rows = false, topk_rows = false, topp_rows = false;
   for (int64_t r = 0; r < m; ++r) {
     const auto ri = static_cast<size_t>(r);
     const SamplingParams& sp = batch.params[ri];
@@ -81,11 +81,10 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     // Rows with adjustments are copied before they change (logits are read-only); so are rows
     // whose top logprobs are too many for the device and get finished on the host.
     if (p.adjust_end > p.adjust_begin || sp.num_logprobs > kMaxDeviceTopLogprobs) p.work_row = work_rows++;
+    argmax_rows = argmax_rows || sample_argmax_only(p);
     draw_rows = draw_rows || sample_untruncated_draw(p);
     topk_rows = topk_rows || sample_top_k_candidates(p);
     topp_rows = topp_rows || sample_top_p_slices(p);
-    part_rows = part_rows || sample_argmax_only(p) || sample_untruncated_draw(p) || sample_top_k_candidates(p) ||
-                sample_top_p_slices(p);
   }
 
   // One upload: [params | adjusts | bias values].
@@ -101,7 +100,8 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
     std::memcpy(hin + params_bytes + adjust_bytes, bias_values.data(), bias_values.size() * sizeof(float));
   }
   const size_t results_bytes = static_cast<size_t>(m) * sizeof(SampleRowResult);
-  const int num_parts = part_rows ? sample_parts(m, draw_rows || topk_rows || topp_rows) : 0;
+  const bool sliced_draws = draw_rows || topk_rows || topp_rows;
+  const int num_parts = argmax_rows || sliced_draws ? sample_parts(m, sliced_draws) : 0;
   const size_t parts_bytes = align_up(static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SamplePart));
   const size_t topk_bytes =
       align_up(topk_rows ? static_cast<size_t>(m) * static_cast<size_t>(num_parts) * sizeof(SampleTopKSlice) : 0);

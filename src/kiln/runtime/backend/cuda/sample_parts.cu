@@ -55,16 +55,7 @@ __global__ void __launch_bounds__(kThreads) topk_parts_kernel(SampleLaunch a) {
   const Slice sl(a, static_cast<int>(blockIdx.y));
   const int64_t b = sl.begin, len = sl.end - sl.begin;
   const float* l = a.logits + row * n + b;
-  u64 count = 0;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
-  count = block_sum_u64(count, sh);
-  uint32_t k1 = 0;
-  if (static_cast<u64>(p.top_k) < count) {
-    int unused = 0;
-    select_better(
-        l, len, [](int64_t, float x) { return x > -INFINITY; }, [](float) -> u64 { return 1; },
-        static_cast<u64>(p.top_k), false, sh, &k1, &unused);
-  }
+  const uint32_t k1 = top_k_key(l, len, p.top_k, sh);
   const auto kept = [=](float x) { return x > -INFINITY && order_key(x) >= k1; };
   const int64_t chunk = (len + blockDim.x - 1) / blockDim.x;
   const int64_t tb = min(len, static_cast<int64_t>(threadIdx.x) * chunk), te = min(len, tb + chunk);

@@ -333,6 +333,22 @@ __device__ void select_better(const float* l, int64_t n, Pred pred, Weight wt, u
       l, n, [&](int64_t i, float x) { return order_key(x) == key && pred(i, x); }, wt, remaining, strict, sh);
 }
 
+// Top-k's key: the k-th best key among the finite tokens, or 0 when there are at most k of them
+// (every finite token is kept).
+__device__ uint32_t top_k_key(const float* l, int64_t n, int k, Shared& sh) {
+  u64 count = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
+  count = block_sum_u64(count, sh);
+  uint32_t key = 0;
+  if (static_cast<u64>(k) < count) {
+    int unused = 0;
+    select_better(
+        l, n, [](int64_t, float x) { return x > -INFINITY; }, [](float) -> u64 { return 1; }, static_cast<u64>(k),
+        false, sh, &key, &unused);
+  }
+  return key;
+}
+
 // A draw's weights: e^((x - max) / T) in 2^-44 units, and min-p's cut (the best token weighs 1).
 struct DrawWeights {
   float mx, inv_t, min_p;
@@ -376,20 +392,9 @@ struct TruncatedKept {
 
 __device__ int sample_truncated(const float* l, int64_t n, const SampleRowParams& p, float mx, Shared& sh) {
   const DrawWeights dw(p, mx);
-  auto is_cand = [](int64_t, float x) { return x > -INFINITY; };  // NaN is never a candidate
-  auto one = [](float) -> u64 { return 1; };
   auto mass = [=](float x) -> u64 { return dw.mass(x); };
 
-  uint32_t k1 = 0;
-  if (p.top_k > 0) {
-    u64 count = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) count += l[i] > -INFINITY ? 1 : 0;
-    count = block_sum_u64(count, sh);
-    if (static_cast<u64>(p.top_k) < count) {
-      int unused = 0;
-      select_better(l, n, is_cand, one, static_cast<u64>(p.top_k), false, sh, &k1, &unused);
-    }
-  }
+  const uint32_t k1 = p.top_k > 0 ? top_k_key(l, n, p.top_k, sh) : 0;  // NaN is never a candidate
   auto kept1 = [=](int64_t, float x) { return x > -INFINITY && order_key(x) >= k1; };
 
   uint32_t kp = 0;
