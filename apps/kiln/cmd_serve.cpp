@@ -81,14 +81,15 @@ std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
 }
 
-// Applies kiln.toml: every key names a flag of `kiln serve` (with '_' or '-'), top level or
-// under [serve]. Only options that the command line and the environment left unset take it.
+// The settings file: the one named by --config, else ./kiln.toml when it exists, else none.
 std::filesystem::path config_file_path(const std::string& explicit_path) {
   if (!explicit_path.empty()) return explicit_path;
   std::error_code ec;
   return std::filesystem::exists("kiln.toml", ec) ? std::filesystem::path("kiln.toml") : std::filesystem::path();
 }
 
+// Applies kiln.toml: every key names a flag of `kiln serve` (with '_' or '-'), top level or
+// under [serve]. Only options that the command line and the environment left unset take it.
 Status apply_config_file(CLI::App& sub, const std::string& explicit_path) {
   const std::filesystem::path path = config_file_path(explicit_path);
   if (path.empty()) return Status::ok();

@@ -57,14 +57,16 @@ struct StepResult {
   double forward_seconds = 0.0;       // wall time of the step on the engine thread
 };
 
-// Checks a plan's internal consistency against the cache geometry (sizes of the CSR arrays,
-// monotone offsets, positions inside kv_len, block ids in range, enough blocks for kv_len, token
-// ids in the vocabulary). Engines call it in debug builds and on every step in tests; the
-// scheduler's plans must always pass it.
+// The paged KV cache's shape as a plan sees it.
 struct KvGeometry {
   int32_t num_blocks = 0;
   int32_t block_size = 16;
 };
 
+// Checks a plan's internal consistency against the cache geometry (sizes of the CSR arrays,
+// monotone offsets, positions inside kv_len, block ids in range, enough blocks for kv_len, token
+// ids in the vocabulary). Both engines call it on every step before touching the device, so a
+// bad plan fails its step instead of reading or writing out of bounds.
 Status validate_step_plan(const StepPlan& plan, const KvGeometry& kv, int64_t vocab_size);
+
 }  // namespace kiln::runtime

@@ -1,6 +1,7 @@
 // Host side of the GPU sampler: turns each row's bias and penalty history into a short list of
-// distinct adjusted tokens, uploads it with the row parameters in one copy, launches one block
-// per row, and copies back only the results.
+// distinct adjusted tokens, uploads it with the row parameters in one copy, launches either the
+// kernels over vocabulary slices (untruncated, top-k and top-p draws of batches they suit;
+// sample_parts.cu) or one block per row (sample.cu), and copies back only the results.
 #include "kiln/runtime/backend/cuda/sample_cuda.h"
 
 #include <algorithm>
