@@ -322,7 +322,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
   opt("--host", a->host, "KILN_HOST", "Address to listen on");
   opt("--port", a->port, "KILN_PORT", "Port to listen on (0: any free port)");
-  opt("--http-threads", a->http_threads, "KILN_HTTP_THREADS", "Threads running the HTTP event loop");
+  sub.add_option("--http-threads", a->http_threads, "Threads running the HTTP event loop (default: the number of cores, 1 to 4)")
+      ->envname("KILN_HTTP_THREADS");
   opt("--device", a->device, "KILN_DEVICE", "auto (CUDA when a GPU is found), cpu or cuda");
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
