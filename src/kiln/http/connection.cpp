@@ -4,6 +4,7 @@
 
 #include "kiln/http/asio.h"
 #include "kiln/core/log.h"
+#include "kiln/core/str.h"
 #include "kiln/http/server.h"
 
 namespace kiln::http {
@@ -274,7 +275,7 @@ void Connection::exchange_done() {
 
 void Connection::after_exchange() {
   if (closed_) return;
-  if (gone_) return close();
+  if (gone_ || cut_) return close();
   if (!keep_alive()) return linger_close();
   if (watching_) {
     resume_after_watch_ = true;
@@ -359,7 +360,16 @@ void Connection::drain() {
 }
 
 void Connection::force_close() {
-  if (!gone_) gone_ = true;
+  if (closed_) return;
+  auto ex = in_exchange_ ? exchange_.lock() : nullptr;
+  if (ex && !ex->finished() && !gone_) {
+    cut_ = true;
+    draining_ = true;
+    ex->cut(error_with_status(503, "The server is shutting down: this request was cut when the drain time ran out.",
+                              "server_shutting_down"));
+    if (!closed_ && (writing_ || !out_.empty())) return;  // on_write() closes once the last bytes are out
+  }
+  gone_ = true;
   close();
 }
 

@@ -25,7 +25,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Called on the strand when the server drains: idle connections close now, busy ones after
   // their response.
   void drain();
-  // Called on the strand when the drain time is over: closes at once.
+  // Called on the strand when the drain time is over: a request still running is cut (its work
+  // cancelled; a stream ends with an error event and its terminator, a request not yet answered
+  // gets a 503), and the connection closes once that is written.
   void force_close();
 
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -84,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;
   bool closed_ = false;
   bool draining_ = false;
+  bool cut_ = false;  // force_close() cut the exchange: close once its last bytes are written
 };
 
 }  // namespace kiln::http
