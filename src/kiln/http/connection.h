@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "kiln/http/asio.h"
 #include "kiln/http/exchange.h"
@@ -40,8 +41,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_header(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
   void dispatch();
-  // Answers a request that could not be read (400, 408, 413, 431) and closes.
+  // Answers a request that could not be read (400, 408, 413, 431, 501) and closes.
   void fail_request(int status, const std::string& message);
+  // The request's Transfer-Encoding, if it has one kiln cannot read: the status and message.
+  std::optional<std::pair<int, std::string>> refuse_transfer_encoding() const;
 
   void start_watch();
   void on_watch(boost::beast::error_code ec, size_t n);

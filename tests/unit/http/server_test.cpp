@@ -328,6 +328,43 @@ TEST_F(ServerTest, EveryRequestIsRecordedOnce) {
   EXPECT_EQ(records_[1].error, "no route");
 }
 
+TEST_F(ServerTest, TransferCodingsOtherThanChunkedAreRefused) {
+  start();
+  {
+    // Beast would take this body as empty and the JSON after it as the next request.
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n{\"a\":1}"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find("Transfer-Encoding 'identity'"), std::string::npos) << r->body;
+    EXPECT_EQ(r->header("connection"), "close");
+    EXPECT_TRUE(c.closed_by_peer(3000));
+  }
+  {
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 501);
+    EXPECT_NE(r->body.find("'gzip'"), std::string::npos) << r->body;
+  }
+  {
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\nContent-Length: 5\r\n\r\nhello"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 400);
+  }
+  // chunked alone still works.
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+}
+
 TEST_F(ServerTest, ADrainThatExpiresEndsEachStreamWithAnErrorEventAndTheTerminator) {
   start();
   RawClient s(server_->port()), w(server_->port());
