@@ -187,9 +187,8 @@ bool Server::drain_and_stop(std::unique_lock<std::mutex>& lock) {
   // behind rather than allowed to hold the process past its deadline.
   const auto threads_deadline = std::max(cut_deadline, Clock::now()) + std::chrono::milliseconds(500);
   if (state_cv_.wait_until(lock, threads_deadline, [this] { return threads_running_ == 0; })) return true;
-  log_error("shutdown: ", threads_running_, " HTTP threads are still busy ",
-            std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_grace).count(),
-            " ms after the drain time; giving up on them");
+  log_error("shutdown: ", threads_running_, " HTTP threads are still busy past the drain time and its ",
+            options_.drain_grace.count(), " ms grace; giving up on them");
   return false;
 }
 
