@@ -3,11 +3,15 @@
 // Settings: flag > KILN_* environment variable > kiln.toml > default (DESIGN §7). CLI11 handles
 // flags and environment variables; values from kiln.toml fill only the options that neither set.
 #include <algorithm>
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +80,36 @@ int fail(const Status& s) {
   log_error(s.message());
   return 1;
 }
+
+[[noreturn]] void end_now(const std::string& why) {
+  log_error(why, ": exiting without waiting for them");
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+// Ends the process if the shutdown that follows it does not finish within `grace`.
+class ShutdownWatchdog {
+ public:
+  explicit ShutdownWatchdog(std::chrono::milliseconds grace)
+      : thread_([this, grace] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (!cv_.wait_for(lock, grace, [this] { return done_; })) end_now("the engines did not stop in time");
+        }) {}
+  ~ShutdownWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts once the members above exist
+};
 
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
@@ -303,9 +337,13 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
 
   log_info("kiln ", KILN_VERSION, " serving ", pool.list().size(), " models on http://", a.host, ":", server.port(),
            " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "", ")");
-  server.run(/*handle_signals=*/true, ms(a.drain_timeout));
+  const bool stopped = server.run(/*handle_signals=*/true, ms(a.drain_timeout));
   hup_ioc.stop();
   hup_thread.join();
+  // The drain deadline holds for whatever is in flight: an HTTP thread that did not stop, or
+  // engines that take too long to stop (a step or a model load under way), end with the process.
+  if (!stopped) end_now("HTTP threads were still busy after the drain time");
+  ShutdownWatchdog watchdog(so.drain_grace);
   pool.shutdown();
   log_info("kiln stopped");
   return 0;

@@ -8,7 +8,8 @@ add_test(NAME http_make_test_model
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(http_make_test_model PROPERTIES FIXTURES_SETUP kiln_http_model LABELS integration TIMEOUT 120)
 
-add_executable(kiln_http_integration_tests ${CMAKE_CURRENT_SOURCE_DIR}/integration/http_raw_test.cpp)
+add_executable(kiln_http_integration_tests ${CMAKE_CURRENT_SOURCE_DIR}/integration/http_raw_test.cpp
+                                           ${CMAKE_CURRENT_SOURCE_DIR}/integration/http_robustness_test.cpp)
 target_link_libraries(kiln_http_integration_tests PRIVATE GTest::gtest GTest::gtest_main nlohmann_json::nlohmann_json
                       Threads::Threads kiln_warnings)
 target_include_directories(kiln_http_integration_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

@@ -59,15 +59,17 @@ void App::handle(const ExchangePtr& ex) {
   if (m.kind == RouteMatch::Kind::kNotFound) {
     ex->record().route = "unmatched";
     return ex->respond_error(error_with_status(
-        404, str_cat("Unknown request URL: ", req.method, " ", req.path, ". Please check the URL for typos."),
+        404, str_cat("Unknown request URL: ", echo_value(req.method), " ", echo_value(req.path),
+                     ". Please check the URL for typos."),
         "unknown_url"));
   }
   ex->record().route = m.pattern;
   if (m.kind == RouteMatch::Kind::kMethodNotAllowed) {
     std::string allow;
     for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
-    ApiError e = error_with_status(405, str_cat("Method ", req.method, " is not allowed for ", req.path,
-                                                "; use ", allow, "."), "method_not_allowed");
+    ApiError e = error_with_status(405, str_cat("Method ", echo_value(req.method), " is not allowed for ",
+                                                echo_value(req.path), "; use ", allow, "."),
+                                   "method_not_allowed");
     HttpResponse r = error_response(e);
     r.headers.emplace_back("Allow", allow);
     ex->record().error = e.message;
@@ -82,7 +84,7 @@ void App::handle(const ExchangePtr& ex) {
     std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));
     if (type != "application/json") {
       return ex->respond_error(error_with_status(
-          415, str_cat("Unsupported content type '", ct == nullptr ? "" : *ct,
+          415, str_cat("Unsupported content type '", echo_value(ct == nullptr ? "" : *ct),
                        "': send the request body as JSON with 'Content-Type: application/json'."),
           "unsupported_media_type"));
     }

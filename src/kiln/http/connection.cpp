@@ -1,9 +1,12 @@
 #include "kiln/http/connection.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "kiln/http/asio.h"
 #include "kiln/core/log.h"
+#include "kiln/core/str.h"
 #include "kiln/http/server.h"
 
 namespace kiln::http {
@@ -98,6 +101,10 @@ void Connection::on_header(beast::error_code ec) {
     if (is_disconnect(ec) || ec == net::error::operation_aborted) return close();
     return fail_request(400, str_cat("Malformed HTTP request: ", ec.message(), "."));
   }
+  if (auto refused = refuse_transfer_encoding()) {
+    read_timer_.cancel();
+    return fail_request(refused->first, refused->second);
+  }
   auto& req = parser_->get();
   auto expect = req[bhttp::field::expect];
   if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
@@ -114,6 +121,38 @@ void Connection::on_header(beast::error_code ec) {
   }
   bhttp::async_read(socket_, buffer_, *parser_,
                     [self = shared_from_this()](beast::error_code rec, size_t) { self->on_body(rec); });
+}
+
+std::optional<std::pair<int, std::string>> Connection::refuse_transfer_encoding() const {
+  // Beast frames a body as chunked only when chunked is the last coding; with any other coding
+  // it would take the body as empty and read what follows as the next request. RFC 9112 6.3: a
+  // request whose last coding is not chunked has no knowable length (400, then close); 6.1: a
+  // coding the server does not implement gets 501. kiln implements chunked alone.
+  std::vector<std::string> codings;
+  const auto& req = parser_->get();
+  for (auto range = req.equal_range(bhttp::field::transfer_encoding); range.first != range.second; ++range.first) {
+    for (const std::string& c : split(std::string(range.first->value()), ',')) {
+      std::string t = ascii_lower(trim(c));
+      if (!t.empty()) codings.push_back(std::move(t));
+    }
+  }
+  if (codings.empty()) {
+    if (req.count(bhttp::field::transfer_encoding) == 0) return std::nullopt;
+    return std::make_pair(400, std::string("The request's Transfer-Encoding header is empty."));
+  }
+  const size_t chunked = static_cast<size_t>(std::count(codings.begin(), codings.end(), "chunked"));
+  if (codings.back() != "chunked" || chunked > 1) {
+    return std::make_pair(400, str_cat("The request's Transfer-Encoding '",
+                                       echo_value(req[bhttp::field::transfer_encoding]),
+                                       "' does not end in a single 'chunked', so its body's length is unknown; "
+                                       "send the body with Content-Length or with 'Transfer-Encoding: chunked' alone."));
+  }
+  if (codings.size() > 1) {
+    return std::make_pair(501, str_cat("kiln does not implement the transfer coding '", echo_value(codings.front()),
+                                       "'; send the body with Content-Length or with "
+                                       "'Transfer-Encoding: chunked' alone."));
+  }
+  return std::nullopt;
 }
 
 void Connection::on_body(beast::error_code ec) {
@@ -274,7 +313,7 @@ void Connection::exchange_done() {
 
 void Connection::after_exchange() {
   if (closed_) return;
-  if (gone_) return close();
+  if (gone_ || cut_) return close();
   if (!keep_alive()) return linger_close();
   if (watching_) {
     resume_after_watch_ = true;
@@ -359,7 +398,16 @@ void Connection::drain() {
 }
 
 void Connection::force_close() {
-  if (!gone_) gone_ = true;
+  if (closed_) return;
+  auto ex = in_exchange_ ? exchange_.lock() : nullptr;
+  if (ex && !ex->finished() && !gone_) {
+    cut_ = true;
+    draining_ = true;
+    ex->cut(error_with_status(503, "The server is shutting down: this request was cut when the drain time ran out.",
+                              "server_shutting_down"));
+    if (!closed_ && (writing_ || !out_.empty())) return;  // on_write() closes once the last bytes are out
+  }
+  gone_ = true;
   close();
 }
 

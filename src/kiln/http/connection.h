@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "kiln/http/asio.h"
 #include "kiln/http/exchange.h"
@@ -25,7 +26,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Called on the strand when the server drains: idle connections close now, busy ones after
   // their response.
   void drain();
-  // Called on the strand when the drain time is over: closes at once.
+  // Called on the strand when the drain time is over: a request still running is cut (its work
+  // cancelled; a stream ends with an error event and its terminator, a request not yet answered
+  // gets a 503), and the connection closes once that is written.
   void force_close();
 
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -38,8 +41,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_header(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
   void dispatch();
-  // Answers a request that could not be read (400, 408, 413, 431) and closes.
+  // Answers a request that could not be read (400, 408, 413, 431, 501) and closes.
   void fail_request(int status, const std::string& message);
+  // The request's Transfer-Encoding, if it has one kiln cannot read: the status and message.
+  std::optional<std::pair<int, std::string>> refuse_transfer_encoding() const;
 
   void start_watch();
   void on_watch(boost::beast::error_code ec, size_t n);
@@ -84,6 +89,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;
   bool closed_ = false;
   bool draining_ = false;
+  bool cut_ = false;  // force_close() cut the exchange: close once its last bytes are written
 };
 
 }  // namespace kiln::http

@@ -16,6 +16,14 @@ std::string type_for_status(int status) {
 
 }  // namespace
 
+std::string echo_value(std::string_view value, size_t max_bytes) {
+  if (value.size() <= max_bytes) return std::string(value);
+  size_t cut = max_bytes;
+  // Back off to the start of a UTF-8 character so that the quote stays valid text.
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(value.substr(0, cut)) + "\u2026 (" + std::to_string(value.size()) + " bytes)";
+}
+
 ApiError invalid_param(std::string param, std::string message, std::string code) {
   ApiError e;
   e.status = 400;
@@ -74,7 +82,7 @@ ApiError api_error_from_status(const Status& status, std::string param) {
 
 std::string error_body(const ApiError& e) {
   nlohmann::json j;
-  j["error"]["message"] = e.message;
+  j["error"]["message"] = echo_value(e.message, kMaxErrorMessageBytes);
   j["error"]["type"] = e.type;
   j["error"]["param"] = e.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.param);
   j["error"]["code"] = e.code.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.code);

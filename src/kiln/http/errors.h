@@ -2,9 +2,11 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "kiln/core/status.h"
 #include "kiln/http/http_types.h"
+#include "kiln/http/request_limits.h"
 
 namespace kiln::http {
 
@@ -17,6 +19,11 @@ struct ApiError {
   int retry_after_seconds = 0;  // > 0 adds Retry-After
 };
 
+// A client's value as an error message may quote it: at most `max_bytes` (cut at a UTF-8
+// character boundary), then "…" and the value's full size. Every error that quotes something a
+// client sent (a model name, a URL, a key, a JSON token) quotes it through this.
+std::string echo_value(std::string_view value, size_t max_bytes = kMaxEchoBytes);
+
 // A 400 naming the parameter: "Invalid value for 'temperature': ...".
 ApiError invalid_param(std::string param, std::string message, std::string code = "invalid_value");
 // A 400 for a value of the wrong JSON type: "Invalid type for 'n': expected an integer, but got a string."
@@ -27,7 +34,7 @@ ApiError error_with_status(int status, std::string message, std::string code = "
 // may carry a retry hint as a trailing "(retry after N s)", which becomes Retry-After.
 ApiError api_error_from_status(const Status& status, std::string param = "");
 
-// The JSON body of the envelope.
+// The JSON body of the envelope. A message longer than kMaxErrorMessageBytes is cut there.
 std::string error_body(const ApiError& e);
 // A complete response: envelope, status, Retry-After when asked.
 HttpResponse error_response(const ApiError& e);

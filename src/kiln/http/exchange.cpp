@@ -122,6 +122,13 @@ void Exchange::signal_client_gone() {
   f();
 }
 
+void Exchange::cut(const ApiError& error) {
+  if (finished_) return;
+  signal_client_gone();
+  if (streaming_) end_stream_with_error(error);
+  else respond_error(error);
+}
+
 void Exchange::finish(int status, const std::string& error) {
   finished_ = true;
   on_gone_ = nullptr;

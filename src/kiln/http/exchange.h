@@ -63,6 +63,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  private:
   friend class Connection;
   void signal_client_gone();
+  // The server cuts this exchange (its drain time is over): the work behind it is cancelled as if
+  // the client had left, and the client gets `error` (as the stream's last event when streaming).
+  void cut(const ApiError& error);
   void finish(int status, const std::string& error);
 
   std::shared_ptr<Connection> connection_;

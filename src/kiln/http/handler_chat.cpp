@@ -20,7 +20,8 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   const text::ChatTemplate* tmpl = lease.chat_template();
   if (tmpl == nullptr) {
     return ex->respond_error(invalid_param(
-        "model", str_cat("the model `", lease.id(), "` has no chat template (", lease.chat_template_error(),
+        "model", str_cat("the model `", lease.id(), "` has no chat template (",
+                         client_facing_message(lease.chat_template_error(), lease.id()),
                          "); use /v1/completions with a prompt instead."),
         "chat_template_missing"));
   }

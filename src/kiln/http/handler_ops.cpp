@@ -33,7 +33,7 @@ void handle_get_model(const AppContext& ctx, const ExchangePtr& ex) {
   for (const auto& m : ctx.pool->list()) {
     if (m.id == id) return ex->respond({200, "application/json", {}, render_model(m)});
   }
-  ApiError e = api_error_from_status(pool::model_not_found(id), "model");
+  ApiError e = api_error_from_status(pool::model_not_found(echo_value(id)), "model");
   e.code = "model_not_found";
   ex->respond_error(e);
 }

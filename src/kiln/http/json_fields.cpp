@@ -1,6 +1,8 @@
 #include "kiln/http/json_fields.h"
 
 #include <limits>
+#include <unordered_map>
+#include <vector>
 
 #include "kiln/core/str.h"
 #include "kiln/http/openai_request.h"
@@ -9,25 +11,192 @@ namespace kiln::http {
 
 namespace jinja = text::jinja;
 
+namespace {
+
+// nlohmann's ordered_map is a vector of pairs whose insert searches it linearly; the builder
+// appends to the vector itself and finds repeated keys with an index instead.
+using ObjectItems = Json::object_t::Container;
+
+// Objects up to this many keys look for a repeated key by scanning; larger ones build an index.
+constexpr size_t kScanKeys = 16;
+
+// A SAX handler that builds the document (what nlohmann's own DOM parser does, in linear time),
+// holds it to the limits of request_limits.h and knows where in the document it is, so that an
+// error can name the parameter.
+class DomBuilder {
+ public:
+  explicit DomBuilder(Json* root) : root_(root) {}
+
+  bool null() { return put(Json(nullptr)) != nullptr; }
+  bool boolean(bool v) { return put(Json(v)) != nullptr; }
+  bool number_integer(Json::number_integer_t v) { return put(Json(v)) != nullptr; }
+  bool number_unsigned(Json::number_unsigned_t v) { return put(Json(v)) != nullptr; }
+  bool number_float(Json::number_float_t v, const Json::string_t&) { return put(Json(v)) != nullptr; }
+  bool string(Json::string_t& v) { return put(Json(std::move(v))) != nullptr; }
+  bool binary(Json::binary_t&) { return fail(malformed_json_error("binary values are not JSON.")); }
+  bool start_object(size_t) { return open(Json::value_t::object); }
+  bool start_array(size_t) { return open(Json::value_t::array); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(Json::string_t& k) {
+    Frame& f = stack_.back();
+    if (++f.keys > kMaxJsonObjectKeys) {
+      return fail(located_error(path(false), str_cat("an object may hold at most ", kMaxJsonObjectKeys, " keys.")));
+    }
+    ObjectItems& items = object_items(f);
+    if (auto at = find_key(f, items, k)) {
+      f.current = *at;  // a repeated key: its value is replaced where it stands
+      return true;
+    }
+    if (!f.index.empty()) f.index.emplace(k, items.size());
+    items.emplace_back(std::move(k), Json());
+    f.current = items.size() - 1;
+    return true;
+  }
+
+  bool parse_error(size_t, const std::string& token, const Json::exception& ex) {
+    if (ex.id == kNumberOverflow) {
+      return fail(located_error(path(true),
+                                str_cat("the number ", echo_value(token, 32), " does not fit a 64-bit float.")));
+    }
+    // nlohmann's message starts "[json.exception.parse_error.101] parse error at ..." and quotes
+    // the last token read, which may be a whole (long) string.
+    std::string what = ex.what();
+    auto start = what.find("] ");
+    std::string detail = start == std::string::npos ? what : what.substr(start + 2);
+    if (token.size() > kMaxEchoBytes) {
+      auto at = detail.find(token);
+      if (at != std::string::npos) detail.replace(at, token.size(), echo_value(token));
+    }
+    return fail(malformed_json_error(echo_value(detail, kMaxErrorMessageBytes / 2)));
+  }
+
+  std::optional<ApiError> take_error() { return std::move(error_); }
+
+ private:
+  static constexpr int kNumberOverflow = 406;  // json.exception.out_of_range.406
+
+  struct Frame {
+    Json* value = nullptr;  // the open array or object
+    size_t keys = 0;        // objects: keys read, repeats included
+    size_t current = 0;     // objects: the item the last key names
+    std::unordered_map<std::string, size_t> index;  // objects past kScanKeys keys: key -> item
+  };
+
+  static ObjectItems& object_items(Frame& f) { return f.value->get_ref<Json::object_t&>(); }
+  static const ObjectItems& object_items(const Frame& f) { return f.value->get_ref<const Json::object_t&>(); }
+
+  static std::optional<size_t> find_key(Frame& f, const ObjectItems& items, const std::string& k) {
+    if (items.size() <= kScanKeys) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (items[i].first == k) return i;
+      }
+      return std::nullopt;
+    }
+    if (f.index.empty()) {
+      f.index.reserve(items.size() * 2);
+      for (size_t i = 0; i < items.size(); ++i) f.index.emplace(items[i].first, i);
+    }
+    auto it = f.index.find(k);
+    if (it == f.index.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // Places a value where the document is: the root, the end of the open array, or the open
+  // object's current key. Returns where it went, or nullptr past a limit.
+  Json* put(Json&& v) {
+    if (++values_ > kMaxJsonValues) {
+      fail(located_error("", str_cat("the request body holds more than ", kMaxJsonValues, " JSON values.")));
+      return nullptr;
+    }
+    if (stack_.empty()) {
+      *root_ = std::move(v);
+      return root_;
+    }
+    Frame& f = stack_.back();
+    if (f.value->is_array()) {
+      auto& arr = f.value->get_ref<Json::array_t&>();
+      if (arr.size() >= kMaxJsonArrayItems) {
+        fail(located_error(path(false), str_cat("an array may hold at most ", kMaxJsonArrayItems, " items.")));
+        return nullptr;
+      }
+      arr.push_back(std::move(v));
+      return &arr.back();
+    }
+    Json& slot = object_items(f)[f.current].second;
+    slot = std::move(v);
+    return &slot;
+  }
+
+  bool open(Json::value_t type) {
+    if (stack_.size() >= static_cast<size_t>(kMaxJsonDepth)) {
+      return fail(located_error(path(true), str_cat("the request body nests deeper than ", kMaxJsonDepth, " levels.")));
+    }
+    Json* v = put(Json(type));
+    if (v == nullptr) return false;
+    stack_.emplace_back();
+    stack_.back().value = v;
+    return true;
+  }
+
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  // Where the parser is, as OpenAI names parameters: "max_tokens", "messages[2].content".
+  // `pending`: include the value being read in the innermost container (else: that container).
+  std::string path(bool pending) const {
+    std::string p;
+    for (size_t i = 0; i < stack_.size(); ++i) {
+      const Frame& f = stack_[i];
+      const bool innermost = i + 1 == stack_.size();
+      if (innermost && !pending) break;
+      if (f.value->is_array()) {
+        // An outer array's open child is its last item; the innermost one's is not added yet.
+        const size_t n = f.value->size();
+        p += str_cat("[", innermost ? n : n - 1, "]");
+      } else if (f.keys > 0) {
+        if (!p.empty()) p += '.';
+        p += echo_value(object_items(f)[f.current].first);
+      }
+    }
+    return echo_value(p);
+  }
+
+  // A 400 "invalid_value" naming `param`, or the body when there is no parameter to name.
+  static ApiError located_error(const std::string& param, const std::string& message) {
+    if (param.empty()) return error_with_status(400, "Invalid request body: " + message, "invalid_value");
+    return invalid_param(param, message);
+  }
+
+  bool fail(ApiError e) {
+    if (!error_) error_ = std::move(e);
+    return false;
+  }
+
+  Json* root_;
+  std::vector<Frame> stack_;
+  size_t values_ = 0;
+  std::optional<ApiError> error_;
+};
+
+}  // namespace
+
+std::optional<ApiError> parse_json_value(std::string_view text, Json* out) {
+  DomBuilder builder(out);
+  if (Json::sax_parse(text, &builder)) return std::nullopt;
+  auto e = builder.take_error();
+  return e ? std::move(e) : malformed_json_error("the parser stopped.");
+}
+
 std::optional<ApiError> parse_json_body(std::string_view body, Json* out) {
   if (!is_valid_utf8(body)) {
     ApiError e = error_with_status(400, "The request body is not valid UTF-8.", "invalid_encoding");
     return e;
   }
-  struct TooDeep {};
-  try {
-    *out = Json::parse(body, [](int depth, Json::parse_event_t, Json&) {
-      if (depth > kMaxJsonDepth) throw TooDeep{};
-      return true;
-    });
-  } catch (const TooDeep&) {
-    return error_with_status(400, str_cat("The request body nests deeper than ", kMaxJsonDepth, " levels."));
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann's message starts "[json.exception.parse_error.101] parse error at ...".
-    auto pos = what.find("] ");
-    return malformed_json_error(pos == std::string::npos ? what : what.substr(pos + 2));
-  }
+  if (auto e = parse_json_value(body, out)) return e;
   if (!out->is_object()) {
     return error_with_status(400, str_cat("The request body must be a JSON object, not ", json_type_phrase(*out), "."));
   }
@@ -141,10 +310,14 @@ jinja::Value json_to_value(const Json& j) {
       return jinja::Value::list(std::move(items));
     }
     case Json::value_t::object: {
-      std::vector<std::pair<std::string, jinja::Value>> items;
-      items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) items.emplace_back(it.key(), json_to_value(it.value()));
-      return jinja::Value::dict(std::move(items));
+      // A JSON object's keys are distinct, so the items go in as they are (DictData::set would
+      // search for each key: quadratic in the keys of a large object).
+      jinja::DictData d;
+      d.items.reserve(j.size());
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        d.items.emplace_back(jinja::Value(it.key()), json_to_value(it.value()));
+      }
+      return jinja::Value::dict(std::move(d));
     }
     default: return jinja::Value(nullptr);
   }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/http/errors.h"
+#include "kiln/http/request_limits.h"
 #include "kiln/text/jinja/value.h"
 
 namespace kiln::http {
@@ -16,9 +17,14 @@ namespace kiln::http {
 // Ordered: templates print tool schemas with tojson, and Python keeps the client's key order.
 using Json = nlohmann::ordered_json;
 
-inline constexpr int kMaxJsonDepth = 64;
+// Parses JSON text in time linear in its size, within the limits of request_limits.h (depth,
+// keys per object, items per array, values in all); a repeated key keeps its first position and
+// its last value. Errors are 400s: malformed JSON, a limit passed (naming where), or a number
+// too large for a double ("invalid_value" naming the parameter, e.g. 'max_tokens' or
+// 'messages[0].content').
+std::optional<ApiError> parse_json_value(std::string_view text, Json* out);
 
-// Parses a request body: valid UTF-8, valid JSON, nesting at most kMaxJsonDepth, an object.
+// Parses a request body: valid UTF-8, then parse_json_value, and the result must be an object.
 std::optional<ApiError> parse_json_body(std::string_view body, Json* out);
 
 // "a string", "an integer", "a number", "a boolean", "an object", "an array", "null".

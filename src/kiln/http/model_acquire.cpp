@@ -21,16 +21,75 @@ void keep_alive_while_loading(const AppContext& ctx, const ExchangePtr& ex, std:
   });
 }
 
+bool before_path(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == '`' || c == '(' || c == '[' || c == '=' ||
+         c == ',';
+}
+bool ends_path(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == '`' || c == '(' || c == ')' || c == '[' ||
+         c == ']' || c == ',' || c == ';' || c == ':';
+}
+
+// Copies `text` with each absolute path cut to its last component; `after_text`: `text` follows
+// other text directly (its first character is not at a boundary).
+void append_without_paths(std::string& out, std::string_view text, bool after_text) {
+  for (size_t i = 0; i < text.size();) {
+    const bool at_boundary = i == 0 ? !after_text : before_path(text[i - 1]);
+    if (text[i] == '/' && at_boundary && (i + 1 == text.size() || text[i + 1] != '/')) {
+      size_t end = i, last = i + 1;
+      while (end < text.size() && !ends_path(text[end])) {
+        if (text[end] == '/') last = end + 1;
+        ++end;
+      }
+      out.append(text.substr(last, end - last));
+      i = end;
+      continue;
+    }
+    out += text[i++];
+  }
+}
+
 }  // namespace
+
+std::string client_facing_message(std::string_view message, std::string_view requested, std::string_view model_dir) {
+  std::string text(message);
+  while (model_dir.size() > 1 && model_dir.back() == '/') model_dir.remove_suffix(1);
+  if (model_dir.size() > 1) {
+    for (size_t at = text.find(model_dir); at != std::string::npos; at = text.find(model_dir, at + requested.size())) {
+      text.replace(at, model_dir.size(), requested);
+    }
+  }
+  std::string out;
+  const std::string quoted = echo_value(requested);
+  size_t from = 0;
+  while (!requested.empty()) {
+    const size_t at = text.find(requested, from);
+    if (at == std::string::npos) break;
+    append_without_paths(out, std::string_view(text).substr(from, at - from), from > 0);
+    out += quoted;
+    from = at + requested.size();
+  }
+  append_without_paths(out, std::string_view(text).substr(from), from > 0);
+  return out;
+}
 
 void acquire_model(const AppContext& ctx, const ExchangePtr& ex, const GenerationParams& params,
                    std::function<void(Result<pool::ModelLease>)> then) {
   auto wait = std::make_shared<Wait>();
   pool::AcquireOptions options;
   if (params.keep_alive_ms) options.keep_alive = pool::Millis(*params.keep_alive_ms);
-  ctx.pool->acquire(params.model, options, [ex, wait, then = std::move(then)](Result<pool::ModelLease> lease) mutable {
-    ex->post([wait, then = std::move(then), lease = std::move(lease)]() mutable {
+  pool::ModelPool* pool = ctx.pool;
+  std::string requested = params.model;
+  ctx.pool->acquire(params.model, options,
+                    [pool, ex, wait, requested, then = std::move(then)](Result<pool::ModelLease> lease) mutable {
+    ex->post([pool, wait, requested, then = std::move(then), lease = std::move(lease)]() mutable {
       wait->answered = true;
+      if (!lease.is_ok()) {
+        // On the strand, not in the pool's callback: model_status() takes the pool's lock.
+        auto st = pool->model_status(requested);
+        std::string dir = st ? st->dir : std::string();
+        return then(Status(lease.status().code(), client_facing_message(lease.status().message(), requested, dir)));
+      }
       then(std::move(lease));
     });
   });

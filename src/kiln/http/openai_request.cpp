@@ -54,7 +54,7 @@ std::optional<ApiError> parse_logit_bias(const Json& body, GenerationParams* p) 
     bool ok = !key.empty() && key.size() <= 12;
     for (char c : key) ok = ok && c >= '0' && c <= '9';
     if (ok) id = std::stoll(key);
-    if (!ok) return invalid_param("logit_bias", str_cat("the key '", key, "' is not a token id."));
+    if (!ok) return invalid_param("logit_bias", str_cat("the key '", echo_value(key), "' is not a token id."));
     if (!e.value().is_number()) {
       return invalid_type("logit_bias", "numbers as values", json_type_phrase(e.value()) + " for token " + key);
     }
@@ -185,7 +185,7 @@ std::optional<ApiError> parse_content(const Json& content, size_t index, jinja::
       return invalid_param(pparam + ".type", "this model does not take audio; send text content only.",
                            "unsupported_content_type");
     } else {
-      return invalid_param(pparam + ".type", str_cat("'", t, "' content parts are not supported; use 'text'."),
+      return invalid_param(pparam + ".type", str_cat("'", echo_value(t), "' content parts are not supported; use 'text'."),
                            "unsupported_content_type");
     }
   }
@@ -202,8 +202,8 @@ jinja::Value tool_call_value(const Json& call) {
   if (fn != copy.end() && fn->is_object()) {
     auto args = fn->find("arguments");
     if (args != fn->end() && args->is_string()) {
-      Json parsed = Json::parse(args->get<std::string>(), nullptr, /*allow_exceptions=*/false);
-      if (parsed.is_object()) (*fn)["arguments"] = parsed;
+      Json parsed;
+      if (!parse_json_value(args->get<std::string>(), &parsed) && parsed.is_object()) (*fn)["arguments"] = parsed;
     }
   }
   return json_to_value(copy);
@@ -225,7 +225,7 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
     if (role == m.end() || !role->is_string()) return invalid_param(param + ".role", "each message needs a role.");
     std::string r = role->get<std::string>();
     if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer" && r != "function") {
-      return invalid_param(param + ".role", str_cat("'", r,
+      return invalid_param(param + ".role", str_cat("'", echo_value(r),
           "' is not one of ['system', 'assistant', 'user', 'function', 'tool', 'developer']."));
     }
     if (r == "developer") r = "system";  // chat templates know the system role only
@@ -249,7 +249,7 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
         for (const auto& c : f.value()) calls.push_back(tool_call_value(c));
         d.set(jinja::Value(k), jinja::Value::list(std::move(calls)));
       } else {
-        d.set(jinja::Value(k), json_to_value(f.value()));
+        d.items.emplace_back(jinja::Value(k), json_to_value(f.value()));  // JSON keys are distinct: no search
       }
     }
     messages.push_back(jinja::Value::dict(std::move(d)));
@@ -297,7 +297,7 @@ std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* o
     if (!kw->is_object()) return invalid_type("chat_template_kwargs", "an object", json_type_phrase(*kw));
     for (auto e = kw->begin(); e != kw->end(); ++e) {
       if (e.key() == "messages" || e.key() == "tools" || e.key() == "add_generation_prompt") {
-        return invalid_param("chat_template_kwargs", str_cat("'", e.key(), "' is set by the request itself."));
+        return invalid_param("chat_template_kwargs", str_cat("'", echo_value(e.key()), "' is set by the request itself."));
       }
       out->template_kwargs.emplace_back(e.key(), json_to_value(e.value()));
     }

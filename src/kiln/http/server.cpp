@@ -17,10 +17,16 @@ Server::Server(ServerOptions options, RequestHandler on_request, DoneHandler on_
     : options_(std::move(options)),
       on_request_(std::move(on_request)),
       on_done_(std::move(on_done)),
-      acceptor_(ioc_),
-      drain_timer_(ioc_) {}
+      acceptor_(ioc_) {}
 
-Server::~Server() = default;
+Server::~Server() {
+  // After run() gave up on a busy I/O thread the process normally ends; if it does not, the
+  // thread still uses this object, so wait for it.
+  ioc_.stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
 
 Status Server::listen() {
   boost::system::error_code ec;
@@ -88,18 +94,36 @@ void Server::forget(uint64_t id) {
     conns_.erase(id);
   }
   connections_--;
+  if (draining_) {
+    // run() waits for the last connection; taking the lock orders this with its check.
+    { std::lock_guard<std::mutex> lock(state_mu_); }
+    state_cv_.notify_all();
+  }
 }
 
-void Server::run(bool handle_signals, std::chrono::milliseconds drain) {
-  std::unique_ptr<net::signal_set> signals;
+std::vector<std::shared_ptr<Connection>> Server::live_connections() {
+  std::vector<std::shared_ptr<Connection>> conns;
+  std::lock_guard<std::mutex> lock(conns_mu_);
+  for (auto& [id, w] : conns_) {
+    if (auto c = w.lock()) conns.push_back(c);
+  }
+  return conns;
+}
+
+bool Server::run(bool handle_signals, std::chrono::milliseconds drain) {
+  // Signals are caught on a thread of their own: with every I/O thread busy (a long request),
+  // SIGTERM must still start the drain and its deadline.
+  net::io_context signal_ioc;
+  net::signal_set signals(signal_ioc);
+  std::function<void(boost::system::error_code, int)> on_signal;
   int signal_count = 0;
+  std::thread signal_thread;
   if (handle_signals) {
-    signals = std::make_unique<net::signal_set>(ioc_, SIGINT, SIGTERM);
-    std::function<void(boost::system::error_code, int)> on_signal;
-    on_signal = [&, drain](boost::system::error_code ec, int sig) {
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    on_signal = [&](boost::system::error_code ec, int sig) {
       if (ec) return;
-      ++signal_count;
-      if (signal_count == 1) {
+      if (++signal_count == 1) {
         log_info("received signal ", sig, ": draining (up to ", drain.count(), " ms for ", exchanges_.load(),
                  " requests in flight)");
         shutdown(drain);
@@ -107,66 +131,84 @@ void Server::run(bool handle_signals, std::chrono::milliseconds drain) {
         log_warn("received signal ", sig, " again: closing every connection now");
         shutdown(std::chrono::milliseconds(0));
       }
-      signals->async_wait(on_signal);
+      signals.async_wait(on_signal);
     };
-    signals->async_wait(on_signal);
+    signals.async_wait(on_signal);
+    signal_thread = std::thread([&signal_ioc] { signal_ioc.run(); });
   }
-  int n = std::max(1, options_.threads);
-  std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([this] { ioc_.run(); });
-  ioc_.run();
-  for (auto& t : threads) t.join();
-  signals.reset();
+  const int n = std::max(1, options_.threads);
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    threads_running_ = n;
+  }
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      ioc_.run();
+      {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        threads_running_--;
+      }
+      state_cv_.notify_all();
+    });
+  }
+  bool stopped = true;
+  {
+    std::unique_lock<std::mutex> lock(state_mu_);
+    state_cv_.wait(lock, [this] { return shutdown_asked_ || threads_running_ == 0; });
+    if (shutdown_asked_) stopped = drain_and_stop(lock);
+  }
+  if (signal_thread.joinable()) {
+    signal_ioc.stop();
+    signal_thread.join();
+  }
+  if (!stopped) return false;
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  return true;
+}
+
+bool Server::drain_and_stop(std::unique_lock<std::mutex>& lock) {
+  using Clock = std::chrono::steady_clock;
+  auto no_connections = [this] { return connections_.load() <= 0; };
+  // A second shutdown() may bring the deadline forward: wait on whatever it is now.
+  while (!no_connections() && Clock::now() < drain_deadline_) state_cv_.wait_until(lock, drain_deadline_);
+  const Clock::time_point cut_deadline = Clock::now() + options_.drain_grace;
+  if (!no_connections()) {
+    lock.unlock();
+    auto conns = live_connections();
+    log_warn("drain time is over: cutting ", conns.size(), " connections with ", exchanges_.load(),
+             " requests in flight");
+    for (auto& c : conns) net::post(c->executor(), [c] { c->force_close(); });
+    lock.lock();
+    state_cv_.wait_until(lock, cut_deadline, no_connections);
+  }
+  ioc_.stop();
+  // A thread inside a handler that does not return (nothing should take this long) is left
+  // behind rather than allowed to hold the process past its deadline.
+  const auto threads_deadline = std::max(cut_deadline, Clock::now()) + std::chrono::milliseconds(500);
+  if (state_cv_.wait_until(lock, threads_deadline, [this] { return threads_running_ == 0; })) return true;
+  log_error("shutdown: ", threads_running_, " HTTP threads are still busy past the drain time and its ",
+            options_.drain_grace.count(), " ms grace; giving up on them");
+  return false;
 }
 
 void Server::shutdown(std::chrono::milliseconds drain) {
-  net::post(ioc_, [this, drain] {
-    auto deadline = std::chrono::steady_clock::now() + drain;
-    if (draining_ && deadline >= drain_deadline_) return;
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    const auto deadline = std::chrono::steady_clock::now() + drain;
+    if (shutdown_asked_ && deadline >= drain_deadline_) return;
     drain_deadline_ = deadline;
-    if (!draining_) {
-      draining_ = true;
-      boost::system::error_code ignored;
-      acceptor_.close(ignored);
-      std::vector<std::shared_ptr<Connection>> conns;
-      {
-        std::lock_guard<std::mutex> lock(conns_mu_);
-        for (auto& [id, w] : conns_) {
-          if (auto c = w.lock()) conns.push_back(c);
-        }
-      }
-      for (auto& c : conns) net::post(c->executor(), [c] { c->drain(); });
-    }
-    check_drained();
-  });
-}
-
-void Server::check_drained() {
-  if (stopped_) return;
-  bool past = std::chrono::steady_clock::now() >= drain_deadline_;
-  bool hopeless = std::chrono::steady_clock::now() >= drain_deadline_ + std::chrono::seconds(2);
-  if (connections_.load() <= 0 || hopeless) {
-    stopped_ = true;
-    ioc_.stop();
-    return;
+    first = !shutdown_asked_;
+    shutdown_asked_ = true;
+    draining_ = true;  // new connections are refused from now on, /health says so
   }
-  if (past) {
-    std::vector<std::shared_ptr<Connection>> conns;
-    {
-      std::lock_guard<std::mutex> lock(conns_mu_);
-      for (auto& [id, w] : conns_) {
-        if (auto c = w.lock()) conns.push_back(c);
-      }
-    }
-    if (!conns.empty()) {
-      log_warn("drain time is over: closing ", conns.size(), " connections with ", exchanges_.load(),
-               " requests in flight");
-    }
-    for (auto& c : conns) net::post(c->executor(), [c] { c->force_close(); });
-  }
-  drain_timer_.expires_after(std::chrono::milliseconds(20));
-  drain_timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) check_drained();
+  state_cv_.notify_all();
+  if (!first) return;
+  net::post(ioc_, [this] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& c : live_connections()) net::post(c->executor(), [c] { c->drain(); });
   });
 }
 

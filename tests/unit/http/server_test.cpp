@@ -29,13 +29,16 @@ class ServerTest : public ::testing::Test {
           records_.push_back(r);
         });
     ASSERT_TRUE(server_->listen().is_ok());
-    thread_ = std::thread([this] { server_->run(false, std::chrono::milliseconds(0)); });
+    thread_ = std::thread([this] { run_result_ = server_->run(false, std::chrono::milliseconds(0)); });
   }
   void TearDown() override {
     if (server_) server_->shutdown(std::chrono::milliseconds(200));
     if (thread_.joinable()) thread_.join();
     stopping_ = true;
+    release_ = true;
     for (auto& t : workers_) t.join();
+    held_.clear();
+    server_.reset();
   }
 
   void handle(const ExchangePtr& ex) {
@@ -46,6 +49,16 @@ class ServerTest : public ::testing::Test {
       ex->respond({200, "text/plain", {}, ex->request().body});
     } else if (path == "/drop") {
       // no answer: the exchange answers 500 when dropped
+    } else if (path == "/wait") {
+      // no answer until the server cuts it
+      ex->on_client_gone([this] { gone_++; });
+      std::lock_guard<std::mutex> lock(mu_);
+      held_.push_back(ex);
+    } else if (path == "/block") {
+      // a handler that keeps its I/O thread until the test lets it go
+      blocked_++;
+      while (!release_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ex->respond({200, "text/plain", {}, "late"});
     } else if (path == "/stream" || path == "/slow") {
       bool stream = path == "/stream";
       if (stream) ex->start_stream();
@@ -81,6 +94,10 @@ class ServerTest : public ::testing::Test {
   std::vector<std::thread> workers_;
   std::atomic<int> gone_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<int> blocked_{0};
+  std::atomic<bool> release_{false};
+  std::vector<ExchangePtr> held_;  // guarded by mu_
+  bool run_result_ = true;
   std::mutex mu_;
   std::vector<AccessRecord> records_;
 };
@@ -309,6 +326,105 @@ TEST_F(ServerTest, EveryRequestIsRecordedOnce) {
   EXPECT_EQ(records_[0].status, 200);
   EXPECT_EQ(records_[1].status, 404);
   EXPECT_EQ(records_[1].error, "no route");
+}
+
+TEST_F(ServerTest, TransferCodingsOtherThanChunkedAreRefused) {
+  start();
+  {
+    // Beast would take this body as empty and the JSON after it as the next request.
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n{\"a\":1}"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find("Transfer-Encoding 'identity'"), std::string::npos) << r->body;
+    EXPECT_EQ(r->header("connection"), "close");
+    EXPECT_TRUE(c.closed_by_peer(3000));
+  }
+  {
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 501);
+    EXPECT_NE(r->body.find("'gzip'"), std::string::npos) << r->body;
+  }
+  {
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\nContent-Length: 5\r\n\r\nhello"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 400);
+  }
+  // chunked alone still works.
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+}
+
+TEST_F(ServerTest, ADrainThatExpiresEndsEachStreamWithAnErrorEventAndTheTerminator) {
+  start();
+  RawClient s(server_->port()), w(server_->port());
+  ASSERT_TRUE(s.send(http_request("GET", "/stream")));
+  ASSERT_TRUE(w.send(http_request("GET", "/wait")));
+  ASSERT_TRUE(s.read_some(3000).has_value());
+  while (true) {  // until /wait has reached its handler
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!held_.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server_->shutdown(std::chrono::milliseconds(100));
+  std::string all;
+  while (true) {
+    auto part = s.read_some(5000);
+    if (!part) break;  // the server closed the connection
+    ASSERT_FALSE(part->empty()) << "the stream stalled: " << all;
+    all += *part;
+  }
+  ASSERT_GE(all.size(), 5u);
+  EXPECT_EQ(all.substr(all.size() - 5), "0\r\n\r\n") << "no chunked terminator: " << all;
+  const size_t err = all.rfind("data: {\"error\":");
+  ASSERT_NE(err, std::string::npos) << all;
+  EXPECT_NE(all.find("\"code\":\"server_shutting_down\"", err), std::string::npos) << all.substr(err);
+  EXPECT_EQ(all.find("data: ", err + 1), std::string::npos) << "an event after the error";
+  // A request that had not answered yet gets a 503.
+  auto q = w.read_response(5000);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->status, 503);
+  EXPECT_NE(q->body.find("server_shutting_down"), std::string::npos);
+  EXPECT_EQ(q->header("connection"), "close");
+  thread_.join();
+  EXPECT_EQ(gone_.load(), 2);  // both handlers heard that their work is abandoned
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(records_.size(), 2u);
+  EXPECT_EQ(records_[0].status, 503);
+  EXPECT_EQ(records_[1].status, 503);
+}
+
+TEST_F(ServerTest, TheDrainDeadlineHoldsEvenWhenAHandlerNeverReturns) {
+  ServerOptions o;
+  o.drain_grace = std::chrono::milliseconds(200);
+  start(o);
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.send(http_request("GET", "/block")));
+  while (!blocked_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Both I/O threads busy: the drain and its deadline must not need one.
+  RawClient d(server_->port());
+  ASSERT_TRUE(d.send(http_request("GET", "/block")));
+  while (blocked_.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto t0 = std::chrono::steady_clock::now();
+  server_->shutdown(std::chrono::milliseconds(100));
+  thread_.join();  // run() has returned
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_FALSE(run_result_) << "run() claims its I/O threads stopped while two are blocked";
+  EXPECT_LT(took, std::chrono::seconds(10));  // 100 ms drain + 200 ms grace + 500 ms, whatever the load
+  release_ = true;  // the destructor waits for the blocked threads
+  server_.reset();
 }
 
 }  // namespace
