@@ -6,6 +6,15 @@
 #include <nlohmann/json.hpp>
 
 namespace kiln::http {
+namespace {
+
+// A client picks the method and path: keep a line readable and bounded whatever it sends.
+std::string clipped(const std::string& v, size_t limit) {
+  if (v.size() <= limit) return v;
+  return v.substr(0, limit) + "...(" + std::to_string(v.size()) + " bytes)";
+}
+
+}  // namespace
 
 std::string access_log_line(const AccessRecord& r) {
   nlohmann::ordered_json j;
@@ -18,9 +27,9 @@ std::string access_log_line(const AccessRecord& r) {
   j["ts"] = ts;
   j["type"] = "access";
   j["request_id"] = r.request_id;
-  j["method"] = r.method;
-  j["path"] = r.path;
-  j["route"] = r.route;
+  j["method"] = clipped(r.method, kAccessLogMethodLimit);
+  j["path"] = clipped(r.path, kAccessLogPathLimit);
+  if (!r.route.empty()) j["route"] = r.route;
   j["status"] = r.status;
   j["remote"] = r.remote;
   if (!r.model.empty()) j["model"] = r.model;

@@ -17,7 +17,6 @@ Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
   record_.request_id = request_id_;
   record_.method = request_.method;
   record_.path = request_.path;
-  record_.route = request_.path;
   record_.remote = request_.remote;
 }
 
