@@ -8,7 +8,8 @@
 namespace kiln::http {
 namespace {
 
-// A client picks the method and path: keep a line readable and bounded whatever it sends.
+// A client picks the method and path, and error messages may quote them: keep a line readable
+// and bounded whatever the client sends.
 std::string clipped(const std::string& v, size_t limit) {
   if (v.size() <= limit) return v;
   return v.substr(0, limit) + "...(" + std::to_string(v.size()) + " bytes)";
@@ -43,7 +44,7 @@ std::string access_log_line(const AccessRecord& r) {
     if (!r.finish_reason.empty()) j["finish_reason"] = r.finish_reason;
   }
   j["duration_ms"] = static_cast<double>(static_cast<int64_t>(r.duration_seconds * 1e4 + 0.5)) / 10.0;
-  if (!r.error.empty()) j["error"] = r.error;
+  if (!r.error.empty()) j["error"] = clipped(r.error, kAccessLogErrorLimit);
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

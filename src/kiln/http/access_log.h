@@ -26,9 +26,10 @@ struct AccessRecord {
   std::string error;               // the error message when status >= 400 (or a stream ended in one)
 };
 
-// The method and path are logged up to these sizes, then cut with their full size noted.
+// The method, path and error are logged up to these sizes, then cut with their full size noted.
 inline constexpr size_t kAccessLogMethodLimit = 32;
 inline constexpr size_t kAccessLogPathLimit = 2048;
+inline constexpr size_t kAccessLogErrorLimit = 2048;
 
 std::string access_log_line(const AccessRecord& r);
 
