@@ -6,6 +6,16 @@
 #include <nlohmann/json.hpp>
 
 namespace kiln::http {
+namespace {
+
+// A client picks the method and path, and error messages may quote them: keep a line readable
+// and bounded whatever the client sends.
+std::string clipped(const std::string& v, size_t limit) {
+  if (v.size() <= limit) return v;
+  return v.substr(0, limit) + "...(" + std::to_string(v.size()) + " bytes)";
+}
+
+}  // namespace
 
 std::string access_log_line(const AccessRecord& r) {
   nlohmann::ordered_json j;
@@ -18,9 +28,9 @@ std::string access_log_line(const AccessRecord& r) {
   j["ts"] = ts;
   j["type"] = "access";
   j["request_id"] = r.request_id;
-  j["method"] = r.method;
-  j["path"] = r.path;
-  j["route"] = r.route;
+  j["method"] = clipped(r.method, kAccessLogMethodLimit);
+  j["path"] = clipped(r.path, kAccessLogPathLimit);
+  if (!r.route.empty()) j["route"] = r.route;
   j["status"] = r.status;
   j["remote"] = r.remote;
   if (!r.model.empty()) j["model"] = r.model;
@@ -34,7 +44,7 @@ std::string access_log_line(const AccessRecord& r) {
     if (!r.finish_reason.empty()) j["finish_reason"] = r.finish_reason;
   }
   j["duration_ms"] = static_cast<double>(static_cast<int64_t>(r.duration_seconds * 1e4 + 0.5)) / 10.0;
-  if (!r.error.empty()) j["error"] = r.error;
+  if (!r.error.empty()) j["error"] = clipped(r.error, kAccessLogErrorLimit);
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

@@ -10,7 +10,9 @@ struct AccessRecord {
   std::string request_id;
   std::string method;
   std::string path;
-  std::string route;  // the matched pattern ("/v1/models/{id}"), or the path when none matched
+  // The matched pattern ("/v1/models/{id}"), "unmatched" (no route), "preflight", or empty when
+  // the request was answered before routing (malformed, too large, too slow).
+  std::string route;
   std::string remote;
   std::string model;
   int status = 0;
@@ -23,6 +25,11 @@ struct AccessRecord {
   std::string finish_reason;       // of the first choice, when known
   std::string error;               // the error message when status >= 400 (or a stream ended in one)
 };
+
+// The method, path and error are logged up to these sizes, then cut with their full size noted.
+inline constexpr size_t kAccessLogMethodLimit = 32;
+inline constexpr size_t kAccessLogPathLimit = 2048;
+inline constexpr size_t kAccessLogErrorLimit = 2048;
 
 std::string access_log_line(const AccessRecord& r);
 

@@ -8,13 +8,20 @@
 
 namespace kiln::http {
 
-App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options) : options_(std::move(options)) {
+App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
+    : options_(std::move(options)), metrics_(registry, [&pool](std::string_view id) {
+        for (const auto& m : pool.list()) {
+          if (m.id == id) return true;
+        }
+        return false;
+      }) {
   ctx_.pool = &pool;
   ctx_.registry = &registry;
   ctx_.options = &options_;
   ctx_.system_fingerprint = "fp_kiln_" + options_.version;
   auto route = [this](const char* method, const char* pattern, void (*fn)(const AppContext&, const ExchangePtr&)) {
     router_.add(method, pattern, [this, fn](const ExchangePtr& ex) { fn(ctx_, ex); });
+    metrics_.add_route(pattern);
   };
   route("POST", "/v1/chat/completions", handle_chat_completions);
   route("POST", "/v1/completions", handle_completions);
@@ -95,34 +102,7 @@ void App::handle(const ExchangePtr& ex) {
 
 void App::on_done(const AccessRecord& r) {
   if (options_.access_log) log_raw(access_log_line(r));
-  auto& reg = *ctx_.registry;
-  reg.counter("kiln_http_requests_total", "HTTP requests answered, by route and status.",
-              {{"route", r.route}, {"method", r.method}, {"status", std::to_string(r.status)}})
-      .inc();
-  reg.histogram("kiln_http_request_duration_seconds", "Time from a request's arrival to the end of its answer.",
-                metrics::latency_buckets(), {{"route", r.route}})
-      .observe(r.duration_seconds);
-  if (r.model.empty() || r.prompt_tokens < 0) return;
-  const metrics::Labels model = {{"model", r.model}};
-  reg.counter("kiln_prompt_tokens_total", "Prompt tokens of answered generation requests.", model)
-      .inc(static_cast<double>(r.prompt_tokens));
-  reg.counter("kiln_generation_tokens_total", "Tokens generated.", model)
-      .inc(static_cast<double>(std::max<int64_t>(0, r.completion_tokens)));
-  if (r.cached_tokens > 0) {
-    reg.counter("kiln_cached_prompt_tokens_total", "Prompt tokens served from the prefix cache.", model)
-        .inc(static_cast<double>(r.cached_tokens));
-  }
-  reg.counter("kiln_generation_requests_total", "Generation requests, by outcome.",
-              {{"model", r.model}, {"status", std::to_string(r.status)}})
-      .inc();
-  if (r.ttft_seconds >= 0) {
-    reg.histogram("kiln_time_to_first_token_seconds", "Time from a request's arrival to its first generated token.",
-                  metrics::latency_buckets(), model)
-        .observe(r.ttft_seconds);
-  }
-  reg.histogram("kiln_request_latency_seconds", "Time from a generation request's arrival to its last token.",
-                metrics::latency_buckets(), model)
-      .observe(r.duration_seconds);
+  metrics_.record(r);
 }
 
 }  // namespace kiln::http

@@ -10,6 +10,7 @@
 #include "kiln/http/auth.h"
 #include "kiln/http/cors.h"
 #include "kiln/http/exchange.h"
+#include "kiln/http/request_metrics.h"
 #include "kiln/http/router.h"
 #include "kiln/metrics/metrics.h"
 #include "kiln/pool/model_pool.h"
@@ -53,6 +54,7 @@ class App {
   AppOptions options_;
   AppContext ctx_;
   Router router_;
+  RequestMetrics metrics_;
 };
 
 }  // namespace kiln::http

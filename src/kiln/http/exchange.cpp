@@ -17,7 +17,6 @@ Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
   record_.request_id = request_id_;
   record_.method = request_.method;
   record_.path = request_.path;
-  record_.route = request_.path;
   record_.remote = request_.remote;
 }
 
@@ -26,10 +25,11 @@ Exchange::~Exchange() {
   // Dropped without an answer (a handler bug, or its work was abandoned): answer on the strand.
   auto conn = connection_;
   bool streaming = streaming_;
+  bool client_gone = client_gone_;
   std::string id = request_id_;
   Headers extra = extra_headers_;
   AccessRecord rec = record_;
-  boost::asio::post(conn->executor(), [conn, streaming, id, extra, rec]() mutable {
+  boost::asio::post(conn->executor(), [conn, streaming, client_gone, id, extra, rec]() mutable {
     ApiError e = error_with_status(500, "The server dropped this request without an answer.");
     if (streaming) {
       conn->send_stream_bytes(sse_data(error_body(e)));
@@ -37,8 +37,8 @@ Exchange::~Exchange() {
     } else {
       conn->send_response(error_response(e), extra, id);
     }
-    rec.status = 500;
-    rec.error = e.message;
+    rec.status = client_gone ? kClientClosedStatus : 500;
+    rec.error = client_gone ? kClientClosedMessage : e.message;
     if (conn->server_.on_done_) conn->server_.on_done_(rec);
     conn->exchange_done();
   });
@@ -104,11 +104,14 @@ void Exchange::end_stream_with_error(const ApiError& error) {
 
 void Exchange::on_client_gone(std::function<void()> fn) {
   on_gone_ = std::move(fn);
-  if (client_gone_ && !finished_ && on_gone_) {
-    auto f = std::move(on_gone_);
-    on_gone_ = nullptr;
-    f();
-  }
+  if (client_gone_ && !finished_ && on_gone_) run_on_gone();
+}
+
+void Exchange::run_on_gone() {
+  // The callback stays stored until finish(): it may own the work that is to answer this
+  // exchange (a generation session), which must outlive the cancel to log it as cancelled.
+  auto f = on_gone_;
+  f();
 }
 
 size_t Exchange::pending_write_bytes() const { return connection_->pending_bytes_; }
@@ -116,10 +119,7 @@ size_t Exchange::pending_write_bytes() const { return connection_->pending_bytes
 void Exchange::signal_client_gone() {
   if (client_gone_) return;
   client_gone_ = true;
-  if (finished_ || !on_gone_) return;
-  auto f = std::move(on_gone_);
-  on_gone_ = nullptr;
-  f();
+  if (!finished_ && on_gone_) run_on_gone();
 }
 
 void Exchange::cut(const ApiError& error) {
@@ -132,8 +132,12 @@ void Exchange::cut(const ApiError& error) {
 void Exchange::finish(int status, const std::string& error) {
   finished_ = true;
   on_gone_ = nullptr;
-  record_.status = client_gone_ && streaming_ && status == 200 ? 499 : status;
-  record_.error = error;
+  // Like nginx's 499: an answer the client left before it was complete is not a success, and
+  // not a server error either; server errors keep their status.
+  const bool cancelled = client_gone_ && (status < 300 || status == kClientClosedStatus);
+  record_.status = cancelled ? kClientClosedStatus : status;
+  record_.error = cancelled ? kClientClosedMessage : error;
+  if (cancelled && !record_.finish_reason.empty()) record_.finish_reason = "cancelled";
   record_.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (connection_->server_.on_done_) connection_->server_.on_done_(record_);

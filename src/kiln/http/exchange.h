@@ -3,7 +3,8 @@
 // Threading: a connection runs on its own Asio strand; the handler is called on it, and every
 // method below except post() must be called on it. Work from other threads (the engine worker's
 // token notifications) comes back through post(). A handler keeps the exchange alive (shared_ptr)
-// until it has answered; an exchange dropped without an answer answers 500 by itself.
+// until it has answered; an exchange dropped without an answer answers 500 by itself (and is
+// logged 499 when its client had left).
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,11 @@
 namespace kiln::http {
 
 class Connection;
+
+// How the access log and metrics record a request whose client left before its answer was
+// complete (nginx's "Client Closed Request").
+inline constexpr int kClientClosedStatus = 499;
+inline constexpr const char* kClientClosedMessage = "The client closed the connection before the answer was complete.";
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
@@ -55,7 +61,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool finished() const { return finished_; }
   // True once the peer has gone (closed, reset, too slow to read, or the server is closing it).
   bool client_gone() const { return client_gone_; }
-  // `fn` runs once, on the strand, when the client goes while the exchange is not finished.
+  // `fn` runs once, on the strand, when the client goes while the exchange is not finished; the
+  // exchange keeps it (and what it holds) until it is finished.
   void on_client_gone(std::function<void()> fn);
   // Bytes queued on the socket and not yet written (a slow reader's backlog).
   size_t pending_write_bytes() const;
@@ -66,6 +73,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // The server cuts this exchange (its drain time is over): the work behind it is cancelled as if
   // the client had left, and the client gets `error` (as the stream's last event when streaming).
   void cut(const ApiError& error);
+  void run_on_gone();
   void finish(int status, const std::string& error);
 
   std::shared_ptr<Connection> connection_;

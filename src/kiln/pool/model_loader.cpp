@@ -54,29 +54,42 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
 void register_model_metrics(metrics::Registry& registry, const std::shared_ptr<LoadedModel>& model) {
   const metrics::Labels labels = {{"model", model->id}};
   std::weak_ptr<LoadedModel> weak = model;
-  auto gauge = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
-    registry.gauge_fn(name, help, labels, [weak, field]() -> double {
+  auto series = [&](bool counter, const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
+    auto read = [weak, field]() -> double {
       auto m = weak.lock();
       if (!m || !m->worker) return 0.0;
       return static_cast<double>(m->worker->counters().*field);
-    });
+    };
+    if (counter) registry.counter_fn(name, help, labels, read);
+    else registry.gauge_fn(name, help, labels, read);
+  };
+  auto gauge = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
+    series(false, name, help, field);
+  };
+  auto counter = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
+    series(true, name, help, field);
   };
   gauge("kiln_running_sequences", "Sequences the engine is running.", &serve::WorkerCounters::running);
   gauge("kiln_waiting_sequences", "Sequences waiting in the scheduler.", &serve::WorkerCounters::waiting);
   gauge("kiln_queue_depth", "Requests queued and not started.", &serve::WorkerCounters::queued_requests);
-  gauge("kiln_kv_blocks_total", "KV cache blocks.", &serve::WorkerCounters::kv_blocks_total);
+  gauge("kiln_kv_blocks_capacity", "KV cache blocks.", &serve::WorkerCounters::kv_blocks_total);
   gauge("kiln_kv_blocks_used", "KV cache blocks held by sequences.", &serve::WorkerCounters::kv_blocks_used);
   gauge("kiln_kv_blocks_cached", "Free KV cache blocks that hold a cached prefix.", &serve::WorkerCounters::kv_blocks_cached);
-  gauge("kiln_engine_steps", "Engine steps run.", &serve::WorkerCounters::steps);
-  gauge("kiln_engine_failed_steps", "Engine steps that failed.", &serve::WorkerCounters::failed_steps);
-  gauge("kiln_tokens_computed", "Tokens the engine has computed (prefill and decode).", &serve::WorkerCounters::tokens_computed);
-  gauge("kiln_prefix_cache_queried_tokens", "Prompt tokens looked up in the prefix cache.",
-        &serve::WorkerCounters::prefix_cache_queries);
-  gauge("kiln_prefix_cache_hit_tokens", "Prompt tokens found in the prefix cache.", &serve::WorkerCounters::prefix_cache_hits);
-  gauge("kiln_preemptions", "Sequences preempted for lack of KV blocks.", &serve::WorkerCounters::preemptions);
-  gauge("kiln_requests_rejected", "Requests refused because the queue was full.", &serve::WorkerCounters::requests_rejected);
-  gauge("kiln_requests_timed_out", "Requests ended by the request timeout.", &serve::WorkerCounters::requests_timed_out);
-  gauge("kiln_requests_cancelled", "Requests cancelled (client gone).", &serve::WorkerCounters::requests_cancelled);
+  counter("kiln_engine_steps_total", "Engine steps run.", &serve::WorkerCounters::steps);
+  counter("kiln_engine_failed_steps_total", "Engine steps that failed.", &serve::WorkerCounters::failed_steps);
+  counter("kiln_tokens_computed_total", "Tokens the engine has computed (prefill and decode).",
+          &serve::WorkerCounters::tokens_computed);
+  counter("kiln_prefix_cache_queried_tokens_total", "Prompt tokens looked up in the prefix cache.",
+          &serve::WorkerCounters::prefix_cache_queries);
+  counter("kiln_prefix_cache_hit_tokens_total", "Prompt tokens found in the prefix cache.",
+          &serve::WorkerCounters::prefix_cache_hits);
+  counter("kiln_preemptions_total", "Sequences preempted for lack of KV blocks.", &serve::WorkerCounters::preemptions);
+  counter("kiln_requests_finished_total", "Requests the engine finished.", &serve::WorkerCounters::requests_finished);
+  counter("kiln_requests_rejected_total", "Requests refused because the queue was full.",
+          &serve::WorkerCounters::requests_rejected);
+  counter("kiln_requests_timed_out_total", "Requests ended by the request timeout.",
+          &serve::WorkerCounters::requests_timed_out);
+  counter("kiln_requests_cancelled_total", "Requests cancelled (client gone).", &serve::WorkerCounters::requests_cancelled);
   registry.gauge_fn("kiln_kv_usage_ratio", "Share of KV cache blocks held by sequences.", labels, [weak]() -> double {
     auto m = weak.lock();
     if (!m || !m->worker) return 0.0;

@@ -303,7 +303,7 @@ void MultiModelPool::Core::unload_now(std::unique_lock<std::mutex>& lock, const 
   std::shared_ptr<LoadedModel> model = std::move(s.model);
   const std::string id = s.entry.id;
   lock.unlock();
-  if (options.metrics != nullptr) options.metrics->remove_gauge_fns({{"model", id}});
+  if (options.metrics != nullptr) options.metrics->remove_callbacks({{"model", id}});
   if (model && model->worker) model->worker->stop();
   // The last reference (every lease is gone): the weights and KV cache are freed here.
   model.reset();
