@@ -1,6 +1,7 @@
 // The CUDA engine: a llama-family model in bf16 on one GPU, its paged KV cache sized from real
 // free device memory, decode steps replayed from CUDA graphs (one per batch-size bucket), and
-// sampling on the GPU. Plain C++ header: no CUDA header.
+// sampling on the GPU. Plain C++ header: no CUDA header. Built only with the CUDA backend; it
+// sits beside the CPU engine, and backend/cuda/ holds only the kernels it dispatches to.
 #pragma once
 
 #include <filesystem>

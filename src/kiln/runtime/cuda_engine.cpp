@@ -1,4 +1,4 @@
-#include "kiln/runtime/backend/cuda/engine_cuda.h"
+#include "kiln/runtime/cuda_engine.h"
 
 #include <algorithm>
 #include <chrono>
