@@ -56,8 +56,9 @@ Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
   // else is loaded (docs/memory.md): the model's own size, else its share of the budget, else the
   // server's --kv-cache-memory, else what the budget leaves after the weights and workspace (at
   // most what max_seqs sequences of the whole context can fill), capped at a quarter of the budget
-  // unless the registry holds this model alone.
+  // unless the registry holds this model alone or its kv_cache_memory is "rest".
   eo.memory_budget = 0;
+  if (st.kv_rest) eo.kv_cache_bytes = 0;
   if (st.kv_cache_bytes) {
     eo.kv_cache_bytes = *st.kv_cache_bytes;
   } else if (st.kv_share) {
@@ -70,7 +71,7 @@ Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
     // and it is refused with its sizes (never_fits), not with a planning error.
     const int64_t block = runtime::kv_bytes_per_block(c, eo.device, std::max(1, eo.block_size));
     int64_t kv = left.is_ok() ? left->kv_cache_bytes : block;
-    if (!sole_model) kv = std::min(kv, o.memory_budget / 4);
+    if (!sole_model && !st.kv_rest) kv = std::min(kv, o.memory_budget / 4);
     eo.kv_cache_bytes = std::max(kv, block);
   }
   const Result<runtime::MemoryPlan> plan = runtime::plan_memory(c, eo);
