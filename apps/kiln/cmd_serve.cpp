@@ -163,9 +163,9 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
 
   long long budget = 0;
   if (!parse_bytes(a.memory_budget, &budget)) return fail(invalid_argument("--memory-budget: not a size (e.g. 24GiB)"));
+  if (!(a.gpu_memory_fraction > 0.0 && a.gpu_memory_fraction <= 1.0))
+    return fail(invalid_argument("--gpu-memory-fraction: a number in (0, 1]"));
   if (budget == 0) {
-    if (!(a.gpu_memory_fraction > 0.0 && a.gpu_memory_fraction <= 1.0))
-      return fail(invalid_argument("--gpu-memory-fraction: a number in (0, 1]"));
     auto def = pool::default_memory_budget(load.engine.device, load.engine.device_index, a.gpu_memory_fraction);
     if (!def.is_ok()) return fail(def.status().with_context("--memory-budget (none given; could not measure free memory)"));
     budget = *def;
@@ -335,7 +335,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--request-timeout", a->request_timeout, "KILN_REQUEST_TIMEOUT", "Seconds a request may wait and run (0: no limit)");
   sub.add_flag("--no-prefix-cache", a->no_prefix_cache, "Turn prefix caching off")->envname("KILN_NO_PREFIX_CACHE");
   opt("--block-size", a->block_size, "KILN_BLOCK_SIZE", "Tokens per KV cache block");
-  opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "KV cache size of each model, e.g. 2GiB (0: what the memory budget leaves, docs/memory.md)");
+  opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "KV cache size of each model, e.g. 2GiB (0: what the memory budget leaves, at most a quarter of it with several models)");
   opt("--gpu-memory-fraction", a->gpu_memory_fraction, "KILN_GPU_MEMORY_FRACTION", "Without --memory-budget: the budget is this share of the GPU's memory, less what is in use");
   opt("--max-body-size", a->max_body_size, "KILN_MAX_BODY_SIZE", "Largest request body (413 above it)");
   opt("--max-header-size", a->max_header_size, "KILN_MAX_HEADER_SIZE", "Largest request header block (431 above it)");
