@@ -189,8 +189,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   load.engine.max_batched_tokens = a.max_batched_tokens;
   load.engine.max_seqs = a.max_seqs;
   load.engine.max_model_len = a.max_model_len;
-  load.worker.scheduler.max_batched_tokens = a.max_batched_tokens;
-  load.worker.scheduler.max_seqs = a.max_seqs;
+  // The scheduler takes max_seqs and max_batched_tokens from the engine; 0 takes its default chunk.
+  if (a.max_prefill_chunk < 0) return fail(invalid_argument("--max-prefill-chunk: 0 (the device's default) or more"));
   load.worker.scheduler.max_prefill_chunk = a.max_prefill_chunk;
   load.worker.scheduler.enable_prefix_cache = !a.no_prefix_cache;
   load.worker.max_queue = a.max_queue;
@@ -198,8 +198,10 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
 
   long long budget = 0;
   if (!parse_bytes(a.memory_budget, &budget)) return fail(invalid_argument("--memory-budget: not a size (e.g. 24GiB)"));
+  if (!(a.gpu_memory_fraction > 0.0 && a.gpu_memory_fraction <= 1.0))
+    return fail(invalid_argument("--gpu-memory-fraction: a number in (0, 1]"));
   if (budget == 0) {
-    auto def = pool::default_memory_budget(load.engine.device, load.engine.device_index);
+    auto def = pool::default_memory_budget(load.engine.device, load.engine.device_index, a.gpu_memory_fraction);
     if (!def.is_ok()) return fail(def.status().with_context("--memory-budget (none given; could not measure free memory)"));
     budget = *def;
   }
@@ -368,13 +370,13 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
   opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS", "Most tokens in one engine step");
   opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");
-  opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step (0: the batch budget)");
+  opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step, so long prompts share steps with other requests (0: 2048 on CUDA, 256 on CPU)");
   opt("--max-queue", a->max_queue, "KILN_MAX_QUEUE", "Waiting requests per model before 503 + Retry-After");
   opt("--request-timeout", a->request_timeout, "KILN_REQUEST_TIMEOUT", "Seconds a request may wait and run (0: no limit)");
   sub.add_flag("--no-prefix-cache", a->no_prefix_cache, "Turn prefix caching off")->envname("KILN_NO_PREFIX_CACHE");
   opt("--block-size", a->block_size, "KILN_BLOCK_SIZE", "Tokens per KV cache block");
-  opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "CPU KV cache size, e.g. 2GiB (0: sized from --max-seqs and the context)");
-  opt("--gpu-memory-fraction", a->gpu_memory_fraction, "KILN_GPU_MEMORY_FRACTION", "Share of GPU memory for weights and KV cache");
+  opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "KV cache size of each model, e.g. 2GiB (0: what the memory budget leaves, at most a quarter of it with several models)");
+  opt("--gpu-memory-fraction", a->gpu_memory_fraction, "KILN_GPU_MEMORY_FRACTION", "Without --memory-budget: the budget is this share of the GPU's memory, less what is in use");
   opt("--max-body-size", a->max_body_size, "KILN_MAX_BODY_SIZE", "Largest request body (413 above it)");
   opt("--max-header-size", a->max_header_size, "KILN_MAX_HEADER_SIZE", "Largest request header block (431 above it)");
   opt("--read-timeout", a->read_timeout, "KILN_READ_TIMEOUT", "Seconds to receive a whole request (408 after)");
@@ -388,7 +390,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--cors-origins", a->cors_origins, "KILN_CORS_ORIGINS", "Origins allowed by CORS, comma-separated ('*': any; default: CORS off)")->delimiter(',');
   opt("--models-dir", a->models_dirs, "KILN_MODELS_DIR", "Directories of models to serve (NAME/ or ORG/NAME/; default without --model: DATA_DIR/models)")->delimiter(',');
   sub.add_flag("--no-hf-cache", a->no_hf_cache, "Do not serve models from the Hugging Face cache (never scanned with --model)")->envname("KILN_NO_HF_CACHE");
-  opt("--memory-budget", a->memory_budget, "KILN_MEMORY_BUDGET", "Memory the loaded models may take, e.g. 24GiB (0: 90% of what is free)");
+  opt("--memory-budget", a->memory_budget, "KILN_MEMORY_BUDGET", "Memory the loaded models may take, e.g. 24GiB (0: CUDA: --gpu-memory-fraction of the GPU less what is in use; CPU: 90% of available memory)");
   opt("--max-loaded-models", a->max_loaded_models, "KILN_MAX_LOADED_MODELS", "Most models loaded at once (0: no cap)");
   opt("--keep-alive", a->keep_alive, "KILN_KEEP_ALIVE", "Idle time before a model is unloaded, e.g. 10m (-1: never)");
   opt("--preload", a->preload, "KILN_PRELOAD", "Models to load at start and keep loaded (comma-separated)")->delimiter(',');

@@ -39,32 +39,49 @@ struct LeaseToken {
 
 }  // namespace
 
-Plan plan_model(const ModelEntry& e, const PoolOptions& o) {
+Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
   Plan p;
-  p.engine = o.defaults.engine;
+  runtime::EngineOptions& eo = p.engine;
+  eo = o.defaults.engine;
   const ModelSettings& st = e.settings;
-  if (st.context_length) p.engine.max_model_len = *st.context_length;
-  if (st.max_seqs) p.engine.max_seqs = *st.max_seqs;
+  if (st.context_length) eo.max_model_len = *st.context_length;
+  if (st.max_seqs) eo.max_seqs = *st.max_seqs;
   auto config = model::load_model_config(e.dir);
   if (!config.is_ok()) {
     p.error = config.status().message();
     return p;
   }
   const model::ModelConfig& c = *config;
-  if (p.engine.max_model_len <= 0) p.engine.max_model_len = c.max_position_embeddings;
-  // The model's own KV size, else the server's, else room for max_seqs sequences of the whole
-  // context, capped at a quarter of the budget.
+  // The KV cache gets a fixed size here, never "what is free", so that it does not depend on what
+  // else is loaded (docs/memory.md): the model's own size, else its share of the budget, else the
+  // server's --kv-cache-memory, else what the budget leaves after the weights and workspace (at
+  // most what max_seqs sequences of the whole context can fill), capped at a quarter of the budget
+  // unless the registry holds this model alone or its kv_cache_memory is "rest".
+  eo.memory_budget = 0;
+  if (st.kv_rest) eo.kv_cache_bytes = 0;
   if (st.kv_cache_bytes) {
-    p.engine.kv_cache_bytes = *st.kv_cache_bytes;
+    eo.kv_cache_bytes = *st.kv_cache_bytes;
   } else if (st.kv_share) {
-    p.engine.kv_cache_bytes = static_cast<int64_t>(*st.kv_share * static_cast<double>(o.memory_budget));
-  } else if (o.defaults.engine.kv_cache_bytes <= 0) {
-    const int64_t per_block = kv_bytes_per_block(c, p.engine.device, std::max(1, p.engine.block_size));
-    const int64_t blocks = (p.engine.max_model_len + p.engine.block_size - 1) / std::max(1, p.engine.block_size);
-    const int64_t wanted = int64_t{std::max(1, p.engine.max_seqs)} * blocks * per_block;
-    p.engine.kv_cache_bytes = std::max(per_block, std::min(wanted, o.memory_budget / 4));
+    eo.kv_cache_bytes = static_cast<int64_t>(*st.kv_share * static_cast<double>(o.memory_budget));
+  } else if (eo.kv_cache_bytes <= 0) {
+    runtime::EngineOptions rest = eo;
+    rest.memory_budget = o.memory_budget;
+    const Result<runtime::MemoryPlan> left = runtime::plan_memory(c, rest);
+    // When the budget leaves no block, one block: the model's estimate then exceeds the budget
+    // and it is refused with its sizes (never_fits), not with a planning error.
+    const int64_t block = runtime::kv_bytes_per_block(c, eo.device, std::max(1, eo.block_size));
+    int64_t kv = left.is_ok() ? left->kv_cache_bytes : block;
+    if (!sole_model && !st.kv_rest) kv = std::min(kv, o.memory_budget / 4);
+    eo.kv_cache_bytes = std::max(kv, block);
   }
-  p.estimate = estimate_model_memory(c, p.engine);
+  const Result<runtime::MemoryPlan> plan = runtime::plan_memory(c, eo);
+  if (!plan.is_ok()) {
+    p.error = plan.status().message();
+    return p;
+  }
+  // The engine runs under exactly these options: the plan it makes is this one.
+  eo.max_model_len = plan->limits.max_model_len;
+  p.estimate = planned_memory(*plan);
   return p;
 }
 
@@ -203,7 +220,7 @@ ModelStatus MultiModelPool::Core::describe(const Slot& s) const {
 void MultiModelPool::Core::apply_registry(std::vector<ModelEntry> entries) {
   std::vector<Plan> plans;
   plans.reserve(entries.size());
-  for (const auto& e : entries) plans.push_back(plan_model(e, options));
+  for (const auto& e : entries) plans.push_back(plan_model(e, options, entries.size() == 1));
   std::lock_guard<std::mutex> lock(mu);
   std::set<std::string> seen;
   order.clear();
@@ -241,8 +258,9 @@ void MultiModelPool::Core::apply_registry(std::vector<ModelEntry> entries) {
 
 void MultiModelPool::Core::replan(std::unique_lock<std::mutex>& lock, Slot& s) {
   const ModelEntry entry = s.entry;
+  const bool sole = order.size() == 1;
   lock.unlock();
-  Plan p = plan_model(entry, options);
+  Plan p = plan_model(entry, options, sole);
   lock.lock();
   s.engine = p.engine;
   s.estimate = p.estimate;

@@ -47,13 +47,14 @@ struct PoolOptions {
 
 // A model's engine options (its kiln.toml settings over the server's defaults; the KV cache sized
 // here, never from "what is free", so that it does not depend on what else is loaded) and what
-// loading it will take. Reads the model's config.json.
+// loading it will take, from the runtime's memory plan. `sole_model`: the registry holds this
+// model alone, so its KV cache takes what the budget leaves (docs/memory.md). Reads config.json.
 struct Plan {
   runtime::EngineOptions engine;
   std::optional<ModelMemory> estimate;
-  std::string error;  // why config.json could not be read
+  std::string error;  // why config.json could not be read or the options cannot be planned
 };
-Plan plan_model(const ModelEntry& entry, const PoolOptions& options);
+Plan plan_model(const ModelEntry& entry, const PoolOptions& options, bool sole_model = false);
 
 class MultiModelPool final : public ModelPool {
  public:

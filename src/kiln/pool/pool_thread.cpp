@@ -144,7 +144,6 @@ void MultiModelPool::Core::run_load(std::unique_lock<std::mutex>& lock, const st
   lo.dir = s.entry.dir;
   lo.served_name = id;
   lo.engine = s.engine;
-  lo.worker.scheduler.max_seqs = s.engine.max_seqs;
   lo.owned_by = s.entry.owned_by;
   lo.description = s.entry.description;
   const ModelSettings settings = s.entry.settings;

@@ -262,9 +262,12 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       int64_t x = 0;
       KILN_RETURN_IF_ERROR(integer(1, 1 << 20, &x));
       st.max_seqs = static_cast<int32_t>(x);
+    } else if (name == "kv_cache_memory" && s == "rest") {
+      st.kv_rest = true;
     } else if (name == "kv_cache_memory") {
       long long b = 0;
-      if (!parse_bytes(s, &b) || b <= 0) return setting_error(source, v, key, str_cat("is not a size (e.g. 2GiB): '", s, "'"));
+      if (!parse_bytes(s, &b) || b <= 0)
+        return setting_error(source, v, key, str_cat("is not a size (e.g. 2GiB) or \"rest\": '", s, "'"));
       st.kv_cache_bytes = b;
     } else if (name == "kv_share") {
       KILN_RETURN_IF_ERROR(real(1e-6, 1.0, &st.kv_share));
@@ -308,7 +311,7 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       return invalid_argument(str_cat(source, ":", first_line[alias], ": model `", alias,
                                       "` has no path (add path = \"DIR\" to [models.\"", alias, "\"])"));
     }
-    if (e.settings.kv_cache_bytes && e.settings.kv_share) {
+    if ((e.settings.kv_cache_bytes || e.settings.kv_rest) && e.settings.kv_share) {
       return invalid_argument(str_cat(source, ":", first_line[alias], ": model `", alias,
                                       "` sets both kv_cache_memory and kv_share; keep one"));
     }

@@ -24,6 +24,7 @@ struct ModelSettings {
   std::optional<int64_t> context_length;   // max_model_len
   std::optional<int32_t> max_seqs;
   std::optional<int64_t> kv_cache_bytes;   // the model's KV cache size
+  bool kv_rest = false;                    // kv_cache_memory = "rest": what the budget leaves
   std::optional<double> kv_share;          // or: this share of the memory budget
   bool pinned = false;                     // loaded at start and never unloaded by the pool
   std::optional<Millis> keep_alive;        // idle time before unloading; negative: never

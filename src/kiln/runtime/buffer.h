@@ -23,7 +23,8 @@ class Buffer {
 
   bool empty() const { return tensor_.empty(); }
   const Tensor& tensor() const { return tensor_; }
-  int64_t nbytes() const { return tensor_.nbytes(); }
+  // 0 when empty (an empty tensor's shape {} would count one element).
+  int64_t nbytes() const { return empty() ? 0 : tensor_.nbytes(); }
   // Gives the buffer another shape with the same element count.
   Status reshape(std::initializer_list<int64_t> shape);
 

@@ -1,7 +1,5 @@
 #include "kiln/runtime/cpu_engine.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -13,51 +11,33 @@
 
 namespace kiln::runtime {
 
-int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_block, int64_t max_model_len) {
-  if (options.kv_cache_bytes > 0) return options.kv_cache_bytes;
-  const int64_t phys = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
-  const int64_t blocks_per_seq = (max_model_len + options.block_size - 1) / options.block_size;
-  const int64_t wanted = static_cast<int64_t>(std::max(1, options.max_seqs)) * blocks_per_seq * bytes_per_block;
-  return std::min(wanted, phys / 4);
-}
-
 Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& model_dir, const EngineOptions& options) {
   if (options.device != DeviceKind::kCpu) return invalid_argument("CpuEngine: options name another device");
-  if (options.block_size <= 0) return invalid_argument(str_cat("engine: block_size ", options.block_size, " must be positive"));
-  if (options.max_batched_tokens <= 0 || options.max_seqs <= 0)
-    return invalid_argument("engine: max_batched_tokens and max_seqs must be positive");
+  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  KILN_ASSIGN_OR_RETURN(MemoryPlan plan, plan_memory(config, options));
   auto e = std::unique_ptr<CpuEngine>(new CpuEngine());
-  e->options_ = options;
+  e->plan_ = plan;
   e->pool_ = std::make_unique<ThreadPool>(options.num_threads);
   e->ctx_.device = Device::cpu();
   e->ctx_.pool = e->pool_.get();
 
-  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
   KILN_ASSIGN_OR_RETURN(e->checkpoint_, model::Checkpoint::open(model_dir));
-  e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
-  if (e->max_model_len_ <= 0 || e->max_model_len_ > (int64_t{1} << 30))
-    return invalid_argument(str_cat("engine: max_model_len ", e->max_model_len_, " is not usable"));
-  KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *e->checkpoint_, e->max_model_len_));
+  KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *e->checkpoint_, plan.limits.max_model_len));
   // Every weight now lives in engine buffers; the mapping is no longer needed.
   e->checkpoint_.reset();
 
   KvCacheShape shape;
   shape.num_layers = config.num_layers;
-  shape.block_size = options.block_size;
+  shape.block_size = plan.limits.block_size;
   shape.num_kv_heads = config.num_kv_heads;
   shape.head_dim = config.head_dim;
-  const int64_t per_block = shape.bytes_per_block(DType::kF32);
-  const int64_t bytes = cpu_kv_cache_bytes(options, per_block, e->max_model_len_);
-  shape.num_blocks = std::min<int64_t>(bytes / per_block, std::numeric_limits<int32_t>::max());
-  if (shape.num_blocks <= 0)
-    return resource_exhausted(str_cat("engine: a KV cache of ", format_bytes(double(bytes)), " holds no block of ",
-                                      format_bytes(double(per_block))));
+  shape.num_blocks = plan.limits.num_kv_blocks;
   KILN_ASSIGN_OR_RETURN(e->cache_, KvCache::allocate(e->ctx_, shape, DType::kF32));
+  // The workspace of the largest step now (memory_usage() is then what the plan says), not
+  // grown step by step. The pages are touched only as steps use them.
+  KILN_RETURN_IF_ERROR(e->model_->reserve_workspace(e->ctx_, plan.limits.max_batched_tokens, plan.limits.max_seqs));
+  e->logits_.reserve(static_cast<size_t>(plan.limits.max_seqs) * static_cast<size_t>(config.vocab_size));
   return e;
-}
-
-KvGeometry CpuEngine::kv_geometry() const {
-  return {static_cast<int32_t>(cache_.shape().num_blocks), static_cast<int32_t>(cache_.shape().block_size)};
 }
 
 MemoryUsage CpuEngine::memory_usage() const {
@@ -78,7 +58,7 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
   const int32_t n = plan.num_tokens(), m = plan.num_samples();
   KILN_ASSIGN_OR_RETURN(const StepExtent extent,
-                        check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
+                        check_step_limits(plan, plan_.limits));
 
   // Host metadata: the CPU ops read it in place.
   std::vector<int32_t> slots(static_cast<size_t>(n));

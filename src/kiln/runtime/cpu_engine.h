@@ -20,25 +20,20 @@ class CpuEngine final : public Engine {
 
   Result<StepResult> step(const StepPlan& plan) override;
   const model::ModelConfig& config() const override { return model_->config(); }
-  KvGeometry kv_geometry() const override;
-  int64_t max_model_len() const override { return max_model_len_; }
+  const MemoryPlan& memory_plan() const override { return plan_; }
   MemoryUsage memory_usage() const override;
   std::string device_name() const override;
 
  private:
   CpuEngine() = default;
 
-  EngineOptions options_;
+  MemoryPlan plan_;
   std::unique_ptr<ThreadPool> pool_;
   DeviceContext ctx_;
   std::unique_ptr<model::Checkpoint> checkpoint_;
   std::unique_ptr<models::LlamaModel> model_;
   KvCache cache_;
-  int64_t max_model_len_ = 0;
-  std::vector<float> logits_;  // [m, vocab] of the last step
+  std::vector<float> logits_;  // [m, vocab] of the last step; max_seqs rows reserved at load
 };
-
-// Bytes of KV cache the CPU engine allocates for `options` (see EngineOptions::kv_cache_bytes).
-int64_t cpu_kv_cache_bytes(const EngineOptions& options, int64_t bytes_per_block, int64_t max_model_len);
 
 }  // namespace kiln::runtime

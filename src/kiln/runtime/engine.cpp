@@ -6,9 +6,9 @@
 #include "kiln/core/str.h"
 #include "kiln/runtime/cpu_engine.h"
 
-#if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/engine_cuda.h")
+#ifdef KILN_WITH_CUDA
 #include "kiln/runtime/backend/cuda/device.h"
-#include "kiln/runtime/backend/cuda/engine_cuda.h"
+#include "kiln/runtime/cuda_engine.h"
 #define KILN_HAVE_CUDA_ENGINE 1
 #endif
 

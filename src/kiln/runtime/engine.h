@@ -11,6 +11,7 @@
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
 #include "kiln/runtime/device.h"
+#include "kiln/runtime/memory_plan.h"
 #include "kiln/runtime/step.h"
 
 namespace kiln::runtime {
@@ -20,10 +21,13 @@ struct EngineOptions {
   int device_index = 0;
   int num_threads = 0;                // CPU compute threads; 0 = all cores
   int block_size = 16;                // tokens per KV block
-  // KV cache size. CPU: kv_cache_bytes of host memory (0 = enough for max_seqs sequences of
-  // max_model_len tokens, capped at a quarter of physical memory). CUDA: gpu_memory_fraction of
-  // the device's total memory minus what is in use after the weights are loaded.
+  // KV cache size (runtime/memory_plan.h has the whole rule): kv_cache_bytes when positive; else
+  // what memory_budget (this engine's weights + KV cache + workspace) leaves after weights and
+  // workspace; else on CUDA the budget default_memory_budget() gives for gpu_memory_fraction, read
+  // once before loading; else on CPU room for max_seqs sequences of max_model_len tokens, at most
+  // a quarter of physical memory.
   int64_t kv_cache_bytes = 0;
+  int64_t memory_budget = 0;
   double gpu_memory_fraction = 0.90;
   int32_t max_batched_tokens = 8192;  // most tokens in one step; sizes the activation workspace
   int32_t max_seqs = 256;             // most sequences in one step
@@ -50,8 +54,12 @@ class Engine {
   virtual Result<StepResult> step(const StepPlan& plan) = 0;
 
   virtual const model::ModelConfig& config() const = 0;
-  virtual KvGeometry kv_geometry() const = 0;
-  virtual int64_t max_model_len() const = 0;
+  // What the engine was built from: its sizes and limits (the scheduler's come from here).
+  virtual const MemoryPlan& memory_plan() const = 0;
+  const EngineLimits& limits() const { return memory_plan().limits; }
+  KvGeometry kv_geometry() const { return {limits().num_kv_blocks, limits().block_size}; }
+  int64_t max_model_len() const { return limits().max_model_len; }
+  // What the engine has allocated, measured (held to memory_plan() by tests).
   virtual MemoryUsage memory_usage() const = 0;
   virtual std::string device_name() const = 0;
 };

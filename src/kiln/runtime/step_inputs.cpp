@@ -6,7 +6,7 @@
 
 namespace kiln::runtime {
 
-Result<StepExtent> check_step_limits(const StepPlan& plan, const StepLimits& limits) {
+Result<StepExtent> check_step_limits(const StepPlan& plan, const EngineLimits& limits) {
   if (plan.num_tokens() > limits.max_batched_tokens)
     return invalid_argument(
         str_cat("step plan: ", plan.num_tokens(), " tokens exceed max_batched_tokens ", limits.max_batched_tokens));

@@ -6,24 +6,19 @@
 #include <vector>
 
 #include "kiln/core/status.h"
+#include "kiln/runtime/memory_plan.h"
 #include "kiln/runtime/ops/sample.h"
 #include "kiln/runtime/step.h"
 
 namespace kiln::runtime {
 
-// What an engine can take in one step (its EngineOptions and model length).
-struct StepLimits {
-  int32_t max_batched_tokens = 0;
-  int32_t max_seqs = 0;
-  int64_t max_model_len = 0;
-};
 // The longest new-token span and the longest context of a plan.
 struct StepExtent {
   int32_t max_query_len = 0;
   int32_t max_kv_len = 0;
 };
 // Checks a valid plan against an engine's limits; returns its extent.
-Result<StepExtent> check_step_limits(const StepPlan& plan, const StepLimits& limits);
+Result<StepExtent> check_step_limits(const StepPlan& plan, const EngineLimits& limits);
 
 // The KV cache slot (block id * block_size + offset) of every token of a valid plan, into
 // slots[0, num_tokens).

@@ -33,9 +33,13 @@ Result<std::unique_ptr<EngineWorker>> EngineWorker::start(std::unique_ptr<runtim
     return invalid_argument(str_cat("request_timeout: must be >= 0 seconds, got ", options.request_timeout_seconds));
   }
   SchedulerOptions so = options.scheduler;
+  const runtime::EngineLimits& limits = engine->limits();
+  so.max_seqs = limits.max_seqs;
+  so.max_batched_tokens = limits.max_batched_tokens;
+  if (so.max_prefill_chunk == 0) so.max_prefill_chunk = limits.prefill_chunk;
   so.kv = engine->kv_geometry();
   so.vocab_size = engine->config().vocab_size;
-  so.max_model_len = engine->max_model_len();
+  so.max_model_len = limits.max_model_len;
   if (so.eos_token_ids.empty()) so.eos_token_ids = engine->config().eos_token_ids;
   auto scheduler = Scheduler::create(so);
   if (!scheduler.is_ok()) return scheduler.status().with_context(str_cat("model ", options.model_name));

@@ -23,8 +23,10 @@ namespace kiln::serve {
 
 struct EngineWorkerOptions {
   std::string model_name;   // in error messages and logs
-  // Scheduling limits and the model's stop tokens. The KV geometry, vocabulary size and
-  // max_model_len are taken from the engine; eos_token_ids defaults to the model config's.
+  // Scheduling options and the model's stop tokens. max_seqs, max_batched_tokens, max_model_len,
+  // the KV geometry and the vocabulary size are the engine's (Engine::limits()), whatever is set
+  // here; max_prefill_chunk 0 takes the engine's default chunk; eos_token_ids defaults to the
+  // model config's.
   SchedulerOptions scheduler;
   int32_t max_queue = 256;  // requests waiting for their first step; past it submit refuses
   double request_timeout_seconds = 0.0;  // 0 = none; a request can override it

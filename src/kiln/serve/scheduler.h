@@ -24,7 +24,10 @@ namespace kiln::serve {
 struct SchedulerOptions {
   int32_t max_batched_tokens = 8192;  // tokens in one step
   int32_t max_seqs = 256;             // sequences running at once
-  int32_t max_prefill_chunk = 0;      // most tokens of one sequence per step; 0 = the budget
+  // Most tokens of one sequence per step; 0 = the budget. The engine worker fills 0 with the
+  // engine's default chunk (EngineLimits::prefill_chunk), so that a long prompt leaves room in
+  // every step for the other requests.
+  int32_t max_prefill_chunk = 0;
   bool enable_prefix_cache = true;
   uint64_t cache_salt = 0;            // the model revision, so caches never mix checkpoints
   std::vector<int32_t> eos_token_ids;

@@ -83,8 +83,6 @@ inline PoolOptions pool_options(const fs::path& models_root, int64_t budget, con
   o.defaults.engine.max_model_len = 256;
   o.defaults.engine.max_seqs = 4;
   o.defaults.engine.max_batched_tokens = 256;
-  o.defaults.worker.scheduler.max_batched_tokens = 256;
-  o.defaults.worker.scheduler.max_seqs = 4;
   o.memory_budget = budget;
   o.clock = clock;
   o.source = [models_root]() -> Result<std::vector<ModelEntry>> {

@@ -173,7 +173,8 @@ TEST(EngineWorker, CancelFreesTheSequenceAtTheNextStep) {
 TEST(EngineWorker, FullQueueRefusesWithRetryAfter) {
   EngineWorkerOptions o;
   o.max_queue = 2;
-  o.scheduler.max_seqs = 1;
+  FakeEngine::Options eo;
+  eo.max_seqs = 1;  // the scheduler takes its limits from the engine
   std::mutex gate_mu;
   std::condition_variable gate_cv;
   bool open = false;
@@ -184,7 +185,7 @@ TEST(EngineWorker, FullQueueRefusesWithRetryAfter) {
     }
     gate_cv.notify_all();
   };
-  auto s = start_worker(o, {}, [&](FakeEngine& e) {
+  auto s = start_worker(o, eo, [&](FakeEngine& e) {
     e.on_step = [&] {
       std::unique_lock<std::mutex> lock(gate_mu);
       gate_cv.wait(lock, [&] { return open; });
@@ -216,8 +217,8 @@ TEST(EngineWorker, RequestTimeoutEndsWaitingAndRunningRequests) {
   EngineWorkerOptions o;
   o.clock = &clock;
   o.request_timeout_seconds = 30;
-  o.scheduler.max_seqs = 1;
   FakeEngine::Options eo;
+  eo.max_seqs = 1;
   eo.max_model_len = 100000;
   eo.num_blocks = 1024;
   auto s = start_worker(o, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(200us); }; });

@@ -24,6 +24,9 @@ class FakeEngine final : public runtime::Engine {
     int32_t block_size = 4;
     int64_t vocab_size = 1000;
     int64_t max_model_len = 4096;
+    int32_t max_seqs = 256;
+    int32_t max_batched_tokens = 8192;
+    int32_t prefill_chunk = 8192;  // no chunking by default: tests set it
     std::vector<int32_t> eos_token_ids = {2};
   };
 
@@ -31,6 +34,8 @@ class FakeEngine final : public runtime::Engine {
     config_.vocab_size = o_.vocab_size;
     config_.max_position_embeddings = o_.max_model_len;
     config_.eos_token_ids = o_.eos_token_ids;
+    plan_.limits = {o_.max_seqs, o_.max_batched_tokens, o_.max_model_len, o_.block_size, o_.num_blocks,
+                    o_.prefill_chunk};
     kv_tokens_.assign(static_cast<size_t>(o_.num_blocks) * static_cast<size_t>(o_.block_size), -1);
     kv_pos_.assign(kv_tokens_.size(), -1);
   }
@@ -103,8 +108,7 @@ class FakeEngine final : public runtime::Engine {
   }
 
   const model::ModelConfig& config() const override { return config_; }
-  runtime::KvGeometry kv_geometry() const override { return {o_.num_blocks, o_.block_size}; }
-  int64_t max_model_len() const override { return o_.max_model_len; }
+  const runtime::MemoryPlan& memory_plan() const override { return plan_; }
   runtime::MemoryUsage memory_usage() const override { return {}; }
   std::string device_name() const override { return "fake"; }
 
@@ -144,6 +148,7 @@ class FakeEngine final : public runtime::Engine {
   }
 
   Options o_;
+  runtime::MemoryPlan plan_;
   model::ModelConfig config_;
   std::vector<int32_t> kv_tokens_;  // [num_blocks * block_size]
   std::vector<int32_t> kv_pos_;

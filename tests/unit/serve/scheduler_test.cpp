@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kiln/runtime/engine.h"
+#include "kiln/runtime/memory_plan.h"
 #include "unit/serve/scheduler_harness.h"
 
 namespace kiln::serve {
@@ -353,6 +355,58 @@ TEST(Scheduler, EarlyStopOfAnUnforkedFirstChoiceStartsTheOthers) {
   h.run_to_completion();
   EXPECT_EQ(h.record("a").tokens[1].size(), 2u);
   EXPECT_EQ(h.record("a").tokens[2].size(), 2u);
+}
+
+// Issue 3.E: with the default limits (the engine's step budget and its device's prefill chunk, as
+// the engine worker passes them), a long prompt is prefilled a chunk per step and short requests
+// that arrive meanwhile get their first token in the very step they are first scheduled: the next
+// one. Without the chunk, the long prompt took the whole budget of every step until it was done.
+TEST(Scheduler, ShortRequestsAreNotHeldBehindALongPrefillByDefault) {
+  for (const runtime::DeviceKind device : {runtime::DeviceKind::kCpu, runtime::DeviceKind::kCuda}) {
+    const runtime::EngineOptions defaults;
+    Harness::Config c;
+    c.block_size = 16;
+    c.num_blocks = 4200;
+    c.max_model_len = 65536;
+    c.max_batched_tokens = defaults.max_batched_tokens;
+    c.max_seqs = defaults.max_seqs;
+    c.max_prefill_chunk = std::min(runtime::default_prefill_chunk(device), defaults.max_batched_tokens);
+    Harness h(c);
+    ASSERT_TRUE(h.arrive(req("long", 60000, 2)).is_ok());
+    const std::string chunk = str_cat("long:", c.max_prefill_chunk);
+    EXPECT_EQ(h.step(), chunk);
+    EXPECT_EQ(h.step(), chunk);
+    for (const char* name : {"s1", "s2", "s3"}) ASSERT_TRUE(h.arrive(req(name, 40, 3)).is_ok());
+    // The next step still prefills the long prompt and samples every short one.
+    EXPECT_EQ(h.step(), chunk + " s1:40s s2:40s s3:40s");
+    EXPECT_EQ(h.step(), chunk + " s1:1s s2:1s s3:1s");
+    EXPECT_FALSE(h.record("long").done);
+    for (const char* name : {"s1", "s2", "s3"}) EXPECT_EQ(h.record(name).tokens[0].size(), 2u) << name;
+    h.run_to_completion();
+    EXPECT_EQ(h.record("long").tokens[0].size(), 2u);
+  }
+}
+
+// The same scene with the chunk off (the whole budget for one prompt): the short requests wait
+// until the long prompt's last chunk, which is what the default avoids.
+TEST(Scheduler, WithoutAChunkALongPrefillHoldsShortRequestsBack) {
+  const runtime::EngineOptions defaults;
+  Harness::Config c;
+  c.block_size = 16;
+  c.num_blocks = 4200;
+  c.max_model_len = 65536;
+  c.max_batched_tokens = defaults.max_batched_tokens;
+  c.max_seqs = defaults.max_seqs;
+  Harness h(c);
+  ASSERT_TRUE(h.arrive(req("long", 60000, 2)).is_ok());
+  h.step();
+  for (const char* name : {"s1", "s2", "s3"}) ASSERT_TRUE(h.arrive(req(name, 40, 3)).is_ok());
+  int steps = 0;
+  while (h.record("s1").tokens[0].empty() && steps < 100) {
+    h.step();
+    ++steps;
+  }
+  EXPECT_EQ(steps, 60000 / defaults.max_batched_tokens);  // every remaining full-budget chunk
 }
 
 }  // namespace

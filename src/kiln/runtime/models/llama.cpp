@@ -110,7 +110,30 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   KILN_ASSIGN_OR_RETURN(m->rope_, Buffer::allocate(ctx.device, DType::kF32, {max_positions, d}));
   KILN_RETURN_IF_ERROR(copy_to_device(ctx, table.data(), m->rope_.tensor()));
   KILN_RETURN_IF_ERROR(synchronize(ctx));
+  m->weights_bytes_ += m->rope_.nbytes();
   return m;
+}
+
+// Mirrors load(): the same buffers, in the same layouts.
+int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device device, int64_t max_positions) {
+  const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
+  const int64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
+  const bool shared_table = c.tie_word_embeddings && device.kind == DeviceKind::kCuda;
+  int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
+                  ops::linear_weight_bytes(device, vocab, hidden, false);
+  int64_t layer = 2 * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
+  layer += ops::linear_weight_bytes(device, c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
+  layer += ops::linear_weight_bytes(device, hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
+  layer += ops::linear_weight_bytes(device, 2 * inter, hidden, c.mlp_bias);
+  layer += ops::linear_weight_bytes(device, hidden, inter, c.mlp_bias);
+  return bytes + c.num_layers * layer + max_positions * c.head_dim * 4;  // the RoPE table is f32
+}
+
+// Mirrors ensure_workspace().
+int64_t LlamaModel::planned_workspace_bytes(const model::ModelConfig& c, Device device, int64_t tokens, int64_t rows) {
+  const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
+  const int64_t per_token = 3 * c.hidden_size + (c.q_size() + 2 * c.kv_size()) + c.q_size() + 3 * c.intermediate_size;
+  return (tokens * per_token + rows * c.hidden_size) * dt;
 }
 
 int64_t LlamaModel::workspace_bytes() const {

@@ -41,8 +41,19 @@ class LlamaModel {
   // `in.logit_rows` into `logits` [m, vocab] (F32).
   Status forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache, const Tensor& logits);
 
+  // Allocates the activations of a step of `tokens` tokens and `rows` logit rows now, so that
+  // the workspace is real from the load on (steps up to that size allocate nothing).
+  Status reserve_workspace(const DeviceContext& ctx, int64_t tokens, int64_t rows) {
+    return ensure_workspace(ctx, tokens, rows);
+  }
+
+  // What load() and reserve_workspace() allocate, for the memory plan (runtime/memory_plan.h).
+  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, int64_t max_positions);
+  static int64_t planned_workspace_bytes(const model::ModelConfig& config, Device device, int64_t tokens,
+                                         int64_t rows);
+
   const model::ModelConfig& config() const { return config_; }
-  int64_t weights_bytes() const { return weights_bytes_; }
+  int64_t weights_bytes() const { return weights_bytes_; }  // the RoPE table included
   int64_t workspace_bytes() const;
   int64_t max_positions() const { return rope_.tensor().dim(0); }
 

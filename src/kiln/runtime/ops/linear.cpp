@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "kiln/runtime/backend/cpu/gemm_cpu.h"
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/dispatch.h"
 #include "kiln/runtime/ops/rms_norm.h"
@@ -44,6 +45,13 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
     return w;
   }
   return cpu::load_linear_weight(ctx, parts, bias_parts);
+}
+
+int64_t linear_weight_bytes(Device device, int64_t n, int64_t k, bool bias) {
+  const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
+  const int64_t b = bias ? n * dt : 0;
+  if (device.kind == DeviceKind::kCuda) return n * k * dt + b;
+  return cpu::packed_size(n, k) * dt + b;  // column panels, zero padded
 }
 
 namespace {

@@ -29,6 +29,9 @@ struct LinearWeight {
 Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<const HostMatrix> parts,
                                         std::span<const HostMatrix> bias_parts = {});
 
+// Bytes load_linear_weight allocates on `device` for an [n, k] weight (and its [n] bias).
+int64_t linear_weight_bytes(Device device, int64_t n, int64_t k, bool bias);
+
 // x: [M, K] in compute dtype; out: [M, N] (must not alias x).
 Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out);
 

@@ -1,4 +1,4 @@
-#include "kiln/runtime/backend/cuda/engine_cuda.h"
+#include "kiln/runtime/cuda_engine.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,47 +19,13 @@
 #include "kiln/runtime/ops/gather_rows.h"
 #include "kiln/runtime/ops/sample.h"
 #include "kiln/runtime/step_inputs.h"
+#include "kiln/runtime/step_metadata.h"
 
 namespace kiln::runtime::cuda {
 namespace {
 
-constexpr size_t kAlign = 64;  // int32 elements between metadata regions (256 bytes)
-
-size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-// Step metadata: int32 regions at fixed offsets of one pinned host buffer and one device buffer,
-// so that a captured graph keeps reading the same addresses while every step rewrites them.
-struct MetaLayout {
-  size_t tokens = 0, positions = 0, slots = 0, query_start = 0, kv_len = 0, block_start = 0, logit_rows = 0,
-         block_ids = 0, total = 0;
-  int64_t cap_tokens = 0, cap_seqs = 0, cap_blocks = 0;
-
-  static MetaLayout make(int64_t cap_tokens, int64_t cap_seqs, int64_t cap_blocks) {
-    MetaLayout l;
-    l.cap_tokens = cap_tokens;
-    l.cap_seqs = cap_seqs;
-    l.cap_blocks = cap_blocks;
-    size_t at = 0;
-    auto region = [&](int64_t n) {
-      const size_t r = at;
-      at += round_up(static_cast<size_t>(n));
-      return r;
-    };
-    l.tokens = region(cap_tokens);
-    l.positions = region(cap_tokens);
-    l.slots = region(cap_tokens);
-    l.logit_rows = region(cap_tokens);
-    l.query_start = region(cap_seqs + 1);
-    l.kv_len = region(cap_seqs);
-    l.block_start = region(cap_seqs + 1);
-    l.block_ids = region(cap_blocks);
-    l.total = at;
-    return l;
-  }
-};
-
 struct MetaBuffers {
-  MetaLayout layout;
+  StepMetaLayout layout;
   PinnedBuffer host;
   Buffer dev;
 };
@@ -78,10 +44,7 @@ class CudaEngine final : public Engine {
 
   Result<StepResult> step(const StepPlan& plan) override;
   const model::ModelConfig& config() const override { return model_->config(); }
-  KvGeometry kv_geometry() const override {
-    return {static_cast<int32_t>(cache_.shape().num_blocks), static_cast<int32_t>(cache_.shape().block_size)};
-  }
-  int64_t max_model_len() const override { return max_model_len_; }
+  const MemoryPlan& memory_plan() const override { return plan_; }
   MemoryUsage memory_usage() const override;
   std::string device_name() const override { return str_cat(device_->name(), " (cuda:", device_->index(), ")"); }
 
@@ -94,12 +57,11 @@ class CudaEngine final : public Engine {
   void drop_graphs();
   int64_t bucket_for(int64_t s) const;
 
-  EngineOptions options_;
+  MemoryPlan plan_;
   std::unique_ptr<CudaDevice> device_;
   DeviceContext ctx_;
   std::unique_ptr<models::LlamaModel> model_;
   KvCache cache_;
-  int64_t max_model_len_ = 0;
   int64_t weights_bytes_ = 0;
   int64_t workspace_bytes_ = 0;  // what the load allocated besides weights and KV cache
 
@@ -142,7 +104,7 @@ Status CudaEngine::ensure_meta(MetaBuffers& mb, int64_t cap_tokens, int64_t cap_
   if (!mb.dev.empty() && cap_blocks <= mb.layout.cap_blocks) return Status::ok();
   KILN_RETURN_IF_ERROR(device_->synchronize());
   drop_graphs();
-  mb.layout = MetaLayout::make(cap_tokens, options_.max_seqs, std::max(cap_blocks, mb.layout.cap_blocks * 2));
+  mb.layout = StepMetaLayout::make(cap_tokens, plan_.limits.max_seqs, std::max(cap_blocks, mb.layout.cap_blocks * 2));
   KILN_ASSIGN_OR_RETURN(mb.host, PinnedBuffer::alloc(mb.layout.total * sizeof(int32_t)));
   KILN_ASSIGN_OR_RETURN(mb.dev, Buffer::allocate(ctx_.device, DType::kI32, {static_cast<int64_t>(mb.layout.total)}));
   ++meta_gen_;
@@ -169,14 +131,18 @@ MemoryUsage CudaEngine::memory_usage() const {
 }
 
 Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path& model_dir,
-                                                     const EngineOptions& options) {
-  if (options.block_size <= 0) return invalid_argument(str_cat("engine: block_size ", options.block_size, " must be positive"));
-  if (options.max_batched_tokens <= 0 || options.max_seqs <= 0)
-    return invalid_argument("engine: max_batched_tokens and max_seqs must be positive");
-  if (!(options.gpu_memory_fraction > 0.0 && options.gpu_memory_fraction <= 1.0))
-    return invalid_argument(str_cat("engine: gpu_memory_fraction ", options.gpu_memory_fraction, " is not in (0, 1]"));
+                                                     const EngineOptions& given) {
+  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  EngineOptions options = given;
+  if (options.kv_cache_bytes <= 0 && options.memory_budget <= 0) {
+    // Read once, before anything of this engine is on the device: the plan then fixes every size.
+    KILN_ASSIGN_OR_RETURN(options.memory_budget,
+                          default_memory_budget(DeviceKind::kCuda, options.device_index, options.gpu_memory_fraction));
+  }
+  KILN_ASSIGN_OR_RETURN(MemoryPlan plan, plan_memory(config, options));
+  const EngineLimits& lim = plan.limits;
   std::unique_ptr<CudaEngine> e(new CudaEngine());
-  e->options_ = options;
+  e->plan_ = plan;
   KILN_ASSIGN_OR_RETURN(e->device_, CudaDevice::open(options.device_index));
   e->ctx_.device = Device::cuda(options.device_index);
   e->ctx_.stream = e->device_->stream();
@@ -184,63 +150,39 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
   const char* graphs_env = std::getenv("KILN_CUDA_GRAPHS");
   e->graphs_enabled_ = graphs_env == nullptr || std::string(graphs_env) != "0";
   const int64_t allocated_at_start = allocated_bytes(e->ctx_.device);
-
-  KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
-  e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
-  if (e->max_model_len_ <= 0 || e->max_model_len_ > (int64_t{1} << 30))
-    return invalid_argument(str_cat("engine: max_model_len ", e->max_model_len_, " is not usable"));
   {
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> ck, model::Checkpoint::open(model_dir));
     const int64_t before = allocated_bytes(e->ctx_.device);
-    KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *ck, e->max_model_len_));
+    KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *ck, lim.max_model_len));
     e->weights_bytes_ = allocated_bytes(e->ctx_.device) - before;
   }
 
-  // The activation workspace of the largest step, reserved before the KV cache takes the rest.
-  const model::ModelConfig& c = e->model_->config();
-  const int64_t n = options.max_batched_tokens;
-  const int64_t per_token = (3 * c.hidden_size + c.q_size() + 2 * c.kv_size() + c.q_size() + 3 * c.intermediate_size) * 2;
-  const int64_t rows = std::max<int64_t>(options.max_seqs, 1);
-  const int64_t reserve = n * per_token + rows * c.hidden_size * 2 + 2 * rows * c.vocab_size * 4 + (256 << 20);
-
   KvCacheShape shape;
-  shape.num_layers = c.num_layers;
-  shape.block_size = options.block_size;
-  shape.num_kv_heads = c.num_kv_heads;
-  shape.head_dim = c.head_dim;
-  const int64_t per_block = shape.bytes_per_block(DType::kBF16);
-  int64_t kv_bytes = options.kv_cache_bytes;
-  int64_t free_bytes = 0, total = 0;
-  KILN_RETURN_IF_ERROR(e->device_->mem_info(&free_bytes, &total));
-  if (kv_bytes <= 0) {
-    kv_bytes = static_cast<int64_t>(options.gpu_memory_fraction * static_cast<double>(total)) - (total - free_bytes) - reserve;
-  }
-  shape.num_blocks = std::min<int64_t>(std::max<int64_t>(kv_bytes, 0) / per_block, std::numeric_limits<int32_t>::max());
-  if (shape.num_blocks <= 0) {
-    return resource_exhausted(str_cat("engine: no room for a KV cache on ", e->device_->name(), ": ",
-                                      format_bytes(double(free_bytes)), " free of ", format_bytes(double(total)),
-                                      " after ", format_bytes(double(e->weights_bytes_)), " of weights, with ",
-                                      format_bytes(double(reserve)), " kept for activations (gpu_memory_fraction ",
-                                      options.gpu_memory_fraction, ")"));
-  }
+  shape.num_layers = config.num_layers;
+  shape.block_size = lim.block_size;
+  shape.num_kv_heads = config.num_kv_heads;
+  shape.head_dim = config.head_dim;
+  shape.num_blocks = lim.num_kv_blocks;
   KILN_ASSIGN_OR_RETURN(e->cache_, KvCache::allocate(e->ctx_, shape, DType::kBF16));
 
-  for (int64_t b = 1; b < options.max_seqs; b *= 2) e->buckets_.push_back(b);
-  e->buckets_.push_back(options.max_seqs);
-  const int64_t blocks_per_seq = (e->max_model_len_ + options.block_size - 1) / options.block_size;
-  const int64_t cap_blocks = options.max_seqs * (blocks_per_seq + 1);
-  KILN_RETURN_IF_ERROR(
-      e->ensure_meta(e->general_, std::max<int64_t>(options.max_batched_tokens, options.max_seqs), cap_blocks));
-  KILN_RETURN_IF_ERROR(e->ensure_meta(e->decode_, options.max_seqs, cap_blocks));
-  KILN_RETURN_IF_ERROR(e->ensure_logits(rows).status());
+  for (int64_t b = 1; b < lim.max_seqs; b *= 2) e->buckets_.push_back(b);
+  e->buckets_.push_back(lim.max_seqs);
+  const int64_t cap_blocks = step_meta_block_capacity(lim.max_seqs, lim.max_model_len, lim.block_size);
+  const int64_t cap_tokens = std::max<int64_t>(lim.max_batched_tokens, lim.max_seqs);
+  KILN_RETURN_IF_ERROR(e->ensure_meta(e->general_, cap_tokens, cap_blocks));
+  KILN_RETURN_IF_ERROR(e->ensure_meta(e->decode_, lim.max_seqs, cap_blocks));
+  KILN_RETURN_IF_ERROR(e->ensure_logits(lim.max_seqs).status());
+  // A decode step runs padded to its bucket, up to max_seqs tokens, which may pass the budget.
+  KILN_RETURN_IF_ERROR(e->model_->reserve_workspace(e->ctx_, cap_tokens, lim.max_seqs));
   KILN_RETURN_IF_ERROR(e->warm_up());
   // Engines load one at a time (the model pool's loader thread) and steps allocate nothing after
   // warm-up, so what this load added beyond weights and KV cache is this engine's workspace.
   e->workspace_bytes_ = std::max<int64_t>(
       0, allocated_bytes(e->ctx_.device) - allocated_at_start - e->weights_bytes_ - e->cache_.nbytes());
-  log_info("cuda engine: ", e->device_name(), ", weights ", format_bytes(double(e->weights_bytes_)), ", KV cache ",
-           format_bytes(double(e->cache_.nbytes())), " (", shape.num_blocks, " blocks of ", shape.block_size,
-           " tokens), workspace ", format_bytes(double(e->memory_usage().workspace_bytes)));
+  log_info("cuda engine: ", e->device_name(), ", weights ", format_bytes(double(e->weights_bytes_)), " (planned ",
+           format_bytes(double(plan.weights_bytes)), "), KV cache ", format_bytes(double(e->cache_.nbytes())), " (",
+           shape.num_blocks, " blocks of ", shape.block_size, " tokens), workspace ",
+           format_bytes(double(e->workspace_bytes_)), " (planned ", format_bytes(double(plan.workspace_bytes)), ")");
   return e;
 }
 
@@ -248,9 +190,9 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
 // every activation buffer reaches its final size now: later steps allocate nothing, and the
 // memory figures are real from the start. The K/V it writes land in free blocks.
 Status CudaEngine::warm_up() {
-  const int64_t n = options_.max_batched_tokens, bs = options_.block_size;
-  const int64_t s = std::min<int64_t>(options_.max_seqs, n);
-  const int64_t len = std::min<int64_t>((n + s - 1) / s, max_model_len_);
+  const int64_t n = plan_.limits.max_batched_tokens, bs = plan_.limits.block_size;
+  const int64_t s = std::min<int64_t>(plan_.limits.max_seqs, n);
+  const int64_t len = std::min<int64_t>((n + s - 1) / s, plan_.limits.max_model_len);
   const int64_t num_blocks = cache_.shape().num_blocks;
   StepPlan plan;
   plan.query_start.push_back(0);
@@ -321,7 +263,7 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   KILN_RETURN_IF_ERROR(validate_step_plan(plan, kv_geometry(), vocab));
   const int32_t n = plan.num_tokens(), s = plan.num_seqs(), m = plan.num_samples();
   KILN_ASSIGN_OR_RETURN(const StepExtent extent,
-                        check_step_limits(plan, {options_.max_batched_tokens, options_.max_seqs, max_model_len_}));
+                        check_step_limits(plan, plan_.limits));
   StepResult result;
   result.vocab_size = vocab;
   if (n == 0) return result;
@@ -337,7 +279,7 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   const int64_t pads = rows_total - s;
   MetaBuffers& mb = bucket > 0 ? decode_ : general_;
   KILN_RETURN_IF_ERROR(ensure_meta(mb, mb.layout.cap_tokens, static_cast<int64_t>(plan.block_ids.size()) + pads));
-  const MetaLayout& meta = mb.layout;
+  const StepMetaLayout& meta = mb.layout;
   auto* h = mb.host.as<int32_t>();
   const int32_t bs = static_cast<int32_t>(cache_.shape().block_size);
   std::memcpy(h + meta.tokens, plan.token_ids.data(), static_cast<size_t>(n) * 4);
@@ -404,7 +346,7 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   in.block_ids = view(meta.block_ids, bucket > 0 ? meta.cap_blocks : std::max<int64_t>(n_blocks_used, 1));
   in.logit_rows = view(meta.logit_rows, n_rows);
   in.max_query_len = bucket > 0 ? 1 : extent.max_query_len;
-  in.max_kv_len = bucket > 0 ? max_model_len_ : extent.max_kv_len;
+  in.max_kv_len = bucket > 0 ? plan_.limits.max_model_len : extent.max_kv_len;
 
   KILN_ASSIGN_OR_RETURN(Buffer * lb, ensure_logits(std::max<int64_t>(n_rows, m)));
   const Tensor logits = lb->tensor().rows(0, n_rows);

