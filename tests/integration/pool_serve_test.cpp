@@ -253,7 +253,8 @@ int PoolServeTest::port_ = 0;
 int64_t PoolServeTest::one_model_ = 0;
 int64_t PoolServeTest::budget_ = 0;
 
-// The tests share one server and run in order.
+// The tests share one server and run in order (ctest runs each alone, on a server of its own:
+// each test must pass both ways).
 
 TEST_F(PoolServeTest, T1_HealthAndModelListLoadNothing) {
   for (int i = 0; i < 3; ++i) {
@@ -437,6 +438,7 @@ TEST_F(PoolServeTest, T10_ProgressStreamFollowsALoadToItsEnd) {
   EXPECT_EQ(call("GET", "/v1/admin/models/slow/progress").status, 401);
   EXPECT_EQ(admin("GET", "/v1/admin/models/nope/progress").status, 404);
   // A model that is not loading: its state, and the end.
+  ASSERT_EQ(admin("POST", "/v1/admin/models/alpha/load").status, 200);
   RawResponse ready = admin("GET", "/v1/admin/models/alpha/progress");
   ASSERT_EQ(ready.status, 200) << ready.body;
   EXPECT_EQ(ready.header("content-type").rfind("text/event-stream", 0), 0u);

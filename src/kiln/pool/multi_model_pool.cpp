@@ -266,7 +266,7 @@ MultiModelPool::Core::Deferred MultiModelPool::Core::apply(PoolActions actions) 
       case PoolAction::Kind::kFailed:
         if (describe(id).state == ModelState::kFailed) {
           log_error(a.status.message());
-          if (m != nullptr) m->counter("kiln_model_load_failures_total", "Models loads that failed.", {{"model", id}}).inc();
+          if (m != nullptr) m->counter("kiln_model_load_failures_total", "Model loads that failed.", {{"model", id}}).inc();
         } else {
           log_warn(a.status.message());
         }
