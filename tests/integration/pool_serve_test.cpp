@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +81,9 @@ class PoolServeTest : public ::testing::Test {
     log_ = new fs::path(*root_ / "serve.log");
     pid_ = fork();
     if (pid_ == 0) {
+      // A test killed midway (a ctest timeout) must not leave its server behind, perhaps with a
+      // load held at the FIFO that SIGTERM's drain would wait on forever.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       const std::string budget = std::to_string(budget_);
       const std::string dir = models.string();
       setenv("KILN_HOME", (*root_ / "home").c_str(), 1);
