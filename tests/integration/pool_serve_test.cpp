@@ -1,9 +1,14 @@
 // `kiln serve` with a models directory: the real binary on 127.0.0.1, three tiny models under a
-// memory budget that holds two, a corrupt one and one too large for the budget. Many clients
-// alternate between the models; the admin API is sampled throughout to check the budget.
+// memory budget that holds two, a corrupt one, one too large for the budget, and "slow", whose
+// tokenizer.json is a FIFO: its load stops in the "tokenizer" phase until the test writes the
+// file, so a test holds the real server's loader for as long as it likes, without timing. Many
+// clients alternate between the models; the admin API is sampled throughout to check the budget.
 #include <gtest/gtest.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +51,11 @@ class PoolServeTest : public ::testing::Test {
     pool::testing::make_tiny_model(models / "beta", 2);
     pool::testing::make_tiny_model(models / "gamma", 3);
     pool::testing::make_tiny_model(models / "huge", 4, /*hidden=*/512);
+    pool::testing::make_tiny_model(models / "slow", 5);
+    slow_tokenizer_ = new std::string(read_file(models / "slow" / "tokenizer.json").value());
+    fifo_ = new fs::path(models / "slow" / "tokenizer.json");
+    fs::remove(*fifo_);
+    ASSERT_EQ(mkfifo(fifo_->c_str(), 0644), 0);
     fs::create_directories(models / "broken");
     for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
       fs::copy_file(models / "alpha" / f, models / "broken" / f);
@@ -71,6 +81,9 @@ class PoolServeTest : public ::testing::Test {
     log_ = new fs::path(*root_ / "serve.log");
     pid_ = fork();
     if (pid_ == 0) {
+      // A test killed midway (a ctest timeout) must not leave its server behind, perhaps with a
+      // load held at the FIFO that SIGTERM's drain would wait on forever.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       const std::string budget = std::to_string(budget_);
       const std::string dir = models.string();
       setenv("KILN_HOME", (*root_ / "home").c_str(), 1);
@@ -97,6 +110,11 @@ class PoolServeTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
+    // A load still held at the FIFO gets an empty file (and fails) rather than holding up the exit.
+    if (fifo_ != nullptr) {
+      int fd = ::open(fifo_->c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+    }
     if (pid_ > 0) {
       kill(pid_, SIGTERM);
       int status = 0;
@@ -106,7 +124,58 @@ class PoolServeTest : public ::testing::Test {
     if (root_ != nullptr) fs::remove_all(*root_, ec);
     delete root_;
     delete log_;
+    delete fifo_;
+    delete slow_tokenizer_;
   }
+
+  // Writes `content` as slow's tokenizer.json to the load waiting at the FIFO (waiting for that
+  // load to open it first): this is what lets a held load go on.
+  static bool feed_slow(const std::string& content) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    int fd = -1;
+    while ((fd = ::open(fifo_->c_str(), O_WRONLY | O_NONBLOCK)) < 0) {
+      if (errno != ENXIO || std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    size_t off = 0;
+    while (off < content.size()) {
+      const ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return off == content.size();
+  }
+
+  // Reads a streamed response until `needle` has arrived; false when the stream ends or stalls first.
+  static bool read_until(RawClient& c, std::string* got, const std::string& needle, int timeout_ms = 60000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (got->find(needle) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      auto more = c.read_some(100);
+      if (!more) return got->find(needle) != std::string::npos;
+      *got += *more;
+    }
+    return true;
+  }
+
+  // The JSON of every `data:` event of a stream's raw bytes ([DONE] left out).
+  static std::vector<json> data_events(const std::string& raw) {
+    std::vector<json> out;
+    size_t at = 0;
+    while ((at = raw.find("data: ", at)) != std::string::npos) {
+      const size_t end = raw.find('\n', at);
+      std::string line = raw.substr(at + 6, end == std::string::npos ? std::string::npos : end - at - 6);
+      at = end;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line == "[DONE]") continue;
+      out.push_back(json::parse(line, nullptr, false));
+    }
+    return out;
+  }
+
+  static std::string admin_header() { return str_cat("Authorization: Bearer ", kAdminKey, "\r\n"); }
 
   static RawResponse call(const std::string& method, const std::string& path, const std::string& body = "",
                           const std::string& headers = "", int timeout_ms = 60000) {
@@ -118,7 +187,7 @@ class PoolServeTest : public ::testing::Test {
     return r.value_or(RawResponse{});
   }
   static RawResponse admin(const std::string& method, const std::string& path, const std::string& body = "") {
-    return call(method, path, body, str_cat("Authorization: Bearer ", kAdminKey, "\r\n"));
+    return call(method, path, body, admin_header());
   }
   static RawResponse complete(const std::string& model, int max_tokens, const std::string& extra = "") {
     return call("POST", "/v1/completions",
@@ -172,6 +241,8 @@ class PoolServeTest : public ::testing::Test {
 
   static fs::path* root_;
   static fs::path* log_;
+  static fs::path* fifo_;
+  static std::string* slow_tokenizer_;
   static pid_t pid_;
   static int port_;
   static int64_t one_model_, budget_;
@@ -179,12 +250,15 @@ class PoolServeTest : public ::testing::Test {
 
 fs::path* PoolServeTest::root_ = nullptr;
 fs::path* PoolServeTest::log_ = nullptr;
+fs::path* PoolServeTest::fifo_ = nullptr;
+std::string* PoolServeTest::slow_tokenizer_ = nullptr;
 pid_t PoolServeTest::pid_ = 0;
 int PoolServeTest::port_ = 0;
 int64_t PoolServeTest::one_model_ = 0;
 int64_t PoolServeTest::budget_ = 0;
 
-// The tests share one server and run in order.
+// The tests share one server and run in order (ctest runs each alone, on a server of its own:
+// each test must pass both ways).
 
 TEST_F(PoolServeTest, T1_HealthAndModelListLoadNothing) {
   for (int i = 0; i < 3; ++i) {
@@ -193,12 +267,12 @@ TEST_F(PoolServeTest, T1_HealthAndModelListLoadNothing) {
     json j = json::parse(h.body);
     EXPECT_EQ(j["status"], "ok");
     EXPECT_EQ(j["pool"]["loaded"], 0);
-    EXPECT_EQ(j["pool"]["servable"], 5);
+    EXPECT_EQ(j["pool"]["servable"], 6);
     EXPECT_EQ(j["pool"]["budget_bytes"], budget_);
     RawResponse m = call("GET", "/v1/models");
     ASSERT_EQ(m.status, 200);
     json list = json::parse(m.body);
-    ASSERT_EQ(list["data"].size(), 5u);
+    ASSERT_EQ(list["data"].size(), 6u);
     for (const auto& e : list["data"]) EXPECT_FALSE(e["loaded"].get<bool>()) << e.dump();
   }
   EXPECT_EQ(admin_models()["used_bytes"], 0);
@@ -319,11 +393,28 @@ TEST_F(PoolServeTest, T6_PinnedModelStaysAndUnloadFrees) {
 }
 
 TEST_F(PoolServeTest, T7_StreamWaitingForALoadGetsKeepAlives) {
-  ASSERT_EQ(state("gamma"), "unloaded");
-  RawResponse r = complete("gamma", 3, R"(,"stream":true)");
-  ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_NE(r.body.find(": loading model"), std::string::npos) << r.body.substr(0, 400);
-  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  ASSERT_EQ(state("slow"), "unloaded");
+  RawClient c(port_);
+  ASSERT_TRUE(c.connected());
+  c.send(http_request("POST", "/v1/completions",
+                      R"({"model":"slow","prompt":[1,17,42,99],"max_tokens":3,"ignore_eos":true,"stream":true})"));
+  // The load is held at the FIFO until the keep-alive has been seen.
+  std::string got;
+  ASSERT_TRUE(read_until(c, &got, ": loading model")) << got;
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
+  EXPECT_EQ(got.find("data: "), std::string::npos) << got;
+  EXPECT_EQ(state("slow"), "loading");
+  // Meanwhile the pool still rescans and serves the loaded models.
+  RawResponse rescan = admin("POST", "/v1/admin/models/rescan");
+  EXPECT_EQ(rescan.status, 200) << rescan.body;
+  EXPECT_EQ(complete("alpha", 2).status, 200);
+  ASSERT_TRUE(feed_slow(*slow_tokenizer_));
+  ASSERT_TRUE(read_until(c, &got, "data: [DONE]")) << got;
+  const auto events = data_events(got);
+  ASSERT_FALSE(events.empty());
+  for (const auto& e : events) EXPECT_TRUE(e.contains("choices")) << e.dump();
+  EXPECT_EQ(events.back()["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(state("slow"), "ready");
 }
 
 TEST_F(PoolServeTest, T8_KeepAliveZeroUnloadsAfterTheRequest) {
@@ -338,13 +429,78 @@ TEST_F(PoolServeTest, T9_RescanAndSighupFindNewModels) {
   pool::testing::make_tiny_model(*root_ / "models" / "delta", 9);
   RawResponse r = admin("POST", "/v1/admin/models/rescan");
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::parse(r.body)["models"], 6);
+  EXPECT_EQ(json::parse(r.body)["models"], 7);
   EXPECT_NE(call("GET", "/v1/models").body.find("\"delta\""), std::string::npos);
   pool::testing::make_tiny_model(*root_ / "models" / "org" / "epsilon", 10);
   kill(pid_, SIGHUP);
   EXPECT_TRUE(eventually([] { return call("GET", "/v1/models").body.find("\"org/epsilon\"") != std::string::npos; }));
   RawResponse ok = complete("org/epsilon", 2);
   EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+TEST_F(PoolServeTest, T10_ProgressStreamFollowsALoadToItsEnd) {
+  EXPECT_EQ(call("GET", "/v1/admin/models/slow/progress").status, 401);
+  EXPECT_EQ(admin("GET", "/v1/admin/models/nope/progress").status, 404);
+  // A model that is not loading: its state, and the end.
+  ASSERT_EQ(admin("POST", "/v1/admin/models/alpha/load").status, 200);
+  RawResponse ready = admin("GET", "/v1/admin/models/alpha/progress");
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.header("content-type").rfind("text/event-stream", 0), 0u);
+  auto once = data_events(ready.body);
+  ASSERT_EQ(once.size(), 1u) << ready.body;
+  EXPECT_EQ(once[0]["id"], "alpha");
+  EXPECT_EQ(once[0]["state"], "ready");
+  EXPECT_NE(ready.body.find("data: [DONE]"), std::string::npos);
+
+  // slow, loaded again and held at the FIFO: the stream shows each phase, then ready.
+  ASSERT_EQ(admin("POST", "/v1/admin/models/slow/unload").status, 200);
+  RawResponse load_answer;
+  std::thread load([&] { load_answer = admin("POST", "/v1/admin/models/slow/load"); });
+  ASSERT_TRUE(eventually([] { return state("slow") == "loading"; }));
+  RawClient p(port_);
+  ASSERT_TRUE(p.connected());
+  p.send(http_request("GET", "/v1/admin/models/slow/progress", "", admin_header()));
+  std::string got;
+  EXPECT_TRUE(read_until(p, &got, R"("phase":"tokenizer")")) << got;
+  ASSERT_TRUE(feed_slow(*slow_tokenizer_));
+  EXPECT_TRUE(read_until(p, &got, "data: [DONE]")) << got;
+  load.join();
+  EXPECT_EQ(load_answer.status, 200) << load_answer.body;
+  auto events = data_events(got);
+  ASSERT_GE(events.size(), 3u) << got;
+  double fraction = 0;
+  std::vector<std::string> phases;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["state"], "loading") << events[i].dump();
+    EXPECT_GE(events[i]["fraction"].get<double>(), fraction);
+    fraction = events[i]["fraction"].get<double>();
+    if (phases.empty() || phases.back() != events[i]["phase"]) phases.push_back(events[i]["phase"]);
+  }
+  // The stream may open before the loader has begun ("loading", room just reserved); from the
+  // loader on, every phase shows, in order.
+  while (!phases.empty() && phases.front() != "tokenizer") phases.erase(phases.begin());
+  EXPECT_EQ(phases, (std::vector<std::string>{"tokenizer", "weights", "worker"})) << got;
+  EXPECT_EQ(events.back()["state"], "ready");
+  EXPECT_TRUE(events.back().contains("load_seconds"));
+
+  // A load that fails: the stream ends with the failure.
+  ASSERT_EQ(admin("POST", "/v1/admin/models/slow/unload").status, 200);
+  std::thread failing([&] { load_answer = admin("POST", "/v1/admin/models/slow/load"); });
+  ASSERT_TRUE(eventually([] { return state("slow") == "loading"; }));
+  RawClient f(port_);
+  f.send(http_request("GET", "/v1/admin/models/slow/progress", "", admin_header()));
+  got.clear();
+  EXPECT_TRUE(read_until(f, &got, R"("phase":"tokenizer")")) << got;
+  ASSERT_TRUE(feed_slow("{ not a tokenizer"));
+  EXPECT_TRUE(read_until(f, &got, "data: [DONE]")) << got;
+  failing.join();
+  EXPECT_EQ(load_answer.status, 500) << load_answer.body;
+  events = data_events(got);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back()["state"], "failed");
+  EXPECT_NE(events.back()["error"].get<std::string>().find("`slow` could not be loaded"), std::string::npos)
+      << events.back().dump();
+  EXPECT_GT(events.back()["retry_in_seconds"].get<double>(), 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/http/json_fields.h"
+#include "kiln/http/sse.h"
 #include "kiln/pool/registry.h"
 
 namespace kiln::http {
@@ -53,6 +54,74 @@ std::optional<ApiError> check_admin_key(const AppContext& ctx, const ExchangePtr
   return ctx.options->admin_keys.check(ex->request());
 }
 
+// One event of a progress stream: where the load is, then how it ended.
+std::string progress_event(const pool::ModelStatus& m) {
+  Json j = {{"id", m.id}, {"state", std::string(pool::model_state_name(m.state))}};
+  if (m.state == pool::ModelState::kLoading) {
+    j["phase"] = m.loading_phase;
+    j["fraction"] = std::round(m.loading_progress * 1000.0) / 1000.0;
+  }
+  if (m.state == pool::ModelState::kReady) j["load_seconds"] = m.load_seconds;
+  if (!m.error.empty()) j["error"] = m.error;
+  if (m.state == pool::ModelState::kFailed) j["retry_in_seconds"] = std::ceil(m.retry_in_seconds);
+  return sse_data(dump(j));
+}
+
+// GET /v1/admin/models/{id}/progress. The watch delivers statuses from the pool's threads; each
+// hops to the exchange's strand, where older revisions are dropped, so events go out in order.
+// The stream ends after the first status that is not `loading`.
+struct ProgressStream {
+  int64_t last_revision = -1;
+  bool ended = false;
+  std::shared_ptr<void> watch;  // on the strand only
+};
+
+void deliver_progress(const ExchangePtr& ex, ProgressStream& p, const pool::ModelStatus& m) {
+  if (p.ended || ex->finished() || m.revision <= p.last_revision) return;
+  p.last_revision = m.revision;
+  ex->send(progress_event(m));
+  if (m.state == pool::ModelState::kLoading) return;
+  p.ended = true;
+  p.watch.reset();
+  ex->send(sse_done());
+  ex->end_stream();
+}
+
+void progress_keepalive(const AppContext& ctx, const ExchangePtr& ex, const std::shared_ptr<ProgressStream>& p) {
+  ex->post_after(ctx.options->sse_keepalive, [&ctx, ex, p] {
+    if (p->ended || ex->finished()) {
+      p->watch.reset();
+      return;
+    }
+    ex->send(sse_comment("loading model"));
+    progress_keepalive(ctx, ex, p);
+  });
+}
+
+void stream_progress(const AppContext& ctx, const ExchangePtr& ex, const std::string& id) {
+  ex->record().route = "/v1/admin/models/{id}/progress";
+  auto p = std::make_shared<ProgressStream>();
+  std::weak_ptr<Exchange> weak_ex = ex;
+  std::weak_ptr<ProgressStream> weak_p = p;
+  // Watch first, then read the status: no change falls between the two.
+  p->watch = ctx.pool->watch(id, [weak_ex, weak_p](const pool::ModelStatus& m) {
+    auto live = weak_ex.lock();
+    if (!live) return;
+    live->post([live, weak_p, m] {
+      if (auto stream = weak_p.lock()) deliver_progress(live, *stream, m);
+    });
+  });
+  auto now = ctx.pool->model_status(id);
+  if (!p->watch || !now) return respond_status_error(ex, pool::model_not_found(id));
+  ex->on_client_gone([p] {
+    p->ended = true;
+    p->watch.reset();
+  });
+  ex->start_stream();
+  deliver_progress(ex, *p, *now);
+  if (!p->ended) progress_keepalive(ctx, ex, p);
+}
+
 }  // namespace
 
 std::string render_model_status(const pool::ModelStatus& m) { return dump(model_status_json(m)); }
@@ -98,6 +167,11 @@ void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex) {
   const std::string& method = ex->request().method;
   if (method == "GET") {
     auto st = ctx.pool->model_status(id);
+    // ".../progress" is the progress stream of the model before it, unless a model has that very id.
+    constexpr std::string_view kProgress = "/progress";
+    if (!st && id.size() > kProgress.size() && ends_with(id, kProgress)) {
+      return stream_progress(ctx, ex, id.substr(0, id.size() - kProgress.size()));
+    }
     if (!st) return respond_status_error(ex, pool::model_not_found(id));
     return ex->respond({200, "application/json", {}, render_model_status(*st)});
   }

@@ -2,6 +2,8 @@
 // /health:
 //   GET  /v1/admin/models               every model: state, memory, last use, requests in flight
 //   GET  /v1/admin/models/{id}          one model
+//   GET  /v1/admin/models/{id}/progress SSE: the model's state, loading phase and fraction at each
+//                                       change, until it is no longer loading
 //   POST /v1/admin/models/{id}/load     load it now; {"pinned": true|false} pins or unpins it
 //   POST /v1/admin/models/{id}/unload   unload it once its requests in flight have finished
 //   POST /v1/admin/models/rescan        re-read kiln.toml and the model directories
@@ -16,7 +18,7 @@ namespace kiln::http {
 
 void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex);
 // GET or POST under /v1/admin/models/: the model id may contain '/', so the action is the last
-// path segment of a POST.
+// path segment of a POST, and of a GET that names no model as a whole.
 void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_admin_rescan(const AppContext& ctx, const ExchangePtr& ex);
 

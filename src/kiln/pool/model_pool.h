@@ -79,28 +79,31 @@ class ModelPool {
   virtual ~ModelPool() = default;
 
   // Gets `model_id` loaded and calls `done` with a lease, or with kNotFound for a model the pool
-  // does not know (or another error when loading fails). `done` runs on the calling thread when
-  // the model is already loaded, else on the pool's loader thread: callers must not block in it
-  // and must hop back to their own executor themselves.
-  virtual void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) = 0;
-  // With the request's options (its keep_alive); a pool that keeps every model loaded ignores them.
+  // does not know (or another error when loading fails). `options` carries the request's
+  // keep_alive. `done` runs on the calling thread when the answer is known at once, else on a
+  // loader thread: callers must not block in it and must hop back to their own executor themselves.
   virtual void acquire(std::string_view model_id, const AcquireOptions& options,
-                       std::function<void(Result<ModelLease>)> done) {
-    (void)options;
-    acquire(model_id, std::move(done));
-  }
+                       std::function<void(Result<ModelLease>)> done) = 0;
   virtual std::vector<ModelInfo> list() const = 0;
   // Stops every worker (their requests end with kUnavailable). Idempotent.
   virtual void shutdown() = 0;
 
-  // For /health and the admin API. By default every listed model is ready, and loading,
-  // unloading and rescanning are refused (a pool of models loaded once at start).
-  virtual PoolStatus status() const;
-  virtual std::optional<ModelStatus> model_status(std::string_view model_id) const;
+  // For /health and the admin API.
+  virtual PoolStatus status() const = 0;
+  virtual std::optional<ModelStatus> model_status(std::string_view model_id) const = 0;
+  // Loads `model_id` (pinning or unpinning it when `pinned` is set); `done` runs once it is ready
+  // or has failed.
   virtual void load(std::string_view model_id, std::optional<bool> pinned,
-                    std::function<void(Result<ModelStatus>)> done);
-  virtual void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done);
-  virtual void rescan(std::function<void(Result<int64_t>)> done);
+                    std::function<void(Result<ModelStatus>)> done) = 0;
+  // Unloads `model_id` once its requests in flight have finished; `done` runs then.
+  virtual void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done) = 0;
+  // Re-reads the registry; `done` gets the number of servable models.
+  virtual void rescan(std::function<void(Result<int64_t>)> done) = 0;
+  // Calls `fn` with `model_id`'s status after each change of its state, loading phase or
+  // fraction, on whichever thread made the change and never under the pool's lock (so statuses
+  // may arrive out of order: ModelStatus::revision orders them). The watch lasts as long as the
+  // returned handle; nullptr for a model the pool does not know.
+  virtual std::shared_ptr<void> watch(std::string_view model_id, std::function<void(const ModelStatus&)> fn) = 0;
 };
 
 // The 404 every pool answers for an unknown model, in OpenAI's wording.

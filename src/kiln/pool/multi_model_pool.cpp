@@ -1,13 +1,18 @@
-// MultiModelPool: the calls HTTP threads make (acquire, list, status, admin requests) and the
-// bookkeeping they share with the pool thread (pool_thread.cpp).
+// MultiModelPool, the executor: it feeds PoolPolicy the events (requests, leases released, loads
+// and unloads that ended, rescans, the clock) under one mutex and runs the actions it returns.
+// Loads, unloads, plans and rescans each run on a thread of their own with the mutex released;
+// callbacks (`done`, watchers) always run with it released.
 #include "kiln/pool/multi_model_pool.h"
 
 #include <algorithm>
-#include <set>
+#include <cmath>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
-#include "kiln/pool/pool_core.h"
 
 namespace kiln::pool {
 
@@ -21,23 +26,6 @@ std::string_view model_state_name(ModelState s) {
   }
   return "unknown";
 }
-
-namespace {
-
-// Holds a model for one request. Every copy of the ModelLease shares it; when the last goes, the
-// model reference is dropped first and then the pool hears of it, so that an unload that follows
-// holds the last reference and frees the model on the pool thread.
-struct LeaseToken {
-  std::shared_ptr<LoadedModel> model;
-  std::weak_ptr<MultiModelPool::Core> core;
-  std::shared_ptr<Slot> slot;
-  ~LeaseToken() {
-    model.reset();
-    if (auto c = core.lock()) c->release(slot);
-  }
-};
-
-}  // namespace
 
 Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
   Plan p;
@@ -85,208 +73,355 @@ Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
   return p;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Core: shared bookkeeping (under mu)
+namespace {
 
-std::optional<Millis> MultiModelPool::Core::keep_alive(const Slot& s) const {
-  if (!s.listed) return Millis(0);
-  if (pinned(s)) return std::nullopt;
-  std::optional<Millis> ka = s.request_keep_alive ? s.request_keep_alive
-                             : s.entry.settings.keep_alive ? s.entry.settings.keep_alive
-                                                            : options.keep_alive;
-  if (!ka || ka->count() < 0) return std::nullopt;
-  return ka;
+void apply_sampling_defaults(const ModelSettings& st, model::GenerationConfig* g) {
+  if (st.temperature) g->temperature = st.temperature;
+  if (st.top_p) g->top_p = st.top_p;
+  if (st.top_k) g->top_k = st.top_k;
+  if (st.min_p) g->min_p = st.min_p;
+  if (st.repetition_penalty) g->repetition_penalty = st.repetition_penalty;
+  // A configured temperature means sampling, whatever generation_config.json's do_sample says.
+  if (st.temperature) g->do_sample = *st.temperature > 0.0;
 }
 
-int64_t MultiModelPool::Core::used_bytes() const {
-  int64_t used = 0;
-  for (const auto& [id, s] : slots) used += s->reserved;
-  return used;
+std::string_view unload_reason(PoolAction::Reason r) {
+  switch (r) {
+    case PoolAction::Reason::kEvicted: return " (idle, least recently used: evicted to make room)";
+    case PoolAction::Reason::kKeepAlive: return " (idle for its keep_alive)";
+    case PoolAction::Reason::kAsked: return " (asked for)";
+    case PoolAction::Reason::kDropped: return " (no longer in the registry)";
+    case PoolAction::Reason::kDiscarded: return " (it took more memory than the budget leaves)";
+    case PoolAction::Reason::kNone: break;
+  }
+  return "";
 }
 
-int MultiModelPool::Core::loaded_count() const {
-  int n = 0;
-  for (const auto& [id, s] : slots) {
-    if (s->state == ModelState::kReady || s->state == ModelState::kUnloading ||
-        (s->state == ModelState::kLoading && s->reserved > 0)) {
-      ++n;
+}  // namespace
+
+struct MultiModelPool::Core : std::enable_shared_from_this<MultiModelPool::Core> {
+  using Deferred = std::vector<std::function<void()>>;
+
+  PoolOptions options;
+  const Clock* clock = nullptr;
+  ModelLoader loader;
+  ModelPlanner planner;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;  // a task ended, a preload ended, stopping
+  std::unique_ptr<PoolPolicy> policy;
+  // The models behind the policy's records: `model` once ready, `pending` between the loader's
+  // return and the policy's kReady (or kUnload when it discards it).
+  struct Live {
+    std::shared_ptr<LoadedModel> model, pending;
+  };
+  std::map<std::string, Live, std::less<>> live;
+  Ticket next_ticket = 1;
+  std::map<Ticket, std::function<void(Result<ModelLease>)>> lease_waiters;
+  std::map<Ticket, std::function<void(Result<ModelStatus>)>> unload_waiters;
+  struct Watcher {
+    std::string model;
+    std::function<void(const ModelStatus&)> fn;
+  };
+  uint64_t next_watcher = 1;
+  std::map<uint64_t, Watcher> watchers;
+  bool stopping = false;
+  int preloads_pending = 0;
+  Status preload_error;
+
+  std::vector<std::thread> tasks;          // loads, unloads, plans, rescans
+  std::vector<std::thread::id> finished;   // tasks that have ended, joined by the next spawn
+  std::thread ticker;
+  std::mutex rescan_mu;                    // one rescan at a time, applied in order
+
+  // Runs each callback and drops it at once, so that what it holds (a lease) goes with it.
+  static void run_all(Deferred& d) {
+    for (auto& fn : d) std::exchange(fn, nullptr)();
+  }
+
+  // --- under mu ---
+  Deferred apply(PoolActions actions);
+  void spawn(std::function<void()> fn);
+  ModelStatus describe(std::string_view id) const;
+  ModelLease make_lease(const std::string& id);
+  // Feeds one event (under mu) and runs what it asks for (without it).
+  template <typename Event>
+  void feed(Event&& event) {
+    Deferred d;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      d = apply(event(*policy, clock->now()));
+    }
+    run_all(d);
+  }
+
+  // --- task threads ---
+  void run_plan(const std::string& id);
+  void run_load(const std::string& id);
+  void run_unload(const std::string& id, PoolAction::Reason reason);
+  void run_rescan(const std::function<void(Result<int64_t>)>& done);
+  void run_ticker();
+  void release(const std::string& id);
+  void register_pool_metrics();
+};
+
+namespace {
+
+// Holds a model for one request. Every copy of the ModelLease shares it; when the last goes, the
+// model reference is dropped first and then the pool hears of it, so that an unload that follows
+// holds the last reference and frees the model on its unload thread.
+struct LeaseToken {
+  std::shared_ptr<LoadedModel> model;
+  std::weak_ptr<MultiModelPool::Core> core;
+  std::string id;
+  ~LeaseToken() {
+    model.reset();
+    if (auto c = core.lock()) c->release(id);
+  }
+};
+
+// Ends a watch when the last copy of its handle goes.
+struct WatchToken {
+  std::weak_ptr<MultiModelPool::Core> core;
+  uint64_t id = 0;
+  ~WatchToken() {
+    if (auto c = core.lock()) {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->watchers.erase(id);
     }
   }
-  return n;
+};
+
+}  // namespace
+
+ModelStatus MultiModelPool::Core::describe(std::string_view id) const {
+  auto st = policy->describe(id, clock->now(), unix_time_seconds());
+  if (st) return std::move(*st);
+  ModelStatus gone;  // dropped from the registry and forgotten once unloaded
+  gone.id = std::string(id);
+  return gone;
 }
 
-int64_t MultiModelPool::Core::pinned_bytes_except(const Slot* except) const {
-  int64_t b = 0;
-  for (const auto& [id, s] : slots) {
-    if (s.get() != except && pinned(*s)) b += s->reserved;
-  }
-  return b;
-}
-
-Status MultiModelPool::Core::never_fits(const Slot& s) const {
-  if (!s.estimate) return Status::ok();
-  const int64_t need = s.estimate->total();
-  const int64_t budget = options.memory_budget;
-  const std::string parts = str_cat("weights ", format_bytes(double(s.estimate->weights)), ", KV cache ",
-                                    format_bytes(double(s.estimate->kv_cache)), ", workspace ",
-                                    format_bytes(double(s.estimate->workspace)));
-  if (need > budget) {
-    return resource_exhausted(str_cat("The model `", s.entry.id, "` needs ", format_bytes(double(need)), " (", parts,
-                                      ") but the memory budget is ", format_bytes(double(budget)),
-                                      ", so it can never be loaded. Raise --memory-budget, or lower its "
-                                      "context_length or kv_cache_memory."));
-  }
-  const int64_t pinned_bytes = pinned_bytes_except(&s);
-  if (need > budget - pinned_bytes) {
-    return resource_exhausted(str_cat("The model `", s.entry.id, "` needs ", format_bytes(double(need)), " (", parts,
-                                      ") but only ", format_bytes(double(budget - pinned_bytes)), " of the ",
-                                      format_bytes(double(budget)), " memory budget is not held by pinned models."));
-  }
-  if (options.max_loaded_models > 0) {
-    int pinned_loaded = 0;
-    for (const auto& [id, o] : slots) {
-      if (o.get() != &s && pinned(*o) && o->reserved > 0) ++pinned_loaded;
-    }
-    if (pinned_loaded >= options.max_loaded_models) {
-      return resource_exhausted(str_cat("The model `", s.entry.id, "` cannot be loaded: all ",
-                                        options.max_loaded_models, " places (--max-loaded-models) hold pinned models."));
-    }
-  }
-  return Status::ok();
-}
-
-ModelLease MultiModelPool::Core::make_lease(const std::shared_ptr<Slot>& slot) {
-  slot->in_flight += 1;
-  slot->last_used = clock->now();
-  slot->last_used_unix = unix_time_seconds();
+ModelLease MultiModelPool::Core::make_lease(const std::string& id) {
   auto token = std::make_shared<LeaseToken>();
-  token->model = slot->model;
+  token->model = live[id].model;
   token->core = weak_from_this();
-  token->slot = slot;
+  token->id = id;
   LoadedModel* raw = token->model.get();
   return ModelLease(std::shared_ptr<LoadedModel>(std::move(token), raw));
 }
 
-void MultiModelPool::Core::start_load(const std::shared_ptr<Slot>& slot) {
-  slot->state = ModelState::kLoading;
-  slot->phase = "queued";
-  slot->progress = 0;
-  slot->load_started = clock->now();
-  jobs.push_back({Job::Kind::kLoad, slot, nullptr});
-  cv.notify_all();
+void MultiModelPool::Core::spawn(std::function<void()> fn) {
+  for (std::thread::id done : finished) {
+    auto it = std::find_if(tasks.begin(), tasks.end(), [&](const std::thread& t) { return t.get_id() == done; });
+    if (it == tasks.end()) continue;
+    it->join();  // it has released mu and is returning
+    tasks.erase(it);
+  }
+  finished.clear();
+  tasks.emplace_back([this, fn = std::move(fn)] {
+    fn();
+    std::lock_guard<std::mutex> lock(mu);
+    finished.push_back(std::this_thread::get_id());
+    cv.notify_all();
+  });
 }
 
-void MultiModelPool::Core::fail_waiters(Slot& s, const Status& error, Deferred* out) {
-  for (auto& w : s.waiters) out->push_back([done = std::move(w.done), error] { done(error); });
-  s.waiters.clear();
+MultiModelPool::Core::Deferred MultiModelPool::Core::apply(PoolActions actions) {
+  Deferred d;
+  metrics::Registry* m = options.metrics;
+  for (PoolAction& a : actions) {
+    const std::string& id = a.id;
+    switch (a.kind) {
+      case PoolAction::Kind::kPlan:
+        if (!stopping) spawn([this, id] { run_plan(id); });
+        break;
+      case PoolAction::Kind::kLoad:
+        if (!stopping) spawn([this, id] { run_load(id); });
+        break;
+      case PoolAction::Kind::kUnload: {
+        if (a.reason == PoolAction::Reason::kEvicted && m != nullptr) {
+          m->counter("kiln_model_evictions_total", "Models unloaded to make room for another.", {{"model", id}}).inc();
+        }
+        log_info("unloading model `", id, "`", unload_reason(a.reason));
+        const PoolAction::Reason reason = a.reason;
+        if (!stopping) spawn([this, id, reason] { run_unload(id, reason); });
+        break;
+      }
+      case PoolAction::Kind::kReady: {
+        Live& l = live[id];
+        l.model = std::move(l.pending);
+        const ModelStatus st = describe(id);
+        log_info("model `", id, "` ready in ", std::llround(st.load_seconds * 1000.0), " ms: weights ",
+                 format_bytes(double(st.weights_bytes)), ", KV cache ", format_bytes(double(st.kv_cache_bytes)),
+                 ", workspace ", format_bytes(double(st.workspace_bytes)), "; pool ",
+                 format_bytes(double(policy->used_bytes())), " of ", format_bytes(double(options.memory_budget)));
+        if (m != nullptr && l.model) {
+          register_model_metrics(*m, l.model);
+          m->counter("kiln_model_loads_total", "Models loaded.", {{"model", id}}).inc();
+          m->histogram("kiln_model_load_seconds", "Time to load a model.", {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}, {})
+              .observe(st.load_seconds);
+        }
+        break;
+      }
+      case PoolAction::Kind::kGrant:
+        for (Ticket t : a.tickets) {
+          auto it = lease_waiters.find(t);
+          if (it == lease_waiters.end()) continue;
+          d.push_back([done = std::move(it->second), lease = make_lease(id)]() mutable { done(std::move(lease)); });
+          lease_waiters.erase(it);
+        }
+        break;
+      case PoolAction::Kind::kRefuse:
+        for (Ticket t : a.tickets) {
+          auto it = lease_waiters.find(t);
+          if (it == lease_waiters.end()) continue;
+          d.push_back([done = std::move(it->second), st = a.status] { done(st); });
+          lease_waiters.erase(it);
+        }
+        break;
+      case PoolAction::Kind::kFailed:
+        if (describe(id).state == ModelState::kFailed) {
+          log_error(a.status.message());
+          if (m != nullptr) m->counter("kiln_model_load_failures_total", "Model loads that failed.", {{"model", id}}).inc();
+        } else {
+          log_warn(a.status.message());
+        }
+        break;
+      case PoolAction::Kind::kUnloadAnswer:
+        for (Ticket t : a.tickets) {
+          auto it = unload_waiters.find(t);
+          if (it == unload_waiters.end()) continue;
+          Result<ModelStatus> answer = a.status.is_ok() ? Result<ModelStatus>(describe(id)) : Result<ModelStatus>(a.status);
+          d.push_back([done = std::move(it->second), answer = std::move(answer)]() mutable { done(std::move(answer)); });
+          unload_waiters.erase(it);
+        }
+        break;
+      case PoolAction::Kind::kChanged: {
+        const ModelStatus st = describe(id);
+        for (const auto& [wid, w] : watchers) {
+          if (w.model == id) d.push_back([fn = w.fn, st] { fn(st); });
+        }
+        break;
+      }
+    }
+  }
+  return d;
 }
 
-ModelStatus MultiModelPool::Core::describe(const Slot& s) const {
-  ModelStatus m;
-  m.id = s.entry.id;
-  m.dir = s.entry.dir.string();
-  m.source = std::string(model_source_name(s.entry.source));
-  m.state = s.state;
-  const SteadyTime now = clock->now();
-  if (s.state == ModelState::kLoading) {
-    m.loading_phase = s.phase;
-    m.loading_progress = s.progress;
+void MultiModelPool::Core::run_plan(const std::string& id) {
+  ModelEntry entry;
+  bool sole = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const ModelEntry* e = policy->entry(id);
+    if (e == nullptr) return;
+    entry = *e;
+    sole = policy->list().size() == 1;
   }
-  m.memory_bytes = s.reserved;
-  m.weights_bytes = s.accounted.weights;
-  m.kv_cache_bytes = s.accounted.kv_cache;
-  m.workspace_bytes = s.accounted.workspace;
-  m.estimated_bytes = s.estimate ? s.estimate->total() : 0;
-  m.in_flight = s.in_flight;
-  m.last_used = s.last_used_unix;
-  m.load_seconds = s.load_seconds;
-  m.pinned = pinned(s);
-  m.keep_alive = keep_alive(s);
-  if (s.state == ModelState::kReady && s.in_flight == 0 && m.keep_alive) {
-    m.idle_unload_in_seconds = std::max(0.0, seconds_between(now, s.last_used + *m.keep_alive));
-  }
-  if (s.state == ModelState::kFailed) {
-    m.error = s.error.message();
-    m.retry_in_seconds = std::max(0.0, seconds_between(now, s.retry_at));
-  } else if (s.state == ModelState::kUnloaded && !s.estimate_error.empty()) {
-    m.error = s.estimate_error;
-  }
-  m.loads = s.loads;
-  m.failures = s.failures;
-  m.evictions = s.evictions;
-  return m;
+  Plan plan = planner(entry, options, sole);
+  feed([&](PoolPolicy& p, SteadyTime now) { return p.planned(id, std::move(plan), now); });
 }
 
-void MultiModelPool::Core::apply_registry(std::vector<ModelEntry> entries) {
-  std::vector<Plan> plans;
-  plans.reserve(entries.size());
-  for (const auto& e : entries) plans.push_back(plan_model(e, options, entries.size() == 1));
+void MultiModelPool::Core::run_load(const std::string& id) {
+  ModelLoadOptions lo = options.defaults;
+  ModelSettings settings;
+  int64_t created = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const ModelEntry* e = policy->entry(id);
+    if (e == nullptr) return;
+    lo.dir = e->dir;
+    lo.served_name = id;
+    lo.engine = *policy->engine_options(id);
+    lo.owned_by = e->owned_by;
+    lo.description = e->description;
+    settings = e->settings;
+    created = e->created;
+    log_info("loading model `", id, "` from ", lo.dir.string(), " (", format_bytes(double(policy->used_bytes())), " of ",
+             format_bytes(double(options.memory_budget)), " reserved)");
+  }
+  const auto wall_start = std::chrono::steady_clock::now();
+  Result<LoadResult> loaded = loader(lo, [this, &id](std::string_view phase, double f) {
+    feed([&](PoolPolicy& p, SteadyTime) { return p.load_progress(id, phase, f); });
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (loaded.is_ok() && loaded->model == nullptr) loaded = internal_error("the loader returned no model");
+  if (loaded.is_ok()) {
+    apply_sampling_defaults(settings, &loaded->model->generation);
+    if (created > 0) loaded->model->created = created;
+  }
+  Deferred d;
+  std::shared_ptr<LoadedModel> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (stopping) {
+      if (loaded.is_ok()) dropped = std::move(loaded->model);
+    } else if (loaded.is_ok()) {
+      live[id].pending = loaded->model;
+      d = apply(policy->loaded(id, loaded->memory, loaded->model->max_model_len, seconds, clock->now()));
+    } else {
+      d = apply(policy->load_failed(id, loaded.status(), clock->now()));
+    }
+  }
+  run_all(d);
+  if (dropped && dropped->worker) dropped->worker->stop();
+}
+
+void MultiModelPool::Core::run_unload(const std::string& id, PoolAction::Reason reason) {
+  std::shared_ptr<LoadedModel> model;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = live.find(id);
+    if (it != live.end()) {
+      model = std::move(reason == PoolAction::Reason::kDiscarded ? it->second.pending : it->second.model);
+      if (!it->second.model && !it->second.pending) live.erase(it);
+    }
+  }
+  if (options.metrics != nullptr) options.metrics->remove_callbacks({{"model", id}});
+  if (model && model->worker) model->worker->stop();
+  // The last reference (every lease is gone): the weights and KV cache are freed here.
+  model.reset();
+  feed([&](PoolPolicy& p, SteadyTime now) { return p.unloaded(id, now); });
   std::lock_guard<std::mutex> lock(mu);
-  std::set<std::string> seen;
-  order.clear();
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const std::string id = entries[i].id;
-    seen.insert(id);
-    order.push_back(id);
-    auto& slot = slots[id];
-    if (!slot) slot = std::make_shared<Slot>();
-    slot->entry = std::move(entries[i]);
-    slot->listed = true;
-    // A loaded model keeps the options it was loaded with; the new ones apply to its next load.
-    if (slot->state == ModelState::kUnloaded || slot->state == ModelState::kFailed) {
-      slot->engine = plans[i].engine;
-      slot->estimate = plans[i].estimate;
-      slot->estimate_error = plans[i].error;
-    }
-  }
-  for (auto it = slots.begin(); it != slots.end();) {
-    Slot& s = *it->second;
-    if (seen.count(it->first) != 0) {
-      ++it;
-      continue;
-    }
-    s.listed = false;
-    if ((s.state == ModelState::kUnloaded || s.state == ModelState::kFailed) && s.waiters.empty()) {
-      it = slots.erase(it);
-      continue;
-    }
-    if (s.state == ModelState::kReady && s.in_flight == 0) jobs.push_back({Job::Kind::kUnload, it->second, nullptr});
-    ++it;
-  }
-  cv.notify_all();
+  log_info("model `", id, "` unloaded; pool ", format_bytes(double(policy->used_bytes())), " of ",
+           format_bytes(double(options.memory_budget)));
 }
 
-void MultiModelPool::Core::replan(std::unique_lock<std::mutex>& lock, Slot& s) {
-  const ModelEntry entry = s.entry;
-  const bool sole = order.size() == 1;
-  lock.unlock();
-  Plan p = plan_model(entry, options, sole);
-  lock.lock();
-  s.engine = p.engine;
-  s.estimate = p.estimate;
-  s.estimate_error = p.error;
-}
-
-void MultiModelPool::Core::flush(std::unique_lock<std::mutex>& lock) {
-  if (deferred.empty()) return;
-  Deferred run_now;
-  run_now.swap(deferred);
-  lock.unlock();
-  for (auto& fn : run_now) fn();
-  run_now.clear();
-  lock.lock();
-}
-
-void MultiModelPool::Core::release(const std::shared_ptr<Slot>& slot) {
-  std::lock_guard<std::mutex> lock(mu);
-  slot->in_flight -= 1;
-  slot->last_used = clock->now();
-  slot->last_used_unix = unix_time_seconds();
-  if (slot->in_flight == 0 && slot->state == ModelState::kReady) {
-    auto ka = keep_alive(*slot);
-    if (slot->unload_requested || (ka && ka->count() == 0)) jobs.push_back({Job::Kind::kUnload, slot, nullptr});
+void MultiModelPool::Core::run_rescan(const std::function<void(Result<int64_t>)>& done) {
+  std::lock_guard<std::mutex> one_at_a_time(rescan_mu);
+  Result<std::vector<ModelEntry>> entries = options.source();
+  if (!entries.is_ok()) {
+    log_error("model registry rescan failed: ", entries.status().message());
+    if (done) done(entries.status());
+    return;
   }
-  cv.notify_all();
+  const int64_t n = static_cast<int64_t>(entries->size());
+  std::vector<std::pair<ModelEntry, Plan>> planned;
+  planned.reserve(entries->size());
+  for (ModelEntry& e : *entries) {
+    Plan p = planner(e, options, entries->size() == 1);
+    planned.emplace_back(std::move(e), std::move(p));
+  }
+  feed([&](PoolPolicy& p, SteadyTime now) { return p.registry_scanned(std::move(planned), now); });
+  log_info("model registry rescanned: ", n, " models");
+  if (done) done(n);
+}
+
+void MultiModelPool::Core::run_ticker() {
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stopping) {
+    cv.wait_for(lock, std::chrono::seconds(1));
+    if (stopping) break;
+    Deferred d = apply(policy->tick(clock->now()));
+    lock.unlock();
+    run_all(d);
+    lock.lock();
+  }
+}
+
+void MultiModelPool::Core::release(const std::string& id) {
+  feed([&](PoolPolicy& p, SteadyTime now) { return p.released(id, now); });
 }
 
 void MultiModelPool::Core::register_pool_metrics() {
@@ -299,13 +434,13 @@ void MultiModelPool::Core::register_pool_metrics() {
                               auto c = weak.lock();
                               if (!c) return 0.0;
                               std::lock_guard<std::mutex> lock(c->mu);
-                              return static_cast<double>(c->used_bytes());
+                              return static_cast<double>(c->policy->used_bytes());
                             });
   options.metrics->gauge_fn("kiln_pool_loaded_models", "Models loading, loaded or unloading.", {}, [weak] {
     auto c = weak.lock();
     if (!c) return 0.0;
     std::lock_guard<std::mutex> lock(c->mu);
-    return static_cast<double>(c->loaded_count());
+    return static_cast<double>(c->policy->loaded_count());
   });
 }
 
@@ -320,195 +455,121 @@ Result<std::unique_ptr<MultiModelPool>> MultiModelPool::create(PoolOptions optio
   if (options.max_loaded_models < 0) return invalid_argument("--max-loaded-models must be 0 (no cap) or more");
   auto core = std::make_shared<Core>();
   core->options = std::move(options);
-  core->clock = core->options.clock != nullptr ? core->options.clock : &SystemClock::instance();
-  KILN_ASSIGN_OR_RETURN(std::vector<ModelEntry> entries, core->options.source());
-  core->apply_registry(std::move(entries));
-  {
-    std::lock_guard<std::mutex> lock(core->mu);
-    for (const std::string& id : core->options.preload) {
-      auto it = core->slots.find(id);
-      if (it == core->slots.end()) {
-        std::string known;
-        for (const auto& k : core->order) known += str_cat(known.empty() ? "" : ", ", k);
-        return not_found(str_cat("--preload: no model `", id, "` (models: ", known.empty() ? "none" : known, ")"));
-      }
-      it->second->preload = true;
+  PoolOptions& o = core->options;
+  core->clock = o.clock != nullptr ? o.clock : &SystemClock::instance();
+  core->loader = o.loader ? o.loader : ModelLoader(load_model_measured);
+  core->planner = o.planner ? o.planner : ModelPlanner(plan_model);
+  PolicyOptions po;
+  po.memory_budget = o.memory_budget;
+  po.max_loaded_models = o.max_loaded_models;
+  po.keep_alive = o.keep_alive;
+  po.failure_backoff = o.failure_backoff;
+  po.max_failure_backoff = o.max_failure_backoff;
+  po.room_wait = o.room_wait;
+  core->policy = std::make_unique<PoolPolicy>(po);
+
+  KILN_ASSIGN_OR_RETURN(std::vector<ModelEntry> entries, o.source());
+  std::vector<std::pair<ModelEntry, Plan>> planned;
+  for (ModelEntry& e : entries) {
+    Plan p = core->planner(e, o, entries.size() == 1);
+    planned.emplace_back(std::move(e), std::move(p));
+  }
+  core->policy->registry_scanned(std::move(planned), core->clock->now());  // nothing is loaded: no actions
+  const std::vector<ModelInfo> listed = core->policy->list();
+  for (const std::string& id : o.preload) {
+    if (!core->policy->knows(id)) {
+      std::string known;
+      for (const auto& k : listed) known += str_cat(known.empty() ? "" : ", ", k.id);
+      return not_found(str_cat("--preload: no model `", id, "` (models: ", known.empty() ? "none" : known, ")"));
     }
-    for (const auto& id : core->order) {
-      auto& slot = core->slots[id];
-      if (!slot->preload && !slot->entry.settings.pinned) continue;
-      slot->preload = true;
-      slot->preload_pending = true;
-      core->preloads_pending += 1;
-      core->start_load(slot);
-    }
+    core->policy->mark_preload(id);
   }
   core->register_pool_metrics();
-  core->thread = std::thread([c = core.get()] { c->run(); });
-  return std::unique_ptr<MultiModelPool>(new MultiModelPool(std::move(core)));
+  core->ticker = std::thread([c = core.get()] { c->run_ticker(); });
+  auto pool = std::unique_ptr<MultiModelPool>(new MultiModelPool(core));
+  // Preloaded and pinned models start loading now; wait_for_preloads() waits for them.
+  std::vector<std::string> preloads;
+  for (const auto& m : listed) {
+    auto st = core->policy->describe(m.id, core->clock->now(), 0);
+    if (st && st->pinned) preloads.push_back(m.id);
+  }
+  for (const auto& id : preloads) core->policy->mark_preload(id);
+  core->preloads_pending = static_cast<int>(preloads.size());
+  std::weak_ptr<Core> weak = core;
+  for (const auto& id : preloads) {
+    pool->acquire(id, {}, [weak](Result<ModelLease> lease) {
+      const Status st = lease.status();
+      { Result<ModelLease> drop = std::move(lease); }
+      auto c = weak.lock();
+      if (!c) return;
+      std::lock_guard<std::mutex> lock(c->mu);
+      if (!st.is_ok() && c->preload_error.is_ok()) c->preload_error = st;
+      c->preloads_pending -= 1;
+      c->cv.notify_all();
+    });
+  }
+  return pool;
 }
 
 MultiModelPool::~MultiModelPool() { shutdown(); }
 
-void MultiModelPool::acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) {
-  acquire(model_id, AcquireOptions{}, std::move(done));
-}
-
 void MultiModelPool::acquire(std::string_view model_id, const AcquireOptions& options,
                              std::function<void(Result<ModelLease>)> done) {
   Core& c = *core_;
-  Result<ModelLease> now_result = model_not_found(model_id);
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.slots.find(std::string(model_id));
-    if (c.stopping) {
-      now_result = unavailable("kiln is shutting down");
-    } else if (it != c.slots.end() && it->second->listed) {
-      const std::shared_ptr<Slot>& slot = it->second;
-      Slot& s = *slot;
-      if (options.keep_alive) s.request_keep_alive = options.keep_alive;
-      switch (s.state) {
-        case ModelState::kReady:
-          if (!s.unload_requested) {
-            now_result = c.make_lease(slot);
-            break;
-          }
-          s.waiters.push_back({std::move(done)});
-          return;
-        case ModelState::kLoading:
-        case ModelState::kUnloading:
-          s.waiters.push_back({std::move(done)});
-          return;
-        case ModelState::kFailed:
-          if (c.clock->now() < s.retry_at) {
-            const double left = seconds_between(c.clock->now(), s.retry_at);
-            now_result = Status(s.error.code(), str_cat(s.error.message(), " (retry after ",
-                                                        static_cast<int64_t>(left + 0.999), " s)"));
-            break;
-          }
-          [[fallthrough]];
-        case ModelState::kUnloaded: {
-          Status never = c.never_fits(s);
-          if (!never.is_ok()) {
-            now_result = never;
-            break;
-          }
-          s.waiters.push_back({std::move(done)});
-          c.start_load(slot);
-          return;
-        }
-      }
-    }
-  }
-  done(std::move(now_result));
+  c.feed([&](PoolPolicy& p, SteadyTime now) {
+    const Ticket t = c.next_ticket++;
+    c.lease_waiters[t] = std::move(done);
+    return p.acquire(model_id, t, options.keep_alive, now);
+  });
 }
 
 std::vector<ModelInfo> MultiModelPool::list() const {
-  const Core& c = *core_;
-  std::lock_guard<std::mutex> lock(c.mu);
-  std::vector<ModelInfo> out;
-  for (const auto& id : c.order) {
-    auto it = c.slots.find(id);
-    if (it == c.slots.end() || !it->second->listed) continue;
-    const Slot& s = *it->second;
-    ModelInfo i;
-    i.id = s.entry.id;
-    i.created = s.entry.created;
-    i.owned_by = s.entry.owned_by;
-    i.description = s.entry.description;
-    i.max_model_len = s.model ? s.model->max_model_len : s.engine.max_model_len;
-    i.loaded = s.state == ModelState::kReady;
-    out.push_back(std::move(i));
-  }
-  return out;
+  std::lock_guard<std::mutex> lock(core_->mu);
+  return core_->policy->list();
 }
 
 PoolStatus MultiModelPool::status() const {
   const Core& c = *core_;
   std::lock_guard<std::mutex> lock(c.mu);
-  PoolStatus p;
-  p.budget_bytes = c.options.memory_budget;
-  p.used_bytes = c.used_bytes();
-  p.max_loaded_models = c.options.max_loaded_models;
-  p.loaded = c.loaded_count();
+  PoolStatus p = c.policy->status(c.clock->now(), unix_time_seconds());
   p.device = runtime::device_string({c.options.defaults.engine.device, c.options.defaults.engine.device_index});
-  for (const auto& id : c.order) {
-    auto it = c.slots.find(id);
-    if (it != c.slots.end()) p.models.push_back(c.describe(*it->second));
-  }
-  // Models a rescan dropped that are still loaded come last.
-  for (const auto& [id, s] : c.slots) {
-    if (!s->listed) p.models.push_back(c.describe(*s));
-  }
   return p;
 }
 
 std::optional<ModelStatus> MultiModelPool::model_status(std::string_view model_id) const {
   const Core& c = *core_;
   std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.slots.find(std::string(model_id));
-  if (it == c.slots.end()) return std::nullopt;
-  return c.describe(*it->second);
+  return c.policy->describe(model_id, c.clock->now(), unix_time_seconds());
 }
 
 void MultiModelPool::load(std::string_view model_id, std::optional<bool> pinned,
                           std::function<void(Result<ModelStatus>)> done) {
   Core& c = *core_;
-  const std::string id(model_id);
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.slots.find(id);
-    if (it != c.slots.end() && it->second->listed) {
-      Slot& s = *it->second;
-      if (pinned) s.admin_pin = *pinned;
-      // An explicit load does not wait out the back-off of a failed one.
-      if (s.state == ModelState::kFailed) s.retry_at = c.clock->now();
-    }
-  }
   std::weak_ptr<Core> weak = core_;
-  acquire(id, [weak, id, done = std::move(done)](Result<ModelLease> lease) {
+  auto on_lease = [weak, id = std::string(model_id), done = std::move(done)](Result<ModelLease> lease) {
     if (!lease.is_ok()) return done(lease.status());
     { ModelLease drop = std::move(lease).value(); }
     auto core = weak.lock();
     if (!core) return done(unavailable("kiln is shutting down"));
     std::unique_lock<std::mutex> lock(core->mu);
-    auto it = core->slots.find(id);
-    if (it == core->slots.end()) return done(model_not_found(id));
-    ModelStatus st = core->describe(*it->second);
+    ModelStatus st = core->describe(id);
     lock.unlock();
     done(std::move(st));
+  };
+  c.feed([&](PoolPolicy& p, SteadyTime now) {
+    const Ticket t = c.next_ticket++;
+    c.lease_waiters[t] = std::move(on_lease);
+    return p.admin_load(model_id, t, pinned, now);
   });
 }
 
 void MultiModelPool::unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done) {
   Core& c = *core_;
-  Result<ModelStatus> now_result = model_not_found(model_id);
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.slots.find(std::string(model_id));
-    if (it != c.slots.end()) {
-      Slot& s = *it->second;
-      switch (s.state) {
-        case ModelState::kUnloaded:
-        case ModelState::kFailed:
-          now_result = c.describe(s);
-          break;
-        case ModelState::kLoading:
-          now_result = failed_precondition(str_cat("The model `", s.entry.id,
-                                                   "` is loading; unload it once it is ready."));
-          break;
-        case ModelState::kReady:
-          s.unload_requested = true;
-          if (s.in_flight == 0) c.jobs.push_back({Job::Kind::kUnload, it->second, nullptr});
-          c.cv.notify_all();
-          [[fallthrough]];
-        case ModelState::kUnloading:
-          s.unload_waiters.push_back(std::move(done));
-          return;
-      }
-    }
-  }
-  done(std::move(now_result));
+  c.feed([&](PoolPolicy& p, SteadyTime now) {
+    const Ticket t = c.next_ticket++;
+    c.unload_waiters[t] = std::move(done);
+    return p.admin_unload(model_id, t, now);
+  });
 }
 
 void MultiModelPool::rescan(std::function<void(Result<int64_t>)> done) {
@@ -516,19 +577,26 @@ void MultiModelPool::rescan(std::function<void(Result<int64_t>)> done) {
   {
     std::lock_guard<std::mutex> lock(c.mu);
     if (!c.stopping) {
-      c.jobs.push_back({Job::Kind::kRescan, nullptr, std::move(done)});
-      c.cv.notify_all();
+      c.spawn([&c, done = std::move(done)] { c.run_rescan(done); });
       return;
     }
   }
   done(unavailable("kiln is shutting down"));
 }
 
-void MultiModelPool::expire_idle() {
+std::shared_ptr<void> MultiModelPool::watch(std::string_view model_id, std::function<void(const ModelStatus&)> fn) {
   Core& c = *core_;
-  std::unique_lock<std::mutex> lock(c.mu);
-  c.expire_idle_locked(lock);
-  c.flush(lock);
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (!c.policy->knows(model_id)) return nullptr;
+  auto token = std::make_shared<WatchToken>();
+  token->core = core_;
+  token->id = c.next_watcher++;
+  c.watchers[token->id] = Core::Watcher{std::string(model_id), std::move(fn)};
+  return token;
+}
+
+void MultiModelPool::expire_idle() {
+  core_->feed([](PoolPolicy& p, SteadyTime now) { return p.tick(now); });
 }
 
 Status MultiModelPool::wait_for_preloads() {
@@ -540,25 +608,33 @@ Status MultiModelPool::wait_for_preloads() {
 
 void MultiModelPool::shutdown() {
   Core& c = *core_;
-  Core::Deferred deferred;
+  Core::Deferred d;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.stopping && !c.thread.joinable()) return;
+    if (c.stopping && c.tasks.empty() && !c.ticker.joinable()) return;
     c.stopping = true;
-    for (auto& [id, s] : c.slots) {
-      c.fail_waiters(*s, unavailable("kiln is shutting down"), &deferred);
-      for (auto& w : s->unload_waiters) deferred.push_back([w = std::move(w)] { w(unavailable("kiln is shutting down")); });
-      s->unload_waiters.clear();
-    }
+    d = c.apply(c.policy->shutdown());
     c.cv.notify_all();
   }
-  if (c.thread.joinable()) c.thread.join();
-  for (auto& fn : deferred) fn();
+  Core::run_all(d);
+  if (c.ticker.joinable()) c.ticker.join();
+  // Loads still running finish (their models are then stopped and dropped); nothing new starts.
+  while (true) {
+    std::vector<std::thread> running;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      running.swap(c.tasks);
+      c.finished.clear();
+    }
+    if (running.empty()) break;
+    for (auto& t : running) t.join();
+  }
   std::vector<std::shared_ptr<LoadedModel>> models;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    for (auto& [id, s] : c.slots) {
-      if (s->model) models.push_back(s->model);
+    for (auto& [id, l] : c.live) {
+      if (l.model) models.push_back(l.model);
+      if (l.pending) models.push_back(l.pending);
     }
   }
   // Requests still running end with kUnavailable; the models go when their last lease does.

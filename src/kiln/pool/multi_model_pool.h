@@ -1,13 +1,16 @@
 // The model pool of `kiln serve`: every model of the registry can be served; a request for one
-// that is not loaded loads it on the pool thread (single flight: concurrent requests wait on the
-// same load), inside a memory budget and a cap on loaded models. When a load needs room, idle
-// models are unloaded least recently used first; a model with requests in flight is never
-// unloaded under them (each request holds a lease), and pinned or preloaded models are never
-// unloaded by the pool. A model idle for its keep-alive is unloaded. A model that can never fit
-// is refused at once; a load that fails is retried only after a back-off.
+// that is not loaded loads it (single flight: concurrent requests wait on the same load), inside
+// a memory budget and a cap on loaded models. When a load needs room, idle models are unloaded
+// least recently used first; a model with requests in flight is never unloaded under them (each
+// request holds a lease), and pinned or preloaded models are never unloaded by the pool. A model
+// idle for its keep-alive is unloaded. A model that can never fit is refused at once; a load that
+// fails is retried only after a back-off.
 //
-// Threading: acquire(), list() and status() are called from HTTP threads and never block on a
-// load. Loading, unloading, evicting and rescanning run on the pool thread.
+// MultiModelPool is the executor: every decision is PoolPolicy's (pool_policy.h); it feeds the
+// policy events and runs the actions it returns. Each load, unload and rescan runs on a thread of
+// its own, so two models load at once when both fit and a load waiting for room holds nothing up;
+// a ticker thread expires keep-alives. acquire(), list() and status() are called from HTTP
+// threads and never block on a load.
 #pragma once
 
 #include <chrono>
@@ -24,10 +27,18 @@
 #include "kiln/pool/memory.h"
 #include "kiln/pool/model_loader.h"
 #include "kiln/pool/model_pool.h"
+#include "kiln/pool/pool_policy.h"
 #include "kiln/pool/pool_status.h"
 #include "kiln/pool/registry.h"
 
 namespace kiln::pool {
+
+struct PoolOptions;
+
+// Loads one model, reporting progress (load_model_measured is the real one).
+using ModelLoader = std::function<Result<LoadResult>(const ModelLoadOptions&, const LoadProgress&)>;
+// Plans one model from its entry (plan_model is the real one).
+using ModelPlanner = std::function<Plan(const ModelEntry&, const PoolOptions&, bool sole_model)>;
 
 struct PoolOptions {
   // Engine and worker settings every model starts from (dir and served_name are ignored); a
@@ -43,17 +54,13 @@ struct PoolOptions {
   const Clock* clock = nullptr;       // nullptr: the system clock
   metrics::Registry* metrics = nullptr;
   RegistrySource source;              // what can be served; required
+  ModelLoader loader;                 // nullptr: load_model_measured
+  ModelPlanner planner;               // nullptr: plan_model
 };
 
-// A model's engine options (its kiln.toml settings over the server's defaults; the KV cache sized
-// here, never from "what is free", so that it does not depend on what else is loaded) and what
-// loading it will take, from the runtime's memory plan. `sole_model`: the registry holds this
-// model alone, so its KV cache takes what the budget leaves (docs/memory.md). Reads config.json.
-struct Plan {
-  runtime::EngineOptions engine;
-  std::optional<ModelMemory> estimate;
-  std::string error;  // why config.json could not be read or the options cannot be planned
-};
+// A model's Plan (pool_policy.h): its engine options and what loading it will take, from the
+// runtime's memory plan. `sole_model`: the registry holds this model alone, so its KV cache takes
+// what the budget leaves (docs/memory.md). Reads the model's config.json.
 Plan plan_model(const ModelEntry& entry, const PoolOptions& options, bool sole_model = false);
 
 class MultiModelPool final : public ModelPool {
@@ -65,7 +72,6 @@ class MultiModelPool final : public ModelPool {
   MultiModelPool(const MultiModelPool&) = delete;
   MultiModelPool& operator=(const MultiModelPool&) = delete;
 
-  void acquire(std::string_view model_id, std::function<void(Result<ModelLease>)> done) override;
   void acquire(std::string_view model_id, const AcquireOptions& options,
                std::function<void(Result<ModelLease>)> done) override;
   std::vector<ModelInfo> list() const override;
@@ -79,15 +85,17 @@ class MultiModelPool final : public ModelPool {
             std::function<void(Result<ModelStatus>)> done) override;
   // Unloads `model_id` once its requests in flight have finished (pinned or not); `done` runs then.
   void unload(std::string_view model_id, std::function<void(Result<ModelStatus>)> done) override;
-  // Re-reads the registry on the pool thread; `done` gets the number of servable models.
+  // Re-reads the registry on a thread of its own; `done` gets the number of servable models.
   void rescan(std::function<void(Result<int64_t>)> done) override;
-  // Unloads the idle models whose keep-alive has passed. The pool thread does this by itself
-  // (at least every second); tests call it after moving a ManualClock.
+  std::shared_ptr<void> watch(std::string_view model_id, std::function<void(const ModelStatus&)> fn) override;
+  // Starts unloading the idle models whose keep-alive has passed and ends the loads that waited
+  // too long for room. The ticker thread does this every second; tests call it after moving a
+  // ManualClock.
   void expire_idle();
   // Blocks until every preloaded model has finished loading; the first failure, if any.
   Status wait_for_preloads();
 
-  struct Core;  // pool_core.h; leases reach it weakly
+  struct Core;  // multi_model_pool.cpp; leases reach it weakly
 
  private:
   explicit MultiModelPool(std::shared_ptr<Core> core);

@@ -44,6 +44,9 @@ struct ModelStatus {
   std::string error;            // failed: why
   double retry_in_seconds = 0;  // failed: back-off left
   int64_t loads = 0, failures = 0, evictions = 0;
+  // Grows with every change of state, phase or fraction: a watcher that gets statuses from
+  // several threads keeps the newest and drops older ones.
+  int64_t revision = 0;
 };
 
 struct PoolStatus {

@@ -2,6 +2,7 @@
 // is the runtime's memory plan for the options the engine will get.
 #include <gtest/gtest.h>
 
+#include "kiln/core/str.h"
 #include "kiln/pool/multi_model_pool.h"
 #include "kiln/runtime/memory_plan.h"
 #include "unit/pool/pool_test_util.h"
