@@ -314,10 +314,9 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
     const int64_t n = static_cast<int64_t>(prompt.size());
     prompt_total += n;
     if (n == 0) return ex->respond_error(invalid_param(std::string(plan.api->prompt_param()), "the prompt is empty."));
-    if (n >= max_len || (p.max_tokens && n + *p.max_tokens > max_len)) {
-      return ex->respond_error(plan.api->context_length_error(max_len, n, p.max_tokens));
-    }
-    max_tokens.push_back(p.max_tokens ? *p.max_tokens : max_len - n);  // omitted: the rest of the context
+    std::optional<int64_t> budget = completion_budget(n, max_len, p.max_tokens, plan.default_max_tokens);
+    if (!budget) return ex->respond_error(plan.api->context_length_error(max_len, n, p.max_tokens));
+    max_tokens.push_back(*budget);
   }
   ex->record().model = plan.lease.id();
   ex->record().prompt_tokens = prompt_total;

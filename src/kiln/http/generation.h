@@ -21,6 +21,9 @@ struct GenerationPlan {
   const ResponseRenderer* api = &chat_renderer();  // chat or completions: how answers look
   pool::ModelLease lease;
   GenerationParams params;
+  // Tokens per choice when the request gives no max_tokens (0: the rest of the context); either
+  // way no more than the context leaves after the prompt.
+  int64_t default_max_tokens = 0;
   std::vector<std::vector<int32_t>> prompts;  // completions may have several; each gets n choices
   std::vector<std::string> echo;              // completions with echo: each prompt's text
   ResponseMeta meta;
