@@ -60,7 +60,6 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const SchedulerOptions& opt
   kvo.num_blocks = options.kv.num_blocks;
   kvo.block_size = options.kv.block_size;
   kvo.enable_prefix_cache = options.enable_prefix_cache;
-  kvo.cache_salt = options.cache_salt;
   KILN_ASSIGN_OR_RETURN(runtime::KvBlockManager kv, runtime::KvBlockManager::create(kvo));
   return std::unique_ptr<Scheduler>(new Scheduler(options, std::move(kv)));
 }
@@ -119,9 +118,7 @@ Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t see
     s.sampling.seed = seed_for_choice(seed, c);
     s.state = c == 0 ? SequenceState::kWaiting : SequenceState::kAwaitingFork;
   }
-  request.prompt.clear();
-  request.prompt.shrink_to_fit();
-  r->request = std::move(request);
+  r->max_tokens = request.max_tokens;
   insert_waiting(&r->seqs[0]);
   requests_.emplace(request_id, std::move(r));
   ++num_waiting_requests_;
@@ -309,7 +306,7 @@ void Scheduler::fork_choices(RequestState* r) {
 StopRules Scheduler::stop_rules(const RequestState& r) const {
   StopRules rules;
   rules.stop_ids = r.stop_ids;
-  rules.max_tokens = r.request.max_tokens;
+  rules.max_tokens = r.max_tokens;
   rules.max_len = max_len_;
   return rules;
 }

@@ -26,7 +26,6 @@ struct SchedulerOptions {
   int32_t max_seqs = 256;             // sequences running at once
   int32_t max_prefill_chunk = 0;      // most tokens of one sequence per step; 0 = the budget
   bool enable_prefix_cache = true;
-  uint64_t cache_salt = 0;            // the model revision, so caches never mix checkpoints
   std::vector<int32_t> eos_token_ids;
   int64_t max_model_len = 0;          // the engine's context limit
   int64_t vocab_size = 0;             // token ids in a prompt must be below it
