@@ -91,7 +91,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     ex_->on_client_gone([self] { self->cancel_all(); });
     for (size_t g = 0; g < choices_.size(); ++g) {
-      const std::string* echo = plan_.echo.empty() ? nullptr : &plan_.echo[g / static_cast<size_t>(n)];
+      const std::string* echo = echo_of(g);
       if (echo == nullptr) continue;
       // The echoed prompt opens the choice's text: a stream sends it first, a response holds it.
       choices_[g].emitted = static_cast<int64_t>(echo->size());
@@ -100,8 +100,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (p.stream) {
       ex_->start_stream();
       for (size_t g = 0; g < choices_.size(); ++g) {
-        const std::string* echo = plan_.echo.empty() ? nullptr : &plan_.echo[g / static_cast<size_t>(n)];
-        if (auto chunk = plan_.api->opening_chunk(plan_.meta, static_cast<int>(g), echo, p.include_usage)) {
+        if (auto chunk = plan_.api->opening_chunk(plan_.meta, static_cast<int>(g), echo_of(g), p.include_usage)) {
           send_event(*chunk);
         }
       }
@@ -125,6 +124,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_event(const std::string& json) { ex_->send(sse_data(json)); }
 
   ApiError error_for(const Status& s) const { return api_error_from_status(s, api_param(*plan_.api, s.param())); }
+
+  // Completions with echo: the prompt text choice `g` starts with; null otherwise.
+  const std::string* echo_of(size_t g) const {
+    return plan_.echo.empty() ? nullptr : &plan_.echo[g / static_cast<size_t>(plan_.params.n)];
+  }
 
   void schedule_keepalive() {
     auto self = shared_from_this();
@@ -268,7 +272,7 @@ class Session : public std::enable_shared_from_this<Session> {
       c.finish_reason = choices_[g].finish_reason;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);
-      c.text_offset = plan_.echo.empty() ? 0 : static_cast<int64_t>(plan_.echo[g / static_cast<size_t>(plan_.params.n)].size());
+      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(echo_of(g)->size());
       out.push_back(std::move(c));
     }
     std::string body = plan_.api->response(plan_.meta, out, usage_);

@@ -84,14 +84,8 @@ std::string one_choice_chunk(const ResponseMeta& meta, const char* object, Json 
   return dump(j);
 }
 
-std::string usage_only_chunk(const ResponseMeta& meta, const char* object, const Usage& usage) {
-  Json j = head(meta, object);
-  j["choices"] = Json::array();
-  j["usage"] = usage_json(usage);
-  return dump(j);
-}
-
-std::string whole_response(const ResponseMeta& meta, const char* object, Json choices, const Usage& usage) {
+// A response, or (with no choices) the stream's closing usage chunk.
+std::string with_usage(const ResponseMeta& meta, const char* object, Json choices, const Usage& usage) {
   Json j = head(meta, object);
   j["choices"] = std::move(choices);
   j["usage"] = usage_json(usage);
@@ -143,7 +137,7 @@ class ChatRenderer final : public ResponseRenderer {
   }
 
   std::string usage_chunk(const ResponseMeta& meta, const Usage& usage) const override {
-    return usage_only_chunk(meta, kChunk, usage);
+    return with_usage(meta, kChunk, Json::array(), usage);
   }
 
   std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
@@ -156,7 +150,7 @@ class ChatRenderer final : public ResponseRenderer {
                     {"logprobs", c.with_logprobs ? chat_logprobs(c.logprobs) : Json(nullptr)},
                     {"finish_reason", finish(c.finish_reason)}});
     }
-    return whole_response(meta, "chat.completion", std::move(cs), usage);
+    return with_usage(meta, "chat.completion", std::move(cs), usage);
   }
 
   ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
@@ -192,7 +186,7 @@ class CompletionRenderer final : public ResponseRenderer {
   }
 
   std::string usage_chunk(const ResponseMeta& meta, const Usage& usage) const override {
-    return usage_only_chunk(meta, kObject, usage);
+    return with_usage(meta, kObject, Json::array(), usage);
   }
 
   std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
@@ -202,7 +196,7 @@ class CompletionRenderer final : public ResponseRenderer {
       Json lp = c.with_logprobs ? completion_logprobs(c.logprobs, c.text_offset) : Json(nullptr);
       cs.push_back(choice(c.index, c.text, std::move(lp), c.finish_reason));
     }
-    return whole_response(meta, kObject, std::move(cs), usage);
+    return with_usage(meta, kObject, std::move(cs), usage);
   }
 
   ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
