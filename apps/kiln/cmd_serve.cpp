@@ -48,7 +48,8 @@ struct ServeArgs {
   int max_seqs = 256;
   int max_prefill_chunk = 0;
   int max_queue = 256;
-  double request_timeout = 0;
+  double request_timeout = 600;  // finite, so nothing runs unbounded by accident (docs/generation-defaults.md)
+  int64_t default_max_tokens = http::kDefaultMaxTokens;
   bool no_prefix_cache = false;
   int block_size = 16;
   std::string kv_cache_memory = "0";
@@ -173,6 +174,7 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   long long body_limit = 0, header_limit = 0, kv_bytes = 0;
   if (!parse_bytes(a.max_body_size, &body_limit) || body_limit <= 0) return fail(invalid_argument("--max-body-size: not a size"));
   if (!parse_bytes(a.max_header_size, &header_limit) || header_limit <= 0) return fail(invalid_argument("--max-header-size: not a size"));
+  if (a.default_max_tokens < 0) return fail(invalid_argument("--default-max-tokens: must be >= 0 (0: the rest of the context)"));
   if (!parse_bytes(a.kv_cache_memory, &kv_bytes)) return fail(invalid_argument("--kv-cache-memory: not a size"));
   if (a.device != "auto" && a.device != "cpu" && a.device != "cuda")
     return fail(invalid_argument("--device: use auto, cpu or cuda"));
@@ -307,6 +309,7 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.cors = http::Cors(a.cors_origins);
   ao.sse_keepalive = ms(a.sse_keepalive);
   ao.access_log = !a.no_access_log;
+  ao.default_max_tokens = a.default_max_tokens;
   http::App app(pool, registry, ao);
 
   http::ServerOptions so;
@@ -373,6 +376,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step, so long prompts share steps with other requests (0: 2048 on CUDA, 256 on CPU)");
   opt("--max-queue", a->max_queue, "KILN_MAX_QUEUE", "Waiting requests per model before 503 + Retry-After");
   opt("--request-timeout", a->request_timeout, "KILN_REQUEST_TIMEOUT", "Seconds a request may wait and run (0: no limit)");
+  opt("--default-max-tokens", a->default_max_tokens, "KILN_DEFAULT_MAX_TOKENS",
+      "Most tokens a chat completion without max_tokens generates (0: the rest of the context)");
   sub.add_flag("--no-prefix-cache", a->no_prefix_cache, "Turn prefix caching off")->envname("KILN_NO_PREFIX_CACHE");
   opt("--block-size", a->block_size, "KILN_BLOCK_SIZE", "Tokens per KV cache block");
   opt("--kv-cache-memory", a->kv_cache_memory, "KILN_KV_CACHE_MEMORY", "KV cache size of each model, e.g. 2GiB (0: what the memory budget leaves, at most a quarter of it with several models)");

@@ -166,10 +166,14 @@ test('completions: string, token ids, several prompts, echo and logprobs', async
   assert.equal(lp.tokens.join(''), d.choices[0].text);
 });
 
-test('omitted max_tokens fills the rest of the context', async () => {
+test('omitted max_tokens: 16 for completions, the server default capped by the context for chat', async () => {
   const r = await client.completions.create({ model: 'tiny', prompt: [128000, 9906], ignore_eos: true, temperature: 0 });
   assert.equal(r.choices[0].finish_reason, 'length');
-  assert.equal(r.usage.prompt_tokens + r.usage.completion_tokens, 512);
+  assert.equal(r.usage.completion_tokens, 16);
+  // --default-max-tokens (4096) is more than this 512-token context leaves: the context caps it.
+  const c = await client.chat.completions.create({ model: 'tiny', messages, ignore_eos: true, temperature: 0 });
+  assert.equal(c.choices[0].finish_reason, 'length');
+  assert.equal(c.usage.prompt_tokens + c.usage.completion_tokens, 512);
 });
 
 test('typed errors: BadRequestError, NotFoundError, AuthenticationError', async () => {

@@ -35,7 +35,15 @@ Status Status::with_context(std::string_view context) const {
   std::string m(context);
   m += ": ";
   m += message_;
-  return {code_, std::move(m)};
+  Status s(code_, std::move(m));
+  s.param_ = param_;
+  return s;
+}
+
+Status Status::with_param(std::string param) const {
+  Status s = *this;
+  if (!s.is_ok()) s.param_ = std::move(param);
+  return s;
 }
 
 }  // namespace kiln

@@ -44,9 +44,16 @@ class [[nodiscard]] Status {
   // Returns a status with `context` prepended to the message ("context: message").
   Status with_context(std::string_view context) const;
 
+  // The request field a rejection is about ("n", "prompt", "temperature"), as the layer that
+  // refused it names the field; empty when none. Lets an API layer name the parameter without
+  // reading the message.
+  const std::string& param() const { return param_; }
+  Status with_param(std::string param) const;
+
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string param_;
 };
 
 inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "kiln/http/auth.h"
@@ -19,6 +20,9 @@ namespace kiln::http {
 
 class Server;
 
+// --default-max-tokens' default.
+inline constexpr int64_t kDefaultMaxTokens = 4096;
+
 struct AppOptions {
   ApiKeys api_keys;
   // --admin-key: when set, /v1/admin/* takes these keys instead of the API keys.
@@ -29,6 +33,9 @@ struct AppOptions {
   // goes out this often so that proxies and clients do not time the stream out.
   std::chrono::milliseconds sse_keepalive{10000};
   bool access_log = true;
+  // Most tokens a chat completion without max_tokens generates (0: the rest of the context);
+  // always capped by what the context leaves (docs/generation-defaults.md).
+  int64_t default_max_tokens = kDefaultMaxTokens;
 };
 
 // What handlers share.

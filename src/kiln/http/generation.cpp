@@ -22,6 +22,13 @@ struct ChoiceState {
   bool done = false;
 };
 
+// serve/ names the fields of its Request; the API calls two of them differently.
+std::string api_param(const ResponseRenderer& api, const std::string& field) {
+  if (field == "prompt") return std::string(api.prompt_param());
+  if (field == "logprobs") return std::string(api.logprobs_param());
+  return field;
+}
+
 runtime::SamplingParams sampling_for(const GenerationParams& p, const model::GenerationConfig& g) {
   runtime::SamplingParams s;
   double temperature = p.temperature ? *p.temperature : g.temperature.value_or(1.0);
@@ -73,9 +80,8 @@ class Session : public std::enable_shared_from_this<Session> {
       serve::SubmitResult sub = plan_.lease.worker().submit(std::move(r));
       if (!sub.ok()) {
         cancel_all();
-        ApiError e = api_error_from_status(sub.status);
+        ApiError e = error_for(sub.status);
         if (sub.retry_after_seconds > 0) e.retry_after_seconds = sub.retry_after_seconds;
-        if (e.status == 400 && starts_with(sub.status.message(), "prompt")) e.param = plan_.chat ? "messages" : "prompt";
         ex_->respond_error(e);
         return;
       }
@@ -84,29 +90,21 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     auto self = shared_from_this();
     ex_->on_client_gone([self] { self->cancel_all(); });
+    for (size_t g = 0; g < choices_.size(); ++g) {
+      const std::string* echo = echo_of(g);
+      if (echo == nullptr) continue;
+      // The echoed prompt opens the choice's text: a stream sends it first, a response holds it.
+      choices_[g].emitted = static_cast<int64_t>(echo->size());
+      if (!p.stream) choices_[g].pending = *echo;
+    }
     if (p.stream) {
       ex_->start_stream();
       for (size_t g = 0; g < choices_.size(); ++g) {
-        if (plan_.chat) {
-          ChatDelta d;
-          d.index = static_cast<int>(g);
-          d.role = true;
-          d.content = "";
-          send_event(render_chat_chunk(plan_.meta, d, p.include_usage));
-        } else if (!plan_.echo.empty()) {
-          ChoiceOutput c;
-          c.index = static_cast<int>(g);
-          c.text = plan_.echo[g / static_cast<size_t>(n)];
-          choices_[g].emitted = static_cast<int64_t>(c.text.size());
-          send_event(render_completion_chunk(plan_.meta, c, p.include_usage));
+        if (auto chunk = plan_.api->opening_chunk(plan_.meta, static_cast<int>(g), echo_of(g), p.include_usage)) {
+          send_event(*chunk);
         }
       }
       schedule_keepalive();
-    } else if (!plan_.echo.empty()) {
-      for (size_t g = 0; g < choices_.size(); ++g) {
-        choices_[g].pending = plan_.echo[g / static_cast<size_t>(n)];
-        choices_[g].emitted = static_cast<int64_t>(choices_[g].pending.size());
-      }
     }
     for (const auto& s : streams_) {
       std::weak_ptr<Session> weak = self;
@@ -124,6 +122,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void send_event(const std::string& json) { ex_->send(sse_data(json)); }
+
+  ApiError error_for(const Status& s) const { return api_error_from_status(s, api_param(*plan_.api, s.param())); }
+
+  // Completions with echo: the prompt text choice `g` starts with; null otherwise.
+  const std::string* echo_of(size_t g) const {
+    return plan_.echo.empty() ? nullptr : &plan_.echo[g / static_cast<size_t>(plan_.params.n)];
+  }
 
   void schedule_keepalive() {
     auto self = shared_from_this();
@@ -210,41 +215,24 @@ class Session : public std::enable_shared_from_this<Session> {
     if (g == 0) ex_->record().finish_reason = reason;
     if (!plan_.params.stream) return;
     flush(g);
-    if (plan_.chat) {
-      ChatDelta d;
-      d.index = static_cast<int>(g);
-      d.finish_reason = reason;
-      send_event(render_chat_chunk(plan_.meta, d, plan_.params.include_usage));
-    } else {
-      ChoiceOutput c;
-      c.index = static_cast<int>(g);
-      c.finish_reason = reason;
-      c.text_offset = s.emitted;
-      send_event(render_completion_chunk(plan_.meta, c, plan_.params.include_usage));
-    }
+    ChoiceDelta d;
+    d.index = static_cast<int>(g);
+    d.finish_reason = reason;
+    d.text_offset = s.emitted;
+    send_event(plan_.api->chunk(plan_.meta, d, plan_.params.include_usage));
   }
 
   // Streaming: sends what a choice has gathered since its last chunk as one chunk.
   void flush(size_t g) {
     ChoiceState& s = choices_[g];
     if (s.pending.empty() && s.logprobs.empty()) return;
-    bool lp = plan_.params.num_logprobs >= 0;
-    if (plan_.chat) {
-      ChatDelta d;
-      d.index = static_cast<int>(g);
-      d.content = s.pending;
-      d.with_logprobs = lp;
-      d.logprobs = std::move(s.logprobs);
-      send_event(render_chat_chunk(plan_.meta, d, plan_.params.include_usage));
-    } else {
-      ChoiceOutput c;
-      c.index = static_cast<int>(g);
-      c.text = s.pending;
-      c.with_logprobs = lp;
-      c.logprobs = std::move(s.logprobs);
-      c.text_offset = s.emitted;
-      send_event(render_completion_chunk(plan_.meta, c, plan_.params.include_usage));
-    }
+    ChoiceDelta d;
+    d.index = static_cast<int>(g);
+    d.text = s.pending;
+    d.with_logprobs = plan_.params.num_logprobs >= 0;
+    d.logprobs = std::move(s.logprobs);
+    d.text_offset = s.emitted;
+    send_event(plan_.api->chunk(plan_.meta, d, plan_.params.include_usage));
     s.emitted += static_cast<int64_t>(s.pending.size());
     s.pending.clear();
     s.logprobs.clear();
@@ -260,21 +248,18 @@ class Session : public std::enable_shared_from_this<Session> {
       if (cancelled_ || ex_->client_gone()) {
         // The client went away (or the server is closing): nobody reads an answer.
         if (plan_.params.stream) ex_->end_stream();
-        else ex_->respond_error(api_error_from_status(error_));
+        else ex_->respond_error(error_for(error_));
         return;
       }
       log_warn("request ", ex_->request_id(), " failed: ", error_.to_string());
-      ApiError e = api_error_from_status(error_);
+      ApiError e = error_for(error_);
       if (plan_.params.stream) ex_->end_stream_with_error(e);
       else ex_->respond_error(e);
       return;
     }
     for (size_t g = 0; g < choices_.size(); ++g) end_choice(g, "stop");
     if (plan_.params.stream) {
-      if (plan_.params.include_usage) {
-        send_event(plan_.chat ? render_chat_usage_chunk(plan_.meta, usage_)
-                              : render_completion_usage_chunk(plan_.meta, usage_));
-      }
+      if (plan_.params.include_usage) send_event(plan_.api->usage_chunk(plan_.meta, usage_));
       ex_->send(sse_done());
       ex_->end_stream();
       return;
@@ -287,11 +272,10 @@ class Session : public std::enable_shared_from_this<Session> {
       c.finish_reason = choices_[g].finish_reason;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);
-      c.text_offset = plan_.echo.empty() ? 0 : static_cast<int64_t>(plan_.echo[g / static_cast<size_t>(plan_.params.n)].size());
+      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(echo_of(g)->size());
       out.push_back(std::move(c));
     }
-    std::string body = plan_.chat ? render_chat_completion(plan_.meta, out, usage_)
-                                  : render_completion(plan_.meta, out, usage_);
+    std::string body = plan_.api->response(plan_.meta, out, usage_);
     ex_->respond({200, "application/json", {}, std::move(body)});
   }
 
@@ -310,23 +294,6 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
-
-ApiError context_length_error(int64_t max_len, int64_t prompt_tokens, std::optional<int64_t> max_tokens, bool chat) {
-  std::string msg;
-  if (max_tokens) {
-    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, you requested ",
-                  prompt_tokens + *max_tokens, " tokens (", prompt_tokens, chat ? " in the messages, " : " in your prompt; ",
-                  *max_tokens, chat ? " in the completion). " : " for the completion). ",
-                  "Please reduce the length of the ", chat ? "messages or completion." : "prompt or completion.");
-  } else {
-    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, your ",
-                  chat ? "messages resulted in " : "prompt resulted in ", prompt_tokens,
-                  " tokens. Please reduce the length of the ", chat ? "messages." : "prompt.");
-  }
-  ApiError e = error_with_status(400, msg, "context_length_exceeded");
-  e.param = chat ? "messages" : "prompt";
-  return e;
-}
 
 void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan plan) {
   const auto& p = plan.params;
@@ -350,11 +317,10 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   for (const auto& prompt : plan.prompts) {
     const int64_t n = static_cast<int64_t>(prompt.size());
     prompt_total += n;
-    if (n == 0) return ex->respond_error(invalid_param(plan.chat ? "messages" : "prompt", "the prompt is empty."));
-    if (n >= max_len || (p.max_tokens && n + *p.max_tokens > max_len)) {
-      return ex->respond_error(context_length_error(max_len, n, p.max_tokens, plan.chat));
-    }
-    max_tokens.push_back(p.max_tokens ? *p.max_tokens : max_len - n);  // omitted: the rest of the context
+    if (n == 0) return ex->respond_error(invalid_param(std::string(plan.api->prompt_param()), "the prompt is empty."));
+    std::optional<int64_t> budget = completion_budget(n, max_len, p.max_tokens, plan.default_max_tokens);
+    if (!budget) return ex->respond_error(plan.api->context_length_error(max_len, n, p.max_tokens));
+    max_tokens.push_back(*budget);
   }
   ex->record().model = plan.lease.id();
   ex->record().prompt_tokens = prompt_total;

@@ -18,9 +18,12 @@
 namespace kiln::http {
 
 struct GenerationPlan {
-  bool chat = true;
+  const ResponseRenderer* api = &chat_renderer();  // chat or completions: how answers look
   pool::ModelLease lease;
   GenerationParams params;
+  // Tokens per choice when the request gives no max_tokens (0: the rest of the context); either
+  // way no more than the context leaves after the prompt.
+  int64_t default_max_tokens = 0;
   std::vector<std::vector<int32_t>> prompts;  // completions may have several; each gets n choices
   std::vector<std::string> echo;              // completions with echo: each prompt's text
   ResponseMeta meta;
@@ -29,8 +32,5 @@ struct GenerationPlan {
 // Checks the plan against the model (context length, token ids, logit bias), submits it and
 // answers `ex` as it runs. Errors become the right HTTP error (or a last SSE event).
 void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan plan);
-
-// OpenAI's context-length error; `prompt_word` is "messages" or "prompt".
-ApiError context_length_error(int64_t max_len, int64_t prompt_tokens, std::optional<int64_t> max_tokens, bool chat);
 
 }  // namespace kiln::http

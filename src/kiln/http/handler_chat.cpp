@@ -44,7 +44,8 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   auto ids = lease.tokenizer().encode(*rendered, /*add_special_tokens=*/false);
   if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
   GenerationPlan plan;
-  plan.chat = true;
+  plan.api = &chat_renderer();
+  plan.default_max_tokens = ctx.options->default_max_tokens;
   plan.lease = std::move(lease);
   plan.params = std::move(req.params);
   plan.prompts.push_back(std::move(ids).value());

@@ -12,7 +12,8 @@ namespace {
 
 void continue_completion(const AppContext& ctx, const ExchangePtr& ex, CompletionRequest& req, pool::ModelLease lease) {
   GenerationPlan plan;
-  plan.chat = false;
+  plan.api = &completion_renderer();
+  plan.default_max_tokens = kCompletionsDefaultMaxTokens;
   const int64_t vocab = lease.config().vocab_size;
   for (size_t i = 0; i < req.prompts.size(); ++i) {
     const PromptInput& p = req.prompts[i];

@@ -1,5 +1,6 @@
 #include "kiln/http/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -277,6 +278,14 @@ std::optional<ApiError> parse_tools(const Json& body, ChatRequest* out) {
 }
 
 }  // namespace
+
+std::optional<int64_t> completion_budget(int64_t prompt_tokens, int64_t max_len, std::optional<int64_t> max_tokens,
+                                         int64_t default_max_tokens) {
+  if (prompt_tokens >= max_len) return std::nullopt;
+  const int64_t room = max_len - prompt_tokens;
+  if (max_tokens) return *max_tokens <= room ? max_tokens : std::nullopt;
+  return default_max_tokens > 0 ? std::min(default_max_tokens, room) : room;
+}
 
 std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* out) {
   Json body;

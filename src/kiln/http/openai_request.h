@@ -18,11 +18,13 @@ namespace kiln::http {
 inline constexpr int kMaxChoices = 16;
 inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxTopLogprobs = 20;
+// OpenAI's max_tokens when a /v1/completions request gives none.
+inline constexpr int64_t kCompletionsDefaultMaxTokens = 16;
 
 // Fields shared by both endpoints.
 struct GenerationParams {
   std::string model;
-  std::optional<int64_t> max_tokens;  // absent: the rest of the context
+  std::optional<int64_t> max_tokens;  // max_completion_tokens, else max_tokens; absent: a default
   std::optional<double> temperature;  // absent: the model's generation_config, else 1
   std::optional<double> top_p;
   std::optional<int64_t> top_k;       // 0 or -1: off
@@ -70,6 +72,12 @@ struct CompletionRequest {
 // Each returns the 400 for the first problem it finds, or nullopt when `body` is a valid request.
 std::optional<ApiError> parse_chat_request(std::string_view body, ChatRequest* out);
 std::optional<ApiError> parse_completion_request(std::string_view body, CompletionRequest* out);
+
+// How many tokens one prompt's choices may generate. The request's max_tokens must fit the
+// context with the prompt; without one, `default_max_tokens` (0: no default) applies, capped by
+// what the context leaves. nullopt: the request does not fit (OpenAI's context-length error).
+std::optional<int64_t> completion_budget(int64_t prompt_tokens, int64_t max_len, std::optional<int64_t> max_tokens,
+                                         int64_t default_max_tokens);
 
 // OpenAI's wording for a body that is not JSON.
 ApiError malformed_json_error(const std::string& detail);

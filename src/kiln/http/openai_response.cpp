@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/core/str.h"
+
 namespace kiln::http {
 
 namespace {
@@ -74,73 +76,154 @@ Json head(const ResponseMeta& meta, const char* object) {
 
 Json finish(const std::string& reason) { return reason.empty() ? Json(nullptr) : Json(reason); }
 
+// A stream chunk holding one choice.
+std::string one_choice_chunk(const ResponseMeta& meta, const char* object, Json choice, bool usage_null) {
+  Json j = head(meta, object);
+  j["choices"] = Json::array({std::move(choice)});
+  if (usage_null) j["usage"] = nullptr;
+  return dump(j);
+}
+
+// A response, or (with no choices) the stream's closing usage chunk.
+std::string with_usage(const ResponseMeta& meta, const char* object, Json choices, const Usage& usage) {
+  Json j = head(meta, object);
+  j["choices"] = std::move(choices);
+  j["usage"] = usage_json(usage);
+  return dump(j);
+}
+
+// How an endpoint words OpenAI's context-length error.
+struct ContextWording {
+  const char* param;          // "messages" / "prompt"
+  const char* prompt_part;    // " in the messages, "
+  const char* output_part;    // " in the completion). "
+  const char* prompt_alone;   // "messages resulted in "
+  const char* reduce_both;    // "messages or completion."
+  const char* reduce_prompt;  // "messages."
+};
+
+ApiError context_length(const ContextWording& w, int64_t max_len, int64_t prompt_tokens,
+                        std::optional<int64_t> max_tokens) {
+  std::string msg;
+  if (max_tokens) {
+    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, you requested ",
+                  prompt_tokens + *max_tokens, " tokens (", prompt_tokens, w.prompt_part, *max_tokens, w.output_part,
+                  "Please reduce the length of the ", w.reduce_both);
+  } else {
+    msg = str_cat("This model's maximum context length is ", max_len, " tokens. However, your ", w.prompt_alone,
+                  prompt_tokens, " tokens. Please reduce the length of the ", w.reduce_prompt);
+  }
+  ApiError e = error_with_status(400, msg, "context_length_exceeded");
+  e.param = w.param;
+  return e;
+}
+
+class ChatRenderer final : public ResponseRenderer {
+ public:
+  std::string_view prompt_param() const override { return "messages"; }
+  std::string_view logprobs_param() const override { return "top_logprobs"; }
+
+  std::optional<std::string> opening_chunk(const ResponseMeta& meta, int index, const std::string*,
+                                           bool usage_null) const override {
+    return one_choice_chunk(meta, kChunk, choice(index, {{"role", "assistant"}, {"content", ""}}, Json(nullptr), ""),
+                            usage_null);
+  }
+
+  std::string chunk(const ResponseMeta& meta, const ChoiceDelta& d, bool usage_null) const override {
+    Json delta = Json::object();
+    if (d.text) delta["content"] = *d.text;
+    Json lp = d.with_logprobs ? chat_logprobs(d.logprobs) : Json(nullptr);
+    return one_choice_chunk(meta, kChunk, choice(d.index, std::move(delta), std::move(lp), d.finish_reason), usage_null);
+  }
+
+  std::string usage_chunk(const ResponseMeta& meta, const Usage& usage) const override {
+    return with_usage(meta, kChunk, Json::array(), usage);
+  }
+
+  std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                       const Usage& usage) const override {
+    Json cs = Json::array();
+    for (const auto& c : choices) {
+      Json m = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+      cs.push_back({{"index", c.index},
+                    {"message", m},
+                    {"logprobs", c.with_logprobs ? chat_logprobs(c.logprobs) : Json(nullptr)},
+                    {"finish_reason", finish(c.finish_reason)}});
+    }
+    return with_usage(meta, "chat.completion", std::move(cs), usage);
+  }
+
+  ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
+                                std::optional<int64_t> max_tokens) const override {
+    static constexpr ContextWording kWording{"messages", " in the messages, ", " in the completion). ",
+                                             "messages resulted in ", "messages or completion.", "messages."};
+    return context_length(kWording, max_len, prompt_tokens, max_tokens);
+  }
+
+ private:
+  static constexpr const char* kChunk = "chat.completion.chunk";
+
+  static Json choice(int index, Json delta, Json logprobs, const std::string& reason) {
+    return {{"index", index}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)}, {"finish_reason", finish(reason)}};
+  }
+};
+
+class CompletionRenderer final : public ResponseRenderer {
+ public:
+  std::string_view prompt_param() const override { return "prompt"; }
+  std::string_view logprobs_param() const override { return "logprobs"; }
+
+  std::optional<std::string> opening_chunk(const ResponseMeta& meta, int index, const std::string* echo,
+                                           bool usage_null) const override {
+    if (echo == nullptr) return std::nullopt;
+    return one_choice_chunk(meta, kObject, choice(index, *echo, Json(nullptr), ""), usage_null);
+  }
+
+  std::string chunk(const ResponseMeta& meta, const ChoiceDelta& d, bool usage_null) const override {
+    Json lp = d.with_logprobs ? completion_logprobs(d.logprobs, d.text_offset) : Json(nullptr);
+    return one_choice_chunk(meta, kObject, choice(d.index, d.text.value_or(""), std::move(lp), d.finish_reason),
+                            usage_null);
+  }
+
+  std::string usage_chunk(const ResponseMeta& meta, const Usage& usage) const override {
+    return with_usage(meta, kObject, Json::array(), usage);
+  }
+
+  std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                       const Usage& usage) const override {
+    Json cs = Json::array();
+    for (const auto& c : choices) {
+      Json lp = c.with_logprobs ? completion_logprobs(c.logprobs, c.text_offset) : Json(nullptr);
+      cs.push_back(choice(c.index, c.text, std::move(lp), c.finish_reason));
+    }
+    return with_usage(meta, kObject, std::move(cs), usage);
+  }
+
+  ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
+                                std::optional<int64_t> max_tokens) const override {
+    static constexpr ContextWording kWording{"prompt", " in your prompt; ", " for the completion). ",
+                                             "prompt resulted in ", "prompt or completion.", "prompt."};
+    return context_length(kWording, max_len, prompt_tokens, max_tokens);
+  }
+
+ private:
+  static constexpr const char* kObject = "text_completion";
+
+  static Json choice(int index, const std::string& text, Json logprobs, const std::string& reason) {
+    return {{"index", index}, {"text", text}, {"logprobs", std::move(logprobs)}, {"finish_reason", finish(reason)}};
+  }
+};
+
 }  // namespace
 
-std::string render_chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
-                                   const Usage& usage) {
-  Json j = head(meta, "chat.completion");
-  Json cs = Json::array();
-  for (const auto& c : choices) {
-    Json m = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
-    cs.push_back({{"index", c.index},
-                  {"message", m},
-                  {"logprobs", c.with_logprobs ? chat_logprobs(c.logprobs) : Json(nullptr)},
-                  {"finish_reason", finish(c.finish_reason)}});
-  }
-  j["choices"] = cs;
-  j["usage"] = usage_json(usage);
-  return dump(j);
+const ResponseRenderer& chat_renderer() {
+  static const ChatRenderer kChat;
+  return kChat;
 }
 
-std::string render_chat_chunk(const ResponseMeta& meta, const ChatDelta& d, bool usage_null) {
-  Json j = head(meta, "chat.completion.chunk");
-  Json delta = Json::object();
-  if (d.role) delta["role"] = "assistant";
-  if (d.content) delta["content"] = *d.content;
-  j["choices"] = Json::array({{{"index", d.index},
-                               {"delta", delta},
-                               {"logprobs", d.with_logprobs ? chat_logprobs(d.logprobs) : Json(nullptr)},
-                               {"finish_reason", finish(d.finish_reason)}}});
-  if (usage_null) j["usage"] = nullptr;
-  return dump(j);
-}
-
-std::string render_chat_usage_chunk(const ResponseMeta& meta, const Usage& usage) {
-  Json j = head(meta, "chat.completion.chunk");
-  j["choices"] = Json::array();
-  j["usage"] = usage_json(usage);
-  return dump(j);
-}
-
-std::string render_completion(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage) {
-  Json j = head(meta, "text_completion");
-  Json cs = Json::array();
-  for (const auto& c : choices) {
-    cs.push_back({{"index", c.index},
-                  {"text", c.text},
-                  {"logprobs", c.with_logprobs ? completion_logprobs(c.logprobs, c.text_offset) : Json(nullptr)},
-                  {"finish_reason", finish(c.finish_reason)}});
-  }
-  j["choices"] = cs;
-  j["usage"] = usage_json(usage);
-  return dump(j);
-}
-
-std::string render_completion_chunk(const ResponseMeta& meta, const ChoiceOutput& c, bool usage_null) {
-  Json j = head(meta, "text_completion");
-  j["choices"] = Json::array({{{"index", c.index},
-                               {"text", c.text},
-                               {"logprobs", c.with_logprobs ? completion_logprobs(c.logprobs, c.text_offset) : Json(nullptr)},
-                               {"finish_reason", finish(c.finish_reason)}}});
-  if (usage_null) j["usage"] = nullptr;
-  return dump(j);
-}
-
-std::string render_completion_usage_chunk(const ResponseMeta& meta, const Usage& usage) {
-  Json j = head(meta, "text_completion");
-  j["choices"] = Json::array();
-  j["usage"] = usage_json(usage);
-  return dump(j);
+const ResponseRenderer& completion_renderer() {
+  static const CompletionRenderer kCompletion;
+  return kCompletion;
 }
 
 namespace {

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "kiln/http/errors.h"
 #include "kiln/pool/model_pool.h"
 
 namespace kiln::http {
@@ -47,25 +49,46 @@ struct ChoiceOutput {
   int64_t text_offset = 0;            // completions: where `text` starts in the returned text (echo)
 };
 
-std::string render_chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
-                                   const Usage& usage);
-// One chunk for one choice. `role` adds "role":"assistant"; `content` absent gives an empty delta.
-struct ChatDelta {
+// One streamed chunk of one choice: new text with its logprobs, or (no text) the choice's end.
+struct ChoiceDelta {
   int index = 0;
-  bool role = false;
-  std::optional<std::string> content;
+  std::optional<std::string> text;    // absent: the closing chunk, which carries finish_reason
   bool with_logprobs = false;
   std::vector<LogprobEntry> logprobs;
-  std::string finish_reason;  // empty: null
+  int64_t text_offset = 0;            // completions: where `text` starts within the choice's text
+  std::string finish_reason;          // empty: null
 };
-std::string render_chat_chunk(const ResponseMeta& meta, const ChatDelta& delta, bool usage_null);
-// The last chunk with stream_options.include_usage: no choices, the usage.
-std::string render_chat_usage_chunk(const ResponseMeta& meta, const Usage& usage);
 
-std::string render_completion(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage);
-// `choice.text` is the delta; `choice.text_offset` is where it starts within the choice's text.
-std::string render_completion_chunk(const ResponseMeta& meta, const ChoiceOutput& choice, bool usage_null);
-std::string render_completion_usage_chunk(const ResponseMeta& meta, const Usage& usage);
+// What differs between a chat completion (chat.completion / chat.completion.chunk) and a text
+// completion (text_completion), so that one generation path (generation.cpp) serves both: the
+// object names, the shapes of a choice, a delta and logprobs, how a stream opens, and what the
+// request calls its prompt and its logprobs. Usage goes last in a response; in a stream with
+// include_usage every chunk carries "usage": null and a last chunk without choices holds it.
+class ResponseRenderer {
+ public:
+  virtual ~ResponseRenderer() = default;
+
+  virtual std::string_view prompt_param() const = 0;    // "messages" / "prompt"
+  virtual std::string_view logprobs_param() const = 0;  // "top_logprobs" / "logprobs"
+
+  // The chunk that opens choice `index`'s stream, if any: chat announces the assistant's role;
+  // completions send the prompt's text when echo asks for it (`echo`: null without echo).
+  virtual std::optional<std::string> opening_chunk(const ResponseMeta& meta, int index, const std::string* echo,
+                                                   bool usage_null) const = 0;
+  virtual std::string chunk(const ResponseMeta& meta, const ChoiceDelta& delta, bool usage_null) const = 0;
+  // The last chunk with stream_options.include_usage: no choices, the usage.
+  virtual std::string usage_chunk(const ResponseMeta& meta, const Usage& usage) const = 0;
+  // The whole answer when not streaming.
+  virtual std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                               const Usage& usage) const = 0;
+  // OpenAI's context-length error, in this endpoint's words. `max_tokens` absent: the prompt
+  // alone does not fit.
+  virtual ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
+                                        std::optional<int64_t> max_tokens) const = 0;
+};
+
+const ResponseRenderer& chat_renderer();
+const ResponseRenderer& completion_renderer();
 
 std::string render_model(const pool::ModelInfo& m);
 std::string render_model_list(const std::vector<pool::ModelInfo>& models);

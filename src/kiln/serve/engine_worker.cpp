@@ -79,7 +79,8 @@ SubmitResult EngineWorker::submit(Request request) {
   r.status = scheduler_->validate_request(request);
   if (!r.status.is_ok()) return r;
   if (request.timeout_seconds && !(std::isfinite(*request.timeout_seconds) && *request.timeout_seconds > 0.0)) {
-    r.status = invalid_argument(str_cat("timeout: must be a positive number of seconds, got ", *request.timeout_seconds));
+    r.status = invalid_argument(str_cat("timeout: must be a positive number of seconds, got ", *request.timeout_seconds))
+                   .with_param("timeout");
     return r;
   }
   std::lock_guard<std::mutex> lock(submit_mu_);

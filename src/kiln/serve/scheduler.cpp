@@ -12,26 +12,32 @@ namespace {
 // Most logprobs a request may ask for per token (OpenAI's top_logprobs allows 20).
 constexpr int32_t kMaxLogprobs = 20;
 
+// A request refused for one field: the status names it (Status::param), so the API layer can
+// name its parameter without reading the message, which still starts with "field: ".
+Status rejected(const char* field, std::string detail) {
+  return invalid_argument(str_cat(field, ": ", detail)).with_param(field);
+}
+
 Status check_sampling(const runtime::SamplingParams& p, int64_t vocab_size) {
   if (!std::isfinite(p.temperature) || p.temperature < 0.0f) {
-    return invalid_argument(str_cat("temperature: must be a finite number >= 0, got ", p.temperature));
+    return rejected("temperature", str_cat("must be a finite number >= 0, got ", p.temperature));
   }
-  if (p.top_k < 0) return invalid_argument(str_cat("top_k: must be >= 0, got ", p.top_k));
-  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return invalid_argument(str_cat("top_p: must be in (0, 1], got ", p.top_p));
-  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return invalid_argument(str_cat("min_p: must be in [0, 1], got ", p.min_p));
+  if (p.top_k < 0) return rejected("top_k", str_cat("must be >= 0, got ", p.top_k));
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return rejected("top_p", str_cat("must be in (0, 1], got ", p.top_p));
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return rejected("min_p", str_cat("must be in [0, 1], got ", p.min_p));
   if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty)) {
-    return invalid_argument(str_cat("repetition_penalty: must be a finite number > 0, got ", p.repetition_penalty));
+    return rejected("repetition_penalty", str_cat("must be a finite number > 0, got ", p.repetition_penalty));
   }
-  if (!std::isfinite(p.presence_penalty)) return invalid_argument("presence_penalty: must be finite");
-  if (!std::isfinite(p.frequency_penalty)) return invalid_argument("frequency_penalty: must be finite");
+  if (!std::isfinite(p.presence_penalty)) return rejected("presence_penalty", "must be finite");
+  if (!std::isfinite(p.frequency_penalty)) return rejected("frequency_penalty", "must be finite");
   for (const auto& [token, bias] : p.logit_bias) {
     if (token < 0 || token >= vocab_size) {
-      return invalid_argument(str_cat("logit_bias: token id ", token, " is outside the vocabulary (size ", vocab_size, ")"));
+      return rejected("logit_bias", str_cat("token id ", token, " is outside the vocabulary (size ", vocab_size, ")"));
     }
-    if (!std::isfinite(bias)) return invalid_argument(str_cat("logit_bias: the bias of token ", token, " is not finite"));
+    if (!std::isfinite(bias)) return rejected("logit_bias", str_cat("the bias of token ", token, " is not finite"));
   }
   if (p.num_logprobs < -1 || p.num_logprobs > kMaxLogprobs) {
-    return invalid_argument(str_cat("logprobs: must be between 0 and ", kMaxLogprobs, ", got ", p.num_logprobs));
+    return rejected("logprobs", str_cat("must be between 0 and ", kMaxLogprobs, ", got ", p.num_logprobs));
   }
   return Status::ok();
 }
@@ -54,7 +60,6 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const SchedulerOptions& opt
   kvo.num_blocks = options.kv.num_blocks;
   kvo.block_size = options.kv.block_size;
   kvo.enable_prefix_cache = options.enable_prefix_cache;
-  kvo.cache_salt = options.cache_salt;
   KILN_ASSIGN_OR_RETURN(runtime::KvBlockManager kv, runtime::KvBlockManager::create(kvo));
   return std::unique_ptr<Scheduler>(new Scheduler(options, std::move(kv)));
 }
@@ -67,23 +72,23 @@ Scheduler::Scheduler(const SchedulerOptions& options, runtime::KvBlockManager kv
 
 Status Scheduler::validate_request(const Request& request) const {
   const int64_t prompt_len = static_cast<int64_t>(request.prompt.size());
-  if (prompt_len == 0) return invalid_argument("prompt: must hold at least one token");
+  if (prompt_len == 0) return rejected("prompt", "must hold at least one token");
   for (size_t i = 0; i < request.prompt.size(); ++i) {
     const int32_t t = request.prompt[i];
     if (t < 0 || t >= options_.vocab_size) {
-      return invalid_argument(str_cat("prompt: token id ", t, " at position ", i,
-                                      " is outside the vocabulary (size ", options_.vocab_size, ")"));
+      return rejected("prompt", str_cat("token id ", t, " at position ", i,
+                                        " is outside the vocabulary (size ", options_.vocab_size, ")"));
     }
   }
   if (prompt_len >= max_len_) {
-    return invalid_argument(str_cat("prompt: ", prompt_len, " tokens leave no room to generate within the context limit of ",
-                                    max_len_, " tokens"));
+    return rejected("prompt", str_cat(prompt_len, " tokens leave no room to generate within the context limit of ",
+                                      max_len_, " tokens"));
   }
   if (request.n < 1 || request.n > options_.max_seqs) {
-    return invalid_argument(str_cat("n: must be between 1 and ", options_.max_seqs, ", got ", request.n));
+    return rejected("n", str_cat("must be between 1 and ", options_.max_seqs, ", got ", request.n));
   }
   if (request.max_tokens && *request.max_tokens < 1) {
-    return invalid_argument(str_cat("max_tokens: must be at least 1, got ", *request.max_tokens));
+    return rejected("max_tokens", str_cat("must be at least 1, got ", *request.max_tokens));
   }
   return check_sampling(request.sampling, options_.vocab_size);
 }
@@ -113,9 +118,7 @@ Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t see
     s.sampling.seed = seed_for_choice(seed, c);
     s.state = c == 0 ? SequenceState::kWaiting : SequenceState::kAwaitingFork;
   }
-  request.prompt.clear();
-  request.prompt.shrink_to_fit();
-  r->request = std::move(request);
+  r->max_tokens = request.max_tokens;
   insert_waiting(&r->seqs[0]);
   requests_.emplace(request_id, std::move(r));
   ++num_waiting_requests_;
@@ -303,7 +306,7 @@ void Scheduler::fork_choices(RequestState* r) {
 StopRules Scheduler::stop_rules(const RequestState& r) const {
   StopRules rules;
   rules.stop_ids = r.stop_ids;
-  rules.max_tokens = r.request.max_tokens;
+  rules.max_tokens = r.max_tokens;
   rules.max_len = max_len_;
   return rules;
 }

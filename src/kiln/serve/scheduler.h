@@ -29,7 +29,6 @@ struct SchedulerOptions {
   // every step for the other requests.
   int32_t max_prefill_chunk = 0;
   bool enable_prefix_cache = true;
-  uint64_t cache_salt = 0;            // the model revision, so caches never mix checkpoints
   std::vector<int32_t> eos_token_ids;
   int64_t max_model_len = 0;          // the engine's context limit
   int64_t vocab_size = 0;             // token ids in a prompt must be below it

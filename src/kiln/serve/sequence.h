@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "kiln/runtime/sampling.h"
@@ -44,7 +45,7 @@ struct Sequence {
 // Per request bookkeeping inside the scheduler.
 struct RequestState {
   uint64_t id = 0;
-  Request request;                // prompt moved out into the sequences
+  std::optional<int32_t> max_tokens;  // the request's; the rest of it went into the sequences
   std::vector<int32_t> stop_ids;  // EOS (unless ignore_eos) and the request's stop token ids
   std::vector<Sequence> seqs;     // [n], index = choice; never resized after creation
   bool forked = false;            // choices > 0 have taken the prompt's blocks (or n == 1)

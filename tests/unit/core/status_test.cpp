@@ -29,6 +29,15 @@ TEST(Status, ResultCarriesValueOrError) {
   EXPECT_EQ(e.status().with_context("quarter").to_string(), "invalid_argument: quarter: odd: 3");
 }
 
+TEST(Status, ParamNamesTheRejectedFieldAndSurvivesContext) {
+  Status s = invalid_argument("n: must be between 1 and 4, got 9").with_param("n");
+  EXPECT_EQ(s.param(), "n");
+  EXPECT_EQ(s.message(), "n: must be between 1 and 4, got 9");
+  EXPECT_EQ(s.with_context("model m").param(), "n");
+  EXPECT_EQ(invalid_argument("x").param(), "");
+  EXPECT_EQ(Status::ok().with_param("n").param(), "");  // an ok status names nothing
+}
+
 TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f)), 1.0f);
   // 1 + 2^-8 is halfway between two bf16 values; ties go to the even one (1.0).

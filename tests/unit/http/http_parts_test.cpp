@@ -105,21 +105,20 @@ TEST(Sse, Framing) {
 }
 
 TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
+  const ResponseRenderer& chat = chat_renderer();
+  const ResponseRenderer& completion = completion_renderer();
   ResponseMeta meta{"chatcmpl-1", 100, "m", "fp"};
-  ChatDelta role;
-  role.role = true;
-  role.content = "";
-  json a = json::parse(render_chat_chunk(meta, role, true));
+  json a = json::parse(chat.opening_chunk(meta, 0, nullptr, true).value());
   EXPECT_EQ(a["object"], "chat.completion.chunk");
-  EXPECT_EQ(a["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(a["choices"][0]["delta"], json({{"role", "assistant"}, {"content", ""}}));
   EXPECT_TRUE(a["choices"][0]["finish_reason"].is_null());
   EXPECT_TRUE(a.contains("usage") && a["usage"].is_null());
-  ChatDelta fin;
+  ChoiceDelta fin;
   fin.finish_reason = "length";
-  json b = json::parse(render_chat_chunk(meta, fin, false));
+  json b = json::parse(chat.chunk(meta, fin, false));
   EXPECT_EQ(b["choices"][0]["delta"], json::object());
   EXPECT_FALSE(b.contains("usage"));
-  json u = json::parse(render_chat_usage_chunk(meta, {5, 3, 2}));
+  json u = json::parse(chat.usage_chunk(meta, {5, 3, 2}));
   EXPECT_EQ(u["choices"], json::array());
   EXPECT_EQ(u["usage"]["total_tokens"], 8);
   EXPECT_EQ(u["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
@@ -129,17 +128,69 @@ TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
   c.with_logprobs = true;
   c.text_offset = 10;
   c.logprobs = {{"a", -0.5f, {{"a", -0.5f}, {"b", -1.0f}}}, {"b", -2.0f, {}}};
-  json d = json::parse(render_completion({"cmpl-1", 1, "m", "fp"}, {c}, {1, 2, 0}));
+  json d = json::parse(completion.response({"cmpl-1", 1, "m", "fp"}, {c}, {1, 2, 0}));
   const json& lp = d["choices"][0]["logprobs"];
   EXPECT_EQ(lp["tokens"], json::array({"a", "b"}));
   EXPECT_EQ(lp["text_offset"], json::array({10, 11}));
   EXPECT_EQ(lp["top_logprobs"][0]["b"], -1.0);
   EXPECT_EQ(d["object"], "text_completion");
 
-  ChoiceOutput chat = c;
-  json e = json::parse(render_chat_completion(meta, {chat}, {1, 2, 0}));
+  json e = json::parse(chat.response(meta, {c}, {1, 2, 0}));
+  EXPECT_EQ(e["object"], "chat.completion");
+  EXPECT_EQ(e["choices"][0]["message"]["content"], "ab");
   EXPECT_EQ(e["choices"][0]["logprobs"]["content"][0]["bytes"], json::array({97}));
   EXPECT_EQ(e["choices"][0]["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
+}
+
+// The exact bytes of each kind of chunk, so that a change of shape cannot pass unnoticed.
+TEST(Render, ChunksAreByteExact) {
+  const ResponseRenderer& chat = chat_renderer();
+  const ResponseRenderer& completion = completion_renderer();
+  ResponseMeta meta{"id-1", 7, "m", "fp"};
+  const std::string head_chat = R"({"id":"id-1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp",)";
+  const std::string head_text = R"({"id":"id-1","object":"text_completion","created":7,"model":"m","system_fingerprint":"fp",)";
+  EXPECT_EQ(chat.opening_chunk(meta, 1, nullptr, false).value(),
+            head_chat + R"("choices":[{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})");
+  EXPECT_EQ(completion.opening_chunk(meta, 1, nullptr, false), std::nullopt);
+  const std::string echo = "Hi";
+  EXPECT_EQ(completion.opening_chunk(meta, 1, &echo, true).value(),
+            head_text + R"("choices":[{"index":1,"text":"Hi","logprobs":null,"finish_reason":null}],"usage":null})");
+  ChoiceDelta d;
+  d.index = 2;
+  d.text = "x";
+  d.with_logprobs = true;
+  d.text_offset = 3;
+  d.logprobs = {{"x", -1.0f, {{"y", -0.5f}}}};
+  EXPECT_EQ(chat.chunk(meta, d, false),
+            head_chat + R"("choices":[{"index":2,"delta":{"content":"x"},"logprobs":{"content":[{"token":"x","logprob":-1.0,)"
+                        R"("bytes":[120],"top_logprobs":[{"token":"y","logprob":-0.5,"bytes":[121]}]}],"refusal":null},)"
+                        R"("finish_reason":null}]})");
+  EXPECT_EQ(completion.chunk(meta, d, false),
+            head_text + R"("choices":[{"index":2,"text":"x","logprobs":{"tokens":["x"],"token_logprobs":[-1.0],)"
+                        R"("top_logprobs":[{"y":-0.5}],"text_offset":[3]},"finish_reason":null}]})");
+  ChoiceDelta end;
+  end.index = 2;
+  end.finish_reason = "stop";
+  end.text_offset = 4;
+  EXPECT_EQ(chat.chunk(meta, end, true),
+            head_chat + R"("choices":[{"index":2,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null})");
+  EXPECT_EQ(completion.chunk(meta, end, true),
+            head_text + R"("choices":[{"index":2,"text":"","logprobs":null,"finish_reason":"stop"}],"usage":null})");
+}
+
+TEST(Render, ContextLengthErrorsUseEachEndpointsWords) {
+  ApiError c = chat_renderer().context_length_error(256, 300, std::nullopt);
+  EXPECT_EQ(c.message, "This model's maximum context length is 256 tokens. However, your messages resulted in 300 tokens. "
+                       "Please reduce the length of the messages.");
+  EXPECT_EQ(c.param, "messages");
+  EXPECT_EQ(c.code, "context_length_exceeded");
+  ApiError p = completion_renderer().context_length_error(256, 10, 1000);
+  EXPECT_EQ(p.message, "This model's maximum context length is 256 tokens. However, you requested 1010 tokens (10 in your "
+                       "prompt; 1000 for the completion). Please reduce the length of the prompt or completion.");
+  EXPECT_EQ(p.param, "prompt");
+  EXPECT_EQ(chat_renderer().context_length_error(256, 10, 1000).message,
+            "This model's maximum context length is 256 tokens. However, you requested 1010 tokens (10 in the messages, "
+            "1000 in the completion). Please reduce the length of the messages or completion.");
 }
 
 TEST(Toml, SubsetValuesTablesAndErrors) {

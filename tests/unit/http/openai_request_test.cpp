@@ -175,5 +175,35 @@ TEST(OpenAiRequest, BadCompletionFields) {
   EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","best_of":3})").param, "best_of");
 }
 
+TEST(OpenAiRequest, MaxTokensAbsentOrMisspelledLeavesItToTheDefault) {
+  ChatRequest none, misspelled, both;
+  ASSERT_FALSE(parse_chat_request(chat(""), &none));
+  EXPECT_EQ(none.params.max_tokens, std::nullopt);
+  ASSERT_FALSE(parse_chat_request(chat(R"(,"man_tokens":5)"), &misspelled));  // unknown fields are ignored
+  EXPECT_EQ(misspelled.params.max_tokens, std::nullopt);
+  ASSERT_FALSE(parse_chat_request(chat(R"(,"max_tokens":5,"max_completion_tokens":9)"), &both));
+  EXPECT_EQ(both.params.max_tokens, 9);  // the newer name wins, as in OpenAI's API
+  CompletionRequest c;
+  ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":"x","max_tokens":null})", &c));
+  EXPECT_EQ(c.params.max_tokens, std::nullopt);
+  EXPECT_EQ(kCompletionsDefaultMaxTokens, 16);  // OpenAI's documented default for /v1/completions
+}
+
+TEST(OpenAiRequest, CompletionBudgetAppliesTheDefaultWithinTheContext) {
+  // No max_tokens: the default, or what the context leaves when that is less.
+  EXPECT_EQ(completion_budget(10, 1000, std::nullopt, 16), 16);
+  EXPECT_EQ(completion_budget(990, 1000, std::nullopt, 16), 10);
+  EXPECT_EQ(completion_budget(999, 1000, std::nullopt, 4096), 1);
+  // A default of 0 means the rest of the context (kiln before defaults; an explicit choice now).
+  EXPECT_EQ(completion_budget(10, 1000, std::nullopt, 0), 990);
+  // A requested max_tokens is taken as asked, and must fit with the prompt.
+  EXPECT_EQ(completion_budget(10, 1000, 500, 16), 500);
+  EXPECT_EQ(completion_budget(10, 1000, 990, 16), 990);
+  EXPECT_EQ(completion_budget(10, 1000, 991, 16), std::nullopt);
+  // A prompt that fills the context leaves no room, default or not.
+  EXPECT_EQ(completion_budget(1000, 1000, std::nullopt, 16), std::nullopt);
+  EXPECT_EQ(completion_budget(1200, 1000, std::nullopt, 0), std::nullopt);
+}
+
 }  // namespace
 }  // namespace kiln::http

@@ -146,7 +146,11 @@ TEST(EngineWorker, RefusesInvalidRequestsAtOnceNamingTheField) {
   EXPECT_FALSE(res.ok());
   EXPECT_EQ(res.status.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(res.status.message().find("top_p"), std::string::npos);
+  EXPECT_EQ(res.status.param(), "top_p");
   EXPECT_EQ(res.stream, nullptr);
+  Request impatient = make_request("impatient", 3, 4);
+  impatient.timeout_seconds = -1.0;
+  EXPECT_EQ(s.worker->submit(impatient).status.param(), "timeout");
 }
 
 TEST(EngineWorker, CancelFreesTheSequenceAtTheNextStep) {

@@ -291,18 +291,20 @@ TEST(Scheduler, RejectsImpossibleRequestsNamingTheField) {
       {req("empty", 0, 1), "prompt"},
       {req("long", 16, 1), "prompt"},
       {req("zero", 3, 0), "max_tokens"},
-      {bad_n, "n:"},
+      {bad_n, "n"},
       {bad_temp, "temperature"},
   };
   for (const Case& k : cases) {
     Status st = h.arrive(k.a);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << k.a.name;
-    EXPECT_NE(st.message().find(k.field), std::string::npos) << st.message();
+    EXPECT_EQ(st.param(), k.field) << st.message();
+    EXPECT_TRUE(st.message().starts_with(k.field + ": ")) << st.message();
   }
   Request out_of_vocab;
   out_of_vocab.prompt = {5, 1000};
   Status st = h.scheduler().add_request(99, out_of_vocab, 0);
   EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos) << st.message();
+  EXPECT_EQ(st.param(), "prompt");
   EXPECT_FALSE(h.scheduler().has_work());
   EXPECT_TRUE(h.arrive(req("fits", 15, 1)).is_ok());
   h.run_to_completion();
