@@ -285,10 +285,12 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   pool::MultiModelPool& pool = **created;
   if (!cli_model_id.empty()) {
     log_info("loading ", a.model, " on ", a.device);
-    (void)pool.wait_for_preloads();
+    const Status preloaded = pool.wait_for_preloads();
     auto st = pool.model_status(cli_model_id);
     if (!st || st->state != pool::ModelState::kReady) {
-      return fail(internal_error(st ? st->error : str_cat("model `", cli_model_id, "` is missing")));
+      // A model that can never fit is refused before it loads: its status holds no load error.
+      if (!preloaded.is_ok()) return fail(preloaded);
+      return fail(internal_error(st && !st->error.empty() ? st->error : str_cat("model `", cli_model_id, "` did not load")));
     }
   }
   {

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "integration/server_process.h"
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
 #include "kiln/pool/multi_model_pool.h"
@@ -298,6 +299,17 @@ TEST_F(PoolServeTest, T3_TooLargeModelGets503AtOnce) {
   EXPECT_NE(msg.find("`huge` needs"), std::string::npos) << msg;
   EXPECT_NE(msg.find(format_bytes(double(budget_))), std::string::npos) << msg;
   EXPECT_EQ(state("huge"), "unloaded");
+}
+
+// `kiln serve --model DIR` whose model can never fit stops at once and says why (sizes and budget).
+TEST_F(PoolServeTest, T3b_ServeOfAModelThatCannotFitSaysWhy) {
+  const fs::path log = *root_ / "never-fits.log";
+  testing::ServerProcess server;
+  ASSERT_FALSE(server.start(KILN_BINARY, {"--model", (*root_ / "models" / "huge").string(), "--memory-budget", "1MiB"},
+                            log.string()));
+  const std::string text = read_file(log).value();
+  EXPECT_NE(text.find("The model `huge` needs"), std::string::npos) << text;
+  EXPECT_NE(text.find("can never be loaded"), std::string::npos) << text;
 }
 
 TEST_F(PoolServeTest, T4_CorruptModelFailsWhileOthersServe) {
