@@ -41,7 +41,12 @@ Result<std::unique_ptr<BpeModel>> BpeModel::create(Vocab vocab, const std::vecto
   }
   if (max_id > (1 << 30)) return invalid_argument(str_cat("model.vocab: id ", max_id, " is too large"));
   m->id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
-  for (const auto& [tok, id] : m->vocab_) m->id_to_token_[static_cast<size_t>(id)] = &tok;
+  for (const auto& [tok, id] : m->vocab_) {
+    m->id_to_token_[static_cast<size_t>(id)] = &tok;
+    size_t chars = 0;
+    for (unsigned char c : tok) chars += (c & 0xC0) != 0x80;
+    m->max_token_chars_ = std::max(m->max_token_chars_, chars);
+  }
 
   const size_t prefix_len = m->opt_.continuing_subword_prefix.size();
   m->merges_.reserve(merges.size());
