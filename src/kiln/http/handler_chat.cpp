@@ -41,7 +41,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return ex->respond_error(e);
   }
-  auto ids = lease.tokenizer().encode(*rendered, /*add_special_tokens=*/false);
+  auto ids = lease.tokenizer().encode(*rendered, /*add_special_tokens=*/false, static_cast<size_t>(lease.max_model_len()));
   if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
   GenerationPlan plan;
   plan.chat = true;

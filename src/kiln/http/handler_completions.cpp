@@ -28,7 +28,7 @@ void continue_completion(const AppContext& ctx, const ExchangePtr& ex, Completio
       }
       if (req.echo) plan.echo.push_back(lease.tokenizer().decode(ids, /*skip_special_tokens=*/false));
     } else {
-      auto enc = lease.tokenizer().encode(p.text, /*add_special_tokens=*/true);
+      auto enc = lease.tokenizer().encode(p.text, /*add_special_tokens=*/true, static_cast<size_t>(lease.max_model_len()));
       if (!enc.is_ok()) return ex->respond_error(api_error_from_status(enc.status(), param));
       ids = std::move(enc).value();
       if (req.echo) plan.echo.push_back(p.text);
