@@ -94,6 +94,30 @@ TEST_P(TokenizerLimit, CappedEqualsUncappedWheneverItFits) {
 INSTANTIATE_TEST_SUITE_P(All, TokenizerLimit, ::testing::ValuesIn(tok_test::tokenizer_names()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
+// Windows are only for a first step whose matches cannot depend on text before the search's start.
+TEST(TokenizerLimitTest, OnlyPatternsThatLookAheadAreSearchedInWindows) {
+  auto windowable = [](const std::string& pattern, SplitBehavior behavior = SplitBehavior::kIsolated) {
+    PreTokenizer p;
+    PreTokenizerStep s;
+    s.kind = PreTokenizerStep::Kind::kSplit;
+    s.regex = Regex::compile(pattern).value();
+    s.behavior = behavior;
+    p.add(std::move(s));
+    return p.windowable_split() != nullptr;
+  };
+  EXPECT_TRUE(windowable("\\p{N}{1,3}"));
+  EXPECT_TRUE(windowable("[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"));
+  EXPECT_TRUE(windowable("[$^]+|[\\b]|(?<name>x)"));  // literal in classes, a named group
+  EXPECT_FALSE(windowable("(?<=a)b"));
+  EXPECT_FALSE(windowable("(?<!a)b"));
+  EXPECT_FALSE(windowable("^a|b"));
+  EXPECT_FALSE(windowable("a$"));
+  EXPECT_FALSE(windowable("\\bword"));
+  EXPECT_FALSE(windowable("\\Ga"));
+  EXPECT_FALSE(windowable("a\\Kb"));
+  EXPECT_FALSE(windowable("a", SplitBehavior::kMergedWithNext));
+}
+
 TEST(TokenizerLimitTest, RefusalSaysTheLimit) {
   auto tok = tok_test::shared_tokenizer("llama3");
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
