@@ -153,7 +153,8 @@ TEST_F(HttpRobust, AThirtyTwoMebibyteChatIsRefusedInBoundedTimeAndHealthStaysUp)
       if (!c.send(http_request("POST", "/v1/chat/completions", bodies[static_cast<size_t>(i) % 2]))) return;
       auto r = c.read_response(120000);
       if (r && r->status == 400 && r->body.find("context_length_exceeded") != std::string::npos &&
-          r->body.find("more than 256 tokens") != std::string::npos)
+          r->body.find("maximum context length is 256 tokens. However, your messages resulted in more than 256 "
+                      "tokens") != std::string::npos)
         refused++;
     });
   }

@@ -5,8 +5,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kiln/core/str.h"
-
 namespace kiln::http {
 namespace {
 
@@ -71,16 +69,7 @@ ApiError api_error_from_status(const Status& status, std::string param) {
     case StatusCode::kUnauthenticated: http = 401; break;
     case StatusCode::kDataLoss:
     case StatusCode::kInternal: http = 500; break;
-    case StatusCode::kTooLong: {
-      // A prompt refused while it was tokenized against the context (Tokenizer::encode's limit):
-      // the same code as run_generation's check of a complete prompt.
-      const std::string_view what = param == "messages" ? "messages" : "prompt";
-      ApiError e = error_with_status(400, str_cat("This model's maximum context length was exceeded (",
-                                                  status.message(), "). Please reduce the length of the ", what, "."),
-                                     "context_length_exceeded");
-      e.param = std::move(param);
-      return e;
-    }
+    case StatusCode::kTooLong: http = 400; code = "context_length_exceeded"; break;  // tokenize_prompt()
   }
   ApiError e = error_with_status(http, status.message(), code);
   e.param = std::move(param);
