@@ -14,6 +14,9 @@ namespace {
 // is margin.
 constexpr size_t kWindowTailPieces = 3;
 
+// Words longer than this get the tighter bound of BpeModel::min_ids before their merges.
+constexpr size_t kLongWordBytes = 32;
+
 size_t first_invalid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     if (static_cast<unsigned char>(s[i]) < 0x80) {
@@ -82,6 +85,12 @@ class Encoder {
 
   Status add_word(std::string_view word) {
     if (cannot_fit(word)) return refuse();
+    // Merging a long word costs microseconds per character, and a word is merged whole: bound it
+    // first by the longest tokens its characters can start.
+    if (max_ && bounded_ && word.size() > kLongWordBytes) {
+      const size_t left = *max_ - std::min(*max_, ids_.size() + reserved_);
+      if (m_.model->min_ids(word, left) > left) return refuse();
+    }
     KILN_RETURN_IF_ERROR(m_.model->tokenize(word, ids_));
     return over() ? refuse() : Status::ok();
   }
