@@ -124,6 +124,48 @@ TEST_F(HttpRobust, AMillionKeyBodyIsRefusedAtOnceAndHealthStaysUp) {
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(30));
 }
 
+// A chat whose message is nearly 32 MiB (the body limit) has far more tokens than the context:
+// it is refused while being tokenized, without rendering costs that grow with the text's tokens.
+// Before: 79 s for one such message of one repeated character, 19 s for one of words, each on an
+// HTTP thread; with --http-threads 2, two of them stalled every other request.
+TEST_F(HttpRobust, AThirtyTwoMebibyteChatIsRefusedInBoundedTimeAndHealthStaysUp) {
+  const size_t text_bytes = (32u << 20) - 4096;
+  std::string words;
+  words.reserve(text_bytes);
+  static const char* kWords[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "kiln", "serves"};
+  for (uint64_t x = 88172645463325252ULL; words.size() < text_bytes - 16;) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    words += kWords[x % 10];
+    words += x % 7 == 0 ? ".\\n" : " ";
+  }
+  const std::vector<std::string> bodies = {
+      R"({"model":"tiny","max_tokens":1,"messages":[{"role":"user","content":")" + words + "\"}]}",
+      R"({"model":"tiny","max_tokens":1,"messages":[{"role":"user","content":")" + std::string(text_bytes, 'a') +
+          "\"}]}"};
+  std::vector<std::thread> senders;
+  std::atomic<int> refused{0};
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 4; ++i) {
+    senders.emplace_back([&, i] {
+      RawClient c(server_->port());
+      if (!c.send(http_request("POST", "/v1/chat/completions", bodies[static_cast<size_t>(i) % 2]))) return;
+      auto r = c.read_response(120000);
+      if (r && r->status == 400 && r->body.find("context_length_exceeded") != std::string::npos &&
+          r->body.find("maximum context length is 256 tokens. However, your messages resulted in more than 256 "
+                      "tokens") != std::string::npos)
+        refused++;
+    });
+  }
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(call(http_request("GET", "/health"), 10000).status, 200);
+  for (auto& t : senders) t.join();
+  EXPECT_EQ(refused.load(), 4);
+  // Reading and parsing 4 x 32 MiB and rendering the template take seconds; tokenizing no longer
+  // grows with the text.
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(40));
+}
+
 TEST_F(HttpRobust, TransferEncodingIdentityIsRefused) {
   RawClient c(server_->port());
   ASSERT_TRUE(c.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

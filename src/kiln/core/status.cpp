@@ -18,6 +18,7 @@ std::string_view status_code_name(StatusCode code) {
     case StatusCode::kUnimplemented: return "unimplemented";
     case StatusCode::kDataLoss: return "data_loss";
     case StatusCode::kInternal: return "internal";
+    case StatusCode::kTooLong: return "too_long";
   }
   return "unknown";
 }

@@ -25,6 +25,7 @@ enum class StatusCode {
   kUnimplemented,      // a feature kiln does not have (400/501)
   kDataLoss,           // a file is corrupt or truncated
   kInternal,           // a bug or an engine failure (500)
+  kTooLong,            // an input is longer than a limit the caller set, e.g. a prompt over the context (400)
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -68,6 +69,7 @@ inline Status unauthenticated(std::string m) { return {StatusCode::kUnauthentica
 inline Status unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status data_loss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status too_long(std::string m) { return {StatusCode::kTooLong, std::move(m)}; }
 
 // Result<T> holds a T or a non-ok Status.
 template <typename T>

@@ -69,6 +69,7 @@ ApiError api_error_from_status(const Status& status, std::string param) {
     case StatusCode::kUnauthenticated: http = 401; break;
     case StatusCode::kDataLoss:
     case StatusCode::kInternal: http = 500; break;
+    case StatusCode::kTooLong: http = 400; code = "context_length_exceeded"; break;  // tokenize_prompt()
   }
   ApiError e = error_with_status(http, status.message(), code);
   e.param = std::move(param);

@@ -5,6 +5,7 @@
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/model_acquire.h"
+#include "kiln/http/prompt_tokens.h"
 
 namespace kiln::http {
 
@@ -41,7 +42,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return ex->respond_error(e);
   }
-  auto ids = lease.tokenizer().encode(*rendered, /*add_special_tokens=*/false);
+  auto ids = tokenize_prompt(lease, *rendered, /*add_special_tokens=*/false, /*chat=*/true);
   if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
   GenerationPlan plan;
   plan.api = &chat_renderer();

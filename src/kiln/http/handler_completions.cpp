@@ -5,6 +5,7 @@
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/model_acquire.h"
+#include "kiln/http/prompt_tokens.h"
 
 namespace kiln::http {
 
@@ -29,7 +30,7 @@ void continue_completion(const AppContext& ctx, const ExchangePtr& ex, Completio
       }
       if (req.echo) plan.echo.push_back(lease.tokenizer().decode(ids, /*skip_special_tokens=*/false));
     } else {
-      auto enc = lease.tokenizer().encode(p.text, /*add_special_tokens=*/true);
+      auto enc = tokenize_prompt(lease, p.text, /*add_special_tokens=*/true, /*chat=*/false);
       if (!enc.is_ok()) return ex->respond_error(api_error_from_status(enc.status(), param));
       ids = std::move(enc).value();
       if (req.echo) plan.echo.push_back(p.text);

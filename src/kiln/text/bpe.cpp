@@ -41,7 +41,12 @@ Result<std::unique_ptr<BpeModel>> BpeModel::create(Vocab vocab, const std::vecto
   }
   if (max_id > (1 << 30)) return invalid_argument(str_cat("model.vocab: id ", max_id, " is too large"));
   m->id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
-  for (const auto& [tok, id] : m->vocab_) m->id_to_token_[static_cast<size_t>(id)] = &tok;
+  for (const auto& [tok, id] : m->vocab_) {
+    m->id_to_token_[static_cast<size_t>(id)] = &tok;
+    size_t chars = 0;
+    for (unsigned char c : tok) chars += (c & 0xC0) != 0x80;
+    m->max_token_chars_ = std::max(m->max_token_chars_, chars);
+  }
 
   const size_t prefix_len = m->opt_.continuing_subword_prefix.size();
   m->merges_.reserve(merges.size());
@@ -86,8 +91,38 @@ Result<std::unique_ptr<BpeModel>> BpeModel::create(Vocab vocab, const std::vecto
       const char32_t cp = next_code_point(tok, i);
       if (cp < 0x10000) m->bmp_ids_[cp] = id;
     }
+    m->longest_from_.assign(0x10000, 0);
+    for (const auto& [tok, id] : m->vocab_) {
+      if (tok.empty()) continue;
+      size_t i = 0;
+      const char32_t cp = next_code_point(tok, i);
+      if (cp >= 0x10000) continue;
+      size_t chars = 0;
+      for (unsigned char c : tok) chars += (c & 0xC0) != 0x80;
+      uint8_t& l = m->longest_from_[cp];
+      l = static_cast<uint8_t>(std::min<size_t>(255, std::max<size_t>(l, chars)));
+    }
   }
   return m;
+}
+
+size_t BpeModel::min_ids(std::string_view word, size_t stop_above) const {
+  size_t n = 0;
+  for (unsigned char c : word) n += (c & 0xC0) != 0x80;
+  // After k spans every position up to `hi` is reachable (shorter spans are allowed, so the
+  // reachable positions form an interval); each round reads the characters it added, once.
+  size_t ids = 0, hi = 0, far = 0, p = 0, byte = 0;
+  while (hi < n) {
+    for (; p <= hi && p < n; ++p) {
+      const char32_t cp = next_code_point(word, byte);
+      size_t l = max_token_chars_;
+      if (!longest_from_.empty() && cp < 0x10000 && longest_from_[cp] != 255) l = longest_from_[cp];
+      far = std::max(far, p + std::max<size_t>(l, 1));  // byte fallback and unk cover one character
+    }
+    if (++ids > stop_above) break;
+    hi = far;
+  }
+  return ids;
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {

@@ -46,6 +46,16 @@ class BpeModel {
   // Number of entries in the vocabulary (HF's get_vocab_size for the model).
   size_t size() const { return vocab_.size(); }
   const Vocab& vocab() const { return vocab_; }
+  // A lower bound on the ids of a word of N characters is ceil(N / max_token_chars()): each id
+  // covers at most that many of its characters (a byte-fallback id covers part of one). It does not
+  // hold when unknown characters fuse into one id of any length (may_fuse_unknown()).
+  size_t max_token_chars() const { return max_token_chars_; }
+  // A lower bound on the ids of `word`, tighter than the one above for long words: an id at a
+  // character covers at most the longest token that starts with that character, and covering the
+  // word with such spans takes at least this many. Counts no further than `stop_above` + 1.
+  // Meaningful only when !may_fuse_unknown().
+  size_t min_ids(std::string_view word, size_t stop_above) const;
+  bool may_fuse_unknown() const { return unk_id_.has_value() && opt_.fuse_unk && !(opt_.byte_fallback && all_bytes_); }
 
  private:
   struct MergeValue {
@@ -98,6 +108,10 @@ class BpeModel {
   std::optional<int32_t> unk_id_;
   std::array<int32_t, 256> byte_ids_{};  // "<0xAB>" tokens, -1 when absent
   bool all_bytes_ = false;
+  size_t max_token_chars_ = 1;
+  // Per BMP character, the most characters of a token starting with it (0: none); empty when a
+  // subword prefix or suffix makes tokens differ from the text they cover.
+  std::vector<uint8_t> longest_from_;
   std::vector<int32_t> bmp_ids_;  // single-character ids for the BMP when no prefix/suffix applies
   static constexpr size_t kCacheShards = 16;
   static constexpr size_t kCacheShardCapacity = 8192;

@@ -51,6 +51,34 @@ void literal_matches(std::string_view s, std::string_view lit, std::vector<std::
     out.emplace_back(pos, pos + lit.size());
 }
 
+// False when the pattern has what could make a match depend on the text before the search's
+// start: a lookbehind, an anchor, a word boundary, \G or \K (outside character classes, where
+// '^' negates, '$' is literal and \b is a backspace).
+bool looks_only_ahead(std::string_view p) {
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char e = p[++i];
+      if (!in_class && std::string_view("bBAGzZK").find(e) != std::string_view::npos) return false;
+      continue;
+    }
+    if (in_class) {
+      if (c == ']') in_class = false;
+      continue;
+    }
+    if (c == '[') {
+      in_class = true;
+      if (i + 1 < p.size() && p[i + 1] == '^') ++i;
+      if (i + 1 < p.size() && p[i + 1] == ']') ++i;  // a leading ']' is literal
+      continue;
+    }
+    if (c == '^' || c == '$') return false;
+    if (p.substr(i, 4) == "(?<=" || p.substr(i, 4) == "(?<!") return false;
+  }
+  return true;
+}
+
 bool is_numeric(char32_t cp) {
   // Rust's char::is_numeric (Nd, Nl, No), via PCRE2's property tables.
   static const Regex r = Regex::compile("\\p{N}").value();
@@ -150,9 +178,38 @@ void split_by_matches(size_t size, const std::vector<std::pair<size_t, size_t>>&
 Status PreTokenizer::run(std::string_view segment, bool at_origin, std::vector<Piece>& out) const {
   std::vector<Piece> cur;
   cur.push_back(Piece{std::string(segment), at_origin});
+  return run_steps(0, std::move(cur), out);
+}
+
+Status PreTokenizer::run_after_first(Piece piece, std::vector<Piece>& out) const {
+  std::vector<Piece> cur;
+  cur.push_back(std::move(piece));
+  return run_steps(1, std::move(cur), out);
+}
+
+const Regex* PreTokenizer::windowable_split() const {
+  if (steps_.empty()) return nullptr;
+  const PreTokenizerStep& first = steps_.front();
+  if (first.kind != PreTokenizerStep::Kind::kSplit || !first.regex || first.invert ||
+      first.behavior != SplitBehavior::kIsolated)
+    return nullptr;
+  return looks_only_ahead(first.regex->pattern()) ? &*first.regex : nullptr;
+}
+
+bool PreTokenizer::keeps_all_text() const {
+  for (const PreTokenizerStep& step : steps_) {
+    if (step.kind == PreTokenizerStep::Kind::kWhitespace || step.kind == PreTokenizerStep::Kind::kWhitespaceSplit)
+      return false;
+    if (step.kind == PreTokenizerStep::Kind::kSplit && step.behavior == SplitBehavior::kRemoved) return false;
+  }
+  return true;
+}
+
+Status PreTokenizer::run_steps(size_t first_step, std::vector<Piece> cur, std::vector<Piece>& out) const {
   std::vector<Piece> next;
   std::vector<std::pair<size_t, size_t>> matches, ranges;
-  for (const PreTokenizerStep& step : steps_) {
+  for (size_t k = first_step; k < steps_.size(); ++k) {
+    const PreTokenizerStep& step = steps_[k];
     next.clear();
     for (Piece& piece : cur) {
       const std::string& s = piece.text;

@@ -49,7 +49,20 @@ class PreTokenizer {
   // Pre-tokenizes one segment (text between added tokens). Empty pieces are dropped.
   Status run(std::string_view segment, bool at_origin, std::vector<Piece>& out) const;
 
+  // For encoding a long segment a window at a time: the first step's regex when that step keeps
+  // every character in order (Split, Isolated, not inverted) and its matches look at no text
+  // before them (no lookbehind, anchor or word boundary), so a search started at a piece's start
+  // finds what the search over the whole segment finds there. Otherwise nullptr.
+  const Regex* windowable_split() const;
+  // Runs the steps after the first on one piece that the first step made.
+  Status run_after_first(Piece piece, std::vector<Piece>& out) const;
+  // True when no step drops characters (Whitespace, WhitespaceSplit, Split with Removed): every
+  // character of a segment then ends up in some piece.
+  bool keeps_all_text() const;
+
  private:
+  Status run_steps(size_t first_step, std::vector<Piece> cur, std::vector<Piece>& out) const;
+
   std::vector<PreTokenizerStep> steps_;
 };
 

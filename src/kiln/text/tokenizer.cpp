@@ -33,62 +33,12 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::load(const std::filesystem::
   return t;
 }
 
-namespace {
+// Bytes of a segment that the first pre-tokenizer step searches at once when encoding up to a limit.
+constexpr size_t kEncodeWindowBytes = 64 << 10;
 
-size_t first_invalid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const size_t n = utf8_sequence_length(s, i);
-    if (n == 0) return i;
-    i += n;
-  }
-  return std::string_view::npos;
-}
-
-}  // namespace
-
-Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  const Impl& m = *impl_;
-  if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos)
-    return invalid_argument(str_cat("text is not valid UTF-8 (byte offset ", bad, ")"));
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + 4);
-  std::vector<Piece> pieces;
-  for (const AddedSplit& raw : m.added.split(text, false)) {
-    if (raw.id >= 0) {
-      ids.push_back(raw.id);
-      continue;
-    }
-    if (raw.start == raw.end) continue;
-    const std::string_view segment = text.substr(raw.start, raw.end - raw.start);
-    std::string normalized_storage;
-    std::string_view normalized = segment;
-    if (!m.normalizer.empty()) {
-      KILN_ASSIGN_OR_RETURN(normalized_storage, m.normalizer.apply(segment));
-      normalized = normalized_storage;
-    }
-    for (const AddedSplit& ns : m.added.split(normalized, true)) {
-      if (ns.id >= 0) {
-        ids.push_back(ns.id);
-        continue;
-      }
-      if (ns.start == ns.end) continue;
-      const std::string_view part = normalized.substr(ns.start, ns.end - ns.start);
-      const bool at_origin = raw.start == 0 && ns.start == 0;
-      if (m.pre_tokenizer.empty()) {
-        KILN_RETURN_IF_ERROR(m.model->tokenize(part, ids));
-        continue;
-      }
-      pieces.clear();
-      KILN_RETURN_IF_ERROR(m.pre_tokenizer.run(part, at_origin, pieces));
-      for (const Piece& p : pieces) KILN_RETURN_IF_ERROR(m.model->tokenize(p.text, ids));
-    }
-  }
-  m.post_processor.process(ids, add_special_tokens);
-  return ids;
+Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_special_tokens,
+                                               std::optional<size_t> max_tokens) const {
+  return encode_text(*impl_, text, add_special_tokens, max_tokens, kEncodeWindowBytes);
 }
 
 const std::string* Tokenizer::token_string(int32_t id) const {

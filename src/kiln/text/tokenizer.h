@@ -43,7 +43,13 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   // `text` must be valid UTF-8 (an error says where it is not).
-  Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const;
+  // With `max_tokens`, an encoding that would have more ids than that (the post-processor's special
+  // tokens included) fails with kTooLong ("the text has more than N tokens") as soon as that is
+  // certain: at most a window of text past the point where the ids run out is read, and a text whose
+  // characters outnumber what N ids can cover is refused before it is pre-tokenized. The ids of a
+  // text that fits are those without the limit.
+  Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens,
+                                      std::optional<size_t> max_tokens = std::nullopt) const;
   // Ids outside the vocabulary are skipped, as Hugging Face does.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kiln/text/added_vocab.h"
@@ -27,5 +28,10 @@ struct Tokenizer::Impl {
 
 // Builds the parts from the two JSON documents (tokenizer_load.cpp).
 Result<std::unique_ptr<Tokenizer::Impl>> parse_tokenizer(std::string_view tokenizer_json, std::string_view config_json);
+
+// Tokenizer::encode with the window of text the first pre-tokenizer step searches at once when
+// `max_tokens` is set (encode.cpp; the tests make it tiny to cut text everywhere).
+Result<std::vector<int32_t>> encode_text(const Tokenizer::Impl& m, std::string_view text, bool add_special_tokens,
+                                         std::optional<size_t> max_tokens, size_t window_bytes);
 
 }  // namespace kiln::text

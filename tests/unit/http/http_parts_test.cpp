@@ -52,6 +52,12 @@ TEST(Errors, EnvelopeAndStatusMapping) {
   HttpResponse r = error_response(busy);
   ASSERT_EQ(r.headers.size(), 1u);
   EXPECT_EQ(r.headers[0].first, "Retry-After");
+  // A prompt refused against the context while it was tokenized (tokenize_prompt).
+  ApiError long_chat = api_error_from_status(too_long("This model's maximum context length is 8 tokens."), "messages");
+  EXPECT_EQ(long_chat.status, 400);
+  EXPECT_EQ(long_chat.code, "context_length_exceeded");
+  EXPECT_EQ(long_chat.param, "messages");
+  EXPECT_EQ(long_chat.message, "This model's maximum context length is 8 tokens.");
   // Invalid UTF-8 in a message never makes the body invalid JSON.
   EXPECT_NO_THROW(json::parse(error_body(error_with_status(400, "bad \xff byte"))));
 }
