@@ -70,6 +70,9 @@ Result<MemoryPlan> plan_memory(const model::ModelConfig& c, const EngineOptions&
 
   p.weights_bytes = models::LlamaModel::planned_weights_bytes(c, p.device, l.max_model_len);
   p.workspace_bytes = planned_workspace(c, p.device, l);
+  if (p.device.kind == DeviceKind::kCuda) {
+    p.workspace_on_first_use_bytes = kCudaScratchAllowance + int64_t{l.max_seqs} * c.vocab_size * 4;
+  }
   p.kv_bytes_per_block = kv_bytes_per_block(c, o.device, o.block_size);
   if (p.kv_bytes_per_block <= 0) return invalid_argument("engine: the model's KV cache has no size");
 

@@ -34,6 +34,9 @@ struct MemoryPlan {
   int64_t weights_bytes = 0;    // every weight in the device's layout, the RoPE table included
   int64_t kv_cache_bytes = 0;   // num_kv_blocks whole blocks
   int64_t workspace_bytes = 0;  // activations of the largest step, logits, step metadata, scratch
+  // The part of workspace_bytes that the engine allocates on first use rather than at load (CUDA:
+  // the scratch allowance and the sampler's working copy of the logits; CPU: none).
+  int64_t workspace_on_first_use_bytes = 0;
   int64_t kv_bytes_per_block = 0;
   EngineLimits limits;
   int64_t total() const { return weights_bytes + kv_cache_bytes + workspace_bytes; }

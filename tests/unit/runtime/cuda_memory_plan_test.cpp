@@ -1,6 +1,7 @@
 // The CUDA engine's allocation held to the runtime's memory plan on every preset (shrunk to a
 // small shape with its architecture's flags): weights (a tied lm_head once) and KV cache to the
-// byte, the workspace measured at load within the plan's scratch allowance under it; and with a
+// byte, the workspace measured at load at most the plan and within a stated tolerance of the part
+// the load allocates; and with a
 // budget instead of a KV size, the whole plan inside the budget. Skips without a GPU.
 #include <gtest/gtest.h>
 
@@ -12,9 +13,10 @@
 namespace kiln::runtime {
 namespace {
 
-// What the plan allows for CUDA scratch that the load does not size itself (memory_plan.cpp):
-// cuBLASLt's workspace is not counted by the engine, the per-thread op scratch partly.
-constexpr int64_t kScratchAllowance = int64_t{256} << 20;
+// The stated tolerance under the plan for what the load allocates (besides what the plan says is
+// allocated on first use): the step metadata is planned for block tables of the whole context,
+// while the load sizes it for the tables it has seen.
+constexpr int64_t kScratchAllowance = int64_t{8} << 20;
 
 class CudaEngineMemoryPlan : public ::testing::TestWithParam<std::string> {
  protected:
