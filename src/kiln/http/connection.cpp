@@ -379,17 +379,16 @@ void Connection::linger_close() {
   read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (!ec) self->close();
   });
-  auto scratch = std::make_shared<std::array<char, 4096>>();
-  auto drain = std::make_shared<std::function<void(beast::error_code, size_t)>>();
-  *drain = [self = shared_from_this(), scratch, drain](beast::error_code ec, size_t) {
-    if (ec || self->closed_) {
-      self->close();
-      *drain = nullptr;  // break the cycle
-      return;
-    }
-    self->socket_.async_read_some(net::buffer(*scratch), *drain);
-  };
-  socket_.async_read_some(net::buffer(*scratch), *drain);
+  linger_read(std::make_shared<std::array<char, 4096>>());
+}
+
+void Connection::linger_read(std::shared_ptr<std::array<char, 4096>> scratch) {
+  auto buffer = net::buffer(*scratch);
+  socket_.async_read_some(buffer, [self = shared_from_this(), scratch = std::move(scratch)](beast::error_code ec,
+                                                                                          size_t) mutable {
+    if (ec || self->closed_) return self->close();
+    self->linger_read(std::move(scratch));
+  });
 }
 
 void Connection::drain() {

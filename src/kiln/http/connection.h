@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_write(boost::beast::error_code ec);
   void after_exchange();
   void linger_close();
+  // One read of linger_close's discard loop; each read's handler owns the next (no cycle, so a
+  // read still pending when the server stops frees everything it holds).
+  void linger_read(std::shared_ptr<std::array<char, 4096>> scratch);
   void close();
   bool keep_alive() const;
 
