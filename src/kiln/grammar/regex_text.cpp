@@ -4,6 +4,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/grammar/char_sets.h"
+#include "kiln/grammar/grammar_text_internal.h"
 #include "kiln/grammar/limits.h"
 
 namespace kiln::grammar {
@@ -481,19 +482,29 @@ Result<ParsedRegex> parse_regex(RegexPool& pool, std::string_view pattern, Regex
   return Parser(pool, pattern, flags).run();
 }
 
+namespace {
+
+// start ::= the regex; a regex that also matches the empty string becomes an optional terminal of
+// its non-empty strings, so that no terminal matches empty.
+Result<Grammar> single_regex_grammar(Grammar g, RegexId r, const char* name) {
+  uint32_t start = g.add_rule("start");
+  g.start = start;
+  if (text_detail::nullable(g.regexes, r)) {
+    g.add_alternative(start, {});
+    r = text_detail::non_empty(g.regexes, r);
+  }
+  if (r != g.regexes.nothing()) g.add_alternative(start, {Symbol::terminal(g.add_terminal(r, name))});
+  KILN_RETURN_IF_ERROR(g.validate());
+  return g;
+}
+
+}  // namespace
+
 Result<Grammar> regex_grammar(std::string_view pattern) {
   Grammar g;
   KILN_ASSIGN_OR_RETURN(ParsedRegex parsed, parse_regex(g.regexes, pattern));
   if (parsed.regex == g.regexes.nothing()) return invalid_argument("regex: the pattern matches no string");
-  uint32_t start = g.add_rule("start");
-  g.start = start;
-  if (parsed.regex == g.regexes.empty()) {
-    g.add_alternative(start, {});
-  } else {
-    g.add_alternative(start, {Symbol::terminal(g.add_terminal(parsed.regex, "regex"))});
-  }
-  KILN_RETURN_IF_ERROR(g.validate());
-  return g;
+  return single_regex_grammar(std::move(g), parsed.regex, "regex");
 }
 
 Result<Grammar> choice_grammar(std::span<const std::string> choices) {
@@ -513,15 +524,7 @@ Result<Grammar> choice_grammar(std::span<const std::string> choices) {
     options.push_back(g.regexes.literal(c));
   }
   RegexId all = g.regexes.alt(std::move(options));
-  uint32_t start = g.add_rule("start");
-  g.start = start;
-  if (all == g.regexes.empty()) {
-    g.add_alternative(start, {});
-  } else {
-    g.add_alternative(start, {Symbol::terminal(g.add_terminal(all, "choice"))});
-  }
-  KILN_RETURN_IF_ERROR(g.validate());
-  return g;
+  return single_regex_grammar(std::move(g), all, "choice");
 }
 
 }  // namespace kiln::grammar

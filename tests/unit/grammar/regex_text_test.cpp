@@ -147,18 +147,23 @@ TEST(RegexGrammar, WholeOutputMatches) {
   ASSERT_TRUE(e.is_ok());
   EXPECT_TRUE(reference::accepts(*e, ""));
   EXPECT_FALSE(reference::accepts(*e, "a"));
+  auto star = regex_grammar("(ab)*c?");
+  ASSERT_TRUE(star.is_ok());
+  EXPECT_TRUE(reference::accepts(*star, ""));
+  EXPECT_TRUE(reference::accepts(*star, "ababc"));
+  EXPECT_FALSE(reference::accepts(*star, "abcab"));
+  for (const Terminal& t : star->terminals) EXPECT_FALSE(reference::full_match(star->regexes, t.regex, ""));
   EXPECT_EQ(regex_grammar("[]").status().message(), "regex: the pattern matches no string");
   EXPECT_FALSE(regex_grammar("(?=a)").is_ok());
 }
 
 TEST(ChoiceGrammar, ExactlyOneChoice) {
-  std::vector<std::string> choices = {"yes", "no", "yes please", "\xC3\xA9t\xC3\xA9"};
+  std::vector<std::string> choices = {"yes", "no", "yes please", "\xC3\xA9t\xC3\xA9", ""};
   auto g = choice_grammar(choices);
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
   for (const auto& c : choices) EXPECT_TRUE(reference::accepts(*g, c)) << c;
   EXPECT_FALSE(reference::accepts(*g, "ye"));
   EXPECT_FALSE(reference::accepts(*g, "yesno"));
-  EXPECT_FALSE(reference::accepts(*g, ""));
   EXPECT_EQ(choice_grammar({}).status().message(), "choice: the list of choices is empty");
   std::vector<std::string> many(limits::kMaxChoices + 1, "x");
   EXPECT_EQ(choice_grammar(many).status().message(), "choice: more than 10000 choices");
