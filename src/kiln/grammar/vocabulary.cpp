@@ -1,0 +1,184 @@
+// TokenVocabulary (each token's bytes and the token trie) and the per-lexer-state token caches.
+#include <algorithm>
+#include <cstring>
+
+#include "kiln/grammar/engine.h"
+#include "kiln/text/tokenizer.h"
+
+namespace kiln::grammar {
+namespace detail {
+
+FlatTrie FlatTrie::build(const std::vector<std::pair<std::string_view, int32_t>>& entries) {
+  FlatTrie t;
+  t.nodes.push_back({});
+  std::vector<uint32_t> path{0};  // path[d]: the node at depth d of the current entry
+  std::string_view prev;
+  auto close_to = [&](size_t depth) {
+    while (path.size() > depth + 1) {
+      t.nodes[path.back()].next = static_cast<uint32_t>(t.nodes.size());
+      path.pop_back();
+    }
+  };
+  for (const auto& [s, id] : entries) {
+    if (s.empty()) continue;
+    size_t common = 0;
+    while (common < prev.size() && common < s.size() && prev[common] == s[common]) ++common;
+    close_to(common);
+    for (size_t k = common; k < s.size(); ++k) {
+      FlatTrie::Node n;
+      n.byte = static_cast<uint8_t>(s[k]);
+      t.nodes.push_back(n);
+      path.push_back(static_cast<uint32_t>(t.nodes.size() - 1));
+    }
+    Node& n = t.nodes[path.back()];
+    if (n.tok_end == n.tok_begin) n.tok_begin = static_cast<uint32_t>(t.tokens.size());
+    t.tokens.push_back(id);
+    n.tok_end = static_cast<uint32_t>(t.tokens.size());
+    prev = s;
+  }
+  close_to(0);
+  t.nodes[0].next = static_cast<uint32_t>(t.nodes.size());
+  return t;
+}
+
+namespace {
+std::atomic<size_t> g_total_cache_bytes{0};
+}  // namespace
+
+TokenCache::TokenCache(const Dfa& dfa, std::shared_ptr<const TokenVocabulary> vocab, size_t max_bytes)
+    : dfa_(dfa), vocab_(std::move(vocab)), max_bytes_(max_bytes) {}
+
+TokenCache::~TokenCache() { g_total_cache_bytes.fetch_sub(bytes_); }
+
+std::shared_ptr<const StateTokens> TokenCache::get(uint32_t dfa_state) {
+  {
+    std::shared_lock lock(mu_);
+    auto it = by_state_.find(dfa_state);
+    if (it != by_state_.end()) return it->second;
+  }
+  std::shared_ptr<const StateTokens> st = compute(dfa_state);
+  std::unique_lock lock(mu_);
+  auto it = by_state_.find(dfa_state);
+  if (it != by_state_.end()) return it->second;
+  const size_t b = st->memory_bytes;
+  if (bytes_ + b <= max_bytes_ && g_total_cache_bytes.load() + b <= limits::kMaxTokenCacheBytesTotal) {
+    g_total_cache_bytes.fetch_add(b);
+    bytes_ += b;
+    by_state_.emplace(dfa_state, st);
+  }
+  return st;
+}
+
+// One walk of the vocabulary trie from the lexer state: a token is inside when the DFA stays live
+// over all its bytes; where the DFA accepts with more bytes below, the subtree's tokens get their
+// remaining bytes recorded under that accepting state.
+std::shared_ptr<const StateTokens> TokenCache::compute(uint32_t dfa_state) const {
+  auto out = std::make_shared<StateTokens>();
+  const TokenVocabulary::Impl& v = vocab_->impl();
+  const FlatTrie& trie = v.trie;
+  out->inside.assign(vocab_->mask_words(), 0);
+  std::span<uint32_t> words(out->inside);
+  std::vector<std::pair<uint32_t, std::vector<std::pair<std::string_view, int32_t>>>> groups;
+  struct Frame {
+    uint32_t end;
+    uint32_t state;
+  };
+  std::vector<Frame> stack{{static_cast<uint32_t>(trie.nodes.size()), dfa_state}};
+  for (uint32_t n = 1; n < trie.nodes.size();) {
+    while (n >= stack.back().end) stack.pop_back();
+    const FlatTrie::Node& node = trie.nodes[n];
+    const uint32_t s = dfa_.next(stack.back().state, node.byte);
+    if (s == kDead) {
+      n = node.next;
+      continue;
+    }
+    for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) set_bit(words, trie.tokens[k]);
+    if (node.next > n + 1) {
+      if (dfa_.accepting(s)) {
+        const size_t depth = stack.size();  // bytes of this node's prefix
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == s; });
+        if (g == groups.end()) {
+          groups.emplace_back(s, std::vector<std::pair<std::string_view, int32_t>>{});
+          g = groups.end() - 1;
+        }
+        for (uint32_t m = n + 1; m < node.next; ++m) {
+          for (uint32_t k = trie.nodes[m].tok_begin; k < trie.nodes[m].tok_end; ++k) {
+            const int32_t id = trie.tokens[k];
+            g->second.emplace_back(std::string_view(v.bytes[static_cast<size_t>(id)]).substr(depth), id);
+          }
+        }
+      }
+      stack.push_back({node.next, s});
+    }
+    ++n;
+  }
+  out->memory_bytes = sizeof(StateTokens) + out->inside.size() * sizeof(uint32_t);
+  for (auto& [state, entries] : groups) {
+    std::sort(entries.begin(), entries.end());
+    StateTokens::Group g;
+    g.accept_state = state;
+    g.suffixes = FlatTrie::build(entries);
+    out->memory_bytes += g.suffixes.memory_bytes() + sizeof g;
+    out->groups.push_back(std::move(g));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+TokenVocabulary::TokenVocabulary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TokenVocabulary::~TokenVocabulary() = default;
+
+size_t TokenVocabulary::size() const { return impl_->bytes.size(); }
+
+std::string_view TokenVocabulary::token_bytes(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->bytes.size()) return {};
+  return impl_->bytes[static_cast<size_t>(id)];
+}
+
+bool TokenVocabulary::is_special(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < impl_->special.size() && impl_->special[static_cast<size_t>(id)] != 0;
+}
+
+const std::vector<int32_t>& TokenVocabulary::end_ids() const { return impl_->end_ids; }
+
+std::shared_ptr<const TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> token_bytes,
+                                                                   std::vector<bool> special,
+                                                                   std::vector<int32_t> end_ids) {
+  auto impl = std::make_unique<Impl>();
+  impl->bytes = std::move(token_bytes);
+  const size_t n = impl->bytes.size();
+  impl->special.assign(n, 0);
+  for (size_t i = 0; i < n && i < special.size(); ++i) impl->special[i] = special[i] ? 1 : 0;
+  std::erase_if(end_ids, [n](int32_t id) { return id < 0 || static_cast<size_t>(id) >= n; });
+  std::sort(end_ids.begin(), end_ids.end());
+  end_ids.erase(std::unique(end_ids.begin(), end_ids.end()), end_ids.end());
+  impl->end_ids = std::move(end_ids);
+  std::vector<uint8_t> text(n, 1);
+  for (int32_t e : impl->end_ids) text[static_cast<size_t>(e)] = 0;
+  std::vector<std::pair<std::string_view, int32_t>> entries;
+  entries.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (text[i] && !impl->special[i] && !impl->bytes[i].empty()) {
+      entries.emplace_back(impl->bytes[i], static_cast<int32_t>(i));
+    }
+  }
+  std::sort(entries.begin(), entries.end());
+  impl->trie = detail::FlatTrie::build(entries);
+  return std::shared_ptr<const TokenVocabulary>(new TokenVocabulary(std::move(impl)));
+}
+
+std::shared_ptr<const TokenVocabulary> TokenVocabulary::build(const text::Tokenizer& tokenizer,
+                                                              std::vector<int32_t> end_ids) {
+  const size_t n = tokenizer.vocab_size();
+  std::vector<std::string> bytes(n);
+  std::vector<bool> special(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    const auto id = static_cast<int32_t>(i);
+    bytes[i] = tokenizer.token_bytes(id);
+    special[i] = tokenizer.is_special(id);
+  }
+  return from_bytes(std::move(bytes), std::move(special), std::move(end_ids));
+}
+
+}  // namespace kiln::grammar
