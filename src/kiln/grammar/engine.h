@@ -49,6 +49,17 @@ struct TokenVocabulary::Impl {
   std::vector<uint8_t> special;
   std::vector<int32_t> end_ids;
   detail::FlatTrie trie;  // every token that can be text: not special, not an end id, not empty
+  // A slice (as llguidance calls them): the tokens whose bytes are a prefix of a match of a fixed
+  // regex, here JSON string content [^"\\\x00-\x1F]*. In a lexer state that provably stays live
+  // and non-accepting over every such prefix, all of them are inside tokens at once, and only the
+  // other tokens (`rest`) need a walk: the walk of a JSON string state is a twentieth of the trie.
+  struct Slice {
+    std::unique_ptr<detail::Dfa> dfa;
+    uint32_t start = 0;
+    std::vector<uint32_t> mask;
+    detail::FlatTrie rest;
+  };
+  std::vector<Slice> slices;
 };
 
 }  // namespace kiln::grammar
@@ -61,12 +72,16 @@ struct StateTokens {
   // Tokens whose bytes all stay inside the lexeme (the DFA is still live after them).
   std::vector<uint32_t> inside;
   // Tokens whose bytes pass a point where the lexeme may end, grouped by the accepting state at
-  // that point: only the bytes after it (the suffix trie) need the parser.
+  // that point: only the bytes after it need the parser. Small subtrees of the vocabulary trie are
+  // merged into one suffix trie (tokens with the same remaining bytes are walked once); a big one
+  // is walked in place (its root's index in the vocabulary trie), so it costs nothing to cache.
   struct Group {
     uint32_t accept_state = 0;
     FlatTrie suffixes;
+    std::vector<uint32_t> roots;
   };
   std::vector<Group> groups;
+  const FlatTrie* trie = nullptr;  // the vocabulary trie the groups' roots index
   size_t memory_bytes = 0;
 };
 
@@ -79,6 +94,7 @@ class TokenCache {
 
  private:
   std::shared_ptr<const StateTokens> compute(uint32_t dfa_state) const;
+  bool covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_state) const;
 
   const Dfa& dfa_;
   std::shared_ptr<const TokenVocabulary> vocab_;

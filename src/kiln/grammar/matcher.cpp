@@ -45,12 +45,13 @@ Matcher& Matcher::operator=(Matcher&&) noexcept = default;
 
 namespace {
 
-// Sets the bits of the tokens in `trie` whose bytes the chart accepts from its last position.
+// Sets the bits of the tokens of trie nodes [begin, end) (whole subtrees, the bytes below `begin`'s
+// parent) whose bytes the chart accepts from its last position.
 void walk_suffixes(const CompiledGrammar::Impl& g, detail::Chart& chart, const detail::FlatTrie& trie,
-                   std::span<uint32_t> words, std::vector<uint32_t>& ends) {
+                   uint32_t begin, uint32_t end, std::span<uint32_t> words, std::vector<uint32_t>& ends) {
   const size_t base = chart.size();
   ends.clear();
-  for (uint32_t n = 1; n < trie.nodes.size();) {
+  for (uint32_t n = begin; n < end;) {
     while (!ends.empty() && n >= ends.back()) {
       ends.pop_back();
       chart.truncate(chart.size() - 1);
@@ -96,7 +97,11 @@ void Matcher::fill_next_token_mask(std::span<uint32_t> words) {
     for (size_t w = 0; w < n_words; ++w) words[w] |= in[w];
     for (const auto& group : st->groups) {
       if (!chart.push_lexeme_end(g, th.origin, group.accept_state)) continue;
-      walk_suffixes(g, chart, group.suffixes, words.first(n_words), ends);
+      const auto& sfx = group.suffixes;
+      walk_suffixes(g, chart, sfx, 1, static_cast<uint32_t>(sfx.nodes.size()), words.first(n_words), ends);
+      for (uint32_t root : group.roots) {
+        walk_suffixes(g, chart, *st->trie, root + 1, st->trie->nodes[root].next, words.first(n_words), ends);
+      }
       chart.truncate(here);
     }
   }

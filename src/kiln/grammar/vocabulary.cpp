@@ -43,6 +43,8 @@ FlatTrie FlatTrie::build(const std::vector<std::pair<std::string_view, int32_t>>
 
 namespace {
 std::atomic<size_t> g_total_cache_bytes{0};
+// A crossing subtree of more nodes than this is walked in the vocabulary trie, not copied.
+constexpr uint32_t kCopiedSubtreeNodes = 64;
 }  // namespace
 
 TokenCache::TokenCache(const Dfa& dfa, std::shared_ptr<const TokenVocabulary> vocab, size_t max_bytes)
@@ -75,10 +77,23 @@ std::shared_ptr<const StateTokens> TokenCache::get(uint32_t dfa_state) {
 std::shared_ptr<const StateTokens> TokenCache::compute(uint32_t dfa_state) const {
   auto out = std::make_shared<StateTokens>();
   const TokenVocabulary::Impl& v = vocab_->impl();
-  const FlatTrie& trie = v.trie;
+  out->trie = &v.trie;
   out->inside.assign(vocab_->mask_words(), 0);
+  for (const auto& slice : v.slices) {
+    if (covers(slice, dfa_state)) {
+      out->inside = slice.mask;
+      out->trie = &slice.rest;
+      break;
+    }
+  }
+  const FlatTrie& trie = *out->trie;
   std::span<uint32_t> words(out->inside);
-  std::vector<std::pair<uint32_t, std::vector<std::pair<std::string_view, int32_t>>>> groups;
+  struct Pending {
+    uint32_t state;
+    std::vector<std::pair<std::string_view, int32_t>> entries;
+    std::vector<uint32_t> roots;
+  };
+  std::vector<Pending> groups;
   struct Frame {
     uint32_t end;
     uint32_t state;
@@ -96,15 +111,19 @@ std::shared_ptr<const StateTokens> TokenCache::compute(uint32_t dfa_state) const
     if (node.next > n + 1) {
       if (dfa_.accepting(s)) {
         const size_t depth = stack.size();  // bytes of this node's prefix
-        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == s; });
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const Pending& e) { return e.state == s; });
         if (g == groups.end()) {
-          groups.emplace_back(s, std::vector<std::pair<std::string_view, int32_t>>{});
+          groups.push_back({s, {}, {}});
           g = groups.end() - 1;
         }
-        for (uint32_t m = n + 1; m < node.next; ++m) {
-          for (uint32_t k = trie.nodes[m].tok_begin; k < trie.nodes[m].tok_end; ++k) {
-            const int32_t id = trie.tokens[k];
-            g->second.emplace_back(std::string_view(v.bytes[static_cast<size_t>(id)]).substr(depth), id);
+        if (node.next - n - 1 > kCopiedSubtreeNodes) {
+          g->roots.push_back(n);
+        } else {
+          for (uint32_t m = n + 1; m < node.next; ++m) {
+            for (uint32_t k = trie.nodes[m].tok_begin; k < trie.nodes[m].tok_end; ++k) {
+              const int32_t id = trie.tokens[k];
+              g->entries.emplace_back(std::string_view(v.bytes[static_cast<size_t>(id)]).substr(depth), id);
+            }
           }
         }
       }
@@ -113,18 +132,71 @@ std::shared_ptr<const StateTokens> TokenCache::compute(uint32_t dfa_state) const
     ++n;
   }
   out->memory_bytes = sizeof(StateTokens) + out->inside.size() * sizeof(uint32_t);
-  for (auto& [state, entries] : groups) {
-    std::sort(entries.begin(), entries.end());
+  for (Pending& p : groups) {
+    std::sort(p.entries.begin(), p.entries.end());
     StateTokens::Group g;
-    g.accept_state = state;
-    g.suffixes = FlatTrie::build(entries);
-    out->memory_bytes += g.suffixes.memory_bytes() + sizeof g;
+    g.accept_state = p.state;
+    g.suffixes = FlatTrie::build(p.entries);
+    g.roots = std::move(p.roots);
+    out->memory_bytes += g.suffixes.memory_bytes() + g.roots.size() * sizeof(uint32_t) + sizeof g;
     out->groups.push_back(std::move(g));
   }
   return out;
 }
 
+
+// True when from `dfa_state` every prefix of a slice match keeps the DFA live and not accepting
+// (a product walk of the two automata over all bytes, given up past a bound).
+bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_state) const {
+  constexpr size_t kMaxPairs = 256;
+  std::vector<std::pair<uint32_t, uint32_t>> seen{{slice.start, dfa_state}};
+  for (size_t i = 0; i < seen.size(); ++i) {
+    const auto [q, x] = seen[i];
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t q2 = slice.dfa->next(q, static_cast<uint8_t>(b));
+      if (q2 == kDead) continue;
+      const uint32_t x2 = dfa_.next(x, static_cast<uint8_t>(b));
+      if (x2 == kDead || dfa_.accepting(x2)) return false;
+      if (std::find(seen.begin(), seen.end(), std::make_pair(q2, x2)) == seen.end()) {
+        if (seen.size() >= kMaxPairs) return false;
+        seen.emplace_back(q2, x2);
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace detail
+
+namespace {
+
+// JSON string content: any character but '"', '\\' and the controls.
+TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
+                                               const std::vector<std::pair<std::string_view, int32_t>>& text_tokens) {
+  TokenVocabulary::Impl::Slice slice;
+  Grammar g;
+  const RegexId content = g.regexes.star(g.regexes.chars(complement_ranges({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}})));
+  g.add_terminal(content, "json string content");
+  auto nfa = detail::build_nfa(g);  // a handful of states: cannot fail
+  slice.dfa = std::make_unique<detail::Dfa>(std::move(nfa).value(), 64);
+  const uint32_t terminal = 0;
+  slice.start = slice.dfa->start({&terminal, 1});
+  slice.mask.assign((v.bytes.size() + 31) / 32, 0);
+  std::vector<std::pair<std::string_view, int32_t>> rest;
+  for (const auto& [bytes, id] : text_tokens) {
+    uint32_t q = slice.start;
+    for (size_t i = 0; i < bytes.size() && q != detail::kDead; ++i) q = slice.dfa->next(q, static_cast<uint8_t>(bytes[i]));
+    if (q != detail::kDead) {
+      detail::set_bit(slice.mask, id);
+    } else {
+      rest.emplace_back(bytes, id);
+    }
+  }
+  slice.rest = detail::FlatTrie::build(rest);
+  return slice;
+}
+
+}  // namespace
 
 TokenVocabulary::TokenVocabulary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenVocabulary::~TokenVocabulary() = default;
@@ -165,6 +237,7 @@ std::shared_ptr<const TokenVocabulary> TokenVocabulary::from_bytes(std::vector<s
   }
   std::sort(entries.begin(), entries.end());
   impl->trie = detail::FlatTrie::build(entries);
+  impl->slices.push_back(json_string_slice(*impl, entries));
   return std::shared_ptr<const TokenVocabulary>(new TokenVocabulary(std::move(impl)));
 }
 
