@@ -2,19 +2,32 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "kiln/core/str.h"
 
 namespace kiln::grammar {
+namespace {
+
+double thread_cpu_micros() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+}  // namespace
 
 Result<MaskTimings> time_masks(Matcher& matcher, std::span<const int32_t> tokens) {
   MaskTimings out;
   std::vector<uint32_t> words(matcher.vocabulary().mask_words());
   for (size_t i = 0; i <= tokens.size(); ++i) {
+    const double c0 = thread_cpu_micros();
     const auto t0 = std::chrono::steady_clock::now();
     matcher.fill_next_token_mask(words);
     const auto t1 = std::chrono::steady_clock::now();
+    const double c1 = thread_cpu_micros();
     out.micros.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    out.cpu_micros.push_back(c1 - c0);
     if (i == tokens.size()) break;
     const int32_t id = tokens[i];
     const bool in_mask = id >= 0 && static_cast<size_t>(id) / 32 < words.size() && (words[id / 32] >> (id % 32) & 1u);

@@ -12,7 +12,8 @@
 namespace kiln::grammar {
 
 struct MaskTimings {
-  std::vector<double> micros;  // one per mask, in walk order
+  std::vector<double> micros;      // wall time of each mask, in walk order
+  std::vector<double> cpu_micros;  // the thread's CPU time of each (excludes time descheduled)
   size_t tokens_accepted = 0;
   bool ended_allowed = false;  // the end ids were allowed after the last token
 };

@@ -97,7 +97,7 @@ TEST(MatcherQwen3, MaskTimes) {
   for (bool ws : {false, true}) {
     auto cg = CompiledGrammar::compile(test::json_grammar(ws));
     ASSERT_TRUE(cg.is_ok());
-    std::vector<double> cold, warm;
+    std::vector<double> cold, warm, cold_cpu, warm_cpu;
     for (int pass = 0; pass < 2; ++pass) {
       for (const std::string& doc : json_documents()) {
         std::string text = doc;
@@ -125,12 +125,16 @@ TEST(MatcherQwen3, MaskTimes) {
         ASSERT_TRUE(t.is_ok()) << t.status().to_string() << " in " << text;
         auto& into = pass == 0 ? cold : warm;
         into.insert(into.end(), t->micros.begin(), t->micros.end());
+        auto& cpu = pass == 0 ? cold_cpu : warm_cpu;
+        cpu.insert(cpu.end(), t->cpu_micros.begin(), t->cpu_micros.end());
       }
     }
-    for (int pass = 0; pass < 2; ++pass) {
-      const MaskStats s = summarize(pass == 0 ? cold : warm);
-      std::printf("json (%s whitespace), Qwen3, %s caches: %zu masks, mean %.1f us, p50 %.1f us, p99 %.1f us, max %.1f us\n",
-                  ws ? "flexible" : "compact", pass == 0 ? "cold" : "warm", s.count, s.mean, s.p50, s.p99, s.max);
+    for (int pass = 0; pass < 4; ++pass) {
+      const MaskStats s = summarize(pass == 0 ? cold : pass == 1 ? warm : pass == 2 ? cold_cpu : warm_cpu);
+      std::printf("json (%s whitespace), Qwen3, %s caches, %s time: %zu masks, mean %.1f us, p50 %.1f us, "
+                  "p99 %.1f us, max %.1f us\n",
+                  ws ? "flexible" : "compact", pass % 2 == 0 ? "cold" : "warm", pass < 2 ? "wall" : "thread CPU",
+                  s.count, s.mean, s.p50, s.p99, s.max);
     }
   }
 }
