@@ -72,7 +72,10 @@ class ParserImpl final : public OutputParser {
         break;
       case State::kReasoning:
         // A reasoning block the output never closed stays reasoning; trailing whitespace is dropped.
-        em_.reasoning(pending_);
+        if (!pending_.empty()) {
+          em_.reasoning(held_ws_);
+          em_.reasoning(pending_);
+        }
         break;
       case State::kContent: break;
     }
