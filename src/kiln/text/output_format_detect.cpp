@@ -26,6 +26,7 @@ DetectedFormats detect_output_formats(std::string_view tpl, const std::vector<st
     return {"harmony", "harmony"};
   }
   if (has(tpl, "<think>") || has(tpl, "</think>")) d.reasoning_parser = "think";
+  else if (has(tpl, "[THINK]")) d.reasoning_parser = "mistral";
 
   if (has(tpl, "DSML")) {
     // DeepSeek V3.2 and later: an XML dialect kiln does not parse (their tokenizer still has the

@@ -1,4 +1,4 @@
-// The output parser: <think> reasoning split off first, then the content handed to the tool-call
+// The output parser: <think> (or [THINK]) reasoning split off first, then the content handed to the tool-call
 // family (or, for gpt-oss, the harmony channel parser doing both).
 #include "kiln/text/output_parser.h"
 
@@ -12,8 +12,21 @@ namespace {
 using output::Emitter;
 using output::is_ws;
 
-constexpr std::string_view kThinkOpen = "<think>";
-constexpr std::string_view kThinkClose = "</think>";
+struct ReasoningMarkers {
+  std::string_view name, open, close;
+};
+// The block-style reasoning formats: Qwen3/DeepSeek-R1/GLM's <think>, Magistral/Ministral's [THINK].
+constexpr ReasoningMarkers kReasoningMarkers[] = {
+    {"think", "<think>", "</think>"},
+    {"mistral", "[THINK]", "[/THINK]"},
+};
+
+const ReasoningMarkers* reasoning_markers(std::string_view name) {
+  for (const ReasoningMarkers& m : kReasoningMarkers) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
 
 struct Family {
   std::string_view name;
@@ -39,7 +52,12 @@ class ParserImpl final : public OutputParser {
         if (f.name == o.tool_parser) family_ = f.make(&em_, o);
       }
     }
-    think_ = o.reasoning_parser == "think";
+    const ReasoningMarkers* markers = reasoning_markers(o.reasoning_parser);
+    think_ = markers != nullptr;
+    if (think_) {
+      open_ = markers->open;
+      close_ = markers->close;
+    }
     state_ = !think_ ? State::kContent : o.reasoning_open_at_start ? State::kReasoning : State::kStart;
     lead_ws_ = true;
   }
@@ -104,12 +122,12 @@ class ParserImpl final : public OutputParser {
           return;
         }
         pending_.push_back(c);
-        if (pending_ == kThinkOpen) {
+        if (pending_ == open_) {
           pending_.clear();
           held_ws_.clear();
           state_ = State::kReasoning;
           lead_ws_ = true;
-        } else if (!kThinkOpen.starts_with(pending_)) {
+        } else if (!open_.starts_with(pending_)) {
           state_ = State::kContent;
           to_content(held_ws_);
           to_content(pending_);
@@ -133,14 +151,14 @@ class ParserImpl final : public OutputParser {
         lead_ws_ = false;
         pending_.push_back(c);
         while (!pending_.empty()) {
-          if (pending_ == kThinkClose) {
+          if (pending_ == close_) {
             pending_.clear();
             held_ws_.clear();
             state_ = State::kContent;
             lead_ws_ = true;
             return;
           }
-          if (kThinkClose.starts_with(pending_)) return;
+          if (close_.starts_with(pending_)) return;
           em_.reasoning(held_ws_);
           held_ws_.clear();
           em_.reasoning(std::string_view(pending_).substr(0, 1));
@@ -162,6 +180,7 @@ class ParserImpl final : public OutputParser {
   std::unique_ptr<output::ToolFamily> family_;
   std::unique_ptr<output::HarmonyParser> harmony_;
   bool think_ = false;
+  std::string_view open_, close_;
   State state_ = State::kContent;
   bool lead_ws_ = true;
   bool finished_ = false;
@@ -179,7 +198,12 @@ std::vector<std::string> tool_parser_names() {
   return names;
 }
 
-std::vector<std::string> reasoning_parser_names() { return {"think", "harmony"}; }
+std::vector<std::string> reasoning_parser_names() {
+  std::vector<std::string> names;
+  for (const ReasoningMarkers& m : kReasoningMarkers) names.emplace_back(m.name);
+  names.emplace_back("harmony");
+  return names;
+}
 
 Result<std::unique_ptr<OutputParser>> OutputParser::create(const OutputParserOptions& o) {
   const auto tools = tool_parser_names();
@@ -204,10 +228,11 @@ Result<std::unique_ptr<OutputParser>> OutputParser::create(const OutputParserOpt
 }
 
 bool prompt_opens_reasoning(std::string_view prompt, std::string_view reasoning_parser) {
-  if (reasoning_parser != "think") return false;
-  const size_t open = prompt.rfind(kThinkOpen);
+  const ReasoningMarkers* m = reasoning_markers(reasoning_parser);
+  if (m == nullptr) return false;
+  const size_t open = prompt.rfind(m->open);
   if (open == std::string_view::npos) return false;
-  return prompt.find(kThinkClose, open) == std::string_view::npos;
+  return prompt.find(m->close, open) == std::string_view::npos;
 }
 
 }  // namespace kiln::text

@@ -38,7 +38,8 @@ struct OutputEvent {
 
 struct OutputParserOptions {
   std::string tool_parser;       // a name of tool_parser_names(); "" = none (content only)
-  std::string reasoning_parser;  // "" = none, "think" (<think>..</think>), "harmony"
+  // "" = none, "think" (<think>..</think>), "mistral" ([THINK]..[/THINK]), "harmony"
+  std::string reasoning_parser;
   bool tools_offered = false;    // no tools in the request: tool-call syntax stays text
   // The chat template itself opened <think> in the prompt (Qwen3 thinking, DeepSeek-R1 distills):
   // the output starts inside the reasoning. See prompt_opens_reasoning().
@@ -85,7 +86,8 @@ std::vector<std::string> tool_parser_names();
 std::vector<std::string> reasoning_parser_names();
 
 // True when a rendered prompt leaves a reasoning block open for the model to continue (its last
-// "<think>" is not followed by "</think>"), which is what reasoning_open_at_start asks.
+// "<think>" is not followed by "</think>"; "[THINK]" for "mistral"), which is what
+// reasoning_open_at_start asks.
 bool prompt_opens_reasoning(std::string_view rendered_prompt, std::string_view reasoning_parser);
 
 }  // namespace kiln::text

@@ -22,7 +22,7 @@ class Harmony final : public HarmonyParser {
   Harmony(Emitter* em, const OutputParserOptions& o)
       : em_(*em),
         reasoning_(o.reasoning_parser == "harmony"),
-        tools_(o.tools_offered),
+        tools_(o.tools_offered && o.tool_parser == "harmony"),
         max_call_bytes_(o.max_call_bytes) {}
 
   void feed(std::string_view text) override {

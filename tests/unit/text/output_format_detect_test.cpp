@@ -37,6 +37,7 @@ TEST(DetectOutputFormats, RealTemplates) {
       {"mistralai-Mistral-Nemo-Instruct-2407", {"mistral", ""}},
       {"Mistral-Small-3.2-24B-Instruct-2506", {"mistral", ""}},
       {"unsloth-mistral-Devstral-Small-2507", {"mistral", ""}},
+      {"mistralai-Ministral-3-14B-Reasoning-2512", {"mistral", "mistral"}},
       {"openai-gpt-oss-120b", {"harmony", "harmony"}},
       {"deepseek-ai-DeepSeek-V3.1", {"deepseek_v3", "think"}},
       {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", {"deepseek_v3", "think"}},

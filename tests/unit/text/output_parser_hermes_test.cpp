@@ -199,6 +199,7 @@ TEST(OutputParser, PromptOpensReasoning) {
   EXPECT_FALSE(prompt_opens_reasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n", "think"));
   EXPECT_FALSE(prompt_opens_reasoning("<|im_start|>assistant\n", "think"));
   EXPECT_FALSE(prompt_opens_reasoning("<think>\n", ""));
+  EXPECT_TRUE(prompt_opens_reasoning("[INST]hi[/INST][THINK]", "mistral"));
 }
 
 }  // namespace

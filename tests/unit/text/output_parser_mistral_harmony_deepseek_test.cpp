@@ -46,6 +46,15 @@ TEST(MistralParser, MalformedStaysText) {
   expect_events(options("mistral", "", false), "llama2", "[TOOL_CALLS]f[ARGS]{}", {"content:[TOOL_CALLS]f[ARGS]{}"});
 }
 
+TEST(MistralParser, ThinkBlockThenCall) {
+  const ParseRun r = expect_events(options("mistral", "mistral"), "llama2",
+                                   "[THINK]Need the weather [TOOL_CALLS] first.[/THINK]Checking.[TOOL_CALLS]get_weather"
+                                   "[ARGS]{\"city\": \"Paris\"}",
+                                   {"reasoning:Need the weather [TOOL_CALLS] first.", "content:Checking.",
+                                    "begin#0:get_weather", "args#0:{\"city\": \"Paris\"}", "end#0"});
+  EXPECT_GT(r.reasoning_tokens, 3);
+}
+
 TEST(HarmonyParser, AnalysisThenFinal) {
   const ParseRun r = expect_events(
       kHarmony, "gptoss",
