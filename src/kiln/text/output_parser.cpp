@@ -63,6 +63,7 @@ class ParserImpl final : public OutputParser {
   }
 
   void push(int32_t /*token_id*/, std::string_view text, std::vector<OutputEvent>* out) override {
+    if (finished_) return;  // the choice is over: nothing more can belong to it
     em_.set_out(out);
     if (harmony_) {
       const bool before = harmony_->in_reasoning();
@@ -190,6 +191,29 @@ class ParserImpl final : public OutputParser {
 };
 
 }  // namespace
+
+void ParsedOutput::add(const std::vector<OutputEvent>& events) {
+  for (const OutputEvent& e : events) {
+    switch (e.kind) {
+      case OutputEvent::Kind::kContent: content += e.text; break;
+      case OutputEvent::Kind::kReasoning: reasoning += e.text; break;
+      case OutputEvent::Kind::kToolCallBegin:
+        tool_calls.push_back({e.id, e.name, ""});
+        open_index_ = e.index;
+        break;
+      case OutputEvent::Kind::kToolCallArguments:
+        if (e.index == open_index_ && !tool_calls.empty()) tool_calls.back().arguments += e.text;
+        break;
+      case OutputEvent::Kind::kToolCallEnd:
+        if (e.aborted && e.index == open_index_ && !tool_calls.empty()) {
+          tool_calls.pop_back();
+          content += e.text;
+        }
+        open_index_ = -1;
+        break;
+    }
+  }
+}
 
 std::vector<std::string> tool_parser_names() {
   std::vector<std::string> names;

@@ -69,6 +69,24 @@ class OutputParser {  // one per choice; push token by token
   virtual int32_t reasoning_tokens() const = 0;
 };
 
+// Collects a choice's events into a whole message, for a non-streaming response: text joined,
+// calls assembled in order, and an aborted call dropped with its raw text put back into the
+// content where it stood (so the message is what the model wrote).
+struct ParsedToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // a JSON object's text
+};
+struct ParsedOutput {
+  std::string content;
+  std::string reasoning;
+  std::vector<ParsedToolCall> tool_calls;
+  void add(const std::vector<OutputEvent>& events);
+
+ private:
+  int32_t open_index_ = -1;  // the event index of the call being assembled
+};
+
 // The family a model speaks, from its chat template source and its tokenizer's added tokens;
 // names usable in OutputParserOptions, "" where none fits.
 struct DetectedFormats {

@@ -194,6 +194,26 @@ TEST(OutputParser, Limits) {
   EXPECT_LT(out[0].text.size(), 20u);
 }
 
+// A non-streaming response: the message is assembled from the events, an aborted call put back as
+// text where it stood.
+TEST(OutputParser, ParsedOutputAssemblesTheMessage) {
+  const std::string broken = "<tool_call>\n{\"name\": \"g\", \"arguments\": {\"a\": tru";
+  const std::string text = "<think>\nplan\n</think>\n\nOk.\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n"
+                           "</tool_call>\n" + broken;
+  for (const auto& deltas : {std::vector<std::string>{text}, utf8_chars(text)}) {
+    const ParseRun r = run_deltas(kHermesThink, deltas);
+    ParsedOutput m;
+    m.add(r.events);
+    EXPECT_EQ(m.reasoning, "plan");
+    EXPECT_EQ(m.content, "Ok." + broken);
+    ASSERT_EQ(m.tool_calls.size(), 1u);
+    EXPECT_EQ(m.tool_calls[0].name, "f");
+    EXPECT_EQ(m.tool_calls[0].arguments, "{\"x\": 1}");
+    EXPECT_EQ(m.tool_calls[0].id.size(), 29u);
+    EXPECT_EQ(r.num_tool_calls, 1);
+  }
+}
+
 TEST(OutputParser, PromptOpensReasoning) {
   EXPECT_TRUE(prompt_opens_reasoning("<|im_start|>assistant\n<think>\n", "think"));
   EXPECT_FALSE(prompt_opens_reasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n", "think"));
