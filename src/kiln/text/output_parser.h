@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ struct OutputParserOptions {
   // the output starts inside the reasoning. See prompt_opens_reasoning().
   bool reasoning_open_at_start = false;
   uint64_t seed = 0;  // for call ids; 0 draws a random seed
+  // For formats whose parameter values are bare text (qwen3_coder, glm45): per tool name, the
+  // JSON Schema type of each parameter ("string", "integer", ...). A "string" parameter stays a
+  // JSON string even when its text reads as JSON ("42", "true"); others become JSON when they
+  // parse as JSON. Tools and parameters not listed are guessed that way too.
+  std::map<std::string, std::map<std::string, std::string>> parameter_types;
   // Bounds: one tool call's raw text (beyond it the call is given up and released as text), and
   // a run of whitespace held back in front of a possible call.
   size_t max_call_bytes = 256 * 1024;

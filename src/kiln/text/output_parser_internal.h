@@ -57,14 +57,16 @@ class JsonScanner {
   bool started() const { return started_; }
 
  private:
-  enum class S : uint8_t { kValue, kValueOrClose, kKeyOrClose, kKey, kString, kEscape, kHex, kColon,
-                           kLiteral, kNumber, kAfter };
+  enum class S : uint8_t { kValue, kValueOrClose, kKeyOrClose, kKey, kString, kEscape, kHex, kLowBackslash,
+                           kColon, kLiteral, kNumber, kAfter };
   Step value_end();
   S s_ = S::kValue;
   std::string stack_;
   bool key_ = false;
   bool started_ = false;
   int hex_ = 0;
+  uint32_t code_ = 0;      // the code unit of the unicode escape being read
+  bool want_low_ = false;  // a high surrogate was read: a low one must follow
   const char* literal_ = nullptr;
   int num_ = 0;  // number sub-state
 };

@@ -152,15 +152,29 @@ JsonScanner::Step JsonScanner::feed(char c) {
     case S::kEscape:
       if (c == 'u') {
         hex_ = 0;
+        code_ = 0;
         s_ = S::kHex;
         return Step::kMore;
       }
-      if (std::string_view("\"\\/bfnrt").find(c) == std::string_view::npos) return Step::kError;
+      if (want_low_ || std::string_view("\"\\/bfnrt").find(c) == std::string_view::npos) return Step::kError;
       s_ = S::kString;
       return Step::kMore;
-    case S::kHex:
+    case S::kHex: {
       if (!is_hex(c)) return Step::kError;
-      if (++hex_ == 4) s_ = S::kString;
+      code_ = code_ * 16 + static_cast<uint32_t>(is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+      if (++hex_ < 4) return Step::kMore;
+      // Surrogates must pair up (a high one, then at once a low one), or the text is not one that
+      // JSON parsers (nlohmann among them) accept.
+      const bool high = code_ >= 0xD800 && code_ <= 0xDBFF;
+      const bool low = code_ >= 0xDC00 && code_ <= 0xDFFF;
+      if (want_low_ != low) return Step::kError;
+      want_low_ = high;
+      s_ = high ? S::kLowBackslash : S::kString;
+      return Step::kMore;
+    }
+    case S::kLowBackslash:
+      if (c != '\\') return Step::kError;
+      s_ = S::kEscape;
       return Step::kMore;
     case S::kColon:
       if (is_ws(c)) return Step::kMore;

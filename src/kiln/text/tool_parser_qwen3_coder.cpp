@@ -2,8 +2,10 @@
 //   Qwen3-Coder:  <tool_call>\n<function=NAME>\n<parameter=K>\nV\n</parameter>\n</function>\n</tool_call>
 //   GLM-4.5/4.6/4.7: <tool_call>NAME\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>\n</tool_call>
 // A value becomes JSON as it is when it parses as JSON (numbers, booleans, objects, null), else a
-// JSON string; one newline around it is the format's, not the value's. The arguments go out one
+// JSON string (always a string where the tool's schema says so: OutputParserOptions::parameter_types); one newline around it is the format's, not the value's. The arguments go out one
 // parameter at a time, each when its closing tag arrives: "{"k": v" then ", "k2": v2" then "}".
+#include <map>
+
 #include "kiln/text/output_parser_internal.h"
 
 namespace kiln::text::output {
@@ -13,7 +15,8 @@ constexpr size_t kMaxNameBytes = 256;
 
 class XmlCalls final : public ToolFamily {
  public:
-  XmlCalls(Emitter* em, const OutputParserOptions& o) : ToolFamily(em, o, {"<tool_call>"}) {}
+  XmlCalls(Emitter* em, const OutputParserOptions& o)
+      : ToolFamily(em, o, {"<tool_call>"}), types_(o.parameter_types) {}
 
  protected:
   void on_marker(size_t /*i*/) override {
@@ -135,10 +138,10 @@ class XmlCalls final : public ToolFamily {
     return Step::kMore;
   }
   Step begin(S next) {
-    std::string name(trim_ws(name_));
+    call_name_ = std::string(trim_ws(name_));
     name_.clear();
-    if (name.empty()) return Step::kFail;
-    em_.begin_call(std::move(name));
+    if (call_name_.empty()) return Step::kFail;
+    em_.begin_call(call_name_);
     s_ = next;
     return Step::kMore;
   }
@@ -146,16 +149,24 @@ class XmlCalls final : public ToolFamily {
     std::string_view v = value_;
     if (v.starts_with('\n')) v.remove_prefix(1);
     if (v.ends_with('\n')) v.remove_suffix(1);
+    const std::string_view key = trim_ws(key_);
     std::string frag = params_++ == 0 ? "{" : ", ";
-    frag += json_quote(trim_ws(key_));
+    frag += json_quote(key);
     frag += ": ";
-    frag += json_value_or_string(v);
+    frag += is_string_parameter(key) ? json_quote(v) : json_value_or_string(v);
     em_.args(frag);
   }
   void close_args() { em_.args(params_ == 0 ? "{}" : "}"); }
+  bool is_string_parameter(std::string_view key) const {
+    const auto tool = types_.find(call_name_);
+    if (tool == types_.end()) return false;
+    const auto param = tool->second.find(std::string(key));
+    return param != tool->second.end() && param->second == "string";
+  }
 
+  const std::map<std::string, std::map<std::string, std::string>> types_;
   S s_ = S::kHead;
-  std::string buf_, name_, key_, value_;
+  std::string buf_, name_, key_, value_, call_name_;
   std::string_view close_tag_;
   int params_ = 0;
 };

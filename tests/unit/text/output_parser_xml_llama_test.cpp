@@ -19,6 +19,20 @@ TEST(Qwen3CoderParser, CallWithTypedParameters) {
                  "end#0"});
 }
 
+// The tool's schema decides where it says "string": a zip code that reads as a number stays text.
+TEST(Qwen3CoderParser, StringParametersFromTheSchemaStayStrings) {
+  const std::string text =
+      "<tool_call>\n<function=lookup>\n<parameter=zip>\n94103\n</parameter>\n<parameter=limit>\n5\n"
+      "</parameter>\n<parameter=flag>\ntrue\n</parameter>\n</function>\n</tool_call>";
+  OutputParserOptions o = kCoder;
+  o.parameter_types["other_tool"] = {{"zip", "string"}};
+  expect_events(o, "qwen3", text,
+                {"begin#0:lookup", "args#0:{\"zip\": 94103, \"limit\": 5, \"flag\": true}", "end#0"});
+  o.parameter_types["lookup"] = {{"zip", "string"}, {"limit", "integer"}, {"flag", "string"}};
+  expect_events(o, "qwen3", text,
+                {"begin#0:lookup", "args#0:{\"zip\": \"94103\", \"limit\": 5, \"flag\": \"true\"}", "end#0"});
+}
+
 TEST(Qwen3CoderParser, EmptyArgumentsParallelAndUnicode) {
   const ParseRun r = expect_events(
       kCoder, "qwen3",
