@@ -52,7 +52,9 @@ TEST_P(TokenBytes, ConcatenationIsTheDecodedText) {
     if (strips_first_space && !joined.empty() && joined[0] == ' ') joined.erase(0, 1);
     EXPECT_EQ(tok.decode(*ids, false), joined) << "text: " << text;
   }
-  if (GetParam() == "llama2" || GetParam() == "gemma3") EXPECT_GT(byte_fallback_seen, 0);
+  if (GetParam() == "llama2" || GetParam() == "gemma3") {
+    EXPECT_GT(byte_fallback_seen, 0);
+  }
 }
 
 TEST_P(TokenBytes, ByteLevelTokensMapBackToRawBytes) {
