@@ -56,6 +56,7 @@ struct TokenVocabulary::Impl {
   struct Slice {
     std::unique_ptr<detail::Dfa> dfa;
     uint32_t start = 0;
+    uint32_t max_len = 0;  // bytes of the longest token in the slice
     std::vector<uint32_t> mask;
     detail::FlatTrie rest;
   };
