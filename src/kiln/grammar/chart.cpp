@@ -168,7 +168,7 @@ bool Chart::push_lexeme_end(const CompiledGrammar::Impl& g, uint32_t origin, uin
 }
 
 void Chart::truncate(size_t num_positions) {
-  if (num_positions >= pos_.size()) return;
+  if (num_positions == 0 || num_positions >= pos_.size()) return;  // position 0 always stays
   pos_.resize(num_positions);
   items_.resize(pos_.back().items_end);
   threads_.resize(pos_.back().threads_end);
