@@ -102,7 +102,7 @@ bool Chart::finish(const CompiledGrammar::Impl& g, size_t items_base, size_t thr
     if (!allowed_.empty()) {
       std::sort(allowed_.begin(), allowed_.end());
       allowed_.erase(std::unique(allowed_.begin(), allowed_.end()), allowed_.end());
-      const uint32_t s = g.dfa->start(allowed_);
+      const uint32_t s = start_state(g);
       if (s != kDead && g.dfa->can_continue(s)) threads_.push_back({here, s});
     }
   }
@@ -114,6 +114,24 @@ bool Chart::finish(const CompiledGrammar::Impl& g, size_t items_base, size_t thr
     seen_count_ = 0;
   }
   return true;
+}
+
+uint32_t Chart::start_state(const CompiledGrammar::Impl& g) {
+  // The DFA's start cache takes its mutex; a few recent allowed sets are remembered here (state
+  // ids never change for a grammar).
+  for (const auto& [set, state] : start_memo_) {
+    if (set == allowed_) return state;
+  }
+  const uint32_t s = g.dfa->start(allowed_);
+  if (s == kDead) return s;
+  constexpr size_t kMemo = 16;
+  if (start_memo_.size() < kMemo) {
+    start_memo_.emplace_back(allowed_, s);
+  } else {
+    start_memo_[memo_next_] = {allowed_, s};
+    memo_next_ = (memo_next_ + 1) % kMemo;
+  }
+  return s;
 }
 
 bool Chart::push_byte(const CompiledGrammar::Impl& g, uint8_t b) {
@@ -150,7 +168,7 @@ bool Chart::push_lexeme_end(const CompiledGrammar::Impl& g, uint32_t origin, uin
 }
 
 void Chart::truncate(size_t num_positions) {
-  if (num_positions >= pos_.size()) return;
+  if (num_positions == 0 || num_positions >= pos_.size()) return;  // position 0 always stays
   pos_.resize(num_positions);
   items_.resize(pos_.back().items_end);
   threads_.resize(pos_.back().threads_end);

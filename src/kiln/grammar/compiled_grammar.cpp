@@ -9,6 +9,51 @@
 #include "kiln/grammar/limits.h"
 
 namespace kiln::grammar {
+namespace {
+
+// The least set of rules with an alternative whose every symbol is a rule of the set or a terminal
+// for which `terminal_ok` holds.
+template <typename TerminalOk>
+std::vector<uint8_t> rules_where(const Grammar& g, TerminalOk terminal_ok) {
+  constexpr uint32_t kNever = UINT32_MAX;
+  std::vector<uint8_t> in(g.rules.size(), 0);
+  std::vector<std::pair<uint32_t, uint32_t>> alts;        // (rule, rule symbols not yet in the set)
+  std::vector<std::vector<uint32_t>> uses(g.rules.size());  // rule -> alternatives, once per use
+  std::vector<uint32_t> work;
+  for (uint32_t r = 0; r < g.rules.size(); ++r) {
+    for (const auto& alt : g.rules[r].alternatives) {
+      const auto a = static_cast<uint32_t>(alts.size());
+      uint32_t missing = 0;
+      for (Symbol s : alt) {
+        if (s.is_terminal()) {
+          if (!terminal_ok(s.index())) missing = kNever;
+        } else if (missing != kNever) {
+          ++missing;
+          uses[s.index()].push_back(a);
+        }
+      }
+      alts.emplace_back(r, missing);
+      if (missing == 0 && !in[r]) {
+        in[r] = 1;
+        work.push_back(r);
+      }
+    }
+  }
+  while (!work.empty()) {
+    const uint32_t r = work.back();
+    work.pop_back();
+    for (uint32_t a : uses[r]) {
+      auto& [rule, missing] = alts[a];
+      if (missing != kNever && --missing == 0 && !in[rule]) {
+        in[rule] = 1;
+        work.push_back(rule);
+      }
+    }
+  }
+  return in;
+}
+
+}  // namespace
 
 CompiledGrammar::CompiledGrammar(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CompiledGrammar::~CompiledGrammar() = default;
@@ -27,45 +72,19 @@ Result<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::compile(Grammar 
   impl->term_lexable.assign(nt, 0);
   for (size_t t = 0; t < nt; ++t) impl->term_lexable[t] = nfa.start_of[t] != detail::kNone;
 
-  // Productive rules (derive at least one string), to a fixpoint.
+  // Productive rules (derive at least one string) and nullable rules, each by a worklist in time
+  // linear in the grammar's size (a chain of rules must not cost a pass per link).
+  std::vector<uint8_t> productive = rules_where(grammar, [&](uint32_t t) {
+    return impl->term_lexable[t] != 0 || impl->term_nullable[t] != 0;
+  });
+  if (!productive[grammar.start]) return invalid_argument("the grammar matches no text at all");
+  // A nullable rule is productive, so counting every alternative gives the same answer as
+  // counting only the productive ones.
+  impl->rule_nullable = rules_where(grammar, [&](uint32_t t) { return impl->term_nullable[t] != 0; });
   auto sym_ok = [&](Symbol s, const std::vector<uint8_t>& rule_ok) {
     return s.is_terminal() ? (impl->term_lexable[s.index()] || impl->term_nullable[s.index()]) != 0
                            : rule_ok[s.index()] != 0;
   };
-  std::vector<uint8_t> productive(nr, 0);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < nr; ++r) {
-      if (productive[r]) continue;
-      for (const auto& alt : grammar.rules[r].alternatives) {
-        if (std::all_of(alt.begin(), alt.end(), [&](Symbol s) { return sym_ok(s, productive); })) {
-          productive[r] = 1;
-          changed = true;
-          break;
-        }
-      }
-    }
-  }
-  if (!productive[grammar.start]) return invalid_argument("the grammar matches no text at all");
-
-  // Nullable rules, over the productive alternatives.
-  impl->rule_nullable.assign(nr, 0);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < nr; ++r) {
-      if (impl->rule_nullable[r]) continue;
-      for (const auto& alt : grammar.rules[r].alternatives) {
-        const bool all = std::all_of(alt.begin(), alt.end(), [&](Symbol s) {
-          return s.is_terminal() ? impl->term_nullable[s.index()] != 0 : impl->rule_nullable[s.index()] != 0;
-        });
-        if (all) {
-          impl->rule_nullable[r] = 1;
-          changed = true;
-          break;
-        }
-      }
-    }
-  }
 
   // Flattened productions; the augmented START' -> start comes last.
   impl->first_pos_of_rule.resize(nr);

@@ -56,6 +56,7 @@ struct TokenVocabulary::Impl {
   struct Slice {
     std::unique_ptr<detail::Dfa> dfa;
     uint32_t start = 0;
+    uint32_t max_len = 0;  // bytes of the longest token in the slice
     std::vector<uint32_t> mask;
     detail::FlatTrie rest;
   };
@@ -175,6 +176,7 @@ class Chart {
   void add(uint32_t pos, uint32_t origin);
   bool finish(const CompiledGrammar::Impl& g, size_t items_base, size_t threads_base);
   void rehash(size_t size);
+  uint32_t start_state(const CompiledGrammar::Impl& g);
 
   std::vector<Item> items_;
   std::vector<Thread> threads_;
@@ -184,6 +186,8 @@ class Chart {
   std::vector<uint64_t> seen_;
   size_t seen_count_ = 0;  // nonzero while seen_ holds a hash table
   std::vector<uint32_t> allowed_;
+  std::vector<std::pair<std::vector<uint32_t>, uint32_t>> start_memo_;
+  size_t memo_next_ = 0;
 };
 
 }  // namespace kiln::grammar::detail

@@ -106,7 +106,9 @@ void Matcher::fill_next_token_mask(std::span<uint32_t> words) {
     }
   }
   if (chart.can_end(g)) {
-    for (int32_t e : s.vocab->end_ids()) detail::set_bit(words, e);
+    for (int32_t e : s.vocab->end_ids()) {
+      if (static_cast<size_t>(e) / 32 < words.size()) detail::set_bit(words, e);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // TokenVocabulary (each token's bytes and the token trie) and the per-lexer-state token caches.
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "kiln/grammar/engine.h"
 #include "kiln/text/tokenizer.h"
@@ -148,18 +149,26 @@ std::shared_ptr<const StateTokens> TokenCache::compute(uint32_t dfa_state) const
 // True when from `dfa_state` every prefix of a slice match keeps the DFA live and not accepting
 // (a product walk of the two automata over all bytes, given up past a bound).
 bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_state) const {
-  constexpr size_t kMaxPairs = 256;
-  std::vector<std::pair<uint32_t, uint32_t>> seen{{slice.start, dfa_state}};
-  for (size_t i = 0; i < seen.size(); ++i) {
-    const auto [q, x] = seen[i];
+  // Breadth first, so each pair is first reached by its shortest prefix: exploring it to the
+  // depth left under the longest slice token then covers every token that reaches it. The bound
+  // on depth lets a counting state (a string with maxLength) pass while far from its limit.
+  constexpr size_t kMaxPairs = 1024;
+  struct Pair {
+    uint32_t q, x, depth;
+  };
+  std::vector<Pair> todo{{slice.start, dfa_state, 0}};
+  std::unordered_set<uint64_t> seen{(uint64_t{slice.start} << 32) | dfa_state};
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const Pair p = todo[i];
+    if (p.depth >= slice.max_len) continue;
     for (int b = 0; b < 256; ++b) {
-      const uint32_t q2 = slice.dfa->next(q, static_cast<uint8_t>(b));
+      const uint32_t q2 = slice.dfa->next(p.q, static_cast<uint8_t>(b));
       if (q2 == kDead) continue;
-      const uint32_t x2 = dfa_.next(x, static_cast<uint8_t>(b));
+      const uint32_t x2 = dfa_.next(p.x, static_cast<uint8_t>(b));
       if (x2 == kDead || dfa_.accepting(x2)) return false;
-      if (std::find(seen.begin(), seen.end(), std::make_pair(q2, x2)) == seen.end()) {
-        if (seen.size() >= kMaxPairs) return false;
-        seen.emplace_back(q2, x2);
+      if (seen.insert((uint64_t{q2} << 32) | x2).second) {
+        if (todo.size() >= kMaxPairs) return false;
+        todo.push_back({q2, x2, p.depth + 1});
       }
     }
   }
@@ -188,6 +197,7 @@ TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
     for (size_t i = 0; i < bytes.size() && q != detail::kDead; ++i) q = slice.dfa->next(q, static_cast<uint8_t>(bytes[i]));
     if (q != detail::kDead) {
       detail::set_bit(slice.mask, id);
+      slice.max_len = std::max(slice.max_len, static_cast<uint32_t>(bytes.size()));
     } else {
       rest.emplace_back(bytes, id);
     }

@@ -77,7 +77,7 @@ TEST(MatcherQwen3, JsonMasksEqualBruteForce) {
       EXPECT_FALSE(bit(im_start));
       EXPECT_EQ(bit(im_end), i == ids->size());
       // The brute force over all 151,669 tokens at a spread of steps (it takes a while).
-      if (i % 5 == 0 || i == ids->size()) {
+      if (i % 6 == 0 || i == ids->size()) {
         ASSERT_EQ(mask, test::brute_force_mask(m, *q.vocab)) << "doc " << d << " step " << i;
       }
       if (i == ids->size()) break;
@@ -87,6 +87,34 @@ TEST(MatcherQwen3, JsonMasksEqualBruteForce) {
     EXPECT_TRUE(m.can_end());
     EXPECT_TRUE(m.accept_token(im_end));
   }
+}
+
+TEST(MatcherQwen3, BoundedStringMasksEqualBruteForce) {
+  // "[^"\\\x00-\x1F]{0,40}" : a counting lexer state, covered by the slice while far from 40.
+  const Qwen& q = qwen();
+  ASSERT_NE(q.vocab, nullptr);
+  Grammar g;
+  RegexPool& p = g.regexes;
+  const RegexId content = p.chars(complement_ranges({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}}));
+  g.start = g.add_rule("start");
+  g.add_alternative(g.start, {Symbol::terminal(g.add_terminal(
+                                 p.concat({p.literal("\""), p.repeat(content, 0, 40), p.literal("\"")}), "s"))});
+  auto cg = CompiledGrammar::compile(std::move(g));
+  ASSERT_TRUE(cg.is_ok());
+  const std::string text = "\"The quick brown fox jumps over the dogs.\"";  // 40 characters inside
+  auto ids = q.tok->encode(text, false);
+  ASSERT_TRUE(ids.is_ok());
+  Matcher m(*cg, q.vocab);
+  std::vector<uint32_t> mask(q.vocab->mask_words());
+  for (size_t i = 0; i <= ids->size(); ++i) {
+    m.fill_next_token_mask(mask);
+    if (i % 3 == 1 || i + 2 >= ids->size()) {
+      ASSERT_EQ(mask, test::brute_force_mask(m, *q.vocab)) << "step " << i;
+    }
+    if (i == ids->size()) break;
+    ASSERT_TRUE(m.accept_token((*ids)[i])) << i;
+  }
+  EXPECT_TRUE(m.must_end());
 }
 
 // KILN_GRAMMAR_BENCH=1 kiln_grammar_tests --gtest_filter=MatcherQwen3.MaskTimes

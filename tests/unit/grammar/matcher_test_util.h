@@ -94,6 +94,9 @@ inline Grammar random_grammar(std::mt19937& rng) {
       p.literal("b"),
       p.repeat(p.chars({{'a', 'b'}, {'0', '0'}}), 1, 3),
       p.concat({p.literal("a"), p.star(p.literal(" ")), p.literal("b")}),
+      // JSON string content with a maxLength: a counting lexer state.
+      p.concat({p.literal("\""), p.repeat(p.chars(complement_ranges({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}})), 0, 7),
+                p.literal("\"")}),
   };
   std::shuffle(pool.begin(), pool.end(), rng);
   const size_t nt = 2 + rng() % 4;
