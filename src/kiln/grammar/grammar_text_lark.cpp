@@ -449,10 +449,17 @@ class LarkReader {
       default: break;
     }
     std::vector<RegexId> parts;
+    size_t flat = 0;
     for (uint32_t k : e.kids) {
       RegexId r = 0;
       KILN_RETURN_IF_ERROR(term_regex(k, depth, &r));
       parts.push_back(r);
+      const RegexNode& n = pool_.node(r);
+      flat += n.kind == RegexNode::Kind::kConcat || n.kind == RegexNode::Kind::kAlt ? n.children.size() : 1;
+    }
+    // Terminals used twice by terminals used twice ... double at each level (the pool flattens).
+    if (flat > limits::kMaxRegexNodes) {
+      return c_.error(e.pos, str_cat("a terminal larger than ", limits::kMaxRegexNodes, " regex nodes"));
     }
     *out = e.kind == Expr::Kind::kSeq   ? pool_.concat(std::move(parts))
            : e.kind == Expr::Kind::kAlt ? pool_.alt(std::move(parts))

@@ -121,6 +121,16 @@ TEST(Gbnf, PartsThatMatchEmpty) {
   expect_language(mid, {"ac", "abc", "a(())c"}, {"abbc", "a(c"});
 }
 
+TEST(Gbnf, SharedRulesDoNotBlowUp) {
+  // r40 stands for ("a"?){2^40}: every walk over its regex must visit shared nodes once.
+  std::string text = "root ::= r40 \"b\"\nr0 ::= \"a\"?\n";
+  for (int i = 1; i <= 40; ++i) text += "r" + std::to_string(i) + " ::= r" + std::to_string(i - 1) + " r" + std::to_string(i - 1) + "\n";
+  Grammar g = must_parse(text);
+  EXPECT_LT(g.regexes.size(), 10000u);
+  for (const Terminal& t : g.terminals) EXPECT_LE(t.name.size(), 63u);
+  EXPECT_TRUE(reference::accepts(g, "aaab"));
+}
+
 TEST(Gbnf, Errors) {
   EXPECT_EQ(error_of("root ::= foo"), "grammar: line 1 column 10: 'foo' is not defined");
   EXPECT_EQ(error_of("rot ::= \"a\""), "grammar: there is no start rule 'root'");
@@ -211,6 +221,9 @@ other: "z"
 }
 
 TEST(Lark, Errors) {
+  std::string doubling = "start: T40\nT0: \"a\"\n";
+  for (int i = 1; i <= 40; ++i) doubling += "T" + std::to_string(i) + ": T" + std::to_string(i - 1) + " T" + std::to_string(i - 1) + "\n";
+  EXPECT_EQ(error_of(doubling), "grammar: line 20 column 5: a terminal larger than 200000 regex nodes");
   EXPECT_EQ(error_of("start: foo\n"), "grammar: line 1 column 8: 'foo' is not defined");
   EXPECT_EQ(error_of("begin: \"a\"\n"), "grammar: there is no start rule 'start'");
   EXPECT_EQ(error_of("start: A\nA: A \"x\"\n"),
