@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <random>
+
 #include "kiln/grammar/limits.h"
 #include "unit/grammar/grammar_reference.h"
 
@@ -140,6 +143,8 @@ TEST(Gbnf, Errors) {
   EXPECT_EQ(error_of("root ::= (\"a\""), "grammar: line 1 column 10: an unterminated group");
   EXPECT_EQ(error_of("root ::= \"a\"{3,1}"), "grammar: line 1 column 13: a repetition range out of order");
   EXPECT_EQ(error_of("root ::= \"a\"{10001}"), "grammar: line 1 column 14: a repeat count over 10000");
+  EXPECT_EQ(error_of("root ::= \"a\"{}"),
+            "grammar: line 1 column 13: an invalid repetition (expected {m}, {m,}, {m,n} or {,n})");
   EXPECT_EQ(error_of("root ::= \"a\"**"),
             "grammar: line 1 column 14: a repetition of a repetition (put the inner one in parentheses)");
   EXPECT_EQ(error_of("root ::= <[1000]>"), "grammar: line 1 column 10: token references (<...>, !<...>) are not supported");
@@ -185,6 +190,44 @@ TEST(Lark, JsonWithIgnoredWhitespace) {
   expect_no_empty_terminal(g);
   expect_language(g, {"{}", " { \"a\" : [1, -2.5e3 , {\"b\":null} ] } ", "[true,false]", "\"x\\\"y\"", "-1"},
                   {"", "{", "{\"a\" 1}", "[1,]", "\"a\"b\"", "tr ue", "- 1"});
+}
+
+// Random JSON documents as nlohmann's serializer writes them (compact and indented).
+nlohmann::json random_json(std::mt19937& rng, int depth) {
+  auto pick = [&rng](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  static const char* const kStrings[] = {"", "a", "quote\"", "back\\slash", "tab\t", "\xC3\xA9t\xC3\xA9", "ctl\x01", "/"};
+  switch (depth > 0 ? pick(7) : pick(5)) {
+    case 0: return nullptr;
+    case 1: return pick(2) == 0;
+    case 2: return pick(2001) - 1000;
+    case 3: return (pick(400) - 200) / 4.0;
+    case 4: return kStrings[pick(8)];
+    case 5: {
+      nlohmann::json a = nlohmann::json::array();
+      for (int i = pick(4); i > 0; --i) a.push_back(random_json(rng, depth - 1));
+      return a;
+    }
+    default: {
+      nlohmann::json o = nlohmann::json::object();
+      for (int i = pick(4); i > 0; --i) o[kStrings[pick(8)]] = random_json(rng, depth - 1);
+      return o;
+    }
+  }
+}
+
+TEST(GrammarText, JsonGrammarsAcceptSerializedJson) {
+  Grammar gbnf = must_parse(kJsonGbnf);
+  Grammar lark = must_parse(kJsonLark);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 40; ++i) {
+    nlohmann::json doc = nlohmann::json::object();
+    doc["k"] = random_json(rng, 2);
+    for (const std::string& text : {doc.dump(), doc.dump(1)}) {
+      EXPECT_TRUE(reference::accepts(gbnf, text)) << text;
+      EXPECT_TRUE(reference::accepts(lark, text)) << text;
+      EXPECT_FALSE(reference::accepts(gbnf, text.substr(0, text.size() - 1))) << text;
+    }
+  }
 }
 
 TEST(Lark, TerminalsRulesAndOperators) {
