@@ -140,7 +140,9 @@ RegexId non_empty(RegexPool& pool, RegexId r) { return NonEmpty{pool, {}, {}}.of
 namespace {
 
 constexpr uint32_t kNoRule = ~0u;
-constexpr size_t kMaxInlineDepth = 200;  // deeper chains of regular rules stay rules
+// Deeper chains of regular rules stay rules: every walk over a regex recurses through its depth,
+// which is this times an expression's depth.
+constexpr size_t kMaxInlineDepth = 16;
 constexpr size_t kMaxLabel = 60;
 constexpr size_t kMaxFlat = 4096;  // children of one merged concatenation or alternation
 

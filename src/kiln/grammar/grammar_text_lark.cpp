@@ -42,6 +42,9 @@ C_COMMENT: /\/\*([^*]|\*+[^*\/])*\*+\//
 SQL_COMMENT: /--[^\n]*/
 )";
 
+// Terminals used by terminals used by ...: every walk over a regex recurses through its depth.
+constexpr size_t kMaxTerminalDepth = 16;
+
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
 bool is_terminal_name(std::string_view n) {
@@ -70,9 +73,9 @@ class LarkReader {
       if (!c_.done() && c_.peek() != '\n') return c_.error(str_cat("unexpected '", std::string(1, c_.peek()), "'"));
     }
     if (!library && out_.rules.empty()) return invalid_argument("grammar: no rules");
-    for (auto& [name, def] : term_index_) {
+    for (const Definition& d : term_defs_) {  // in order, so the first error is the first in the text
       RegexId r = 0;
-      KILN_RETURN_IF_ERROR(resolve(name, 0, &r));
+      KILN_RETURN_IF_ERROR(resolve(d.name, 0, &r));
     }
     for (const auto& [alias, name] : imports_) {
       if (term_index_.contains(alias)) return c_.error(str_cat("'", alias, "' is defined twice"));
@@ -424,8 +427,11 @@ class LarkReader {
       *out = resolved_[i];
       return Status::ok();
     }
-    if (state_[i] == 1 || depth > limits::kMaxNesting) {
+    if (state_[i] == 1) {
       return c_.error(term_defs_[i].pos, str_cat("terminal '", n, "' refers to itself (terminals must be regular)"));
+    }
+    if (depth > kMaxTerminalDepth) {
+      return c_.error(term_defs_[i].pos, str_cat("terminals nested deeper than ", kMaxTerminalDepth));
     }
     state_[i] = 1;
     KILN_RETURN_IF_ERROR(term_regex(term_defs_[i].expr, depth + 1, out));

@@ -271,6 +271,10 @@ TEST(Lark, Errors) {
   EXPECT_EQ(error_of("begin: \"a\"\n"), "grammar: there is no start rule 'start'");
   EXPECT_EQ(error_of("start: A\nA: A \"x\"\n"),
             "grammar: line 2 column 1: terminal 'A' refers to itself (terminals must be regular)");
+  std::string chain = "start: T0\n";
+  for (int i = 0; i < 20; ++i) chain += "T" + std::to_string(i) + ": T" + std::to_string(i + 1) + "\n";
+  chain += "T20: \"x\"\n";
+  EXPECT_EQ(error_of(chain), "grammar: line 19 column 1: terminals nested deeper than 16");
   EXPECT_EQ(error_of("start: A\nA: b\nb: \"x\"\n"), "grammar: line 2 column 4: 'b' is a rule: a terminal can use only terminals");
   EXPECT_EQ(error_of("start: /a(?=b)/\n"),
             "grammar: line 1 column 8: regex: lookahead (?= / (?! is not supported at offset 1");
