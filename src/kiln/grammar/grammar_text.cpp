@@ -1,6 +1,7 @@
 // grammar_from_text: detection, and the compiler shared by the GBNF and Lark readers.
 #include "kiln/grammar/grammar_text.h"
 
+#include <cctype>
 #include <unordered_map>
 
 #include "kiln/core/str.h"
@@ -426,8 +427,20 @@ Result<Grammar> grammar_from_text(std::string_view text) {
   Grammar g;
   text_detail::Parsed parsed;
   parsed.pool = &g.regexes;
-  // GBNF defines rules with "::="; Lark with ":".
-  bool gbnf = text.find("::=") != std::string_view::npos;
+  // GBNF defines rules with "name ::=" (Lark with "name:"); a "::=" inside a Lark literal does
+  // not count, since it does not follow a name at the start of a line.
+  bool gbnf = false;
+  for (size_t line = 0; line < text.size() && !gbnf;) {
+    size_t i = line;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    size_t name = i;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '-' || text[i] == '_')) ++i;
+    bool named = i > name;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    gbnf = named && text.substr(i).starts_with("::=");
+    size_t next = text.find('\n', i);
+    line = next == std::string_view::npos ? text.size() : next + 1;
+  }
   KILN_RETURN_IF_ERROR(gbnf ? text_detail::parse_gbnf(text, &parsed) : text_detail::parse_lark(text, &parsed));
   KILN_RETURN_IF_ERROR(text_detail::compile_parsed(parsed, &g));
   return g;

@@ -151,7 +151,7 @@ TEST(Gbnf, Errors) {
   EXPECT_EQ(error_of("root ::= \"\\q\""), "grammar: line 1 column 11: an unknown escape '\\q'");
   EXPECT_EQ(error_of("root ::= [z-a]"), "grammar: line 1 column 10: a character range out of order");
   EXPECT_EQ(error_of("root ::= []"), "grammar: line 1 column 10: 'root' matches no string");
-  EXPECT_EQ(error_of("root = \"a\" ::="), "grammar: line 1 column 6: '::=' expected after 'root'");
+  EXPECT_EQ(error_of("root ::= \"a\"\nfoo = \"b\""), "grammar: line 2 column 5: unexpected '='");
   std::string deep = "root ::= " + std::string(limits::kMaxNesting + 1, '(') + "\"a\"" +
                      std::string(limits::kMaxNesting + 1, ')');
   EXPECT_EQ(error_of(deep), "grammar: line 1 column 74: groups nested deeper than 64");
@@ -249,6 +249,11 @@ NUMBER: DIGIT+ ("." DIGIT+)?
 
   Grammar ranges = must_parse("start: (\"a\"..\"c\")+ WORD\n%import common.WORD -> WORD\n");
   expect_language(ranges, {"abcXyz", "ab"}, {"a", "abd1", "dX"});
+}
+
+TEST(Lark, DetectedUnlessARuleUsesColonColonEquals) {
+  Grammar g = must_parse("start: \"a ::= b\" | X\nX: \"::=\"\n");
+  expect_language(g, {"a ::= b", "::="}, {"a"});
 }
 
 TEST(Lark, ContinuationLinesAndComments) {
