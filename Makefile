@@ -20,13 +20,13 @@ test:
 bench: build
 	build/$(PRESET)/apps/kiln/kiln bench --model $${MODEL:?set MODEL=DIR}
 
-# libFuzzer targets (fuzz/*.cpp) over the text layer, built with clang, ASan and UBSan, each run
+# libFuzzer targets (fuzz/*.cpp) over the text and grammar layers, built with clang, ASan and UBSan, each run
 # for FUZZ_SECONDS. Corpora grow in build/fuzz/corpus/NAME, seeded from fuzz/corpus/NAME.
 FUZZ_SECONDS ?= 60
 FUZZ_CXX ?= clang++
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
   -fno-sanitize-recover=undefined -Isrc -MMD -MP
-FUZZ_SRCS := $(wildcard src/kiln/core/*.cpp src/kiln/text/*.cpp src/kiln/text/jinja/*.cpp)
+FUZZ_SRCS := $(wildcard src/kiln/core/*.cpp src/kiln/text/*.cpp src/kiln/text/jinja/*.cpp src/kiln/grammar/*.cpp)
 FUZZ_OBJS := $(patsubst %.cpp,build/fuzz/obj/%.o,$(FUZZ_SRCS))
 FUZZ_BINS := $(patsubst fuzz/%.cpp,build/fuzz/%,$(wildcard fuzz/*.cpp))
 

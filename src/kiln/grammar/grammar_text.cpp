@@ -1,6 +1,7 @@
 // grammar_from_text: detection, and the compiler shared by the GBNF and Lark readers.
 #include "kiln/grammar/grammar_text.h"
 
+#include <cctype>
 #include <unordered_map>
 
 #include "kiln/core/str.h"
@@ -59,63 +60,92 @@ Status Cursor::read_char(uint32_t* cp) {
   return Status::ok();
 }
 
-bool nullable(const RegexPool& pool, RegexId r) {
+namespace {
+
+// Both walk a DAG whose shared nodes can be reached along exponentially many paths (a rule used
+// twice by a rule used twice ...), so each node is visited once.
+bool nullable_memo(const RegexPool& pool, RegexId r, std::unordered_map<RegexId, bool>* memo) {
   const RegexNode& n = pool.node(r);
   switch (n.kind) {
     case RegexNode::Kind::kEmpty: return true;
     case RegexNode::Kind::kConcat:
-      for (RegexId c : n.children) {
-        if (!nullable(pool, c)) return false;
-      }
-      return true;
     case RegexNode::Kind::kAlt:
-      for (RegexId c : n.children) {
-        if (nullable(pool, c)) return true;
-      }
-      return false;
-    case RegexNode::Kind::kRepeat: return n.min == 0 || nullable(pool, n.children[0]);
+    case RegexNode::Kind::kRepeat: break;
     default: return false;
   }
+  auto it = memo->find(r);
+  if (it != memo->end()) return it->second;
+  bool out = false;
+  if (n.kind == RegexNode::Kind::kConcat) {
+    out = true;
+    for (RegexId c : n.children) out = out && nullable_memo(pool, c, memo);
+  } else if (n.kind == RegexNode::Kind::kAlt) {
+    for (RegexId c : n.children) out = out || nullable_memo(pool, c, memo);
+  } else {
+    out = n.min == 0 || nullable_memo(pool, n.children[0], memo);
+  }
+  memo->emplace(r, out);
+  return out;
 }
 
-RegexId non_empty(RegexPool& pool, RegexId r) {
-  const RegexNode n = pool.node(r);
-  switch (n.kind) {
-    case RegexNode::Kind::kNothing:
-    case RegexNode::Kind::kEmpty: return pool.nothing();
-    case RegexNode::Kind::kChars:
-    case RegexNode::Kind::kBytes: return r;
-    case RegexNode::Kind::kAlt: {
+struct NonEmpty {
+  RegexPool& pool;
+  std::unordered_map<RegexId, bool> nullable;
+  std::unordered_map<RegexId, RegexId> memo;
+
+  bool null(RegexId r) { return nullable_memo(pool, r, &nullable); }
+
+  RegexId of(RegexId r) {
+    if (!null(r)) return r;
+    auto it = memo.find(r);
+    if (it != memo.end()) return it->second;
+    const RegexNode n = pool.node(r);
+    RegexId out = pool.nothing();
+    if (n.kind == RegexNode::Kind::kAlt) {
       std::vector<RegexId> options;
-      for (RegexId c : n.children) options.push_back(non_empty(pool, c));
-      return pool.alt(std::move(options));
-    }
-    case RegexNode::Kind::kConcat: {
+      for (RegexId c : n.children) options.push_back(of(c));
+      out = pool.alt(std::move(options));
+    } else if (n.kind == RegexNode::Kind::kConcat) {
       // A non-empty match has a first non-empty part; every part before it matched empty.
       std::vector<RegexId> options;
       for (size_t i = 0; i < n.children.size(); ++i) {
-        std::vector<RegexId> parts = {non_empty(pool, n.children[i])};
+        std::vector<RegexId> parts = {of(n.children[i])};
         parts.insert(parts.end(), n.children.begin() + static_cast<std::ptrdiff_t>(i) + 1, n.children.end());
         options.push_back(pool.concat(std::move(parts)));
-        if (!nullable(pool, n.children[i])) break;
       }
-      return pool.alt(std::move(options));
-    }
-    case RegexNode::Kind::kRepeat: {
+      out = pool.alt(std::move(options));
+    } else if (n.kind == RegexNode::Kind::kRepeat) {
       RegexId x = n.children[0];
-      if (!nullable(pool, x)) return n.min == 0 ? pool.repeat(x, 1, n.max) : r;
-      // Empty repetitions can be dropped or added freely, so one non-empty one comes first.
-      uint32_t rest_max = n.max == kUnbounded ? kUnbounded : n.max - 1;
-      return pool.concat({non_empty(pool, x), pool.repeat(x, n.min == 0 ? 0 : n.min - 1, rest_max)});
+      if (!null(x)) {
+        out = pool.repeat(x, 1, n.max);  // min is 0, or r would not be nullable
+      } else {
+        // Empty repetitions can be dropped or added freely, so one non-empty one comes first.
+        uint32_t rest_max = n.max == kUnbounded ? kUnbounded : n.max - 1;
+        out = pool.concat({of(x), pool.repeat(x, n.min == 0 ? 0 : n.min - 1, rest_max)});
+      }
     }
+    memo.emplace(r, out);
+    return out;
   }
-  return pool.nothing();
+};
+
+}  // namespace
+
+bool nullable(const RegexPool& pool, RegexId r) {
+  std::unordered_map<RegexId, bool> memo;
+  return nullable_memo(pool, r, &memo);
 }
+
+RegexId non_empty(RegexPool& pool, RegexId r) { return NonEmpty{pool, {}, {}}.of(r); }
 
 namespace {
 
 constexpr uint32_t kNoRule = ~0u;
-constexpr size_t kMaxInlineDepth = 200;  // deeper chains of regular rules stay rules
+// Deeper chains of regular rules stay rules: every walk over a regex recurses through its depth,
+// which is this times an expression's depth.
+constexpr size_t kMaxInlineDepth = 16;
+constexpr size_t kMaxLabel = 60;
+constexpr size_t kMaxFlat = 4096;  // children of one merged concatenation or alternation
 
 class Compiler {
  public:
@@ -190,11 +220,16 @@ class Compiler {
     }
     if (p_.ignore && e.kind != Expr::Kind::kAlt) return std::nullopt;
     std::vector<RegexId> parts;
+    size_t flat = 0;
     for (uint32_t k : e.kids) {
       std::optional<RegexId> r = regex_of(k, depth, capped);
       if (!r) return std::nullopt;
       parts.push_back(*r);
+      flat += flat_size(*r);
     }
+    // The pool flattens nested concatenations and alternations, so a rule used twice by a rule
+    // used twice ... would double at each level: past a size, a rule stays a rule.
+    if (e.kind != Expr::Kind::kRepeat && flat > kMaxFlat) return std::nullopt;
     switch (e.kind) {
       case Expr::Kind::kSeq: return pool_.concat(std::move(parts));
       case Expr::Kind::kAlt: return pool_.alt(std::move(parts));
@@ -202,11 +237,24 @@ class Compiler {
     }
   }
 
-  std::string label(uint32_t id) {
-    const Expr& e = p_.exprs[id];
-    if (!e.name.empty()) return e.name;
-    std::optional<RegexId> r = regex_of_cached(id);
-    return r ? label_of_run(*r) : std::string("group");
+  size_t flat_size(RegexId r) const {
+    const RegexNode& n = pool_.node(r);
+    bool list = n.kind == RegexNode::Kind::kConcat || n.kind == RegexNode::Kind::kAlt;
+    return list ? n.children.size() : 1;
+  }
+
+  // A terminal's name for messages: the source text of its items, shortened.
+  std::string label(const std::vector<uint32_t>& items) const {
+    std::string s;
+    for (uint32_t id : items) {
+      if (!s.empty()) s += " ";
+      s += p_.exprs[id].name.empty() ? "(...)" : p_.exprs[id].name;
+      if (s.size() > kMaxLabel) break;
+    }
+    if (s.size() <= kMaxLabel) return s;
+    size_t cut = kMaxLabel;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // whole code points
+    return s.substr(0, cut) + "...";
   }
   std::optional<RegexId> regex_of_cached(uint32_t id) {
     bool capped = false;
@@ -271,12 +319,13 @@ class Compiler {
     const Expr& e = p_.exprs[expr];
     std::vector<uint32_t> items = e.kind == Expr::Kind::kSeq ? e.kids : std::vector<uint32_t>{expr};
     std::vector<RegexId> run;
+    size_t run_flat = 0;
     std::vector<uint32_t> run_items;
     auto flush = [&]() -> Status {
       if (run.empty()) return Status::ok();
       RegexId r = pool_.concat(run);
-      std::string lbl = run_items.size() == 1 ? label(run_items[0]) : label_of_run(r);
-      run.clear(), run_items.clear();
+      std::string lbl = label(run_items);
+      run.clear(), run_items.clear(), run_flat = 0;
       if (r == pool_.nothing()) *dead = true;
       KILN_ASSIGN_OR_RETURN(std::optional<Symbol> s, symbol_for_regex(r, lbl, name));
       if (s) push(seq, *s);
@@ -285,6 +334,8 @@ class Compiler {
     for (uint32_t item : items) {
       std::optional<RegexId> r = regex_of_cached(item);
       if (r) {
+        if (run_flat + flat_size(*r) > kMaxFlat) KILN_RETURN_IF_ERROR(flush());  // two terminals in a row
+        run_flat += flat_size(*r);
         run.push_back(*r);
         run_items.push_back(item);
         if (p_.ignore) KILN_RETURN_IF_ERROR(flush());  // every token is its own terminal
@@ -297,19 +348,14 @@ class Compiler {
     return flush();
   }
 
-  std::string label_of_run(RegexId r) const {
-    std::string s = pool_.to_string(r);
-    return s.size() > 40 ? s.substr(0, 40) + "..." : s;
-  }
-
   // A non-regular item as one symbol (nullopt when it derives only the empty string).
   Result<std::optional<Symbol>> compile_item(uint32_t item, std::string_view name) {
     const Expr& e = p_.exprs[item];
     if (e.kind == Expr::Kind::kRef) return std::optional<Symbol>(Symbol::rule(grammar_rule_[index_.at(e.name)]));
-    if (e.kind == Expr::Kind::kRegex) return symbol_for_regex(e.regex, label(item), name);
+    if (e.kind == Expr::Kind::kRegex) return symbol_for_regex(e.regex, label({item}), name);
     if (e.kind != Expr::Kind::kRepeat) {
       std::optional<RegexId> r = regex_of_cached(item);
-      if (r) return symbol_for_regex(*r, label(item), name);  // a single token (with %ignore)
+      if (r) return symbol_for_regex(*r, label({item}), name);  // a single token (with %ignore)
       KILN_ASSIGN_OR_RETURN(uint32_t group, new_rule(name));
       KILN_RETURN_IF_ERROR(fill_rule(group, item, name));
       return std::optional<Symbol>(Symbol::rule(group));
@@ -381,8 +427,20 @@ Result<Grammar> grammar_from_text(std::string_view text) {
   Grammar g;
   text_detail::Parsed parsed;
   parsed.pool = &g.regexes;
-  // GBNF defines rules with "::="; Lark with ":".
-  bool gbnf = text.find("::=") != std::string_view::npos;
+  // GBNF defines rules with "name ::=" (Lark with "name:"); a "::=" inside a Lark literal does
+  // not count, since it does not follow a name at the start of a line.
+  bool gbnf = false;
+  for (size_t line = 0; line < text.size() && !gbnf;) {
+    size_t i = line;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    size_t name = i;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '-' || text[i] == '_')) ++i;
+    bool named = i > name;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    gbnf = named && text.substr(i).starts_with("::=");
+    size_t next = text.find('\n', i);
+    line = next == std::string_view::npos ? text.size() : next + 1;
+  }
   KILN_RETURN_IF_ERROR(gbnf ? text_detail::parse_gbnf(text, &parsed) : text_detail::parse_lark(text, &parsed));
   KILN_RETURN_IF_ERROR(text_detail::compile_parsed(parsed, &g));
   return g;

@@ -191,6 +191,7 @@ class GbnfReader {
       } else if (ch == '{') {
         c_.advance();
         skip();
+        if (c_.peek() == '}') return c_.error(at, "an invalid repetition (expected {m}, {m,}, {m,n} or {,n})");
         KILN_RETURN_IF_ERROR(number(&min));
         max = min;
         skip();

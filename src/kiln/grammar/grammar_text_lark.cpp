@@ -42,6 +42,9 @@ C_COMMENT: /\/\*([^*]|\*+[^*\/])*\*+\//
 SQL_COMMENT: /--[^\n]*/
 )";
 
+// Terminals used by terminals used by ...: every walk over a regex recurses through its depth.
+constexpr size_t kMaxTerminalDepth = 16;
+
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
 bool is_terminal_name(std::string_view n) {
@@ -70,16 +73,12 @@ class LarkReader {
       if (!c_.done() && c_.peek() != '\n') return c_.error(str_cat("unexpected '", std::string(1, c_.peek()), "'"));
     }
     if (!library && out_.rules.empty()) return invalid_argument("grammar: no rules");
-    for (auto& [name, def] : term_index_) {
+    KILN_RETURN_IF_ERROR(resolve_imports());
+    for (const Definition& d : term_defs_) {  // in order, so the first error is the first in the text
       RegexId r = 0;
-      KILN_RETURN_IF_ERROR(resolve(name, 0, &r));
+      KILN_RETURN_IF_ERROR(resolve(d.name, 0, &r));
     }
-    for (const auto& [alias, name] : imports_) {
-      if (term_index_.contains(alias)) return c_.error(str_cat("'", alias, "' is defined twice"));
-      auto r = common_terminal(name);
-      if (!r.is_ok()) return r.status();
-      out_.terminals[alias] = *r;
-    }
+    for (const auto& [alias, r] : imported_) out_.terminals[alias] = r;
     for (size_t i = 0; i < term_defs_.size(); ++i) out_.terminals[term_defs_[i].name] = resolved_[i];
     if (!ignores_.empty()) {
       std::vector<RegexId> options;
@@ -93,22 +92,25 @@ class LarkReader {
     return Status::ok();
   }
 
-  Result<RegexId> terminal(const std::string& name) {
-    RegexId r = 0;
-    KILN_RETURN_IF_ERROR(resolve(name, 0, &r));
-    return r;
-  }
-
  private:
-  Result<RegexId> common_terminal(const std::string& name) {
+  // The imported common terminals, from one reading of kCommon.
+  Status resolve_imports() {
+    if (imports_.empty()) return Status::ok();
     Parsed common;
     common.pool = &pool_;
     LarkReader reader(kCommon, &common);
     KILN_RETURN_IF_ERROR(reader.run(true));
-    if (!reader.term_index_.contains(name)) {
-      return invalid_argument(str_cat("grammar: common.", name, " is not one of the common terminals kiln has"));
+    for (const auto& [alias, name] : imports_) {
+      auto found = common.terminals.find(name);
+      if (found == common.terminals.end()) {
+        return invalid_argument(str_cat("grammar: common.", name, " is not one of the common terminals kiln has"));
+      }
+      auto [it, added] = imported_.emplace(alias, found->second);
+      if (term_index_.contains(alias) || (!added && it->second != found->second)) {
+        return invalid_argument(str_cat("grammar: '", alias, "' is defined twice"));
+      }
     }
-    return reader.terminal(name);
+    return Status::ok();
   }
 
   void skip_inline() {
@@ -409,11 +411,9 @@ class LarkReader {
   Status resolve(const std::string& n, size_t depth, RegexId* out) {
     auto it = term_index_.find(n);
     if (it == term_index_.end()) {
-      for (const auto& [alias, name] : imports_) {
-        if (alias != n) continue;
-        auto r = common_terminal(name);
-        if (!r.is_ok()) return r.status();
-        *out = *r;
+      auto imported = imported_.find(n);
+      if (imported != imported_.end()) {
+        *out = imported->second;
         return Status::ok();
       }
       return invalid_argument(str_cat("grammar: terminal '", n, "' is not defined"));
@@ -424,8 +424,11 @@ class LarkReader {
       *out = resolved_[i];
       return Status::ok();
     }
-    if (state_[i] == 1 || depth > limits::kMaxNesting) {
+    if (state_[i] == 1) {
       return c_.error(term_defs_[i].pos, str_cat("terminal '", n, "' refers to itself (terminals must be regular)"));
+    }
+    if (depth > kMaxTerminalDepth) {
+      return c_.error(term_defs_[i].pos, str_cat("terminals nested deeper than ", kMaxTerminalDepth));
     }
     state_[i] = 1;
     KILN_RETURN_IF_ERROR(term_regex(term_defs_[i].expr, depth + 1, out));
@@ -449,10 +452,17 @@ class LarkReader {
       default: break;
     }
     std::vector<RegexId> parts;
+    size_t flat = 0;
     for (uint32_t k : e.kids) {
       RegexId r = 0;
       KILN_RETURN_IF_ERROR(term_regex(k, depth, &r));
       parts.push_back(r);
+      const RegexNode& n = pool_.node(r);
+      flat += n.kind == RegexNode::Kind::kConcat || n.kind == RegexNode::Kind::kAlt ? n.children.size() : 1;
+    }
+    // Terminals used twice by terminals used twice ... double at each level (the pool flattens).
+    if (flat > limits::kMaxRegexNodes) {
+      return c_.error(e.pos, str_cat("a terminal larger than ", limits::kMaxRegexNodes, " regex nodes"));
     }
     *out = e.kind == Expr::Kind::kSeq   ? pool_.concat(std::move(parts))
            : e.kind == Expr::Kind::kAlt ? pool_.alt(std::move(parts))
@@ -460,12 +470,7 @@ class LarkReader {
     return Status::ok();
   }
 
-  bool imported(const std::string& n) const {
-    for (const auto& [alias, name] : imports_) {
-      if (alias == n) return true;
-    }
-    return false;
-  }
+  bool imported(const std::string& n) const { return imported_.contains(n); }
 
   Cursor c_;
   Parsed& out_;
@@ -475,6 +480,7 @@ class LarkReader {
   std::vector<RegexId> resolved_;
   std::vector<uint8_t> state_;
   std::vector<std::pair<std::string, std::string>> imports_;  // alias, common name
+  std::unordered_map<std::string, RegexId> imported_;          // alias -> regex
   std::vector<uint32_t> ignores_;
 };
 

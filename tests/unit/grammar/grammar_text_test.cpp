@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <random>
+
 #include "kiln/grammar/limits.h"
 #include "unit/grammar/grammar_reference.h"
 
@@ -121,6 +124,16 @@ TEST(Gbnf, PartsThatMatchEmpty) {
   expect_language(mid, {"ac", "abc", "a(())c"}, {"abbc", "a(c"});
 }
 
+TEST(Gbnf, SharedRulesDoNotBlowUp) {
+  // r40 stands for ("a"?){2^40}: every walk over its regex must visit shared nodes once.
+  std::string text = "root ::= r40 \"b\"\nr0 ::= \"a\"?\n";
+  for (int i = 1; i <= 40; ++i) text += "r" + std::to_string(i) + " ::= r" + std::to_string(i - 1) + " r" + std::to_string(i - 1) + "\n";
+  Grammar g = must_parse(text);
+  EXPECT_LT(g.regexes.size(), 10000u);
+  for (const Terminal& t : g.terminals) EXPECT_LE(t.name.size(), 63u);
+  EXPECT_TRUE(reference::accepts(g, "aaab"));
+}
+
 TEST(Gbnf, Errors) {
   EXPECT_EQ(error_of("root ::= foo"), "grammar: line 1 column 10: 'foo' is not defined");
   EXPECT_EQ(error_of("rot ::= \"a\""), "grammar: there is no start rule 'root'");
@@ -130,13 +143,15 @@ TEST(Gbnf, Errors) {
   EXPECT_EQ(error_of("root ::= (\"a\""), "grammar: line 1 column 10: an unterminated group");
   EXPECT_EQ(error_of("root ::= \"a\"{3,1}"), "grammar: line 1 column 13: a repetition range out of order");
   EXPECT_EQ(error_of("root ::= \"a\"{10001}"), "grammar: line 1 column 14: a repeat count over 10000");
+  EXPECT_EQ(error_of("root ::= \"a\"{}"),
+            "grammar: line 1 column 13: an invalid repetition (expected {m}, {m,}, {m,n} or {,n})");
   EXPECT_EQ(error_of("root ::= \"a\"**"),
             "grammar: line 1 column 14: a repetition of a repetition (put the inner one in parentheses)");
   EXPECT_EQ(error_of("root ::= <[1000]>"), "grammar: line 1 column 10: token references (<...>, !<...>) are not supported");
   EXPECT_EQ(error_of("root ::= \"\\q\""), "grammar: line 1 column 11: an unknown escape '\\q'");
   EXPECT_EQ(error_of("root ::= [z-a]"), "grammar: line 1 column 10: a character range out of order");
   EXPECT_EQ(error_of("root ::= []"), "grammar: line 1 column 10: 'root' matches no string");
-  EXPECT_EQ(error_of("root = \"a\" ::="), "grammar: line 1 column 6: '::=' expected after 'root'");
+  EXPECT_EQ(error_of("root ::= \"a\"\nfoo = \"b\""), "grammar: line 2 column 5: unexpected '='");
   std::string deep = "root ::= " + std::string(limits::kMaxNesting + 1, '(') + "\"a\"" +
                      std::string(limits::kMaxNesting + 1, ')');
   EXPECT_EQ(error_of(deep), "grammar: line 1 column 74: groups nested deeper than 64");
@@ -177,6 +192,44 @@ TEST(Lark, JsonWithIgnoredWhitespace) {
                   {"", "{", "{\"a\" 1}", "[1,]", "\"a\"b\"", "tr ue", "- 1"});
 }
 
+// Random JSON documents as nlohmann's serializer writes them (compact and indented).
+nlohmann::json random_json(std::mt19937& rng, int depth) {
+  auto pick = [&rng](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  static const char* const kStrings[] = {"", "a", "quote\"", "back\\slash", "tab\t", "\xC3\xA9t\xC3\xA9", "ctl\x01", "/"};
+  switch (depth > 0 ? pick(7) : pick(5)) {
+    case 0: return nullptr;
+    case 1: return pick(2) == 0;
+    case 2: return pick(2001) - 1000;
+    case 3: return (pick(400) - 200) / 4.0;
+    case 4: return kStrings[pick(8)];
+    case 5: {
+      nlohmann::json a = nlohmann::json::array();
+      for (int i = pick(4); i > 0; --i) a.push_back(random_json(rng, depth - 1));
+      return a;
+    }
+    default: {
+      nlohmann::json o = nlohmann::json::object();
+      for (int i = pick(4); i > 0; --i) o[kStrings[pick(8)]] = random_json(rng, depth - 1);
+      return o;
+    }
+  }
+}
+
+TEST(GrammarText, JsonGrammarsAcceptSerializedJson) {
+  Grammar gbnf = must_parse(kJsonGbnf);
+  Grammar lark = must_parse(kJsonLark);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 40; ++i) {
+    nlohmann::json doc = nlohmann::json::object();
+    doc["k"] = random_json(rng, 2);
+    for (const std::string& text : {doc.dump(), doc.dump(1)}) {
+      EXPECT_TRUE(reference::accepts(gbnf, text)) << text;
+      EXPECT_TRUE(reference::accepts(lark, text)) << text;
+      EXPECT_FALSE(reference::accepts(gbnf, text.substr(0, text.size() - 1))) << text;
+    }
+  }
+}
+
 TEST(Lark, TerminalsRulesAndOperators) {
   Grammar g = must_parse(R"g(
 start: sum
@@ -198,6 +251,11 @@ NUMBER: DIGIT+ ("." DIGIT+)?
   expect_language(ranges, {"abcXyz", "ab"}, {"a", "abd1", "dX"});
 }
 
+TEST(Lark, DetectedUnlessARuleUsesColonColonEquals) {
+  Grammar g = must_parse("start: \"a ::= b\" | X\nX: \"::=\"\n");
+  expect_language(g, {"a ::= b", "::="}, {"a"});
+}
+
 TEST(Lark, ContinuationLinesAndComments) {
   Grammar g = must_parse(R"g(start: "a"   // first
      | "b" (
@@ -211,10 +269,17 @@ other: "z"
 }
 
 TEST(Lark, Errors) {
+  std::string doubling = "start: T40\nT0: \"a\"\n";
+  for (int i = 1; i <= 40; ++i) doubling += "T" + std::to_string(i) + ": T" + std::to_string(i - 1) + " T" + std::to_string(i - 1) + "\n";
+  EXPECT_EQ(error_of(doubling), "grammar: line 20 column 5: a terminal larger than 200000 regex nodes");
   EXPECT_EQ(error_of("start: foo\n"), "grammar: line 1 column 8: 'foo' is not defined");
   EXPECT_EQ(error_of("begin: \"a\"\n"), "grammar: there is no start rule 'start'");
   EXPECT_EQ(error_of("start: A\nA: A \"x\"\n"),
             "grammar: line 2 column 1: terminal 'A' refers to itself (terminals must be regular)");
+  std::string chain = "start: T0\n";
+  for (int i = 0; i < 20; ++i) chain += "T" + std::to_string(i) + ": T" + std::to_string(i + 1) + "\n";
+  chain += "T20: \"x\"\n";
+  EXPECT_EQ(error_of(chain), "grammar: line 19 column 1: terminals nested deeper than 16");
   EXPECT_EQ(error_of("start: A\nA: b\nb: \"x\"\n"), "grammar: line 2 column 4: 'b' is a rule: a terminal can use only terminals");
   EXPECT_EQ(error_of("start: /a(?=b)/\n"),
             "grammar: line 1 column 8: regex: lookahead (?= / (?! is not supported at offset 1");
