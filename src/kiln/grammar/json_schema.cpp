@@ -238,7 +238,7 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
     for (size_t i = 0; i < list.items.size(); ++i) {
       const JsonValue* o = &list.items[i];
       if (rest_node != nullptr) {
-        KILN_ASSIGN_OR_RETURN(o, merge_all({o, rest_node}, str_cat(ptr, "/", key, "/", i), depth));
+        KILN_ASSIGN_OR_RETURN(o, merge_all({rest_node, o}, str_cat(ptr, "/", key, "/", i), depth));
       }
       options.push_back(o);
     }

@@ -1,0 +1,84 @@
+// The JSON Schema compiler over a corpus of real schemas (tests/fixtures/jsonschema, a fixed sample
+// of JSONSchemaBench; KILN_JSONSCHEMA_DIR=/tmp/dev runs it over the whole set): the share that
+// compiles, every refusal naming a keyword, every valid instance accepted and every invalid one
+// rejected by the reference recognizer.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <regex>
+
+#include "earley_reference.h"
+#include "json_corpus_util.h"
+#include "kiln/grammar/json_schema.h"
+
+namespace kiln::grammar {
+namespace {
+
+std::filesystem::path corpus_dir() {
+  if (const char* env = std::getenv("KILN_JSONSCHEMA_DIR"); env != nullptr && *env != '\0') return env;
+  const char* src = std::getenv("KILN_SOURCE_DIR");
+  return std::filesystem::path(src != nullptr ? src : KILN_SOURCE_DIR) / "tests" / "fixtures" / "jsonschema";
+}
+
+TEST(JsonSchemaCorpus, CompilesAndMatchesEveryInstance) {
+  std::vector<testing::CorpusCase> corpus = testing::read_corpus(corpus_dir());
+  ASSERT_GE(corpus.size(), 100u);
+  size_t compiled = 0, valid = 0, invalid = 0;
+  std::map<std::string, int> refusals;
+  std::vector<std::string> failures;
+  const std::regex keyword("keyword '([^']+)'");
+  for (const auto& c : corpus) {
+    Result<Grammar> g = json_schema_grammar(c.schema_text, {});
+    if (!g.is_ok()) {
+      EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument) << c.name;
+      std::smatch m;
+      std::string msg = g.status().message();
+      refusals[std::regex_search(msg, m, keyword) ? m[1].str() : msg]++;
+      continue;
+    }
+    ++compiled;
+    for (const auto& inst : c.instances) {
+      testing::Recognition r = testing::recognize(*g, inst.text);
+      (inst.valid ? valid : invalid)++;
+      if (r.complete != inst.valid) {
+        failures.push_back(c.name + (inst.valid ? " rejects valid " : " accepts invalid ") + inst.text.substr(0, 300));
+      }
+    }
+  }
+  std::printf("corpus %zu schemas, %zu compile (%.1f%%); %zu valid and %zu invalid instances checked\n", corpus.size(),
+              compiled, 100.0 * static_cast<double>(compiled) / static_cast<double>(corpus.size()), valid, invalid);
+  for (const auto& [k, n] : refusals) std::printf("  refused %4d  %s\n", n, k.c_str());
+  for (const auto& f : failures) std::printf("  FAIL %s\n", f.c_str());
+  EXPECT_TRUE(failures.empty()) << failures.size() << " instances misjudged";
+}
+
+}  // namespace
+}  // namespace kiln::grammar
+
+namespace kiln::grammar {
+namespace {
+// KILN_DEBUG_SCHEMA=FILE.json (a corpus file): where each misjudged instance stops being a prefix.
+TEST(JsonSchemaCorpus, DebugOne) {
+  const char* file = std::getenv("KILN_DEBUG_SCHEMA");
+  if (file == nullptr) GTEST_SKIP();
+  std::filesystem::path p(file);
+  for (const auto& c : testing::read_corpus(p.parent_path())) {
+    if (c.name != p.filename().string()) continue;
+    Result<Grammar> g = json_schema_grammar(c.schema_text, {});
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    for (const auto& inst : c.instances) {
+      if (testing::recognize(*g, inst.text).complete == inst.valid) continue;
+      size_t lo = 0, hi = inst.text.size();
+      while (lo < hi) {  // the longest viable prefix
+        size_t mid = (lo + hi + 1) / 2;
+        if (testing::recognize(*g, inst.text.substr(0, mid)).viable) lo = mid; else hi = mid - 1;
+      }
+      std::printf("%s: viable up to %zu: ...%s<<>>%s\n", inst.valid ? "valid" : "invalid", lo,
+                  inst.text.substr(lo > 80 ? lo - 80 : 0, std::min<size_t>(lo, 80)).c_str(), inst.text.substr(lo, 40).c_str());
+    }
+    if (std::getenv("KILN_DEBUG_GRAMMAR")) std::printf("%s\n", g->to_string().c_str());
+  }
+}
+}  // namespace
+}  // namespace kiln::grammar
