@@ -16,7 +16,7 @@ namespace jsonschema {
 
 namespace {
 
-constexpr std::array<std::string_view, 30> kSupported = {
+constexpr std::array<std::string_view, 31> kSupported = {"not",
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "additionalItems",
     "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions", "minItems", "maxItems",
     "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
@@ -29,8 +29,8 @@ constexpr std::array<std::string_view, 22> kAnnotations = {
     "$dynamicAnchor", "$vocabulary", "$recursiveAnchor", "discriminator", "xml", "externalDocs", "contentSchema"};
 
 // Assertion and applicator keywords of the drafts that kiln cannot enforce.
-constexpr std::array<std::string_view, 20> kRefused = {
-    "not", "if", "then", "else", "dependentSchemas", "dependentRequired", "dependencies",
+constexpr std::array<std::string_view, 19> kRefused = {
+    "if", "then", "else", "dependentSchemas", "dependentRequired", "dependencies",
     "patternProperties", "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
     "minContains", "maxContains", "$dynamicRef", "$recursiveRef", "divisibleBy", "disallow", "extends",
     "requires"};
@@ -102,7 +102,7 @@ Status Compiler::check_keywords(const JsonValue& s, const std::string& ptr) cons
         return error_at("unsupported JSON Schema keyword 'uniqueItems'", ptr);
       }
     }
-    if ((k == "minProperties" && !(v.is_number() && v.text == "0")) || k == "maxProperties") {
+    if ((k == "minProperties" && !(v.is_number() && (v.text == "0" || v.text == "1"))) || k == "maxProperties") {
       return error_at(str_cat("unsupported JSON Schema keyword '", k, "'"), ptr);
     }
   }
@@ -277,6 +277,36 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
     }
   }
   if (const JsonValue* n = s.find("nullable"); n != nullptr && n->is_bool() && n->boolean) types |= kNull;
+  if (const JsonValue* n = s.find("not")) {
+    // What kiln can say of `not`: not {} (nothing is valid), not false, and not {type: ...}.
+    bool only_type = n->is_object() && std::all_of(n->members.begin(), n->members.end(), [](const auto& m) {
+      return m.first == "type" || !is_assertion_keyword(m.first);
+    });
+    if ((n->is_bool() && n->boolean) || (only_type && n->find("type") == nullptr)) return Sym();
+    if (only_type) {
+      uint8_t excluded = 0;
+      const JsonValue* t = n->find("type");
+      std::vector<const JsonValue*> names;
+      if (t->is_string()) names.push_back(t);
+      if (t->is_array()) for (const JsonValue& x : t->items) names.push_back(&x);
+      for (const JsonValue* x : names) {
+        if (!x->is_string()) continue;
+        if (x->text == "null") excluded |= kNull;
+        if (x->text == "boolean") excluded |= kBoolean;
+        if (x->text == "object") excluded |= kObject;
+        if (x->text == "array") excluded |= kArray;
+        if (x->text == "string") excluded |= kString;
+        if (x->text == "number") excluded |= kNumber | kInteger;
+        if (x->text == "integer") excluded |= kInteger;
+      }
+      if ((excluded & kInteger) && !(excluded & kNumber) && (types & kNumber)) {
+        return error_at("unsupported JSON Schema keyword 'not' (numbers that are not integers)", ptr);
+      }
+      types &= static_cast<uint8_t>(~excluded);
+    } else if (!n->is_bool()) {
+      return error_at("unsupported JSON Schema keyword 'not'", ptr);
+    }
+  }
   if ((types & kNumber) != 0) types &= static_cast<uint8_t>(~kInteger);
 
   if (const JsonValue* e = s.find("enum")) {
@@ -391,42 +421,56 @@ Result<uint64_t> Compiler::count(const JsonValue& s, std::string_view k, uint64_
   return r;
 }
 
+Result<RegexId> Compiler::pattern_regex(const JsonValue& pattern, const std::string& ptr) {
+  if (!pattern.is_string()) return error_at("'pattern' is not a string", ptr);
+  Result<ParsedRegex> parsed = parse_regex(p_, pattern.text);
+  if (!parsed.is_ok()) return error_at(str_cat("unsupported JSON Schema keyword 'pattern': ", parsed.status().message()), ptr);
+  // Patterns are unanchored: they match anywhere in the value unless ^ / $ say otherwise.
+  RegexId anything = p_.star(p_.any_char());
+  return p_.concat({parsed->anchored_start ? p_.empty() : anything, parsed->regex, parsed->anchored_end ? p_.empty() : anything});
+}
+
 Result<RegexId> Compiler::string_regex(const JsonValue& s, const std::string& ptr) {
   KILN_ASSIGN_OR_RETURN(uint64_t min, count(s, "minLength", 0, ptr));
   KILN_ASSIGN_OR_RETURN(uint64_t max, count(s, "maxLength", kUnbounded, ptr));
   const JsonValue* pattern = s.find("pattern");
   const JsonValue* format = s.find("format");
-  if (pattern != nullptr && format != nullptr) {
-    return error_at("unsupported JSON Schema keyword 'pattern' together with 'format'", ptr);
-  }
   std::optional<RegexId> decoded;
   if (pattern != nullptr) {
-    if (!pattern->is_string()) return error_at("'pattern' is not a string", ptr);
-    Result<ParsedRegex> parsed = parse_regex(p_, pattern->text);
-    if (!parsed.is_ok()) return error_at(str_cat("'pattern': ", parsed.status().message()), ptr);
-    // Patterns are unanchored: they match anywhere in the value unless ^ / $ say otherwise.
-    RegexId anything = p_.star(p_.any_char());
-    decoded = p_.concat({parsed->anchored_start ? p_.empty() : anything, parsed->regex,
-                         parsed->anchored_end ? p_.empty() : anything});
-  } else if (format != nullptr) {
+    KILN_ASSIGN_OR_RETURN(RegexId r, pattern_regex(*pattern, ptr));
+    decoded = r;
+  }
+  if (format != nullptr) {
     if (!format->is_string()) return error_at("'format' is not a string", ptr);
     Result<RegexId> f = jsonlex::format_regex(p_, format->text);
     if (!f.is_ok()) {
-      if (f.status().code() == StatusCode::kNotFound) {
+      if (f.status().code() != StatusCode::kNotFound) return error_at(f.status().message(), ptr);
+      // Formats JSON Schema defines are assertions kiln must not drop; any other name is an
+      // annotation (the specification: unknown formats validate), e.g. OpenAPI's int32.
+      static const std::string_view kDefined[] = {"idn-email", "idn-hostname", "iri", "iri-reference", "uri-template",
+                                                  "json-pointer", "relative-json-pointer", "regex"};
+      if (std::find(std::begin(kDefined), std::end(kDefined), format->text) != std::end(kDefined)) {
         return error_at(str_cat("unsupported JSON Schema keyword 'format' ('", format->text, "')"), ptr);
       }
-      return error_at(f.status().message(), ptr);
+    } else if (decoded) {
+      return error_at("unsupported JSON Schema keyword 'format' together with 'pattern'", ptr);
+    } else {
+      decoded = *f;
     }
-    decoded = *f;
   }
   if (!decoded) {
     if (min > max) return p_.nothing();
     return jsonlex::string_of_length(p_, static_cast<uint32_t>(min), static_cast<uint32_t>(max));
   }
-  Result<RegexId> clamped = jsonlex::clamp_length(p_, *decoded, min, max);
-  if (!clamped.is_ok()) return error_at(str_cat("unsupported JSON Schema keyword combination: ", clamped.status().message()), ptr);
-  if (*clamped == p_.nothing()) return p_.nothing();
-  return p_.concat({p_.literal("\""), jsonlex::encode_canonical(p_, *clamped), p_.literal("\"")});
+  bool exact = true;
+  RegexId clamped = jsonlex::fit_length(p_, *decoded, min, max, &exact);
+  if (!exact) {
+    // Only a subset of the valid strings could be written: refused rather than narrowed.
+    return error_at(str_cat("unsupported JSON Schema keyword '", s.find("maxLength") ? "maxLength" : "minLength",
+                            "' together with '", pattern != nullptr ? "pattern" : "format", "'"), ptr);
+  }
+  if (clamped == p_.nothing()) return p_.nothing();
+  return p_.concat({p_.literal("\""), jsonlex::encode_canonical(p_, clamped), p_.literal("\"")});
 }
 
 namespace {

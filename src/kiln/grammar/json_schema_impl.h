@@ -70,6 +70,8 @@ class Compiler {
   // The kinds of values a schema can accept (a superset).
   uint8_t possible_types(const JsonValue& s, size_t depth);
 
+  // A `pattern` as a regex over decoded values, padded with any text where it is unanchored.
+  Result<RegexId> pattern_regex(const JsonValue& pattern, const std::string& ptr);
   Symbol terminal(RegexId r, std::string name);
   RegexId ws() const { return ws_; }
   RegexId punct(std::string_view text);  // whitespace, then the text

@@ -13,6 +13,8 @@ namespace kiln::grammar::jsonlex {
 
 namespace {
 
+constexpr uint64_t kMaxRepeatCount = 100'000;
+
 RegexId digit(RegexPool& p) { return p.chars({{'0', '9'}}); }
 RegexId hex_digit(RegexPool& p) { return p.chars({{'0', '9'}, {'A', 'F'}, {'a', 'f'}}); }
 
@@ -198,53 +200,77 @@ LengthBounds length_bounds(const RegexPool& p, RegexId r) {
   return go(go, r);
 }
 
-Result<RegexId> clamp_length(RegexPool& p, RegexId r, uint64_t min, uint64_t max) {
+RegexId fit_length(RegexPool& p, RegexId r, uint64_t min, uint64_t max, bool* exact) {
   LengthBounds b = length_bounds(p, r);
-  if (b.min > b.max || (b.min >= min && b.max <= max)) return r;
-  if (b.min > max || b.max < min) return p.nothing();
-  RegexNode n = p.node(r);
-  auto refuse = [] { return invalid_argument("minLength/maxLength together with a pattern or format"); };
+  if (b.min > b.max || b.min > max || b.max < min) return p.nothing();
+  if (b.min >= min && b.max <= max) return r;
+  RegexNode n = p.node(r);  // a copy: the pool grows below
   switch (n.kind) {
     case RegexNode::Kind::kAlt: {
       std::vector<RegexId> options;
-      for (RegexId c : n.children) {
-        KILN_ASSIGN_OR_RETURN(RegexId x, clamp_length(p, c, min, max));
-        options.push_back(x);
-      }
+      for (RegexId c : n.children) options.push_back(fit_length(p, c, min, max, exact));
       return p.alt(std::move(options));
     }
     case RegexNode::Kind::kConcat: {
-      // All parts but one of fixed length: that one takes the rest of the bounds.
-      size_t variable = n.children.size();
-      uint64_t fixed = 0;
-      for (size_t i = 0; i < n.children.size(); ++i) {
-        LengthBounds c = length_bounds(p, n.children[i]);
-        if (c.min == c.max) {
-          fixed += c.min;
-        } else if (variable == n.children.size()) {
-          variable = i;
-        } else {
-          return refuse();
-        }
+      // Give each part a length range: at least its minimum, raised in order until the total
+      // reaches `min`, then the room below `max` shared evenly among the parts that vary. With one
+      // varying part this is exact; with several it keeps a subset of the strings.
+      std::vector<LengthBounds> c(n.children.size()), want(n.children.size());
+      size_t variable = 0;
+      for (size_t i = 0; i < c.size(); ++i) {
+        c[i] = length_bounds(p, n.children[i]);
+        want[i] = {c[i].min, c[i].min};
+        variable += c[i].min != c[i].max ? 1 : 0;
       }
-      if (variable == n.children.size()) return r;  // fixed length, checked above
-      uint64_t lo = min > fixed ? min - fixed : 0;
-      if (max < fixed) return p.nothing();
-      uint64_t hi = max >= kUnbounded ? kUnbounded : max - fixed;
-      KILN_ASSIGN_OR_RETURN(RegexId x, clamp_length(p, n.children[variable], lo, hi));
-      std::vector<RegexId> parts = n.children;
-      parts[variable] = x;
+      if (variable > 1) *exact = false;
+      uint64_t deficit = min > b.min ? min - b.min : 0;
+      for (size_t i = 0; i < c.size() && deficit > 0; ++i) {
+        uint64_t take = std::min(deficit, c[i].max - c[i].min);
+        want[i].min += take;
+        want[i].max += take;
+        deficit -= take;
+      }
+      uint64_t total = 0;
+      for (const LengthBounds& w : want) total = sat_add(total, w.max);
+      uint64_t slack = max >= kUnbounded ? kUnbounded : max - std::min(max, total);
+      uint64_t share = slack >= kUnbounded ? kUnbounded : slack / std::max<size_t>(variable, 1);
+      for (size_t i = 0; i < c.size(); ++i) {
+        if (c[i].min == c[i].max) continue;
+        uint64_t add = std::min(share, c[i].max - want[i].max);
+        want[i].max = sat_add(want[i].max, add);
+        if (slack < kUnbounded) slack -= add;
+      }
+      for (size_t i = 0; i < c.size() && slack > 0 && slack < kUnbounded; ++i) {  // the remainder
+        uint64_t add = std::min(slack, c[i].max - want[i].max);
+        want[i].max += add;
+        slack -= add;
+      }
+      std::vector<RegexId> parts;
+      for (size_t i = 0; i < c.size(); ++i) parts.push_back(fit_length(p, n.children[i], want[i].min, want[i].max, exact));
       return p.concat(std::move(parts));
     }
     case RegexNode::Kind::kRepeat: {
-      LengthBounds c = length_bounds(p, n.children[0]);
-      if (c.min != c.max || c.min == 0) return refuse();
-      uint64_t lo = std::max<uint64_t>(n.min, (min + c.min - 1) / c.min);
-      uint64_t hi = std::min<uint64_t>(n.max, max >= kUnbounded ? kUnbounded : max / c.min);
-      if (lo > hi) return p.nothing();
-      return p.repeat(n.children[0], static_cast<uint32_t>(lo), static_cast<uint32_t>(std::min<uint64_t>(hi, kUnbounded)));
+      RegexId child = n.children[0];
+      LengthBounds c = length_bounds(p, child);
+      uint64_t copies = std::max<uint64_t>(n.min, 1);
+      uint64_t per_copy = max >= kUnbounded ? kUnbounded : max / copies;
+      if (c.max > per_copy || (c.min == 0 && min > 0)) {
+        // Bound the child first, so that the fewest copies fit (a subset when it varies).
+        if (per_copy == 0) return n.min == 0 && min == 0 ? p.empty() : p.nothing();
+        if (c.min != c.max) *exact = false;
+        child = fit_length(p, child, std::max<uint64_t>(c.min, min > 0 ? 1 : 0), std::min<uint64_t>(c.max, per_copy), exact);
+        c = length_bounds(p, child);
+        if (c.min > c.max) return n.min == 0 && min == 0 ? p.empty() : p.nothing();
+      }
+      // Counts whose every string fits: k * c.min >= min and k * c.max <= max.
+      uint64_t lo = n.min;
+      if (c.min > 0) lo = std::max<uint64_t>(lo, (min + c.min - 1) / c.min);
+      uint64_t hi = n.max;
+      if (c.max > 0 && max < kUnbounded) hi = std::min<uint64_t>(hi, max / c.max);
+      if (lo > hi || lo > kMaxRepeatCount) return p.nothing();
+      return p.repeat(child, static_cast<uint32_t>(lo), hi >= kUnbounded ? kUnbounded : static_cast<uint32_t>(hi));
     }
-    default: return refuse();
+    default: *exact = false; return p.nothing();
   }
 }
 
@@ -438,9 +464,20 @@ Result<RegexId> format_regex(RegexPool& p, std::string_view format) {
     text += ")";
   } else if (format == "hostname") {
     text = "(?:" + kLabel63 + "(?:\\." + kLabel63 + "){0,2}|" + kLabel30 + "(?:\\." + kLabel30 + "){3,7})\\.?";
-  } else if (format == "uri") {
-    text = "[" + kAz + "][a-zA-Z0-9+\\-.]*:(?://(?:" + kUser + "*@)?" + kHost + "*(?::\\d*)?(?:/" + kSeg + "*)*|/(?:" +
-           kSeg + "+(?:/" + kSeg + "*)*)?|" + kSeg + "+(?:/" + kSeg + "*)*)(?:\\?" + kQuery + "*)?(?:#" + kQuery + "*)?";
+  } else if (format == "uri" || format == "uri-reference") {
+    std::string hier = "(?://(?:" + kUser + "*@)?" + kHost + "*(?::\\d*)?(?:/" + kSeg + "*)*|/(?:" + kSeg + "+(?:/" + kSeg +
+                       "*)*)?|" + kSeg + "+(?:/" + kSeg + "*)*)";
+    std::string tail = "(?:\\?" + kQuery + "*)?(?:#" + kQuery + "*)?";
+    text = "[" + kAz + "][a-zA-Z0-9+\\-.]*:" + hier + tail;
+    if (format == "uri-reference") {
+      // Or a relative reference whose first segment has no ':' (else it would read as a scheme).
+      std::string seg_nc = "(?:[a-zA-Z0-9\\-._~!$&'()*+,;=@]|" + kPct + ")";
+      text = "(?:" + text + "|(?://(?:" + kUser + "*@)?" + kHost + "*(?::\\d*)?(?:/" + kSeg + "*)*|/?(?:" + seg_nc +
+             "+(?:/" + kSeg + "*)*)?)" + tail + ")";
+    }
+  } else if (format == "duration") {
+    std::string t = "T(?:\\d+H(?:\\d+M)?(?:\\d+S)?|\\d+M(?:\\d+S)?|\\d+S)";
+    text = "P(?:\\d+W|(?:\\d+Y(?:\\d+M)?(?:\\d+D)?|\\d+M(?:\\d+D)?|\\d+D)(?:" + t + ")?|" + t + ")";
   } else {
     return not_found(str_cat("format '", format, "'"));
   }

@@ -32,10 +32,11 @@ struct LengthBounds {
 };
 LengthBounds length_bounds(const RegexPool& p, RegexId r);
 
-// `r` restricted to strings of min..max code points, where the restriction can be written by
-// narrowing one repetition (e.g. [a-z]+ with maxLength 8 -> [a-z]{1,8}); kInvalidArgument when it
-// cannot.
-Result<RegexId> clamp_length(RegexPool& p, RegexId r, uint64_t min, uint64_t max);
+// A regex for strings of `r` that have min..max code points. Exact where one part of `r` varies
+// in length ([a-z]+ with maxLength 8 -> [a-z]{1,8}); where several do (.*@.* with maxLength 64)
+// each gets a share of the length, which keeps a subset of the strings, all of them valid, and
+// `*exact` is set to false.
+RegexId fit_length(RegexPool& p, RegexId r, uint64_t min, uint64_t max, bool* exact);
 
 // A number bound: the value and whether it is exclusive.
 struct Bound {
@@ -56,8 +57,8 @@ Result<RegexId> integer_multiple_of(RegexPool& p, int64_t k, bool nonnegative);
 // Any JSON number (RFC 8259 grammar).
 RegexId any_number(RegexPool& p);
 
-// A `format`'s decoded value (date-time, date, time, email, uuid, uri, ipv4, ipv6, hostname);
-// kNotFound when the format is not supported.
+// A `format`'s decoded value (date-time, date, time, duration, email, uuid, uri, uri-reference,
+// ipv4, ipv6, hostname); kNotFound when kiln has no regex for it.
 Result<RegexId> format_regex(RegexPool& p, std::string_view format);
 
 }  // namespace kiln::grammar::jsonlex

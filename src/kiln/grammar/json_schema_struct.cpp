@@ -130,14 +130,21 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
   };
   std::string name = str_cat("object ", ptr.empty() ? "/" : ptr);
   // After the declared properties: more properties the schema does not name, each `,key:value`.
-  std::vector<Symbol> tail_started, tail_fresh;  // after something / nothing was written
+  // minProperties 1: an object with nothing written may not end.
+  bool nonempty = false;
+  if (const JsonValue* mp = s.find("minProperties"); mp != nullptr && mp->is_number() && mp->text == "1") nonempty = true;
+  std::vector<Symbol> tail_started;                // after something was written
+  std::optional<std::vector<Symbol>> tail_fresh;   // nothing written yet (none: cannot end so)
+  if (!nonempty) tail_fresh.emplace();
   if (addl_sym) {
     RegexId other_key = p_.concat({ws_, p_.literal("\""), not_in(p_, declared), p_.literal("\""), ws_, p_.literal(":")});
     uint32_t more = g_.add_rule(name + " more");
     g_.add_alternative(more, {});
     g_.add_alternative(more, Seq(*this).re(comma).re(other_key).sym(*addl_sym).sym(Symbol::rule(more)).done());
     tail_started = {Symbol::rule(more)};
-    tail_fresh = use(*this, {{}, Seq(*this).re(other_key).sym(*addl_sym).sym(Symbol::rule(more)).done()}, name + " rest");
+    Alts fresh = {Seq(*this).re(other_key).sym(*addl_sym).sym(Symbol::rule(more)).done()};
+    if (!nonempty) fresh.push_back({});
+    tail_fresh = use(*this, std::move(fresh), name + " rest");
   }
   for (size_t i = props.size(); i-- > 0;) {
     const Prop& pr = props[i];
@@ -145,12 +152,13 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
     Alts fresh = {seq_syms(Seq(*this).re(key_re(pr.key)).sym(pr.value), tail_started).done()};
     if (!pr.required) {
       started.push_back(tail_started);
-      fresh.push_back(tail_fresh);
+      if (tail_fresh) fresh.push_back(*tail_fresh);
     }
     tail_started = use(*this, std::move(started), str_cat(name, " after ", i));
     tail_fresh = use(*this, std::move(fresh), str_cat(name, " from ", i));
   }
-  std::vector<Symbol> body = seq_syms(Seq(*this).re(punct("{")), tail_fresh).re(punct("}")).done();
+  if (!tail_fresh) return Sym();
+  std::vector<Symbol> body = seq_syms(Seq(*this).re(punct("{")), *tail_fresh).re(punct("}")).done();
   return Sym(as_symbol(*this, std::move(body), name));
 }
 

@@ -190,7 +190,7 @@ TEST(JsonSchema, AllOfMerges) {
 TEST(JsonSchema, RefusesWhatItCannotEnforce) {
   EXPECT_EQ(refusal(R"({"properties": {"a": {"dependentSchemas": {}}}})"),
             "unsupported JSON Schema keyword 'dependentSchemas' at /properties/a");
-  EXPECT_EQ(refusal(R"({"not": {"type": "string"}})"), "unsupported JSON Schema keyword 'not' at the root");
+  EXPECT_EQ(refusal(R"({"not": {"enum": ["a"]}})"), "unsupported JSON Schema keyword 'not' at the root");
   EXPECT_NE(refusal(R"({"items": {"uniqueItems": true}})").find("'uniqueItems' at /items"), std::string::npos);
   EXPECT_NE(refusal(R"({"$ref": "other.json#/a"})").find("'$ref'"), std::string::npos);
   EXPECT_NE(refusal(R"({"$ref": "#/nowhere"})").find("points nowhere"), std::string::npos);
@@ -202,6 +202,30 @@ TEST(JsonSchema, RefusesWhatItCannotEnforce) {
   EXPECT_FALSE(json_schema_grammar(std::string(2'000'000, ' '), {}).is_ok());
   // Annotations and keywords of no JSON Schema vocabulary are not constraints: ignored.
   compile_ok(R"({"type": "string", "description": "d", "x-extension": 1, "examples": ["a"]})");
+}
+
+TEST(JsonSchema, NotMinPropertiesAndLengthWithPattern) {
+  Grammar g = compile_ok(R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"not": {}}},
+      "minProperties": 1, "additionalProperties": false})");
+  EXPECT_TRUE(accepts(g, R"({"a":1})"));
+  EXPECT_FALSE(accepts(g, R"({})"));
+  EXPECT_FALSE(accepts(g, R"({"a":1,"b":2})"));
+  Grammar t = compile_ok(R"({"not": {"type": ["object", "array", "null"]}})");
+  EXPECT_TRUE(accepts(t, R"("x")"));
+  EXPECT_FALSE(accepts(t, R"({})"));
+  Grammar p = compile_ok(R"({"type": "string", "pattern": "^[a-z]+$", "maxLength": 3})");
+  EXPECT_TRUE(accepts(p, R"("abc")"));
+  EXPECT_FALSE(accepts(p, R"("abcd")"));
+  EXPECT_FALSE(accepts(p, R"("")"));
+  // Two parts of varying length would have to share maxLength: only a subset could be written.
+  EXPECT_EQ(refusal(R"({"type": "string", "format": "email", "maxLength": 20})"),
+            "unsupported JSON Schema keyword 'maxLength' together with 'format' at the root");
+  Grammar d = compile_ok(R"({"type": "string", "format": "date-time"})");
+  EXPECT_TRUE(accepts(d, R"("2024-02-29T23:59:59.5+01:00")"));
+  EXPECT_FALSE(accepts(d, R"("2023-02-29T23:59:59Z")"));
+  Grammar q = compile_ok(R"({"type": "string", "pattern": "a\"b"})");  // the value has a quote
+  EXPECT_TRUE(accepts(q, R"("xa\"b")"));
+  EXPECT_FALSE(accepts(q, R"("xab")"));
 }
 
 TEST(JsonSchema, AnyObject) {
