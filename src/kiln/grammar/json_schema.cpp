@@ -242,7 +242,38 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
       }
       options.push_back(o);
     }
-    if (one != nullptr) {
+    if (one != nullptr && options.size() > 1 && std::all_of(list.items.begin(), list.items.end(), [](const JsonValue& o) {
+          return o.is_object() && std::all_of(o.members.begin(), o.members.end(), [](const auto& m) {
+                   return m.first == "required" ? m.second.is_array() && m.second.items.size() == 1 && m.second.items[0].is_string()
+                                                : !is_assertion_keyword(m.first);
+                 });
+        })) {
+      // oneOf [{required: [a]}, {required: [b]}, ...]: exactly one of the names, so each option
+      // also forbids the others' names.
+      options.clear();
+      for (size_t i = 0; i < list.items.size(); ++i) {
+        JsonValue o;
+        o.kind = JsonValue::Kind::kObject;
+        o.members.emplace_back("required", *list.items[i].find("required"));
+        JsonValue props;
+        props.kind = JsonValue::Kind::kObject;
+        const std::string& mine = list.items[i].find("required")->items[0].text;
+        for (size_t j = 0; j < list.items.size(); ++j) {
+          if (j == i) continue;
+          const std::string& name = list.items[j].find("required")->items[0].text;
+          if (name == mine) return error_at("unsupported JSON Schema keyword 'oneOf' (two options require the same name)", ptr);
+          JsonValue no;
+          no.kind = JsonValue::Kind::kBool;
+          if (props.find(name) == nullptr) props.members.emplace_back(name, no);
+        }
+        o.members.emplace_back("properties", std::move(props));
+        std::vector<const JsonValue*> parts;
+        if (rest_node != nullptr) parts.push_back(rest_node);
+        parts.push_back(keep(std::move(o)));
+        KILN_ASSIGN_OR_RETURN(const JsonValue* merged, merge_all(parts, str_cat(ptr, "/oneOf/", i), depth));
+        options.push_back(merged);
+      }
+    } else if (one != nullptr) {
       for (size_t i = 0; i < options.size(); ++i) {
         for (size_t j = i + 1; j < options.size(); ++j) {
           if (!disjoint(*options[i], *options[j], depth)) {

@@ -35,6 +35,7 @@ TEST(JsonSchemaCorpus, CompilesAndMatchesEveryInstance) {
       std::smatch m;
       std::string msg = g.status().message();
       refusals[std::regex_search(msg, m, keyword) ? m[1].str() : msg]++;
+      if (std::getenv("KILN_CORPUS_VERBOSE") != nullptr) std::printf("  refusal %s: %s\n", c.name.c_str(), msg.c_str());
       continue;
     }
     ++compiled;

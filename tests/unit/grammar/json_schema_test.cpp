@@ -170,6 +170,12 @@ TEST(JsonSchema, EnumConstAnyOfRefs) {
       {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]}]})");
   EXPECT_TRUE(accepts(tagged, R"({"kind":"b"})"));
   EXPECT_NE(refusal(R"({"oneOf": [{"type": "number"}, {"type": "integer"}]})").find("'oneOf'"), std::string::npos);
+  Grammar exclusive = compile_ok(R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+      "oneOf": [{"required": ["a"]}, {"required": ["b"]}]})");
+  EXPECT_TRUE(accepts(exclusive, R"({"a":1})"));
+  EXPECT_TRUE(accepts(exclusive, R"({"b":1,"c":2})"));
+  EXPECT_FALSE(accepts(exclusive, R"({"a":1,"b":2})"));
+  EXPECT_FALSE(accepts(exclusive, R"({})"));
 }
 
 TEST(JsonSchema, AllOfMerges) {
