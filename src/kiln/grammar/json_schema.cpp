@@ -190,7 +190,7 @@ std::optional<JsonValue> without(const JsonValue& s, std::initializer_list<std::
   for (const auto& [k, v] : s.members) {
     if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
     if (k == "$defs" || k == "definitions" || !is_assertion_keyword(k)) continue;
-    rest.members.emplace_back(k, v);
+    rest.members.push_back({k, v});
   }
   if (rest.members.empty()) return std::nullopt;
   return rest;
@@ -223,7 +223,7 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
     std::vector<const JsonValue*> parts = {keep(std::move(*rest))};
     JsonValue only_any;
     only_any.kind = JsonValue::Kind::kObject;
-    only_any.members.emplace_back("anyOf", *any);
+    only_any.members.push_back({"anyOf", *any});
     parts.push_back(keep(std::move(only_any)));
     KILN_ASSIGN_OR_RETURN(const JsonValue* merged, merge_all(parts, ptr, depth));
     return compile(*merged, ptr, depth + 1);
@@ -254,7 +254,7 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
       for (size_t i = 0; i < list.items.size(); ++i) {
         JsonValue o;
         o.kind = JsonValue::Kind::kObject;
-        o.members.emplace_back("required", *list.items[i].find("required"));
+        o.members.push_back({"required", *list.items[i].find("required")});
         JsonValue props;
         props.kind = JsonValue::Kind::kObject;
         const std::string& mine = list.items[i].find("required")->items[0].text;
@@ -264,9 +264,9 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
           if (name == mine) return error_at("unsupported JSON Schema keyword 'oneOf' (two options require the same name)", ptr);
           JsonValue no;
           no.kind = JsonValue::Kind::kBool;
-          if (props.find(name) == nullptr) props.members.emplace_back(name, no);
+          if (props.find(name) == nullptr) props.members.push_back({name, no});
         }
-        o.members.emplace_back("properties", std::move(props));
+        o.members.push_back({"properties", std::move(props)});
         std::vector<const JsonValue*> parts;
         if (rest_node != nullptr) parts.push_back(rest_node);
         parts.push_back(keep(std::move(o)));

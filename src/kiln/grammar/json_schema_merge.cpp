@@ -21,7 +21,7 @@ JsonValue all_of(const JsonValue& a, const JsonValue& b) {
   list.kind = JsonValue::Kind::kArray;
   list.items = {a, b};
   JsonValue v = object_value();
-  v.members.emplace_back("allOf", std::move(list));
+  v.members.push_back({"allOf", std::move(list)});
   return v;
 }
 
@@ -129,7 +129,7 @@ Result<const JsonValue*> Compiler::merge_all(const std::vector<const JsonValue*>
     }
     JsonValue rest = object_value();
     for (const auto& [k, v] : s->members) {
-      if (k != "$ref" && k != "allOf") rest.members.emplace_back(k, v);
+      if (k != "$ref" && k != "allOf") rest.members.push_back({k, v});
     }
     todo.push_back(keep(std::move(rest)));
     if (all != nullptr) {
@@ -170,7 +170,7 @@ Result<const JsonValue*> Compiler::merge_all(const std::vector<const JsonValue*>
       if (k == "enum" || k == "const") continue;  // below
       JsonValue* have = find_mut(acc, k);
       if (have == nullptr) {
-        acc.members.emplace_back(k, v);
+        acc.members.push_back({k, v});
         continue;
       }
       if (k == "type") {
@@ -181,7 +181,7 @@ Result<const JsonValue*> Compiler::merge_all(const std::vector<const JsonValue*>
           if (JsonValue* same = find_mut(*have, pk)) {
             *same = all_of(*same, pv);
           } else {
-            have->members.emplace_back(pk, pv);
+            have->members.push_back({pk, pv});
           }
         }
       } else if (k == "required") {
@@ -216,7 +216,7 @@ Result<const JsonValue*> Compiler::merge_all(const std::vector<const JsonValue*>
       JsonValue list;
       list.kind = JsonValue::Kind::kArray;
       list.items = std::move(both);
-      acc.members.emplace_back("enum", std::move(list));
+      acc.members.push_back({"enum", std::move(list)});
     }
   }
   if (synthetic_.size() > 100'000) return error_at("'allOf' expands too far", ptr);

@@ -101,7 +101,7 @@ class Reader {
       if (!eat(":")) return error("expected ':'");
       JsonValue member;
       KILN_RETURN_IF_ERROR(value(member, depth + 1));
-      v.members.emplace_back(std::move(key), std::move(member));
+      v.members.push_back({std::move(key), std::move(member)});
       skip_ws();
       if (eat("}")) return Status::ok();
       if (!eat(",")) return error("expected ',' or '}'");

@@ -14,13 +14,15 @@
 
 namespace kiln::grammar {
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
   bool boolean = false;
   std::string text;  // a string's decoded value, or a number's source text
   std::vector<JsonValue> items;
-  std::vector<std::pair<std::string, JsonValue>> members;
+  std::vector<JsonMember> members;  // (a std::pair of an incomplete type is not allowed)
 
   bool is_object() const { return kind == Kind::kObject; }
   bool is_array() const { return kind == Kind::kArray; }
@@ -28,6 +30,11 @@ struct JsonValue {
   bool is_number() const { return kind == Kind::kNumber; }
   bool is_bool() const { return kind == Kind::kBool; }
   const JsonValue* find(std::string_view key) const;  // null when absent or not an object
+};
+
+struct JsonMember {
+  std::string first;
+  JsonValue second;
 };
 
 // Parses one JSON document (RFC 8259). Duplicate keys, nesting deeper than `max_depth`, invalid
