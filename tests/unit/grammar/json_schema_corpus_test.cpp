@@ -9,7 +9,7 @@
 #include <regex>
 
 #include "earley_reference.h"
-#include "json_corpus_util.h"
+#include "bench_grammar/corpus.h"
 #include "kiln/grammar/json_schema.h"
 
 namespace kiln::grammar {
@@ -22,7 +22,7 @@ std::filesystem::path corpus_dir() {
 }
 
 TEST(JsonSchemaCorpus, CompilesAndMatchesEveryInstance) {
-  std::vector<testing::CorpusCase> corpus = testing::read_corpus(corpus_dir());
+  std::vector<corpus::CorpusCase> corpus = corpus::read_corpus(corpus_dir());
   ASSERT_GE(corpus.size(), 100u);
   size_t compiled = 0, valid = 0, invalid = 0;
   std::map<std::string, int> refusals;
@@ -69,7 +69,7 @@ TEST(JsonSchemaCorpus, DebugOne) {
   const char* file = std::getenv("KILN_DEBUG_SCHEMA");
   if (file == nullptr) GTEST_SKIP();
   std::filesystem::path p(file);
-  for (const auto& c : testing::read_corpus(p.parent_path())) {
+  for (const auto& c : corpus::read_corpus(p.parent_path())) {
     if (c.name != p.filename().string()) continue;
     Result<Grammar> g = json_schema_grammar(c.schema_text, {});
     ASSERT_TRUE(g.is_ok()) << g.status().to_string();

@@ -1,6 +1,6 @@
-// JSONSchemaBench-format corpus files for the grammar tests: reading them, and writing a test
-// instance the way kiln's JSON Schema grammar writes it (compact, object keys in the schema's
-// declared property order).
+// JSONSchemaBench-format corpus files (`kiln bench grammar` and the grammar tests): reading them,
+// and writing a test instance the way kiln's JSON Schema grammar writes it (compact, object keys
+// in the schema's declared property order).
 #pragma once
 
 #include <filesystem>
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace kiln::grammar::testing {
+namespace kiln::grammar::corpus {
 
 struct CorpusCase {
   std::string name;
@@ -29,4 +29,4 @@ std::vector<CorpusCase> read_corpus(const std::filesystem::path& dir);
 // allOf, anyOf and oneOf), undeclared keys after them in their own order; serialized compactly.
 std::string declared_order_text(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& instance);
 
-}  // namespace kiln::grammar::testing
+}  // namespace kiln::grammar::corpus

@@ -1,11 +1,11 @@
-#include "json_corpus_util.h"
+#include "bench_grammar/corpus.h"
 
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 
-namespace kiln::grammar::testing {
+namespace kiln::grammar::corpus {
 
 using nlohmann::ordered_json;
 
@@ -180,4 +180,4 @@ std::vector<CorpusCase> read_corpus(const std::filesystem::path& dir) {
   return out;
 }
 
-}  // namespace kiln::grammar::testing
+}  // namespace kiln::grammar::corpus
