@@ -9,6 +9,8 @@
 #include <regex>
 
 #include "earley_reference.h"
+#include "kiln/grammar/matcher.h"
+#include "unit/text/tokenizer_test_util.h"
 #include "bench_grammar/corpus.h"
 #include "kiln/grammar/json_schema.h"
 
@@ -57,6 +59,63 @@ TEST(JsonSchemaCorpus, CompilesAndMatchesEveryInstance) {
   if (std::getenv("KILN_JSONSCHEMA_DIR") == nullptr) {
     EXPECT_GE(compiled * 100, corpus.size() * 85);
   }
+}
+
+// Through the real matcher and Qwen3's tokenizer: every valid instance accepted token by token
+// with the end allowed after it; every invalid one refused at a token, no later than the first
+// token after which the reference recognizer finds no sentence the bytes could begin, or not
+// allowed to end.
+TEST(JsonSchemaCorpus, MatcherTokenByTokenWithQwen3) {
+  auto tok = text::tok_test::shared_tokenizer("qwen3");
+  ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
+  std::vector<int32_t> end_ids = {*(*tok)->token_to_id("<|im_end|>"), *(*tok)->token_to_id("<|endoftext|>")};
+  auto vocab = TokenVocabulary::build(**tok, end_ids);
+  size_t valid = 0, invalid = 0;
+  for (const auto& c : corpus::read_corpus(corpus_dir())) {
+    Result<Grammar> g = json_schema_grammar(c.schema_text, {});
+    if (!g.is_ok()) continue;
+    Grammar reference = *g;
+    auto cg = CompiledGrammar::compile(std::move(*g));
+    if (!cg.is_ok()) continue;  // over the matcher's own bounds (reported by kiln bench grammar)
+    for (const auto& inst : c.instances) {
+      auto ids = (*tok)->encode(inst.text, false);
+      ASSERT_TRUE(ids.is_ok());
+      Matcher m(*cg, vocab);
+      std::vector<uint32_t> mask(vocab->mask_words());
+      size_t refused_at = ids->size();
+      for (size_t i = 0; i < ids->size(); ++i) {
+        m.fill_next_token_mask(mask);
+        int32_t id = (*ids)[i];
+        bool allowed = (mask[static_cast<size_t>(id) / 32] >> (id % 32)) & 1u;
+        bool accepted = m.accept_token(id);
+        ASSERT_EQ(allowed, accepted) << c.name << " token " << i << " of " << inst.text;
+        if (!accepted) {
+          refused_at = i;
+          break;
+        }
+      }
+      if (inst.valid) {
+        ++valid;
+        EXPECT_EQ(refused_at, ids->size()) << c.name << ": valid instance refused at token " << refused_at << ": " << inst.text;
+        EXPECT_TRUE(m.can_end()) << c.name << ": valid instance not complete: " << inst.text;
+        continue;
+      }
+      ++invalid;
+      EXPECT_TRUE(refused_at < ids->size() || !m.can_end()) << c.name << ": invalid instance accepted: " << inst.text;
+      // The first token whose bytes leave the reference's viable prefixes (viability is monotone).
+      std::vector<size_t> ends;
+      size_t bytes = 0;
+      for (int32_t id : *ids) ends.push_back(bytes += vocab->token_bytes(id).size());
+      size_t lo = 0, hi = ids->size();
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (testing::recognize(reference, std::string_view(inst.text).substr(0, ends[mid])).viable) lo = mid + 1; else hi = mid;
+      }
+      EXPECT_LE(refused_at, lo) << c.name << ": refused later than the first offending token: " << inst.text;
+    }
+  }
+  EXPECT_GT(valid, 100u);
+  EXPECT_GT(invalid, 100u);
 }
 
 }  // namespace
