@@ -16,7 +16,7 @@ namespace jsonschema {
 
 namespace {
 
-constexpr std::array<std::string_view, 31> kSupported = {"not",
+constexpr std::array<std::string_view, 32> kSupported = {"not", "patternProperties",
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "additionalItems",
     "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions", "minItems", "maxItems",
     "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
@@ -29,9 +29,9 @@ constexpr std::array<std::string_view, 22> kAnnotations = {
     "$dynamicAnchor", "$vocabulary", "$recursiveAnchor", "discriminator", "xml", "externalDocs", "contentSchema"};
 
 // Assertion and applicator keywords of the drafts that kiln cannot enforce.
-constexpr std::array<std::string_view, 19> kRefused = {
+constexpr std::array<std::string_view, 18> kRefused = {
     "if", "then", "else", "dependentSchemas", "dependentRequired", "dependencies",
-    "patternProperties", "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
     "minContains", "maxContains", "$dynamicRef", "$recursiveRef", "divisibleBy", "disallow", "extends",
     "requires"};
 

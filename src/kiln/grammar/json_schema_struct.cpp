@@ -136,8 +136,31 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
   std::vector<Symbol> tail_started;                // after something was written
   std::optional<std::vector<Symbol>> tail_fresh;   // nothing written yet (none: cannot end so)
   if (!nonempty) tail_fresh.emplace();
+  // patternProperties, where kiln can say it exactly: with additionalProperties false and no
+  // named properties, every property is a name matching a pattern, all patterns with one schema.
+  std::optional<RegexId> pattern_keys;
+  if (const JsonValue* pp = s.find("patternProperties")) {
+    const JsonValue* first = pp->is_object() && !pp->members.empty() ? &pp->members[0].second : nullptr;
+    bool one_schema = first != nullptr && std::all_of(pp->members.begin(), pp->members.end(),
+                                                      [first](const JsonMember& m) { return json_equal(m.second, *first); });
+    bool closed = addl != nullptr && addl->is_bool() && !addl->boolean;
+    if (!closed || !props.empty() || !one_schema) {
+      return error_at("unsupported JSON Schema keyword 'patternProperties' (only alone, with one schema and "
+                      "additionalProperties false)", ptr);
+    }
+    std::vector<RegexId> keys;
+    for (const JsonMember& m : pp->members) {
+      JsonValue pattern;
+      pattern.kind = JsonValue::Kind::kString;
+      pattern.text = m.first;
+      KILN_ASSIGN_OR_RETURN(RegexId k, pattern_regex(pattern, ptr + "/patternProperties"));
+      keys.push_back(jsonlex::encode_canonical(p_, k));
+    }
+    pattern_keys = p_.alt(std::move(keys));
+    KILN_ASSIGN_OR_RETURN(addl_sym, compile(*first, str_cat(ptr, "/patternProperties/", pointer_escape(pp->members[0].first)), depth + 1));
+  }
   if (addl_sym) {
-    RegexId other_key = p_.concat({ws_, p_.literal("\""), not_in(p_, declared), p_.literal("\""), ws_, p_.literal(":")});
+    RegexId other_key = p_.concat({ws_, p_.literal("\""), pattern_keys ? *pattern_keys : not_in(p_, declared), p_.literal("\""), ws_, p_.literal(":")});
     uint32_t more = g_.add_rule(name + " more");
     g_.add_alternative(more, {});
     g_.add_alternative(more, Seq(*this).re(comma).re(other_key).sym(*addl_sym).sym(Symbol::rule(more)).done());

@@ -234,6 +234,16 @@ TEST(JsonSchema, NotMinPropertiesAndLengthWithPattern) {
   EXPECT_FALSE(accepts(q, R"("xab")"));
 }
 
+TEST(JsonSchema, PatternPropertiesAlone) {
+  Grammar g = compile_ok(R"({"type": "object", "patternProperties": {"^x-[a-z]+$": {"type": "integer"}},
+      "additionalProperties": false})");
+  EXPECT_TRUE(accepts(g, R"({"x-a":1,"x-bc":2})"));
+  EXPECT_TRUE(accepts(g, R"({})"));
+  EXPECT_FALSE(accepts(g, R"({"y":1})"));
+  EXPECT_FALSE(accepts(g, R"({"x-a":"s"})"));
+  EXPECT_NE(refusal(R"({"type": "object", "patternProperties": {"^x": {}}})").find("'patternProperties'"), std::string::npos);
+}
+
 TEST(JsonSchema, AnyObject) {
   Result<Grammar> g = json_object_grammar({});
   ASSERT_TRUE(g.is_ok());
