@@ -88,6 +88,8 @@ class EngineWorker {
   // The longest context a request may reach (prompt + generated tokens).
   int64_t max_len() const { return scheduler_->max_len(); }
   const model::ModelConfig& model_config() const { return engine_->config(); }
+  // The ids that end a sequence (the model's EOS ids, resolved at start). Any thread.
+  const std::vector<int32_t>& eos_token_ids() const { return options_.scheduler.eos_token_ids; }
 
  private:
   struct Pending {
