@@ -62,10 +62,16 @@ std::optional<ApiError> parse_response_format(const Json& rf, std::optional<Stru
                          str_cat("'", echo_value(n), "' is not a valid name: use 1 to ", kMaxSchemaNameLength,
                                  " letters, digits, underscores and dashes."));
   }
-  std::string description;
-  KILN_API_CHECK(read_string(*js, "description", &description));
+  auto desc = js->find("description");
+  if (desc != js->end() && !desc->is_null() && !desc->is_string()) {
+    return invalid_type("response_format.json_schema.description", "a string", json_type_phrase(*desc));
+  }
   bool strict = false;
-  KILN_API_CHECK(read_bool(*js, "strict", &strict));
+  auto st = js->find("strict");
+  if (st != js->end() && !st->is_null()) {
+    if (!st->is_boolean()) return invalid_type("response_format.json_schema.strict", "a boolean", json_type_phrase(*st));
+    strict = st->get<bool>();
+  }
   std::string text = "{}";  // OpenAI's schema is optional: without one, any JSON value
   auto schema = js->find("schema");
   if (schema != js->end() && !schema->is_null()) {
