@@ -22,6 +22,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/grammar/grammar.h"
+#include "kiln/grammar/limits.h"
 
 namespace kiln::text {
 class Tokenizer;
@@ -55,10 +56,17 @@ class TokenVocabulary {
   std::unique_ptr<Impl> impl_;
 };
 
+// Bounds of a compiled grammar's lazily filled caches (limits.h by default; tests make them tiny).
+struct CompileOptions {
+  size_t max_dfa_states = limits::kMaxDfaStates;
+  size_t max_token_cache_bytes = limits::kMaxTokenCacheBytes;
+};
+
 class CompiledGrammar {
  public:
   // Validates and compiles; a grammar the engine cannot run (over limits.h) is refused here.
   static Result<std::shared_ptr<const CompiledGrammar>> compile(Grammar grammar);
+  static Result<std::shared_ptr<const CompiledGrammar>> compile(Grammar grammar, const CompileOptions& options);
   ~CompiledGrammar();
   const Grammar& grammar() const;
 
@@ -95,6 +103,10 @@ class Matcher {
   bool must_end() const;     // and nothing but the end may follow
   bool ended() const;        // an end id was accepted
   size_t num_tokens() const; // tokens accepted (and not rolled back)
+  // Not ok once the grammar's lexer outgrew limits::kMaxDfaStates: the match then fails closed
+  // (masks and accepts may refuse text the grammar allows); the request should end with this error.
+  Status status() const;
+  const TokenVocabulary& vocabulary() const;
 
   struct State;
 

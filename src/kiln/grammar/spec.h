@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,7 +32,10 @@ Result<Grammar> build_grammar(const GrammarSpec& spec);
 // concurrent requests for the same spec compile it once.
 class GrammarCache {
  public:
+  using Builder = std::function<Result<Grammar>(const GrammarSpec&)>;
   explicit GrammarCache(size_t capacity = 256);
+  // With another front-end dispatch than build_grammar (tests).
+  GrammarCache(size_t capacity, Builder builder, CompileOptions options = {});
   ~GrammarCache();
   Result<std::shared_ptr<const CompiledGrammar>> get(const GrammarSpec& spec);
   size_t size() const;
