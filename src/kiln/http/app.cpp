@@ -18,6 +18,7 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   ctx_.pool = &pool;
   ctx_.registry = &registry;
   ctx_.options = &options_;
+  ctx_.grammars = &grammars_;
   ctx_.system_fingerprint = "fp_kiln_" + options_.version;
   auto route = [this](const char* method, const char* pattern, void (*fn)(const AppContext&, const ExchangePtr&)) {
     router_.add(method, pattern, [this, fn](const ExchangePtr& ex) { fn(ctx_, ex); });

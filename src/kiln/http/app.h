@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kiln/grammar/spec.h"
 #include "kiln/http/auth.h"
 #include "kiln/http/cors.h"
 #include "kiln/http/exchange.h"
@@ -45,6 +46,8 @@ struct AppContext {
   const AppOptions* options = nullptr;
   const Server* server = nullptr;  // for /health while draining; may be null in tests
   std::string system_fingerprint;
+  // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
+  grammar::GrammarCache* grammars = nullptr;
 };
 
 class App {
@@ -59,6 +62,7 @@ class App {
 
  private:
   AppOptions options_;
+  grammar::GrammarCache grammars_;
   AppContext ctx_;
   Router router_;
   RequestMetrics metrics_;

@@ -24,6 +24,12 @@ struct ApiError {
 // client sent (a model name, a URL, a key, a JSON token) quotes it through this.
 std::string echo_value(std::string_view value, size_t max_bytes = kMaxEchoBytes);
 
+// Returns the ApiError an expression yields, if any (parsers chain field checks with it).
+#define KILN_API_CHECK(expr)                       \
+  do {                                             \
+    if (auto kiln_err_ = (expr)) return kiln_err_; \
+  } while (0)
+
 // A 400 naming the parameter: "Invalid value for 'temperature': ...".
 ApiError invalid_param(std::string param, std::string message, std::string code = "invalid_value");
 // A 400 for a value of the wrong JSON type: "Invalid type for 'n': expected an integer, but got a string."

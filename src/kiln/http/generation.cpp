@@ -7,6 +7,7 @@
 #include "kiln/core/str.h"
 #include "kiln/http/choice_text.h"
 #include "kiln/http/sse.h"
+#include "kiln/serve/grammar_constraint.h"
 
 namespace kiln::http {
 
@@ -55,7 +56,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const AppContext& ctx, ExchangePtr ex, GenerationPlan plan)
       : ctx_(ctx), ex_(std::move(ex)), plan_(std::move(plan)) {}
 
-  void start(const std::vector<int64_t>& max_tokens, const text::StopMatcher& stops) {
+  void start(const std::vector<int64_t>& max_tokens, const text::StopMatcher& stops,
+             std::shared_ptr<const serve::ConstraintFactory> constraint) {
     const auto& p = plan_.params;
     const int n = p.n;
     for (size_t i = 0; i < plan_.prompts.size() * static_cast<size_t>(n); ++i) {
@@ -77,6 +79,7 @@ class Session : public std::enable_shared_from_this<Session> {
       r.max_tokens = static_cast<int32_t>(std::min<int64_t>(max_tokens[i], INT32_MAX));
       r.ignore_eos = p.ignore_eos;
       r.stop_token_ids = p.stop_token_ids;
+      r.constraint = constraint;
       serve::SubmitResult sub = plan_.lease.worker().submit(std::move(r));
       if (!sub.ok()) {
         cancel_all();
@@ -328,8 +331,20 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   plan.meta.model = plan.lease.id();
   plan.meta.created = unix_time_seconds();
   plan.meta.system_fingerprint = ctx.system_fingerprint;
+  std::shared_ptr<const serve::ConstraintFactory> constraint;
+  if (p.structured) {
+    // Compiled here, on the HTTP thread and through the server-wide cache (the same format
+    // compiles once), never on the engine thread. The compilers bound their work (grammar/limits.h).
+    auto compiled = ctx.grammars->get(p.structured->spec);
+    if (!compiled.is_ok()) {
+      ApiError e = invalid_param(p.structured->param, compiled.status().message());
+      if (compiled.status().code() != StatusCode::kInvalidArgument) e = api_error_from_status(compiled.status(), p.structured->param);
+      return ex->respond_error(e);
+    }
+    constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());
+  }
   auto session = std::make_shared<Session>(ctx, ex, std::move(plan));
-  session->start(max_tokens, *stops);
+  session->start(max_tokens, *stops, std::move(constraint));
 }
 
 }  // namespace kiln::http

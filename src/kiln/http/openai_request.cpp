@@ -16,11 +16,6 @@ namespace {
 
 constexpr int64_t kIntMax = std::numeric_limits<int64_t>::max();
 
-#define KILN_API_CHECK(expr)                  \
-  do {                                        \
-    if (auto kiln_err_ = (expr)) return kiln_err_; \
-  } while (0)
-
 std::optional<ApiError> parse_stop(const Json& body, GenerationParams* p) {
   auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return std::nullopt;
@@ -140,15 +135,7 @@ std::optional<ApiError> parse_common(const Json& body, GenerationParams* p) {
                           json_type_phrase(*ka));
     }
   }
-  auto rf = body.find("response_format");
-  if (rf != body.end() && !rf->is_null()) {
-    if (!rf->is_object()) return invalid_type("response_format", "an object", json_type_phrase(*rf));
-    auto type = rf->find("type");
-    if (type != rf->end() && !(type->is_string() && type->get<std::string>() == "text")) {
-      return invalid_param("response_format", "kiln does not support structured output yet; only {\"type\": \"text\"} is accepted.",
-                           "unsupported_value");
-    }
-  }
+  KILN_API_CHECK(parse_structured_output(body, &p->structured));
   return std::nullopt;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kiln/http/errors.h"
+#include "kiln/http/structured_output.h"
 #include "kiln/text/jinja/value.h"
 
 namespace kiln::http {
@@ -46,6 +47,8 @@ struct GenerationParams {
   // Ollama's keep_alive: how long the model stays loaded once idle after this request, in ms
   // (negative: until evicted; 0: unload when idle). Absent: the model's or the server's.
   std::optional<int64_t> keep_alive_ms;
+  // response_format / structured_outputs / grammar / json_schema (structured_output.h).
+  std::optional<StructuredOutput> structured;
 };
 
 struct ChatRequest {

@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "kiln/core/status.h"
+#include "kiln/grammar/matcher.h"
 #include "kiln/model/config.h"
 #include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
@@ -36,6 +38,14 @@ struct LoadedModel {
   int64_t created = 0;                  // unix seconds, for /v1/models
   std::string owned_by = "kiln";
   std::string description;              // e.g. that the weights are random
+
+  // The tokenizer's vocabulary as the grammar matcher sees it (with the worker's end ids), built
+  // on the first structured-output request and shared by all of them. Thread-safe.
+  std::shared_ptr<const grammar::TokenVocabulary> token_vocabulary() const;
+
+ private:
+  mutable std::once_flag vocabulary_once_;
+  mutable std::shared_ptr<const grammar::TokenVocabulary> vocabulary_;
 };
 
 // Keeps its model loaded while a request uses it. Cheap to copy.
@@ -57,6 +67,7 @@ class ModelLease {
   const model::ModelConfig& config() const { return model_->config; }
   const model::GenerationConfig& generation() const { return model_->generation; }
   int64_t max_model_len() const { return model_->max_model_len; }
+  std::shared_ptr<const grammar::TokenVocabulary> token_vocabulary() const { return model_->token_vocabulary(); }
   explicit operator bool() const { return model_ != nullptr; }
 
  private:

@@ -94,6 +94,7 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   StepResult result;
   result.vocab_size = vocab;
   if (m > 0) {
+    KILN_RETURN_IF_ERROR(await_step_masks(plan));
     std::vector<int32_t> sample_positions;
     const ops::SamplingBatch batch = step_sampling_batch(plan, &sample_positions);
     std::vector<float> picked;

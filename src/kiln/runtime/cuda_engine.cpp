@@ -358,6 +358,8 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
                                               cudaMemcpyDeviceToHost, stream));
   }
   if (m > 0) {
+    // The forward is queued on the stream: the masks computed meanwhile are awaited only now.
+    KILN_RETURN_IF_ERROR(await_step_masks(plan));
     std::vector<int32_t> sample_positions;
     const ops::SamplingBatch batch = step_sampling_batch(plan, &sample_positions);
     Tensor sample_logits = logits.rows(0, m);

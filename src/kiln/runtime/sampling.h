@@ -32,9 +32,10 @@ struct TokenLogprob {
 };
 
 struct SampledToken {
-  int32_t token = -1;
-  float logprob = 0.0f;                 // if asked: log-softmax after logit_bias and penalties,
-                                        // before temperature and truncation (ops/sample.h)
+  int32_t token = -1;  // ops::kNoAllowedToken when a token mask allowed nothing
+  float logprob = 0.0f;                 // if asked: log-softmax after the token mask, logit_bias
+                                        // and penalties, before temperature and truncation
+                                        // (ops/sample.h)
   std::vector<TokenLogprob> top;        // num_logprobs most likely, best first
 };
 

@@ -93,6 +93,22 @@ Status validate_step_plan(const StepPlan& plan, const KvGeometry& kv, int64_t vo
       if (t < 0 || t >= vocab_size) return bad(str_cat("history token ", t, " is outside the vocabulary of ", vocab_size));
     }
   }
+  if (plan.masks != nullptr) {
+    const TokenMasks& mk = *plan.masks;
+    const int64_t want = (vocab_size + 31) / 32;
+    if (mk.words_per_row != want)
+      return bad(str_cat("token masks have ", mk.words_per_row, " words per row for a vocabulary of ", vocab_size,
+                         " (want ", want, ")"));
+    if (mk.row_of_sample.size() != static_cast<size_t>(m))
+      return bad(str_cat("token masks name ", mk.row_of_sample.size(), " samples for ", m));
+    const int64_t rows = static_cast<int64_t>(mk.words.size()) / want;
+    if (rows * want != static_cast<int64_t>(mk.words.size()))
+      return bad(str_cat("token masks hold ", mk.words.size(), " words, not whole rows of ", want));
+    for (int32_t j = 0; j < m; ++j) {
+      const int32_t r = mk.row_of_sample[static_cast<size_t>(j)];
+      if (r < -1 || r >= rows) return bad(str_cat("sample ", j, " names token mask row ", r, " of ", rows));
+    }
+  }
   return Status::ok();
 }
 

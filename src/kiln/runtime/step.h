@@ -6,12 +6,28 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/runtime/sampling.h"
 
 namespace kiln::runtime {
+
+// Structured generation: the packed token bitmasks of a step's constrained samples. Token t of a
+// mask row is allowed when bit t % 32 of word t / 32 is set; bits at or past the vocabulary are
+// ignored. A constrained sample never yields a disallowed token (ops/sample.h).
+struct TokenMasks {
+  int32_t words_per_row = 0;           // (vocab_size + 31) / 32
+  std::vector<int32_t> row_of_sample;  // [num_samples]: the sample's mask row, -1 unconstrained
+  std::vector<uint32_t> words;         // [mask rows * words_per_row], sized before the step starts
+  // The rows may still be being computed when the step starts: only sampling needs them, so the
+  // producer fills them while the forward pass runs. When set, the engine calls it once, after
+  // the forward pass and before sampling, and reads `words` only after it returns; an error
+  // fails the step. The producer must not touch `words` after it returned.
+  std::function<Status()> wait;
+};
 
 struct StepPlan {
   // Per token, all sequences' new tokens back to back: [num_tokens].
@@ -40,6 +56,8 @@ struct StepPlan {
   std::vector<int32_t> history_start;
   std::vector<int32_t> history_tokens;
   std::vector<int32_t> prompt_len;         // [num_samples]
+  // Token masks of constrained samples; null when no sample is constrained.
+  std::shared_ptr<TokenMasks> masks;
 
   // Return the f32 logits of every token of the step (for `kiln generate --logits-out` and
   // fidelity tests). Costly; off when serving.

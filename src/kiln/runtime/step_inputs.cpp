@@ -35,6 +35,11 @@ void step_slots(const StepPlan& plan, int32_t block_size, int32_t* slots) {
   }
 }
 
+Status await_step_masks(const StepPlan& plan) {
+  if (plan.masks == nullptr || !plan.masks->wait) return Status::ok();
+  return plan.masks->wait();
+}
+
 ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t>* positions) {
   positions->resize(static_cast<size_t>(plan.num_samples()));
   for (int32_t j = 0; j < plan.num_samples(); ++j)
@@ -45,6 +50,11 @@ ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t
   batch.history_start = plan.history_start;
   batch.history_tokens = plan.history_tokens;
   batch.prompt_len = plan.prompt_len;
+  if (plan.masks != nullptr) {
+    batch.mask_row = plan.masks->row_of_sample;
+    batch.mask_words = plan.masks->words;
+    batch.mask_words_per_row = plan.masks->words_per_row;
+  }
   return batch;
 }
 

@@ -29,8 +29,14 @@ inline int32_t sample_row(const StepPlan& plan, int32_t j) {
   return plan.query_start[static_cast<size_t>(plan.sample_seqs[static_cast<size_t>(j)]) + 1] - 1;
 }
 
-// The sampling batch of a plan's samples. `positions` receives the position each sampled token
-// will take (its sequence's kv_len) and must outlive the batch.
+// Waits for the plan's token masks (TokenMasks::wait), if any are still being computed. Engines
+// call it after launching the forward pass and before step_sampling_batch, so the masks are
+// computed while the forward runs.
+Status await_step_masks(const StepPlan& plan);
+
+// The sampling batch of a plan's samples (token masks included: await them first). `positions`
+// receives the position each sampled token will take (its sequence's kv_len) and must outlive
+// the batch.
 ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t>* positions);
 
 }  // namespace kiln::runtime

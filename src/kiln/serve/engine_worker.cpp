@@ -56,7 +56,8 @@ EngineWorker::EngineWorker(std::unique_ptr<runtime::Engine> engine, std::unique_
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : &SystemClock::instance()),
       seed_base_(random_seed_base()),
-      kv_total_(scheduler_->kv().num_blocks()) {
+      kv_total_(scheduler_->kv().num_blocks()),
+      masker_(options_.mask_threads) {
   publish_counters();
 }
 
@@ -198,13 +199,17 @@ void EngineWorker::run_step() {
     return;
   }
   publish_counters();  // the batch in flight counts as running while the engine computes it
-  const runtime::StepPlan plan = scheduler_->build_plan(out);
+  runtime::StepPlan plan = scheduler_->build_plan(out);
+  // Constrained samples' masks are filled while the forward pass runs; the engine waits for them
+  // only before sampling.
+  masker_.start(out, engine_->config().vocab_size, &plan);
   Result<runtime::StepResult> result = internal_error("engine step did not run");
   try {
     result = engine_->step(plan);
   } catch (const std::exception& e) {
     result = internal_error(str_cat("engine step threw: ", e.what()));
   }
+  masker_.finish();  // also when the step failed before it waited: the constraints are ours again
   std::vector<RequestEvents> events;
   if (result.is_ok()) {
     auto applied = scheduler_->apply_result(out, *result);

@@ -17,6 +17,7 @@
 #include "kiln/runtime/engine.h"
 #include "kiln/serve/request.h"
 #include "kiln/serve/scheduler.h"
+#include "kiln/serve/step_masker.h"
 #include "kiln/serve/token_stream.h"
 
 namespace kiln::serve {
@@ -31,6 +32,9 @@ struct EngineWorkerOptions {
   int32_t max_queue = 256;  // requests waiting for their first step; past it submit refuses
   double request_timeout_seconds = 0.0;  // 0 = none; a request can override it
   const Clock* clock = nullptr;          // nullptr = the system clock
+  // Threads that compute constrained requests' token masks while the forward pass runs; 0 = half
+  // the hardware threads, at most 4. They start with the first constrained step.
+  int mask_threads = 0;
 };
 
 // What submit answers. On a full queue the status is kUnavailable and retry_after_seconds says
@@ -84,6 +88,8 @@ class EngineWorker {
   // The longest context a request may reach (prompt + generated tokens).
   int64_t max_len() const { return scheduler_->max_len(); }
   const model::ModelConfig& model_config() const { return engine_->config(); }
+  // The ids that end a sequence (the model's EOS ids, resolved at start). Any thread.
+  const std::vector<int32_t>& eos_token_ids() const { return options_.scheduler.eos_token_ids; }
 
  private:
   struct Pending {
@@ -129,6 +135,7 @@ class EngineWorker {
 
   // Engine thread only.
   std::unordered_map<uint64_t, Live> live_;
+  StepMasker masker_;
 
   // Published by the engine thread after every step.
   std::atomic<int64_t> running_{0}, waiting_{0}, waiting_requests_{0}, steps_{0}, failed_steps_{0},

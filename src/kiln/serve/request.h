@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include "kiln/core/clock.h"
 #include "kiln/runtime/sampling.h"
+#include "kiln/serve/token_constraint.h"
 
 namespace kiln::serve {
 
@@ -25,6 +27,9 @@ struct Request {
   std::vector<int32_t> stop_token_ids;
   int32_t priority = 0;            // lower is served first; FCFS within a priority
   std::optional<double> timeout_seconds;  // overrides the worker's request_timeout
+  // Structured generation: every choice's output is constrained (null: free). A choice whose
+  // constraint completes finishes with kStop; one whose constraint allows no token fails.
+  std::shared_ptr<const ConstraintFactory> constraint;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

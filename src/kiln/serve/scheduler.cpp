@@ -5,6 +5,7 @@
 #include <span>
 
 #include "kiln/core/str.h"
+#include "kiln/runtime/ops/sample.h"
 
 namespace kiln::serve {
 namespace {
@@ -116,6 +117,7 @@ Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t see
     s.prompt_len = static_cast<int32_t>(prompt_len);
     s.sampling = request.sampling;
     s.sampling.seed = seed_for_choice(seed, c);
+    if (request.constraint != nullptr) s.constraint = request.constraint->make();
     s.state = c == 0 ? SequenceState::kWaiting : SequenceState::kAwaitingFork;
   }
   r->max_tokens = request.max_tokens;
@@ -325,6 +327,7 @@ void Scheduler::end_sequence(Sequence* s, FinishReason reason, RequestEvents* ev
 void Scheduler::maybe_complete(RequestState* r, RequestEvents* ev) {
   if (r->unfinished > 0) return;
   ev->done = true;
+  if (!r->error.is_ok() && ev->error.is_ok()) ev->error = r->error;
   ev->usage.prompt_tokens = r->seqs[0].prompt_len;
   for (const Sequence& s : r->seqs) ev->usage.completion_tokens += std::max(s.num_generated(), 0);
   ev->usage.cached_prompt_tokens = r->cached_prompt_tokens;
@@ -342,7 +345,13 @@ Result<std::vector<RequestEvents>> Scheduler::apply_result(const SchedulerOutput
     return internal_error(str_cat("engine returned ", result.samples.size(), " samples for a step that samples ",
                                   num_samples, " sequences"));
   }
-  for (const runtime::SampledToken& st : result.samples) {
+  size_t j = 0;
+  for (const ScheduledSequence& e : out.seqs) {
+    if (!e.samples) continue;
+    const runtime::SampledToken& st = result.samples[j++];
+    // A constrained sample may come back without a token (its mask allowed none): that
+    // sequence fails below, the step stands.
+    if (st.token == runtime::ops::kNoAllowedToken && e.seq->constraint != nullptr) continue;
     if (st.token < 0 || st.token >= options_.vocab_size) {
       return internal_error(str_cat("engine sampled token id ", st.token, ", outside the vocabulary (size ",
                                     options_.vocab_size, ")"));
@@ -369,9 +378,29 @@ Result<std::vector<RequestEvents>> Scheduler::apply_result(const SchedulerOutput
     register_full_blocks(s);
     if (st == nullptr) continue;
     if (s->choice == 0 && !r->forked) fork_choices(r);
+    if (s->constraint != nullptr &&
+        (st->token == runtime::ops::kNoAllowedToken || !s->constraint->accept(st->token))) {
+      if (r->error.is_ok()) {
+        r->error = failed_precondition(str_cat(
+            "the output of choice ", s->choice, " cannot continue under its response format after ", s->num_generated(),
+            " tokens: ", st->token == runtime::ops::kNoAllowedToken
+                             ? "no token of the model's vocabulary is allowed"
+                             : str_cat("the sampler returned token ", st->token, ", which is not allowed")));
+      }
+      end_sequence(s, FinishReason::kError, &ev);
+      continue;
+    }
     s->tokens.push_back(st->token);
-    const FinishReason f = finish_after_token(*s, st->token, stop_rules(*r));
-    ev.tokens.push_back({s->choice, *st, f == FinishReason::kStop});
+    FinishReason f = finish_after_token(*s, st->token, stop_rules(*r));
+    bool stop_token = f == FinishReason::kStop;
+    if (s->constraint != nullptr && s->constraint->complete() && f != FinishReason::kStop) {
+      // The output is whole: it ends here whatever the length limits say. The token is text
+      // unless it is an end-of-sequence id the grammar accepted as its end (with ignore_eos).
+      f = FinishReason::kStop;
+      stop_token = std::find(options_.eos_token_ids.begin(), options_.eos_token_ids.end(), st->token) !=
+                   options_.eos_token_ids.end();
+    }
+    ev.tokens.push_back({s->choice, *st, stop_token});
     if (f != FinishReason::kNone) end_sequence(s, f, &ev);
   }
   for (RequestEvents& ev : events) {

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "kiln/core/status.h"
 #include "kiln/runtime/sampling.h"
 #include "kiln/serve/request.h"
 
@@ -35,6 +37,9 @@ struct Sequence {
   int32_t num_registered_blocks = 0;   // leading blocks already offered to the prefix cache
 
   runtime::SamplingParams sampling;  // with this choice's seed
+  // Structured generation (null: free). Advanced only by sampled tokens, so a preempted
+  // sequence's recompute never feeds it again.
+  std::unique_ptr<TokenConstraint> constraint;
   SequenceState state = SequenceState::kWaiting;
   FinishReason finish = FinishReason::kNone;
 
@@ -53,6 +58,7 @@ struct RequestState {
   int32_t cached_prompt_tokens = 0;
   int32_t unfinished = 0;
   int64_t steps = 0;              // steps that computed tokens of it
+  Status error;                   // a choice failed (its constraint allowed no token)
 };
 
 }  // namespace kiln::serve

@@ -107,7 +107,28 @@ TEST(OpenAiRequest, EveryBadChatFieldIsNamed) {
       {R"(,"user":5)", "user", "invalid_type"},
       {R"(,"ignore_eos":1)", "ignore_eos", "invalid_type"},
       {R"(,"chat_template_kwargs":[1])", "chat_template_kwargs", "invalid_type"},
-      {R"(,"response_format":{"type":"json_object"})", "response_format", "unsupported_value"},
+      {R"(,"response_format":"json")", "response_format", "invalid_type"},
+      {R"(,"response_format":{})", "response_format.type", "missing_required_parameter"},
+      {R"(,"response_format":{"type":"xml"})", "response_format.type", "invalid_value"},
+      {R"(,"response_format":{"type":"json_schema"})", "response_format.json_schema", "missing_required_parameter"},
+      {R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{}}})", "response_format.json_schema.name",
+       "missing_required_parameter"},
+      {R"(,"response_format":{"type":"json_schema","json_schema":{"name":"a b","schema":{}}})",
+       "response_format.json_schema.name", "invalid_value"},
+      {R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":5}})",
+       "response_format.json_schema.schema", "invalid_type"},
+      {R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","strict":"yes"}})",
+       "response_format.json_schema.strict", "invalid_type"},
+      {R"(,"structured_outputs":[])", "structured_outputs", "invalid_type"},
+      {R"(,"structured_outputs":{})", "structured_outputs", "invalid_value"},
+      {R"(,"structured_outputs":{"regex":"a","choice":["b"]})", "structured_outputs.choice", "invalid_value"},
+      {R"(,"structured_outputs":{"choice":[]})", "structured_outputs.choice", "invalid_value"},
+      {R"(,"structured_outputs":{"choice":["a",1]})", "structured_outputs.choice", "invalid_type"},
+      {R"(,"structured_outputs":{"regex":5})", "structured_outputs.regex", "invalid_type"},
+      {R"(,"structured_outputs":{"whitespace_pattern":" "})", "structured_outputs.whitespace_pattern", "unsupported_value"},
+      {R"(,"grammar":5)", "grammar", "invalid_type"},
+      {R"(,"json_schema":"{}")", "json_schema", "invalid_type"},
+      {R"(,"response_format":{"type":"json_object"},"grammar":"root ::= \"a\"")", "grammar", "invalid_value"},
       {R"(,"tool_choice":"required")", "tool_choice", "unsupported_value"},
   };
   for (const auto& c : cases) {
@@ -203,6 +224,63 @@ TEST(OpenAiRequest, CompletionBudgetAppliesTheDefaultWithinTheContext) {
   // A prompt that fills the context leaves no room, default or not.
   EXPECT_EQ(completion_budget(1000, 1000, std::nullopt, 16), std::nullopt);
   EXPECT_EQ(completion_budget(1200, 1000, std::nullopt, 0), std::nullopt);
+}
+
+TEST(OpenAiRequest, StructuredOutputs) {
+  using Kind = grammar::GrammarSpec::Kind;
+  auto parse = [](const std::string& extra) {
+    ChatRequest r;
+    auto e = parse_chat_request(chat(extra), &r);
+    EXPECT_FALSE(e.has_value()) << extra << " -> " << (e ? e->message : "");
+    return r.params.structured;
+  };
+  EXPECT_FALSE(parse("").has_value());
+  EXPECT_FALSE(parse(R"(,"response_format":{"type":"text"})").has_value());
+  auto o = parse(R"(,"response_format":{"type":"json_object"})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.kind, Kind::kJsonObject);
+  // The schema reaches grammar/ as JSON text, its keys in the client's order; strict changes the
+  // default of additionalProperties.
+  o = parse(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"Person_1-a","strict":true,)"
+            R"("schema":{"type":"object","properties":{"z":{"type":"string"},"a":{"type":"integer"}}}}})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.kind, Kind::kJsonSchema);
+  EXPECT_EQ(o->spec.text, R"({"type":"object","properties":{"z":{"type":"string"},"a":{"type":"integer"}}})");
+  EXPECT_FALSE(o->spec.json.default_additional_properties);
+  EXPECT_EQ(o->param, "response_format.json_schema.schema");
+  o = parse(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_TRUE(o->spec.json.default_additional_properties);
+  o = parse(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x"}})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.text, "{}");
+  o = parse(R"(,"structured_outputs":{"choice":["yes","no"]})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.kind, Kind::kChoice);
+  EXPECT_EQ(o->spec.choices, (std::vector<std::string>{"yes", "no"}));
+  o = parse(R"(,"structured_outputs":{"regex":"[0-9]{3}","grammar":null})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.kind, Kind::kRegex);
+  EXPECT_EQ(o->spec.text, "[0-9]{3}");
+  o = parse(R"(,"structured_outputs":{"json":"{\"type\":\"integer\"}"})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.text, R"({"type":"integer"})");
+  o = parse(R"(,"grammar":"root ::= \"a\"")");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->spec.kind, Kind::kGrammarText);
+  o = parse(R"(,"json_schema":{"type":"string","maxLength":3})");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->param, "json_schema");
+  // Completions take the same fields.
+  CompletionRequest c;
+  EXPECT_FALSE(parse_completion_request(R"({"model":"m","prompt":"x","response_format":{"type":"json_object"}})", &c));
+  ASSERT_TRUE(c.params.structured.has_value());
+  EXPECT_EQ(c.params.structured->spec.kind, Kind::kJsonObject);
+  EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","structured_outputs":{"regex":1}})").param,
+            "structured_outputs.regex");
+  const std::string long_name(kMaxSchemaNameLength + 1, 'a');
+  EXPECT_EQ(chat_error(chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":")" + long_name + R"("}})")).param,
+            "response_format.json_schema.name");
 }
 
 }  // namespace

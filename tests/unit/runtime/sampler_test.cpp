@@ -46,7 +46,7 @@ class SamplerTest : public ::testing::Test {
                                 std::vector<int32_t> positions, std::vector<int32_t> hist_start = {},
                                 std::vector<int32_t> hist = {}, std::vector<int32_t> prompt_len = {}) {
     const int64_t m = static_cast<int64_t>(params.size());
-    ops::SamplingBatch b{params, positions, hist_start, hist, prompt_len};
+    ops::SamplingBatch b{params, positions, hist_start, hist, prompt_len, {}, {}, 0};
     std::vector<SampledToken> out;
     Status st = ops::sample(ctx_, testing::host_f32(logits, {m, vocab}), b, &out);
     EXPECT_TRUE(st.is_ok()) << st.to_string();
@@ -126,7 +126,7 @@ TEST_F(SamplerTest, EveryInstructionSetDrawsTheSameTokens) {
     row[r % vocab] = -INFINITY;
     if (r % 4 == 1) row[(r * 7) % vocab] = NAN;
   }
-  ops::SamplingBatch b{params, positions, {}, {}, {}};
+  ops::SamplingBatch b{params, positions, {}, {}, {}, {}, {}, 0};
   const Tensor t = testing::host_f32(logits, {m, vocab});
   std::vector<SampledToken> want;
   ASSERT_TRUE(cpu::sample(ctx_, t, b, &want, cpu::CpuIsa::kScalar).is_ok());
@@ -310,7 +310,7 @@ TEST_F(SamplerTest, RejectsBadParameters) {
   auto check = [&](SamplingParams p, const char* field) {
     std::vector<SamplingParams> ps = {p};
     std::vector<int32_t> pos = {0};
-    ops::SamplingBatch b{ps, pos, {}, {}, {}};
+    ops::SamplingBatch b{ps, pos, {}, {}, {}, {}, {}, 0};
     Status st = ops::sample(ctx_, testing::host_f32(l, {1, 2}), b, &out);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << field;
     EXPECT_NE(st.message().find(field), std::string::npos) << st.message();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <thread>
 
@@ -311,6 +312,181 @@ TEST(EngineWorker, StopEndsEverythingWithUnavailable) {
   Collected c = collect(r.stream);
   EXPECT_EQ(c.last.error.code(), StatusCode::kUnavailable);
   EXPECT_EQ(s.worker->submit(make_request("y", 4, 2)).status.code(), StatusCode::kUnavailable);
+}
+
+
+// Structured generation with hand-made masks: output token k must be one of allowed[k]; the
+// output is complete after allowed.size() tokens. It counts what it is fed, so a recompute that
+// fed it again would show.
+class ListConstraint final : public TokenConstraint {
+ public:
+  explicit ListConstraint(std::shared_ptr<const std::vector<std::vector<int32_t>>> allowed)
+      : allowed_(std::move(allowed)) {}
+  void fill_mask(std::span<uint32_t> words) override {
+    std::fill(words.begin(), words.end(), 0u);
+    if (pos_ >= allowed_->size()) return;
+    for (int32_t t : (*allowed_)[pos_]) words[static_cast<size_t>(t) / 32] |= 1u << (t % 32);
+  }
+  bool accept(int32_t token) override {
+    if (pos_ >= allowed_->size()) return false;
+    const auto& a = (*allowed_)[pos_];
+    if (std::find(a.begin(), a.end(), token) == a.end()) return false;
+    ++pos_;
+    return true;
+  }
+  bool complete() const override { return pos_ == allowed_->size(); }
+
+ private:
+  std::shared_ptr<const std::vector<std::vector<int32_t>>> allowed_;
+  size_t pos_ = 0;
+};
+
+class ListFactory final : public ConstraintFactory {
+ public:
+  explicit ListFactory(std::vector<std::vector<int32_t>> allowed)
+      : allowed_(std::make_shared<const std::vector<std::vector<int32_t>>>(std::move(allowed))) {}
+  std::unique_ptr<TokenConstraint> make() const override { return std::make_unique<ListConstraint>(allowed_); }
+  const std::vector<std::vector<int32_t>>& allowed() const { return *allowed_; }
+
+ private:
+  std::shared_ptr<const std::vector<std::vector<int32_t>>> allowed_;
+};
+
+// `length` steps, each allowing a few ids spread over the vocabulary (never the EOS id 2).
+std::shared_ptr<ListFactory> list_factory(int length, int per_step = 3) {
+  std::vector<std::vector<int32_t>> allowed;
+  for (int k = 0; k < length; ++k) {
+    std::vector<int32_t> a;
+    for (int j = 0; j < per_step; ++j) a.push_back(100 + (k * 37 + j * 211) % 800);
+    allowed.push_back(std::move(a));
+  }
+  return std::make_shared<ListFactory>(std::move(allowed));
+}
+
+void expect_follows(const std::vector<int32_t>& tokens, const ListFactory& f) {
+  ASSERT_EQ(tokens.size(), f.allowed().size());
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    const auto& a = f.allowed()[k];
+    EXPECT_NE(std::find(a.begin(), a.end(), tokens[k]), a.end()) << "token " << k << " = " << tokens[k];
+  }
+}
+
+TEST(EngineWorkerConstrained, EveryChoiceFollowsItsConstraintAndStopsWhenComplete) {
+  auto s = start_worker(EngineWorkerOptions{});
+  auto f = list_factory(9);
+  Request r = make_request("json", 6, 100, /*n=*/3);
+  r.sampling.temperature = 1.0f;  // the choices draw differently, each under its own constraint
+  r.constraint = f;
+  Request free_one = make_request("free", 5, 12);
+  SubmitResult a = s.worker->submit(r), b = s.worker->submit(free_one);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Collected c = collect(a.stream), d = collect(b.stream);
+  EXPECT_TRUE(c.last.error.is_ok()) << c.last.error.to_string();
+  for (int i = 0; i < 3; ++i) {
+    expect_follows(c.tokens[static_cast<size_t>(i)], *f);
+    EXPECT_EQ(c.finish[static_cast<size_t>(i)], FinishReason::kStop);
+  }
+  EXPECT_EQ(d.tokens[0], reference_tokens("free", 5, 12));  // unconstrained neighbours are untouched
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+}
+
+TEST(EngineWorkerConstrained, LengthLimitStillApplies) {
+  auto s = start_worker(EngineWorkerOptions{});
+  auto f = list_factory(9);
+  Request r = make_request("short", 6, 4);
+  r.constraint = f;
+  Collected c = collect(s.worker->submit(r).stream);
+  EXPECT_EQ(c.tokens[0].size(), 4u);
+  EXPECT_EQ(c.finish[0], FinishReason::kLength);
+}
+
+TEST(EngineWorkerConstrained, AMaskThatAllowsNothingFailsThatRequestOnly) {
+  auto s = start_worker(EngineWorkerOptions{});
+  std::vector<std::vector<int32_t>> allowed = {{150}, {151}, {}, {153}};
+  auto f = std::make_shared<ListFactory>(allowed);
+  Request bad = make_request("bad", 6, 100, /*n=*/2);
+  bad.constraint = f;
+  SubmitResult a = s.worker->submit(bad), b = s.worker->submit(make_request("good", 5, 12));
+  Collected c = collect(a.stream), d = collect(b.stream);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(c.last.error.message().find("no token"), std::string::npos) << c.last.error.message();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(c.tokens[static_cast<size_t>(i)], (std::vector<int32_t>{150, 151}));
+    EXPECT_EQ(c.finish[static_cast<size_t>(i)], FinishReason::kError);
+  }
+  EXPECT_TRUE(d.last.error.is_ok());
+  EXPECT_EQ(d.tokens[0], reference_tokens("good", 5, 12));
+  EXPECT_EQ(s.worker->counters().failed_steps, 0);
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+}
+
+TEST(EngineWorkerConstrained, CancelFreesConstrainedSequences) {
+  FakeEngine::Options eo;
+  eo.max_model_len = 100000;
+  eo.num_blocks = 1024;
+  auto s = start_worker(EngineWorkerOptions{}, eo, [](FakeEngine& e) { e.on_step = [] { std::this_thread::sleep_for(1ms); }; });
+  Request r = make_request("long", 8, 50000, /*n=*/2);
+  r.constraint = list_factory(40000);
+  SubmitResult a = s.worker->submit(r);
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().running == 2; }));
+  a.stream->cancel();
+  Collected c = collect(a.stream);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kCancelled);
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+}
+
+TEST(EngineWorkerConstrained, PreemptionDoesNotFeedTheConstraintAgain) {
+  // A pool so small that the choices preempt each other while they grow.
+  FakeEngine::Options eo;
+  eo.num_blocks = 12;
+  eo.block_size = 4;
+  auto s = start_worker(EngineWorkerOptions{}, eo);
+  auto f = list_factory(14);
+  Request r = make_request("tight", 6, 100, /*n=*/3);
+  r.sampling.temperature = 1.0f;
+  r.constraint = f;
+  Collected c = collect(s.worker->submit(r).stream);
+  EXPECT_TRUE(c.last.error.is_ok()) << c.last.error.to_string();
+  for (int i = 0; i < 3; ++i) {
+    expect_follows(c.tokens[static_cast<size_t>(i)], *f);
+    EXPECT_EQ(c.finish[static_cast<size_t>(i)], FinishReason::kStop);
+  }
+  EXPECT_GT(s.worker->counters().preemptions, 0);
+  EXPECT_TRUE(eventually([&] { return s.worker->counters().kv_blocks_used == 0; }));
+}
+
+TEST(EngineWorkerConstrained, MasksOverlapTheStepAndAreAwaitedBeforeSampling) {
+  // Slow masks: the step starts before they are done, and the engine reads them only after
+  // waiting; every token still follows the constraint.
+  class SlowFactory final : public ConstraintFactory {
+   public:
+    explicit SlowFactory(std::shared_ptr<ListFactory> f) : f_(std::move(f)) {}
+    std::unique_ptr<TokenConstraint> make() const override {
+      struct Slow final : TokenConstraint {
+        std::unique_ptr<TokenConstraint> inner;
+        void fill_mask(std::span<uint32_t> w) override {
+          std::this_thread::sleep_for(2ms);
+          inner->fill_mask(w);
+        }
+        bool accept(int32_t t) override { return inner->accept(t); }
+        bool complete() const override { return inner->complete(); }
+      };
+      auto s = std::make_unique<Slow>();
+      s->inner = f_->make();
+      return s;
+    }
+    std::shared_ptr<ListFactory> f_;
+  };
+  EngineWorkerOptions o;
+  o.mask_threads = 2;
+  auto s = start_worker(o);
+  auto f = list_factory(6);
+  Request r = make_request("slow", 6, 100, /*n=*/4);
+  r.sampling.temperature = 1.0f;
+  r.constraint = std::make_shared<SlowFactory>(f);
+  Collected c = collect(s.worker->submit(r).stream);
+  EXPECT_TRUE(c.last.error.is_ok()) << c.last.error.to_string();
+  for (int i = 0; i < 4; ++i) expect_follows(c.tokens[static_cast<size_t>(i)], *f);
 }
 
 }  // namespace

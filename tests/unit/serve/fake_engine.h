@@ -14,6 +14,8 @@
 
 #include "kiln/core/str.h"
 #include "kiln/runtime/engine.h"
+#include "kiln/runtime/ops/sample.h"
+#include "kiln/runtime/step_inputs.h"
 
 namespace kiln::serve::testing {
 
@@ -86,6 +88,7 @@ class FakeEngine final : public runtime::Engine {
     }
     runtime::StepResult result;
     result.vocab_size = o_.vocab_size;
+    KILN_RETURN_IF_ERROR(runtime::await_step_masks(plan));
     for (int32_t k = 0; k < plan.num_samples(); ++k) {
       const int32_t i = plan.sample_seqs[static_cast<size_t>(k)];
       const int32_t kv_len = plan.kv_len[static_cast<size_t>(i)];
@@ -100,6 +103,18 @@ class FakeEngine final : public runtime::Engine {
       const runtime::SamplingParams& p = plan.sampling[static_cast<size_t>(k)];
       runtime::SampledToken st;
       st.token = next_token ? next_token(context, p) : default_next(context, p, o_.vocab_size, o_.eos_token_ids);
+      // A token mask moves the token to the next allowed id (cyclically), as masking moves a
+      // sampler to the best allowed token.
+      if (plan.masks != nullptr && plan.masks->row_of_sample[static_cast<size_t>(k)] >= 0) {
+        const uint32_t* w = plan.masks->words.data() + static_cast<size_t>(plan.masks->row_of_sample[static_cast<size_t>(k)]) *
+                                                           static_cast<size_t>(plan.masks->words_per_row);
+        int32_t pick = runtime::ops::kNoAllowedToken;
+        for (int64_t d = 0; d < o_.vocab_size && pick < 0; ++d) {
+          const auto t = static_cast<int32_t>((st.token + d) % o_.vocab_size);
+          if ((w[t / 32] >> (t % 32)) & 1u) pick = t;
+        }
+        st.token = pick;
+      }
       st.logprob = -0.01f * static_cast<float>(st.token % 100);
       for (int32_t t = 0; t < p.num_logprobs; ++t) st.top.push_back({(st.token + t) % static_cast<int32_t>(o_.vocab_size), st.logprob - static_cast<float>(t)});
       result.samples.push_back(std::move(st));

@@ -7,6 +7,7 @@
 
 #if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/sample_cuda.h")
 #include "kiln/runtime/backend/cuda/sample_cuda.h"
+#include "kiln/runtime/backend/cuda/token_mask_cuda.h"
 #define KILN_HAVE_CUDA_OP 1
 #endif
 
@@ -31,6 +32,54 @@ Status check_sampling_params(const SamplingParams& p, int64_t vocab_size, const 
     return invalid_argument(str_cat(where, ": num_logprobs ", p.num_logprobs, " must be in [-1, ", vocab_size, "]"));
   return Status::ok();
 }
+
+namespace {
+
+bool mask_allows(std::span<const uint32_t> row, int32_t token) {
+  return ((row[static_cast<size_t>(token) / 32] >> (static_cast<uint32_t>(token) % 32)) & 1u) != 0;
+}
+
+Status check_masks(const SamplingBatch& batch, int64_t m, int64_t vocab) {
+  if (batch.mask_row.empty()) return Status::ok();
+  const int64_t wpr = (vocab + 31) / 32;
+  if (static_cast<int64_t>(batch.mask_row.size()) != m || batch.mask_words_per_row != wpr)
+    return invalid_argument(str_cat("sample: token masks for ", batch.mask_row.size(), " rows of ",
+                                    batch.mask_words_per_row, " words; want ", m, " rows of ", wpr));
+  const int64_t rows = static_cast<int64_t>(batch.mask_words.size()) / wpr;
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t r = batch.mask_row[static_cast<size_t>(i)];
+    if (r < -1 || r >= rows) return invalid_argument(str_cat("sample row ", i, ": token mask row ", r, " of ", rows));
+    if (r < 0) continue;
+    for (const auto& [token, bias] : batch.params[static_cast<size_t>(i)].logit_bias) {
+      // -inf + inf is NaN: an infinite positive bias would undo the mask.
+      if (bias == INFINITY) return invalid_argument(str_cat("sample row ", i, ": a masked row takes no +inf logit_bias"));
+    }
+  }
+  return Status::ok();
+}
+
+// What makes the guarantees of ops/sample.h hold whatever the backend did with a row whose
+// allowed logits are all -inf: the token, and the top logprobs, restricted to allowed tokens.
+void enforce_masks(const SamplingBatch& batch, int64_t vocab, std::vector<SampledToken>* out) {
+  const auto wpr = static_cast<size_t>(batch.mask_words_per_row);
+  for (size_t i = 0; i < out->size(); ++i) {
+    const int32_t r = batch.mask_row[i];
+    if (r < 0) continue;
+    const std::span<const uint32_t> row = batch.mask_words.subspan(static_cast<size_t>(r) * wpr, wpr);
+    SampledToken& t = (*out)[i];
+    std::erase_if(t.top, [&](const TokenLogprob& e) { return !mask_allows(row, e.token); });
+    if (t.token >= 0 && t.token < vocab && mask_allows(row, t.token)) continue;
+    int32_t first = kNoAllowedToken;
+    for (int32_t id = 0; id < vocab && first < 0; ++id) if (mask_allows(row, id)) first = id;
+    t.token = first;
+    if (first == kNoAllowedToken) {
+      t.logprob = 0.0f;
+      t.top.clear();
+    }
+  }
+}
+
+}  // namespace
 
 Status sample(const DeviceContext& ctx, const Tensor& logits, const SamplingBatch& batch,
               std::vector<SampledToken>* out) {
@@ -61,14 +110,21 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const SamplingBatc
       }
     }
   }
+  KILN_RETURN_IF_ERROR(check_masks(batch, m, vocab));
+  const bool masked = !batch.mask_row.empty();
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
-    return cuda::sample(ctx, logits, batch, out);
+    if (masked) KILN_RETURN_IF_ERROR(cuda::mask_logits(ctx, logits, batch));
+    KILN_RETURN_IF_ERROR(cuda::sample(ctx, logits, batch, out));
 #else
     return no_cuda_kernel("sample");
 #endif
+  } else {
+    if (masked) cpu::mask_logits(ctx, logits, batch);
+    KILN_RETURN_IF_ERROR(cpu::sample(ctx, logits, batch, out));
   }
-  return cpu::sample(ctx, logits, batch, out);
+  if (masked) enforce_masks(batch, vocab, out);
+  return Status::ok();
 }
 
 }  // namespace kiln::runtime::ops

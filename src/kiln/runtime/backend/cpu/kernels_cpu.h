@@ -30,5 +30,7 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
                        CpuIsa isa = cpu_isa());  // isa: tests compare them; every one gives the same bits
 Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
               std::vector<SampledToken>* out, CpuIsa isa = cpu_isa());  // isa: as paged_attention's
+// Sets the logits of the tokens each masked row's mask disallows to -inf, in place.
+void mask_logits(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch);
 
 }  // namespace kiln::runtime::cpu

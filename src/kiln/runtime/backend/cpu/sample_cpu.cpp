@@ -247,4 +247,25 @@ Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::Samplin
   return Status::ok();
 }
 
+void mask_logits(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch) {
+  const int64_t m = logits.dim(0), vocab = logits.dim(1);
+  const auto wpr = static_cast<int64_t>(batch.mask_words_per_row);
+  float* base = logits.data<float>();
+  parallel_for(ctx, m, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int32_t r = batch.mask_row[static_cast<size_t>(i)];
+      if (r < 0) continue;
+      const uint32_t* words = batch.mask_words.data() + static_cast<int64_t>(r) * wpr;
+      float* l = base + i * vocab;
+      for (int64_t w = 0; w < wpr; ++w) {
+        const uint32_t bits = words[w];
+        if (bits == ~0u) continue;  // most words of a permissive mask
+        const int64_t end = std::min<int64_t>(vocab, w * 32 + 32);
+        for (int64_t t = w * 32; t < end; ++t)
+          if (((bits >> (t - w * 32)) & 1u) == 0) l[t] = -INFINITY;
+      }
+    }
+  });
+}
+
 }  // namespace kiln::runtime::cpu

@@ -131,6 +131,11 @@ struct SampleLaunch {
 int sample_parts(int64_t m, bool draws);
 
 Status launch_sample(const SampleLaunch& args, Stream stream);
+
+// Token masks (token_mask.cu): sets logits[i, t] to -inf where row i's mask (mask_row[i] >= 0)
+// clears bit t of words[mask_row[i] * words_per_row ..]. logits: [m, vocab] on the device.
+Status launch_mask_logits(float* logits, const int32_t* mask_row, const uint32_t* words, int64_t m, int64_t vocab,
+                          int64_t words_per_row, Stream stream);
 // The kernels over slices (num_parts > 0) that launch_sample runs first (sample_parts.cu).
 Status launch_sample_parts(const SampleLaunch& args, Stream stream);
 

@@ -11,7 +11,7 @@
 
 namespace kiln::runtime::cuda {
 
-enum class ScratchSlot { kAttentionPartials, kSampleWork, kSampleInputs, kSampleResults, kCount };
+enum class ScratchSlot { kAttentionPartials, kSampleWork, kSampleInputs, kSampleResults, kTokenMasks, kCount };
 
 // At least `bytes` of device memory on `device` for `slot`, valid until the next call for the
 // same slot on this thread with a larger size.
