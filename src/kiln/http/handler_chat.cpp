@@ -17,6 +17,34 @@ void respond_model_error(const ExchangePtr& ex, const Status& s) {
   ex->respond_error(e);
 }
 
+bool has_kwarg(const ChatRequest& req, std::string_view name) {
+  for (const auto& [k, v] : req.template_kwargs) {
+    if (k == name) return true;
+  }
+  return false;
+}
+
+// reasoning_effort reaches the template under the names templates read: gpt-oss reads
+// `reasoning_effort`; Qwen3-style templates read `enable_thinking`, which "none" turns off.
+// chat_template_kwargs, when they set either, win.
+void apply_reasoning_effort(ChatRequest& req) {
+  if (req.reasoning_effort.empty()) return;
+  if (!has_kwarg(req, "reasoning_effort")) req.template_kwargs.emplace_back("reasoning_effort", text::jinja::Value(req.reasoning_effort));
+  if (req.reasoning_effort == "none" && !has_kwarg(req, "enable_thinking")) {
+    req.template_kwargs.emplace_back("enable_thinking", text::jinja::Value(false));
+  }
+}
+
+// Whether the prompt leaves a <think> block open for the model (templates that open it
+// themselves, like DeepSeek-R1's): the parser then starts inside the reasoning.
+bool reasoning_open(const std::string& prompt, const std::string& parser) {
+  if (parser != "think") return false;
+  const size_t open = prompt.rfind("<think>");
+  if (open == std::string::npos) return false;
+  const size_t close = prompt.rfind("</think>");
+  return close == std::string::npos || close < open;
+}
+
 void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease) {
   const text::ChatTemplate* tmpl = lease.chat_template();
   if (tmpl == nullptr) {
@@ -30,6 +58,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   in.messages = req.messages;
   in.tools = req.tools;
   in.add_generation_prompt = req.add_generation_prompt;
+  apply_reasoning_effort(req);
   in.kwargs = req.template_kwargs;
   bool raised = false;
   auto rendered = tmpl->render(in, &raised);
@@ -42,6 +71,20 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return ex->respond_error(e);
   }
+  const text::DetectedFormats& formats = lease.output_formats();
+  if (req.tool.offered() && formats.tool_parser.empty()) {
+    // A template that renders the same prompt with and without tools cannot show them to the
+    // model; with no parser for its calls either, tools would be dropped without a word.
+    text::ChatTemplateInput plain = in;
+    plain.tools = text::jinja::Value(nullptr);
+    auto without = tmpl->render(plain);
+    if (without.is_ok() && *without == *rendered) {
+      return ex->respond_error(invalid_param(
+          "tools", str_cat("the model `", lease.id(), "` cannot use tools: its chat template does not show them to the "
+                           "model and kiln knows no tool-call format for it (set tool_parser for this model if it has one)."),
+          "tools_unsupported"));
+    }
+  }
   auto ids = tokenize_prompt(lease, *rendered, /*add_special_tokens=*/false, /*chat=*/true);
   if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
   GenerationPlan plan;
@@ -51,6 +94,17 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   plan.params = std::move(req.params);
   plan.prompts.push_back(std::move(ids).value());
   plan.meta.id = make_completion_id("chatcmpl-");
+  const bool parse_tools = req.tool.offered() && !formats.tool_parser.empty();
+  if (parse_tools || !formats.reasoning_parser.empty()) {
+    text::OutputParserOptions po;
+    po.tool_parser = formats.tool_parser;
+    po.reasoning_parser = formats.reasoning_parser;
+    po.tools_offered = parse_tools;
+    po.reasoning_open_at_start = reasoning_open(*rendered, formats.reasoning_parser);
+    plan.parser = po;
+  }
+  plan.parallel_tool_calls = req.tool.parallel_tool_calls;
+  plan.tool_constraint = tool_constraint(req.tool, formats.tool_parser);
   run_generation(ctx, ex, std::move(plan));
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kiln/http/errors.h"
+#include "kiln/http/tool_request.h"
 #include "kiln/text/jinja/value.h"
 
 namespace kiln::http {
@@ -51,7 +52,9 @@ struct GenerationParams {
 struct ChatRequest {
   GenerationParams params;
   text::jinja::Value messages;  // list of message dicts as templates expect them
-  text::jinja::Value tools;     // list of tool dicts, or None
+  text::jinja::Value tools;     // list of tool dicts, or None (also when tool_choice is none)
+  ToolRequest tool;
+  std::string reasoning_effort;  // empty: not given
   bool add_generation_prompt = true;
   std::vector<std::pair<std::string, text::jinja::Value>> template_kwargs;
 };

@@ -18,6 +18,7 @@
 #include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
 #include "kiln/text/chat_template.h"
+#include "kiln/text/output_parser.h"
 #include "kiln/text/tokenizer.h"
 
 namespace kiln::pool {
@@ -36,6 +37,7 @@ struct LoadedModel {
   int64_t created = 0;                  // unix seconds, for /v1/models
   std::string owned_by = "kiln";
   std::string description;              // e.g. that the weights are random
+  text::DetectedFormats output_formats;  // tool and reasoning parsers; empty names: none
 };
 
 // Keeps its model loaded while a request uses it. Cheap to copy.
@@ -57,6 +59,7 @@ class ModelLease {
   const model::ModelConfig& config() const { return model_->config; }
   const model::GenerationConfig& generation() const { return model_->generation; }
   int64_t max_model_len() const { return model_->max_model_len; }
+  const text::DetectedFormats& output_formats() const { return model_->output_formats; }
   explicit operator bool() const { return model_ != nullptr; }
 
  private:

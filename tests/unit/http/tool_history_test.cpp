@@ -1,0 +1,71 @@
+// Tool-calling history renders with every chat template of tests/fixtures/templates: an assistant
+// turn with tool_calls and content null, a tool result with tool_call_id, content given as text
+// parts. Each request goes through parse_chat_request, the path the server takes.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "kiln/http/openai_request.h"
+#include "kiln/text/chat_template.h"
+
+namespace kiln::http {
+namespace {
+
+namespace fs = std::filesystem;
+namespace jinja = text::jinja;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Mistral's templates require 9-character alphanumeric call ids.
+const char* kBody = R"({"model": "m", "messages": [
+  {"role": "user", "content": [{"type": "text", "text": "What is the weather in Paris?"}]},
+  {"role": "assistant", "content": null, "tool_calls": [
+    {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+  {"role": "tool", "tool_call_id": "call00001", "content": [{"type": "text", "text": "sunny"}]},
+  {"role": "assistant", "content": "It is sunny."},
+  {"role": "user", "content": "And tomorrow?"}],
+  "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]})";
+
+TEST(ToolHistory, RendersWithEveryTemplateFixture) {
+  ChatRequest req;
+  ASSERT_FALSE(parse_chat_request(kBody, &req).has_value());
+  const fs::path dir = fs::path(KILN_SOURCE_DIR) / "tests" / "fixtures" / "templates";
+  int rendered = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    nlohmann::json fx = nlohmann::json::parse(slurp(entry.path()), nullptr, false);
+    if (!fx.is_object() || !fx.contains("template")) continue;
+    std::vector<std::pair<std::string, jinja::Value>> special;
+    for (auto it = fx["special_tokens"].begin(); it != fx["special_tokens"].end(); ++it) {
+      special.emplace_back(it.key(), jinja::Value(it.value().get<std::string>()));
+    }
+    const std::string name = fx["template"].get<std::string>();
+    auto tmpl = text::ChatTemplate::from_source(slurp(dir / name), special);
+    ASSERT_TRUE(tmpl.is_ok()) << name << ": " << tmpl.status().message();
+    text::ChatTemplateInput in;
+    in.messages = req.messages;
+    in.tools = req.tools;
+    in.add_generation_prompt = true;
+    in.now = [] { return std::time_t{1700000000}; };
+    bool raised = false;
+    auto out = tmpl->render(in, &raised);
+    EXPECT_TRUE(out.is_ok()) << name << (raised ? " raised: " : " failed: ") << out.status().message();
+    if (out.is_ok()) {
+      EXPECT_NE(out->find("sunny"), std::string::npos) << name << " lost the tool result:\n" << *out;
+      ++rendered;
+    }
+  }
+  EXPECT_GT(rendered, 50);
+}
+
+}  // namespace
+}  // namespace kiln::http
