@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "kiln/core/str.h"
+#include "kiln/http/chat_prompt.h"
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/model_acquire.h"
@@ -54,14 +55,10 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
                          "); use /v1/completions with a prompt instead."),
         "chat_template_missing"));
   }
-  text::ChatTemplateInput in;
-  in.messages = req.messages;
-  in.tools = req.tools;
-  in.add_generation_prompt = req.add_generation_prompt;
   apply_reasoning_effort(req);
-  in.kwargs = req.template_kwargs;
+  text::ChatTemplateInput in = chat_template_input(req);
   bool raised = false;
-  auto rendered = tmpl->render(in, &raised);
+  auto rendered = render_chat_prompt(*tmpl, req, &in, &raised);
   if (!rendered.is_ok()) {
     // raise_exception(msg) is the template refusing this conversation: its message goes back as is.
     std::string msg = raised ? rendered.status().message()

@@ -52,6 +52,9 @@ struct GenerationParams {
 struct ChatRequest {
   GenerationParams params;
   text::jinja::Value messages;  // list of message dicts as templates expect them
+  // With tool calls in the history: the same messages with each call's arguments as the client's
+  // JSON string, for templates that concatenate them as text (functionary); None otherwise.
+  text::jinja::Value messages_text_arguments = text::jinja::Value(nullptr);
   text::jinja::Value tools;     // list of tool dicts, or None (also when tool_choice is none)
   ToolRequest tool;
   std::string reasoning_effort;  // empty: not given
