@@ -13,6 +13,6 @@ set_tests_properties(tool_loop_make_model PROPERTIES FIXTURES_SETUP kiln_scripte
 find_program(KILN_NODE node)
 if(KILN_NODE)
   add_test(NAME tool_loop_clients COMMAND ${KILN_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/tool_loop_test.mjs)
-  set_tests_properties(tool_loop_clients PROPERTIES FIXTURES_REQUIRED kiln_scripted_model LABELS integration TIMEOUT 600
-                       ENVIRONMENT "KILN_SCRIPTED_MODEL_DIR=${KILN_SCRIPTED_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>")
+  set_tests_properties(tool_loop_clients PROPERTIES FIXTURES_REQUIRED "kiln_scripted_model;kiln_http_model" LABELS integration TIMEOUT 600
+                       ENVIRONMENT "KILN_SCRIPTED_MODEL_DIR=${KILN_SCRIPTED_TEST_MODEL};KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>")
 endif()

@@ -249,3 +249,30 @@ test('history: an assistant turn with tool_calls and content null, then the tool
   const c = JSON.parse(r.text).choices[0];
   assert.deepEqual(c.message.tool_calls[0].function, { name: 'get_time', arguments: '{}' });
 });
+
+test('a model whose template cannot show tools, with no parser for them, refuses tools instead of dropping them', async (t) => {
+  // The http tests' tiny Llama: its template (the llama3 tokenizer package's) has no tools.
+  const plainDir = process.env.KILN_TEST_MODEL_DIR;
+  if (!plainDir) return t.skip('set KILN_TEST_MODEL_DIR');
+  const plain = await startServer(['--model', plainDir, '--served-model-name', 'plain', '--max-model-len', '512',
+    '--engine-threads', '1', '--no-access-log']);
+  try {
+    const url = `http://127.0.0.1:${plain.port}/v1/chat/completions`;
+    const ask = async (extra) => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'plain', messages: FIRST_TURN, max_tokens: 2, ...extra }) });
+      return { status: res.status, body: await res.json() };
+    };
+    const refused = await ask({ tools: TOOLS });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.param, 'tools');
+    assert.equal(refused.body.error.code, 'tools_unsupported');
+    assert.match(refused.body.error.message, /cannot use tools/);
+    // tool_choice none offers nothing, so nothing is dropped: the request runs.
+    assert.equal((await ask({ tools: TOOLS, tool_choice: 'none' })).status, 200);
+  } finally {
+    const exited = new Promise((resolve) => plain.proc.on('exit', resolve));
+    plain.proc.kill('SIGTERM');
+    await exited;
+  }
+});
