@@ -276,3 +276,21 @@ test('a model whose template cannot show tools, with no parser for them, refuses
     await exited;
   }
 });
+
+test('two calls in one answer stream with indexes 0 and 1; parallel_tool_calls false ends the answer after the first', async () => {
+  const messages = [{ role: 'user', content: 'Call both.' }];
+  const both = JSON.parse((await post({ messages, tools: TOOLS })).text);
+  assert.deepEqual(both.choices[0].message.tool_calls.map((c) => c.function),
+    [{ name: 'get_time', arguments: '{}' }, { name: 'get_weather', arguments: '{"city":"Paris"}' }]);
+  assert.notEqual(both.choices[0].message.tool_calls[0].id, both.choices[0].message.tool_calls[1].id);
+
+  const streamed = sseEvents((await post({ messages, tools: TOOLS, stream: true })).text).map((e) => e.choices[0]);
+  const opens = streamed.filter((d) => d.delta.tool_calls?.[0].id).map((d) => [d.delta.tool_calls[0].index, d.delta.tool_calls[0].function.name]);
+  assert.deepEqual(opens, [[0, 'get_time'], [1, 'get_weather']]);
+  assert.equal(streamed.at(-1).finish_reason, 'tool_calls');
+
+  const one = JSON.parse((await post({ messages, tools: TOOLS, parallel_tool_calls: false })).text);
+  assert.equal(one.choices[0].finish_reason, 'tool_calls');
+  assert.deepEqual(one.choices[0].message.tool_calls.map((c) => c.function.name), ['get_time']);
+  assert.ok(one.usage.completion_tokens < both.usage.completion_tokens, 'generation stopped after the first call');
+});
