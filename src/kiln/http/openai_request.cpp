@@ -217,8 +217,8 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
   }
   if (!it->is_array()) return invalid_type("messages", "an array", json_type_phrase(*it));
   if (it->empty()) return invalid_param("messages", "[] is too short - 'messages' must hold at least one message.");
-  std::vector<jinja::Value> messages, messages_text_args;
-  bool any_calls = false;
+  std::vector<jinja::Value> messages;
+  std::vector<std::pair<size_t, const Json*>> raw_calls;  // (message, its tool_calls as sent)
   for (size_t i = 0; i < it->size(); ++i) {
     const Json& m = (*it)[i];
     std::string param = str_cat("messages[", i, "]");
@@ -245,7 +245,6 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
     // content (an assistant turn of tool calls) is rendered as "", as vLLM and llama.cpp do.
     if (cv.is_none()) cv = jinja::Value(std::string());
     d.set(jinja::Value("content"), cv);
-    const Json* raw_calls = nullptr;
     for (auto f = m.begin(); f != m.end(); ++f) {
       const std::string& k = f.key();
       if (k == "role" || k == "content") continue;
@@ -254,19 +253,24 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
         std::vector<jinja::Value> calls;
         for (const auto& c : f.value()) calls.push_back(tool_call_value(c));
         d.set(jinja::Value(k), jinja::Value::list(std::move(calls)));
-        raw_calls = &f.value();
-        any_calls = true;
+        raw_calls.emplace_back(i, &f.value());
       } else {
         d.items.emplace_back(jinja::Value(k), json_to_value(f.value()));  // JSON keys are distinct: no search
       }
     }
-    jinja::DictData as_given = d;  // the same message with arguments left as the client's strings
-    if (raw_calls != nullptr) as_given.set(jinja::Value("tool_calls"), json_to_value(*raw_calls));
     messages.push_back(jinja::Value::dict(std::move(d)));
-    messages_text_args.push_back(jinja::Value::dict(std::move(as_given)));
+  }
+  if (!raw_calls.empty()) {
+    // The same messages with each call's arguments left as the client's strings.
+    std::vector<jinja::Value> as_given = messages;  // shared; the messages with calls are replaced
+    for (const auto& [i, calls] : raw_calls) {
+      jinja::DictData d = as_given[i].dict_data();
+      d.set(jinja::Value("tool_calls"), json_to_value(*calls));
+      as_given[i] = jinja::Value::dict(std::move(d));
+    }
+    out->messages_text_arguments = jinja::Value::list(std::move(as_given));
   }
   out->messages = jinja::Value::list(std::move(messages));
-  if (any_calls) out->messages_text_arguments = jinja::Value::list(std::move(messages_text_args));
   return std::nullopt;
 }
 
