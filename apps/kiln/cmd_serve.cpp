@@ -377,10 +377,10 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--model", a->model, "KILN_MODEL", "Model directory (Hugging Face layout); none: the random-weight kiln-demo");
   opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
   opt("--tool-parser", a->tool_parser, "KILN_TOOL_PARSER",
-      "Tool-call format of --model: hermes, qwen3_coder, llama3, mistral, harmony, deepseek_v3 or none "
+      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, mistral, deepseek_v3, harmony or none "
       "(default: detected from its chat template)");
   opt("--reasoning-parser", a->reasoning_parser, "KILN_REASONING_PARSER",
-      "Reasoning format of --model: think, harmony or none (default: detected from its chat template)");
+      "Reasoning format of --model: think, mistral, harmony or none (default: detected from its chat template)");
   opt("--host", a->host, "KILN_HOST", "Address to listen on");
   opt("--port", a->port, "KILN_PORT", "Port to listen on (0: any free port)");
   sub.add_option("--http-threads", a->http_threads, "Threads running the HTTP event loop (default: the number of cores, 1 to 4)")

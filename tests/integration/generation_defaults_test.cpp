@@ -25,19 +25,8 @@ using testing::ServerProcess;
 constexpr int kContext = 256;
 constexpr int kDefault = 24;
 
-std::string model_dir() {
-  const char* d = std::getenv("KILN_TEST_MODEL_DIR");
-  return d != nullptr ? d : "";
-}
-
-std::string log_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("kiln_generation_" + name + "_" + std::to_string(getpid()) + ".log"))
-      .string();
-}
-
 std::vector<std::string> args(std::vector<std::string> extra, int context = kContext) {
-  std::vector<std::string> a = {"--model", model_dir(), "--served-model-name", "tiny", "--max-model-len",
+  std::vector<std::string> a = {"--model", testing::test_model_dir(), "--served-model-name", "tiny", "--max-model-len",
                                 std::to_string(context), "--engine-threads", "1", "--http-threads", "2"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
@@ -59,10 +48,10 @@ json chat(const std::string& content) {
 class GenerationDefaults : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ASSERT_FALSE(model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
+    ASSERT_FALSE(testing::test_model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
     server_ = new ServerProcess();
     ASSERT_TRUE(server_->start(KILN_BINARY, args({"--default-max-tokens", std::to_string(kDefault), "--max-seqs", "4"}),
-                               log_path("main")))
+                               testing::temp_test_path("generation", "main") + ".log"))
         << server_->log();
   }
   static void TearDownTestSuite() {
@@ -149,7 +138,7 @@ TEST_F(GenerationDefaults, ASchedulerRejectionNamesItsParameter) {
 
 TEST(GenerationDefaultsZero, ZeroMeansTheRestOfTheContext) {
   ServerProcess s;
-  ASSERT_TRUE(s.start(KILN_BINARY, args({"--default-max-tokens", "0"}, 64), log_path("zero")))
+  ASSERT_TRUE(s.start(KILN_BINARY, args({"--default-max-tokens", "0"}, 64), testing::temp_test_path("generation", "zero") + ".log"))
       << s.log();
   RawResponse r = post(s.port(), "/v1/chat/completions", chat("Hello"));
   ASSERT_EQ(r.status, 200) << r.body;
@@ -160,7 +149,7 @@ TEST(GenerationDefaultsZero, ZeroMeansTheRestOfTheContext) {
 
 TEST(GenerationDefaultsFlags, ANegativeDefaultIsRefusedAndTheDefaultsAreFinite) {
   ServerProcess s;
-  EXPECT_FALSE(s.start(KILN_BINARY, args({"--default-max-tokens", "-1"}), log_path("negative")));
+  EXPECT_FALSE(s.start(KILN_BINARY, args({"--default-max-tokens", "-1"}), testing::temp_test_path("generation", "negative") + ".log"));
   EXPECT_NE(s.log().find("--default-max-tokens: must be >= 0"), std::string::npos) << s.log();
   // What `kiln serve --help` shows is what a server without settings does.
   std::string help;

@@ -22,27 +22,17 @@ using testing::RawClient;
 using testing::RawResponse;
 using testing::ServerProcess;
 
-std::string model_dir() {
-  const char* d = std::getenv("KILN_TEST_MODEL_DIR");
-  return d != nullptr ? d : "";
-}
-
-std::string log_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("kiln_http_raw_" + name + "_" + std::to_string(getpid()) + ".log"))
-      .string();
-}
-
 std::vector<std::string> base_args() {
-  return {"--model", model_dir(), "--served-model-name", "tiny", "--max-model-len", "256", "--max-body-size", "64KiB",
+  return {"--model", testing::test_model_dir(), "--served-model-name", "tiny", "--max-model-len", "256", "--max-body-size", "64KiB",
           "--read-timeout", "1", "--engine-threads", "1", "--http-threads", "2"};
 }
 
 class HttpRaw : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ASSERT_FALSE(model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
+    ASSERT_FALSE(testing::test_model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
     server_ = new ServerProcess();
-    ASSERT_TRUE(server_->start(KILN_BINARY, base_args(), log_path("main"))) << server_->log();
+    ASSERT_TRUE(server_->start(KILN_BINARY, base_args(), testing::temp_test_path("http_raw", "main") + ".log")) << server_->log();
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -258,7 +248,7 @@ TEST_F(HttpRaw, TwoHundredConcurrentStreamsAccountForEveryToken) {
 }
 
 TEST(HttpRawAuth, ApiKeysGuardV1ButNotHealth) {
-  std::string key_file = log_path("keys");
+  std::string key_file = testing::temp_test_path("http_raw", "keys") + ".log";
   {
     std::ofstream f(key_file);
     f << "# keys\nfile-key\n";
@@ -266,7 +256,7 @@ TEST(HttpRawAuth, ApiKeysGuardV1ButNotHealth) {
   ServerProcess s;
   auto args = base_args();
   args.insert(args.end(), {"--api-key", "flag-key", "--api-key-file", key_file, "--cors-origins", "https://app.example"});
-  ASSERT_TRUE(s.start(KILN_BINARY, args, log_path("auth"))) << s.log();
+  ASSERT_TRUE(s.start(KILN_BINARY, args, testing::temp_test_path("http_raw", "auth") + ".log")) << s.log();
   auto get = [&](const std::string& extra) {
     RawClient c(s.port());
     c.send(http_request("GET", "/v1/models", "", extra));
@@ -289,7 +279,7 @@ TEST(HttpRawShutdown, SigtermLetsAStreamFinishThenExitsZero) {
   ServerProcess s;
   auto args = base_args();
   args.insert(args.end(), {"--drain-timeout", "30"});
-  ASSERT_TRUE(s.start(KILN_BINARY, args, log_path("drain"))) << s.log();
+  ASSERT_TRUE(s.start(KILN_BINARY, args, testing::temp_test_path("http_raw", "drain") + ".log")) << s.log();
   RawClient c(s.port());
   ASSERT_TRUE(c.send(http_request("POST", "/v1/completions",
                                   R"({"model":"tiny","prompt":"x","max_tokens":40,"ignore_eos":true,"stream":true})")));

@@ -24,22 +24,13 @@ using testing::RawResponse;
 using testing::ServerProcess;
 using Clock = std::chrono::steady_clock;
 
-std::string model_dir() {
-  const char* d = std::getenv("KILN_TEST_MODEL_DIR");
-  return d != nullptr ? d : "";
-}
-
-fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("kiln_http_robust_" + name + "_" + std::to_string(getpid()));
-}
-
 // A models directory holding a copy of the test model whose weights file is cut short: it is
 // listed, and loading it fails with an error that names files under this directory.
 fs::path make_broken_models_dir() {
-  fs::path root = temp_path("models");
+  fs::path root = fs::path(testing::temp_test_path("http_robust", "models"));
   fs::remove_all(root);
   fs::create_directories(root / "broken");
-  for (const auto& e : fs::directory_iterator(model_dir())) fs::copy(e.path(), root / "broken" / e.path().filename());
+  for (const auto& e : fs::directory_iterator(testing::test_model_dir())) fs::copy(e.path(), root / "broken" / e.path().filename());
   for (const auto& e : fs::directory_iterator(root / "broken")) {
     if (e.path().extension() == ".safetensors") fs::resize_file(e.path(), 64);
   }
@@ -49,13 +40,13 @@ fs::path make_broken_models_dir() {
 class HttpRobust : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ASSERT_FALSE(model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
+    ASSERT_FALSE(testing::test_model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
     models_ = new fs::path(make_broken_models_dir());
     server_ = new ServerProcess();
     ASSERT_TRUE(server_->start(KILN_BINARY,
-                               {"--model", model_dir(), "--served-model-name", "tiny", "--models-dir", models_->string(),
+                               {"--model", testing::test_model_dir(), "--served-model-name", "tiny", "--models-dir", models_->string(),
                                 "--max-model-len", "256", "--engine-threads", "1", "--http-threads", "2"},
-                               temp_path("main.log").string()))
+                               testing::temp_test_path("http_robust", "main.log")))
         << server_->log();
   }
   static void TearDownTestSuite() {
@@ -204,9 +195,9 @@ TEST_F(HttpRobust, ABrokenModelsErrorDoesNotShowServerPaths) {
 TEST(HttpRobustShutdown, AnExpiredDrainCutsTheStreamCleanlyAndTheProcessExits) {
   ServerProcess s;
   ASSERT_TRUE(s.start(KILN_BINARY,
-                      {"--model", model_dir(), "--served-model-name", "tiny", "--max-model-len", "2048",
+                      {"--model", testing::test_model_dir(), "--served-model-name", "tiny", "--max-model-len", "2048",
                        "--engine-threads", "1", "--drain-timeout", "1"},
-                      temp_path("drain.log").string()))
+                      testing::temp_test_path("http_robust", "drain.log")))
       << s.log();
   RawClient c(s.port());
   ASSERT_TRUE(c.send(http_request("POST", "/v1/completions",

@@ -25,10 +25,6 @@ using testing::ServerProcess;
 
 const std::string kAuth = "Authorization: Bearer test-key\r\n";
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("kiln_metrics_" + name + "_" + std::to_string(getpid()))).string();
-}
-
 // The sample lines of a /metrics page (one per series value; histograms give several).
 std::vector<std::string> samples(const std::string& page) {
   std::vector<std::string> out;
@@ -59,7 +55,7 @@ class MetricsServer : public ::testing::Test {
                                {"--model", dir, "--served-model-name", "tiny", "--max-model-len", "2048",
                                 "--api-key", "test-key", "--engine-threads", "1", "--http-threads", "2",
                                 "--read-timeout", "5"},
-                               temp_path("server.log")))
+                               testing::temp_test_path("metrics", "server.log")))
         << server_->log();
     // Load the model, so that its series exist before anything is counted.
     ASSERT_EQ(send(http_request("POST", "/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":1})", kAuth))
@@ -125,7 +121,7 @@ TEST_F(MetricsServer, PromtoolAcceptsThePageAfterAMixOfRequests) {
   EXPECT_NE(chat.body.find("[DONE]"), std::string::npos);
 
   const std::string page = metrics_page();
-  const std::string file = temp_path("page.prom");
+  const std::string file = testing::temp_test_path("metrics", "page.prom");
   std::ofstream(file, std::ios::binary) << page;
   FILE* p = ::popen((promtool + " check metrics < " + file + " 2>&1").c_str(), "r");
   ASSERT_NE(p, nullptr);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -19,6 +20,18 @@
 extern char** environ;
 
 namespace kiln::testing {
+
+// The random-weight model directory the CMake test registration passes in; empty when unset.
+inline std::string test_model_dir() {
+  const char* d = std::getenv("KILN_TEST_MODEL_DIR");
+  return d != nullptr ? d : "";
+}
+
+// A per-process path in the temp directory: "<dir>/kiln_<prefix>_<name>_<pid>".
+inline std::string temp_test_path(const std::string& prefix, const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("kiln_" + prefix + "_" + name + "_" + std::to_string(getpid()))).string();
+}
 
 class ServerProcess {
  public:

@@ -271,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close_choice(size_t g, std::string reason) {
     ChoiceState& s = choices_[g];
     // OpenAI: an answer that ends by calling tools finishes with "tool_calls".
-    if (reason == "stop" && s.parser && !s.events.calls().empty()) reason = "tool_calls";
+    if (reason == "stop" && s.parser && !s.events.parsed().tool_calls.empty()) reason = "tool_calls";
     s.done = true;
     s.finish_reason = reason;
     if (g == 0) ex_->record().finish_reason = reason;
@@ -352,9 +352,10 @@ class Session : public std::enable_shared_from_this<Session> {
       c.index = static_cast<int>(g);
       c.text = std::move(choices_[g].pending);
       if (choices_[g].parser) {
-        c.text = std::move(choices_[g].events.content());
-        c.reasoning = choices_[g].events.reasoning();
-        c.tool_calls = std::move(choices_[g].events.calls());
+        text::ParsedOutput& parsed = choices_[g].events.parsed();
+        c.text = std::move(parsed.content);
+        c.reasoning = std::move(parsed.reasoning);
+        for (auto& t : parsed.tool_calls) c.tool_calls.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments)});
       }
       c.finish_reason = choices_[g].finish_reason;
       c.with_logprobs = plan_.params.num_logprobs >= 0;

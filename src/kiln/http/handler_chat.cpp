@@ -36,16 +36,6 @@ void apply_reasoning_effort(ChatRequest& req) {
   }
 }
 
-// Whether the prompt leaves a <think> block open for the model (templates that open it
-// themselves, like DeepSeek-R1's): the parser then starts inside the reasoning.
-bool reasoning_open(const std::string& prompt, const std::string& parser) {
-  if (parser != "think") return false;
-  const size_t open = prompt.rfind("<think>");
-  if (open == std::string::npos) return false;
-  const size_t close = prompt.rfind("</think>");
-  return close == std::string::npos || close < open;
-}
-
 void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease) {
   const text::ChatTemplate* tmpl = lease.chat_template();
   if (tmpl == nullptr) {
@@ -97,7 +87,8 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     po.tool_parser = formats.tool_parser;
     po.reasoning_parser = formats.reasoning_parser;
     po.tools_offered = parse_tools;
-    po.reasoning_open_at_start = reasoning_open(*rendered, formats.reasoning_parser);
+    // Templates that open the reasoning block themselves (DeepSeek-R1's): the output starts in it.
+    po.reasoning_open_at_start = text::prompt_opens_reasoning(*rendered, formats.reasoning_parser);
     plan.parser = po;
   }
   plan.parallel_tool_calls = req.tool.parallel_tool_calls;

@@ -214,7 +214,7 @@ std::vector<ModelEntry> scan_registry(const RegistryScan& scan, std::vector<std:
 Status check_output_parser_setting(std::string_view kind, std::string_view value) {
   std::vector<std::string> names;
   if (kind == "tool_parser") names = text::tool_parser_names();
-  else names = {"think", "harmony"};
+  else names = text::reasoning_parser_names();
   if (value == "none" || std::find(names.begin(), names.end(), value) != names.end()) return Status::ok();
   std::string list;
   for (const auto& n : names) list += n + ", ";

