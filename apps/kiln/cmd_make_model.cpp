@@ -4,9 +4,13 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "command.h"
+#include "kiln/core/file.h"
 #include "kiln/core/str.h"
 #include "kiln/model/make_model.h"
+#include "kiln/text/tokenizer.h"
 
 namespace kiln::app {
 namespace {
@@ -18,6 +22,7 @@ struct MakeModelArgs {
           head_dim = 0, max_position_embeddings = 0, sliding_window = 0;
   double rope_theta = 0;
   bool list_presets = false;
+  std::filesystem::path script;
   // The numeric options, to tell "not given" from any value.
   std::map<std::string, CLI::Option*> given;
 };
@@ -45,6 +50,39 @@ int list_presets() {
 int fail(const Status& s) {
   std::fprintf(stderr, "kiln make-model: %s\n", s.to_string().c_str());
   return 1;
+}
+
+// --script FILE: plain text (one script, emitted after any prompt), or a JSON array of
+// {"after": TEXT, "emit": TEXT} (each emitted after a prompt that ends with its `after`). Texts are
+// tokenized with the model's tokenizer, special tokens included; the tokenizer's eos token is
+// appended to an emit text that does not end with it.
+Status read_script(const std::filesystem::path& file, model::MakeModelOptions* o) {
+  KILN_ASSIGN_OR_RETURN(std::string body, read_file(file));
+  KILN_ASSIGN_OR_RETURN(std::filesystem::path dir, model::make_model_tokenizer_dir(*o));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const text::Tokenizer> tok, text::Tokenizer::load(dir));
+  std::vector<std::pair<std::string, std::string>> texts;  // (after, emit)
+  size_t first = body.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && body[first] == '[') {
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) return invalid_argument(str_cat(file.string(), ": not a JSON array"));
+    for (const auto& e : j) {
+      if (!e.is_object() || !e.contains("emit") || !e["emit"].is_string() || (e.contains("after") && !e["after"].is_string())) {
+        return invalid_argument(str_cat(file.string(), ": each entry needs \"emit\" (and may have \"after\") text"));
+      }
+      texts.emplace_back(e.value("after", std::string()), e["emit"].get<std::string>());
+    }
+  } else {
+    texts.emplace_back("", body);
+  }
+  const auto eos = tok->special_tokens().eos_id;
+  for (const auto& [after, emit] : texts) {
+    model::ScriptSequence s;
+    KILN_ASSIGN_OR_RETURN(s.after, tok->encode(after, /*add_special_tokens=*/false));
+    KILN_ASSIGN_OR_RETURN(s.emit, tok->encode(emit, /*add_special_tokens=*/false));
+    if (eos && (s.emit.empty() || s.emit.back() != *eos)) s.emit.push_back(*eos);
+    o->script.push_back(std::move(s));
+  }
+  return Status::ok();
 }
 
 int run(MakeModelArgs& a) {
@@ -85,6 +123,10 @@ int run(MakeModelArgs& a) {
   size("--sliding-window", a.sliding_window, &o.sliding_window);
   if (a.given.at("--rope-theta")->count() > 0) o.rope_theta = a.rope_theta;
   if (o.out_dir.empty()) return fail(invalid_argument("--out DIR is required"));
+  if (!a.script.empty()) {
+    Status st = read_script(a.script, &o);
+    if (!st.is_ok()) return fail(st);
+  }
 
   model::MakeModelReport r;
   Status s = model::make_model(o, &r);
@@ -137,6 +179,9 @@ std::function<int()> setup(CLI::App& sub) {
                  "(default: $KILN_TOKENIZERS_DIR, else searched upward from here and from kiln)");
   sub.add_flag("--allow-small-vocab", o.allow_small_vocab,
                "Allow --vocab-size below the tokenizer's (makes a checkpoint for numerical tests only)");
+  sub.add_option("--script", a->script,
+                 "Write weights whose greedy decoding emits a script instead of random ones: a text file, or a "
+                 "JSON array of {\"after\": TEXT, \"emit\": TEXT} (docs/tool-calling-api.md)");
   sub.add_option("--threads", o.num_threads, "Threads filling weights (0: all cores)")->capture_default_str();
   return [a] { return run(*a); };
 }

@@ -37,6 +37,7 @@ struct ServeArgs {
   std::string config;
   std::string model;
   std::string served_model_name;
+  std::string tool_parser, reasoning_parser;  // empty: detected from the model's template
   std::string host = "127.0.0.1";
   int port = 8000;
   int http_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
@@ -208,6 +209,14 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
     budget = *def;
   }
   po.memory_budget = budget;
+  if (!a.tool_parser.empty()) {
+    Status s = pool::check_output_parser_setting("tool_parser", a.tool_parser);
+    if (!s.is_ok()) return fail(s.with_context("--tool-parser"));
+  }
+  if (!a.reasoning_parser.empty()) {
+    Status s = pool::check_output_parser_setting("reasoning_parser", a.reasoning_parser);
+    if (!s.is_ok()) return fail(s.with_context("--reasoning-parser"));
+  }
   if (a.max_loaded_models < 0) return fail(invalid_argument("--max-loaded-models: 0 (no cap) or more"));
   po.max_loaded_models = a.max_loaded_models;
   auto keep_alive = pool::parse_duration(a.keep_alive);
@@ -225,6 +234,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
     e.id = !a.served_model_name.empty() ? a.served_model_name : e.dir.filename().string();
     if (e.id.empty()) e.id = e.dir.parent_path().filename().string();
     e.source = pool::ModelSource::kConfig;
+    if (!a.tool_parser.empty()) e.settings.tool_parser = a.tool_parser;
+    if (!a.reasoning_parser.empty()) e.settings.reasoning_parser = a.reasoning_parser;
     cli_model_id = e.id;
     fixed.push_back(e);
     po.preload.push_back(e.id);
@@ -365,6 +376,11 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   sub.add_option("--config", a->config, "Settings file (default: ./kiln.toml when it exists)")->envname("KILN_CONFIG");
   opt("--model", a->model, "KILN_MODEL", "Model directory (Hugging Face layout); none: the random-weight kiln-demo");
   opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
+  opt("--tool-parser", a->tool_parser, "KILN_TOOL_PARSER",
+      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, mistral, deepseek_v3, harmony or none "
+      "(default: detected from its chat template)");
+  opt("--reasoning-parser", a->reasoning_parser, "KILN_REASONING_PARSER",
+      "Reasoning format of --model: think, mistral, harmony or none (default: detected from its chat template)");
   opt("--host", a->host, "KILN_HOST", "Address to listen on");
   opt("--port", a->port, "KILN_PORT", "Port to listen on (0: any free port)");
   sub.add_option("--http-threads", a->http_threads, "Threads running the HTTP event loop (default: the number of cores, 1 to 4)")

@@ -3,8 +3,8 @@
 namespace kiln::http {
 
 ChoiceText::ChoiceText(std::shared_ptr<const text::Tokenizer> tokenizer, text::StopMatcher stops,
-                       std::span<const int32_t> context)
-    : detok_(std::move(tokenizer), /*skip_special_tokens=*/true, context), stops_(std::move(stops)) {}
+                       std::span<const int32_t> context, bool keep_special_tokens)
+    : detok_(std::move(tokenizer), /*skip_special_tokens=*/!keep_special_tokens, context), stops_(std::move(stops)) {}
 
 ChoiceText::Delta ChoiceText::push(int32_t token) {
   if (stops_.stopped()) return {};

@@ -17,8 +17,10 @@ namespace kiln::http {
 class ChoiceText {
  public:
   // `context` (the end of the prompt) makes the first delta continue the prompt's text.
+  // `keep_special_tokens`: special tokens' text stays in the deltas, for an output parser that
+  // reads its family's markers in them (otherwise they are skipped, as skip_special_tokens does).
   ChoiceText(std::shared_ptr<const text::Tokenizer> tokenizer, text::StopMatcher stops,
-             std::span<const int32_t> context);
+             std::span<const int32_t> context, bool keep_special_tokens = false);
 
   struct Delta {
     std::string text;      // safe to show now

@@ -5,6 +5,7 @@
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
+#include "kiln/http/choice_events.h"
 #include "kiln/http/choice_text.h"
 #include "kiln/http/sse.h"
 #include "kiln/serve/grammar_constraint.h"
@@ -14,8 +15,10 @@ namespace kiln::http {
 namespace {
 
 struct ChoiceState {
-  explicit ChoiceState(ChoiceText t) : text(std::move(t)) {}
+  ChoiceState(ChoiceText t, std::unique_ptr<text::OutputParser> p) : text(std::move(t)), parser(std::move(p)) {}
   ChoiceText text;
+  std::unique_ptr<text::OutputParser> parser;  // chat with tools or reasoning; null: plain text
+  ChoiceEvents events;                         // what the parser found
   std::string pending;                 // text not yet sent (streaming) or the whole text (not streaming)
   std::vector<LogprobEntry> logprobs;  // likewise
   int64_t emitted = 0;                 // bytes of text already sent, echo included (text_offset)
@@ -61,12 +64,21 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& p = plan_.params;
     const int n = p.n;
     for (size_t i = 0; i < plan_.prompts.size() * static_cast<size_t>(n); ++i) {
+      std::unique_ptr<text::OutputParser> parser;
+      if (plan_.parser) {
+        text::OutputParserOptions po = *plan_.parser;
+        po.seed = p.seed ? static_cast<uint64_t>(*p.seed) + i : i;
+        auto made = text::OutputParser::create(po);
+        if (!made.is_ok()) return ex_->respond_error(api_error_from_status(made.status()));
+        parser = std::move(made).value();
+      }
       // The prompt's last few tokens are enough context for the first delta (a leading space, a
       // split character) without decoding a long prompt again for every choice.
       const auto& prompt = plan_.prompts[i / static_cast<size_t>(n)];
       size_t ctx = std::min<size_t>(prompt.size(), 8);
       std::span<const int32_t> context(prompt.data() + prompt.size() - ctx, ctx);
-      choices_.emplace_back(ChoiceText(plan_.lease.tokenizer_ptr(), stops, context));
+      const bool keep_special = parser != nullptr;
+      choices_.emplace_back(ChoiceText(plan_.lease.tokenizer_ptr(), stops, context, keep_special), std::move(parser));
     }
     runtime::SamplingParams sampling = sampling_for(p, plan_.lease.generation());
     for (size_t i = 0; i < plan_.prompts.size(); ++i) {
@@ -194,10 +206,53 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       s.logprobs.push_back(std::move(e));
     }
-    s.pending += d.text;
+    if (s.parser) {
+      parse(g, t.token, d.text);
+      if (s.done) return;  // its first tool call ended it (parallel_tool_calls: false)
+    } else {
+      s.pending += d.text;
+    }
     if (d.stopped) {
       // The stop string is not part of the answer; the worker ends the sequence at its next step.
       streams_[sub]->finish_choice(t.choice, serve::FinishReason::kStop);
+      if (s.parser) parse_rest(g, "");
+      if (!s.done) close_choice(g, "stop");
+    }
+  }
+
+  // Feeds a choice's parser. Special tokens reach it rendered, so that it sees its family's
+  // markers; what it leaves as content drops them, as skip_special_tokens would.
+  void parse(size_t g, int32_t token, const std::string& text) {
+    ChoiceState& s = choices_[g];
+    std::vector<text::OutputEvent> ev;
+    s.parser->push(token, text, &ev);
+    if (token >= 0 && plan_.lease.tokenizer().is_special(token)) {
+      if (const std::string* special = plan_.lease.tokenizer().token_string(token); special && !special->empty()) {
+        for (auto& e : ev) {
+          if (e.kind != text::OutputEvent::Kind::kContent) continue;
+          for (size_t at; (at = e.text.find(*special)) != std::string::npos;) e.text.erase(at, special->size());
+        }
+      }
+    }
+    absorb(g, ev);
+  }
+
+  void parse_rest(size_t g, const std::string& rest) {
+    ChoiceState& s = choices_[g];
+    std::vector<text::OutputEvent> ev;
+    if (!rest.empty()) s.parser->push(-1, rest, &ev);
+    s.parser->finish(&ev);
+    absorb(g, ev);
+  }
+
+  void absorb(size_t g, std::vector<text::OutputEvent>& ev) {
+    ChoiceState& s = choices_[g];
+    const size_t max_calls = plan_.parallel_tool_calls ? SIZE_MAX : 1;
+    s.events.add(ev, plan_.params.stream, max_calls);
+    if (!plan_.parallel_tool_calls && s.events.ended_calls() >= 1 && !s.done) {
+      // One call allowed: the answer ends with it, as soon as it is complete.
+      const size_t n = static_cast<size_t>(plan_.params.n);
+      streams_[g / n]->finish_choice(static_cast<int>(g % n), serve::FinishReason::kStop);
       close_choice(g, "stop");
     }
   }
@@ -205,14 +260,21 @@ class Session : public std::enable_shared_from_this<Session> {
   void end_choice(size_t g, std::string reason) {
     if (g >= choices_.size() || choices_[g].done) return;
     ChoiceText::Delta rest = choices_[g].text.finish();
-    choices_[g].pending += rest.text;
+    if (choices_[g].parser) {
+      parse_rest(g, rest.text);
+      if (choices_[g].done) return;
+    } else {
+      choices_[g].pending += rest.text;
+    }
     if (rest.stopped) reason = "stop";
     if (reason != "stop" && reason != "length") reason = "stop";
     close_choice(g, reason);
   }
 
-  void close_choice(size_t g, const std::string& reason) {
+  void close_choice(size_t g, std::string reason) {
     ChoiceState& s = choices_[g];
+    // OpenAI: an answer that ends by calling tools finishes with "tool_calls".
+    if (reason == "stop" && s.parser && !s.events.parsed().tool_calls.empty()) reason = "tool_calls";
     s.done = true;
     s.finish_reason = reason;
     if (g == 0) ex_->record().finish_reason = reason;
@@ -228,6 +290,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // Streaming: sends what a choice has gathered since its last chunk as one chunk.
   void flush(size_t g) {
     ChoiceState& s = choices_[g];
+    if (s.parser) {
+      std::vector<ChoiceDelta> deltas = s.events.take_deltas(static_cast<int>(g));
+      if (deltas.empty() && !s.logprobs.empty()) {
+        deltas.emplace_back();
+        deltas.back().index = static_cast<int>(g);
+        deltas.back().text = "";
+      }
+      for (size_t i = 0; i < deltas.size(); ++i) {
+        if (i == 0) {
+          deltas[i].with_logprobs = plan_.params.num_logprobs >= 0;
+          deltas[i].logprobs = std::move(s.logprobs);
+        }
+        send_event(plan_.api->chunk(plan_.meta, deltas[i], plan_.params.include_usage));
+      }
+      s.logprobs.clear();
+      return;
+    }
     if (s.pending.empty() && s.logprobs.empty()) return;
     ChoiceDelta d;
     d.index = static_cast<int>(g);
@@ -261,6 +340,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     for (size_t g = 0; g < choices_.size(); ++g) end_choice(g, "stop");
+    for (const auto& c : choices_) {
+      if (c.parser) usage_.reasoning_tokens += c.parser->reasoning_tokens();
+    }
     if (plan_.params.stream) {
       if (plan_.params.include_usage) send_event(plan_.api->usage_chunk(plan_.meta, usage_));
       ex_->send(sse_done());
@@ -272,6 +354,12 @@ class Session : public std::enable_shared_from_this<Session> {
       ChoiceOutput c;
       c.index = static_cast<int>(g);
       c.text = std::move(choices_[g].pending);
+      if (choices_[g].parser) {
+        text::ParsedOutput& parsed = choices_[g].events.parsed();
+        c.text = std::move(parsed.content);
+        c.reasoning = std::move(parsed.reasoning);
+        for (auto& t : parsed.tool_calls) c.tool_calls.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments)});
+      }
       c.finish_reason = choices_[g].finish_reason;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);

@@ -14,6 +14,7 @@
 #include "kiln/http/openai_request.h"
 #include "kiln/http/openai_response.h"
 #include "kiln/pool/model_pool.h"
+#include "kiln/text/output_parser.h"
 
 namespace kiln::http {
 
@@ -27,6 +28,12 @@ struct GenerationPlan {
   std::vector<std::vector<int32_t>> prompts;  // completions may have several; each gets n choices
   std::vector<std::string> echo;              // completions with echo: each prompt's text
   ResponseMeta meta;
+  // Chat: each choice's output goes through an output parser into content, reasoning and tool
+  // calls (docs/tool-calling-api.md). Absent: the text is the content, as for completions.
+  std::optional<text::OutputParserOptions> parser;
+  bool parallel_tool_calls = true;  // false: a choice ends when its first tool call does
+  // What tool_choice asks the grammar engine to enforce (tool_request.h); not enforced yet.
+  ToolConstraint tool_constraint;
 };
 
 // Checks the plan against the model (context length, token ids, logit bias), submits it and

@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "kiln/core/str.h"
+#include "kiln/http/chat_prompt.h"
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/model_acquire.h"
@@ -17,6 +18,24 @@ void respond_model_error(const ExchangePtr& ex, const Status& s) {
   ex->respond_error(e);
 }
 
+bool has_kwarg(const ChatRequest& req, std::string_view name) {
+  for (const auto& [k, v] : req.template_kwargs) {
+    if (k == name) return true;
+  }
+  return false;
+}
+
+// reasoning_effort reaches the template under the names templates read: gpt-oss reads
+// `reasoning_effort`; Qwen3-style templates read `enable_thinking`, which "none" turns off.
+// chat_template_kwargs, when they set either, win.
+void apply_reasoning_effort(ChatRequest& req) {
+  if (req.reasoning_effort.empty()) return;
+  if (!has_kwarg(req, "reasoning_effort")) req.template_kwargs.emplace_back("reasoning_effort", text::jinja::Value(req.reasoning_effort));
+  if (req.reasoning_effort == "none" && !has_kwarg(req, "enable_thinking")) {
+    req.template_kwargs.emplace_back("enable_thinking", text::jinja::Value(false));
+  }
+}
+
 void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease) {
   const text::ChatTemplate* tmpl = lease.chat_template();
   if (tmpl == nullptr) {
@@ -26,13 +45,10 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
                          "); use /v1/completions with a prompt instead."),
         "chat_template_missing"));
   }
-  text::ChatTemplateInput in;
-  in.messages = req.messages;
-  in.tools = req.tools;
-  in.add_generation_prompt = req.add_generation_prompt;
-  in.kwargs = req.template_kwargs;
+  apply_reasoning_effort(req);
+  text::ChatTemplateInput in = chat_template_input(req);
   bool raised = false;
-  auto rendered = tmpl->render(in, &raised);
+  auto rendered = render_chat_prompt(*tmpl, req, &in, &raised);
   if (!rendered.is_ok()) {
     // raise_exception(msg) is the template refusing this conversation: its message goes back as is.
     std::string msg = raised ? rendered.status().message()
@@ -41,6 +57,20 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     e.message = msg;
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return ex->respond_error(e);
+  }
+  const text::DetectedFormats& formats = lease.output_formats();
+  if (req.tool.offered() && formats.tool_parser.empty()) {
+    // A template that renders the same prompt with and without tools cannot show them to the
+    // model; with no parser for its calls either, tools would be dropped without a word.
+    text::ChatTemplateInput plain = in;
+    plain.tools = text::jinja::Value(nullptr);
+    auto without = tmpl->render(plain);
+    if (without.is_ok() && *without == *rendered) {
+      return ex->respond_error(invalid_param(
+          "tools", str_cat("the model `", lease.id(), "` cannot use tools: its chat template does not show them to the "
+                           "model and kiln knows no tool-call format for it (set tool_parser for this model if it has one)."),
+          "tools_unsupported"));
+    }
   }
   auto ids = tokenize_prompt(lease, *rendered, /*add_special_tokens=*/false, /*chat=*/true);
   if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
@@ -51,6 +81,18 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   plan.params = std::move(req.params);
   plan.prompts.push_back(std::move(ids).value());
   plan.meta.id = make_completion_id("chatcmpl-");
+  const bool parse_tools = req.tool.offered() && !formats.tool_parser.empty();
+  if (parse_tools || !formats.reasoning_parser.empty()) {
+    text::OutputParserOptions po;
+    po.tool_parser = formats.tool_parser;
+    po.reasoning_parser = formats.reasoning_parser;
+    po.tools_offered = parse_tools;
+    // Templates that open the reasoning block themselves (DeepSeek-R1's): the output starts in it.
+    po.reasoning_open_at_start = text::prompt_opens_reasoning(*rendered, formats.reasoning_parser);
+    plan.parser = po;
+  }
+  plan.parallel_tool_calls = req.tool.parallel_tool_calls;
+  plan.tool_constraint = tool_constraint(req.tool, formats.tool_parser);
   run_generation(ctx, ex, std::move(plan));
 }
 

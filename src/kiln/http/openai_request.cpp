@@ -205,6 +205,7 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
   if (!it->is_array()) return invalid_type("messages", "an array", json_type_phrase(*it));
   if (it->empty()) return invalid_param("messages", "[] is too short - 'messages' must hold at least one message.");
   std::vector<jinja::Value> messages;
+  std::vector<std::pair<size_t, const Json*>> raw_calls;  // (message, its tool_calls as sent)
   for (size_t i = 0; i < it->size(); ++i) {
     const Json& m = (*it)[i];
     std::string param = str_cat("messages[", i, "]");
@@ -227,6 +228,9 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
       return invalid_param(param + ".content", "only assistant messages may have no content.");
     }
     if (cv.is_none() && !has_tool_calls) return invalid_param(param + ".content", "an assistant message needs content or tool_calls.");
+    // Templates test, iterate and concatenate content as a string ('<think>' in content): a null
+    // content (an assistant turn of tool calls) is rendered as "", as vLLM and llama.cpp do.
+    if (cv.is_none()) cv = jinja::Value(std::string());
     d.set(jinja::Value("content"), cv);
     for (auto f = m.begin(); f != m.end(); ++f) {
       const std::string& k = f.key();
@@ -236,31 +240,127 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
         std::vector<jinja::Value> calls;
         for (const auto& c : f.value()) calls.push_back(tool_call_value(c));
         d.set(jinja::Value(k), jinja::Value::list(std::move(calls)));
+        raw_calls.emplace_back(i, &f.value());
       } else {
         d.items.emplace_back(jinja::Value(k), json_to_value(f.value()));  // JSON keys are distinct: no search
       }
     }
     messages.push_back(jinja::Value::dict(std::move(d)));
   }
+  if (!raw_calls.empty()) {
+    // The same messages with each call's arguments left as the client's strings.
+    std::vector<jinja::Value> as_given = messages;  // shared; the messages with calls are replaced
+    for (const auto& [i, calls] : raw_calls) {
+      jinja::DictData d = as_given[i].dict_data();
+      d.set(jinja::Value("tool_calls"), json_to_value(*calls));
+      as_given[i] = jinja::Value::dict(std::move(d));
+    }
+    out->messages_text_arguments = jinja::Value::list(std::move(as_given));
+  }
   out->messages = jinja::Value::list(std::move(messages));
   return std::nullopt;
 }
 
+bool valid_tool_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::optional<ApiError> parse_one_tool(const Json& t, size_t i, ToolSpec* spec) {
+  const std::string param = str_cat("tools[", i, "]");
+  if (!t.is_object()) return invalid_type(param, "an object", json_type_phrase(t));
+  auto type = t.find("type");
+  if (type == t.end() || !type->is_string()) return invalid_param(param + ".type", "each tool needs a type; kiln supports 'function'.", "missing_required_parameter");
+  if (type->get<std::string>() != "function") {
+    return invalid_param(param + ".type", str_cat("'", echo_value(type->get<std::string>()), "' tools are not supported; use 'function'."),
+                         "unsupported_value");
+  }
+  auto fn = t.find("function");
+  if (fn == t.end() || !fn->is_object()) {
+    return invalid_type(param + ".function", "an object", fn == t.end() ? "nothing" : json_type_phrase(*fn));
+  }
+  auto name = fn->find("name");
+  if (name == fn->end() || !name->is_string()) {
+    return invalid_param(param + ".function.name", "each function needs a name.", "missing_required_parameter");
+  }
+  spec->name = name->get<std::string>();
+  if (!valid_tool_name(spec->name)) {
+    return invalid_param(param + ".function.name", str_cat("'", echo_value(spec->name),
+        "' does not match '^[a-zA-Z0-9_-]{1,64}$': use 1 to 64 letters, digits, underscores or dashes."));
+  }
+  KILN_API_CHECK(read_string(*fn, "description", &spec->description));
+  KILN_API_CHECK(read_bool(*fn, "strict", &spec->strict));
+  spec->parameters_json = "{}";
+  auto params = fn->find("parameters");
+  if (params != fn->end() && !params->is_null()) {
+    if (!params->is_object()) return invalid_type(param + ".function.parameters", "a JSON Schema object", json_type_phrase(*params));
+    auto ptype = params->find("type");
+    if (ptype != params->end() && !(ptype->is_string() && ptype->get<std::string>() == "object")) {
+      return invalid_param(param + ".function.parameters", str_cat("Invalid schema for function '", spec->name,
+          "': the parameters must be a JSON Schema of 'type: \"object\"', got 'type: ", echo_value(ptype->dump()), "'."));
+    }
+    spec->parameters_json = params->dump();
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_tools(const Json& body, ChatRequest* out) {
+  ToolRequest& tr = out->tool;
   auto it = body.find("tools");
   if (it != body.end() && !it->is_null()) {
     if (!it->is_array()) return invalid_type("tools", "an array", json_type_phrase(*it));
+    if (it->size() > kMaxTools) return invalid_param("tools", str_cat("at most ", kMaxTools, " tools are allowed; got ", it->size(), "."));
     for (size_t i = 0; i < it->size(); ++i) {
-      if (!(*it)[i].is_object()) return invalid_type(str_cat("tools[", i, "]"), "an object", json_type_phrase((*it)[i]));
+      ToolSpec spec;
+      KILN_API_CHECK(parse_one_tool((*it)[i], i, &spec));
+      for (const auto& other : tr.tools) {
+        if (other.name == spec.name) {
+          return invalid_param(str_cat("tools[", i, "].function.name"), str_cat("the function name '", spec.name,
+                                                                                 "' is used by two tools; names must be unique."));
+        }
+      }
+      tr.tools.push_back(std::move(spec));
     }
-    if (!it->empty()) out->tools = json_to_value(*it);
   }
   auto tc = body.find("tool_choice");
   if (tc != body.end() && !tc->is_null()) {
-    if (!(tc->is_string() && (tc->get<std::string>() == "none" || tc->get<std::string>() == "auto"))) {
-      return invalid_param("tool_choice", "kiln supports only 'none' and 'auto'.", "unsupported_value");
+    if (tc->is_string()) {
+      const std::string v = tc->get<std::string>();
+      if (v == "none") tr.choice = ToolChoice::kNone;
+      else if (v == "auto") tr.choice = ToolChoice::kAuto;
+      else if (v == "required") tr.choice = ToolChoice::kRequired;
+      else return invalid_param("tool_choice", str_cat("'", echo_value(v), "' is not one of 'none', 'auto', 'required' or a {\"type\": \"function\", \"function\": {\"name\": ...}} object."));
+    } else if (tc->is_object()) {
+      auto type = tc->find("type");
+      auto fn = tc->find("function");
+      if (type == tc->end() || !type->is_string() || type->get<std::string>() != "function") {
+        return invalid_param("tool_choice.type", "a named tool choice has type 'function'.");
+      }
+      if (fn == tc->end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string()) {
+        return invalid_param("tool_choice.function.name", "a named tool choice needs function.name.", "missing_required_parameter");
+      }
+      tr.choice = ToolChoice::kNamed;
+      tr.named = (*fn)["name"].get<std::string>();
+    } else {
+      return invalid_type("tool_choice", "a string or an object", json_type_phrase(*tc));
+    }
+    if ((tr.choice == ToolChoice::kRequired || tr.choice == ToolChoice::kNamed) && tr.tools.empty()) {
+      return invalid_param("tool_choice", "tool_choice 'required' or a named function is only allowed when tools are specified.");
+    }
+    if (tr.choice == ToolChoice::kNamed) {
+      bool found = false;
+      for (const auto& t : tr.tools) found = found || t.name == tr.named;
+      if (!found) {
+        return invalid_param("tool_choice", str_cat("the function '", echo_value(tr.named), "' named by tool_choice is not among the tools."));
+      }
     }
   }
+  KILN_API_CHECK(read_bool(body, "parallel_tool_calls", &tr.parallel_tool_calls));
+  // tool_choice none: the model is not shown the tools (and its output is not parsed for calls).
+  if (tr.offered()) out->tools = json_to_value(*it);
   return std::nullopt;
 }
 
@@ -288,6 +388,14 @@ std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* o
   if (top && !logprobs) return invalid_param("top_logprobs", "'logprobs' must be true when 'top_logprobs' is given.");
   if (logprobs) out->params.num_logprobs = static_cast<int>(top.value_or(0));
   KILN_API_CHECK(read_bool(body, "add_generation_prompt", &out->add_generation_prompt));
+  std::string effort;
+  KILN_API_CHECK(read_string(body, "reasoning_effort", &effort));
+  if (!effort.empty()) {
+    if (effort != "none" && effort != "minimal" && effort != "low" && effort != "medium" && effort != "high") {
+      return invalid_param("reasoning_effort", str_cat("'", echo_value(effort), "' is not one of 'none', 'minimal', 'low', 'medium', 'high'."));
+    }
+    out->reasoning_effort = effort;
+  }
   auto kw = body.find("chat_template_kwargs");
   if (kw != body.end() && !kw->is_null()) {
     if (!kw->is_object()) return invalid_type("chat_template_kwargs", "an object", json_type_phrase(*kw));

@@ -12,6 +12,7 @@
 
 #include "kiln/http/errors.h"
 #include "kiln/http/structured_output.h"
+#include "kiln/http/tool_request.h"
 #include "kiln/text/jinja/value.h"
 
 namespace kiln::http {
@@ -54,7 +55,12 @@ struct GenerationParams {
 struct ChatRequest {
   GenerationParams params;
   text::jinja::Value messages;  // list of message dicts as templates expect them
-  text::jinja::Value tools;     // list of tool dicts, or None
+  // With tool calls in the history: the same messages with each call's arguments as the client's
+  // JSON string, for templates that concatenate them as text (functionary); None otherwise.
+  text::jinja::Value messages_text_arguments = text::jinja::Value(nullptr);
+  text::jinja::Value tools;     // list of tool dicts, or None (also when tool_choice is none)
+  ToolRequest tool;
+  std::string reasoning_effort;  // empty: not given
   bool add_generation_prompt = true;
   std::vector<std::pair<std::string, text::jinja::Value>> template_kwargs;
 };

@@ -57,11 +57,13 @@ Json completion_logprobs(const std::vector<LogprobEntry>& entries, int64_t text_
   return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
-Json usage_json(const Usage& u) {
-  return {{"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+Json usage_json(const Usage& u, bool chat) {
+  Json j = {{"prompt_tokens", u.prompt_tokens},
+            {"completion_tokens", u.completion_tokens},
+            {"total_tokens", u.prompt_tokens + u.completion_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+  if (chat) j["completion_tokens_details"] = {{"reasoning_tokens", u.reasoning_tokens}};
+  return j;
 }
 
 Json head(const ResponseMeta& meta, const char* object) {
@@ -88,7 +90,7 @@ std::string one_choice_chunk(const ResponseMeta& meta, const char* object, Json 
 std::string with_usage(const ResponseMeta& meta, const char* object, Json choices, const Usage& usage) {
   Json j = head(meta, object);
   j["choices"] = std::move(choices);
-  j["usage"] = usage_json(usage);
+  j["usage"] = usage_json(usage, std::string_view(object).starts_with("chat."));
   return dump(j);
 }
 
@@ -131,7 +133,20 @@ class ChatRenderer final : public ResponseRenderer {
 
   std::string chunk(const ResponseMeta& meta, const ChoiceDelta& d, bool usage_null) const override {
     Json delta = Json::object();
+    if (d.reasoning) delta["reasoning_content"] = *d.reasoning;
     if (d.text) delta["content"] = *d.text;
+    if (!d.tool_calls.empty()) {
+      Json calls = Json::array();
+      for (const auto& c : d.tool_calls) {
+        if (c.opens) {
+          calls.push_back({{"index", c.index}, {"id", c.id}, {"type", "function"},
+                           {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        } else {
+          calls.push_back({{"index", c.index}, {"function", {{"arguments", c.arguments}}}});
+        }
+      }
+      delta["tool_calls"] = std::move(calls);
+    }
     Json lp = d.with_logprobs ? chat_logprobs(d.logprobs) : Json(nullptr);
     return one_choice_chunk(meta, kChunk, choice(d.index, std::move(delta), std::move(lp), d.finish_reason), usage_null);
   }
@@ -144,7 +159,16 @@ class ChatRenderer final : public ResponseRenderer {
                        const Usage& usage) const override {
     Json cs = Json::array();
     for (const auto& c : choices) {
-      Json m = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+      const bool null_content = c.text.empty() && (!c.tool_calls.empty() || !c.reasoning.empty());
+      Json m = {{"role", "assistant"}, {"content", null_content ? Json(nullptr) : Json(c.text)}, {"refusal", nullptr}};
+      if (!c.reasoning.empty()) m["reasoning_content"] = c.reasoning;
+      if (!c.tool_calls.empty()) {
+        Json calls = Json::array();
+        for (const auto& t : c.tool_calls) {
+          calls.push_back({{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+        }
+        m["tool_calls"] = std::move(calls);
+      }
       cs.push_back({{"index", c.index},
                     {"message", m},
                     {"logprobs", c.with_logprobs ? chat_logprobs(c.logprobs) : Json(nullptr)},

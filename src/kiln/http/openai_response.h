@@ -31,6 +31,23 @@ struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t cached_tokens = 0;
+  int64_t reasoning_tokens = 0;  // chat: completion tokens inside reasoning
+};
+
+// A tool call of a chat answer.
+struct ToolCallOut {
+  std::string id;         // call_...
+  std::string name;
+  std::string arguments;  // JSON text
+};
+
+// A streamed piece of a tool call: the first one of a call opens it (id, type, name, arguments
+// ""), the following ones carry argument text.
+struct ToolCallDelta {
+  int index = 0;
+  bool opens = false;
+  std::string id, name;
+  std::string arguments;
 };
 
 struct ResponseMeta {
@@ -47,6 +64,10 @@ struct ChoiceOutput {
   bool with_logprobs = false;
   std::vector<LogprobEntry> logprobs;
   int64_t text_offset = 0;            // completions: where `text` starts in the returned text (echo)
+  // Chat with an output parser: reasoning split out of the text, and tool calls. `text` empty
+  // with calls or reasoning is rendered as content null.
+  std::string reasoning;
+  std::vector<ToolCallOut> tool_calls;
 };
 
 // One streamed chunk of one choice: new text with its logprobs, or (no text) the choice's end.
@@ -57,6 +78,8 @@ struct ChoiceDelta {
   std::vector<LogprobEntry> logprobs;
   int64_t text_offset = 0;            // completions: where `text` starts within the choice's text
   std::string finish_reason;          // empty: null
+  std::optional<std::string> reasoning;  // chat: delta.reasoning_content
+  std::vector<ToolCallDelta> tool_calls; // chat: delta.tool_calls
 };
 
 // What differs between a chat completion (chat.completion / chat.completion.chunk) and a text

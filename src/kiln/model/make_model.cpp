@@ -176,6 +176,11 @@ float make_model_weight(uint64_t seed, std::string_view name, uint64_t index, bo
   return scale(index % 2 ? z1 : z0, norm);
 }
 
+Result<fs::path> make_model_tokenizer_dir(const MakeModelOptions& options) {
+  KILN_ASSIGN_OR_RETURN(Plan p, plan(options));
+  return find_tokenizer_dir(p.tokenizer, options.tokenizer_dir);
+}
+
 Result<ModelConfig> make_model_config(const MakeModelOptions& options) {
   KILN_ASSIGN_OR_RETURN(Plan p, plan(options));
   return p.config;
@@ -198,6 +203,11 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
   c.eos_token_ids.clear();
   if (tok.bos_id) c.bos_token_ids.push_back(*tok.bos_id);
   if (tok.eos_id) c.eos_token_ids.push_back(*tok.eos_id);
+  std::optional<ScriptedModel> scripted;
+  if (!options.script.empty()) {
+    KILN_ASSIGN_OR_RETURN(scripted, build_scripted_model(options.script, &c));
+    KILN_RETURN_IF_ERROR(validate_model_config(c, "make-model"));
+  }
 
   const fs::path& out = options.out_dir;
   std::error_code ec;
@@ -251,6 +261,19 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
       const size_t global = shards[s][index];
       const bool norm = expected[global].role == TensorRole::kNorm;
       const uint64_t first = offset / esize, count = size / esize;
+      if (scripted) {
+        const std::string& name = specs[global].name;
+        for (uint64_t i = 0; i < count; ++i) {
+          const float v = scripted_weight(*scripted, c, name, first + i);
+          if (options.dtype == DType::kBF16) {
+            const uint16_t b = f32_to_bf16(v);
+            std::memcpy(dst + i * 2, &b, 2);
+          } else {
+            std::memcpy(dst + i * 4, &v, 4);
+          }
+        }
+        return Status::ok();
+      }
       pool.parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
         fill_elements(keys[global], norm, options.dtype, first + static_cast<uint64_t>(b), static_cast<uint64_t>(e - b),
                       dst + static_cast<size_t>(b) * esize);

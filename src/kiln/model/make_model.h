@@ -12,6 +12,7 @@
 #include "kiln/core/dtype.h"
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
+#include "kiln/model/scripted_model.h"
 
 namespace kiln::model {
 
@@ -57,6 +58,9 @@ struct MakeModelOptions {
   // vocab_size (and maybe its eos id) cannot be embedded, so it cannot serve text.
   bool allow_small_vocab = false;
   int num_threads = 0;  // 0: one per hardware thread; the bytes do not depend on it
+  // Non-empty: instead of random weights, a one-layer model whose greedy decoding follows these
+  // scripts (scripted_model.h); it replaces the shape fields and ties the embeddings.
+  std::vector<ScriptSequence> script;
 };
 
 struct MakeModelReport {
@@ -76,6 +80,9 @@ struct MakeModelReport {
 // weights. Each element comes from a counter-based generator keyed by (seed, tensor name, element
 // index), so the bytes depend on nothing else: not the thread count, not the shard size.
 Status make_model(const MakeModelOptions& options, MakeModelReport* report = nullptr);
+
+// The directory of the tokenizer make_model copies for `options` (to tokenize a script with).
+Result<std::filesystem::path> make_model_tokenizer_dir(const MakeModelOptions& options);
 
 // The config make_model would write for `options` (before the tokenizer's bos/eos are applied).
 Result<ModelConfig> make_model_config(const MakeModelOptions& options);

@@ -29,6 +29,19 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
     log_warn("model ", m->id, ": no usable chat template (", m->chat_template_error,
              "); /v1/chat/completions will refuse it, /v1/completions works");
   }
+  // Parsers: the configured ones ("none" turns one off), else what the template and tokenizer show.
+  if (m->chat_template) {
+    m->output_formats = text::detect_output_formats(m->chat_template->source(), *m->tokenizer);
+  }
+  if (!options.tool_parser.empty()) m->output_formats.tool_parser = options.tool_parser;
+  if (!options.reasoning_parser.empty()) m->output_formats.reasoning_parser = options.reasoning_parser;
+  if (m->output_formats.tool_parser == "none") m->output_formats.tool_parser.clear();
+  if (m->output_formats.reasoning_parser == "none") m->output_formats.reasoning_parser.clear();
+  if (!m->output_formats.tool_parser.empty() || !m->output_formats.reasoning_parser.empty()) {
+    log_info("model ", m->id, ": tool parser ", m->output_formats.tool_parser.empty() ? "none" : m->output_formats.tool_parser,
+             ", reasoning parser ",
+             m->output_formats.reasoning_parser.empty() ? "none" : m->output_formats.reasoning_parser);
+  }
   report("weights", 0.1);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Engine> engine, runtime::Engine::load(options.dir, options.engine));
   m->config = engine->config();

@@ -23,6 +23,9 @@ struct ModelLoadOptions {
   serve::EngineWorkerOptions worker;  // model_name, max_model_len, vocab and KV come from the engine
   std::string owned_by = "kiln";
   std::string description;
+  // Output parsers: a family name, "none", or empty to detect them (text::detect_output_formats).
+  std::string tool_parser;
+  std::string reasoning_parser;
 };
 
 // Called as loading moves on: the phase ("tokenizer", "weights", "worker") and a fraction 0..1.

@@ -20,6 +20,7 @@
 #include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
 #include "kiln/text/chat_template.h"
+#include "kiln/text/output_parser.h"
 #include "kiln/text/tokenizer.h"
 
 namespace kiln::pool {
@@ -38,6 +39,7 @@ struct LoadedModel {
   int64_t created = 0;                  // unix seconds, for /v1/models
   std::string owned_by = "kiln";
   std::string description;              // e.g. that the weights are random
+  text::DetectedFormats output_formats;  // tool and reasoning parsers; empty names: none
 
   // The tokenizer's vocabulary as the grammar matcher sees it (with the worker's end ids), built
   // on the first structured-output request and shared by all of them. Thread-safe.
@@ -68,6 +70,7 @@ class ModelLease {
   const model::GenerationConfig& generation() const { return model_->generation; }
   int64_t max_model_len() const { return model_->max_model_len; }
   std::shared_ptr<const grammar::TokenVocabulary> token_vocabulary() const { return model_->token_vocabulary(); }
+  const text::DetectedFormats& output_formats() const { return model_->output_formats; }
   explicit operator bool() const { return model_ != nullptr; }
 
  private:

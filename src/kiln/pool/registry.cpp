@@ -9,6 +9,7 @@
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
+#include "kiln/text/output_parser.h"
 
 namespace kiln::pool {
 
@@ -210,6 +211,16 @@ std::vector<ModelEntry> scan_registry(const RegistryScan& scan, std::vector<std:
   return out;
 }
 
+Status check_output_parser_setting(std::string_view kind, std::string_view value) {
+  std::vector<std::string> names;
+  if (kind == "tool_parser") names = text::tool_parser_names();
+  else names = text::reasoning_parser_names();
+  if (value == "none" || std::find(names.begin(), names.end(), value) != names.end()) return Status::ok();
+  std::string list;
+  for (const auto& n : names) list += n + ", ";
+  return invalid_argument(str_cat("'", value, "' is not a ", kind, " (", list, "or none)"));
+}
+
 Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, SettingValue>& values,
                                                    std::string_view source, const fs::path& base_dir) {
   std::map<std::string, ModelEntry> by_alias;
@@ -290,6 +301,10 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       int64_t x = 0;
       KILN_RETURN_IF_ERROR(integer(0, 1 << 30, &x));
       st.top_k = x;
+    } else if (name == "tool_parser" || name == "reasoning_parser") {
+      Status ok = check_output_parser_setting(name, s);
+      if (!ok.is_ok()) return setting_error(source, v, key, ok.message());
+      (name == "tool_parser" ? st.tool_parser : st.reasoning_parser) = s;
     } else if (name == "description") {
       e.description = s;
     } else if (name == "owned_by") {
@@ -297,8 +312,8 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
     } else {
       return setting_error(source, v, key,
                            "is not a model setting (path, context_length, max_seqs, kv_cache_memory, kv_share, "
-                           "pinned, keep_alive, temperature, top_p, top_k, min_p, repetition_penalty, description, "
-                           "owned_by)");
+                           "pinned, keep_alive, temperature, top_p, top_k, min_p, repetition_penalty, tool_parser, "
+                           "reasoning_parser, description, owned_by)");
     }
   }
   std::vector<ModelEntry> out;

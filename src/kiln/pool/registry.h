@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,7 +35,14 @@ struct ModelSettings {
   std::optional<int64_t> top_k;
   std::optional<double> min_p;
   std::optional<double> repetition_penalty;
+  // Output parsers (docs/tool-calling-api.md): a family name, "none", or unset to detect it from
+  // the chat template and tokenizer.
+  std::optional<std::string> tool_parser;
+  std::optional<std::string> reasoning_parser;
 };
+
+// Checks a tool_parser / reasoning_parser setting: a known family name or "none".
+Status check_output_parser_setting(std::string_view kind, std::string_view value);
 
 enum class ModelSource { kConfig, kModelsDir, kHuggingFaceCache };
 std::string_view model_source_name(ModelSource s);  // "config", "models_dir", "hf_cache"

@@ -63,6 +63,60 @@ TEST(OpenAiRequest, ParsesAFullChatRequest) {
   EXPECT_EQ(r.template_kwargs[0].first, "enable_thinking");
 }
 
+TEST(OpenAiRequest, ToolsAndToolChoice) {
+  ChatRequest r;
+  auto e = parse_chat_request(chat(R"(,"tools":[{"type":"function","function":{"name":"get_weather-2",
+      "description":"d","strict":true,"parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+      {"type":"function","function":{"name":"noargs"}}],
+      "tool_choice":{"type":"function","function":{"name":"noargs"}},"parallel_tool_calls":false,
+      "reasoning_effort":"low")"), &r);
+  ASSERT_FALSE(e.has_value()) << e->message;
+  ASSERT_EQ(r.tool.tools.size(), 2u);
+  EXPECT_EQ(r.tool.tools[0].name, "get_weather-2");
+  EXPECT_TRUE(r.tool.tools[0].strict);
+  EXPECT_EQ(r.tool.tools[0].parameters_json, R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  EXPECT_EQ(r.tool.tools[1].parameters_json, "{}");
+  EXPECT_EQ(r.tool.choice, ToolChoice::kNamed);
+  EXPECT_EQ(r.tool.named, "noargs");
+  EXPECT_FALSE(r.tool.parallel_tool_calls);
+  EXPECT_EQ(r.reasoning_effort, "low");
+  EXPECT_TRUE(r.tools.is_list());  // offered: the template shows them
+
+  // The grammar hook: what each tool_choice asks to be enforced.
+  ToolConstraint named = tool_constraint(r.tool, "hermes");
+  EXPECT_EQ(named.kind, ToolConstraint::Kind::kNamedCall);
+  ASSERT_EQ(named.tools.size(), 1u);
+  EXPECT_EQ(named.tools[0].name, "noargs");
+  EXPECT_EQ(named.family, "hermes");
+  EXPECT_FALSE(named.parallel);
+  r.tool.choice = ToolChoice::kRequired;
+  EXPECT_EQ(tool_constraint(r.tool, "hermes").kind, ToolConstraint::Kind::kAnyCall);
+  r.tool.choice = ToolChoice::kAuto;
+  ToolConstraint lazy = tool_constraint(r.tool, "hermes");
+  EXPECT_EQ(lazy.kind, ToolConstraint::Kind::kStrictLazy);  // a strict tool constrains its arguments
+  ASSERT_EQ(lazy.tools.size(), 1u);
+  EXPECT_EQ(lazy.tools[0].name, "get_weather-2");
+  r.tool.choice = ToolChoice::kNone;
+  EXPECT_EQ(tool_constraint(r.tool, "hermes").kind, ToolConstraint::Kind::kNone);
+
+  ChatRequest none;
+  ASSERT_FALSE(parse_chat_request(chat(R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none")"),
+                                  &none).has_value());
+  EXPECT_TRUE(none.tools.is_none());  // not shown to the model
+  EXPECT_FALSE(none.tool.offered());
+}
+
+TEST(OpenAiRequest, AssistantToolCallTurnWithNullContentRendersAsEmptyText) {
+  ChatRequest r;
+  ASSERT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"q"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]})",
+                                  &r).has_value());
+  const text::jinja::Value* content = r.messages.items()[1].dict_data().find("content");
+  ASSERT_NE(content, nullptr);
+  EXPECT_TRUE(content->is_string());
+  EXPECT_EQ(content->str(), "");
+}
+
 TEST(OpenAiRequest, MalformedBodies) {
   EXPECT_NE(chat_error("{\"model\": ").message.find("could not parse the JSON body"), std::string::npos);
   EXPECT_NE(chat_error("[1,2]").message.find("must be a JSON object"), std::string::npos);
@@ -129,7 +183,28 @@ TEST(OpenAiRequest, EveryBadChatFieldIsNamed) {
       {R"(,"grammar":5)", "grammar", "invalid_type"},
       {R"(,"json_schema":"{}")", "json_schema", "invalid_type"},
       {R"(,"response_format":{"type":"json_object"},"grammar":"root ::= \"a\"")", "grammar", "invalid_value"},
-      {R"(,"tool_choice":"required")", "tool_choice", "unsupported_value"},
+      {R"(,"tool_choice":"required")", "tool_choice", "invalid_value"},  // no tools to require
+      {R"(,"tool_choice":"any")", "tool_choice", "invalid_value"},
+      {R"(,"tool_choice":5)", "tool_choice", "invalid_type"},
+      {R"(,"tools":{})", "tools", "invalid_type"},
+      {R"(,"tools":[5])", "tools[0]", "invalid_type"},
+      {R"(,"tools":[{"type":"retrieval"}])", "tools[0].type", "unsupported_value"},
+      {R"(,"tools":[{"function":{"name":"f"}}])", "tools[0].type", "missing_required_parameter"},
+      {R"(,"tools":[{"type":"function"}])", "tools[0].function", "invalid_type"},
+      {R"(,"tools":[{"type":"function","function":{}}])", "tools[0].function.name", "missing_required_parameter"},
+      {R"(,"tools":[{"type":"function","function":{"name":"get weather"}}])", "tools[0].function.name", "invalid_value"},
+      {R"(,"tools":[{"type":"function","function":{"name":""}}])", "tools[0].function.name", "invalid_value"},
+      {R"(,"tools":[{"type":"function","function":{"name":"f","parameters":"x"}}])", "tools[0].function.parameters", "invalid_type"},
+      {R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"string"}}}])",
+       "tools[0].function.parameters", "invalid_value"},
+      {R"(,"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}])",
+       "tools[1].function.name", "invalid_value"},
+      {R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}})",
+       "tool_choice", "invalid_value"},
+      {R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function"})",
+       "tool_choice.function.name", "missing_required_parameter"},
+      {R"(,"parallel_tool_calls":"no")", "parallel_tool_calls", "invalid_type"},
+      {R"(,"reasoning_effort":"extreme")", "reasoning_effort", "invalid_value"},
   };
   for (const auto& c : cases) {
     ApiError e = chat_error(chat(c.extra));

@@ -137,6 +137,8 @@ TEST(Registry, ParsesModelTables) {
                    {"models.chat.keep_alive", "10m"},
                    {"models.chat.temperature", "0.2"},
                    {"models.chat.top_k", "40"},
+                   {"models.chat.tool_parser", "hermes"},
+                   {"models.chat.reasoning_parser", "none"},
                    {"models.qwen2.5-1.5b.path", "/abs/qwen"},
                    {"models.qwen2.5-1.5b.kv_share", "0.25"},
                    {"models.org/name.path", "~/m"},
@@ -155,6 +157,9 @@ TEST(Registry, ParsesModelTables) {
   EXPECT_EQ(chat.settings.keep_alive, Millis(600'000));
   EXPECT_DOUBLE_EQ(chat.settings.temperature.value(), 0.2);
   EXPECT_EQ(chat.settings.top_k, 40);
+  EXPECT_EQ(chat.settings.tool_parser, "hermes");
+  EXPECT_EQ(chat.settings.reasoning_parser, "none");
+  EXPECT_FALSE((*r)[1].settings.tool_parser.has_value());  // detected from the template at load
   EXPECT_EQ((*r)[1].id, "qwen2.5-1.5b");
   EXPECT_EQ((*r)[1].dir, fs::path("/abs/qwen"));
   EXPECT_DOUBLE_EQ((*r)[1].settings.kv_share.value(), 0.25);
@@ -177,6 +182,8 @@ TEST(Registry, ModelTableErrorsNameTheLineAndKey) {
   expect_error({{"models.a.path", "x"}, {"models.a.kv_cache_memory", "1G"}, {"models.a.kv_share", "0.5"}},
                "sets both");
   expect_error({{"models.path", "x"}}, "is not a model setting");
+  expect_error({{"models.a.path", "x"}, {"models.a.tool_parser", "qwen"}}, "'qwen' is not a tool_parser (hermes,");
+  expect_error({{"models.a.path", "x"}, {"models.a.reasoning_parser", "hermes"}}, "is not a reasoning_parser (think");
 }
 
 }  // namespace
