@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "kiln/grammar/engine.h"
+#include "kiln/grammar/limits.h"
 
 namespace kiln::grammar::detail {
 namespace {
@@ -23,11 +24,24 @@ void Chart::init(const CompiledGrammar::Impl& g) {
   base_ = 0;
   seen_count_ = 0;
   add(g.start_pos, 0);
-  finish(g, 0, 0);
+  if (!finish(g, 0, 0)) {
+    // Only an over-limit start set fails: an empty first position refuses everything, and
+    // overflowed() says why.
+    items_.clear();
+    threads_.clear();
+    pos_.push_back({0, 0});
+    base_ = 0;
+    steps_ = 0;
+    over_ = false;
+  }
 }
 
 void Chart::add(uint32_t pos, uint32_t origin) {
   const size_t n = items_.size() - base_;
+  if (++steps_ > limits::kMaxParseStepsPerPosition || items_.size() >= limits::kMaxChartItems) {
+    overflowed_ = over_ = true;
+    return;
+  }
   if (n < kLinearDedup) {
     for (size_t k = base_; k < items_.size(); ++k) {
       if (items_[k].pos == pos && items_[k].origin == origin) return;
@@ -80,6 +94,7 @@ bool Chart::finish(const CompiledGrammar::Impl& g, size_t items_base, size_t thr
       if (it.origin == here) continue;  // an empty derivation: advanced at prediction
       const uint32_t want = Symbol::rule(g.lhs_at[it.pos]).bits;
       const size_t begin = it.origin ? pos_[it.origin - 1].items_end : 0, end = pos_[it.origin].items_end;
+      steps_ += end - begin;
       for (size_t j = begin; j < end; ++j) {
         const Item w = items_[j];
         if (g.sym_at[w.pos] == want) add(w.pos + 1, w.origin);
@@ -107,8 +122,10 @@ bool Chart::finish(const CompiledGrammar::Impl& g, size_t items_base, size_t thr
     }
   }
   if (items_.size() == items_base && threads_.size() == threads_base) return false;
+  if (over_) return false;  // an incomplete set is no set
   pos_.push_back({static_cast<uint32_t>(items_.size()), static_cast<uint32_t>(threads_.size())});
   base_ = items_.size();
+  steps_ = 0;
   if (seen_count_ != 0) {
     seen_.clear();
     seen_count_ = 0;
@@ -152,6 +169,8 @@ bool Chart::push_byte(const CompiledGrammar::Impl& g, uint8_t b) {
   base_ = ib;
   seen_.clear();
   seen_count_ = 0;
+  steps_ = 0;
+  over_ = false;
   return false;
 }
 
@@ -164,6 +183,8 @@ bool Chart::push_lexeme_end(const CompiledGrammar::Impl& g, uint32_t origin, uin
   base_ = ib;
   seen_.clear();
   seen_count_ = 0;
+  steps_ = 0;
+  over_ = false;
   return false;
 }
 

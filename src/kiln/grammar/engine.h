@@ -166,6 +166,8 @@ class Chart {
   }
   bool can_end(const CompiledGrammar::Impl& g) const;
   bool must_end(const CompiledGrammar::Impl& g) const { return can_end(g) && threads(size() - 1).empty(); }
+  // Set (and kept) once a position outgrew the limits on Earley items.
+  bool overflowed() const { return overflowed_; }
 
  private:
   struct Position {
@@ -188,6 +190,9 @@ class Chart {
   std::vector<uint32_t> allowed_;
   std::vector<std::pair<std::vector<uint32_t>, uint32_t>> start_memo_;
   size_t memo_next_ = 0;
+  bool overflowed_ = false;  // some position ever went over the limits (sticky)
+  bool over_ = false;        // the position being built did
+  size_t steps_ = 0;         // parser work on the position being built
 };
 
 }  // namespace kiln::grammar::detail

@@ -19,6 +19,11 @@ inline constexpr size_t kMaxLexerStates = 400'000;      // NFA states of all ter
 // Lazily built DFA states per compiled grammar; past it the grammar's matchers fail closed
 // (Matcher::status()) rather than grow without bound.
 inline constexpr size_t kMaxDfaStates = 50'000;
+// Parser work for one chart position (items added or looked at) and Earley items in a whole chart
+// (a sequence's parse state). An ambiguous grammar can make both grow with the text; past either,
+// the matcher refuses the byte and reports kResourceExhausted through Matcher::status().
+inline constexpr size_t kMaxParseStepsPerPosition = 250'000;
+inline constexpr size_t kMaxChartItems = 8'000'000;
 // Bytes of token masks cached per compiled grammar and vocabulary, and over the whole process;
 // past either, masks are computed without being cached (slower, never wrong).
 inline constexpr size_t kMaxTokenCacheBytes = 64u << 20;

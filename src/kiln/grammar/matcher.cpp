@@ -12,6 +12,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/grammar/engine.h"
+#include "kiln/grammar/limits.h"
 
 namespace kiln::grammar {
 
@@ -161,6 +162,10 @@ size_t Matcher::num_tokens() const { return s_->token_starts.size(); }
 const TokenVocabulary& Matcher::vocabulary() const { return *s_->vocab; }
 
 Status Matcher::status() const {
+  if (s_->chart.overflowed()) {
+    return resource_exhausted(str_cat("the grammar is too ambiguous: parsing one byte took more than ",
+                                      limits::kMaxParseStepsPerPosition, " steps"));
+  }
   if (s_->g->dfa->overflowed()) {
     return resource_exhausted(str_cat("the grammar's lexer needs more than ", s_->g->dfa->num_states(),
                                       " automaton states"));

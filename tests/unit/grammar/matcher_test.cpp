@@ -173,6 +173,23 @@ TEST(Matcher, DfaStateLimitFailsClosed) {
   EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted);
 }
 
+TEST(Matcher, AmbiguityIsLimited) {
+  // start ::= start start | start start start | "a" : the Earley sets grow with the text.
+  Grammar g;
+  g.start = g.add_rule("start");
+  const Symbol s = Symbol::rule(g.start);
+  g.add_alternative(g.start, {s, s});
+  g.add_alternative(g.start, {s, s, s});
+  g.add_alternative(g.start, {Symbol::terminal(g.add_terminal(g.regexes.literal("a"), "a"))});
+  auto cg = must_compile(std::move(g));
+  Matcher m(cg, byte_vocabulary());
+  size_t accepted = 0;
+  while (accepted < 100'000 && m.accept_bytes("a")) ++accepted;
+  EXPECT_LT(accepted, 100'000u);
+  EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(m.can_end());  // the state before the refused byte stands
+}
+
 TEST(Matcher, NoTokenCacheGivesTheSameMasks) {
   std::mt19937 rng(3);
   auto v = test::random_vocabulary(rng);
