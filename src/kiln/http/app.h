@@ -19,6 +19,7 @@
 namespace kiln::http {
 
 class Server;
+class JobTracker;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -44,6 +45,7 @@ struct AppContext {
   metrics::Registry* registry = nullptr;
   const AppOptions* options = nullptr;
   const Server* server = nullptr;  // for /health while draining; may be null in tests
+  JobTracker* jobs = nullptr;      // null: jobs are not recorded (--database off, tests)
   std::string system_fingerprint;
 };
 
@@ -54,6 +56,8 @@ class App {
   App& operator=(const App&) = delete;
 
   void set_server(const Server* server);
+  // Records jobs and serves /v1/jobs through `jobs` (which outlives the app's requests).
+  void set_jobs(JobTracker* jobs) { ctx_.jobs = jobs; }
   void handle(const ExchangePtr& ex);
   void on_done(const AccessRecord& record);
 
