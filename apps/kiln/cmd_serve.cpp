@@ -411,6 +411,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
   opt("--database", a->jobs.database, "KILN_DATABASE", "Job store: empty for SQLite in DATA_DIR/jobs.db, a .db path, a postgresql:// URI, or off");
   opt("--job-retention", a->jobs.retention, "KILN_JOB_RETENTION", "How long finished jobs are kept, e.g. 7d, 12h (-1: forever)");
+  opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");
   opt("--node-name", a->jobs.node_name, "KILN_NODE_NAME", "This server's name in the job store (default: the host name)");
   sub.add_flag("--store-bodies", a->jobs.store_bodies, "Keep request and response bodies in the job store")->envname("KILN_STORE_BODIES");
   CLI::App* self = &sub;

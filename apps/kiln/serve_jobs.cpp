@@ -39,6 +39,8 @@ Result<std::unique_ptr<JobsRuntime>> start_jobs(const JobSettings& s, metrics::R
   auto rt = std::make_unique<JobsRuntime>();
   jobs::RecorderOptions ro;
   ro.retention_ms = retention->count() < 0 ? 0 : retention->count();
+  if (s.queue_size < 0) return invalid_argument("--job-queue-size must be 0 or more");
+  ro.capacity = static_cast<size_t>(s.queue_size);
   rt->recorder = std::make_unique<jobs::JobRecorder>(std::move(*writer), &registry, ro);
   rt->queries = std::make_unique<jobs::JobQueries>(std::move(*reader));
   http::JobTrackerOptions to;

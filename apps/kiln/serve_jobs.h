@@ -18,6 +18,7 @@ struct JobSettings {
   std::string retention = "7d";  // --job-retention (-1: forever)
   std::string node_name;         // --node-name ("" : the host name)
   bool store_bodies = false;     // --store-bodies
+  int64_t queue_size = 10000;    // --job-queue-size: records waiting to be written before new ones are dropped
 };
 
 struct JobsRuntime {

@@ -1,5 +1,6 @@
 #include "kiln/jobs/recorder.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "kiln/core/log.h"
@@ -55,6 +56,18 @@ JobRecorder::~JobRecorder() {
 bool JobRecorder::record(Job job) {
   std::lock_guard<std::mutex> lk(mu_);
   ++pushed_;
+  if (!stop_ && queue_.size() >= opt_.capacity && is_terminal(job.status)) {
+    // A job's final snapshot holds everything its earlier ones did: when the queue is full it
+    // takes the place of a waiting queued/running snapshot, so that what is lost is an
+    // intermediate state rather than a job left open in the store.
+    auto it = std::find_if(queue_.begin(), queue_.end(), [](const Job& q) { return !is_terminal(q.status); });
+    if (it != queue_.end()) {
+      queue_.erase(it);
+      ++settled_;
+      note_drop(1, "the write queue is full");
+      if (dropped_full_ != nullptr) dropped_full_->inc();
+    }
+  }
   if (stop_ || queue_.size() >= opt_.capacity) {
     ++settled_;
     note_drop(1, "the write queue is full");

@@ -3,7 +3,8 @@
 // record() never blocks: it appends to a bounded queue and returns. The writer thread coalesces
 // the queued snapshots of each job (only the newest is written), writes up to `max_batch` jobs in
 // one transaction, and when the database fails keeps the batch and retries it after a backoff,
-// while new records wait in the queue; a record that finds the queue full is dropped. Nothing is
+// while new records wait in the queue; a record that finds the queue full is dropped (a final
+// snapshot first takes the place of a waiting intermediate one). Nothing is
 // lost silently: every drop is counted in /metrics (kiln_jobs_dropped_total) and logged (at most
 // once per interval, with the count). The same thread prunes jobs older than the retention, a
 // small batch between writes, so pruning never holds the database for long.

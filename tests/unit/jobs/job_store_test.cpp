@@ -300,6 +300,25 @@ TEST_P(JobStoreTest, RecorderCountsWhatAFullQueueDrops) {
       << registry.render();
 }
 
+TEST_P(JobStoreTest, AFinalSnapshotDisplacesAWaitingIntermediateOneWhenTheQueueIsFull) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  RecorderOptions o;
+  o.capacity = 2;
+  o.retention_ms = 0;
+  // Whatever the writer's pace, each job's final snapshot must reach the store: when the queue is
+  // full it displaces a waiting intermediate snapshot instead of being dropped.
+  JobRecorder rec(std::move(store), nullptr, o);
+  rec.record(job("a", 1, JobStatus::kQueued));
+  rec.record(job("b", 2, JobStatus::kQueued));
+  rec.record(job("a", 1, JobStatus::kCompleted));
+  rec.record(job("b", 2, JobStatus::kCompleted));
+  rec.flush();
+  auto s = open();
+  EXPECT_EQ((*s->get("a"))->status, JobStatus::kCompleted);
+  EXPECT_EQ((*s->get("b"))->status, JobStatus::kCompleted);
+}
+
 TEST_P(JobStoreTest, RetentionFollowsTheInjectedClock) {
   int64_t now = 10LL * 24 * 3600 * 1000;
   RecorderOptions o;
