@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "serve_jobs.h"
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
@@ -76,6 +77,7 @@ struct ServeArgs {
   std::string keep_alive = "-1";
   std::vector<std::string> preload;
   std::string admin_key;
+  JobSettings jobs;  // docs/jobs.md
 };
 
 int fail(const Status& s) {
@@ -323,7 +325,10 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.sse_keepalive = ms(a.sse_keepalive);
   ao.access_log = !a.no_access_log;
   ao.default_max_tokens = a.default_max_tokens;
+  auto jobs = start_jobs(a.jobs, registry, ao.api_keys.enabled());
+  if (!jobs.is_ok()) return fail(jobs.status());
   http::App app(pool, registry, ao);
+  if (*jobs) app.set_jobs((*jobs)->tracker.get());
 
   http::ServerOptions so;
   so.host = a.host;
@@ -417,9 +422,14 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--max-loaded-models", a->max_loaded_models, "KILN_MAX_LOADED_MODELS", "Most models loaded at once (0: no cap)");
   opt("--keep-alive", a->keep_alive, "KILN_KEEP_ALIVE", "Idle time before a model is unloaded, e.g. 10m (-1: never)");
   opt("--preload", a->preload, "KILN_PRELOAD", "Models to load at start and keep loaded (comma-separated)")->delimiter(',');
-  opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*) requires");
+  opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*) and the jobs API (/v1/jobs*) require");
   opt("--log-level", a->log_level, "KILN_LOG_LEVEL", "debug, info, warn, error or off");
   sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
+  opt("--database", a->jobs.database, "KILN_DATABASE", "Job store: empty for SQLite in DATA_DIR/jobs.db, a .db path, a postgresql:// URI, or off");
+  opt("--job-retention", a->jobs.retention, "KILN_JOB_RETENTION", "How long finished jobs are kept, e.g. 7d, 12h (-1: forever)");
+  opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");
+  opt("--node-name", a->jobs.node_name, "KILN_NODE_NAME", "This server's name in the job store (default: the host name)");
+  sub.add_flag("--store-bodies", a->jobs.store_bodies, "Keep request and response bodies in the job store")->envname("KILN_STORE_BODIES");
   CLI::App* self = &sub;
   return [a, self] { return run_serve(*self, *a); };
 });

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace kiln::http {
+
+class ActiveJob;
 
 struct AccessRecord {
   std::string request_id;
@@ -24,6 +27,8 @@ struct AccessRecord {
   double duration_seconds = 0;
   std::string finish_reason;       // of the first choice, when known
   std::string error;               // the error message when status >= 400 (or a stream ended in one)
+  std::string client;              // who asked (job_tracker.h: an API key's id or the address)
+  std::shared_ptr<ActiveJob> job;  // the request's job, once it was submitted (job_tracker.h)
 };
 
 // The method, path and error are logged up to these sizes, then cut with their full size noted.

@@ -4,6 +4,7 @@
 #include "kiln/core/str.h"
 #include "kiln/http/admin_handlers.h"
 #include "kiln/http/handlers.h"
+#include "kiln/http/job_tracker.h"
 #include "kiln/http/server.h"
 
 namespace kiln::http {
@@ -32,6 +33,11 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("POST", "/v1/admin/models/rescan", handle_admin_rescan);
   route("GET", "/v1/admin/models/{id}", handle_admin_model);
   route("POST", "/v1/admin/models/{id}", handle_admin_model);
+  route("GET", "/v1/jobs", handle_list_jobs);
+  route("GET", "/v1/jobs/stats", handle_job_stats);
+  route("GET", "/v1/jobs/export", handle_export_jobs);
+  route("GET", "/v1/jobs/{id}", handle_get_job);
+  route("DELETE", "/v1/jobs/{id}", handle_cancel_job);
   route("GET", "/health", handle_health);
   route("GET", "/version", handle_version);
   route("GET", "/metrics", handle_metrics);
@@ -84,9 +90,12 @@ void App::handle(const ExchangePtr& ex) {
     return ex->respond(r);
   }
   if (starts_with(req.path, "/v1/")) {
-    const bool admin = starts_with(req.path, "/v1/admin/") && options_.admin_keys.enabled();
+    // The jobs API shows every client's requests: with an admin key, only that key opens it.
+    const bool admin = (starts_with(req.path, "/v1/admin/") || req.path == "/v1/jobs" || starts_with(req.path, "/v1/jobs/")) &&
+                       options_.admin_keys.enabled();
     if (auto e = (admin ? options_.admin_keys : options_.api_keys).check(req)) return ex->respond_error(*e);
   }
+  if (ctx_.jobs != nullptr && is_job_route(m.pattern)) ex->record().client = ctx_.jobs->client_of(req);
   if (req.method == "POST") {
     const std::string* ct = req.header("content-type");
     std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));
@@ -104,6 +113,7 @@ void App::handle(const ExchangePtr& ex) {
 void App::on_done(const AccessRecord& r) {
   if (options_.access_log) log_raw(access_log_line(r));
   metrics_.record(r);
+  if (ctx_.jobs != nullptr) ctx_.jobs->on_done(r);
 }
 
 }  // namespace kiln::http

@@ -20,6 +20,7 @@
 namespace kiln::http {
 
 class Server;
+class JobTracker;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -45,6 +46,7 @@ struct AppContext {
   metrics::Registry* registry = nullptr;
   const AppOptions* options = nullptr;
   const Server* server = nullptr;  // for /health while draining; may be null in tests
+  JobTracker* jobs = nullptr;      // null: jobs are not recorded (--database off, tests)
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
@@ -57,6 +59,8 @@ class App {
   App& operator=(const App&) = delete;
 
   void set_server(const Server* server);
+  // Records jobs and serves /v1/jobs through `jobs` (which outlives the app's requests).
+  void set_jobs(JobTracker* jobs) { ctx_.jobs = jobs; }
   void handle(const ExchangePtr& ex);
   void on_done(const AccessRecord& record);
 

@@ -275,11 +275,11 @@ void Connection::send_response(const HttpResponse& response, const Headers& extr
   queue_write(std::move(out));
 }
 
-void Connection::send_stream_head(const Headers& extra, const std::string& request_id) {
+void Connection::send_stream_head(const Headers& extra, const std::string& request_id, std::string_view content_type) {
   stream_chunked_ = !request_http10_;
   if (request_http10_) keep_alive_ = false;  // an HTTP/1.0 stream ends when the connection closes
-  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-                    "X-Accel-Buffering: no\r\n";
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) +
+                    "\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
   out += "X-Request-ID: " + request_id + "\r\n";
   for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
   if (stream_chunked_) out += "Transfer-Encoding: chunked\r\n";

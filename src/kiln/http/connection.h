@@ -52,7 +52,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Called by Exchange.
   void send_response(const HttpResponse& response, const Headers& extra, const std::string& request_id);
-  void send_stream_head(const Headers& extra, const std::string& request_id);
+  void send_stream_head(const Headers& extra, const std::string& request_id, std::string_view content_type);
   void send_stream_bytes(std::string bytes);
   void send_stream_end();
   void exchange_done();

@@ -74,11 +74,11 @@ void Exchange::respond_error(const ApiError& error) {
   respond(error_response(error));
 }
 
-void Exchange::start_stream() {
+void Exchange::start_stream(std::string_view content_type) {
   if (finished_ || streaming_) return;
   streaming_ = true;
   record_.stream = true;
-  connection_->send_stream_head(extra_headers_, request_id_);
+  connection_->send_stream_head(extra_headers_, request_id_, content_type);
 }
 
 void Exchange::send(std::string bytes) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "kiln/http/access_log.h"
 #include "kiln/http/errors.h"
@@ -51,7 +52,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void respond_error(const ApiError& error);
 
   // Server-sent events: a 200 with text/event-stream, then raw event bytes, then the end.
-  void start_stream();
+  void start_stream(std::string_view content_type = "text/event-stream; charset=utf-8");
   void send(std::string bytes);
   void end_stream();
   // Sends the envelope as the stream's last event and ends it (an error after the stream began).

@@ -7,6 +7,7 @@
 #include "kiln/core/str.h"
 #include "kiln/http/choice_events.h"
 #include "kiln/http/choice_text.h"
+#include "kiln/http/job_tracker.h"
 #include "kiln/http/sse.h"
 #include "kiln/serve/grammar_constraint.h"
 
@@ -105,6 +106,18 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     auto self = shared_from_this();
     ex_->on_client_gone([self] { self->cancel_all(); });
+    if (ctx_.jobs != nullptr) {
+      // DELETE /v1/jobs/{id}: the same cancellation as a client that leaves, on this strand.
+      std::weak_ptr<Session> weak = self;
+      std::weak_ptr<Exchange> wex = ex_;
+      job_ = ctx_.jobs->begin(ex_, plan_.lease.id(), p.stream, [weak, wex] {
+        if (auto ex = wex.lock()) {
+          ex->post([weak] {
+            if (auto me = weak.lock()) me->cancel_by_job();
+          });
+        }
+      });
+    }
     for (size_t g = 0; g < choices_.size(); ++g) {
       const std::string* echo = echo_of(g);
       if (echo == nullptr) continue;
@@ -159,6 +172,12 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& s : streams_) s->cancel();
   }
 
+  void cancel_by_job() {
+    if (finished_) return;
+    job_cancelled_ = true;
+    cancel_all();
+  }
+
   void drain() {
     if (finished_) return;
     const int n = plan_.params.n;
@@ -175,6 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
         usage_.completion_tokens += chunk.usage.completion_tokens;
         usage_.cached_tokens += chunk.usage.cached_prompt_tokens;
         if (!chunk.error.is_ok() && error_.is_ok()) error_ = chunk.error;
+        if (job_) job_->set_timing(chunk.timing);
       }
     }
     if (plan_.params.stream) {
@@ -194,6 +214,7 @@ class Session : public std::enable_shared_from_this<Session> {
       got_token_ = true;
       ex_->record().ttft_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - ex_->start_time()).count();
+      if (job_) job_->first_token();
     }
     if (t.is_stop_token) return;  // EOS ends the choice; it is not text
     ChoiceText::Delta d = s.text.push(t.token);
@@ -259,6 +280,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void end_choice(size_t g, std::string reason) {
     if (g >= choices_.size() || choices_[g].done) return;
+    if (job_cancelled_) {  // no finish_reason: the stream ends with the cancellation error instead
+      choices_[g].done = true;
+      return;
+    }
     ChoiceText::Delta rest = choices_[g].text.finish();
     if (choices_[g].parser) {
       parse_rest(g, rest.text);
@@ -327,6 +352,15 @@ class Session : public std::enable_shared_from_this<Session> {
     rec.completion_tokens = usage_.completion_tokens;
     rec.cached_tokens = usage_.cached_tokens;
     if (!error_.is_ok()) {
+      if (job_cancelled_ && !ex_->client_gone()) {
+        // Cancelled through the jobs API: the client is still there and is told so.
+        ApiError e = error_with_status(409, str_cat("Request ", ex_->request_id(), " was cancelled (DELETE /v1/jobs/",
+                                                    ex_->request_id(), ")."), "request_cancelled");
+        e.type = "cancelled";
+        if (plan_.params.stream) ex_->end_stream_with_error(e);
+        else ex_->respond_error(e);
+        return;
+      }
       if (cancelled_ || ex_->client_gone()) {
         // The client went away (or the server is closing): nobody reads an answer.
         if (plan_.params.stream) ex_->end_stream();
@@ -367,6 +401,7 @@ class Session : public std::enable_shared_from_this<Session> {
       out.push_back(std::move(c));
     }
     std::string body = plan_.api->response(plan_.meta, out, usage_);
+    if (job_ && ctx_.jobs->options().store_bodies) job_->set_response_body(body);
     ex_->respond({200, "application/json", {}, std::move(body)});
   }
 
@@ -382,6 +417,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool got_token_ = false;
   bool finished_ = false;
   bool cancelled_ = false;
+  bool job_cancelled_ = false;
+  std::shared_ptr<ActiveJob> job_;  // null when jobs are not recorded
 };
 
 }  // namespace

@@ -13,5 +13,11 @@ void handle_list_models(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex);
 void handle_completions(const AppContext& ctx, const ExchangePtr& ex);
+// The jobs API (handler_jobs.cpp, docs/jobs.md).
+void handle_list_jobs(const AppContext& ctx, const ExchangePtr& ex);
+void handle_get_job(const AppContext& ctx, const ExchangePtr& ex);
+void handle_cancel_job(const AppContext& ctx, const ExchangePtr& ex);
+void handle_job_stats(const AppContext& ctx, const ExchangePtr& ex);
+void handle_export_jobs(const AppContext& ctx, const ExchangePtr& ex);
 
 }  // namespace kiln::http

@@ -59,8 +59,10 @@ Result<Millis> parse_duration(std::string_view text) {
       mult = 60'000.0;
     } else if (unit == "h") {
       mult = 3'600'000.0;
+    } else if (unit == "d") {
+      mult = 86'400'000.0;
     } else {
-      return invalid_argument(str_cat("'", text, "': unknown unit '", unit, "' (use ms, s, m or h)"));
+      return invalid_argument(str_cat("'", text, "': unknown unit '", unit, "' (use ms, s, m, h or d)"));
     }
     total_ms += v * mult;
     any = true;

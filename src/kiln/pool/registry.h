@@ -70,7 +70,7 @@ struct SettingValue {
 Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, SettingValue>& values,
                                                    std::string_view source, const std::filesystem::path& base_dir);
 
-// "30s", "5m", "1h", "250ms", a bare number of seconds, or a negative value (forever).
+// "30s", "5m", "1h", "7d", "250ms", a bare number of seconds, or a negative value (forever).
 Result<Millis> parse_duration(std::string_view text);
 // "-1" -> "forever", else e.g. "5m" / "30s" / "250ms".
 std::string format_duration(Millis d);

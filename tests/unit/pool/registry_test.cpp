@@ -59,7 +59,9 @@ TEST(Duration, Parses) {
   EXPECT_FALSE(parse_duration("").is_ok());
   EXPECT_FALSE(parse_duration("soon").is_ok());
   EXPECT_FALSE(parse_duration("5 minutes").is_ok());
-  EXPECT_FALSE(parse_duration("5d").is_ok());
+  EXPECT_EQ(parse_duration("7d").value(), Millis(604'800'000));
+  EXPECT_EQ(parse_duration("1d12h").value(), Millis(129'600'000));
+  EXPECT_FALSE(parse_duration("5w").is_ok());
   EXPECT_FALSE(parse_duration("5m3").is_ok());
   EXPECT_EQ(format_duration(Millis(-1)), "forever");
   EXPECT_EQ(format_duration(Millis(300'000)), "5m");
