@@ -2,7 +2,7 @@
 // (kInvalidArgument naming what is refused), never crash, hang or overflow the stack; the first
 // byte picks the options (whitespace policy, additionalProperties default).
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc fuzz/json_schema_fuzz.cpp \
-//     src/kiln/grammar/{grammar,json_value,json_schema,json_schema_lex,json_schema_struct,json_schema_merge,regex_text,char_sets}.cpp \
+//     src/kiln/grammar/{grammar,json_value,json_schema,json_schema_lex,json_schema_struct,json_schema_merge,regex_text,grammar_text,grammar_text_gbnf,grammar_text_lark,char_sets}.cpp \
 //     src/kiln/core/*.cpp -o json_schema_fuzz && ./json_schema_fuzz -max_total_time=60 fuzz/corpus/json_schema_fuzz
 #include <cstddef>
 #include <cstdint>

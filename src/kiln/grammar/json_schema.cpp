@@ -308,11 +308,25 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
     }
   }
   if (const JsonValue* n = s.find("nullable"); n != nullptr && n->is_bool() && n->boolean) types |= kNull;
+  std::vector<std::string> not_strings;
   if (const JsonValue* n = s.find("not")) {
     // What kiln can say of `not`: not {} (nothing is valid), not false, and not {type: ...}.
     bool only_type = n->is_object() && std::all_of(n->members.begin(), n->members.end(), [](const auto& m) {
       return m.first == "type" || !is_assertion_keyword(m.first);
     });
+    // not {enum: [strings]} (or const): strings other than those, and every other type.
+    bool only_strings = n->is_object() && !n->members.empty() && std::all_of(n->members.begin(), n->members.end(), [](const auto& m) {
+      if (m.first == "const") return m.second.is_string();
+      if (m.first == "enum") {
+        return m.second.is_array() && std::all_of(m.second.items.begin(), m.second.items.end(), [](const JsonValue& v) { return v.is_string(); });
+      }
+      return !is_assertion_keyword(m.first);
+    }) && (n->find("enum") != nullptr || n->find("const") != nullptr);
+    if (only_strings) {
+      only_type = false;
+      if (const JsonValue* e = n->find("enum")) for (const JsonValue& v : e->items) not_strings.push_back(v.text);
+      if (const JsonValue* c = n->find("const")) not_strings.push_back(c->text);
+    }
     if ((n->is_bool() && n->boolean) || (only_type && n->find("type") == nullptr)) return Sym();
     if (only_type) {
       uint8_t excluded = 0;
@@ -334,7 +348,7 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
         return error_at("unsupported JSON Schema keyword 'not' (numbers that are not integers)", ptr);
       }
       types &= static_cast<uint8_t>(~excluded);
-    } else if (!n->is_bool()) {
+    } else if (!n->is_bool() && !only_strings) {
       return error_at("unsupported JSON Schema keyword 'not'", ptr);
     }
   }
@@ -366,7 +380,13 @@ Result<Sym> Compiler::compile_plain(const JsonValue& s, const std::string& ptr, 
     KILN_ASSIGN_OR_RETURN(RegexId r, number_regex(s, (types & kNumber) == 0, ptr));
     if (r != p_.nothing()) options.push_back(terminal(p_.concat({ws_, r}), (types & kNumber) ? "number" : "integer"));
   }
-  if (types & kString) {
+  if ((types & kString) && !not_strings.empty()) {
+    for (std::string_view k : {"minLength", "maxLength", "pattern", "format"}) {
+      if (s.find(k) != nullptr) return error_at(str_cat("unsupported JSON Schema keyword 'not' together with '", k, "'"), ptr);
+    }
+    RegexId r = p_.concat({p_.literal("\""), jsonlex::canonical_not_in(p_, not_strings), p_.literal("\"")});
+    options.push_back(terminal(p_.concat({ws_, r}), "string"));
+  } else if (types & kString) {
     KILN_ASSIGN_OR_RETURN(RegexId r, string_regex(s, ptr));
     if (r != p_.nothing()) options.push_back(terminal(p_.concat({ws_, r}), "string"));
   }

@@ -1,6 +1,7 @@
 #include "kiln/grammar/json_schema_lex.h"
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -415,6 +416,55 @@ Result<RegexId> integer_multiple_of(RegexPool& p, int64_t k, bool nonnegative) {
   if (nonnegative) return magnitude_re;
   // Negative multiples: the same digits after a minus sign ("-0" is 0, a multiple too).
   return p.concat({p.optional(p.literal("-")), magnitude_re});
+}
+
+namespace {
+// The code points of a key; a trie of keys over code points.
+std::vector<uint32_t> code_points(std::string_view s) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+    for (int k = 1; k < n && i + static_cast<size_t>(k) < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3F);
+    out.push_back(cp);
+    i += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+struct Trie {
+  bool end = false;
+  std::map<uint32_t, Trie> next;
+};
+
+// Canonically encoded string contents (no quotes) whose decoded value is not in the trie.
+RegexId not_in_trie(RegexPool& p, const Trie& t) {
+  RegexId canonical_char = encode_canonical(p, p.any_char());
+  std::vector<CharRange> used;
+  std::vector<RegexId> options;
+  for (const auto& [cp, child] : t.next) {
+    used.push_back({cp, cp});
+    RegexId ch = encode_canonical(p, p.chars({{cp, cp}}));
+    options.push_back(p.concat({ch, not_in_trie(p, child)}));
+  }
+  // A character that leaves the trie, then anything.
+  RegexId other = encode_canonical(p, p.chars(complement_ranges(used)));
+  options.push_back(p.concat({other, p.star(canonical_char)}));
+  if (!t.end) options.push_back(p.empty());
+  return p.alt(std::move(options));
+}
+
+}  // namespace
+
+RegexId canonical_not_in(RegexPool& p, const std::vector<std::string>& values) {
+  Trie root;
+  for (const std::string& v : values) {
+    Trie* t = &root;
+    for (uint32_t cp : code_points(v)) t = &t->next[cp];
+    t->end = true;
+  }
+  return not_in_trie(p, root);
 }
 
 Result<RegexId> format_regex(RegexPool& p, std::string_view format) {

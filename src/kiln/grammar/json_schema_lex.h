@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/grammar/grammar.h"
@@ -37,6 +39,9 @@ LengthBounds length_bounds(const RegexPool& p, RegexId r);
 // each gets a share of the length, which keeps a subset of the strings, all of them valid, and
 // `*exact` is set to false.
 RegexId fit_length(RegexPool& p, RegexId r, uint64_t min, uint64_t max, bool* exact);
+
+// Canonically encoded string contents (no quotes) whose decoded value is none of `values`.
+RegexId canonical_not_in(RegexPool& p, const std::vector<std::string>& values);
 
 // A number bound: the value and whether it is exclusive.
 struct Bound {

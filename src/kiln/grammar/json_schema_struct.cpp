@@ -13,42 +13,6 @@ namespace {
 
 using Alts = std::vector<std::vector<Symbol>>;
 
-// The code points of a key; a trie of keys over code points.
-std::vector<uint32_t> code_points(std::string_view s) {
-  std::vector<uint32_t> out;
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-    for (int k = 1; k < n && i + static_cast<size_t>(k) < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3F);
-    out.push_back(cp);
-    i += static_cast<size_t>(n);
-  }
-  return out;
-}
-
-struct Trie {
-  bool end = false;
-  std::map<uint32_t, Trie> next;
-};
-
-// Canonically encoded string contents (no quotes) whose decoded value is not in the trie.
-RegexId not_in(RegexPool& p, const Trie& t) {
-  RegexId canonical_char = jsonlex::encode_canonical(p, p.any_char());
-  std::vector<CharRange> used;
-  std::vector<RegexId> options;
-  for (const auto& [cp, child] : t.next) {
-    used.push_back({cp, cp});
-    RegexId ch = jsonlex::encode_canonical(p, p.chars({{cp, cp}}));
-    options.push_back(p.concat({ch, not_in(p, child)}));
-  }
-  // A character that leaves the trie, then anything.
-  RegexId other = jsonlex::encode_canonical(p, p.chars(complement_ranges(used)));
-  options.push_back(p.concat({other, p.star(canonical_char)}));
-  if (!t.end) options.push_back(p.empty());
-  return p.alt(std::move(options));
-}
-
 }  // namespace
 
 static Seq& seq_syms(Seq& s, const std::vector<Symbol>& syms) {
@@ -94,14 +58,12 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
     KILN_ASSIGN_OR_RETURN(addl_sym, compile(*addl, ptr + "/additionalProperties", depth + 1));
   }
   std::vector<Prop> props;
-  Trie declared;
+  std::vector<std::string> declared;
   if (const JsonValue* ps = s.find("properties")) {
     if (!ps->is_object()) return error_at("'properties' is not an object", ptr);
     for (const auto& [k, v] : ps->members) {
       bool req = std::find(required.begin(), required.end(), k) != required.end();
-      Trie* t = &declared;
-      for (uint32_t cp : code_points(k)) t = &t->next[cp];
-      t->end = true;
+      declared.push_back(k);
       KILN_ASSIGN_OR_RETURN(Sym value, compile(v, str_cat(ptr, "/properties/", pointer_escape(k)), depth + 1));
       if (!value) {
         if (req) return Sym();
@@ -115,9 +77,7 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
     const JsonValue* ps = s.find("properties");
     if (ps != nullptr && ps->find(k) != nullptr) continue;
     if (!addl_sym) return Sym();
-    Trie* t = &declared;
-    for (uint32_t cp : code_points(k)) t = &t->next[cp];
-    t->end = true;
+    declared.push_back(k);
     props.push_back({k, *addl_sym, true});
   }
 
@@ -160,7 +120,7 @@ Result<Sym> Compiler::object_symbol(const JsonValue& s, const std::string& ptr, 
     KILN_ASSIGN_OR_RETURN(addl_sym, compile(*first, str_cat(ptr, "/patternProperties/", pointer_escape(pp->members[0].first)), depth + 1));
   }
   if (addl_sym) {
-    RegexId other_key = p_.concat({ws_, p_.literal("\""), pattern_keys ? *pattern_keys : not_in(p_, declared), p_.literal("\""), ws_, p_.literal(":")});
+    RegexId other_key = p_.concat({ws_, p_.literal("\""), pattern_keys ? *pattern_keys : jsonlex::canonical_not_in(p_, declared), p_.literal("\""), ws_, p_.literal(":")});
     uint32_t more = g_.add_rule(name + " more");
     g_.add_alternative(more, {});
     g_.add_alternative(more, Seq(*this).re(comma).re(other_key).sym(*addl_sym).sym(Symbol::rule(more)).done());
