@@ -94,14 +94,15 @@ class CudaTest : public ::testing::Test {
   DeviceContext cpu_;
 };
 
-// Every element: |got - want| <= atol + rtol * |want|, and never NaN. Reports the first misses.
+// Every element: equal, or |got - want| <= atol + rtol * |want|, and never NaN. Reports the first misses.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double atol, double rtol,
                          const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double g = got[i], w = want[i];
-    const bool ok = !std::isnan(g) && std::abs(g - w) <= atol + rtol * std::abs(w);
+    // Equal infinities (masked logits) match; their difference would be NaN.
+    const bool ok = g == w || (!std::isnan(g) && std::abs(g - w) <= atol + rtol * std::abs(w));
     if (!ok && ++bad <= 5) ADD_FAILURE() << what << ": element " << i << " is " << g << ", want " << w;
   }
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " elements differ";
