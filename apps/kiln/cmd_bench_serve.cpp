@@ -45,6 +45,7 @@ struct ServeBenchArgs {
   bool no_stream = false;
   std::optional<double> temperature;
   std::string extra_body;
+  std::string json_schema;  // file: every request asks for response_format json_schema with it
   uint64_t seed = 0;
   double request_timeout_s = 600;
   int threads = 1;
@@ -78,6 +79,25 @@ int fail(const Status& s) {
   return 1;
 }
 
+// --json-schema: the file's schema goes into every request as OpenAI's response_format (strict),
+// which kiln, vLLM and llama-server all accept, so constrained and free runs differ by that alone.
+Status add_json_schema(const std::string& path, json* extra_body) {
+  KILN_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  json schema = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!schema.is_object() && !schema.is_boolean()) {
+    return invalid_argument(str_cat("--json-schema ", path, " must hold a JSON Schema (an object or a boolean)"));
+  }
+  if (extra_body->is_null()) *extra_body = json::object();
+  if (extra_body->contains("response_format")) {
+    return invalid_argument("--json-schema and a response_format in --extra-body exclude each other");
+  }
+  (*extra_body)["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema", {{"name", "bench"}, {"schema", std::move(schema)}, {"strict", true}}},
+  };
+  return Status::ok();
+}
+
 // Checks the arguments and fills the runner's and the workload's settings from them.
 Status prepare(const ServeBenchArgs& a, RunSettings* run, WorkloadSettings* ws) {
   ApiEndpoint endpoint;
@@ -105,6 +125,7 @@ Status prepare(const ServeBenchArgs& a, RunSettings* run, WorkloadSettings* ws) 
     run->body.extra_body = json::parse(a.extra_body, nullptr, /*allow_exceptions=*/false);
     if (!run->body.extra_body.is_object()) return invalid_argument("--extra-body must be a JSON object");
   }
+  if (!a.json_schema.empty()) KILN_RETURN_IF_ERROR(add_json_schema(a.json_schema, &run->body.extra_body));
   run->client.endpoint = endpoint;
   run->client.stream = !a.no_stream;
   run->client.api_key = a.api_key;
@@ -150,6 +171,7 @@ json settings_json(const ServeBenchArgs& a, const RunSettings& run) {
       {"shared_prefix_tokens", a.shared_prefix_tokens},
       {"temperature", a.temperature ? json(*a.temperature) : json()},
       {"extra_body", run.body.extra_body},
+      {"json_schema_file", a.json_schema.empty() ? json() : json(a.json_schema)},
       {"seed", a.seed},
       {"request_timeout_s", a.request_timeout_s},
       {"threads", a.threads},
@@ -237,6 +259,8 @@ KILN_REGISTER_BENCH_COMMAND(
       sub.add_flag("--no-stream", a->no_stream, "Ask for whole responses (TTFT is then the whole latency)");
       sub.add_option("--temperature", a->temperature, "Sampling temperature to send (default: the server's)");
       sub.add_option("--extra-body", a->extra_body, "JSON object merged into every request body");
+      sub.add_option("--json-schema", a->json_schema,
+                     "JSON Schema file sent with every request as response_format json_schema (strict)");
       sub.add_option("--seed", a->seed, "Seed of prompts, lengths and arrival times")->capture_default_str();
       sub.add_option("--request-timeout", a->request_timeout_s, "Seconds before a request counts as timed out")
           ->capture_default_str();

@@ -163,5 +163,32 @@ TEST_F(BenchServeE2e, ServerErrorsAreCountedByStatus) {
   EXPECT_EQ(doc["results"]["errors"]["http_404"]["count"], 3);
 }
 
+TEST_F(BenchServeE2e, JsonSchemaConstrainsEveryRequest) {
+  // A schema whose every value is a few tokens: with it, each output ends when the value is
+  // complete (before max_tokens, despite ignore_eos), which only a constrained server does.
+  fs::path schema = dir_ / "schema.json";
+  std::ofstream(schema) << R"({"enum": ["yes", "no", "maybe"]})";
+  auto doc = bench({"--num-requests", "4", "--concurrency", "2", "--output-tokens", "24", "--warmup", "0",
+                    "--json-schema", schema.string()});
+  ASSERT_TRUE(doc.is_object()) << last_log_;
+  EXPECT_EQ(doc["results"]["completed"], 4) << doc.dump(2);
+  EXPECT_EQ(doc["results"]["short_outputs"], 4) << doc.dump(2);
+  EXPECT_EQ(doc["settings"]["json_schema_file"], schema.string());
+  EXPECT_EQ(doc["settings"]["extra_body"]["response_format"]["json_schema"]["schema"]["enum"][2], "maybe");
+  for (const auto& req : doc["requests"]) EXPECT_LT(req["output_tokens"].get<int>(), 24);
+
+  // What the server refuses is counted as its 400s.
+  std::ofstream(schema) << R"({"type": "object", "dependentSchemas": {}})";
+  auto refused = bench({"--num-requests", "2", "--warmup", "0", "--json-schema", schema.string()}, /*expect_rc=*/1);
+  ASSERT_TRUE(refused.is_object()) << last_log_;
+  EXPECT_EQ(refused["results"]["errors"]["http_400"]["count"], 2) << refused.dump(2);
+
+  // A file that is not a schema stops the benchmark before it sends anything.
+  std::ofstream(schema) << "[1, 2]";
+  std::vector<std::string> argv = {KILN_BINARY, "bench", "serve", "--url", url_, "--json-schema", schema.string()};
+  EXPECT_EQ(run(argv, dir_ / "bad.log", std::chrono::seconds(60)), 1);
+  EXPECT_NE(slurp(dir_ / "bad.log").find("must hold a JSON Schema"), std::string::npos) << slurp(dir_ / "bad.log");
+}
+
 }  // namespace
 }  // namespace kiln
