@@ -152,19 +152,32 @@ bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_
   // Breadth first, so each pair is first reached by its shortest prefix: exploring it to the
   // depth left under the longest slice token then covers every token that reaches it. The bound
   // on depth lets a counting state (a string with maxLength) pass while far from its limit.
-  constexpr size_t kMaxPairs = 1024;
+  // A key state that still tells several declared property names apart (an object with
+  // additionalProperties beside them) needs over a thousand pairs; a failed check costs about as
+  // much as the trie walk it would have saved.
+  constexpr size_t kMaxPairs = 16384;
   struct Pair {
     uint32_t q, x, depth;
   };
+  // One byte per class of both automata's byte classes together: the others lead to the same pair.
+  uint8_t reps[256];
+  size_t n_reps = 0;
+  {
+    std::unordered_set<uint32_t> joint;
+    for (int b = 0; b < 256; ++b) {
+      const auto u = static_cast<uint8_t>(b);
+      if (joint.insert((uint32_t{slice.dfa->byte_class(u)} << 8) | dfa_.byte_class(u)).second) reps[n_reps++] = u;
+    }
+  }
   std::vector<Pair> todo{{slice.start, dfa_state, 0}};
   std::unordered_set<uint64_t> seen{(uint64_t{slice.start} << 32) | dfa_state};
   for (size_t i = 0; i < todo.size(); ++i) {
     const Pair p = todo[i];
     if (p.depth >= slice.max_len) continue;
-    for (int b = 0; b < 256; ++b) {
-      const uint32_t q2 = slice.dfa->next(p.q, static_cast<uint8_t>(b));
+    for (size_t r = 0; r < n_reps; ++r) {
+      const uint32_t q2 = slice.dfa->next(p.q, reps[r]);
       if (q2 == kDead) continue;
-      const uint32_t x2 = dfa_.next(p.x, static_cast<uint8_t>(b));
+      const uint32_t x2 = dfa_.next(p.x, reps[r]);
       if (x2 == kDead || dfa_.accepting(x2)) return false;
       if (seen.insert((uint64_t{q2} << 32) | x2).second) {
         if (todo.size() >= kMaxPairs) return false;
