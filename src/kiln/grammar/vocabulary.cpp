@@ -192,9 +192,11 @@ bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_
 
 namespace {
 
-// JSON string content: any character but '"', '\\' and the controls.
+// JSON string content: any character but '"', '\\' and the controls; only tokens of at most
+// `max_bytes` bytes (the others go to `rest`).
 TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
-                                               const std::vector<std::pair<std::string_view, int32_t>>& text_tokens) {
+                                               const std::vector<std::pair<std::string_view, int32_t>>& text_tokens,
+                                               size_t max_bytes) {
   TokenVocabulary::Impl::Slice slice;
   Grammar g;
   const RegexId content = g.regexes.star(g.regexes.chars(complement_ranges({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}})));
@@ -208,7 +210,7 @@ TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
   for (const auto& [bytes, id] : text_tokens) {
     uint32_t q = slice.start;
     for (size_t i = 0; i < bytes.size() && q != detail::kDead; ++i) q = slice.dfa->next(q, static_cast<uint8_t>(bytes[i]));
-    if (q != detail::kDead) {
+    if (q != detail::kDead && bytes.size() <= max_bytes) {
       detail::set_bit(slice.mask, id);
       slice.max_len = std::max(slice.max_len, static_cast<uint32_t>(bytes.size()));
     } else {
@@ -260,7 +262,15 @@ std::shared_ptr<const TokenVocabulary> TokenVocabulary::from_bytes(std::vector<s
   }
   std::sort(entries.begin(), entries.end());
   impl->trie = detail::FlatTrie::build(entries);
-  impl->slices.push_back(json_string_slice(*impl, entries));
+  // The whole slice first, then slices of short tokens only: a string with maxLength has a lexer
+  // state per count, and one within the longest token's length of its limit fails the whole
+  // slice's check (which explores as deep as the longest token) but still passes a short one's,
+  // so its walk skips the short string tokens instead of covering the whole trie.
+  impl->slices.push_back(json_string_slice(*impl, entries, SIZE_MAX));
+  for (size_t cap : {32u, 16u, 8u}) {
+    if (impl->slices.back().max_len <= cap) break;
+    impl->slices.push_back(json_string_slice(*impl, entries, cap));
+  }
   return std::shared_ptr<const TokenVocabulary>(new TokenVocabulary(std::move(impl)));
 }
 
