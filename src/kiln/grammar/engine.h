@@ -49,7 +49,7 @@ struct TokenVocabulary::Impl {
   std::vector<uint8_t> special;
   std::vector<int32_t> end_ids;
   detail::FlatTrie trie;  // every token that can be text: not special, not an end id, not empty
-  // A slice (as llguidance calls them): the tokens whose bytes are a prefix of a match of a fixed
+  // Slices (as llguidance calls them): the tokens whose bytes are a prefix of a match of a fixed
   // regex, here JSON string content [^"\\\x00-\x1F]*. In a lexer state that provably stays live
   // and non-accepting over every such prefix, all of them are inside tokens at once, and only the
   // other tokens (`rest`) need a walk: the walk of a JSON string state is a twentieth of the trie.

@@ -69,6 +69,11 @@ void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<std::vector<ByteRange>
   out.push_back(std::move(seq));
 }
 
+bool same_ranges(const std::vector<ByteRange>& a, const std::vector<ByteRange>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](ByteRange x, ByteRange y) { return x.lo == y.lo && x.hi == y.hi; });
+}
+
 // Thompson construction. build(id, from) adds the fragment for `id` starting at `from` and returns
 // its end state; it never adds an edge into `from`, so alternatives may share their start.
 struct Builder {
@@ -112,19 +117,32 @@ struct Builder {
         return end;
       }
       case RegexNode::Kind::kChars: {
+        // Sequences share their suffixes (one state for "any two continuation bytes left", ...):
+        // a class like [^"\\] then costs 8 states instead of 17, which matters most where a
+        // bounded repeat unrolls it thousands of times.
         const uint32_t end = add();
         std::vector<std::vector<ByteRange>> seqs;
         for (const CharRange& r : n.ranges) utf8_sequences(r.lo, r.hi, seqs);
+        std::vector<std::pair<std::vector<ByteRange>, uint32_t>> suffix_states;
+        std::vector<ByteRange> suffix;
         for (const auto& seq : seqs) {
-          uint32_t cur = from;
-          for (size_t k = 0; k + 1 < seq.size(); ++k) {
-            const uint32_t nxt = add();
+          uint32_t to = end;  // the state after seq[k]
+          for (size_t k = seq.size() - 1; k > 0; --k) {
+            suffix.assign(seq.begin() + static_cast<std::ptrdiff_t>(k), seq.end());
+            auto it = std::find_if(suffix_states.begin(), suffix_states.end(),
+                                   [&](const auto& e) { return same_ranges(e.first, suffix); });
+            if (it != suffix_states.end()) {
+              to = it->second;
+              continue;
+            }
+            const uint32_t st = add();
             if (too_big) return 0;
-            edge(cur, seq[k].lo, seq[k].hi, nxt);
-            cur = nxt;
+            edge(st, seq[k].lo, seq[k].hi, to);
+            suffix_states.emplace_back(suffix, st);
+            to = st;
           }
           if (too_big) return 0;
-          edge(cur, seq.back().lo, seq.back().hi, end);
+          edge(from, seq[0].lo, seq[0].hi, to);
         }
         return end;
       }

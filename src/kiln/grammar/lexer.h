@@ -62,6 +62,8 @@ class Dfa {
     uint32_t t = cell.load(std::memory_order_acquire);
     return t != kNone ? t : fill(s, b);
   }
+  // Bytes of one class lead every state to the same state.
+  uint8_t byte_class(uint8_t b) const { return byte_class_[b]; }
   // Terminals whose regex has matched in state `s` (sorted); empty for a non-accepting state.
   std::span<const uint32_t> accepts(uint32_t s) const { return record(s).accepts; }
   bool accepting(uint32_t s) const { return !record(s).accepts.empty(); }

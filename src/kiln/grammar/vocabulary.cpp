@@ -152,19 +152,32 @@ bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_
   // Breadth first, so each pair is first reached by its shortest prefix: exploring it to the
   // depth left under the longest slice token then covers every token that reaches it. The bound
   // on depth lets a counting state (a string with maxLength) pass while far from its limit.
-  constexpr size_t kMaxPairs = 1024;
+  // A key state that still tells several declared property names apart (an object with
+  // additionalProperties beside them) needs over a thousand pairs; a failed check costs about as
+  // much as the trie walk it would have saved.
+  constexpr size_t kMaxPairs = 16384;
   struct Pair {
     uint32_t q, x, depth;
   };
+  // One byte per class of both automata's byte classes together: the others lead to the same pair.
+  uint8_t reps[256];
+  size_t n_reps = 0;
+  {
+    std::unordered_set<uint32_t> joint;
+    for (int b = 0; b < 256; ++b) {
+      const auto u = static_cast<uint8_t>(b);
+      if (joint.insert((uint32_t{slice.dfa->byte_class(u)} << 8) | dfa_.byte_class(u)).second) reps[n_reps++] = u;
+    }
+  }
   std::vector<Pair> todo{{slice.start, dfa_state, 0}};
   std::unordered_set<uint64_t> seen{(uint64_t{slice.start} << 32) | dfa_state};
   for (size_t i = 0; i < todo.size(); ++i) {
     const Pair p = todo[i];
     if (p.depth >= slice.max_len) continue;
-    for (int b = 0; b < 256; ++b) {
-      const uint32_t q2 = slice.dfa->next(p.q, static_cast<uint8_t>(b));
+    for (size_t r = 0; r < n_reps; ++r) {
+      const uint32_t q2 = slice.dfa->next(p.q, reps[r]);
       if (q2 == kDead) continue;
-      const uint32_t x2 = dfa_.next(p.x, static_cast<uint8_t>(b));
+      const uint32_t x2 = dfa_.next(p.x, reps[r]);
       if (x2 == kDead || dfa_.accepting(x2)) return false;
       if (seen.insert((uint64_t{q2} << 32) | x2).second) {
         if (todo.size() >= kMaxPairs) return false;
@@ -179,9 +192,11 @@ bool TokenCache::covers(const TokenVocabulary::Impl::Slice& slice, uint32_t dfa_
 
 namespace {
 
-// JSON string content: any character but '"', '\\' and the controls.
+// JSON string content: any character but '"', '\\' and the controls; only tokens of at most
+// `max_bytes` bytes (the others go to `rest`).
 TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
-                                               const std::vector<std::pair<std::string_view, int32_t>>& text_tokens) {
+                                               const std::vector<std::pair<std::string_view, int32_t>>& text_tokens,
+                                               size_t max_bytes) {
   TokenVocabulary::Impl::Slice slice;
   Grammar g;
   const RegexId content = g.regexes.star(g.regexes.chars(complement_ranges({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}})));
@@ -195,7 +210,7 @@ TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
   for (const auto& [bytes, id] : text_tokens) {
     uint32_t q = slice.start;
     for (size_t i = 0; i < bytes.size() && q != detail::kDead; ++i) q = slice.dfa->next(q, static_cast<uint8_t>(bytes[i]));
-    if (q != detail::kDead) {
+    if (q != detail::kDead && bytes.size() <= max_bytes) {
       detail::set_bit(slice.mask, id);
       slice.max_len = std::max(slice.max_len, static_cast<uint32_t>(bytes.size()));
     } else {
@@ -247,7 +262,15 @@ std::shared_ptr<const TokenVocabulary> TokenVocabulary::from_bytes(std::vector<s
   }
   std::sort(entries.begin(), entries.end());
   impl->trie = detail::FlatTrie::build(entries);
-  impl->slices.push_back(json_string_slice(*impl, entries));
+  // The whole slice first, then slices of short tokens only: a string with maxLength has a lexer
+  // state per count, and one within the longest token's length of its limit fails the whole
+  // slice's check (which explores as deep as the longest token) but still passes a short one's,
+  // so its walk skips the short string tokens instead of covering the whole trie.
+  impl->slices.push_back(json_string_slice(*impl, entries, SIZE_MAX));
+  for (size_t cap : {32u, 16u, 8u}) {
+    if (impl->slices.back().max_len <= cap) break;
+    impl->slices.push_back(json_string_slice(*impl, entries, cap));
+  }
   return std::shared_ptr<const TokenVocabulary>(new TokenVocabulary(std::move(impl)));
 }
 
