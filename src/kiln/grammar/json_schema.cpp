@@ -458,9 +458,10 @@ Result<uint64_t> count_keyword(const JsonValue& s, std::string_view k, uint64_t 
   if (!v->is_number() || !parse_decimal(v->text, &d) || (d.negative && !d.is_zero()) || !d.is_integer()) {
     return invalid_argument(str_cat("'", k, "' is not a non-negative integer"));
   }
+  // A bound over kMaxRepeat is refused, a maximum too: a long generation can write more than
+  // 10,000 characters or items, so dropping the bound would let output break the schema.
   if (!decimal_to_int64(d, &n) || n > static_cast<int64_t>(limits::kMaxRepeat)) {
-    if (k.starts_with("max")) return dflt;  // larger than any output kiln will write: no bound
-    return invalid_argument(str_cat("'", k, "' over ", limits::kMaxRepeat));
+    return invalid_argument(str_cat("'", k, "' over ", limits::kMaxRepeat, " (the largest bound kiln enforces)"));
   }
   return static_cast<uint64_t>(n);
 }
