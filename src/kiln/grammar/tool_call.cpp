@@ -87,6 +87,11 @@ Result<Grammar> tool_call_grammar(const ToolCallSpec& spec) {
                               Symbol::rule(call)});
   }
   g.start = start;
+  if (!spec.prefix.empty()) {
+    g.start = g.add_rule("answer");
+    g.add_alternative(g.start, {Symbol::terminal(g.add_terminal(g.regexes.literal(spec.prefix), spec.prefix)),
+                                Symbol::rule(start)});
+  }
   if (Status s = g.validate(); !s.is_ok()) return s;
   return g;
 }

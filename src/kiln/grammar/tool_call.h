@@ -23,6 +23,9 @@ struct ToolCallSpec {
   std::string family;  // the tool parser's name (text/output_parser.h)
   std::vector<ToolCallTool> tools;
   bool parallel = true;  // false: exactly one call; true: one or more
+  // Literal text the answer starts with before the first call (the reasoning closer, when the
+  // prompt left a reasoning block open).
+  std::string prefix;
 };
 
 // Whether kiln can force calls in this family's syntax.

@@ -49,6 +49,7 @@ std::optional<ApiError> tool_grammar_spec(const ToolConstraint& c, std::optional
   spec.kind = grammar::GrammarSpec::Kind::kToolCalls;
   spec.tool_calls.family = c.family;
   spec.tool_calls.parallel = c.parallel;
+  spec.tool_calls.prefix = c.prefix;
   for (const ToolSpec& t : c.tools) spec.tool_calls.tools.push_back({t.name, t.parameters_json, t.strict});
   *out = std::move(spec);
   return std::nullopt;

@@ -47,6 +47,8 @@ struct ToolConstraint {
   std::string family;            // the tool parser's name: which call syntax to constrain
   std::vector<ToolSpec> tools;   // the tools whose schemas apply
   bool parallel = true;
+  // Text a forced answer starts with: the reasoning closer when the prompt opened reasoning.
+  std::string prefix;
 };
 ToolConstraint tool_constraint(const ToolRequest& request, std::string_view tool_parser);
 

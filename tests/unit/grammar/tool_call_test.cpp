@@ -140,6 +140,23 @@ TEST(ToolCallGrammar, StrictToolsTakeNoUnnamedProperties) {
                       "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \"q\", \"x\": 1}}\n</tool_call>"));
 }
 
+TEST(ToolCallGrammar, APrefixClosesAnOpenReasoningBlockFirst) {
+  ASSERT_NE(qwen().vocab, nullptr);
+  ToolCallSpec s = spec("hermes");
+  s.prefix = "</think>\n\n";
+  auto cg = compile(s);
+  ASSERT_NE(cg, nullptr);
+  const std::string call = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+  EXPECT_TRUE(accepts(cg, "</think>\n\n" + call));
+  EXPECT_FALSE(accepts(cg, call));
+  GrammarSpec a;
+  a.kind = GrammarSpec::Kind::kToolCalls;
+  a.tool_calls = s;
+  GrammarSpec b = a;
+  b.tool_calls.prefix.clear();
+  EXPECT_NE(a.cache_key(), b.cache_key());
+}
+
 TEST(ToolCallGrammar, Llama3BareObjectsSeparatedBySemicolons) {
   ASSERT_NE(qwen().vocab, nullptr);
   auto cg = compile(spec("llama3"));
@@ -161,7 +178,7 @@ TEST(ToolCallGrammar, UnsupportedFamiliesAndBadSchemasAreClearErrors) {
   g = tool_call_grammar(bad);
   ASSERT_FALSE(g.is_ok());
   EXPECT_NE(g.status().message().find("tools[1] (search)"), std::string::npos) << g.status().message();
-  EXPECT_FALSE(tool_call_grammar(ToolCallSpec{"hermes", {}, true}).is_ok());
+  EXPECT_FALSE(tool_call_grammar(ToolCallSpec{"hermes", {}, true, ""}).is_ok());
 }
 
 TEST(ToolCallGrammar, CacheKeysTellToolsFamiliesAndParallelApart) {
