@@ -237,7 +237,7 @@ test('an unknown named tool_choice and a bad tool name are 400s naming the param
   r = await post({ messages: FIRST_TURN, tools: [{ type: 'function', function: { name: 'bad name' } }] });
   assert.equal(r.status, 400);
   assert.equal(JSON.parse(r.text).error.param, 'tools[0].function.name');
-  // required and named are accepted (their enforcement comes with the grammar engine).
+  // required is accepted (and enforced: tool_choice_test.mjs).
   r = await post({ messages: FIRST_TURN, tools: TOOLS, tool_choice: 'required' });
   assert.equal(r.status, 200, r.text);
 });

@@ -291,4 +291,40 @@ std::string Grammar::to_string() const {
   return s;
 }
 
+uint32_t embed_grammar(Grammar* into, const Grammar& from, std::string_view prefix) {
+  // Node ids are created children first, so one pass in id order sees every child mapped.
+  std::vector<RegexId> regex(from.regexes.size());
+  RegexPool& pool = into->regexes;
+  for (RegexId id = 0; id < from.regexes.size(); ++id) {
+    const RegexNode& n = from.regexes.node(id);
+    std::vector<RegexId> kids;
+    for (RegexId c : n.children) kids.push_back(regex[c]);
+    switch (n.kind) {
+      case RegexNode::Kind::kNothing: regex[id] = pool.nothing(); break;
+      case RegexNode::Kind::kEmpty: regex[id] = pool.empty(); break;
+      case RegexNode::Kind::kChars: regex[id] = pool.chars(n.ranges); break;
+      case RegexNode::Kind::kBytes: regex[id] = pool.bytes(n.ranges); break;
+      case RegexNode::Kind::kConcat: regex[id] = pool.concat(std::move(kids)); break;
+      case RegexNode::Kind::kAlt: regex[id] = pool.alt(std::move(kids)); break;
+      case RegexNode::Kind::kRepeat: regex[id] = pool.repeat(kids.at(0), n.min, n.max); break;
+    }
+  }
+  std::vector<uint32_t> terminal(from.terminals.size());
+  for (size_t t = 0; t < from.terminals.size(); ++t) {
+    terminal[t] = into->add_terminal(regex[from.terminals[t].regex], from.terminals[t].name);
+  }
+  const auto base = static_cast<uint32_t>(into->rules.size());
+  for (const Rule& r : from.rules) into->add_rule(std::string(prefix) + r.name);
+  for (size_t r = 0; r < from.rules.size(); ++r) {
+    for (const auto& alt : from.rules[r].alternatives) {
+      std::vector<Symbol> symbols;
+      for (Symbol s : alt) {
+        symbols.push_back(s.is_terminal() ? Symbol::terminal(terminal[s.index()]) : Symbol::rule(base + s.index()));
+      }
+      into->add_alternative(base + static_cast<uint32_t>(r), std::move(symbols));
+    }
+  }
+  return base + from.start;
+}
+
 }  // namespace kiln::grammar

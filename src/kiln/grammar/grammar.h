@@ -122,4 +122,9 @@ class Grammar {
   std::unordered_map<RegexId, uint32_t> terminal_of_regex_;
 };
 
+// Copies every regex, terminal and rule of `from` into `into` (its rules appended, names prefixed
+// with `prefix`) and returns the index in `into` of `from`'s start rule, so that one grammar (a
+// compiled JSON Schema) can be used as a nonterminal of another (a tool call's arguments).
+uint32_t embed_grammar(Grammar* into, const Grammar& from, std::string_view prefix);
+
 }  // namespace kiln::grammar

@@ -23,6 +23,14 @@ std::string GrammarSpec::cache_key() const {
     key += str_cat(";", c.size(), ":");
     key += c;
   }
+  if (kind == Kind::kToolCalls) {
+    key += str_cat(";", tool_calls.family.size(), ":", tool_calls.family, ";", tool_calls.parallel ? 1 : 0, ";",
+                   tool_calls.prefix.size(), ":", tool_calls.prefix);
+    for (const ToolCallTool& t : tool_calls.tools) {
+      key += str_cat(";", t.name.size(), ":", t.name, ";", t.strict ? 1 : 0, ";", t.parameters_json.size(), ":");
+      key += t.parameters_json;
+    }
+  }
   return key;
 }
 

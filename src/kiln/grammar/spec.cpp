@@ -18,6 +18,7 @@ Result<Grammar> build_grammar(const GrammarSpec& spec) {
     case GrammarSpec::Kind::kRegex: return regex_grammar(spec.text);
     case GrammarSpec::Kind::kChoice: return choice_grammar(spec.choices);
     case GrammarSpec::Kind::kGrammarText: return grammar_from_text(spec.text);
+    case GrammarSpec::Kind::kToolCalls: return tool_call_grammar(spec.tool_calls);
   }
   return invalid_argument("unknown grammar kind");
 }

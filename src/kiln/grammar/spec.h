@@ -12,15 +12,17 @@
 #include "kiln/core/status.h"
 #include "kiln/grammar/json_schema.h"
 #include "kiln/grammar/matcher.h"
+#include "kiln/grammar/tool_call.h"
 
 namespace kiln::grammar {
 
 struct GrammarSpec {
-  enum class Kind { kJsonSchema, kJsonObject, kRegex, kChoice, kGrammarText };
+  enum class Kind { kJsonSchema, kJsonObject, kRegex, kChoice, kGrammarText, kToolCalls };
   Kind kind = Kind::kJsonObject;
   std::string text;                  // schema JSON text, regex, or grammar text
   std::vector<std::string> choices;  // kChoice
   JsonSchemaOptions json;            // kJsonSchema / kJsonObject
+  ToolCallSpec tool_calls;           // kToolCalls
 
   std::string cache_key() const;
 };

@@ -457,13 +457,23 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   plan.meta.created = unix_time_seconds();
   plan.meta.system_fingerprint = ctx.system_fingerprint;
   std::shared_ptr<const serve::ConstraintFactory> constraint;
-  if (p.structured) {
+  std::optional<grammar::GrammarSpec> tool_spec;
+  if (auto e = tool_grammar_spec(plan.tool_constraint, &tool_spec)) return ex->respond_error(*e);
+  if (tool_spec && p.structured) {
+    // One grammar per answer: a forced call already fixes its shape (docs/tool-calling-api.md).
+    return ex->respond_error(invalid_param(p.structured->param, str_cat(p.structured->param,
+                                                                        " cannot be combined with a tool_choice that "
+                                                                        "forces a tool call ('required' or a named tool).")));
+  }
+  const grammar::GrammarSpec* spec = tool_spec ? &*tool_spec : p.structured ? &p.structured->spec : nullptr;
+  const std::string spec_param = tool_spec ? "tools" : p.structured ? p.structured->param : "";
+  if (spec) {
     // Compiled here, on the HTTP thread and through the server-wide cache (the same format
     // compiles once), never on the engine thread. The compilers bound their work (grammar/limits.h).
-    auto compiled = ctx.grammars->get(p.structured->spec);
+    auto compiled = ctx.grammars->get(*spec);
     if (!compiled.is_ok()) {
-      ApiError e = invalid_param(p.structured->param, compiled.status().message());
-      if (compiled.status().code() != StatusCode::kInvalidArgument) e = api_error_from_status(compiled.status(), p.structured->param);
+      ApiError e = invalid_param(spec_param, compiled.status().message());
+      if (compiled.status().code() != StatusCode::kInvalidArgument) e = api_error_from_status(compiled.status(), spec_param);
       return ex->respond_error(e);
     }
     constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());

@@ -32,7 +32,8 @@ struct GenerationPlan {
   // calls (docs/tool-calling-api.md). Absent: the text is the content, as for completions.
   std::optional<text::OutputParserOptions> parser;
   bool parallel_tool_calls = true;  // false: a choice ends when its first tool call does
-  // What tool_choice asks the grammar engine to enforce (tool_request.h); not enforced yet.
+  // What tool_choice asks the grammar engine to enforce (tool_request.h): a forced call is the
+  // answer's grammar (run_generation).
   ToolConstraint tool_constraint;
 };
 

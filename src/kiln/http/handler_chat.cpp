@@ -93,6 +93,11 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
   }
   plan.parallel_tool_calls = req.tool.parallel_tool_calls;
   plan.tool_constraint = tool_constraint(req.tool, formats.tool_parser);
+  if (plan.parser && plan.parser->reasoning_open_at_start) {
+    // The prompt left a reasoning block open: a forced call closes it first, else the parser
+    // would read the call as reasoning.
+    plan.tool_constraint.prefix = str_cat(text::reasoning_close_marker(formats.reasoning_parser), "\n\n");
+  }
   run_generation(ctx, ex, std::move(plan));
 }
 

@@ -1,5 +1,7 @@
 #include "kiln/http/tool_request.h"
 
+#include "kiln/core/str.h"
+
 namespace kiln::http {
 
 ToolConstraint tool_constraint(const ToolRequest& r, std::string_view tool_parser) {
@@ -28,6 +30,29 @@ ToolConstraint tool_constraint(const ToolRequest& r, std::string_view tool_parse
       break;
   }
   return c;
+}
+
+std::optional<ApiError> tool_grammar_spec(const ToolConstraint& c, std::optional<grammar::GrammarSpec>* out) {
+  out->reset();
+  if (c.kind != ToolConstraint::Kind::kAnyCall && c.kind != ToolConstraint::Kind::kNamedCall) return std::nullopt;
+  if (!grammar::tool_call_family_supported(c.family)) {
+    // Fail closed: a forced call that is not enforced would let the answer be anything.
+    return invalid_param("tool_choice",
+                         c.family.empty()
+                             ? std::string("tool_choice cannot be enforced: kiln knows no tool-call format for this model "
+                                           "(set tool_parser for it); use tool_choice 'auto'.")
+                             : str_cat("tool_choice cannot be enforced for the '", c.family,
+                                       "' tool-call format (enforced: hermes, llama3); use tool_choice 'auto'."),
+                         "unsupported_value");
+  }
+  grammar::GrammarSpec spec;
+  spec.kind = grammar::GrammarSpec::Kind::kToolCalls;
+  spec.tool_calls.family = c.family;
+  spec.tool_calls.parallel = c.parallel;
+  spec.tool_calls.prefix = c.prefix;
+  for (const ToolSpec& t : c.tools) spec.tool_calls.tools.push_back({t.name, t.parameters_json, t.strict});
+  *out = std::move(spec);
+  return std::nullopt;
 }
 
 }  // namespace kiln::http

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/grammar/spec.h"
 #include "kiln/http/errors.h"
 
 namespace kiln::http {
@@ -32,8 +33,8 @@ struct ToolRequest {
 };
 
 // What the grammar engine must constrain for a request, given the model's tool-call family. The
-// HTTP layer computes it for every chat request; until the grammar engine is wired in, kRequired
-// and kNamed are accepted and validated but not enforced (docs/tool-calling-api.md).
+// HTTP layer computes it for every chat request; kAnyCall and kNamedCall are enforced
+// (tool_grammar_spec), kStrictLazy is not yet (docs/tool-calling-api.md).
 struct ToolConstraint {
   enum class Kind {
     kNone,         // nothing to enforce
@@ -46,7 +47,13 @@ struct ToolConstraint {
   std::string family;            // the tool parser's name: which call syntax to constrain
   std::vector<ToolSpec> tools;   // the tools whose schemas apply
   bool parallel = true;
+  // Text a forced answer starts with: the reasoning closer when the prompt opened reasoning.
+  std::string prefix;
 };
 ToolConstraint tool_constraint(const ToolRequest& request, std::string_view tool_parser);
+
+// The grammar that forces the calls of a kAnyCall or kNamedCall constraint, in *out (nullopt for
+// the other kinds). A 400 on tool_choice when the model's tool-call format cannot be forced.
+std::optional<ApiError> tool_grammar_spec(const ToolConstraint& c, std::optional<grammar::GrammarSpec>* out);
 
 }  // namespace kiln::http

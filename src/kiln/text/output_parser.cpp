@@ -251,6 +251,11 @@ Result<std::unique_ptr<OutputParser>> OutputParser::create(const OutputParserOpt
   return std::unique_ptr<OutputParser>(new ParserImpl(o, harmony_tools || harmony_reasoning));
 }
 
+std::string_view reasoning_close_marker(std::string_view reasoning_parser) {
+  const ReasoningMarkers* m = reasoning_markers(reasoning_parser);
+  return m == nullptr ? std::string_view() : m->close;
+}
+
 bool prompt_opens_reasoning(std::string_view prompt, std::string_view reasoning_parser) {
   const ReasoningMarkers* m = reasoning_markers(reasoning_parser);
   if (m == nullptr) return false;

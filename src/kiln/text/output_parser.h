@@ -113,5 +113,7 @@ std::vector<std::string> reasoning_parser_names();
 // "<think>" is not followed by "</think>"; "[THINK]" for "mistral"), which is what
 // reasoning_open_at_start asks.
 bool prompt_opens_reasoning(std::string_view rendered_prompt, std::string_view reasoning_parser);
+// The marker that closes a reasoning block of this parser ("</think>"); empty when none.
+std::string_view reasoning_close_marker(std::string_view reasoning_parser);
 
 }  // namespace kiln::text

@@ -255,8 +255,8 @@ TEST(GrammarCache, CompilesEachSpecOnceAndEvicts) {
     g.add_alternative(g.start, {Symbol::terminal(g.add_terminal(g.regexes.literal(spec.text), "lit"))});
     return g;
   });
-  GrammarSpec a{GrammarSpec::Kind::kRegex, "a", {}, {}}, b{GrammarSpec::Kind::kRegex, "b", {}, {}},
-      c{GrammarSpec::Kind::kRegex, "c", {}, {}}, bad{GrammarSpec::Kind::kRegex, "bad", {}, {}};
+  GrammarSpec a{GrammarSpec::Kind::kRegex, "a", {}, {}, {}}, b{GrammarSpec::Kind::kRegex, "b", {}, {}, {}},
+      c{GrammarSpec::Kind::kRegex, "c", {}, {}, {}}, bad{GrammarSpec::Kind::kRegex, "bad", {}, {}, {}};
   std::vector<std::thread> threads;
   std::vector<const CompiledGrammar*> got(8);
   for (size_t i = 0; i < 8; ++i) {
@@ -279,8 +279,8 @@ TEST(GrammarCache, CompilesEachSpecOnceAndEvicts) {
   EXPECT_TRUE(cache.get(b).is_ok());
   EXPECT_EQ(builds.load(), 4);
   EXPECT_FALSE(cache.get(bad).is_ok());
-  GrammarSpec choice1{GrammarSpec::Kind::kChoice, "", {"ab", "c"}, {}},
-      choice2{GrammarSpec::Kind::kChoice, "", {"a", "bc"}, {}};
+  GrammarSpec choice1{GrammarSpec::Kind::kChoice, "", {"ab", "c"}, {}, {}},
+      choice2{GrammarSpec::Kind::kChoice, "", {"a", "bc"}, {}, {}};
   EXPECT_NE(choice1.cache_key(), choice2.cache_key());
   GrammarSpec loose = a;
   loose.json.compact_whitespace = false;

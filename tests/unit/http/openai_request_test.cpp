@@ -99,6 +99,23 @@ TEST(OpenAiRequest, ToolsAndToolChoice) {
   r.tool.choice = ToolChoice::kNone;
   EXPECT_EQ(tool_constraint(r.tool, "hermes").kind, ToolConstraint::Kind::kNone);
 
+  // What is enforced: the forced kinds become a tool-call grammar of the family, only them.
+  std::optional<grammar::GrammarSpec> spec;
+  EXPECT_FALSE(tool_grammar_spec(named, &spec).has_value());
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(spec->kind, grammar::GrammarSpec::Kind::kToolCalls);
+  EXPECT_EQ(spec->tool_calls.family, "hermes");
+  EXPECT_FALSE(spec->tool_calls.parallel);
+  ASSERT_EQ(spec->tool_calls.tools.size(), 1u);
+  EXPECT_EQ(spec->tool_calls.tools[0].name, "noargs");
+  EXPECT_FALSE(tool_grammar_spec(lazy, &spec).has_value());
+  EXPECT_FALSE(spec.has_value());  // kStrictLazy is not enforced (docs/tool-calling-api.md)
+  named.family = "mistral";
+  auto err = tool_grammar_spec(named, &spec);
+  ASSERT_TRUE(err.has_value());  // a forced call kiln cannot force is refused, never ignored
+  EXPECT_EQ(err->param, "tool_choice");
+  EXPECT_NE(err->message.find("mistral"), std::string::npos);
+
   ChatRequest none;
   ASSERT_FALSE(parse_chat_request(chat(R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none")"),
                                   &none).has_value());
