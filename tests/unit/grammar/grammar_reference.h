@@ -1,6 +1,6 @@
 // Reference semantics for grammar tests, written straight from the definitions in grammar.h and
-// kept deliberately naive (sets of positions, least fixpoints): a regex matcher over RegexPool
-// nodes, a recognizer for whole Grammars, and a sampler of strings from a regex. Slow; for short
+// kept deliberately naive (sets of positions): a regex matcher over RegexPool nodes, whole-Grammar
+// acceptance (through the Earley reference recognizer), and a sampler of strings from a regex. Slow; for short
 // strings only. The real matcher is tested against these, and these against Node's RegExp.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "earley_reference.h"
 #include "kiln/grammar/grammar.h"
 
 namespace kiln::grammar::reference {
@@ -98,43 +99,8 @@ inline bool full_match(const RegexPool& pool, RegexId id, std::string_view s) {
   return step(pool, id, s, from).back();
 }
 
-// Whether the grammar derives exactly `s`: the least fixpoint of "rule R spans [i, j)".
-inline bool accepts(const Grammar& g, std::string_view s) {
-  const size_t n = s.size() + 1;
-  std::vector<std::vector<Positions>> term(g.terminals.size());
-  for (size_t t = 0; t < g.terminals.size(); ++t) {
-    for (size_t i = 0; i < n; ++i) {
-      Positions from(n, false);
-      from[i] = true;
-      term[t].push_back(step(g.regexes, g.terminals[t].regex, s, from));
-    }
-  }
-  std::vector<std::vector<Positions>> spans(g.rules.size(), std::vector<Positions>(n, Positions(n, false)));
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < g.rules.size(); ++r) {
-      for (size_t i = 0; i < n; ++i) {
-        for (const auto& alt : g.rules[r].alternatives) {
-          Positions cur(n, false);
-          cur[i] = true;
-          for (Symbol sym : alt) {
-            Positions next(n, false);
-            for (size_t p = 0; p < n; ++p) {
-              if (!cur[p]) continue;
-              const Positions& e = sym.is_terminal() ? term[sym.index()][p] : spans[sym.index()][p];
-              for (size_t q = 0; q < n; ++q) next[q] = next[q] || e[q];
-            }
-            cur = std::move(next);
-          }
-          for (size_t q = 0; q < n; ++q) {
-            if (cur[q] && !spans[r][i][q]) spans[r][i][q] = true, changed = true;
-          }
-        }
-      }
-    }
-  }
-  return spans[g.start][0][n - 1];
-}
+// Whether the grammar derives exactly `s` (the Earley reference recognizer).
+inline bool accepts(const Grammar& g, std::string_view s) { return grammar::testing::recognize(g, s).complete; }
 
 inline void append_utf8(std::string* out, uint32_t cp) {
   if (cp < 0x80) {

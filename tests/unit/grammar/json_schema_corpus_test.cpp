@@ -120,30 +120,3 @@ TEST(JsonSchemaCorpus, MatcherTokenByTokenWithQwen3) {
 
 }  // namespace
 }  // namespace kiln::grammar
-
-namespace kiln::grammar {
-namespace {
-// KILN_DEBUG_SCHEMA=FILE.json (a corpus file): where each misjudged instance stops being a prefix.
-TEST(JsonSchemaCorpus, DebugOne) {
-  const char* file = std::getenv("KILN_DEBUG_SCHEMA");
-  if (file == nullptr) GTEST_SKIP();
-  std::filesystem::path p(file);
-  for (const auto& c : corpus::read_corpus(p.parent_path())) {
-    if (c.name != p.filename().string()) continue;
-    Result<Grammar> g = json_schema_grammar(c.schema_text, {});
-    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
-    for (const auto& inst : c.instances) {
-      if (testing::recognize(*g, inst.text).complete == inst.valid) continue;
-      size_t lo = 0, hi = inst.text.size();
-      while (lo < hi) {  // the longest viable prefix
-        size_t mid = (lo + hi + 1) / 2;
-        if (testing::recognize(*g, inst.text.substr(0, mid)).viable) lo = mid; else hi = mid - 1;
-      }
-      std::printf("%s: viable up to %zu: ...%s<<>>%s\n", inst.valid ? "valid" : "invalid", lo,
-                  inst.text.substr(lo > 80 ? lo - 80 : 0, std::min<size_t>(lo, 80)).c_str(), inst.text.substr(lo, 40).c_str());
-    }
-    if (std::getenv("KILN_DEBUG_GRAMMAR")) std::printf("%s\n", g->to_string().c_str());
-  }
-}
-}  // namespace
-}  // namespace kiln::grammar
