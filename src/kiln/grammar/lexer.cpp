@@ -239,16 +239,40 @@ struct Builder {
 }  // namespace
 
 Result<Nfa> build_nfa(const Grammar& g) {
+  // Only terminals the start rule can reach: a compiler may leave terminals behind that it merged
+  // into larger ones (the JSON Schema compiler does, for every suffix of an object), and building
+  // them cost quadratic NFA states for a long run of properties.
+  std::vector<uint8_t> used(g.terminals.size(), 0), seen_rule(g.rules.size(), 0);
+  std::vector<uint32_t> todo;
+  if (g.start < g.rules.size()) {
+    seen_rule[g.start] = 1;
+    todo.push_back(g.start);
+  }
+  while (!todo.empty()) {
+    const uint32_t r = todo.back();
+    todo.pop_back();
+    for (const auto& alt : g.rules[r].alternatives) {
+      for (Symbol x : alt) {
+        if (x.is_terminal()) {
+          used[x.index()] = 1;
+        } else if (!seen_rule[x.index()]) {
+          seen_rule[x.index()] = 1;
+          todo.push_back(x.index());
+        }
+      }
+    }
+  }
   Builder b{g.regexes, {}, {}, {}};
-  std::vector<uint32_t> starts;
+  std::vector<uint32_t> starts(g.terminals.size(), kNone);
   for (size_t t = 0; t < g.terminals.size(); ++t) {
+    if (!used[t]) continue;
     const uint32_t s = b.add();
     const uint32_t e = b.build(g.terminals[t].regex, s);
     const uint32_t f = b.add();
     if (b.too_big) break;
     b.eps(e, f);
     b.final_of[f] = static_cast<uint32_t>(t);
-    starts.push_back(s);
+    starts[t] = s;
   }
   if (b.too_big) {
     return invalid_argument(
@@ -315,7 +339,7 @@ Result<Nfa> build_nfa(const Grammar& g) {
   nfa.nullable.assign(g.terminals.size(), 0);
   std::vector<uint8_t> seen(n, 0);
   for (size_t t = 0; t < starts.size(); ++t) {
-    if (!live[starts[t]]) continue;
+    if (starts[t] == kNone || !live[starts[t]]) continue;
     nfa.start_of[t] = starts[t];
     // Nullable: the final state is in the start's epsilon closure.
     std::vector<uint32_t> visit{starts[t]}, touched{starts[t]};
