@@ -238,13 +238,17 @@ struct Builder {
 
 }  // namespace
 
-Result<Nfa> build_nfa(const Grammar& g) {
-  // Only terminals the start rule can reach: a compiler may leave terminals behind that it merged
-  // into larger ones (the JSON Schema compiler does, for every suffix of an object), and building
-  // them cost quadratic NFA states for a long run of properties.
-  std::vector<uint8_t> used(g.terminals.size(), 0), seen_rule(g.rules.size(), 0);
+namespace {
+
+// With only_reached, only terminals the start rule can reach: a compiler may leave terminals
+// behind that it merged into larger ones (the JSON Schema compiler does, for every suffix of an
+// object), and building them cost quadratic NFA states for a long run of properties. It is the
+// fallback only: built, the unreached terminals measured faster masks on the corpus (31 against
+// 303 µs mean on 300 schemas), a cause not yet found.
+Result<Nfa> build_nfa(const Grammar& g, bool only_reached) {
+  std::vector<uint8_t> used(g.terminals.size(), only_reached ? 0 : 1), seen_rule(g.rules.size(), 0);
   std::vector<uint32_t> todo;
-  if (g.start < g.rules.size()) {
+  if (only_reached && g.start < g.rules.size()) {
     seen_rule[g.start] = 1;
     todo.push_back(g.start);
   }
@@ -359,6 +363,14 @@ Result<Nfa> build_nfa(const Grammar& g) {
     for (uint32_t s : touched) seen[s] = 0;
   }
   return nfa;
+}
+
+}  // namespace
+
+Result<Nfa> build_nfa(const Grammar& g) {
+  Result<Nfa> all = build_nfa(g, false);
+  if (all.is_ok()) return all;
+  return build_nfa(g, true);
 }
 
 Dfa::Dfa(Nfa nfa, size_t max_states) : nfa_(std::move(nfa)), max_states_(std::max<size_t>(max_states, 2)) {
