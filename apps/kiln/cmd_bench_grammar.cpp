@@ -87,6 +87,7 @@ int run(const BenchGrammarArgs& a) {
 
   std::vector<double> compile_ms, compile_cpu_ms, mask_us, mask_cpu_us;
   std::map<std::string, int> refusals;
+  std::map<std::string, std::vector<std::string>> refused_schemas;  // by reason: the file names
   size_t compiled = 0, valid = 0, valid_ok = 0, invalid = 0, invalid_refused = 0;
   nlohmann::json problems = nlohmann::json::array();
   const std::regex keyword("keyword '([^']+)'");
@@ -102,7 +103,9 @@ int run(const BenchGrammarArgs& a) {
     if (!cg.is_ok()) {
       std::smatch m;
       std::string msg = cg.status().message();
-      refusals[std::regex_search(msg, m, keyword) ? m[1].str() : msg.substr(0, 60)]++;
+      const std::string reason = std::regex_search(msg, m, keyword) ? m[1].str() : msg.substr(0, 60);
+      refusals[reason]++;
+      refused_schemas[reason].push_back(c.name);
       continue;
     }
     ++compiled;
@@ -178,6 +181,7 @@ int run(const BenchGrammarArgs& a) {
                           {"invalid_instances", invalid},
                           {"invalid_refused", invalid_refused},
                           {"refusals", refusals},
+                          {"refused_schemas", refused_schemas},
                           {"problems", problems}};
     std::ofstream f(a.json_out);
     f << out.dump(2) << "\n";

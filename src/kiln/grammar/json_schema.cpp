@@ -54,10 +54,42 @@ Seq& Seq::re(RegexId r) {
 }
 
 Seq& Seq::sym(Symbol s) {
-  if (s.is_terminal()) return re(c_.regex_of(s));
+  if (s.is_terminal() && c_.nfa_cost(c_.regex_of(s)) <= kMaxInlineStates) return re(c_.regex_of(s));
+  return shared(s);
+}
+
+Seq& Seq::shared(Symbol s) {
   flush();
   out_.push_back(s);
   return *this;
+}
+
+uint64_t Compiler::nfa_cost(RegexId r) {
+  constexpr uint64_t kCap = uint64_t{1} << 40;
+  if (cost_.size() <= r) cost_.resize(p_.size(), 0);
+  if (cost_[r] != 0) return cost_[r];
+  const RegexNode& n = p_.node(r);
+  uint64_t c = 1;
+  switch (n.kind) {
+    case RegexNode::Kind::kNothing:
+    case RegexNode::Kind::kEmpty:
+    case RegexNode::Kind::kBytes: break;
+    case RegexNode::Kind::kChars:
+      // A multi-byte range adds up to three continuation states; shared suffixes make it less.
+      for (const CharRange& cr : n.ranges) c += cr.hi < 0x80 ? 0 : 3;
+      break;
+    case RegexNode::Kind::kConcat:
+    case RegexNode::Kind::kAlt:
+      for (RegexId ch : n.children) c += nfa_cost(ch);
+      break;
+    case RegexNode::Kind::kRepeat: {
+      const uint64_t copies = n.max == kUnbounded ? uint64_t{n.min} + 1 : n.max;
+      c += copies * nfa_cost(n.children[0]);
+      break;
+    }
+  }
+  cost_[r] = std::min(c, kCap);
+  return cost_[r];
 }
 
 void Seq::flush() {

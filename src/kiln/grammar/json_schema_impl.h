@@ -22,6 +22,14 @@ enum TypeBit : uint8_t {
 };
 inline constexpr uint8_t kAllTypes = 127;
 
+// Merging copies a terminal's regex into every lexeme that uses it, and the lexer's NFA holds one
+// copy per use, so a terminal whose NFA would be large (a string with a maxLength in the hundreds,
+// an array of maxItems unrolled) is kept as a terminal of its own instead, built once however often
+// it is used; the language is the same. Past kMaxArrayLexemeStates an array of one-terminal items
+// is kept as rules too. Both are estimated NFA states (Compiler::nfa_cost).
+inline constexpr uint64_t kMaxInlineStates = 1'500;
+inline constexpr uint64_t kMaxArrayLexemeStates = 20'000;
+
 // A compiled schema: the symbol deriving its values, or none when no value satisfies it.
 using Sym = std::optional<Symbol>;
 
@@ -32,6 +40,7 @@ class Seq {
   explicit Seq(class Compiler& c) : c_(c) {}
   Seq& re(RegexId r);
   Seq& sym(Symbol s);
+  Seq& shared(Symbol s);  // never merged into its neighbours
   std::vector<Symbol> done();
 
  private:
@@ -76,6 +85,8 @@ class Compiler {
   RegexId ws() const { return ws_; }
   RegexId punct(std::string_view text);  // whitespace, then the text
   RegexId regex_of(Symbol s) const { return g_.terminals[s.index()].regex; }
+  // An estimate (an upper bound, saturating) of the NFA states the lexer builds for `r`.
+  uint64_t nfa_cost(RegexId r);
   const JsonValue* keep(JsonValue v);     // a synthetic schema with a stable address
 
   Grammar g_;
@@ -91,6 +102,7 @@ class Compiler {
   Result<Sym> alternatives(std::vector<Sym> options, const std::string& name);
 
   RegexId ws_ = 0;
+  std::vector<uint64_t> cost_;  // nfa_cost by RegexId, 0: not yet known
   std::unordered_map<const JsonValue*, Sym> done_;
   std::unordered_map<const JsonValue*, uint32_t> forward_;  // rules for schemas being compiled
   std::unordered_set<const JsonValue*> active_;

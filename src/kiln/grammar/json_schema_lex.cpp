@@ -438,19 +438,24 @@ struct Trie {
   std::map<uint32_t, Trie> next;
 };
 
-// Canonically encoded string contents (no quotes) whose decoded value is not in the trie.
-RegexId not_in_trie(RegexPool& p, const Trie& t) {
-  RegexId canonical_char = encode_canonical(p, p.any_char());
+// Canonically encoded walks down the trie from `t` that end on a character leaving it.
+RegexId leave_trie(RegexPool& p, const Trie& t) {
   std::vector<CharRange> used;
   std::vector<RegexId> options;
   for (const auto& [cp, child] : t.next) {
     used.push_back({cp, cp});
-    RegexId ch = encode_canonical(p, p.chars({{cp, cp}}));
-    options.push_back(p.concat({ch, not_in_trie(p, child)}));
+    options.push_back(p.concat({encode_canonical(p, p.chars({{cp, cp}})), leave_trie(p, child)}));
   }
-  // A character that leaves the trie, then anything.
-  RegexId other = encode_canonical(p, p.chars(complement_ranges(used)));
-  options.push_back(p.concat({other, p.star(canonical_char)}));
+  options.push_back(encode_canonical(p, p.chars(complement_ranges(used))));
+  return p.alt(std::move(options));
+}
+
+// Canonically encoded walks down the trie from `t` that stop at a node that ends no value.
+RegexId stay_in_trie(RegexPool& p, const Trie& t) {
+  std::vector<RegexId> options;
+  for (const auto& [cp, child] : t.next) {
+    options.push_back(p.concat({encode_canonical(p, p.chars({{cp, cp}})), stay_in_trie(p, child)}));
+  }
   if (!t.end) options.push_back(p.empty());
   return p.alt(std::move(options));
 }
@@ -464,7 +469,12 @@ RegexId canonical_not_in(RegexPool& p, const std::vector<std::string>& values) {
     for (uint32_t cp : code_points(v)) t = &t->next[cp];
     t->end = true;
   }
-  return not_in_trie(p, root);
+  // Canonically encoded string contents whose decoded value is not in the trie: a walk that
+  // stops short of a value, or one that leaves the trie and then goes on with anything. The
+  // "anything" comes once after all the ways of leaving rather than once per trie node, which
+  // kept the NFA of an object with a hundred declared names under the lexer's state limit.
+  RegexId anything = p.star(encode_canonical(p, p.any_char()));
+  return p.alt({stay_in_trie(p, root), p.concat({leave_trie(p, root), anything})});
 }
 
 Result<RegexId> format_regex(RegexPool& p, std::string_view format) {

@@ -185,7 +185,8 @@ Result<Sym> Compiler::array_symbol(const JsonValue& s, const std::string& ptr, s
     uint32_t more_max = max >= kUnbounded ? kUnbounded : static_cast<uint32_t>(max - 1);
     RegexId elements = max == 0 ? p_.empty() : p_.concat({r, p_.repeat(p_.concat({comma, r}), more_min, more_max)});
     if (min == 0 && max > 0) elements = p_.optional(elements);
-    return Sym(terminal(p_.concat({open, elements, close}), "array"));
+    RegexId whole = p_.concat({open, elements, close});
+    if (nfa_cost(whole) <= kMaxArrayLexemeStates) return Sym(terminal(whole, "array"));
   }
 
   // tails[i]: what follows once i items are written, the closing bracket included.
@@ -210,7 +211,16 @@ Result<Sym> Compiler::array_symbol(const JsonValue& s, const std::string& ptr, s
         alts = {{Symbol::rule(loop)}};
       }
     } else if (i < top && elem && next) {
-      alts.push_back(seq_syms(Seq(*this).re(sep).sym(*elem), *next).done());
+      // Unrolled, an item merged with its comma is copied once per position: past a size, the
+      // item stays one terminal shared by every position.
+      Seq head(*this);
+      head.re(sep);
+      if (elem->is_terminal() && top * nfa_cost(regex_of(*elem)) > kMaxArrayLexemeStates) {
+        head.shared(*elem);
+      } else {
+        head.sym(*elem);
+      }
+      alts.push_back(seq_syms(head, *next).done());
     }
     if (alts.empty()) {
       next.reset();

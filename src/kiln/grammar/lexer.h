@@ -31,19 +31,29 @@ namespace kiln::grammar::detail {
 inline constexpr uint32_t kDead = 0;
 inline constexpr uint32_t kNone = UINT32_MAX;
 
+// Flat (CSR) storage: the out-edges of state s are edges[edge_begin[s] .. edge_begin[s + 1]), its
+// epsilon targets eps[eps_begin[s] .. eps_begin[s + 1]). A vector per state cost one or two heap
+// allocations per state, which dominated compiling grammars with large bounded repeats.
 struct Nfa {
   struct Edge {
     uint8_t lo, hi;
     uint32_t to;
   };
-  struct State {
-    std::vector<Edge> edges;
-    std::vector<uint32_t> eps;
-    uint32_t final_of = kNone;  // the terminal whose final state this is
-  };
-  std::vector<State> states;
+  std::vector<uint32_t> edge_begin;  // num_states() + 1 offsets
+  std::vector<Edge> edges;
+  std::vector<uint32_t> eps_begin;   // num_states() + 1 offsets
+  std::vector<uint32_t> eps;
+  std::vector<uint32_t> final_of;   // per state: the terminal whose final state it is, or kNone
   std::vector<uint32_t> start_of;  // per terminal: its start state, kNone if it matches nothing
   std::vector<uint8_t> nullable;   // per terminal: matches the empty string
+
+  size_t num_states() const { return final_of.size(); }
+  std::span<const Edge> edges_of(uint32_t s) const {
+    return {edges.data() + edge_begin[s], edges.data() + edge_begin[s + 1]};
+  }
+  std::span<const uint32_t> eps_of(uint32_t s) const {
+    return {eps.data() + eps_begin[s], eps.data() + eps_begin[s + 1]};
+  }
 };
 
 // Builds the trimmed NFA of all terminals; refuses one over limits::kMaxLexerStates.
