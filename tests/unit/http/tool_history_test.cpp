@@ -38,8 +38,8 @@ const char* kBody = R"({"model": "m", "messages": [
 
 // Failures that are not about the history: firefunction-v2 takes its tools in variables of its own
 // server (`functions`, `datetime`); llama.cpp's deepseek-r1 template pipes a generator into tojson,
-// which Python's jinja2 refuses as well; the Kimi K2 templates append to a list held in a
-// namespace, which kiln's Jinja does not support yet.
+// which Python's jinja2 refuses as well; the Kimi K2 templates call list.append, which
+// transformers' immutable sandbox refuses too (and kiln's Jinja follows it).
 const std::set<std::string> kNotHistoryProblems = {"fireworks-ai-llama-3-firefunction-v2.jinja",
                                                    "llama-cpp-deepseek-r1.jinja", "Kimi-K2-Thinking.jinja",
                                                    "Kimi-K2-Instruct.jinja"};
