@@ -4,7 +4,7 @@
 //   KILN_BINARY=build/release/apps/kiln/kiln KILN_TEST_MODEL_DIR=/tmp/m node tests/integration/openai_client_test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { startServer, stopServer } from './kiln_server.mjs';
 import OpenAI from 'openai';
 
 const binary = process.env.KILN_BINARY;
@@ -13,35 +13,16 @@ const KEY = 'test-key-123';
 let server;
 let client;
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('kiln serve did not start:\n' + log)), 60000);
-    proc.stderr.on('data', (d) => {
-      log += d.toString();
-      const m = log.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), log: () => log });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${log}`)));
-  });
-}
-
 before(async () => {
   assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_TEST_MODEL_DIR');
-  server = await startServer(['--model', modelDir, '--served-model-name', 'tiny', '--max-model-len', '512',
+  server = await startServer(binary, ['--model', modelDir, '--served-model-name', 'tiny', '--max-model-len', '512',
     '--api-key', KEY, '--engine-threads', '1', '--no-access-log']);
   client = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 120000 });
 });
 
 after(async () => {
   if (!server) return;
-  const exited = new Promise((resolve) => server.proc.on('exit', (code) => resolve(code)));
-  server.proc.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal(await stopServer(server), 0);
 });
 
 const messages = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Say something.' }];

@@ -9,7 +9,7 @@
 // KILN_TEST_MODEL_DIR, KILN_QWEN3_MODEL_DIR) or by hand with those set.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { startServer, stopServer } from './kiln_server.mjs';
 import OpenAI from 'openai';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
@@ -20,27 +20,10 @@ const KEY = 'structured-key';
 const MAX_TOKENS = 400;
 const servers = {};
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('kiln serve did not start:\n' + log)), 60000);
-    proc.stderr.on('data', (d) => {
-      log += d.toString();
-      const m = log.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), log: () => log });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${log}`)));
-  });
-}
-
 before(async () => {
   assert.ok(binary && models.llama && models.qwen3, 'set KILN_BINARY, KILN_TEST_MODEL_DIR and KILN_QWEN3_MODEL_DIR');
   for (const [name, dir] of Object.entries(models)) {
-    const s = await startServer(['--model', dir, '--served-model-name', name, '--max-model-len', '1024',
+    const s = await startServer(binary, ['--model', dir, '--served-model-name', name, '--max-model-len', '1024',
       '--api-key', KEY, '--engine-threads', '1', '--no-access-log']);
     s.url = `http://127.0.0.1:${s.port}/v1`;
     servers[name] = s;
@@ -49,9 +32,7 @@ before(async () => {
 
 after(async () => {
   for (const s of Object.values(servers)) {
-    const exited = new Promise((resolve) => s.proc.on('exit', (code) => resolve(code)));
-    s.proc.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await stopServer(s), 0);
   }
 });
 

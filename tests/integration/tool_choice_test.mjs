@@ -5,7 +5,7 @@
 // runTools runs one forced step. Run by CTest (KILN_BINARY, KILN_RANDOM_MODEL_DIR).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { startServer, stopServer } from './kiln_server.mjs';
 import Ajv from 'ajv';
 import OpenAI from 'openai';
 
@@ -34,35 +34,16 @@ const ajv = new Ajv({ strict: false });
 const validators = Object.fromEntries(Object.entries(SCHEMAS).map(([n, s]) => [n, ajv.compile(s)]));
 const MESSAGES = [{ role: 'user', content: 'What is the weather in Paris?' }];
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('kiln serve did not start:\n' + log)), 60000);
-    proc.stderr.on('data', (d) => {
-      log += d.toString();
-      const m = log.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]) });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${log}`)));
-  });
-}
-
 before(async () => {
   assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_RANDOM_MODEL_DIR');
-  server = await startServer(['--model', modelDir, '--served-model-name', 'random', '--max-model-len', '4096',
+  server = await startServer(binary, ['--model', modelDir, '--served-model-name', 'random', '--max-model-len', '4096',
     '--engine-threads', '1', '--no-access-log']);
   baseURL = `http://127.0.0.1:${server.port}/v1`;
 });
 
 after(async () => {
   if (!server) return;
-  const exited = new Promise((resolve) => server.proc.on('exit', (code) => resolve(code)));
-  server.proc.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal(await stopServer(server), 0);
 });
 
 async function post(body) {

@@ -7,7 +7,7 @@
 // streamed and not. Run by CTest (KILN_BINARY, KILN_SCRIPTED_MODEL_DIR).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { startServer, stopServer } from './kiln_server.mjs';
 import OpenAI from 'openai';
 import { generateText, streamText, tool as aiTool, stepCountIs } from 'ai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
@@ -23,35 +23,16 @@ const FINAL = 'It is sunny in Paris at noon on 2026-12-06.';
 let server;
 let baseURL;
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('kiln serve did not start:\n' + log)), 60000);
-    proc.stderr.on('data', (d) => {
-      log += d.toString();
-      const m = log.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), log: () => log });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}:\n${log}`)));
-  });
-}
-
 before(async () => {
   assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_SCRIPTED_MODEL_DIR');
-  server = await startServer(['--model', modelDir, '--served-model-name', 'scripted', '--max-model-len', '4096',
+  server = await startServer(binary, ['--model', modelDir, '--served-model-name', 'scripted', '--max-model-len', '4096',
     '--api-key', KEY, '--engine-threads', '1', '--no-access-log']);
   baseURL = `http://127.0.0.1:${server.port}/v1`;
 });
 
 after(async () => {
   if (!server) return;
-  const exited = new Promise((resolve) => server.proc.on('exit', (code) => resolve(code)));
-  server.proc.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal(await stopServer(server), 0);
 });
 
 // The tools of the loop; each records its call, so a test can check the loop's order.
@@ -257,7 +238,7 @@ test('a model whose template cannot show tools, with no parser for them, refuses
   // The http tests' tiny Llama: its template (the llama3 tokenizer package's) has no tools.
   const plainDir = process.env.KILN_TEST_MODEL_DIR;
   if (!plainDir) return t.skip('set KILN_TEST_MODEL_DIR');
-  const plain = await startServer(['--model', plainDir, '--served-model-name', 'plain', '--max-model-len', '512',
+  const plain = await startServer(binary, ['--model', plainDir, '--served-model-name', 'plain', '--max-model-len', '512',
     '--engine-threads', '1', '--no-access-log']);
   try {
     const url = `http://127.0.0.1:${plain.port}/v1/chat/completions`;
@@ -274,9 +255,7 @@ test('a model whose template cannot show tools, with no parser for them, refuses
     // tool_choice none offers nothing, so nothing is dropped: the request runs.
     assert.equal((await ask({ tools: TOOLS, tool_choice: 'none' })).status, 200);
   } finally {
-    const exited = new Promise((resolve) => plain.proc.on('exit', resolve));
-    plain.proc.kill('SIGTERM');
-    await exited;
+    await stopServer(plain);
   }
 });
 
