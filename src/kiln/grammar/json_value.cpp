@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kiln/core/str.h"
+#include "kiln/text/utf8.h"
 
 namespace kiln::grammar {
 
@@ -15,24 +16,6 @@ const JsonValue* JsonValue::find(std::string_view key) const {
 }
 
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 class Reader {
  public:
@@ -178,7 +161,7 @@ class Reader {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             return error("lone surrogate escape");
           }
-          append_utf8(out, cp);
+          text::append_utf8(out, static_cast<char32_t>(cp));
           break;
         }
         default: return error("bad escape");

@@ -13,6 +13,7 @@
 
 #include "earley_reference.h"
 #include "kiln/grammar/grammar.h"
+#include "kiln/text/utf8.h"
 
 namespace kiln::grammar::reference {
 
@@ -102,24 +103,6 @@ inline bool full_match(const RegexPool& pool, RegexId id, std::string_view s) {
 // Whether the grammar derives exactly `s` (the Earley reference recognizer).
 inline bool accepts(const Grammar& g, std::string_view s) { return grammar::testing::recognize(g, s).complete; }
 
-inline void append_utf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // A random string of the regex's language (false when it has none or it grew past `budget`).
 inline bool sample(const RegexPool& pool, RegexId id, std::mt19937& rng, std::string* out, size_t budget = 400) {
   if (out->size() > budget) return false;
@@ -139,7 +122,7 @@ inline bool sample(const RegexPool& pool, RegexId id, std::mt19937& rng, std::st
       if (n.kind == RegexNode::Kind::kBytes) {
         out->push_back(static_cast<char>(cp));
       } else {
-        append_utf8(out, cp);
+        text::append_utf8(*out, static_cast<char32_t>(cp));
       }
       return true;
     }

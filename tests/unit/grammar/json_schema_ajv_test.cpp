@@ -16,6 +16,7 @@
 #include "earley_reference.h"
 #include "kiln/core/str.h"
 #include "kiln/grammar/json_schema.h"
+#include "kiln/text/utf8.h"
 #include "unit/text/tokenizer_test_util.h"
 
 namespace kiln::grammar {
@@ -86,7 +87,7 @@ class Generator {
         if (n.kind == RegexNode::Kind::kBytes) {
           out += static_cast<char>(c);
         } else {
-          append_utf8(out, c);
+          text::append_utf8(out, static_cast<char32_t>(c));
         }
         return;
       }
@@ -100,24 +101,6 @@ class Generator {
         for (uint64_t i = 0; i < count; ++i) regex(n.children[0], out);
         return;
       }
-    }
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
     }
   }
 

@@ -10,26 +10,9 @@
 
 #include "kiln/grammar/grammar.h"
 #include "kiln/grammar/matcher.h"
+#include "kiln/text/utf8.h"
 
 namespace kiln::grammar::test {
-
-inline void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // JSON (RFC 8259) with optional whitespace between tokens when `ws`. `members` is left-recursive,
 // `elements` right-recursive, `ws` nullable.
@@ -189,7 +172,7 @@ class SentenceSampler {
         const CharRange& r = n.ranges[rng() % n.ranges.size()];
         // Mostly ASCII-ish ends of the range, sometimes anywhere in it.
         const uint32_t span = std::min<uint32_t>(r.hi - r.lo, rng() % 4 == 0 ? r.hi - r.lo : 40);
-        append_utf8(r.lo + (span ? static_cast<uint32_t>(rng() % (span + 1)) : 0), out);
+        text::append_utf8(out, static_cast<char32_t>(r.lo + (span ? static_cast<uint32_t>(rng() % (span + 1)) : 0)));
         return;
       }
       case RegexNode::Kind::kBytes: {
