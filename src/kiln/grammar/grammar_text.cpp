@@ -16,6 +16,18 @@ Status Cursor::error(Pos at, std::string_view what) const {
   return invalid_argument(str_cat("grammar: line ", at.line, " column ", at.col, ": ", what));
 }
 
+Status Cursor::read_count(uint32_t* v) {
+  const Pos at = pos_;
+  uint64_t x = 0;
+  while (peek() >= '0' && peek() <= '9') {
+    x = x * 10 + static_cast<uint64_t>(peek() - '0');
+    if (x > limits::kMaxRepeat) return error(at, str_cat("a repeat count over ", limits::kMaxRepeat));
+    advance();
+  }
+  *v = static_cast<uint32_t>(x);
+  return Status::ok();
+}
+
 Status Cursor::read_char(uint32_t* cp) {
   Pos at = pos_;
   if (peek() != '\\') {

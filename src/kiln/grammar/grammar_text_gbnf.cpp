@@ -162,18 +162,6 @@ class GbnfReader {
     return c_.error(str_cat("unexpected '", std::string(1, ch), "'"));
   }
 
-  Status number(uint32_t* v) {
-    Pos at = c_.pos();
-    uint64_t x = 0;
-    while (c_.peek() >= '0' && c_.peek() <= '9') {
-      x = x * 10 + static_cast<uint64_t>(c_.peek() - '0');
-      if (x > limits::kMaxRepeat) return c_.error(at, str_cat("a repeat count over ", limits::kMaxRepeat));
-      c_.advance();
-    }
-    *v = static_cast<uint32_t>(x);
-    return Status::ok();
-  }
-
   Status postfix(uint32_t* item) {
     for (bool first = true;; first = false) {
       Pos at = c_.pos();
@@ -192,14 +180,14 @@ class GbnfReader {
         c_.advance();
         skip();
         if (c_.peek() == '}') return c_.error(at, "an invalid repetition (expected {m}, {m,}, {m,n} or {,n})");
-        KILN_RETURN_IF_ERROR(number(&min));
+        KILN_RETURN_IF_ERROR(c_.read_count(&min));
         max = min;
         skip();
         if (c_.peek() == ',') {
           c_.advance();
           skip();
           max = kUnbounded;
-          if (c_.peek() >= '0' && c_.peek() <= '9') KILN_RETURN_IF_ERROR(number(&max));
+          if (c_.peek() >= '0' && c_.peek() <= '9') KILN_RETURN_IF_ERROR(c_.read_count(&max));
           skip();
         }
         if (c_.peek() != '}') return c_.error(at, "an invalid repetition (expected {m}, {m,}, {m,n} or {,n})");

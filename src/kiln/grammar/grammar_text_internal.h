@@ -79,6 +79,8 @@ class Cursor {
   // A code point of a quoted literal or class: a UTF-8 character or an escape (\n \r \t \\ \" \'
   // \[ \] \- \/ \xHH \uHHHH \UHHHHHHHH and any escaped punctuation).
   Status read_char(uint32_t* cp);
+  // A repeat count (decimal digits; none reads 0), at most limits::kMaxRepeat.
+  Status read_count(uint32_t* v);
 
  private:
   std::string_view s_;

@@ -367,15 +367,7 @@ class LarkReader {
 
   Status number(uint32_t* v) {
     if (c_.peek() < '0' || c_.peek() > '9') return c_.error("a number expected");
-    Pos at = c_.pos();
-    uint64_t x = 0;
-    while (c_.peek() >= '0' && c_.peek() <= '9') {
-      x = x * 10 + static_cast<uint64_t>(c_.peek() - '0');
-      if (x > limits::kMaxRepeat) return c_.error(at, str_cat("a repeat count over ", limits::kMaxRepeat));
-      c_.advance();
-    }
-    *v = static_cast<uint32_t>(x);
-    return Status::ok();
+    return c_.read_count(v);
   }
 
   Status postfix(uint32_t* item) {
