@@ -164,27 +164,25 @@ bool Chart::push_byte(const CompiledGrammar::Impl& g, uint8_t b) {
     if (g.dfa->accepting(next)) seed_scan(g, th.origin, g.dfa->accepts(next));
   }
   if (finish(g, ib, tb)) return true;
-  items_.resize(ib);
-  threads_.resize(tb);
-  base_ = ib;
+  discard(ib, tb);
+  return false;
+}
+
+void Chart::discard(size_t items_base, size_t threads_base) {
+  items_.resize(items_base);
+  threads_.resize(threads_base);
+  base_ = items_base;
   seen_.clear();
   seen_count_ = 0;
   steps_ = 0;
   over_ = false;
-  return false;
 }
 
 bool Chart::push_lexeme_end(const CompiledGrammar::Impl& g, uint32_t origin, uint32_t accept_state) {
   const size_t ib = items_.size(), tb = threads_.size();
   seed_scan(g, origin, g.dfa->accepts(accept_state));
   if (finish(g, ib, tb)) return true;
-  items_.resize(ib);
-  threads_.resize(tb);
-  base_ = ib;
-  seen_.clear();
-  seen_count_ = 0;
-  steps_ = 0;
-  over_ = false;
+  discard(ib, tb);
   return false;
 }
 

@@ -177,6 +177,8 @@ class Chart {
   void seed_scan(const CompiledGrammar::Impl& g, uint32_t origin, std::span<const uint32_t> accepts);
   void add(uint32_t pos, uint32_t origin);
   bool finish(const CompiledGrammar::Impl& g, size_t items_base, size_t threads_base);
+  // Drops a position that could not be built (its items and threads) and resets the scratch.
+  void discard(size_t items_base, size_t threads_base);
   void rehash(size_t size);
   uint32_t start_state(const CompiledGrammar::Impl& g);
 
