@@ -42,6 +42,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::chrono::steady_clock::time_point start_time() const { return start_; }
   // Headers added to whatever response this exchange sends (CORS).
   void add_response_headers(const Headers& h);
+  // Like add_response_headers, replacing any header already added under the same name.
+  void set_response_headers(const Headers& h);
 
   // Runs `fn` on this exchange's strand. Thread-safe.
   void post(std::function<void()> fn);

@@ -8,6 +8,7 @@
 #include "kiln/http/choice_events.h"
 #include "kiln/http/choice_text.h"
 #include "kiln/http/job_tracker.h"
+#include "kiln/http/rate_limit.h"
 #include "kiln/http/sse.h"
 #include "kiln/serve/grammar_constraint.h"
 
@@ -82,6 +83,15 @@ class Session : public std::enable_shared_from_this<Session> {
       choices_.emplace_back(ChoiceText(plan_.lease.tokenizer_ptr(), stops, context, keep_special), std::move(parser));
     }
     runtime::SamplingParams sampling = sampling_for(p, plan_.lease.generation());
+    if (ctx_.limits != nullptr) {
+      // Tokens per minute: the prompts and the most every choice may generate, charged now; what
+      // the request does not use is refunded when it is answered.
+      int64_t tokens = 0;
+      for (size_t i = 0; i < plan_.prompts.size(); ++i) {
+        tokens += static_cast<int64_t>(plan_.prompts[i].size()) + n * max_tokens[i];
+      }
+      if (auto e = ctx_.limits->charge(ex_, tokens)) return ex_->respond_error(*e);
+    }
     for (size_t i = 0; i < plan_.prompts.size(); ++i) {
       serve::Request r;
       r.id = ex_->request_id();
@@ -110,7 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // DELETE /v1/jobs/{id}: the same cancellation as a client that leaves, on this strand.
       std::weak_ptr<Session> weak = self;
       std::weak_ptr<Exchange> wex = ex_;
-      job_ = ctx_.jobs->begin(ex_, plan_.lease.id(), p.stream, [weak, wex] {
+      job_ = ctx_.jobs->begin(ex_, plan_.lease.id(), p.stream, plan_.lease.store_bodies(), [weak, wex] {
         if (auto ex = wex.lock()) {
           ex->post([weak] {
             if (auto me = weak.lock()) me->cancel_by_job();
@@ -401,7 +411,7 @@ class Session : public std::enable_shared_from_this<Session> {
       out.push_back(std::move(c));
     }
     std::string body = plan_.api->response(plan_.meta, out, usage_);
-    if (job_ && ctx_.jobs->options().store_bodies) job_->set_response_body(body);
+    if (job_ && job_->stores_bodies()) job_->set_response_body(body);
     ex_->respond({200, "application/json", {}, std::move(body)});
   }
 

@@ -16,6 +16,7 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
   if (m->id.empty()) m->id = options.dir.parent_path().filename().string();
   m->owned_by = options.owned_by;
   m->description = options.description;
+  m->store_bodies = options.store_bodies;
   m->created = unix_time_seconds();
 
   report("tokenizer", 0.0);

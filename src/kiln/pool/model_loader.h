@@ -26,6 +26,7 @@ struct ModelLoadOptions {
   // Output parsers: a family name, "none", or empty to detect them (text::detect_output_formats).
   std::string tool_parser;
   std::string reasoning_parser;
+  std::optional<bool> store_bodies;  // ModelSettings::store_bodies
 };
 
 // Called as loading moves on: the phase ("tokenizer", "weights", "worker") and a fraction 0..1.

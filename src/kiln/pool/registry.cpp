@@ -307,6 +307,9 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       Status ok = check_output_parser_setting(name, s);
       if (!ok.is_ok()) return setting_error(source, v, key, ok.message());
       (name == "tool_parser" ? st.tool_parser : st.reasoning_parser) = s;
+    } else if (name == "store_bodies") {
+      if (s != "true" && s != "false") return setting_error(source, v, key, "takes true or false");
+      st.store_bodies = s == "true";
     } else if (name == "description") {
       e.description = s;
     } else if (name == "owned_by") {
@@ -315,7 +318,7 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       return setting_error(source, v, key,
                            "is not a model setting (path, context_length, max_seqs, kv_cache_memory, kv_share, "
                            "pinned, keep_alive, temperature, top_p, top_k, min_p, repetition_penalty, tool_parser, "
-                           "reasoning_parser, description, owned_by)");
+                           "reasoning_parser, store_bodies, description, owned_by)");
     }
   }
   std::vector<ModelEntry> out;

@@ -39,6 +39,8 @@ struct ModelSettings {
   // the chat template and tokenizer.
   std::optional<std::string> tool_parser;
   std::optional<std::string> reasoning_parser;
+  // Keep request and response bodies in the job store (docs/jobs.md); unset: --store-bodies.
+  std::optional<bool> store_bodies;
 };
 
 // Checks a tool_parser / reasoning_parser setting: a known family name or "none".
