@@ -48,6 +48,8 @@ const FAMILIES = [
   { family: 'mistral', make: ['--preset', 'tiny-mistral'], template: 'mistralai-Mistral-Nemo-Instruct-2407.jinja' },
   { family: 'mistral', dialect: 'v11', make: ['--preset', 'tiny-mistral'], template: 'Mistral-Small-3.2-24B-Instruct-2506.jinja' },
   { family: 'deepseek_v3', make: ['--preset', 'tiny-llama', '--tokenizer-dir', lenml('deepseek_v3'), '--vocab-size', '129280'] },
+  { family: 'deepseek_v3', dialect: 'v3.1', make: ['--preset', 'tiny-llama', '--tokenizer-dir', lenml('deepseek_v3'),
+    '--vocab-size', '129280'], template: 'deepseek-ai-DeepSeek-V3.1.jinja' },
   { family: 'harmony', make: ['--preset', 'tiny-llama', '--tokenizer-dir', lenml('gptoss'), '--vocab-size', '200064'],
     template: 'openai-gpt-oss-120b.jinja', eos: [200012] },
   { family: 'qwen3_coder', make: ['--preset', 'tiny-qwen3'], template: 'Qwen3-Coder.jinja' },

