@@ -4,7 +4,8 @@
 // every answer must be tool calls of allowed tools whose arguments validate (ajv) against the tool's
 // schema, streamed and not. Also `strict` tools under tool_choice "auto" with a scripted Qwen3
 // checkpoint that writes a call whose arguments break the schema: the lazy grammar, started by
-// <tool_call>, makes them valid; without strict they come back as written. Run by CTest (KILN_BINARY).
+// <tool_call>, makes them valid; without strict they come back as written. And a scripted Llama
+// checkpoint with a pythonic template: detected, its calls parsed. Run by CTest (KILN_BINARY).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -195,6 +196,43 @@ test('strict tools under auto: the lazy grammar makes a broken call valid once <
       assert.ok(Object.keys(SCHEMAS).includes(call.name), call.name);
       assert.ok(validators[call.name](JSON.parse(call.arguments)), `${call.name}(${call.arguments})`);
     }
+  } finally {
+    assert.equal(await stopServer(server), 0);
+  }
+});
+
+test('pythonic: detected from the template, calls parsed streamed and not; required is a clear 400', async () => {
+  const script = join(work, 'pythonic_script.txt');
+  // (The JSON form: a plain script starting with '[' would read as one.)
+  writeFileSync(script, JSON.stringify([{ after: '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    emit: '[get_weather(city="Paris", unit=\'c\'), get_time()]' }]));
+  const dir = makeModel('scripted_pythonic', ['--preset', 'tiny-llama', '--script', script]);
+  // A Llama 3 template that asks for pythonic calls the way Llama 3.2's pythonic template does.
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  cfg.chat_template = "{{- bos_token }}{%- if tools %}<|start_header_id|>system<|end_header_id|>\n\n"
+    + 'Respond in the format [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)] '
+    + '{{ tools | tojson }}<|eot_id|>{%- endif %}{%- for m in messages %}<|start_header_id|>{{ m.role }}'
+    + "<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{%- endfor %}"
+    + "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const { server, baseURL } = await serve(dir);
+  try {
+    assert.match(server.log(), /tool parser pythonic/);
+    for (const stream of [false, true]) {
+      const r = await post(baseURL, { messages: MESSAGES, tools: TOOLS, temperature: 0, stream, max_tokens: 100 });
+      assert.equal(r.status, 200, r.text);
+      const c = choiceOf(r.text, stream);
+      assert.equal(c.finish, 'tool_calls', JSON.stringify(c));
+      assert.equal(c.content, null, JSON.stringify(c));
+      assert.deepEqual(c.calls.map((x) => [x.name, JSON.parse(x.arguments)]),
+        [['get_weather', { city: 'Paris', unit: 'c' }], ['get_time', {}]]);
+    }
+    const r = await post(baseURL, { messages: MESSAGES, tools: TOOLS, tool_choice: 'required' });
+    assert.equal(r.status, 400, r.text);
+    const e = JSON.parse(r.text).error;
+    assert.equal(e.param, 'tool_choice');
+    assert.match(e.message, /pythonic/);
   } finally {
     assert.equal(await stopServer(server), 0);
   }
