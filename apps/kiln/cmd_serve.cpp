@@ -391,8 +391,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--model", a->model, "KILN_MODEL", "Model directory (Hugging Face layout); none: the random-weight kiln-demo");
   opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
   opt("--tool-parser", a->tool_parser, "KILN_TOOL_PARSER",
-      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, mistral, deepseek_v3, harmony or none "
-      "(default: detected from its chat template)");
+      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, pythonic, mistral, deepseek_v3, harmony or "
+      "none (default: detected from its chat template)");
   opt("--reasoning-parser", a->reasoning_parser, "KILN_REASONING_PARSER",
       "Reasoning format of --model: think, mistral, harmony or none (default: detected from its chat template)");
   opt("--host", a->host, "KILN_HOST", "Address to listen on");

@@ -469,6 +469,9 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   std::shared_ptr<const serve::ConstraintFactory> constraint;
   std::optional<grammar::GrammarSpec> tool_spec;
   if (auto e = tool_grammar_spec(plan.tool_constraint, &tool_spec)) return ex->respond_error(*e);
+  const bool lazy = tool_spec && tool_spec->tool_calls.lazy;
+  // Under auto the response_format decides the answer's shape; strict tools then go unenforced.
+  if (lazy && p.structured) tool_spec.reset();
   if (tool_spec && p.structured) {
     // One grammar per answer: a forced call already fixes its shape (docs/tool-calling-api.md).
     return ex->respond_error(invalid_param(p.structured->param, str_cat(p.structured->param,
@@ -486,7 +489,12 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
       if (compiled.status().code() != StatusCode::kInvalidArgument) e = api_error_from_status(compiled.status(), spec_param);
       return ex->respond_error(e);
     }
-    constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());
+    if (lazy && tool_spec) {
+      constraint = serve::lazy_grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary(),
+                                                  *grammar::tool_call_trigger(tool_spec->tool_calls));
+    } else {
+      constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());
+    }
   }
   auto session = std::make_shared<Session>(ctx, ex, std::move(plan));
   session->start(max_tokens, *stops, std::move(constraint));

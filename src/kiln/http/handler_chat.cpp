@@ -98,6 +98,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     // would read the call as reasoning.
     plan.tool_constraint.prefix = str_cat(text::reasoning_close_marker(formats.reasoning_parser), "\n\n");
   }
+  resolve_tool_markers(&plan.tool_constraint, tmpl->source(), plan.lease.tokenizer(), *plan.lease.token_vocabulary());
   run_generation(ctx, ex, std::move(plan));
 }
 
