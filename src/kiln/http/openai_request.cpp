@@ -409,6 +409,50 @@ std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* o
   return std::nullopt;
 }
 
+std::optional<ApiError> parse_prompt_inputs(const Json& value, const std::string& param, std::vector<PromptInput>* out) {
+  const char* kPromptTypes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
+  auto token_list = [&](const Json& arr, const std::string& where, PromptInput* p) -> std::optional<ApiError> {
+    p->is_tokens = true;
+    if (arr.empty()) return invalid_param(where, "a token-id prompt must not be empty.");
+    for (const auto& t : arr) {
+      int64_t v = 0;
+      if (!json_to_int(t, &v)) return invalid_type(where, kPromptTypes, "an array holding " + json_type_phrase(t));
+      p->tokens.push_back(v);
+    }
+    return std::nullopt;
+  };
+  const Json* it = &value;
+  if (it->is_string()) {
+    out->push_back({false, it->get<std::string>(), {}});
+  } else if (it->is_array()) {
+    if (it->empty()) return invalid_param(param, "must not be an empty array.");
+    const Json& first = (*it)[0];
+    if (first.is_number()) {
+      PromptInput p;
+      KILN_API_CHECK(token_list(*it, param, &p));
+      out->push_back(std::move(p));
+    } else {
+      for (size_t i = 0; i < it->size(); ++i) {
+        const Json& e = (*it)[i];
+        const std::string item = str_cat(param, "[", i, "]");
+        PromptInput p;
+        if (e.is_string() && first.is_string()) {
+          p.text = e.get<std::string>();
+        } else if (e.is_array() && first.is_array()) {
+          KILN_API_CHECK(token_list(e, item, &p));
+        } else {
+          return invalid_type(param, kPromptTypes, "an array mixing " + json_type_phrase(first) + " and " +
+                                                          json_type_phrase(e));
+        }
+        out->push_back(std::move(p));
+      }
+    }
+  } else {
+    return invalid_type(param, kPromptTypes, json_type_phrase(*it));
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_completion_request(std::string_view text, CompletionRequest* out) {
   Json body;
   KILN_API_CHECK(parse_json_body(text, &body));
@@ -417,45 +461,7 @@ std::optional<ApiError> parse_completion_request(std::string_view text, Completi
   if (it == body.end() || it->is_null()) {
     return invalid_param("prompt", "you must provide a prompt parameter.", "missing_required_parameter");
   }
-  const char* kPromptTypes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
-  auto token_list = [&](const Json& arr, const std::string& param, PromptInput* p) -> std::optional<ApiError> {
-    p->is_tokens = true;
-    if (arr.empty()) return invalid_param(param, "a token-id prompt must not be empty.");
-    for (const auto& t : arr) {
-      int64_t v = 0;
-      if (!json_to_int(t, &v)) return invalid_type(param, kPromptTypes, "an array holding " + json_type_phrase(t));
-      p->tokens.push_back(v);
-    }
-    return std::nullopt;
-  };
-  if (it->is_string()) {
-    out->prompts.push_back({false, it->get<std::string>(), {}});
-  } else if (it->is_array()) {
-    if (it->empty()) return invalid_param("prompt", "the prompt must not be an empty array.");
-    const Json& first = (*it)[0];
-    if (first.is_number()) {
-      PromptInput p;
-      KILN_API_CHECK(token_list(*it, "prompt", &p));
-      out->prompts.push_back(std::move(p));
-    } else {
-      for (size_t i = 0; i < it->size(); ++i) {
-        const Json& e = (*it)[i];
-        std::string param = str_cat("prompt[", i, "]");
-        PromptInput p;
-        if (e.is_string() && first.is_string()) {
-          p.text = e.get<std::string>();
-        } else if (e.is_array() && first.is_array()) {
-          KILN_API_CHECK(token_list(e, param, &p));
-        } else {
-          return invalid_type("prompt", kPromptTypes, "an array mixing " + json_type_phrase(first) + " and " +
-                                                          json_type_phrase(e));
-        }
-        out->prompts.push_back(std::move(p));
-      }
-    }
-  } else {
-    return invalid_type("prompt", kPromptTypes, json_type_phrase(*it));
-  }
+  KILN_API_CHECK(parse_prompt_inputs(*it, "prompt", &out->prompts));
   if (out->prompts.size() * static_cast<size_t>(out->params.n) > 64) {
     return invalid_param("prompt", str_cat("at most 64 choices per request: ", out->prompts.size(), " prompts times n=",
                                            out->params.n, " is too many."));

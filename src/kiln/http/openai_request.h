@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kiln/http/errors.h"
+#include "kiln/http/json_fields.h"
 #include "kiln/http/structured_output.h"
 #include "kiln/http/tool_request.h"
 #include "kiln/text/jinja/value.h"
@@ -71,6 +72,10 @@ struct PromptInput {
   std::string text;
   std::vector<int64_t> tokens;  // checked against the vocabulary later
 };
+
+// `value` as OpenAI's prompt/input forms: a string, an array of strings, an array of token ids, or
+// an array of arrays of token ids (completions' `prompt`, embeddings' `input`). Errors name `param`.
+std::optional<ApiError> parse_prompt_inputs(const Json& value, const std::string& param, std::vector<PromptInput>* out);
 
 struct CompletionRequest {
   GenerationParams params;

@@ -256,6 +256,7 @@ Json model_json(const pool::ModelInfo& m) {
   if (!m.description.empty()) j["description"] = m.description;
   if (m.max_model_len > 0) j["max_model_len"] = m.max_model_len;
   j["loaded"] = m.loaded;
+  j["kind"] = std::string(model::model_kind_name(m.kind));
   return j;
 }
 }  // namespace

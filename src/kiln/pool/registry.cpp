@@ -194,6 +194,7 @@ std::vector<ModelEntry> scan_registry(const RegistryScan& scan, std::vector<std:
   std::set<std::string> ids;
   auto add = [&](ModelEntry e) {
     if (e.created == 0) e.created = mtime_seconds(e.dir);
+    if (auto task = model::load_model_task(e.dir); task.is_ok()) e.kind = task->kind;
     if (!ids.insert(e.id).second) {
       if (notes != nullptr) {
         notes->push_back(str_cat("model `", e.id, "` in ", e.dir.string(), " (", model_source_name(e.source),

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kiln/core/status.h"
+#include "kiln/model/model_kind.h"
 
 namespace kiln::pool {
 
@@ -55,6 +56,9 @@ struct ModelEntry {
   std::string owned_by = "kiln";
   std::string description;
   int64_t created = 0;  // unix seconds (the directory's modification time)
+  // What it serves, from its files when scanned; a model whose files cannot say stays kGenerate
+  // here and fails its load with the reason.
+  model::ModelKind kind = model::ModelKind::kGenerate;
 };
 
 // One value of a settings file: the text of a scalar, or the items of an array, and its line.
