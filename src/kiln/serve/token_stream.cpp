@@ -36,6 +36,7 @@ StreamChunk TokenStream::take() {
   out.error = pending_.error;
   out.usage = pending_.usage;
   out.timing = pending_.timing;
+  out.output.swap(pending_.output);
   return out;
 }
 
