@@ -18,7 +18,7 @@
 
 namespace kiln::http {
 
-inline constexpr int kMaxChoices = 16;
+inline constexpr int kMaxChoices = 128;  // OpenAI's limit on n
 inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxTopLogprobs = 20;
 // OpenAI's max_tokens when a /v1/completions request gives none.
@@ -63,6 +63,10 @@ struct ChatRequest {
   ToolRequest tool;
   std::string reasoning_effort;  // empty: not given
   bool add_generation_prompt = true;
+  // Continue the last (assistant) message: the prompt ends inside it, without its end-of-turn.
+  bool continue_final_message = false;
+  std::string last_role;                // the last message's role
+  std::string last_content;             // its text content, for continue_final_message
   std::vector<std::pair<std::string, text::jinja::Value>> template_kwargs;
 };
 
