@@ -1,5 +1,6 @@
 #include "kiln/http/prefill_outputs.h"
 
+#include <atomic>
 #include <memory>
 
 #include "kiln/core/str.h"

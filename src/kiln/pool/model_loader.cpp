@@ -19,6 +19,11 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
   m->created = unix_time_seconds();
 
   KILN_ASSIGN_OR_RETURN(m->task, model::load_model_task(options.dir));
+  if (options.kind && *options.kind != m->task.kind) {
+    m->task.kind = *options.kind;
+    m->task.pooling = model::Pooling::kLastToken;
+    m->task.normalize = true;
+  }
   report("tokenizer", 0.0);
   KILN_ASSIGN_OR_RETURN(m->tokenizer, text::Tokenizer::load(options.dir));
   KILN_ASSIGN_OR_RETURN(m->generation, model::load_generation_config(options.dir));

@@ -40,6 +40,9 @@ struct ModelSettings {
   // the chat template and tokenizer.
   std::optional<std::string> tool_parser;
   std::optional<std::string> reasoning_parser;
+  // What the model serves, over what its files say (docs/embeddings.md): a downloaded
+  // Qwen3-Reranker's files look like a chat model's.
+  std::optional<model::ModelKind> kind;
 };
 
 // Checks a tool_parser / reasoning_parser setting: a known family name or "none".
