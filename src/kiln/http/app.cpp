@@ -42,6 +42,9 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   };
   route("POST", "/v1/chat/completions", handle_chat_completions);
   route("POST", "/v1/completions", handle_completions);
+  route("POST", "/v1/embeddings", handle_embeddings);
+  route("POST", "/v1/rerank", handle_rerank);
+  route("POST", "/v1/score", handle_score);
   route("GET", "/v1/models", handle_list_models);
   route("GET", "/v1/models/{id}", handle_get_model);
   route("POST", "/v1/models/load", handle_models_load);

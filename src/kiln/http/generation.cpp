@@ -5,6 +5,7 @@
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
+#include "kiln/text/utf8.h"
 #include "kiln/http/choice_events.h"
 #include "kiln/http/choice_text.h"
 #include "kiln/http/job_tracker.h"
@@ -23,7 +24,7 @@ struct ChoiceState {
   ChoiceEvents events;                         // what the parser found
   std::string pending;                 // text not yet sent (streaming) or the whole text (not streaming)
   std::vector<LogprobEntry> logprobs;  // likewise
-  int64_t emitted = 0;                 // bytes of text already sent, echo included (text_offset)
+  int64_t emitted = 0;                 // characters of text already sent, echo included (text_offset)
   std::string finish_reason;
   bool done = false;
 };
@@ -132,7 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const std::string* echo = echo_of(g);
       if (echo == nullptr) continue;
       // The echoed prompt opens the choice's text: a stream sends it first, a response holds it.
-      choices_[g].emitted = static_cast<int64_t>(echo->size());
+      choices_[g].emitted = static_cast<int64_t>(text::utf8_code_points(*echo));
       if (!p.stream) choices_[g].pending = *echo;
     }
     if (p.stream) {
@@ -350,7 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
     d.logprobs = std::move(s.logprobs);
     d.text_offset = s.emitted;
     send_event(plan_.api->chunk(plan_.meta, d, plan_.params.include_usage));
-    s.emitted += static_cast<int64_t>(s.pending.size());
+    s.emitted += static_cast<int64_t>(text::utf8_code_points(s.pending));
     s.pending.clear();
     s.logprobs.clear();
   }
@@ -407,7 +408,7 @@ class Session : public std::enable_shared_from_this<Session> {
       c.finish_reason = choices_[g].finish_reason;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);
-      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(echo_of(g)->size());
+      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(text::utf8_code_points(*echo_of(g)));
       out.push_back(std::move(c));
     }
     std::string body = plan_.api->response(plan_.meta, out, usage_);

@@ -58,6 +58,11 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return ex->respond_error(e);
   }
+  if (req.continue_final_message) {
+    auto cut = continue_final_message(std::move(rendered).value(), req);
+    if (!cut.is_ok()) return ex->respond_error(api_error_from_status(cut.status(), "continue_final_message"));
+    rendered = std::move(cut);
+  }
   const text::DetectedFormats& formats = lease.output_formats();
   if (req.tool.offered() && formats.tool_parser.empty()) {
     // A template that renders the same prompt with and without tools cannot show them to the

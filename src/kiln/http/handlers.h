@@ -19,6 +19,10 @@ void handle_list_models(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex);
 void handle_completions(const AppContext& ctx, const ExchangePtr& ex);
+// Prefill-only endpoints (handler_embeddings.cpp, handler_rerank.cpp; docs/embeddings.md).
+void handle_embeddings(const AppContext& ctx, const ExchangePtr& ex);
+void handle_rerank(const AppContext& ctx, const ExchangePtr& ex);
+void handle_score(const AppContext& ctx, const ExchangePtr& ex);
 // The jobs API (handler_jobs.cpp, docs/jobs.md).
 void handle_list_jobs(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_job(const AppContext& ctx, const ExchangePtr& ex);

@@ -17,6 +17,7 @@
 #include "kiln/core/status.h"
 #include "kiln/grammar/matcher.h"
 #include "kiln/model/config.h"
+#include "kiln/model/model_kind.h"
 #include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
 #include "kiln/text/chat_template.h"
@@ -41,6 +42,7 @@ struct LoadedModel {
   std::string description;              // e.g. that the weights are random
   text::DetectedFormats output_formats;  // tool and reasoning parsers; empty names: none
   std::optional<bool> store_bodies;     // kiln.toml's store_bodies; unset: the server's --store-bodies
+  model::ModelTask task;                // generate, embed or rerank, and how (model/model_kind.h)
 
   // The tokenizer's vocabulary as the grammar matcher sees it (with the worker's end ids), built
   // on the first structured-output request and shared by all of them. Thread-safe.
@@ -73,6 +75,7 @@ class ModelLease {
   std::shared_ptr<const grammar::TokenVocabulary> token_vocabulary() const { return model_->token_vocabulary(); }
   const text::DetectedFormats& output_formats() const { return model_->output_formats; }
   std::optional<bool> store_bodies() const { return model_->store_bodies; }
+  const model::ModelTask& task() const { return model_->task; }
   explicit operator bool() const { return model_ != nullptr; }
 
  private:
@@ -88,6 +91,7 @@ struct ModelInfo {
   std::string description;
   int64_t max_model_len = 0;
   bool loaded = false;
+  model::ModelKind kind = model::ModelKind::kGenerate;
 };
 
 // A loaded model as the seed's info, stats and queue endpoints show it: its config and its

@@ -341,6 +341,7 @@ void MultiModelPool::Core::run_load(const std::string& id) {
     created = e->created;
     if (settings.tool_parser) lo.tool_parser = *settings.tool_parser;
     if (settings.reasoning_parser) lo.reasoning_parser = *settings.reasoning_parser;
+    lo.kind = settings.kind;
     log_info("loading model `", id, "` from ", lo.dir.string(), " (", format_bytes(double(policy->used_bytes())), " of ",
              format_bytes(double(options.memory_budget)), " reserved)");
   }
