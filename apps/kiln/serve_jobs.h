@@ -22,6 +22,7 @@ struct JobSettings {
 };
 
 struct JobsRuntime {
+  std::string node;  // --node-name, resolved
   std::unique_ptr<jobs::JobRecorder> recorder;
   std::unique_ptr<jobs::JobQueries> queries;
   std::unique_ptr<http::JobTracker> tracker;

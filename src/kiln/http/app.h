@@ -21,6 +21,7 @@ namespace kiln::http {
 
 class Server;
 class JobTracker;
+class BatchService;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -47,6 +48,7 @@ struct AppContext {
   const AppOptions* options = nullptr;
   const Server* server = nullptr;  // for /health while draining; may be null in tests
   JobTracker* jobs = nullptr;      // null: jobs are not recorded (--database off, tests)
+  BatchService* batches = nullptr;  // null: no Files and Batch APIs (--database off)
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
@@ -61,7 +63,12 @@ class App {
   void set_server(const Server* server);
   // Records jobs and serves /v1/jobs through `jobs` (which outlives the app's requests).
   void set_jobs(JobTracker* jobs) { ctx_.jobs = jobs; }
+  // Serves the Files and Batch APIs through `batches` (which outlives the app's requests).
+  void set_batches(BatchService* batches) { ctx_.batches = batches; }
   void handle(const ExchangePtr& ex);
+  // A request made inside the server (a batch line): routed to the same handler as a client's,
+  // past the middleware (it was authorized when its batch was created).
+  void handle_internal(const ExchangePtr& ex);
   void on_done(const AccessRecord& record);
 
  private:
