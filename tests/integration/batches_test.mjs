@@ -153,6 +153,8 @@ function suite(backend) {
       await assert.rejects(client.files.retrieve(u.id), (e) => e.status === 404);
       await assert.rejects(client.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'fine-tune' }),
         (e) => e.status === 400 && /purpose/.test(e.message));
+      await assert.rejects(client.files.create({ file: await toFile(Buffer.from('{}\n'.repeat(50001)), 'big.jsonl'), purpose: 'batch' }),
+        (e) => e.status === 400 && /50000/.test(e.message));
     });
 
     test('a batch runs to completed, with output and error files in OpenAI shapes', async () => {
@@ -174,6 +176,7 @@ function suite(backend) {
       assert.equal(errors[0].custom_id, `req-${n}`);
       assert.equal(errors[0].response.status_code, 400);
       assert.equal(errors[0].response.body.error.param, 'max_tokens');
+      await assert.rejects(client.batches.cancel(b.id), (e) => e.status === 409);
       // The same batch seen again, and listed with cursor pagination.
       const first = await client.batches.list({ limit: 1 });
       assert.equal(first.data.length, 1);

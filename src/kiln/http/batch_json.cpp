@@ -99,16 +99,16 @@ ValidatedInput validate_batch_input(const std::filesystem::path& file, const std
     // Reads one line without letting a line past the limit grow the buffer without bound.
     char c;
     bool too_long = false, got = false;
+    const int64_t start = offset;
     while (in.get(c)) {
       got = true;
+      ++offset;
       if (c == '\n') break;
       if (text.size() < max_line_bytes) text += c;
       else too_long = true;
     }
     if (!got) break;
     ++number;
-    const int64_t start = offset;
-    offset = in.tellg() < 0 ? offset : static_cast<int64_t>(in.tellg());
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (trim(text).empty()) continue;
     if (static_cast<int64_t>(out.lines.size()) >= max_lines) {
