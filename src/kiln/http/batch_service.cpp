@@ -159,17 +159,22 @@ std::vector<std::string> BatchService::serving_models() {
 
 void BatchService::run() {
   std::unique_lock<std::mutex> lk(mu_);
+  bool woken = true;
   while (!stop_) {
     lk.unlock();
-    step(now_ms());
+    const int64_t now = now_ms();
+    const bool maintain = woken || now - last_maintain_ms_ >= options_.poll_ms;
+    if (maintain) last_maintain_ms_ = now;
+    step(now, maintain);
     lk.lock();
     if (stop_) break;
     if (!wake_ && done_.empty()) cv_.wait_for(lk, std::chrono::milliseconds(options_.poll_ms));
+    woken = wake_;
     wake_ = false;
   }
 }
 
-void BatchService::step(int64_t now) {
+void BatchService::step(int64_t now, bool maintain) {
   const std::string& node = options_.node;
   const int64_t until = now + options_.lease_ms;
   // 1. Commit what finished. A lost claim (its lease expired and another claim ran the line) is
@@ -182,45 +187,27 @@ void BatchService::step(int64_t now) {
     for (const auto& o : done) in_flight_.erase(o.token);
     for (const auto& [t, b] : in_flight_) tokens.push_back(t);
   }
-  for (const auto& o : done) {
-    Status s;
-    if (o.retry) {
-      s = db_->release_line(o.batch_id, o.line, o.token);
-    } else {
-      auto r = db_->commit_line(o.batch_id, o.line, o.token, o.is_error, o.result);
-      s = r.status();
-      if (r.is_ok() && !*r) log_warn("batches: the claim on ", o.batch_id, " line ", o.line, " was lost; its result is dropped");
+  // One transaction for what finished since the last step. If the database fails, the leases
+  // run out and the lines run again.
+  Status recorded = db_->in_transaction([&]() -> Status {
+    for (const auto& o : done) {
+      if (o.retry) {
+        KILN_RETURN_IF_ERROR(db_->release_line(o.batch_id, o.line, o.token));
+        continue;
+      }
+      KILN_ASSIGN_OR_RETURN(bool kept, db_->commit_line(o.batch_id, o.line, o.token, o.is_error, o.result));
+      if (!kept) log_warn("batches: the claim on ", o.batch_id, " line ", o.line, " was lost; its result is dropped");
     }
-    // The database failed: the lease runs out and the line runs again.
-    if (!s.is_ok()) log_error("batches: cannot record line ", o.line, " of ", o.batch_id, ": ", s.message());
-  }
+    return Status();
+  });
+  if (!done.empty() && !recorded.is_ok()) log_error("batches: cannot record ", done.size(), " line(s): ", recorded.message());
   // 2. Keep the leases of lines still running.
   if (!tokens.empty() && now - last_renew_ms_ >= options_.lease_ms / 3) {
     if (auto s = db_->renew_leases(tokens, until); !s.is_ok()) log_error("batches: cannot renew leases: ", s.message());
     last_renew_ms_ = now;
   }
-  // 3. Validate new batches, end finished, expired and cancelled ones (each under a batch lease).
-  auto lease = [&](const char* status, std::string extra) {
-    auto b = db_->lease_batch(status, extra, node, now, until);
-    if (!b.is_ok()) log_error("batches: ", b.status().message());
-    return b.is_ok() ? *b : std::nullopt;
-  };
-  if (auto b = lease("validating", "")) validate(*b);
-  if (auto b = lease("in_progress", str_cat("expires_ms <= ", now))) finalize(*b, "in_progress", "expired");
-  if (auto b = lease("in_progress", "NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id AND "
-                                    "l.status <> 'done')")) {
-    if (db_->mark_finalizing(b->id, now).is_ok()) {
-      b->finalizing_ms = now;
-      finalize(*b, "finalizing", "completed");
-    }
-  }
-  if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
-  if (auto b = lease("cancelling", "")) {
-    auto counts = db_->line_counts(b->id, now);
-    if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
-    else (void)db_->release_batch(b->id, node);
-  }
-  // 4. Claim lines for the free slots.
+  if (maintain) maintain_batches(now);
+  // 3. Claim lines for the free slots.
   int free_slots;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -241,6 +228,32 @@ void BatchService::step(int64_t now) {
       it = batches.emplace(l.batch_id, std::make_pair((*b)->endpoint, (*b)->input_file_id)).first;
     }
     dispatch(l, it->second.first, it->second.second);
+  }
+}
+
+void BatchService::maintain_batches(int64_t now) {
+  const std::string& node = options_.node;
+  const int64_t until = now + options_.lease_ms;
+  // Validate new batches, end finished, expired and cancelled ones (each under a batch lease).
+  auto lease = [&](const char* status, std::string extra) {
+    auto b = db_->lease_batch(status, extra, node, now, until);
+    if (!b.is_ok()) log_error("batches: ", b.status().message());
+    return b.is_ok() ? *b : std::nullopt;
+  };
+  if (auto b = lease("validating", "")) validate(*b);
+  if (auto b = lease("in_progress", str_cat("expires_ms <= ", now))) finalize(*b, "in_progress", "expired");
+  if (auto b = lease("in_progress", "NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id AND "
+                                    "l.status <> 'done')")) {
+    if (db_->mark_finalizing(b->id, now).is_ok()) {
+      b->finalizing_ms = now;
+      finalize(*b, "finalizing", "completed");
+    }
+  }
+  if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
+  if (auto b = lease("cancelling", "")) {
+    auto counts = db_->line_counts(b->id, now);
+    if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
+    else (void)db_->release_batch(b->id, node);
   }
 }
 

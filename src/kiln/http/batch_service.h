@@ -86,7 +86,10 @@ class BatchService {
  private:
   BatchService(BatchOptions options, App& app, pool::ModelPool& pool);
   void run();
-  void step(int64_t now);
+  // `maintain`: also look for batches to validate and to end (on a wake-up from the API, and at
+  // most every poll_ms otherwise, so that a stream of finished lines costs no extra queries).
+  void step(int64_t now, bool maintain);
+  void maintain_batches(int64_t now);
   void validate(const jobs::BatchRecord& b);
   // Writes the output and error files and ends the batch as `status` (completed, expired,
   // cancelled) if it still has status `from`.
@@ -111,6 +114,7 @@ class BatchService {
   bool wake_ = false;                             // guarded by mu_
   bool stop_ = false;                             // guarded by mu_
   int64_t last_renew_ms_ = 0;
+  int64_t last_maintain_ms_ = 0;
   std::thread thread_;
 };
 

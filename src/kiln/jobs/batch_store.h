@@ -137,9 +137,10 @@ class BatchStore {
   // Newest first; `subject_id` "" : all.
   Result<std::pair<std::vector<WebhookDelivery>, bool>> list_deliveries(const Page& page, const std::string& subject_id);
 
- private:
+  // Runs `body` in one transaction (committed when it returns OK, else rolled back).
   Status in_transaction(const std::function<Status()>& body);
 
+ private:
   std::unique_ptr<SqlConn> c_;
 };
 
