@@ -347,9 +347,7 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   so.max_connections = a.max_connections;
   if (*batches) {
     // Uploads stream into the files directory, so that moving one into place is a rename.
-    so.upload_route = [](const std::string& method, const std::string& path) {
-      return method == "POST" && path == "/v1/files";
-    };
+    so.upload_route = [&app](const http::HttpRequest& head) { return app.takes_upload(head); };
     so.upload_dir = (*batches)->options().files_dir;
   }
   http::Server server(

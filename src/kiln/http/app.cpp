@@ -121,6 +121,11 @@ void App::handle(const ExchangePtr& ex) {
   (*m.handler)(ex);
 }
 
+bool App::takes_upload(const HttpRequest& head) const {
+  if (ctx_.batches == nullptr || head.method != "POST" || head.path != "/v1/files") return false;
+  return !options_.api_keys.check(head).has_value();
+}
+
 void App::handle_internal(const ExchangePtr& ex) {
   const HttpRequest& req = ex->request();
   RouteMatch m = router_.match(req.method, req.path);

@@ -66,6 +66,10 @@ class App {
   // Serves the Files and Batch APIs through `batches` (which outlives the app's requests).
   void set_batches(BatchService* batches) { ctx_.batches = batches; }
   void handle(const ExchangePtr& ex);
+  // Whether a request's body may be streamed to disk (ServerOptions::upload_route): a file
+  // upload from a client whose key is good, so that nobody else can make the server write
+  // 200 MB; any other request is read in memory under the body limit and answered as usual.
+  bool takes_upload(const HttpRequest& head) const;
   // A request made inside the server (a batch line): routed to the same handler as a client's,
   // past the middleware (it was authorized when its batch was created).
   void handle_internal(const ExchangePtr& ex);

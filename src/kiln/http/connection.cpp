@@ -73,7 +73,10 @@ void Connection::wait_for_request() {
 void Connection::read_header() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
-  parser_->body_limit(server_.options().max_body_bytes);
+  // Beast checks a Content-Length against the limit while reading the headers: with upload
+  // routes, the larger limit holds until on_header knows which kind of request this is.
+  const auto& opts = server_.options();
+  parser_->body_limit(opts.upload_route ? std::max(opts.max_body_bytes, opts.max_upload_bytes) : opts.max_body_bytes);
   read_timed_out_ = false;
   read_timer_.expires_after(server_.options().read_timeout);
   read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -96,8 +99,10 @@ void Connection::on_header(beast::error_code ec) {
                                        " bytes."));
     }
     if (ec == bhttp::error::body_limit) {
-      return fail_request(413, str_cat("The request body exceeds the limit of ", server_.options().max_body_bytes,
-                                       " bytes."));
+      const auto& opts = server_.options();
+      const bool upload = opts.upload_route && opts.upload_route(request_head());
+      return fail_request(413, str_cat("The request body exceeds the limit of ",
+                                       upload ? opts.max_upload_bytes : opts.max_body_bytes, " bytes."));
     }
     if (is_disconnect(ec) || ec == net::error::operation_aborted) return close();
     return fail_request(400, str_cat("Malformed HTTP request: ", ec.message(), "."));
@@ -107,6 +112,14 @@ void Connection::on_header(beast::error_code ec) {
     return fail_request(refused->first, refused->second);
   }
   if (start_upload()) return;
+  if (server_.options().upload_route) {
+    const size_t limit = server_.options().max_body_bytes;
+    parser_->body_limit(limit);
+    if (auto length = parser_->content_length(); length && *length > limit) {
+      read_timer_.cancel();
+      return fail_request(413, str_cat("The request body exceeds the limit of ", limit, " bytes."));
+    }
+  }
   auto& req = parser_->get();
   auto expect = req[bhttp::field::expect];
   if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
@@ -125,12 +138,22 @@ void Connection::on_header(beast::error_code ec) {
                     [self = shared_from_this()](beast::error_code rec, size_t) { self->on_body(rec); });
 }
 
+HttpRequest Connection::request_head() const {
+  const auto& req = parser_->get();
+  HttpRequest head;
+  head.method = std::string(req.method_string());
+  head.target = std::string(req.target());
+  head.path = head.target.substr(0, head.target.find('?'));
+  for (const auto& f : req) head.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
+  head.remote = remote_;
+  return head;
+}
+
 bool Connection::start_upload() {
   const auto& opts = server_.options();
   if (!opts.upload_route || parser_->is_done()) return false;
   const auto& req = parser_->get();
-  const std::string target(req.target());
-  if (!opts.upload_route(std::string(req.method_string()), target.substr(0, target.find('?')))) return false;
+  if (!opts.upload_route(request_head())) return false;
   std::error_code fec;
   std::filesystem::create_directories(opts.upload_dir, fec);
   upload_path_ = (opts.upload_dir / str_cat("upload-", id_, "-", generate_request_id(), ".part")).string();

@@ -63,6 +63,8 @@ class Connection : public ExchangeSink, public std::enable_shared_from_this<Conn
   // A request whose route takes its body as a file (ServerOptions::upload_route): the rest of
   // the body is streamed into a temporary file instead of memory.
   bool start_upload();
+  // The request being read, without its body (its headers are complete).
+  HttpRequest request_head() const;
   void on_upload(boost::beast::error_code ec);
   void peer_gone();
 

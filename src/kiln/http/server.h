@@ -32,9 +32,10 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{75000};   // a kept-alive connection waiting for a request
   std::chrono::milliseconds write_timeout{60000};  // one write to a client that does not read
   int max_connections = 8192;
-  // Requests for which this says true (method, path) have their body streamed into a file in
-  // upload_dir (HttpRequest::body_file), up to max_upload_bytes, within upload_timeout.
-  std::function<bool(const std::string&, const std::string&)> upload_route;
+  // Requests for which this says true, seeing their head (no body yet), have their body streamed
+  // into a file in upload_dir (HttpRequest::body_file), up to max_upload_bytes, within
+  // upload_timeout. Others are read into memory under max_body_bytes.
+  std::function<bool(const HttpRequest&)> upload_route;
   std::filesystem::path upload_dir;
   size_t max_upload_bytes = 200u << 20;
   std::chrono::milliseconds upload_timeout{600000};
