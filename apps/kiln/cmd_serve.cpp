@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "serve_batches.h"
 #include "serve_jobs.h"
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
@@ -79,6 +80,7 @@ struct ServeArgs {
   std::string admin_key;
   JobSettings jobs;  // docs/jobs.md
   RateLimitArgs rate_limits;
+  BatchSettings batches;  // docs/batches.md
 };
 
 int fail(const Status& s) {
@@ -338,6 +340,9 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   http::App app(pool, registry, ao);
   if (*jobs) app.set_jobs((*jobs)->tracker.get());
   if (*rate_limits) app.set_rate_limits((*rate_limits)->limits.get());
+  auto batches = start_batches(a.batches, *jobs ? a.jobs.database : "off", *jobs ? (*jobs)->node : "", app, pool);
+  if (!batches.is_ok()) return fail(batches.status());
+  if (*batches) app.set_batches(batches->get());
 
   http::ServerOptions so;
   so.host = a.host;
@@ -349,6 +354,11 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   so.idle_timeout = ms(a.idle_timeout);
   so.write_timeout = ms(a.write_timeout);
   so.max_connections = a.max_connections;
+  if (*batches) {
+    // Uploads stream into the files directory, so that moving one into place is a rename.
+    so.upload_route = [&app](const http::HttpRequest& head) { return app.takes_upload(head); };
+    so.upload_dir = (*batches)->options().files_dir;
+  }
   http::Server server(
       so, [&app](const http::ExchangePtr& ex) { app.handle(ex); },
       [&app](const http::AccessRecord& r) { app.on_done(r); });
@@ -377,6 +387,9 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   if (!stopped) end_now("HTTP threads were still busy after the drain time");
   ShutdownWatchdog watchdog(so.drain_grace);
   pool.shutdown();
+  // After the engines: batch lines still running end as the pool stops them and stay claimed;
+  // the next start of this node runs them again.
+  batches->reset();
   log_info("kiln stopped");
   return 0;
 }
@@ -441,6 +454,12 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--job-retention", a->jobs.retention, "KILN_JOB_RETENTION", "How long finished jobs are kept, e.g. 7d, 12h (-1: forever)");
   opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");
   opt("--node-name", a->jobs.node_name, "KILN_NODE_NAME", "This server's name in the job store (default: the host name)");
+  opt("--files-dir", a->batches.files_dir, "KILN_FILES_DIR", "Where uploaded and batch output files live (default DATA_DIR/files; a shared directory for several nodes)");
+  opt("--batch-concurrency", a->batches.concurrency, "KILN_BATCH_CONCURRENCY", "Batch lines this node runs at once (at a lower priority than clients' requests)");
+  opt("--batch-lease", a->batches.lease, "KILN_BATCH_LEASE", "How long a claimed batch line stays with its node without news before another node runs it again");
+  opt("--webhook", a->batches.webhooks, "KILN_WEBHOOK", "URL that receives batch.* events (repeatable; signed with --webhook-secret)");
+  opt("--webhook-secret", a->batches.webhook_secret, "KILN_WEBHOOK_SECRET", "Standard Webhooks signing secret (whsec_ + base64)");
+  opt("--webhook-retry-base", a->batches.webhook_retry_base, "KILN_WEBHOOK_RETRY_BASE", "First webhook retry after this, doubling up to 1h between attempts, for 72h");
   sub.add_flag("--store-bodies", a->jobs.store_bodies, "Keep request and response bodies in the job store")->envname("KILN_STORE_BODIES");
   CLI::App* self = &sub;
   return [a, self] { return run_serve(*self, *a); };

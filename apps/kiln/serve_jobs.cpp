@@ -43,6 +43,7 @@ Result<std::unique_ptr<JobsRuntime>> start_jobs(const JobSettings& s, metrics::R
            "', retention ", pool::format_duration(*retention), s.store_bodies ? ", bodies stored" : "");
 
   auto rt = std::make_unique<JobsRuntime>();
+  rt->node = node;
   jobs::RecorderOptions ro;
   ro.retention_ms = retention->count() < 0 ? 0 : retention->count();
   if (s.queue_size < 0) return invalid_argument("--job-queue-size must be 0 or more");

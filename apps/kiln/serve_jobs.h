@@ -36,6 +36,7 @@ struct RateLimitRuntime {
 };
 
 struct JobsRuntime {
+  std::string node;  // --node-name, resolved
   std::unique_ptr<jobs::JobRecorder> recorder;
   std::unique_ptr<jobs::JobQueries> queries;
   std::unique_ptr<http::JobTracker> tracker;

@@ -14,3 +14,12 @@ add_dependencies(kiln_jobs_integration_tests kiln)
 gtest_discover_tests(kiln_jobs_integration_tests DISCOVERY_TIMEOUT 60 TEST_PREFIX "jobs_integration."
                      PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 300
                      ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL}")
+
+# The Files and Batch APIs and webhooks end to end (docs/batches.md): the openai client on SQLite
+# and PostgreSQL, kill -9 with restarts, two nodes on PostgreSQL, a signature-checking receiver.
+find_program(KILN_NODE node)
+if(KILN_NODE)
+  add_test(NAME batches_clients COMMAND ${KILN_NODE} --test-concurrency=1 ${CMAKE_CURRENT_SOURCE_DIR}/integration/batches_test.mjs)
+  set_tests_properties(batches_clients PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 600
+                       ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>")
+endif()

@@ -2,10 +2,12 @@
 import { spawn } from 'node:child_process';
 
 // Runs `binary serve --host 127.0.0.1 --port 0 ...args` and resolves once it says where it
-// listens: { proc, port, log() }. Rejects if it exits first or takes more than a minute.
-export function startServer(binary, args) {
+// listens: { proc, port, log() }. Rejects if it exits first or takes more than a minute. `env`
+// is added to this process's environment.
+export function startServer(binary, args, env = {}) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', '0', ...args],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     let log = '';
     const timer = setTimeout(() => reject(new Error('kiln serve did not start:\n' + log)), 60000);
     proc.stderr.on('data', (d) => {
@@ -24,5 +26,12 @@ export function startServer(binary, args) {
 export function stopServer(server) {
   const exited = new Promise((resolve) => server.proc.on('exit', (code) => resolve(code)));
   server.proc.kill('SIGTERM');
+  return exited;
+}
+
+// kill -9, and resolves once the process is gone.
+export function killServer(server) {
+  const exited = new Promise((resolve) => server.proc.on('exit', () => resolve()));
+  server.proc.kill('SIGKILL');
   return exited;
 }

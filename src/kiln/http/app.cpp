@@ -60,6 +60,15 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("GET", "/v1/jobs/export", handle_export_jobs);
   route("GET", "/v1/jobs/{id}", handle_get_job);
   route("DELETE", "/v1/jobs/{id}", handle_cancel_job);
+  route("POST", "/v1/files", handle_upload_file);
+  route("GET", "/v1/files", handle_list_files);
+  route("GET", "/v1/files/{id}", handle_get_file);
+  route("DELETE", "/v1/files/{id}", handle_delete_file);
+  route("POST", "/v1/batches", handle_create_batch);
+  route("GET", "/v1/batches", handle_list_batches);
+  route("GET", "/v1/batches/{id}", handle_get_batch);
+  route("POST", "/v1/batches/{id}", handle_cancel_batch);
+  route("GET", "/v1/webhooks/deliveries", handle_list_deliveries);
   route("GET", "/health", handle_health);
   route("GET", "/version", handle_version);
   route("GET", "/metrics", handle_metrics);
@@ -124,7 +133,9 @@ void App::handle(const ExchangePtr& ex) {
       return ex->respond_error(*e);
     }
   }
-  if (req.method == "POST") {
+  // Uploads are multipart (checked by their handler); a cancel has no body.
+  const bool json_body = m.pattern != "/v1/files" && m.pattern != "/v1/batches/{id}";
+  if (req.method == "POST" && json_body) {
     const std::string* ct = req.header("content-type");
     std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));
     if (type != "application/json") {
@@ -134,6 +145,24 @@ void App::handle(const ExchangePtr& ex) {
           "unsupported_media_type"));
     }
   }
+  ex->params() = m.params;
+  (*m.handler)(ex);
+}
+
+bool App::takes_upload(const HttpRequest& head) const {
+  if (ctx_.batches == nullptr || head.method != "POST" || head.path != "/v1/files") return false;
+  return !options_.api_keys.check(head).has_value();
+}
+
+void App::handle_internal(const ExchangePtr& ex) {
+  const HttpRequest& req = ex->request();
+  RouteMatch m = router_.match(req.method, req.path);
+  if (m.kind != RouteMatch::Kind::kFound) {
+    ex->record().route = "unmatched";
+    return ex->respond_error(error_with_status(404, str_cat("Unknown request URL: ", echo_value(req.path), "."),
+                                               "unknown_url"));
+  }
+  ex->record().route = m.pattern;
   ex->params() = m.params;
   (*m.handler)(ex);
 }

@@ -22,6 +22,7 @@ namespace kiln::http {
 class Server;
 class JobTracker;
 class RateLimits;
+class BatchService;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -49,6 +50,7 @@ struct AppContext {
   const Server* server = nullptr;  // for /health while draining; may be null in tests
   JobTracker* jobs = nullptr;      // null: jobs are not recorded (--database off, tests)
   RateLimits* limits = nullptr;    // null: no rate limits configured
+  BatchService* batches = nullptr;  // null: no Files and Batch APIs (--database off)
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
@@ -65,7 +67,16 @@ class App {
   void set_jobs(JobTracker* jobs) { ctx_.jobs = jobs; }
   // Enforces rate limits through `limits` (which outlives the app's requests).
   void set_rate_limits(RateLimits* limits) { ctx_.limits = limits; }
+  // Serves the Files and Batch APIs through `batches` (which outlives the app's requests).
+  void set_batches(BatchService* batches) { ctx_.batches = batches; }
   void handle(const ExchangePtr& ex);
+  // Whether a request's body may be streamed to disk (ServerOptions::upload_route): a file
+  // upload from a client whose key is good, so that nobody else can make the server write
+  // 200 MB; any other request is read in memory under the body limit and answered as usual.
+  bool takes_upload(const HttpRequest& head) const;
+  // A request made inside the server (a batch line): routed to the same handler as a client's,
+  // past the middleware (it was authorized when its batch was created).
+  void handle_internal(const ExchangePtr& ex);
   void on_done(const AccessRecord& record);
 
  private:

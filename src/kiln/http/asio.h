@@ -21,4 +21,5 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/file_body.hpp>
 #pragma GCC diagnostic pop

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "kiln/http/asio.h"
@@ -72,7 +73,10 @@ void Connection::wait_for_request() {
 void Connection::read_header() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
-  parser_->body_limit(server_.options().max_body_bytes);
+  // Beast checks a Content-Length against the limit while reading the headers: with upload
+  // routes, the larger limit holds until on_header knows which kind of request this is.
+  const auto& opts = server_.options();
+  parser_->body_limit(opts.upload_route ? std::max(opts.max_body_bytes, opts.max_upload_bytes) : opts.max_body_bytes);
   read_timed_out_ = false;
   read_timer_.expires_after(server_.options().read_timeout);
   read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -95,8 +99,10 @@ void Connection::on_header(beast::error_code ec) {
                                        " bytes."));
     }
     if (ec == bhttp::error::body_limit) {
-      return fail_request(413, str_cat("The request body exceeds the limit of ", server_.options().max_body_bytes,
-                                       " bytes."));
+      const auto& opts = server_.options();
+      const bool upload = opts.upload_route && opts.upload_route(request_head());
+      return fail_request(413, str_cat("The request body exceeds the limit of ",
+                                       upload ? opts.max_upload_bytes : opts.max_body_bytes, " bytes."));
     }
     if (is_disconnect(ec) || ec == net::error::operation_aborted) return close();
     return fail_request(400, str_cat("Malformed HTTP request: ", ec.message(), "."));
@@ -104,6 +110,15 @@ void Connection::on_header(beast::error_code ec) {
   if (auto refused = refuse_transfer_encoding()) {
     read_timer_.cancel();
     return fail_request(refused->first, refused->second);
+  }
+  if (start_upload()) return;
+  if (server_.options().upload_route) {
+    const size_t limit = server_.options().max_body_bytes;
+    parser_->body_limit(limit);
+    if (auto length = parser_->content_length(); length && *length > limit) {
+      read_timer_.cancel();
+      return fail_request(413, str_cat("The request body exceeds the limit of ", limit, " bytes."));
+    }
   }
   auto& req = parser_->get();
   auto expect = req[bhttp::field::expect];
@@ -121,6 +136,85 @@ void Connection::on_header(beast::error_code ec) {
   }
   bhttp::async_read(socket_, buffer_, *parser_,
                     [self = shared_from_this()](beast::error_code rec, size_t) { self->on_body(rec); });
+}
+
+HttpRequest Connection::request_head() const {
+  const auto& req = parser_->get();
+  HttpRequest head;
+  head.method = std::string(req.method_string());
+  head.target = std::string(req.target());
+  head.path = head.target.substr(0, head.target.find('?'));
+  for (const auto& f : req) head.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
+  head.remote = remote_;
+  return head;
+}
+
+bool Connection::start_upload() {
+  const auto& opts = server_.options();
+  if (!opts.upload_route || parser_->is_done()) return false;
+  const auto& req = parser_->get();
+  if (!opts.upload_route(request_head())) return false;
+  std::error_code fec;
+  std::filesystem::create_directories(opts.upload_dir, fec);
+  upload_path_ = (opts.upload_dir / str_cat("upload-", id_, "-", generate_request_id(), ".part")).string();
+  const bool expect_continue = beast::iequals(req[bhttp::field::expect], "100-continue");
+  upload_parser_.emplace(std::move(*parser_));
+  parser_.reset();
+  upload_parser_->body_limit(opts.max_upload_bytes);
+  beast::error_code ec;
+  upload_parser_->get().body().open(upload_path_.c_str(), beast::file_mode::write, ec);
+  if (ec) {
+    log_error("cannot create the upload file ", upload_path_, ": ", ec.message());
+    read_timer_.cancel();
+    upload_path_.clear();
+    fail_request(500, "The server cannot store uploads now.");
+    return true;
+  }
+  // A large upload may take longer than an ordinary request.
+  read_timer_.expires_after(opts.upload_timeout);
+  read_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {
+    if (tec) return;
+    self->read_timed_out_ = true;
+    beast::error_code ignored;
+    self->socket_.cancel(ignored);
+  });
+  auto read = [self = shared_from_this()] {
+    bhttp::async_read(self->socket_, self->buffer_, *self->upload_parser_,
+                      [self](beast::error_code rec, size_t) { self->on_upload(rec); });
+  };
+  if (!expect_continue) {
+    read();
+    return true;
+  }
+  static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  net::async_write(socket_, net::buffer(kContinue), [self = shared_from_this(), read](beast::error_code wec, size_t) {
+    if (wec) {
+      self->read_timer_.cancel();
+      return self->close();
+    }
+    read();
+  });
+  return true;
+}
+
+void Connection::on_upload(beast::error_code ec) {
+  if (closed_) return;
+  read_timer_.cancel();
+  if (ec) {
+    const size_t limit = server_.options().max_upload_bytes;
+    upload_parser_->get().body().close();
+    std::error_code rec;
+    std::filesystem::remove(upload_path_, rec);
+    upload_path_.clear();
+    if (read_timed_out_) return fail_request(408, "The upload was not received in time.");
+    if (ec == bhttp::error::body_limit) {
+      return fail_request(413, str_cat("The upload exceeds the limit of ", limit, " bytes."));
+    }
+    if (ec == net::error::operation_aborted) return close();
+    return fail_request(400, "The upload was truncated or malformed: " + ec.message() + ".");
+  }
+  upload_parser_->get().body().close();
+  dispatch();
 }
 
 std::optional<std::pair<int, std::string>> Connection::refuse_transfer_encoding() const {
@@ -175,19 +269,28 @@ void Connection::on_body(beast::error_code ec) {
 }
 
 void Connection::dispatch() {
-  auto& req = parser_->get();
   HttpRequest r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  auto q = r.target.find('?');
-  r.path = r.target.substr(0, q);
-  for (const auto& f : req) r.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
-  r.body = std::move(req.body());
-  r.http10 = req.version() == 10;
+  auto head = [&](const auto& req) {
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    auto q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    for (const auto& f : req) r.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
+    r.http10 = req.version() == 10;
+    keep_alive_ = req.keep_alive();
+  };
+  if (upload_parser_) {
+    head(upload_parser_->get());
+    r.body_file = std::move(upload_path_);
+    upload_path_.clear();
+    upload_parser_.reset();
+  } else {
+    head(parser_->get());
+    r.body = std::move(parser_->get().body());
+    parser_.reset();
+  }
   r.remote = remote_;
-  keep_alive_ = req.keep_alive();
   request_http10_ = r.http10;
-  parser_.reset();
 
   in_exchange_ = true;
   server_.exchanges_++;
@@ -207,16 +310,18 @@ void Connection::dispatch() {
 
 void Connection::fail_request(int status, const std::string& message) {
   HttpRequest r;
-  if (parser_) {
-    const auto& req = parser_->get();
+  auto head = [&](const auto& req) {
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
     r.path = r.target.substr(0, r.target.find('?'));
     auto id = req["x-request-id"];
     if (!id.empty()) r.headers.emplace_back("x-request-id", std::string(id));
-  }
+  };
+  if (parser_) head(parser_->get());
+  else if (upload_parser_) head(upload_parser_->get());
   r.remote = remote_;
   parser_.reset();
+  upload_parser_.reset();
   keep_alive_ = false;  // the byte stream cannot be trusted past a bad request
   in_exchange_ = true;
   server_.exchanges_++;
@@ -301,6 +406,20 @@ void Connection::send_stream_bytes(std::string bytes) {
 
 void Connection::send_stream_end() {
   if (stream_chunked_) queue_write("0\r\n\r\n");
+}
+
+void Connection::post(std::function<void()> fn) { net::post(socket_.get_executor(), std::move(fn)); }
+
+void Connection::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto timer = std::make_shared<net::steady_timer>(socket_.get_executor(), delay);
+  timer->async_wait([timer, fn = std::move(fn)](beast::error_code ec) {
+    if (!ec) fn();
+  });
+}
+
+void Connection::exchange_finished(const AccessRecord& record) {
+  if (server_.on_done_) server_.on_done_(record);
+  exchange_done();
 }
 
 void Connection::exchange_done() {

@@ -18,10 +18,10 @@ namespace kiln::http {
 
 class Server;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public ExchangeSink, public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, uint64_t id, boost::asio::ip::tcp::socket socket);
-  ~Connection();
+  ~Connection() override;
 
   void start();
   // Called on the strand when the server drains: idle connections close now, busy ones after
@@ -50,12 +50,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start_watch();
   void on_watch(boost::beast::error_code ec, size_t n);
 
-  // Called by Exchange.
-  void send_response(const HttpResponse& response, const Headers& extra, const std::string& request_id);
-  void send_stream_head(const Headers& extra, const std::string& request_id, std::string_view content_type);
-  void send_stream_bytes(std::string bytes);
-  void send_stream_end();
+  // ExchangeSink: called by Exchange.
+  void post(std::function<void()> fn) override;
+  void post_after(std::chrono::milliseconds delay, std::function<void()> fn) override;
+  void send_response(const HttpResponse& response, const Headers& extra, const std::string& request_id) override;
+  void send_stream_head(const Headers& extra, const std::string& request_id, std::string_view content_type) override;
+  void send_stream_bytes(std::string bytes) override;
+  void send_stream_end() override;
+  void exchange_finished(const AccessRecord& record) override;
+  size_t pending_bytes() const override { return pending_bytes_; }
   void exchange_done();
+  // A request whose route takes its body as a file (ServerOptions::upload_route): the rest of
+  // the body is streamed into a temporary file instead of memory.
+  bool start_upload();
+  // The request being read, without its body (its headers are complete).
+  HttpRequest request_head() const;
+  void on_upload(boost::beast::error_code ec);
   void peer_gone();
 
   void queue_write(std::string bytes);
@@ -75,6 +85,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string remote_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::file_body>> upload_parser_;
+  std::string upload_path_;
   boost::asio::steady_timer read_timer_;
   boost::asio::steady_timer write_timer_;
   std::deque<std::string> out_;

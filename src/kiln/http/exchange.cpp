@@ -1,19 +1,16 @@
 #include "kiln/http/exchange.h"
 
-#include "kiln/core/str.h"
-
+#include <filesystem>
 #include <random>
 
-#include "kiln/http/asio.h"
 #include "kiln/core/log.h"
-#include "kiln/http/connection.h"
-#include "kiln/http/server.h"
+#include "kiln/core/str.h"
 #include "kiln/http/sse.h"
 
 namespace kiln::http {
 
-Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
-    : connection_(std::move(connection)), request_(std::move(request)), start_(std::chrono::steady_clock::now()) {
+Exchange::Exchange(std::shared_ptr<ExchangeSink> sink, HttpRequest request)
+    : sink_(std::move(sink)), request_(std::move(request)), start_(std::chrono::steady_clock::now()) {
   const std::string* id = request_.header("x-request-id");
   request_id_ = (id != nullptr && valid_request_id(*id)) ? *id : generate_request_id();
   record_.request_id = request_id_;
@@ -23,26 +20,29 @@ Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
 }
 
 Exchange::~Exchange() {
+  if (!request_.body_file.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(request_.body_file, ec);
+  }
   if (finished_) return;
   // Dropped without an answer (a handler bug, or its work was abandoned): answer on the strand.
-  auto conn = connection_;
+  auto sink = sink_;
   bool streaming = streaming_;
   bool client_gone = client_gone_;
   std::string id = request_id_;
   Headers extra = extra_headers_;
   AccessRecord rec = record_;
-  boost::asio::post(conn->executor(), [conn, streaming, client_gone, id, extra, rec]() mutable {
+  sink->post([sink, streaming, client_gone, id, extra, rec]() mutable {
     ApiError e = error_with_status(500, "The server dropped this request without an answer.");
     if (streaming) {
-      conn->send_stream_bytes(sse_data(error_body(e)));
-      conn->send_stream_end();
+      sink->send_stream_bytes(sse_data(error_body(e)));
+      sink->send_stream_end();
     } else {
-      conn->send_response(error_response(e), extra, id);
+      sink->send_response(error_response(e), extra, id);
     }
     rec.status = client_gone ? kClientClosedStatus : 500;
     rec.error = client_gone ? kClientClosedMessage : e.message;
-    if (conn->server_.on_done_) conn->server_.on_done_(rec);
-    conn->exchange_done();
+    sink->exchange_finished(rec);
   });
 }
 
@@ -56,14 +56,11 @@ void Exchange::set_response_headers(const Headers& h) {
 }
 
 void Exchange::post(std::function<void()> fn) {
-  boost::asio::post(connection_->executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
+  sink_->post([self = shared_from_this(), fn = std::move(fn)] { fn(); });
 }
 
 void Exchange::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
-  auto timer = std::make_shared<boost::asio::steady_timer>(connection_->executor(), delay);
-  timer->async_wait([self = shared_from_this(), timer, fn = std::move(fn)](boost::system::error_code ec) {
-    if (!ec) fn();
-  });
+  sink_->post_after(delay, [self = shared_from_this(), fn = std::move(fn)] { fn(); });
 }
 
 void Exchange::respond(HttpResponse response) {
@@ -72,7 +69,7 @@ void Exchange::respond(HttpResponse response) {
     end_stream_with_error(error_with_status(response.status, "The response could not be completed."));
     return;
   }
-  connection_->send_response(response, extra_headers_, request_id_);
+  sink_->send_response(response, extra_headers_, request_id_);
   finish(response.status, record_.error);
 }
 
@@ -87,17 +84,17 @@ void Exchange::start_stream(std::string_view content_type) {
   if (finished_ || streaming_) return;
   streaming_ = true;
   record_.stream = true;
-  connection_->send_stream_head(extra_headers_, request_id_, content_type);
+  sink_->send_stream_head(extra_headers_, request_id_, content_type);
 }
 
 void Exchange::send(std::string bytes) {
   if (finished_ || !streaming_) return;
-  connection_->send_stream_bytes(std::move(bytes));
+  sink_->send_stream_bytes(std::move(bytes));
 }
 
 void Exchange::end_stream() {
   if (finished_ || !streaming_) return;
-  connection_->send_stream_end();
+  sink_->send_stream_end();
   finish(200, record_.error);
 }
 
@@ -105,8 +102,8 @@ void Exchange::end_stream_with_error(const ApiError& error) {
   if (finished_) return;
   if (!streaming_) return respond_error(error);
   record_.error = error.message;
-  connection_->send_stream_bytes(sse_data(error_body(error)));
-  connection_->send_stream_end();
+  sink_->send_stream_bytes(sse_data(error_body(error)));
+  sink_->send_stream_end();
   // The HTTP status already went out as 200; the log keeps the error's own status.
   finish(error.status, error.message);
 }
@@ -123,7 +120,7 @@ void Exchange::run_on_gone() {
   f();
 }
 
-size_t Exchange::pending_write_bytes() const { return connection_->pending_bytes_; }
+size_t Exchange::pending_write_bytes() const { return sink_->pending_bytes(); }
 
 void Exchange::signal_client_gone() {
   if (client_gone_) return;
@@ -149,8 +146,7 @@ void Exchange::finish(int status, const std::string& error) {
   if (cancelled && !record_.finish_reason.empty()) record_.finish_reason = "cancelled";
   record_.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  if (connection_->server_.on_done_) connection_->server_.on_done_(record_);
-  connection_->exchange_done();
+  sink_->exchange_finished(record_);
 }
 
 bool valid_request_id(const std::string& id) {

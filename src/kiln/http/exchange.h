@@ -22,6 +22,24 @@ namespace kiln::http {
 
 class Connection;
 
+// Where an exchange's answer goes: a client connection (Connection), or an in-process caller
+// that collects the answer (a batch line, batch_runner.h). Every call but post*() comes on the
+// exchange's strand.
+class ExchangeSink {
+ public:
+  virtual ~ExchangeSink() = default;
+  // Runs `fn` on the exchange's strand (now, or after `delay`). Thread-safe.
+  virtual void post(std::function<void()> fn) = 0;
+  virtual void post_after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+  virtual void send_response(const HttpResponse& response, const Headers& extra, const std::string& request_id) = 0;
+  virtual void send_stream_head(const Headers& extra, const std::string& request_id, std::string_view content_type) = 0;
+  virtual void send_stream_bytes(std::string bytes) = 0;
+  virtual void send_stream_end() = 0;
+  // The exchange is answered: `record` goes to the access log, metrics and job store.
+  virtual void exchange_finished(const AccessRecord& record) = 0;
+  virtual size_t pending_bytes() const = 0;
+};
+
 // How the access log and metrics record a request whose client left before its answer was
 // complete (nginx's "Client Closed Request").
 inline constexpr int kClientClosedStatus = 499;
@@ -29,7 +47,7 @@ inline constexpr const char* kClientClosedMessage = "The client closed the conne
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(std::shared_ptr<Connection> connection, HttpRequest request);
+  Exchange(std::shared_ptr<ExchangeSink> sink, HttpRequest request);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -79,7 +97,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void run_on_gone();
   void finish(int status, const std::string& error);
 
-  std::shared_ptr<Connection> connection_;
+  std::shared_ptr<ExchangeSink> sink_;
   HttpRequest request_;
   std::string request_id_;
   std::map<std::string, std::string> params_;

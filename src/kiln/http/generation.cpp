@@ -97,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
       serve::Request r;
       r.id = ex_->request_id();
       r.prompt = plan_.prompts[i];
+      r.priority = ex_->request().priority;
       r.sampling = sampling;
       if (p.seed) r.seed = static_cast<uint64_t>(*p.seed);
       r.n = n;

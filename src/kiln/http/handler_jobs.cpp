@@ -62,27 +62,6 @@ Json job_json(const Job& j) {
   return o;
 }
 
-}  // namespace
-
-// ?a=1&b=x -> {a: 1, b: x}, percent-decoded ('+' is a space); nullopt on a bad escape.
-std::optional<std::map<std::string, std::string>> query_params(const std::string& target) {
-  std::map<std::string, std::string> out;
-  const size_t q = target.find('?');
-  if (q == std::string::npos) return out;
-  for (const auto& part : split(std::string_view(target).substr(q + 1), '&')) {
-    if (part.empty()) continue;
-    const size_t eq = part.find('=');
-    std::string k = part.substr(0, eq), v = eq == std::string::npos ? "" : part.substr(eq + 1);
-    for (char& c : v) {
-      if (c == '+') c = ' ';
-    }
-    std::string dk, dv;
-    if (!percent_decode(k, &dk) || !percent_decode(v, &dv)) return std::nullopt;
-    out[dk] = dv;
-  }
-  return out;
-}
-
 ApiError jobs_off() {
   return error_with_status(404, "Job tracking is off on this server (--database off).", "jobs_disabled");
 }

@@ -8,6 +8,7 @@
 #include "kiln/http/admin_handlers.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/job_tracker.h"
+#include "kiln/http/router.h"
 #include "kiln/http/server.h"
 #include "kiln/model/config.h"
 #include "kiln/pool/registry.h"

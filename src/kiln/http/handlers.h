@@ -39,8 +39,6 @@ void handle_queue_stats(const AppContext& ctx, const ExchangePtr& ex);
 void handle_health_metrics(const AppContext& ctx, const ExchangePtr& ex);
 
 // Shared by the jobs API and its aliases.
-// ?a=1&b=x -> {a: 1, b: x}, percent-decoded; nullopt on a bad escape.
-std::optional<std::map<std::string, std::string>> query_params(const std::string& target);
 ApiError jobs_off();
 ApiError store_error(const Status& s);
 // window (a duration, default 24h) or since/until (Unix seconds) -> [since, until) in Unix ms.
@@ -49,5 +47,15 @@ std::optional<ApiError> read_stats_window(const std::map<std::string, std::strin
 // thread; `done` runs on the exchange's strand.
 void query_job_stats(const AppContext& ctx, const ExchangePtr& ex, int64_t since, int64_t until, std::string model,
                      std::function<void(const ExchangePtr&, Result<Json>&)> done);
+// The Files API (handler_files.cpp) and the Batch API (handler_batches.cpp), docs/batches.md.
+void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex);
+void handle_list_files(const AppContext& ctx, const ExchangePtr& ex);
+void handle_get_file(const AppContext& ctx, const ExchangePtr& ex);  // also GET /v1/files/{id}/content
+void handle_delete_file(const AppContext& ctx, const ExchangePtr& ex);
+void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex);
+void handle_list_batches(const AppContext& ctx, const ExchangePtr& ex);
+void handle_get_batch(const AppContext& ctx, const ExchangePtr& ex);
+void handle_cancel_batch(const AppContext& ctx, const ExchangePtr& ex);  // POST /v1/batches/{id}/cancel
+void handle_list_deliveries(const AppContext& ctx, const ExchangePtr& ex);
 
 }  // namespace kiln::http

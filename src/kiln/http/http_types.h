@@ -1,6 +1,7 @@
 // Plain request and response values shared by the server core, the middleware and the handlers.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,7 +18,13 @@ struct HttpRequest {
   std::string path;    // target without the query: "/v1/models"
   Headers headers;     // names lower-cased
   std::string body;
+  // Routes that take large uploads (ServerOptions::upload_route) get their body in this file
+  // instead of `body`; the exchange deletes it when it ends unless the handler moved it away.
+  std::string body_file;
   bool http10 = false;
+  // Scheduling priority of the work this request starts (serve::Request::priority): 0 for
+  // clients; batch lines run at a lower one (a higher value).
+  int32_t priority = 0;
   std::string remote;  // peer address, for the access log
 
   // The first header named `name` (lower case), if any.

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,8 @@ class Router {
 
 // Decodes %XX escapes; false when an escape is malformed.
 bool percent_decode(const std::string& in, std::string* out);
+// A target's query: ?a=1&b=x -> {a: 1, b: x}, percent-decoded ('+' is a space); nullopt on a
+// bad escape.
+std::optional<std::map<std::string, std::string>> query_params(const std::string& target);
 
 }  // namespace kiln::http

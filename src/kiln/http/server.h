@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,13 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{75000};   // a kept-alive connection waiting for a request
   std::chrono::milliseconds write_timeout{60000};  // one write to a client that does not read
   int max_connections = 8192;
+  // Requests for which this says true, seeing their head (no body yet), have their body streamed
+  // into a file in upload_dir (HttpRequest::body_file), up to max_upload_bytes, within
+  // upload_timeout. Others are read into memory under max_body_bytes.
+  std::function<bool(const HttpRequest&)> upload_route;
+  std::filesystem::path upload_dir;
+  size_t max_upload_bytes = 200u << 20;
+  std::chrono::milliseconds upload_timeout{600000};
   // Once the drain time is over, what is still open is cut (a stream gets an error event and its
   // end) and gets this long to close; past it run() returns even if an I/O thread is still busy.
   std::chrono::milliseconds drain_grace{2000};

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,5 +32,8 @@ class SqlConn {
 
 Result<std::unique_ptr<SqlConn>> open_sqlite(const std::string& path);
 Result<std::unique_ptr<SqlConn>> open_postgres(const std::string& conninfo);
+// Opens the database named by a --database setting (store.h's open_job_store) and applies the
+// schema migrations it lacks.
+Result<std::unique_ptr<SqlConn>> open_sql(const std::string& database, const std::filesystem::path& data_dir);
 
 }  // namespace kiln::jobs

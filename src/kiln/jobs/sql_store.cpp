@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <cstdlib>
+#include <vector>
 
 #include "kiln/core/str.h"
 #include "kiln/jobs/sql_conn.h"
@@ -57,6 +58,77 @@ const Migration kMigrations[] = {
      " updated_ms BIGINT NOT NULL,"
      " PRIMARY KEY (node, client));"
      "CREATE INDEX kiln_rate_usage_updated ON kiln_rate_usage (updated_ms);"},
+    // 3: the Files and Batch APIs and the webhook outbox (docs/batches.md).
+    {3,
+     "CREATE TABLE files ("
+     " id TEXT PRIMARY KEY,"
+     " purpose TEXT NOT NULL,"
+     " filename TEXT NOT NULL,"
+     " bytes BIGINT NOT NULL,"
+     " lines BIGINT NOT NULL DEFAULT 0,"
+     " created_ms BIGINT NOT NULL,"
+     " client TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX files_created ON files (created_ms, id);"
+     "CREATE TABLE batches ("
+     " id TEXT PRIMARY KEY,"
+     " endpoint TEXT NOT NULL,"
+     " input_file_id TEXT NOT NULL,"
+     " completion_window TEXT NOT NULL,"
+     " status TEXT NOT NULL,"
+     " model TEXT NOT NULL DEFAULT '',"
+     " metadata TEXT,"
+     " errors TEXT,"
+     " output_file_id TEXT,"
+     " error_file_id TEXT,"
+     " created_ms BIGINT NOT NULL,"
+     " in_progress_ms BIGINT NOT NULL DEFAULT 0,"
+     " finalizing_ms BIGINT NOT NULL DEFAULT 0,"
+     " completed_ms BIGINT NOT NULL DEFAULT 0,"
+     " failed_ms BIGINT NOT NULL DEFAULT 0,"
+     " expired_ms BIGINT NOT NULL DEFAULT 0,"
+     " cancelling_ms BIGINT NOT NULL DEFAULT 0,"
+     " cancelled_ms BIGINT NOT NULL DEFAULT 0,"
+     " expires_ms BIGINT NOT NULL,"
+     " total BIGINT NOT NULL DEFAULT 0,"
+     " completed BIGINT NOT NULL DEFAULT 0,"
+     " failed BIGINT NOT NULL DEFAULT 0,"
+     " lease_node TEXT NOT NULL DEFAULT '',"
+     " lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+     " client TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX batches_created ON batches (created_ms, id);"
+     "CREATE INDEX batches_status ON batches (status);"
+     "CREATE TABLE batch_lines ("
+     " batch_id TEXT NOT NULL,"
+     " line BIGINT NOT NULL,"
+     " custom_id TEXT NOT NULL,"
+     " body_offset BIGINT NOT NULL,"
+     " body_length BIGINT NOT NULL,"
+     " status TEXT NOT NULL DEFAULT 'pending',"
+     " node TEXT NOT NULL DEFAULT '',"
+     " token TEXT NOT NULL DEFAULT '',"
+     " lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " is_error INTEGER NOT NULL DEFAULT 0,"
+     " result TEXT,"
+     " PRIMARY KEY (batch_id, line));"
+     "CREATE INDEX batch_lines_status ON batch_lines (status, batch_id);"
+     "CREATE TABLE webhook_deliveries ("
+     " id TEXT PRIMARY KEY,"
+     " endpoint TEXT NOT NULL,"
+     " event_type TEXT NOT NULL,"
+     " subject_id TEXT NOT NULL,"
+     " payload TEXT NOT NULL,"
+     " created_ms BIGINT NOT NULL,"
+     " status TEXT NOT NULL DEFAULT 'pending',"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_attempt_ms BIGINT NOT NULL,"
+     " last_attempt_ms BIGINT NOT NULL DEFAULT 0,"
+     " last_status INTEGER NOT NULL DEFAULT 0,"
+     " last_error TEXT NOT NULL DEFAULT '',"
+     " lease_node TEXT NOT NULL DEFAULT '',"
+     " lease_until_ms BIGINT NOT NULL DEFAULT 0);"
+     "CREATE INDEX webhook_due ON webhook_deliveries (status, next_attempt_ms);"
+     "CREATE INDEX webhook_subject ON webhook_deliveries (subject_id, created_ms);"},
 };
 
 constexpr const char* kColumns =
@@ -94,25 +166,56 @@ Job job_from_row(const SqlRow& r) {
 
 SqlValue text_or_null(const std::string& s) { return s.empty() ? SqlValue{} : SqlValue{s}; }
 
+Result<int> migrate_locked(SqlConn& c) {
+  if (c.postgres()) KILN_RETURN_IF_ERROR(c.query("SELECT pg_advisory_xact_lock(7061696)").status());
+  KILN_RETURN_IF_ERROR(c.exec(
+      "CREATE TABLE IF NOT EXISTS kiln_schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)"));
+  auto rows = c.query("SELECT version FROM kiln_schema_migrations");
+  if (!rows.is_ok()) return rows.status();
+  // Versions are applied by presence, not by "above the highest": a version that two branches
+  // developed in parallel may land after a higher one (docs/batches.md, "Migrations").
+  std::vector<int> applied;
+  for (const auto& r : *rows) applied.push_back(static_cast<int>(to_i64(r[0])));
+  int version = applied.empty() ? 0 : *std::max_element(applied.begin(), applied.end());
+  if (version > current_schema_version()) {
+    return failed_precondition(str_cat("the job database has schema version ", version,
+                                       ", newer than this kiln's (", current_schema_version(),
+                                       "): upgrade kiln or use another database"));
+  }
+  for (const Migration& m : kMigrations) {
+    if (std::find(applied.begin(), applied.end(), m.version) != applied.end()) continue;
+    KILN_RETURN_IF_ERROR(c.exec(m.sql));
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    KILN_RETURN_IF_ERROR(c.query("INSERT INTO kiln_schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                                   {int64_t{m.version}, now}).status());
+    version = std::max(version, m.version);
+  }
+  return version;
+}
+
+
+Result<int> migrate_conn(SqlConn& c) {
+  // SQLite: BEGIN IMMEDIATE takes the write lock at once. PostgreSQL: DDL is transactional and
+  // an advisory lock keeps two nodes that start together from migrating at the same time.
+  KILN_RETURN_IF_ERROR(c.exec(c.postgres() ? "BEGIN" : "BEGIN IMMEDIATE"));
+  Result<int> v = migrate_locked(c);
+  if (!v.is_ok()) {
+    (void)c.exec("ROLLBACK");
+    return v;
+  }
+  Status committed = c.exec("COMMIT");
+  if (!committed.is_ok()) return committed;
+  return v;
+}
+
 class SqlJobStore final : public JobStore {
  public:
   explicit SqlJobStore(std::unique_ptr<SqlConn> c) : c_(std::move(c)) {}
 
   std::string backend() const override { return c_->postgres() ? "postgresql" : "sqlite"; }
 
-  Result<int> migrate() override {
-    // SQLite: BEGIN IMMEDIATE takes the write lock at once. PostgreSQL: DDL is transactional and
-    // an advisory lock keeps two nodes that start together from migrating at the same time.
-    KILN_RETURN_IF_ERROR(c_->exec(c_->postgres() ? "BEGIN" : "BEGIN IMMEDIATE"));
-    Result<int> v = migrate_locked();
-    if (!v.is_ok()) {
-      (void)c_->exec("ROLLBACK");
-      return v;
-    }
-    Status committed = c_->exec("COMMIT");
-    if (!committed.is_ok()) return committed;
-    return v;
-  }
+  Result<int> migrate() override { return migrate_conn(*c_); }
 
   Status upsert(const std::vector<Job>& jobs) override {
     if (jobs.empty()) return Status();
@@ -236,30 +339,6 @@ class SqlJobStore final : public JobStore {
   }
 
  private:
-  Result<int> migrate_locked() {
-    if (c_->postgres()) KILN_RETURN_IF_ERROR(c_->query("SELECT pg_advisory_xact_lock(7061696)").status());
-    KILN_RETURN_IF_ERROR(c_->exec(
-        "CREATE TABLE IF NOT EXISTS kiln_schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)"));
-    auto rows = c_->query("SELECT COALESCE(MAX(version), 0) FROM kiln_schema_migrations");
-    if (!rows.is_ok()) return rows.status();
-    int version = static_cast<int>(to_i64((*rows)[0][0]));
-    if (version > current_schema_version()) {
-      return failed_precondition(str_cat("the job database has schema version ", version,
-                                         ", newer than this kiln's (", current_schema_version(),
-                                         "): upgrade kiln or use another database"));
-    }
-    for (const Migration& m : kMigrations) {
-      if (m.version <= version) continue;
-      KILN_RETURN_IF_ERROR(c_->exec(m.sql));
-      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count();
-      KILN_RETURN_IF_ERROR(c_->query("INSERT INTO kiln_schema_migrations (version, applied_ms) VALUES ($1, $2)",
-                                     {int64_t{m.version}, now}).status());
-      version = m.version;
-    }
-    return version;
-  }
-
   // Nearest-rank percentiles of (column - received_ms) over the window's jobs that reached it.
   Result<Percentiles> percentiles(const char* column, int64_t since_ms, int64_t until_ms, const std::string& model) {
     const std::string where = str_cat(" FROM jobs WHERE received_ms >= $1 AND received_ms < $2 AND ($3 = '' OR model = $3) AND ",
@@ -295,7 +374,7 @@ bool is_postgres_database(const std::string& database) { return is_postgres_url(
 
 int current_schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
 
-Result<std::unique_ptr<JobStore>> open_job_store(const std::string& database, const std::filesystem::path& data_dir) {
+Result<std::unique_ptr<SqlConn>> open_sql(const std::string& database, const std::filesystem::path& data_dir) {
   std::unique_ptr<SqlConn> conn;
   if (is_postgres_url(database)) {
     KILN_ASSIGN_OR_RETURN(conn, open_postgres(database));
@@ -307,10 +386,14 @@ Result<std::unique_ptr<JobStore>> open_job_store(const std::string& database, co
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     KILN_ASSIGN_OR_RETURN(conn, open_sqlite(path.string()));
   }
-  auto store = std::make_unique<SqlJobStore>(std::move(conn));
-  auto v = store->migrate();
+  auto v = migrate_conn(*conn);
   if (!v.is_ok()) return v.status();
-  return std::unique_ptr<JobStore>(std::move(store));
+  return conn;
+}
+
+Result<std::unique_ptr<JobStore>> open_job_store(const std::string& database, const std::filesystem::path& data_dir) {
+  KILN_ASSIGN_OR_RETURN(auto conn, open_sql(database, data_dir));
+  return std::unique_ptr<JobStore>(std::make_unique<SqlJobStore>(std::move(conn)));
 }
 
 std::string redact_database(const std::string& database) {

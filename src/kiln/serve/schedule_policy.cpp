@@ -32,6 +32,8 @@ size_t rank_insert_position(std::span<Sequence* const> ranked, const Sequence& s
   return static_cast<size_t>(it - ranked.begin());
 }
 
+bool outranks_priority(const Sequence& waiting, const Sequence& running) { return waiting.priority < running.priority; }
+
 int32_t preemption_victim(std::span<Sequence* const> running) {
   return static_cast<int32_t>(running.size()) - 1;
 }

@@ -28,6 +28,10 @@ int32_t tokens_this_step(const Sequence& seq, int32_t budget, int32_t max_chunk)
 // choice index.
 bool ranks_before(const Sequence& a, const Sequence& b);
 
+// True when `waiting` may take the place of `running`: a strictly better (lower) priority. Within
+// one priority, arrival order stands and nothing is preempted for a slot.
+bool outranks_priority(const Sequence& waiting, const Sequence& running);
+
 // Where a sequence joins a rank-ordered list (the running list, the waiting queue).
 size_t rank_insert_position(std::span<Sequence* const> ranked, const Sequence& seq);
 

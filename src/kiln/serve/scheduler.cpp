@@ -167,6 +167,15 @@ SchedulerOutput Scheduler::schedule() {
   const int32_t bs = kv_.block_size();
   int32_t budget = options_.max_batched_tokens;
 
+  // When every sequence slot is taken, a waiting sequence of a better priority takes the slots of
+  // the lowest-ranked running ones (recomputed later, like any preemption): batch lines yield to
+  // clients' requests instead of holding them back until they finish.
+  while (!waiting_.empty() && !running_.empty() && outranks_priority(*waiting_.front(), *running_.back()) &&
+         static_cast<int32_t>(running_.size()) + reserved_fork_slots(running_) + slots_on_admission(*waiting_.front()) >
+             options_.max_seqs) {
+    preempt(running_.back());
+  }
+
   // Running sequences first, in rank order; each preemption takes the back of the list, so a
   // sequence already in this batch is never the victim.
   size_t i = 0;

@@ -411,5 +411,30 @@ TEST(Scheduler, WithoutAChunkALongPrefillHoldsShortRequestsBack) {
   EXPECT_EQ(steps, 60000 / defaults.max_batched_tokens);  // every remaining full-budget chunk
 }
 
+// Batch work runs at priority 1: when it holds every sequence slot, a client's request (priority
+// 0) takes the slot of the newest batch sequence at once instead of waiting for one to finish;
+// the batch sequence is recomputed later and produces what it would have alone.
+TEST(Scheduler, ABetterPriorityTakesTheSlotOfALowerOne) {
+  Harness h(config(64, 100, 2));
+  Arrival b1 = req("b1", 4, 8), b2 = req("b2", 4, 8), client = req("c", 4, 2);
+  b1.priority = b2.priority = 1;
+  ASSERT_TRUE(h.arrive(b1).is_ok());
+  ASSERT_TRUE(h.arrive(b2).is_ok());
+  EXPECT_EQ(h.step(), "b1:4s b2:4s");
+  ASSERT_TRUE(h.arrive(client).is_ok());
+  EXPECT_EQ(h.step(), "b1:1s c:4s");
+  EXPECT_EQ(h.scheduler().stats().preemptions, 1);
+  // Same priority: no preemption for a slot, FCFS holds.
+  Arrival b3 = req("b3", 4, 2);
+  b3.priority = 1;
+  ASSERT_TRUE(h.arrive(b3).is_ok());
+  h.run_to_completion();
+  EXPECT_EQ(h.scheduler().stats().preemptions, 1);
+  Harness alone(config(64, 100, 8));
+  ASSERT_TRUE(alone.arrive(req("b2", 4, 8)).is_ok());
+  alone.run_to_completion();
+  EXPECT_EQ(h.record("b2").tokens, alone.record("b2").tokens);
+}
+
 }  // namespace
 }  // namespace kiln::serve

@@ -1,0 +1,28 @@
+// What the Files and Batch API handlers share (handler_files.cpp, handler_batches.cpp).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "kiln/http/app.h"
+#include "kiln/http/batch_service.h"
+#include "kiln/http/json_fields.h"
+
+namespace kiln::http {
+
+ApiError batches_off();
+ApiError batch_store_error(const Status& s);
+ApiError batch_store_busy();
+HttpResponse json_response(const Json& j, int status = 200);
+// Runs `fn` on the API thread; the response it returns goes back to the exchange's strand.
+void on_batch_store(const AppContext& ctx, const ExchangePtr& ex,
+                    std::function<HttpResponse(BatchService&, jobs::BatchStore&)> fn);
+// limit (1..max_limit, default default_limit) and after.
+std::optional<ApiError> read_page(const std::map<std::string, std::string>& q, int default_limit, int max_limit,
+                                  jobs::Page* page);
+// OpenAI's list envelope: object, data, first_id, last_id, has_more.
+HttpResponse list_response(Json data, bool has_more);
+
+}  // namespace kiln::http

@@ -1,0 +1,411 @@
+#include "kiln/http/batch_service.h"
+
+#include <chrono>
+#include <fstream>
+#include <random>
+
+#include "kiln/core/log.h"
+#include "kiln/core/str.h"
+#include "kiln/http/app.h"
+#include "kiln/http/asio.h"
+#include "kiln/http/batch_json.h"
+#include "kiln/http/webhooks.h"
+#include "kiln/pool/model_pool.h"
+
+namespace kiln::http {
+
+namespace net = boost::asio;
+
+namespace {
+
+constexpr int kPage = 1000;
+constexpr size_t kApiQueue = 256;
+
+// How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
+bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
+
+}  // namespace
+
+std::string new_object_id(std::string_view prefix) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string id(prefix);
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = rng();
+    for (int j = 0; j < 12; ++j, v >>= 4) id += kHex[v & 15];
+  }
+  return id;
+}
+
+struct BatchService::Io {
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> guard{ioc.get_executor()};
+  std::thread thread{[this] { ioc.run(); }};
+  ~Io() {
+    guard.reset();
+    ioc.stop();
+    thread.join();
+  }
+};
+
+// The answer of one batch line, collected in memory (a line's body is bounded by the HTTP body
+// limit and its answer by max_tokens) and handed to the runner when the exchange ends.
+class LineSink final : public ExchangeSink, public std::enable_shared_from_this<LineSink> {
+ public:
+  LineSink(net::io_context& ioc, std::function<void(const AccessRecord&, int, std::string)> done)
+      : strand_(net::make_strand(ioc)), done_(std::move(done)) {}
+  void post(std::function<void()> fn) override { net::post(strand_, std::move(fn)); }
+  void post_after(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    auto timer = std::make_shared<net::steady_timer>(strand_, delay);
+    timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
+      if (!ec) fn();
+    });
+  }
+  void send_response(const HttpResponse& r, const Headers&, const std::string&) override {
+    status_ = r.status;
+    body_ = r.body;
+  }
+  void send_stream_head(const Headers&, const std::string&, std::string_view) override { status_ = 200; }
+  void send_stream_bytes(std::string bytes) override { body_ += bytes; }
+  void send_stream_end() override {}
+  void exchange_finished(const AccessRecord& record) override { done_(record, status_, std::move(body_)); }
+  size_t pending_bytes() const override { return 0; }
+
+ private:
+  net::strand<net::io_context::executor_type> strand_;
+  std::function<void(const AccessRecord&, int, std::string)> done_;
+  int status_ = 500;
+  std::string body_;
+};
+
+Result<std::unique_ptr<BatchService>> BatchService::start(BatchOptions options, App& app, pool::ModelPool& pool) {
+  if (!options.now_ms) {
+    options.now_ms = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.files_dir, ec);
+  if (ec) return unavailable(str_cat("cannot create the files directory ", options.files_dir.string(), ": ", ec.message()));
+  std::unique_ptr<BatchService> s(new BatchService(std::move(options), app, pool));
+  for (auto* slot : {&s->db_}) {
+    auto conn = jobs::open_sql(s->options_.database, s->options_.data_dir);
+    if (!conn.is_ok()) return conn.status();
+    *slot = std::make_unique<jobs::BatchStore>(std::move(conn).value());
+  }
+  auto api = jobs::open_sql(s->options_.database, s->options_.data_dir);
+  if (!api.is_ok()) return api.status();
+  s->api_ = std::make_unique<WorkQueue<jobs::BatchStore>>(std::make_unique<jobs::BatchStore>(std::move(api).value()),
+                                                          kApiQueue);
+  // The lines a previous process of this node was running cannot finish: they run again now.
+  auto released = s->db_->release_node_lines(s->options_.node);
+  if (!released.is_ok()) return released.status();
+  if (*released > 0) log_warn("batches: ", *released, " line(s) left running by the previous run of node '",
+                              s->options_.node, "' will run again");
+  auto hooks = jobs::open_sql(s->options_.database, s->options_.data_dir);
+  if (!hooks.is_ok()) return hooks.status();
+  WebhookSenderOptions wo;
+  wo.node = s->options_.node;
+  wo.retry_base_ms = s->options_.webhook_retry_base_ms;
+  wo.retry_window_ms = s->options_.webhook_retry_window_ms;
+  wo.timeout_ms = s->options_.webhook_timeout_ms;
+  wo.secrets = s->options_.webhooks;
+  wo.now_ms = s->options_.now_ms;
+  s->webhooks_ = std::make_unique<WebhookSender>(std::make_unique<jobs::BatchStore>(std::move(hooks).value()), wo);
+  s->io_ = std::make_unique<Io>();
+  s->thread_ = std::thread([p = s.get()] { p->run(); });
+  return s;
+}
+
+BatchService::BatchService(BatchOptions options, App& app, pool::ModelPool& pool)
+    : options_(std::move(options)), app_(app), pool_(pool) {}
+
+BatchService::~BatchService() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Lines still running stay claimed: the next start of this node (or another node, once their
+  // leases expire) runs them again.
+  io_.reset();
+  webhooks_.reset();
+  api_.reset();
+}
+
+void BatchService::wake() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+void BatchService::line_done(LineOutcome outcome) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    done_.push_back(std::move(outcome));
+  }
+  cv_.notify_all();
+}
+
+std::vector<std::string> BatchService::serving_models() {
+  std::vector<std::string> ids;
+  for (const auto& m : pool_.list()) ids.push_back(m.id);
+  return ids;
+}
+
+void BatchService::run() {
+  std::unique_lock<std::mutex> lk(mu_);
+  bool woken = true;
+  while (!stop_) {
+    lk.unlock();
+    const int64_t now = now_ms();
+    const bool maintain = woken || now - last_maintain_ms_ >= options_.poll_ms;
+    if (maintain) last_maintain_ms_ = now;
+    step(now, maintain);
+    lk.lock();
+    if (stop_) break;
+    if (!wake_ && done_.empty()) cv_.wait_for(lk, std::chrono::milliseconds(options_.poll_ms));
+    woken = wake_;
+    wake_ = false;
+  }
+}
+
+void BatchService::step(int64_t now, bool maintain) {
+  const std::string& node = options_.node;
+  const int64_t until = now + options_.lease_ms;
+  // 1. Commit what finished. A lost claim (its lease expired and another claim ran the line) is
+  // dropped: the other claim's result is the line's one result.
+  std::deque<LineOutcome> done;
+  std::vector<std::string> tokens;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    done.swap(done_);
+    for (const auto& o : done) in_flight_.erase(o.token);
+    for (const auto& [t, b] : in_flight_) tokens.push_back(t);
+  }
+  // One transaction for what finished since the last step. If the database fails, the leases
+  // run out and the lines run again.
+  Status recorded = db_->in_transaction([&]() -> Status {
+    for (const auto& o : done) {
+      if (o.retry) {
+        KILN_RETURN_IF_ERROR(db_->release_line(o.batch_id, o.line, o.token));
+        continue;
+      }
+      KILN_ASSIGN_OR_RETURN(bool kept, db_->commit_line(o.batch_id, o.line, o.token, o.is_error, o.result));
+      if (!kept) log_warn("batches: the claim on ", o.batch_id, " line ", o.line, " was lost; its result is dropped");
+    }
+    return Status();
+  });
+  if (!done.empty() && !recorded.is_ok()) log_error("batches: cannot record ", done.size(), " line(s): ", recorded.message());
+  // 2. Keep the leases of lines still running.
+  if (!tokens.empty() && now - last_renew_ms_ >= options_.lease_ms / 3) {
+    if (auto s = db_->renew_leases(tokens, until); !s.is_ok()) log_error("batches: cannot renew leases: ", s.message());
+    last_renew_ms_ = now;
+  }
+  if (maintain) maintain_batches(now);
+  // 3. Claim lines for the free slots.
+  int free_slots;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    free_slots = options_.concurrency - static_cast<int>(in_flight_.size());
+  }
+  if (free_slots <= 0) return;
+  auto claimed = db_->claim_lines(node, serving_models(), free_slots, now, until);
+  if (!claimed.is_ok()) {
+    log_error("batches: cannot claim lines: ", claimed.status().message());
+    return;
+  }
+  std::map<std::string, std::pair<std::string, std::string>> batches;  // id -> endpoint, input file
+  for (const auto& l : *claimed) {
+    auto it = batches.find(l.batch_id);
+    if (it == batches.end()) {
+      auto b = db_->get_batch(l.batch_id);
+      if (!b.is_ok() || !*b) continue;  // its lease runs out and it is claimed again
+      it = batches.emplace(l.batch_id, std::make_pair((*b)->endpoint, (*b)->input_file_id)).first;
+    }
+    dispatch(l, it->second.first, it->second.second);
+  }
+}
+
+void BatchService::maintain_batches(int64_t now) {
+  const std::string& node = options_.node;
+  const int64_t until = now + options_.lease_ms;
+  // Validate new batches, end finished, expired and cancelled ones (each under a batch lease).
+  auto lease = [&](const char* status, std::string extra) {
+    auto b = db_->lease_batch(status, extra, node, now, until);
+    if (!b.is_ok()) log_error("batches: ", b.status().message());
+    return b.is_ok() ? *b : std::nullopt;
+  };
+  if (auto b = lease("validating", "")) validate(*b);
+  if (auto b = lease("in_progress", str_cat("expires_ms <= ", now))) finalize(*b, "in_progress", "expired");
+  if (auto b = lease("in_progress", "NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id AND "
+                                    "l.status <> 'done')")) {
+    if (db_->mark_finalizing(b->id, now).is_ok()) {
+      b->finalizing_ms = now;
+      finalize(*b, "finalizing", "completed");
+    }
+  }
+  if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
+  if (auto b = lease("cancelling", "")) {
+    auto counts = db_->line_counts(b->id, now);
+    if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
+    else (void)db_->release_batch(b->id, node);
+  }
+}
+
+void BatchService::validate(const jobs::BatchRecord& b) {
+  ValidatedInput in = validate_batch_input(file_path(b.input_file_id), b.endpoint, options_.max_file_lines,
+                                           options_.max_line_bytes);
+  const int64_t now = now_ms();
+  Status s;
+  if (in.errors.empty()) {
+    s = db_->finish_validation(b.id, in.model, in.lines, now);
+  } else {
+    // A failed batch has no files; its event is queued with its status, like the others'.
+    jobs::BatchRecord f = b;
+    f.status = "failed";
+    f.failed_ms = now;
+    f.errors = in.errors.dump();
+    s = db_->complete_batch(f, "validating", {}, webhooks_->events_for(f, "batch.failed", now)).status();
+    webhooks_->wake();
+  }
+  if (!s.is_ok()) {
+    log_error("batches: cannot record the validation of ", b.id, ": ", s.message());
+    (void)db_->release_batch(b.id, options_.node);
+    return;
+  }
+  log_info("batches: ", b.id, in.errors.empty() ? str_cat(" validated: ", in.lines.size(), " requests")
+                                                  : str_cat(" failed validation (", in.errors.size(), " errors)"));
+}
+
+void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status) {
+  const int64_t now = now_ms();
+  struct Out {
+    jobs::FileRecord rec;
+    std::ofstream file;
+    std::filesystem::path part;
+  };
+  Out outs[2];
+  const char* names[2] = {"output", "errors"};
+  for (int i = 0; i < 2; ++i) {
+    outs[i].rec = jobs::FileRecord{new_object_id("file-"), "batch_output", str_cat(b.id, "_", names[i], ".jsonl"), b.client,
+                                   0, 0, now};
+    outs[i].part = options_.files_dir / (outs[i].rec.id + ".part");
+    outs[i].file.open(outs[i].part, std::ios::binary | std::ios::trunc);
+  }
+  auto cleanup = [&] {
+    std::error_code ec;
+    for (auto& o : outs) {
+      o.file.close();
+      std::filesystem::remove(o.part, ec);
+      std::filesystem::remove(options_.files_dir / o.rec.id, ec);
+    }
+  };
+  jobs::BatchRecord f = b;
+  f.status = status;
+  f.total = f.completed = f.failed = 0;
+  int64_t after = 0;
+  while (true) {
+    auto rows = db_->line_results(b.id, after, kPage);
+    if (!rows.is_ok()) {
+      log_error("batches: cannot read the results of ", b.id, ": ", rows.status().message());
+      cleanup();
+      (void)db_->release_batch(b.id, options_.node);
+      return;
+    }
+    for (const auto& r : *rows) {
+      ++f.total;
+      after = r.line;
+      std::string line;
+      int which = 1;
+      if (r.done) {
+        line = r.result;
+        which = r.is_error ? 1 : 0;
+        ++(r.is_error ? f.failed : f.completed);
+      } else if (status == "expired") {
+        line = expired_line(r.custom_id);
+        ++f.failed;
+      } else {
+        continue;  // cancelled before it ran: in neither file
+      }
+      outs[which].file << line << '\n';
+      outs[which].rec.bytes += static_cast<int64_t>(line.size() + 1);
+      ++outs[which].rec.lines;
+    }
+    if (static_cast<int>(rows->size()) < kPage) break;
+  }
+  std::vector<jobs::FileRecord> files;
+  for (int i = 0; i < 2; ++i) {
+    outs[i].file.flush();
+    const bool ok = outs[i].file.good();
+    outs[i].file.close();
+    if (!ok) {
+      log_error("batches: cannot write the ", names[i], " file of ", b.id);
+      cleanup();
+      (void)db_->release_batch(b.id, options_.node);
+      return;
+    }
+    std::error_code ec;
+    if (outs[i].rec.lines == 0) {
+      std::filesystem::remove(outs[i].part, ec);
+      continue;
+    }
+    std::filesystem::rename(outs[i].part, options_.files_dir / outs[i].rec.id, ec);
+    files.push_back(outs[i].rec);
+    (i == 0 ? f.output_file_id : f.error_file_id) = outs[i].rec.id;
+  }
+  if (status == "completed") f.completed_ms = now;
+  if (status == "expired") f.expired_ms = now;
+  if (status == "cancelled") f.cancelled_ms = now;
+  if (f.finalizing_ms == 0 && status != "cancelled") f.finalizing_ms = now;
+  auto ended = db_->complete_batch(f, from, files, webhooks_->events_for(f, str_cat("batch.", status), now));
+  if (!ended.is_ok() || !*ended) {
+    if (!ended.is_ok()) log_error("batches: cannot end ", b.id, ": ", ended.status().message());
+    cleanup();
+    (void)db_->release_batch(b.id, options_.node);
+    return;
+  }
+  log_info("batches: ", b.id, " ", status, ": ", f.completed, " completed, ", f.failed, " failed of ", f.total);
+  webhooks_->wake();
+}
+
+void BatchService::dispatch(const jobs::ClaimedLine& l, const std::string& endpoint, const std::string& input_file) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    in_flight_[l.token] = l.batch_id;
+  }
+  LineOutcome base{l.batch_id, l.token, l.line, false, false, ""};
+  auto body = read_line_body(file_path(input_file), l.body_offset, l.body_length);
+  if (!body.is_ok()) {
+    // The input is gone or damaged: the line fails with a server error in the error file.
+    ApiError e = error_with_status(500, body.status().message());
+    base.is_error = true;
+    base.result = response_line(l.custom_id, 500, new_object_id("req_"), error_body(e));
+    return line_done(std::move(base));
+  }
+  HttpRequest req;
+  req.method = "POST";
+  req.target = req.path = endpoint;
+  req.headers.emplace_back("content-type", "application/json");
+  req.body = std::move(body).value();
+  req.remote = "batch:" + l.batch_id;
+  req.priority = options_.priority;
+  const std::string custom_id = l.custom_id;
+  App* app = &app_;
+  auto sink = std::make_shared<LineSink>(io_->ioc, [this, app, base, custom_id](const AccessRecord& rec, int status,
+                                                                                 std::string out) mutable {
+    app->on_done(rec);
+    base.retry = retryable(status);
+    base.is_error = status >= 400;
+    base.result = response_line(custom_id, status, rec.request_id, out);
+    line_done(std::move(base));
+  });
+  auto ex = std::make_shared<Exchange>(sink, std::move(req));
+  sink->post([app, ex] { app->handle_internal(ex); });
+}
+
+}  // namespace kiln::http

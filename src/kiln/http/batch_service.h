@@ -1,0 +1,124 @@
+// The Files and Batch APIs' engine room (docs/batches.md): file contents on disk, records in the
+// job database, and a runner that validates batches, claims their lines under leases, runs each
+// line in-process through the same route handler an HTTP client reaches (at a lower scheduling
+// priority), commits each result once, and finalizes batches into output and error files; plus
+// the webhook outbox's deliverer (webhooks.h).
+//
+// Threads: the API queue (handlers' database work and upload processing, one connection), the
+// runner (one connection; line exchanges run on its own io_context), the webhook deliverer (one
+// connection). Nothing here runs on an HTTP I/O thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/jobs/batch_store.h"
+#include "kiln/http/work_queue.h"
+
+namespace kiln::pool {
+class ModelPool;
+}
+
+namespace kiln::http {
+
+class App;
+class WebhookSender;
+
+struct WebhookEndpoint {
+  std::string url;
+  std::string secret;  // "whsec_" + base64 of the key
+};
+
+struct BatchOptions {
+  std::string database;             // --database (not "off")
+  std::filesystem::path data_dir;   // where SQLite's default file lives
+  std::filesystem::path files_dir;  // --files-dir: file contents (shared by every node)
+  std::string node;                 // --node-name
+  int concurrency = 8;              // --batch-concurrency: lines in flight on this node
+  int64_t lease_ms = 60000;         // --batch-lease: a line claimed by a node that died runs again after this
+  int64_t poll_ms = 250;            // how often the runner looks for work when idle
+  int32_t priority = 1;             // batch lines' scheduling priority (clients: 0)
+  int64_t max_file_lines = 50000;
+  size_t max_line_bytes = 32u << 20;  // a line's size (the HTTP body limit)
+  std::vector<WebhookEndpoint> webhooks;
+  int64_t webhook_retry_base_ms = 5000;              // first retry after this, doubling
+  int64_t webhook_retry_window_ms = 72LL * 3600000;  // retried for this long
+  int64_t webhook_timeout_ms = 10000;
+  // The clock every timestamp and lease uses (Unix ms); tests inject one.
+  std::function<int64_t()> now_ms;
+};
+
+// A line's answer, as the runner commits it.
+struct LineOutcome {
+  std::string batch_id, token;
+  int64_t line = 0;
+  bool retry = false;  // the node could not run it now (overloaded, shutting down): run it later
+  bool is_error = false;
+  std::string result;  // the output/error file line
+};
+
+class BatchService {
+ public:
+  static Result<std::unique_ptr<BatchService>> start(BatchOptions options, App& app, pool::ModelPool& pool);
+  ~BatchService();
+  BatchService(const BatchService&) = delete;
+  BatchService& operator=(const BatchService&) = delete;
+
+  const BatchOptions& options() const { return options_; }
+  int64_t now_ms() const { return options_.now_ms(); }
+  // Runs `fn` on the API thread with its connection; false when too many wait (503).
+  bool submit(std::function<void(jobs::BatchStore&)> fn) { return api_->submit(std::move(fn)); }
+  // A batch was created or cancelled: look for work now.
+  void wake();
+  std::filesystem::path file_path(const std::string& file_id) const { return options_.files_dir / file_id; }
+
+ private:
+  BatchService(BatchOptions options, App& app, pool::ModelPool& pool);
+  void run();
+  // `maintain`: also look for batches to validate and to end (on a wake-up from the API, and at
+  // most every poll_ms otherwise, so that a stream of finished lines costs no extra queries).
+  void step(int64_t now, bool maintain);
+  void maintain_batches(int64_t now);
+  void validate(const jobs::BatchRecord& b);
+  // Writes the output and error files and ends the batch as `status` (completed, expired,
+  // cancelled) if it still has status `from`.
+  void finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status);
+  void dispatch(const jobs::ClaimedLine& l, const std::string& endpoint, const std::string& input_file);
+  void line_done(LineOutcome outcome);
+  std::vector<std::string> serving_models();
+
+  BatchOptions options_;
+  App& app_;
+  pool::ModelPool& pool_;
+  std::unique_ptr<WorkQueue<jobs::BatchStore>> api_;
+  std::unique_ptr<jobs::BatchStore> db_;  // the runner's
+  std::unique_ptr<WebhookSender> webhooks_;
+  struct Io;
+  std::unique_ptr<Io> io_;  // the line exchanges' io_context and its thread
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<LineOutcome> done_;                 // guarded by mu_
+  std::map<std::string, std::string> in_flight_;  // token -> batch id; guarded by mu_
+  bool wake_ = false;                             // guarded by mu_
+  bool stop_ = false;                             // guarded by mu_
+  int64_t last_renew_ms_ = 0;
+  int64_t last_maintain_ms_ = 0;
+  std::thread thread_;
+};
+
+// Ids as OpenAI shapes them: "file-" / "batch_" / "batch_req_" / "evt_" + 24 hex digits.
+std::string new_object_id(std::string_view prefix);
+
+}  // namespace kiln::http

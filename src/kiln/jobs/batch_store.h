@@ -1,0 +1,147 @@
+// Files, batches, batch lines and the webhook outbox in the job database (schema version 3,
+// docs/batches.md). Plain records: JSON (a batch's metadata and errors, a line's result) is
+// opaque text here, built and read by the HTTP layer. Like JobStore, one BatchStore is one
+// connection and is not thread-safe.
+//
+// Durability rests on three rules: a line is claimed with a lease (node, random token, deadline);
+// its result is committed only while that claim still holds (token and status match), so a line
+// has exactly one committed result; and a batch's final status, its output files and its webhook
+// events are written in one transaction.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/jobs/sql_conn.h"
+
+namespace kiln::jobs {
+
+struct FileRecord {
+  std::string id, purpose, filename, client;
+  int64_t bytes = 0, lines = 0, created_ms = 0;
+};
+
+struct BatchRecord {
+  std::string id, endpoint, input_file_id, completion_window, status, model, client;
+  std::string metadata;  // JSON object text, or empty (null)
+  std::string errors;    // JSON array text of {code, message, param, line}, or empty
+  std::string output_file_id, error_file_id;
+  int64_t created_ms = 0, in_progress_ms = 0, finalizing_ms = 0, completed_ms = 0, failed_ms = 0, expired_ms = 0,
+          cancelling_ms = 0, cancelled_ms = 0, expires_ms = 0;
+  int64_t total = 0, completed = 0, failed = 0;
+};
+
+// A line as validation stores it: where its request body sits in the input file.
+struct BatchLine {
+  int64_t line = 0;  // 1-based, as errors.data reports it
+  std::string custom_id;
+  int64_t body_offset = 0, body_length = 0;
+};
+
+struct ClaimedLine {
+  std::string batch_id, custom_id, token;
+  int64_t line = 0, body_offset = 0, body_length = 0;
+};
+
+struct LineCounts {
+  int64_t total = 0, completed = 0, failed = 0;
+  int64_t pending = 0;  // not yet run, or run by a claim whose lease has expired
+  int64_t running = 0;  // claimed under a live lease
+};
+
+struct LineResultRow {
+  int64_t line = 0;
+  std::string custom_id;
+  bool done = false, is_error = false;
+  std::string result;  // the output/error file line (JSON text), when done
+};
+
+struct WebhookDelivery {
+  std::string id, endpoint, event_type, subject_id, payload, status, last_error;
+  int64_t created_ms = 0, attempts = 0, next_attempt_ms = 0, last_attempt_ms = 0, last_status = 0;
+};
+
+struct Page {
+  std::string after;  // the last id of the previous page ("" : from the newest)
+  int limit = 20;
+};
+
+class BatchStore {
+ public:
+  explicit BatchStore(std::unique_ptr<SqlConn> conn) : c_(std::move(conn)) {}
+  bool postgres() const { return c_->postgres(); }
+
+  // Files.
+  Status insert_file(const FileRecord& f);
+  Result<std::optional<FileRecord>> get_file(const std::string& id);
+  // Newest first; NotFound when page.after names no file. `purpose` "" : any.
+  Result<std::pair<std::vector<FileRecord>, bool>> list_files(const Page& page, const std::string& purpose);
+  Result<bool> delete_file(const std::string& id);
+
+  // Batches.
+  Status insert_batch(const BatchRecord& b);
+  Result<std::optional<BatchRecord>> get_batch(const std::string& id);
+  Result<std::pair<std::vector<BatchRecord>, bool>> list_batches(const Page& page);
+  Result<LineCounts> line_counts(const std::string& batch_id, int64_t now_ms);
+  // validating/in_progress -> cancelling (finalizing and final batches are left as they are);
+  // returns the batch as it now stands.
+  Result<std::optional<BatchRecord>> request_cancel(const std::string& id, int64_t now_ms);
+
+  // Takes the lease on one batch in `status` whose lease is free or expired and that matches
+  // `extra` (an SQL condition on the batches row, may be empty), oldest first.
+  Result<std::optional<BatchRecord>> lease_batch(const std::string& status, const std::string& extra,
+                                                 const std::string& node, int64_t now_ms, int64_t until_ms);
+  // Releases a batch lease early (validation or finalization was cut short by an error).
+  Status release_batch(const std::string& id, const std::string& node);
+  // Stores the validated lines and moves the batch to in_progress, in one transaction (any lines
+  // a killed validation left are replaced).
+  Status finish_validation(const std::string& batch_id, const std::string& model, const std::vector<BatchLine>& lines,
+                           int64_t now_ms);
+  // in_progress -> finalizing.
+  Status mark_finalizing(const std::string& batch_id, int64_t now_ms);
+
+  // Claims up to `limit` runnable lines of in_progress batches whose model is in `models`.
+  Result<std::vector<ClaimedLine>> claim_lines(const std::string& node, const std::vector<std::string>& models,
+                                               int limit, int64_t now_ms, int64_t until_ms);
+  // Extends the leases of these claims (by token).
+  Status renew_leases(const std::vector<std::string>& tokens, int64_t until_ms);
+  // Commits a line's result if the claim still holds; false when it was lost (the line will be,
+  // or was, run again under another claim, whose result counts).
+  Result<bool> commit_line(const std::string& batch_id, int64_t line, const std::string& token, bool is_error,
+                           const std::string& result);
+  // Hands a claim back unrun (the node could not run it now): the line is pending again.
+  Status release_line(const std::string& batch_id, int64_t line, const std::string& token);
+  // At start: the lines a previous process of `node` held are pending again at once (no need to
+  // wait for their leases).
+  Result<int64_t> release_node_lines(const std::string& node);
+  // Lines after `after_line`, in line order.
+  Result<std::vector<LineResultRow>> line_results(const std::string& batch_id, int64_t after_line, int limit);
+
+  // Ends a batch: inserts its output/error file records, sets its final status, counts and
+  // timestamps (and errors), and queues its webhook deliveries, in one transaction. `status` is
+  // completed, expired, cancelled or failed; `from` the status it must still have (else nothing
+  // changes: false).
+  Result<bool> complete_batch(const BatchRecord& final_state, const std::string& from,
+                              const std::vector<FileRecord>& files, const std::vector<WebhookDelivery>& events);
+
+  // Webhook outbox.
+  Result<std::vector<WebhookDelivery>> claim_deliveries(const std::string& node, int limit, int64_t now_ms,
+                                                        int64_t until_ms);
+  // After an attempt: `status` delivered | pending (retry at next_attempt_ms) | failed.
+  Status record_attempt(const WebhookDelivery& d);
+  // Newest first; `subject_id` "" : all.
+  Result<std::pair<std::vector<WebhookDelivery>, bool>> list_deliveries(const Page& page, const std::string& subject_id);
+
+  // Runs `body` in one transaction (committed when it returns OK, else rolled back).
+  Status in_transaction(const std::function<Status()>& body);
+
+ private:
+  std::unique_ptr<SqlConn> c_;
+};
+
+}  // namespace kiln::jobs

@@ -1,0 +1,304 @@
+// The Files and Batch APIs end to end (docs/batches.md): the official `openai` npm client against
+// the real `kiln serve` with the tiny checkpoint, on SQLite and on a real PostgreSQL server this
+// test starts; signed webhooks checked by a receiver that verifies them with Node's crypto and
+// refuses the first attempts; kill -9 at seeded random moments with restarts; two nodes sharing
+// PostgreSQL, one of them killed. Run by CTest or by hand:
+//   KILN_BINARY=build/cpu/apps/kiln/kiln KILN_TEST_MODEL_DIR=/tmp/m node tests/integration/batches_test.mjs
+// KILN_BATCH_CRASH_LINES / KILN_BATCH_CRASH_KILLS / KILN_BATCH_CRASH_SEED size the crash test
+// (CI: 300 lines, 3 kills; scripts/batch_crash_run.sh runs 2,000 lines and 10 kills).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI, { toFile } from 'openai';
+import { startServer, stopServer, killServer } from './kiln_server.mjs';
+import { startPostgres } from './postgres_server.mjs';
+
+const binary = process.env.KILN_BINARY;
+const modelDir = process.env.KILN_TEST_MODEL_DIR;
+const CRASH_LINES = Number(process.env.KILN_BATCH_CRASH_LINES || 300);
+const CRASH_KILLS = Number(process.env.KILN_BATCH_CRASH_KILLS || 3);
+const CRASH_SEED = Number(process.env.KILN_BATCH_CRASH_SEED || 20261206);
+const SECRET_KEY = crypto.randomBytes(24);
+const SECRET = 'whsec_' + SECRET_KEY.toString('base64');
+const baseArgs = ['--model', modelDir, '--served-model-name', 'tiny', '--max-model-len', '512', '--engine-threads', '1',
+  '--no-access-log'];
+
+function tmpdir(name) { return fs.mkdtempSync(path.join(os.tmpdir(), `kiln_${name}_`)); }
+function clientFor(server) {
+  return new OpenAI({ apiKey: 'none', baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 60000 });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// mulberry32: the crash moments are the same on every run of one seed.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function line(i, body = {}) {
+  return JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: '/v1/chat/completions',
+    body: { model: 'tiny', messages: [{ role: 'user', content: `line ${i}` }], max_tokens: 4, seed: i, ...body } });
+}
+function input(n, extra = []) {
+  const lines = [];
+  for (let i = 0; i < n; i++) lines.push(line(i));
+  return lines.concat(extra).join('\n') + '\n';
+}
+
+async function upload(client, text, name = 'in.jsonl') {
+  return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: 'batch' });
+}
+
+async function waitFor(client, id, statuses, ms = 120000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const b = await client.batches.retrieve(id);
+    if (statuses.includes(b.status)) return b;
+    if (Date.now() > end) throw new Error(`batch ${id} still ${b.status} after ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+async function jsonl(client, fileId) {
+  const text = await (await client.files.content(fileId)).text();
+  return text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
+}
+
+// Exactly one valid output line per custom_id 0..n-1.
+function checkOneEach(lines, n) {
+  const ids = lines.map((l) => l.custom_id);
+  assert.equal(new Set(ids).size, ids.length, 'a custom_id appears twice');
+  assert.equal(ids.length, n);
+  for (const l of lines) {
+    assert.match(l.id, /^batch_req_/);
+    assert.equal(l.error, null);
+    assert.equal(l.response.status_code, 200);
+    assert.equal(l.response.body.object, 'chat.completion');
+    assert.match(l.response.request_id, /^req_/);
+  }
+}
+
+// A Standard Webhooks receiver: verifies every signature with Node's crypto, answers 503 to the
+// first `failFirst` attempts of each event, records everything.
+function startReceiver(failFirst) {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const id = req.headers['webhook-id'];
+      const ts = req.headers['webhook-timestamp'];
+      const expected = 'v1,' + crypto.createHmac('sha256', SECRET_KEY).update(`${id}.${ts}.${body}`).digest('base64');
+      const valid = req.headers['webhook-signature'] === expected &&
+        Math.abs(Date.now() / 1000 - Number(ts)) < 300;
+      const attempt = got.filter((g) => g.id === id).length + 1;
+      const ok = valid && attempt > failFirst;
+      got.push({ id, ts, valid, attempt, ok, event: JSON.parse(body) });
+      res.writeHead(ok ? 200 : 503);
+      res.end();
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, got, url: `http://127.0.0.1:${server.address().port}/hook` })));
+}
+
+function suite(backend) {
+  describe(`batches on ${backend}`, () => {
+    let pg, home, server, client, receiver;
+    before(async () => {
+      assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_TEST_MODEL_DIR');
+      home = tmpdir('home');
+      const args = [...baseArgs];
+      if (backend === 'postgresql') {
+        pg = await startPostgres();
+        assert.ok(pg, 'PostgreSQL server binaries are needed (scripts/setup installs them)');
+        args.push('--database', pg.url);
+      }
+      receiver = await startReceiver(2);
+      args.push('--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms');
+      server = await startServer(binary, args, { KILN_HOME: home });
+      client = clientFor(server);
+    });
+    after(async () => {
+      if (server) assert.equal(await stopServer(server), 0);
+      receiver?.server.close();
+      pg?.stop();
+      fs.rmSync(home, { recursive: true, force: true });
+    });
+
+    test('files: create, retrieve, list, download, delete', async () => {
+      const text = input(5);
+      const f = await upload(client, text);
+      assert.match(f.id, /^file-/);
+      assert.equal(f.object, 'file');
+      assert.equal(f.purpose, 'batch');
+      assert.equal(f.bytes, Buffer.byteLength(text));
+      assert.equal(f.filename, 'in.jsonl');
+      assert.equal((await client.files.retrieve(f.id)).id, f.id);
+      const list = await client.files.list();
+      assert.ok(list.data.some((x) => x.id === f.id));
+      assert.equal(await (await client.files.content(f.id)).text(), text);
+      const u = await client.files.create({ file: await toFile(Buffer.from('any bytes\x00\x01'), 'blob.bin'), purpose: 'user_data' });
+      assert.equal(u.purpose, 'user_data');
+      assert.deepEqual(await client.files.delete(u.id), { id: u.id, object: 'file', deleted: true });
+      await assert.rejects(client.files.retrieve(u.id), (e) => e.status === 404);
+      await assert.rejects(client.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'fine-tune' }),
+        (e) => e.status === 400 && /purpose/.test(e.message));
+      await assert.rejects(client.files.create({ file: await toFile(Buffer.from('{}\n'.repeat(50001)), 'big.jsonl'), purpose: 'batch' }),
+        (e) => e.status === 400 && /50000/.test(e.message));
+    });
+
+    test('a batch runs to completed, with output and error files in OpenAI shapes', async () => {
+      const n = 40;
+      const f = await upload(client, input(n, [line(n, { max_tokens: -5 })]));
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions',
+        completion_window: '24h', metadata: { run: 'e2e' } });
+      assert.match(created.id, /^batch_/);
+      assert.equal(created.status, 'validating');
+      assert.deepEqual(created.metadata, { run: 'e2e' });
+      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      assert.equal(b.status, 'completed');
+      assert.deepEqual(b.request_counts, { total: n + 1, completed: n, failed: 1 });
+      for (const k of ['created_at', 'in_progress_at', 'finalizing_at', 'completed_at', 'expires_at']) assert.ok(b[k] > 0, k);
+      assert.equal(b.expires_at - b.created_at, 86400);
+      checkOneEach(await jsonl(client, b.output_file_id), n);
+      const errors = await jsonl(client, b.error_file_id);
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0].custom_id, `req-${n}`);
+      assert.equal(errors[0].response.status_code, 400);
+      assert.equal(errors[0].response.body.error.param, 'max_tokens');
+      await assert.rejects(client.batches.cancel(b.id), (e) => e.status === 409);
+      // The same batch seen again, and listed with cursor pagination.
+      const first = await client.batches.list({ limit: 1 });
+      assert.equal(first.data.length, 1);
+      assert.equal(first.data[0].id, b.id);
+      // Webhooks: the third attempt of the batch.completed event succeeds, same webhook-id each time.
+      const end = Date.now() + 30000;
+      let mine;
+      while (Date.now() < end) {
+        mine = receiver.got.filter((g) => g.event.data.id === b.id);
+        if (mine.some((g) => g.ok)) break;
+        await sleep(100);
+      }
+      assert.equal(mine.length, 3, JSON.stringify(mine));
+      assert.ok(mine.every((g) => g.valid), 'every signature verifies');
+      assert.equal(new Set(mine.map((g) => g.id)).size, 1, 'retries keep the webhook-id');
+      assert.equal(mine[0].event.type, 'batch.completed');
+      assert.deepEqual(mine.map((g) => g.attempt), [1, 2, 3]);
+      const res = await fetch(`http://127.0.0.1:${server.port}/v1/webhooks/deliveries?subject_id=${b.id}`);
+      const deliveries = (await res.json()).data;
+      assert.equal(deliveries.length, 1);
+      assert.equal(deliveries[0].status, 'delivered');
+      assert.equal(deliveries[0].attempts, 3);
+      assert.equal(deliveries[0].id, mine[0].id);
+    });
+
+    test('validation errors fail the batch with errors.data and line numbers', async () => {
+      const bad = [line(0), line(0), JSON.stringify({ custom_id: 'x', method: 'GET', url: '/v1/chat/completions', body: {} }),
+        '{not json', JSON.stringify({ custom_id: 'y', method: 'POST', url: '/v1/completions', body: { model: 'tiny' } })];
+      const f = await upload(client, bad.join('\n'));
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      const b = await waitFor(client, created.id, ['failed', 'completed']);
+      assert.equal(b.status, 'failed');
+      assert.ok(b.failed_at > 0);
+      assert.equal(b.errors.object, 'list');
+      assert.deepEqual(b.errors.data.map((e) => [e.code, e.line]),
+        [['duplicate_custom_id', 2], ['invalid_value', 3], ['invalid_json_line', 4], ['invalid_url', 5]]);
+      await assert.rejects(client.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }),
+        (e) => e.status === 400 && e.param === 'input_file_id');
+      await assert.rejects(client.batches.create({ input_file_id: f.id, endpoint: '/v1/embeddings', completion_window: '24h' }),
+        (e) => e.status === 400 && e.param === 'endpoint');
+      await assert.rejects(client.batches.retrieve('batch_nope'), (e) => e.status === 404);
+    });
+
+    test('cancel: cancelling, then cancelled, keeping what finished', async () => {
+      const n = 300;
+      const lines = [];
+      for (let i = 0; i < n; i++) lines.push(line(i, { max_tokens: 32 }));
+      const f = await upload(client, lines.join('\n'));
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      await waitFor(client, created.id, ['in_progress']);
+      const c = await client.batches.cancel(created.id);
+      assert.ok(['cancelling', 'cancelled'].includes(c.status), c.status);
+      assert.ok(c.cancelling_at > 0);
+      const b = await waitFor(client, created.id, ['cancelled']);
+      assert.ok(b.cancelled_at > 0);
+      assert.equal(b.request_counts.total, n);
+      assert.ok(b.request_counts.completed < n, 'the cancel came before the end');
+      if (b.output_file_id) {
+        const out = await jsonl(client, b.output_file_id);
+        assert.equal(out.length, b.request_counts.completed);
+        assert.equal(new Set(out.map((l) => l.custom_id)).size, out.length);
+      }
+      // Cancelling again is idempotent; a finished batch cannot be cancelled (409).
+      assert.equal((await client.batches.cancel(created.id)).status, 'cancelled');
+      // Pagination walks every batch once.
+      const seen = [];
+      for await (const x of client.batches.list({ limit: 2 })) seen.push(x.id);
+      assert.equal(new Set(seen).size, seen.length);
+      assert.ok(seen.includes(created.id));
+    });
+  });
+}
+
+suite('sqlite');
+suite('postgresql');
+
+test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (SQLite)`, async () => {
+  const home = tmpdir('crash');
+  const args = [...baseArgs, '--batch-concurrency', '4', '--batch-lease', '3s'];
+  const rand = rng(CRASH_SEED);
+  let server = await startServer(binary, args, { KILN_HOME: home });
+  let client = clientFor(server);
+  const f = await upload(client, input(CRASH_LINES));
+  const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  for (let k = 0; k < CRASH_KILLS; k++) {
+    await sleep(100 + Math.floor(rand() * 1500));
+    await killServer(server);
+    server = await startServer(binary, args, { KILN_HOME: home });
+    client = clientFor(server);
+  }
+  const b = await waitFor(client, created.id, ['completed', 'failed'], 600000);
+  assert.equal(b.status, 'completed');
+  assert.deepEqual(b.request_counts, { total: CRASH_LINES, completed: CRASH_LINES, failed: 0 });
+  checkOneEach(await jsonl(client, b.output_file_id), CRASH_LINES);
+  assert.equal(b.error_file_id, null);
+  assert.equal(await stopServer(server), 0);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+test('two nodes share PostgreSQL; the one that dies loses its lines to the other', async () => {
+  const pg = await startPostgres();
+  assert.ok(pg);
+  const files = tmpdir('files');
+  const common = [...baseArgs, '--database', pg.url, '--files-dir', files, '--batch-concurrency', '4', '--batch-lease', '2s'];
+  const a = await startServer(binary, [...common, '--node-name', 'a'], { KILN_HOME: tmpdir('a') });
+  const b = await startServer(binary, [...common, '--node-name', 'b'], { KILN_HOME: tmpdir('b') });
+  const ca = clientFor(a), cb = clientFor(b);
+  const n = 200;
+  const f = await upload(ca, input(n));
+  const created = await ca.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  // Both nodes work on it; kill A once some lines are done.
+  for (;;) {
+    const s = await cb.batches.retrieve(created.id);
+    if (s.request_counts.completed >= 20) break;
+    await sleep(50);
+  }
+  await killServer(a);
+  const done = await waitFor(cb, created.id, ['completed', 'failed'], 300000);
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(done.request_counts, { total: n, completed: n, failed: 0 });
+  checkOneEach(await jsonl(cb, done.output_file_id), n);
+  assert.equal(await stopServer(b), 0);
+  pg.stop();
+  fs.rmSync(files, { recursive: true, force: true });
+});

@@ -1,0 +1,193 @@
+// The batch tables (batch_store.h) over both backends: migrations applied by presence, line
+// claims under leases, one committed result per line, a node's restart, the atomic end of a
+// batch with its webhook events. Times are given, never read from a clock.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "integration/postgres_server.h"
+#include "kiln/jobs/batch_store.h"
+#include "kiln/jobs/sql_conn.h"
+#include "kiln/jobs/store.h"
+
+namespace kiln::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+
+testing::PostgresServer* postgres() {
+  static std::unique_ptr<testing::PostgresServer> server = [] {
+    auto s = std::make_unique<testing::PostgresServer>();
+    if (!s->start()) ADD_FAILURE() << "PostgreSQL: " << s->error();
+    return s;
+  }();
+  return server.get();
+}
+
+class BatchStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& c : name) {
+      if (c == '/') c = '_';
+    }
+    dir_ = fs::temp_directory_path() / ("kiln_batch_store_test_" + std::to_string(getpid()) + "_" + name);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    if (pg()) {
+      auto c = open_postgres(postgres()->url());
+      ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+      ASSERT_TRUE((*c)->exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public").is_ok());
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  bool pg() const { return GetParam() == "postgresql"; }
+  std::string database() const { return pg() ? postgres()->url() : (dir_ / "jobs.db").string(); }
+  std::unique_ptr<BatchStore> open() {
+    auto c = open_sql(database(), dir_);
+    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    return c.is_ok() ? std::make_unique<BatchStore>(std::move(*c)) : nullptr;
+  }
+  // A batch of `n` lines, validated and in progress.
+  void make_batch(BatchStore& s, const std::string& id, int n) {
+    BatchRecord b;
+    b.id = id;
+    b.endpoint = "/v1/chat/completions";
+    b.input_file_id = "file-1";
+    b.completion_window = "24h";
+    b.status = "validating";
+    b.created_ms = 100;
+    b.expires_ms = 100 + 86400000;
+    ASSERT_TRUE(s.insert_batch(b).is_ok());
+    std::vector<BatchLine> lines;
+    for (int i = 1; i <= n; ++i) lines.push_back(BatchLine{i, "c" + std::to_string(i), i * 10, 9});
+    ASSERT_TRUE(s.finish_validation(id, "m", lines, 200).is_ok());
+  }
+  fs::path dir_;
+};
+
+TEST_P(BatchStoreTest, MigrationsAreAppliedByPresenceNotByTheHighestVersion) {
+  ASSERT_NE(open(), nullptr);
+  auto c = pg() ? open_postgres(database()) : open_sqlite(database());
+  ASSERT_TRUE(c.is_ok());
+  // A database from a build that had version 2 (another schema) but not 3: 3 is applied.
+  ASSERT_TRUE((*c)->exec("DROP TABLE files; DROP TABLE batches; DROP TABLE batch_lines; DROP TABLE webhook_deliveries;"
+                         "DELETE FROM kiln_schema_migrations WHERE version = 3;"
+                         "INSERT INTO kiln_schema_migrations (version, applied_ms) VALUES (2, 0)").is_ok());
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->insert_file(FileRecord{"file-x", "batch", "a.jsonl", "", 1, 1, 1}).is_ok());
+  auto versions = (*c)->query("SELECT version FROM kiln_schema_migrations ORDER BY version");
+  ASSERT_TRUE(versions.is_ok());
+  ASSERT_EQ(versions->size(), 3u);
+  EXPECT_EQ(*(*versions)[2][0], "3");
+}
+
+TEST_P(BatchStoreTest, ALineIsClaimedByOneNodeAndCommittedOnce) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 5);
+  auto a = s->claim_lines("a", {"m"}, 3, 1000, 2000);
+  ASSERT_TRUE(a.is_ok());
+  ASSERT_EQ(a->size(), 3u);
+  auto b = s->claim_lines("b", {"m"}, 10, 1500, 2500);
+  ASSERT_TRUE(b.is_ok());
+  ASSERT_EQ(b->size(), 2u);  // only what a did not take
+  EXPECT_TRUE(s->claim_lines("b", {"other-model"}, 10, 1500, 2500)->empty());
+  EXPECT_TRUE(s->claim_lines("b", {"m"}, 10, 1600, 2600)->empty());
+  // a's leases run out: b takes its lines over; a's late result is refused, b's counts once.
+  auto taken = s->claim_lines("b", {"m"}, 10, 2001, 3000);
+  ASSERT_TRUE(taken.is_ok());
+  ASSERT_EQ(taken->size(), 3u);
+  const ClaimedLine& old = (*a)[0];
+  EXPECT_FALSE(s->commit_line(old.batch_id, old.line, old.token, false, "late").value());
+  const ClaimedLine* now = nullptr;
+  for (const auto& l : *taken) {
+    if (l.line == old.line) now = &l;
+  }
+  ASSERT_NE(now, nullptr);
+  EXPECT_NE(now->token, old.token);
+  EXPECT_TRUE(s->commit_line(now->batch_id, now->line, now->token, false, "first").value());
+  EXPECT_FALSE(s->commit_line(now->batch_id, now->line, now->token, true, "second").value());
+  // A renewed lease is not taken over.
+  ASSERT_TRUE(s->renew_leases({(*b)[0].token}, 9000).is_ok());
+  auto later = s->claim_lines("c", {"m"}, 10, 3500, 4500);
+  ASSERT_TRUE(later.is_ok());
+  EXPECT_EQ(later->size(), 3u);  // taken's other 2 and b's second; not b's first
+  auto counts = s->line_counts("batch_1", 3600);
+  ASSERT_TRUE(counts.is_ok());
+  EXPECT_EQ(counts->total, 5);
+  EXPECT_EQ(counts->completed, 1);
+  EXPECT_EQ(counts->running, 4);
+  auto rows = s->line_results("batch_1", 0, 100);
+  ASSERT_TRUE(rows.is_ok());
+  ASSERT_EQ(rows->size(), 5u);
+  EXPECT_EQ((*rows)[static_cast<size_t>(old.line - 1)].result, "first");
+}
+
+TEST_P(BatchStoreTest, ARestartedNodeRunsItsLinesAgainAtOnce) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 3);
+  ASSERT_EQ(s->claim_lines("a", {"m"}, 10, 1000, 60000)->size(), 3u);
+  ASSERT_EQ(s->claim_lines("b", {"m"}, 10, 1000, 60000)->size(), 0u);
+  EXPECT_EQ(s->release_node_lines("a").value(), 3);
+  EXPECT_EQ(s->claim_lines("b", {"m"}, 10, 1001, 60000)->size(), 3u);
+}
+
+TEST_P(BatchStoreTest, ABatchEndsOnceWithItsFilesAndEvents) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 1);
+  auto lease = s->lease_batch("in_progress", "", "a", 1000, 5000);
+  ASSERT_TRUE(lease.is_ok());
+  ASSERT_TRUE(lease->has_value());
+  EXPECT_FALSE(s->lease_batch("in_progress", "", "b", 1000, 5000)->has_value());  // held
+  ASSERT_TRUE(s->mark_finalizing("batch_1", 1100).is_ok());
+  BatchRecord f = **lease;
+  f.status = "completed";
+  f.output_file_id = "file-out";
+  f.total = f.completed = 1;
+  f.completed_ms = 1200;
+  WebhookDelivery e;
+  e.id = "evt_1";
+  e.endpoint = "http://x/hook";
+  e.event_type = "batch.completed";
+  e.subject_id = "batch_1";
+  e.payload = "{}";
+  e.created_ms = 1200;
+  ASSERT_TRUE(s->complete_batch(f, "finalizing", {FileRecord{"file-out", "batch_output", "o.jsonl", "", 5, 1, 1200}}, {e})
+                  .value());
+  // A second finalizer (a node that had lost its lease) changes nothing and adds nothing.
+  e.id = "evt_2";
+  EXPECT_FALSE(s->complete_batch(f, "finalizing", {}, {e}).value());
+  auto got = s->get_batch("batch_1");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ((*got)->status, "completed");
+  EXPECT_EQ((*got)->output_file_id, "file-out");
+  EXPECT_TRUE(s->get_file("file-out")->has_value());
+  auto due = s->claim_deliveries("a", 10, 1300, 2000);
+  ASSERT_TRUE(due.is_ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_TRUE(s->claim_deliveries("b", 10, 1300, 2000)->empty());  // leased to a
+  WebhookDelivery d = (*due)[0];
+  d.status = "pending";
+  d.attempts = 1;
+  d.next_attempt_ms = 6000;
+  d.last_status = 503;
+  ASSERT_TRUE(s->record_attempt(d).is_ok());
+  EXPECT_TRUE(s->claim_deliveries("b", 10, 5999, 9000)->empty());
+  EXPECT_EQ(s->claim_deliveries("b", 10, 6000, 9000)->size(), 1u);
+  auto list = s->list_deliveries(Page{"", 10}, "batch_1");
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->first.size(), 1u);
+  EXPECT_EQ(list->first[0].attempts, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BatchStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& p) { return p.param; });
+
+}  // namespace
+}  // namespace kiln::jobs
