@@ -62,6 +62,8 @@ Json job_json(const Job& j) {
   return o;
 }
 
+}  // namespace
+
 ApiError jobs_off() {
   return error_with_status(404, "Job tracking is off on this server (--database off).", "jobs_disabled");
 }
