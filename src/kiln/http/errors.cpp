@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/http/sse.h"
+
 namespace kiln::http {
 namespace {
 
@@ -97,6 +99,11 @@ HttpResponse error_response(const ApiError& e) {
   r.body = error_body(e);
   if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
+}
+
+const ErrorFormat& openai_error_format() {
+  static const ErrorFormat kOpenAi{error_response, [](const ApiError& e) { return sse_data(error_body(e)); }};
+  return kOpenAi;
 }
 
 }  // namespace kiln::http

@@ -45,4 +45,12 @@ std::string error_body(const ApiError& e);
 // A complete response: envelope, status, Retry-After when asked.
 HttpResponse error_response(const ApiError& e);
 
+// How an API words its errors: the whole response, and the last event of a stream that fails.
+// OpenAI's by default; Anthropic's Messages API has its own envelope (messages_api.h).
+struct ErrorFormat {
+  HttpResponse (*response)(const ApiError& e);
+  std::string (*stream_event)(const ApiError& e);
+};
+const ErrorFormat& openai_error_format();
+
 }  // namespace kiln::http

@@ -111,8 +111,8 @@ TEST(Sse, Framing) {
 }
 
 TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
-  const ResponseRenderer& chat = chat_renderer();
-  const ResponseRenderer& completion = completion_renderer();
+  const ChunkRenderer& chat = chat_renderer();
+  const ChunkRenderer& completion = completion_renderer();
   ResponseMeta meta{"chatcmpl-1", 100, "m", "fp"};
   json a = json::parse(chat.opening_chunk(meta, 0, nullptr, true).value());
   EXPECT_EQ(a["object"], "chat.completion.chunk");
@@ -150,8 +150,8 @@ TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
 
 // The exact bytes of each kind of chunk, so that a change of shape cannot pass unnoticed.
 TEST(Render, ChunksAreByteExact) {
-  const ResponseRenderer& chat = chat_renderer();
-  const ResponseRenderer& completion = completion_renderer();
+  const ChunkRenderer& chat = chat_renderer();
+  const ChunkRenderer& completion = completion_renderer();
   ResponseMeta meta{"id-1", 7, "m", "fp"};
   const std::string head_chat = R"({"id":"id-1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp",)";
   const std::string head_text = R"({"id":"id-1","object":"text_completion","created":7,"model":"m","system_fingerprint":"fp",)";
