@@ -48,6 +48,10 @@ std::optional<ApiError> ApiKeys::check(const HttpRequest& request) const {
     if (v.size() > 7 && ascii_lower(v.substr(0, 7)) == "bearer ") token = std::string(trim(v.substr(7)));
   }
   if (token.empty()) {
+    // Anthropic's clients send the key as x-api-key.
+    if (const std::string* x = request.header("x-api-key")) token = std::string(trim(*x));
+  }
+  if (token.empty()) {
     ApiError e = error_with_status(401,
         "You didn't provide an API key. You need to provide your API key in an Authorization header using "
         "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");

@@ -13,6 +13,11 @@ void handle_list_models(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex);
 void handle_completions(const AppContext& ctx, const ExchangePtr& ex);
+// OpenAI's Responses API and Anthropic's Messages API, translated to chat (docs/responses-api.md,
+// docs/messages-api.md).
+void handle_responses(const AppContext& ctx, const ExchangePtr& ex);
+void handle_messages(const AppContext& ctx, const ExchangePtr& ex);
+void handle_count_tokens(const AppContext& ctx, const ExchangePtr& ex);
 // The jobs API (handler_jobs.cpp, docs/jobs.md).
 void handle_list_jobs(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_job(const AppContext& ctx, const ExchangePtr& ex);

@@ -130,6 +130,7 @@ JobTracker::JobTracker(jobs::JobRecorder& recorder, jobs::JobQueries& queries, J
 
 std::string JobTracker::client_of(const HttpRequest& request) const {
   const std::string* auth = request.header("authorization");
+  if (auth == nullptr) auth = request.header("x-api-key");  // Anthropic's clients
   if (!options_.api_keys || auth == nullptr) {
     // "address:port": the port changes with every connection, the client does not.
     const size_t colon = request.remote.rfind(':');
