@@ -53,6 +53,22 @@ ApiError error_with_status(int status, std::string message, std::string code) {
   return e;
 }
 
+std::string rename_field(std::string_view param, std::string_view from, std::string_view to) {
+  const bool leads = param.substr(0, from.size()) == from &&
+                     (param.size() == from.size() || param[from.size()] == '.' || param[from.size()] == '[');
+  if (!leads) return std::string(param);
+  return std::string(to) + std::string(param.substr(from.size()));
+}
+
+ApiError rename_param(ApiError e, std::string_view from, std::string_view to) {
+  std::string renamed = rename_field(e.param, from, to);
+  if (renamed == e.param) return e;
+  const std::string quoted = "'" + e.param + "'";
+  if (auto at = e.message.find(quoted); at != std::string::npos) e.message.replace(at, quoted.size(), "'" + renamed + "'");
+  e.param = std::move(renamed);
+  return e;
+}
+
 ApiError api_error_from_status(const Status& status, std::string param) {
   int http = 500;
   std::string code;

@@ -35,6 +35,11 @@ ApiError invalid_param(std::string param, std::string message, std::string code 
 // A 400 for a value of the wrong JSON type: "Invalid type for 'n': expected an integer, but got a string."
 ApiError invalid_type(std::string param, std::string expected, std::string got);
 ApiError error_with_status(int status, std::string message, std::string code = "");
+// For APIs translated into another's request, whose parser names its own fields: `param` with its
+// leading field `from` ("stop", or "stop" of "stop[2]" / "stop.x") called `to`.
+std::string rename_field(std::string_view param, std::string_view from, std::string_view to);
+// `e` with its param renamed so, and the field's quoted name in its message ('stop[2]').
+ApiError rename_param(ApiError e, std::string_view from, std::string_view to);
 
 // Maps a Status from a lower layer (tokenizer, template, scheduler) to an HTTP error. A message
 // may carry a retry hint as a trailing "(retry after N s)", which becomes Retry-After.

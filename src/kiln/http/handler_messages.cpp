@@ -23,7 +23,7 @@ bool read_request(const ExchangePtr& ex, bool count_only, ChatRequest* req) {
     ex->respond_error(*e);
     return false;
   }
-  if (auto e = parse_chat_request(chat, req)) {
+  if (auto e = parse_chat_body(chat, req)) {
     ex->respond_error(messages_error(*e));
     return false;
   }

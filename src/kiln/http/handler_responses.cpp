@@ -14,7 +14,8 @@ void handle_responses(const AppContext& ctx, const ExchangePtr& ex) {
   Json chat;
   if (auto e = responses_to_chat(body, &chat)) return ex->respond_error(*e);
   auto req = std::make_shared<ChatRequest>();
-  if (auto e = parse_chat_request(chat, req.get())) return ex->respond_error(responses_error(*e));
+  if (auto e = parse_chat_body(chat, req.get())) return ex->respond_error(responses_error(*e));
+  rename_chat_fields(req.get());
   serve_chat(ctx, ex, std::move(req), responses_renderer(), "resp_");
 }
 

@@ -227,13 +227,7 @@ ApiError messages_error(ApiError e) {
   // The chat parser names its own fields; the client sent these.
   static const std::pair<const char*, const char*> kNames[] = {
       {"max_completion_tokens", "max_tokens"}, {"stop", "stop_sequences"}, {"reasoning_effort", "thinking"}};
-  for (const auto& [from, to] : kNames) {
-    if (e.param == from) {
-      e.param = to;
-      const std::string quoted = str_cat("'", from, "'");
-      if (auto at = e.message.find(quoted); at != std::string::npos) e.message.replace(at, quoted.size(), str_cat("'", to, "'"));
-    }
-  }
+  for (const auto& [from, to] : kNames) e = rename_param(std::move(e), from, to);
   return e;
 }
 
@@ -354,7 +348,8 @@ class MessagesWriter final : public StreamWriter {
   }
   std::string ensure_block(Block b, Json block) {
     if (block_ == b) return "";
-    return close_block() + start_block(b, std::move(block));
+    std::string out = close_block();  // before the start: it numbers the blocks
+    return out + start_block(b, std::move(block));
   }
   std::string block_delta(Json delta) {
     return event("content_block_delta", {{"type", "content_block_delta"}, {"index", index_}, {"delta", std::move(delta)}});

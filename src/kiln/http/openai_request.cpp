@@ -377,10 +377,10 @@ std::optional<int64_t> completion_budget(int64_t prompt_tokens, int64_t max_len,
 std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* out) {
   Json body;
   KILN_API_CHECK(parse_json_body(text, &body));
-  return parse_chat_request(body, out);
+  return parse_chat_body(body, out);
 }
 
-std::optional<ApiError> parse_chat_request(const Json& body, ChatRequest* out) {
+std::optional<ApiError> parse_chat_body(const Json& body, ChatRequest* out) {
   KILN_API_CHECK(parse_common(body, &out->params));
   KILN_API_CHECK(parse_messages(body, out));
   out->tools = jinja::Value(nullptr);

@@ -270,20 +270,25 @@ std::optional<ApiError> responses_to_chat(const Json& body, Json* chat) {
   return std::nullopt;
 }
 
+namespace {
+// The chat parser names its own fields; the client sent these. json_schema's fields sit in
+// text.format itself.
+const std::pair<const char*, const char*> kNames[] = {{"max_completion_tokens", "max_output_tokens"},
+                                                      {"response_format.json_schema", "text.format"},
+                                                      {"response_format", "text.format"},
+                                                      {"reasoning_effort", "reasoning.effort"}};
+}  // namespace
+
 ApiError responses_error(ApiError e) {
-  // The chat parser names its own fields; the client sent these.
-  static const std::pair<const char*, const char*> kNames[] = {{"max_completion_tokens", "max_output_tokens"},
-                                                               {"response_format", "text.format"},
-                                                               {"reasoning_effort", "reasoning.effort"}};
-  for (const auto& [from, to] : kNames) {
-    if (e.param == from) {
-      e.param = to;
-      const std::string quoted = str_cat("'", from, "'");
-      if (auto at = e.message.find(quoted); at != std::string::npos) e.message.replace(at, quoted.size(), str_cat("'", to, "'"));
-    }
-  }
+  for (const auto& [from, to] : kNames) e = rename_param(std::move(e), from, to);
   if (starts_with(e.param, "messages")) e.param = "input";  // the translated conversation
   return e;
+}
+
+void rename_chat_fields(ChatRequest* req) {
+  if (!req->params.structured) return;
+  std::string& p = req->params.structured->param;
+  for (const auto& [from, to] : kNames) p = rename_field(p, from, to);
 }
 
 namespace {
@@ -349,7 +354,8 @@ class ResponsesWriter final : public StreamWriter {
 
   std::string open(int, const std::string*) override {
     Json r = response_json(meta_, "in_progress", "", Json::array(), nullptr);
-    return event("response.created", {{"response", r}}) + event("response.in_progress", {{"response", r}});
+    std::string out = event("response.created", {{"response", r}});
+    return out + event("response.in_progress", {{"response", r}});
   }
 
   std::string delta(const ChoiceDelta& d) override {

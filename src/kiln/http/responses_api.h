@@ -8,6 +8,7 @@
 
 #include "kiln/http/errors.h"
 #include "kiln/http/json_fields.h"
+#include "kiln/http/openai_request.h"
 #include "kiln/http/openai_response.h"
 
 namespace kiln::http {
@@ -19,6 +20,8 @@ std::optional<ApiError> responses_to_chat(const Json& body, Json* chat);
 
 // A chat request's error in the Responses API's names (max_output_tokens, input, text.format, ...).
 ApiError responses_error(ApiError e);
+// The names a parsed request keeps for later errors (its output format's, when it fails to compile).
+void rename_chat_fields(ChatRequest* req);
 
 // Renders a response ("resp_..."), its stream (response.created ... response.completed).
 const ResponseRenderer& responses_renderer();
