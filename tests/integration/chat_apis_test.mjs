@@ -117,16 +117,20 @@ test('openai client: responses.create, whole and streamed', async () => {
   const tools = [{ type: 'function', name: 'get_weather', parameters: WEATHER, strict: true }];
   const fc = await client.responses.create({ model: 'random', input: 'Weather?', tools, tool_choice: 'required', max_output_tokens: 400,
     temperature: 1.2, stream: true });
-  let args = '';
+  const args = {};  // per item: required allows several calls
   let done;
   for await (const e of fc) {
-    if (e.type === 'response.function_call_arguments.delta') args += e.delta;
+    if (e.type === 'response.function_call_arguments.delta') args[e.item_id] = (args[e.item_id] ?? '') + e.delta;
     if (e.type === 'response.completed') done = e.response;
   }
-  const call = done.output.find((o) => o.type === 'function_call');
-  assert.equal(call.name, 'get_weather');
-  assert.equal(call.arguments, args);
-  assert.ok(validWeather(JSON.parse(args)), args);
+  const fcalls = done.output.filter((o) => o.type === 'function_call');
+  assert.ok(fcalls.length >= 1);
+  for (const c of fcalls) {
+    assert.equal(c.name, 'get_weather');
+    assert.equal(c.arguments, args[c.id]);
+    assert.ok(validWeather(JSON.parse(c.arguments)), c.arguments);
+  }
+  const call = fcalls[0];
 
   // text.format json_schema: the grammar engine holds the output to the schema.
   const js = await client.responses.create({ model: 'random', input: 'Weather?', max_output_tokens: 400, temperature: 1.2,
@@ -205,13 +209,21 @@ test('anthropic client: tool_choice any forces a valid tool_use', async () => {
   }
   const stream = client.messages.stream({ model: 'random', max_tokens: 400, tools, tool_choice: { type: 'tool', name: 'get_weather' },
     messages: [{ role: 'user', content: 'Weather in Paris?' }] });
-  let partial = '';
-  stream.on('inputJson', (delta) => { partial += delta; });
+  const partial = {};  // per block: a named tool may still be called more than once
+  stream.on('streamEvent', (e) => {
+    if (e.type === 'content_block_delta' && e.delta.type === 'input_json_delta') {
+      partial[e.index] = (partial[e.index] ?? '') + e.delta.partial_json;
+    }
+  });
   const final = await stream.finalMessage();
-  const use = final.content.find((b) => b.type === 'tool_use');
-  assert.ok(use);
-  assert.deepEqual(JSON.parse(partial), use.input);
-  assert.ok(validWeather(use.input));
+  const uses = final.content.map((b, i) => [b, i]).filter(([b]) => b.type === 'tool_use');
+  assert.ok(uses.length >= 1);
+  for (const [b, i] of uses) {
+    assert.equal(b.name, 'get_weather');
+    assert.deepEqual(JSON.parse(partial[i]), b.input);
+    assert.ok(validWeather(b.input), JSON.stringify(b.input));
+  }
+  const use = uses[0][0];
 
   // The call and its result go back as blocks.
   const next = await client.messages.create({ model: 'random', max_tokens: 4, tools, messages: [
