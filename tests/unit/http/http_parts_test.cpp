@@ -82,6 +82,13 @@ TEST(Auth, BearerKeysAreCheckedAgainstEveryKey) {
   ASSERT_TRUE(wrong.has_value());
   EXPECT_EQ(wrong->code, "invalid_api_key");
   EXPECT_FALSE(ApiKeys().check(with_headers({})).has_value());
+  // Anthropic's clients send the key as x-api-key; a bearer token, when given, is the one checked.
+  EXPECT_FALSE(keys.check(with_headers({{"x-api-key", "alpha"}})).has_value());
+  EXPECT_TRUE(keys.check(with_headers({{"x-api-key", "alph"}})).has_value());
+  EXPECT_TRUE(keys.check(with_headers({{"authorization", "Bearer nope"}, {"x-api-key", "alpha"}})).has_value());
+  EXPECT_EQ(rename_field("stop[2]", "stop", "stop_sequences"), "stop_sequences[2]");
+  EXPECT_EQ(rename_field("stop_token_ids", "stop", "stop_sequences"), "stop_token_ids");
+  EXPECT_EQ(rename_param(invalid_param("stop", "bad."), "stop", "stop_sequences").message, "Invalid value for 'stop_sequences': bad.");
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));
   EXPECT_FALSE(constant_time_equal("abc", "abcd"));
