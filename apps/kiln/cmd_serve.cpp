@@ -78,6 +78,7 @@ struct ServeArgs {
   std::vector<std::string> preload;
   std::string admin_key;
   JobSettings jobs;  // docs/jobs.md
+  RateLimitArgs rate_limits;
 };
 
 int fail(const Status& s) {
@@ -316,10 +317,14 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.version = KILN_VERSION;
   ao.api_keys.add(a.api_keys);
   if (!a.admin_key.empty()) ao.admin_keys.add({a.admin_key});
+  http::RateLimitSettings limits;
   if (!a.api_key_file.empty()) {
-    auto keys = http::read_api_key_file(a.api_key_file);
+    auto keys = http::read_api_key_entries(a.api_key_file);
     if (!keys.is_ok()) return fail(keys.status());
-    ao.api_keys.add(*keys);
+    for (const auto& k : *keys) {
+      ao.api_keys.add({k.key});
+      if (k.rpm || k.tpm) limits.by_key[http::key_id(k.key)] = {k.rpm.value_or(-1), k.tpm.value_or(-1)};
+    }
   }
   ao.cors = http::Cors(a.cors_origins);
   ao.sse_keepalive = ms(a.sse_keepalive);
@@ -327,8 +332,12 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.default_max_tokens = a.default_max_tokens;
   auto jobs = start_jobs(a.jobs, registry, ao.api_keys.enabled());
   if (!jobs.is_ok()) return fail(jobs.status());
+  limits.api_keys = ao.api_keys.enabled();
+  auto rate_limits = start_rate_limits(a.rate_limits, a.jobs, std::move(limits), registry);
+  if (!rate_limits.is_ok()) return fail(rate_limits.status());
   http::App app(pool, registry, ao);
   if (*jobs) app.set_jobs((*jobs)->tracker.get());
+  if (*rate_limits) app.set_rate_limits((*rate_limits)->limits.get());
 
   http::ServerOptions so;
   so.host = a.host;
@@ -382,8 +391,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--model", a->model, "KILN_MODEL", "Model directory (Hugging Face layout); none: the random-weight kiln-demo");
   opt("--served-model-name", a->served_model_name, "KILN_SERVED_MODEL_NAME", "Name clients use (default: the directory name)");
   opt("--tool-parser", a->tool_parser, "KILN_TOOL_PARSER",
-      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, mistral, deepseek_v3, harmony or none "
-      "(default: detected from its chat template)");
+      "Tool-call format of --model: hermes, qwen3_coder, glm45, llama3, pythonic, mistral, deepseek_v3, harmony or "
+      "none (default: detected from its chat template)");
   opt("--reasoning-parser", a->reasoning_parser, "KILN_REASONING_PARSER",
       "Reasoning format of --model: think, mistral, harmony or none (default: detected from its chat template)");
   opt("--host", a->host, "KILN_HOST", "Address to listen on");
@@ -414,7 +423,10 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--drain-timeout", a->drain_timeout, "KILN_DRAIN_TIMEOUT", "Seconds in-flight requests get to finish on SIGTERM/SIGINT");
   opt("--sse-keepalive", a->sse_keepalive, "KILN_SSE_KEEPALIVE", "Seconds between keep-alive comments of a queued stream");
   opt("--api-key", a->api_keys, "KILN_API_KEY", "API key required on /v1/* (repeat, or comma-separate, for several)")->delimiter(',');
-  opt("--api-key-file", a->api_key_file, "KILN_API_KEY_FILE", "File of API keys, one per line");
+  opt("--api-key-file", a->api_key_file, "KILN_API_KEY_FILE", "File of API keys, one per line: KEY [rpm=N] [tpm=N]");
+  opt("--rate-limit-rpm", a->rate_limits.rpm, "KILN_RATE_LIMIT_RPM", "Requests per minute per API key (per address without keys; 0: no limit)");
+  opt("--rate-limit-tpm", a->rate_limits.tpm, "KILN_RATE_LIMIT_TPM", "Tokens (prompt + max output) per minute per API key (per address without keys; 0: no limit)");
+  opt("--rate-limit-sync", a->rate_limits.sync_interval, "KILN_RATE_LIMIT_SYNC", "With a PostgreSQL --database: how often nodes exchange rate-limit consumption");
   opt("--cors-origins", a->cors_origins, "KILN_CORS_ORIGINS", "Origins allowed by CORS, comma-separated ('*': any; default: CORS off)")->delimiter(',');
   opt("--models-dir", a->models_dirs, "KILN_MODELS_DIR", "Directories of models to serve (NAME/ or ORG/NAME/; default without --model: DATA_DIR/models)")->delimiter(',');
   sub.add_flag("--no-hf-cache", a->no_hf_cache, "Do not serve models from the Hugging Face cache (never scanned with --model)")->envname("KILN_NO_HF_CACHE");

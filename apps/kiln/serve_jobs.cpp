@@ -9,6 +9,16 @@
 
 namespace kiln::app {
 
+namespace {
+
+std::string node_name(const JobSettings& s) {
+  if (!s.node_name.empty()) return s.node_name;
+  char host[256] = {};
+  return gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0' ? host : "kiln";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<JobsRuntime>> start_jobs(const JobSettings& s, metrics::Registry& registry, bool api_keys) {
   if (s.database == "off") {
     log_info("jobs: not recorded (--database off)");
@@ -16,11 +26,7 @@ Result<std::unique_ptr<JobsRuntime>> start_jobs(const JobSettings& s, metrics::R
   }
   auto retention = pool::parse_duration(s.retention);
   if (!retention.is_ok()) return retention.status().with_context("--job-retention");
-  std::string node = s.node_name;
-  if (node.empty()) {
-    char host[256] = {};
-    node = gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0' ? host : "kiln";
-  }
+  const std::string node = node_name(s);
   const auto data_dir = user_data_dir();
   // Two connections: the recorder's writer and the query thread each own one.
   auto writer = jobs::open_job_store(s.database, data_dir);
@@ -48,6 +54,31 @@ Result<std::unique_ptr<JobsRuntime>> start_jobs(const JobSettings& s, metrics::R
   to.store_bodies = s.store_bodies;
   to.api_keys = api_keys;
   rt->tracker = std::make_unique<http::JobTracker>(*rt->recorder, *rt->queries, to);
+  return rt;
+}
+
+Result<std::unique_ptr<RateLimitRuntime>> start_rate_limits(const RateLimitArgs& a, const JobSettings& jobs,
+                                                            http::RateLimitSettings settings, metrics::Registry& registry) {
+  if (a.rpm < 0 || a.tpm < 0) return invalid_argument("--rate-limit-rpm and --rate-limit-tpm must be 0 (none) or more");
+  settings.global = {a.rpm, a.tpm};
+  if (!settings.any()) return std::unique_ptr<RateLimitRuntime>();
+  auto interval = pool::parse_duration(a.sync_interval);
+  if (!interval.is_ok() || interval->count() <= 0) return invalid_argument("--rate-limit-sync: expected a duration such as 250ms");
+  auto rt = std::make_unique<RateLimitRuntime>();
+  rt->limits = std::make_unique<http::RateLimits>(std::move(settings), registry);
+  std::string where = "this node";
+  if (jobs.database != "off" && jobs::is_postgres_database(jobs.database)) {
+    auto conn = jobs::open_postgres(jobs.database);
+    if (!conn.is_ok()) return conn.status().with_context("rate limits: --database");
+    jobs::RateSyncOptions so;
+    // One row per process: a restart begins new totals rather than continuing a dead run's.
+    so.node = str_cat(node_name(jobs), ":", getpid(), ":", jobs::system_now_ms());
+    so.interval = *interval;
+    rt->sync = std::make_unique<jobs::RateLimitSync>(rt->limits->limiter(), std::move(*conn), so);
+    where = str_cat("every node of the database (synced every ", pool::format_duration(*interval), ")");
+  }
+  log_info("rate limits: ", a.rpm > 0 ? str_cat(a.rpm, " requests/min") : "no request limit", ", ",
+           a.tpm > 0 ? str_cat(a.tpm, " tokens/min") : "no token limit", " per client by default, held across ", where);
   return rt;
 }
 

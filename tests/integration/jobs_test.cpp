@@ -1,117 +1,12 @@
 // Jobs through the real server: every test runs on SQLite and on a real PostgreSQL server.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <functional>
-#include <memory>
-#include <sstream>
-#include <thread>
+#include <fstream>
 
-#include "integration/postgres_server.h"
-#include "integration/server_process.h"
-#include "kiln/jobs/sql_conn.h"
-#include "unit/http/raw_client.h"
+#include "integration/jobs_fixture.h"
 
 namespace kiln::testing {
 namespace {
-
-using json = nlohmann::json;
-namespace fs = std::filesystem;
-
-std::string test_model_dir() {
-  const char* d = std::getenv("KILN_TEST_MODEL_DIR");
-  return d != nullptr ? d : "";
-}
-
-PostgresServer* postgres() {
-  static std::unique_ptr<PostgresServer> server = [] {
-    auto s = std::make_unique<PostgresServer>();
-    if (!s->start()) ADD_FAILURE() << "PostgreSQL: " << s->error();
-    return s;
-  }();
-  return server.get();
-}
-
-// Waits for `done` (the job store is written a batch behind the answers), up to `timeout`.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
-
-std::string chat(bool stream, int max_tokens, bool ignore_eos = false) {
-  json b = {{"model", "tiny"},
-            {"messages", {{{"role", "user"}, {"content", "hello"}}}},
-            {"max_tokens", max_tokens},
-            {"stream", stream}};
-  if (ignore_eos) b["ignore_eos"] = true;
-  return b.dump();
-}
-
-class JobsServer : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = (fs::temp_directory_path() / ("kiln_jobs_" + name + "_" + std::to_string(getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    setenv("KILN_HOME", dir_.c_str(), 1);
-    if (pg()) {
-      auto c = jobs::open_postgres(postgres()->url());
-      ASSERT_TRUE(c.is_ok()) << c.status().to_string();
-      ASSERT_TRUE((*c)->exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public").is_ok());
-    }
-  }
-  void TearDown() override {
-    server_.reset();
-    fs::remove_all(dir_);
-  }
-
-  bool pg() const { return GetParam() == "postgresql"; }
-  std::string database() const { return pg() ? postgres()->url() : dir_ + "/jobs.db"; }
-
-  void start(std::vector<std::string> extra = {}) {
-    ASSERT_FALSE(test_model_dir().empty()) << "KILN_TEST_MODEL_DIR is not set";
-    server_ = std::make_unique<ServerProcess>();
-    std::vector<std::string> args = {"--model", test_model_dir(), "--served-model-name", "tiny", "--max-model-len",
-                                     "2048", "--engine-threads", "1", "--http-threads", "2", "--database", database(),
-                                     "--node-name", "test-node", "--no-access-log"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    ASSERT_TRUE(server_->start(KILN_BINARY, args, dir_ + "/server.log")) << server_->log();
-  }
-
-  RawResponse send(const std::string& raw, int timeout_ms = 60000) {
-    RawClient c(server_->port());
-    EXPECT_TRUE(c.send(raw));
-    return c.read_response(timeout_ms).value_or(RawResponse{});
-  }
-  RawResponse post(const std::string& path, const std::string& body, const std::string& id) {
-    return send(http_request("POST", path, body, "X-Request-ID: " + id + "\r\n"));
-  }
-  json get_json(const std::string& path, int* status = nullptr) {
-    RawResponse r = send(http_request("GET", path));
-    if (status != nullptr) *status = r.status;
-    return json::parse(r.body, nullptr, false);
-  }
-  // The job's status once the store has it, else "".
-  std::string job_status(const std::string& id) {
-    int status = 0;
-    json j = get_json("/v1/jobs/" + id, &status);
-    return status == 200 ? j.value("status", "") : "";
-  }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-};
 
 TEST_P(JobsServer, RecordsRequestsAndAnswersTheJobsApi) {
   start();
@@ -196,6 +91,27 @@ TEST_P(JobsServer, RecordsRequestsAndAnswersTheJobsApi) {
   EXPECT_EQ(send(http_request("GET", "/v1/jobs/export?format=xml")).status, 400);
 }
 
+// kiln.toml's per-model store_bodies: one model keeps its bodies, the other (server default) not.
+TEST_P(JobsServer, StoreBodiesPerModel) {
+  std::ofstream(dir_ + "/kiln.toml") << "[models.\"tiny-bodies\"]\npath = \"" << test_model_dir()
+                                     << "\"\nstore_bodies = true\n";
+  start({"--config", dir_ + "/kiln.toml"});
+  json body = json::parse(chat(false, 2));
+  body["model"] = "tiny-bodies";
+  ASSERT_EQ(post("/v1/chat/completions", body.dump(), "sb-1").status, 200);
+  ASSERT_EQ(post("/v1/chat/completions", chat(false, 2), "sb-2").status, 200);
+  ASSERT_TRUE(eventually([&] { return job_status("sb-1") == "completed" && job_status("sb-2") == "completed"; }));
+  json kept = get_json("/v1/jobs/sb-1");
+  EXPECT_EQ(kept["model"], "tiny-bodies");
+  ASSERT_TRUE(kept.contains("request_body"));
+  EXPECT_EQ(json::parse(kept["request_body"].get<std::string>())["model"], "tiny-bodies");
+  ASSERT_TRUE(kept.contains("response_body"));
+  EXPECT_EQ(json::parse(kept["response_body"].get<std::string>())["object"], "chat.completion");
+  json plain = get_json("/v1/jobs/sb-2");
+  EXPECT_FALSE(plain.contains("request_body"));
+  EXPECT_FALSE(plain.contains("response_body"));
+}
+
 TEST_P(JobsServer, DeleteCancelsARunningStreamAndIsIdempotent) {
   start();
   RawClient client(server_->port());
@@ -262,11 +178,6 @@ TEST_P(JobsServer, KillNineThenRestartLeavesNoJobRunning) {
 INSTANTIATE_TEST_SUITE_P(Backends, JobsServer, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& p) { return p.param; });
 
-double metric(const std::string& page, const std::string& series) {
-  const size_t at = page.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::atof(page.c_str() + at + series.size() + 2);
-}
 
 // PostgreSQL stops answering mid-run: requests are still served, what cannot be written is
 // counted in /metrics, and writing resumes once the server is back.

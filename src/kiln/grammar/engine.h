@@ -48,7 +48,12 @@ struct TokenVocabulary::Impl {
   std::vector<std::string> bytes;
   std::vector<uint8_t> special;
   std::vector<int32_t> end_ids;
-  detail::FlatTrie trie;  // every token that can be text: not special, not an end id, not empty
+  // The bytes a special token (not an end id) stands for in a grammar: special_token_literal(its
+  // text), indexed like `bytes` (empty for other tokens).
+  std::vector<std::string> special_literal;
+  // Every token that can be matched: text tokens (not special, not an end id, not empty, no 0xFF
+  // byte) by their bytes, special tokens by their special_literal.
+  detail::FlatTrie trie;
   // Slices (as llguidance calls them): the tokens whose bytes are a prefix of a match of a fixed
   // regex, here JSON string content [^"\\\x00-\x1F]*. In a lexer state that provably stays live
   // and non-accepting over every such prefix, all of them are inside tokens at once, and only the

@@ -24,8 +24,13 @@ std::string GrammarSpec::cache_key() const {
     key += c;
   }
   if (kind == Kind::kToolCalls) {
-    key += str_cat(";", tool_calls.family.size(), ":", tool_calls.family, ";", tool_calls.parallel ? 1 : 0, ";",
+    key += str_cat(";", tool_calls.family.size(), ":", tool_calls.family, ";", tool_calls.dialect.size(), ":",
+                   tool_calls.dialect, ";", tool_calls.parallel ? 1 : 0, ";", tool_calls.lazy ? 1 : 0, ";",
                    tool_calls.prefix.size(), ":", tool_calls.prefix);
+    for (const auto* markers : {&tool_calls.special_markers, &tool_calls.end_markers}) {
+      key += str_cat(";", markers->size());
+      for (const std::string& m : *markers) key += str_cat(";", m.size(), ":", m);
+    }
     for (const ToolCallTool& t : tool_calls.tools) {
       key += str_cat(";", t.name.size(), ":", t.name, ";", t.strict ? 1 : 0, ";", t.parameters_json.size(), ":");
       key += t.parameters_json;

@@ -137,9 +137,13 @@ bool Matcher::accept_token(int32_t id) {
     s.token_starts.push_back(before);
     return true;
   }
-  if (id < 0 || static_cast<size_t>(id) >= s.vocab->size() || s.vocab->is_special(id)) return false;
-  const std::string_view bytes = s.vocab->token_bytes(id);
-  if (bytes.empty() || !accept_bytes(bytes)) return false;
+  if (id < 0 || static_cast<size_t>(id) >= s.vocab->size()) return false;
+  // A special token matches its literal; a text token with a 0xFF byte is never text, and must
+  // not spell a special token's literal.
+  const std::string_view bytes = s.vocab->is_special(id) ? std::string_view(s.vocab->impl().special_literal[static_cast<size_t>(id)])
+                                                        : s.vocab->token_bytes(id);
+  if (bytes.empty() || (!s.vocab->is_special(id) && bytes.find('\xFF') != std::string_view::npos)) return false;
+  if (!accept_bytes(bytes)) return false;
   s.token_starts.push_back(before);
   return true;
 }

@@ -8,9 +8,9 @@
 //   Matcher          one per sequence: the parse state; cheap to copy (n > 1 copies it).
 //
 // A mask is a packed bitmask of mask_words() 32-bit words: token id t is allowed when bit t % 32 of
-// word t / 32 is set. End-of-sequence ids are allowed exactly where the grammar can end; special
-// tokens that are not end ids are never allowed; every other token is allowed when its bytes
-// continue a sentence of the grammar.
+// word t / 32 is set. End-of-sequence ids are allowed exactly where the grammar can end; a special
+// token that is not an end id is allowed only where the grammar names it (special_token_literal);
+// every other token is allowed when its bytes continue a sentence of the grammar.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,12 @@ class Tokenizer;
 }
 
 namespace kiln::grammar {
+
+// The bytes that stand for the special token whose text is `text` in a grammar: 0xFF, the text,
+// 0xFF. Valid UTF-8 never holds the byte 0xFF, so no text terminal matches it, and text tokens with
+// that byte are never allowed: only the special token itself matches its literal. A grammar that
+// wants a marker as the model's special token (`[TOOL_CALLS]`, `<|channel|>`) writes this literal.
+std::string special_token_literal(std::string_view text);
 
 class TokenVocabulary {
  public:

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "kiln/core/str.h"
 #include "kiln/grammar/engine.h"
 #include "kiln/text/tokenizer.h"
 
@@ -223,6 +224,8 @@ TokenVocabulary::Impl::Slice json_string_slice(const TokenVocabulary::Impl& v,
 
 }  // namespace
 
+std::string special_token_literal(std::string_view text) { return str_cat("\xFF", text, "\xFF"); }
+
 TokenVocabulary::TokenVocabulary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenVocabulary::~TokenVocabulary() = default;
 
@@ -253,11 +256,18 @@ std::shared_ptr<const TokenVocabulary> TokenVocabulary::from_bytes(std::vector<s
   impl->end_ids = std::move(end_ids);
   std::vector<uint8_t> text(n, 1);
   for (int32_t e : impl->end_ids) text[static_cast<size_t>(e)] = 0;
+  impl->special_literal.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (text[i] && impl->special[i] && !impl->bytes[i].empty()) impl->special_literal[i] = special_token_literal(impl->bytes[i]);
+  }
   std::vector<std::pair<std::string_view, int32_t>> entries;
   entries.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    if (text[i] && !impl->special[i] && !impl->bytes[i].empty()) {
-      entries.emplace_back(impl->bytes[i], static_cast<int32_t>(i));
+    const std::string& b = impl->bytes[i];
+    if (!impl->special_literal[i].empty()) {
+      entries.emplace_back(impl->special_literal[i], static_cast<int32_t>(i));
+    } else if (text[i] && !impl->special[i] && !b.empty() && b.find('\xFF') == std::string::npos) {
+      entries.emplace_back(b, static_cast<int32_t>(i));
     }
   }
   std::sort(entries.begin(), entries.end());

@@ -29,6 +29,10 @@ struct AccessRecord {
   std::string error;               // the error message when status >= 400 (or a stream ended in one)
   std::string client;              // who asked (job_tracker.h: an API key's id or the address)
   std::shared_ptr<ActiveJob> job;  // the request's job, once it was submitted (job_tracker.h)
+  // Rate limits (rate_limit.h): the client the request was counted as ("" when not limited) and
+  // the tokens charged at admission, of which what the request did not use is refunded.
+  std::string rate_client;
+  int64_t rate_tokens_charged = 0;
 };
 
 // The method, path and error are logged up to these sizes, then cut with their full size noted.

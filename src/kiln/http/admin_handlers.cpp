@@ -10,8 +10,6 @@
 
 namespace kiln::http {
 
-namespace {
-
 Json model_status_json(const pool::ModelStatus& m) {
   Json j = {{"id", m.id},
             {"object", "model"},
@@ -40,6 +38,8 @@ Json model_status_json(const pool::ModelStatus& m) {
   if (m.state == pool::ModelState::kFailed) j["retry_in_seconds"] = std::ceil(m.retry_in_seconds);
   return j;
 }
+
+namespace {
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -136,6 +136,35 @@ std::string render_pool_health(const pool::PoolStatus& st) {
   return dump(j);
 }
 
+namespace {
+
+std::function<void(Result<pool::ModelStatus>)> answer_with_status(const ExchangePtr& ex) {
+  return [ex](Result<pool::ModelStatus> st) {
+    ex->post([ex, st = std::move(st)] {
+      if (!st.is_ok()) return respond_status_error(ex, st.status());
+      ex->respond({200, "application/json", {}, render_model_status(*st)});
+    });
+  };
+}
+
+}  // namespace
+
+std::optional<ApiError> read_pinned(const Json& body, std::optional<bool>* pinned) {
+  if (!body.contains("pinned") || body["pinned"].is_null()) return std::nullopt;
+  bool pin = false;
+  if (auto e = read_bool(body, "pinned", &pin)) return e;
+  *pinned = pin;
+  return std::nullopt;
+}
+
+void load_model(const AppContext& ctx, const ExchangePtr& ex, const std::string& id, std::optional<bool> pinned) {
+  ctx.pool->load(id, pinned, answer_with_status(ex));
+}
+
+void unload_model(const AppContext& ctx, const ExchangePtr& ex, const std::string& id) {
+  ctx.pool->unload(id, answer_with_status(ex));
+}
+
 void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex) {
   if (auto e = check_admin_key(ctx, ex)) return ex->respond_error(*e);
   pool::PoolStatus st = ctx.pool->status();
@@ -184,25 +213,15 @@ void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex) {
         "unknown_url"));
   }
   id = id.substr(0, slash);
-  auto answer = [ex](Result<pool::ModelStatus> st) {
-    ex->post([ex, st = std::move(st)] {
-      if (!st.is_ok()) return respond_status_error(ex, st.status());
-      ex->respond({200, "application/json", {}, render_model_status(*st)});
-    });
-  };
-  if (action == "unload") return ctx.pool->unload(id, std::move(answer));
+  if (action == "unload") return unload_model(ctx, ex, id);
   std::optional<bool> pinned;
   const std::string& body = ex->request().body;
   if (!trim(body).empty()) {
     Json j;
     if (auto e = parse_json_body(body, &j)) return ex->respond_error(*e);
-    bool pin = false;
-    if (j.contains("pinned") && !j["pinned"].is_null()) {
-      if (auto e = read_bool(j, "pinned", &pin)) return ex->respond_error(*e);
-      pinned = pin;
-    }
+    if (auto e = read_pinned(j, &pinned)) return ex->respond_error(*e);
   }
-  ctx.pool->load(id, pinned, std::move(answer));
+  load_model(ctx, ex, id, pinned);
 }
 
 }  // namespace kiln::http

@@ -9,9 +9,11 @@
 //   POST /v1/admin/models/rescan        re-read kiln.toml and the model directories
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "kiln/http/app.h"
+#include "kiln/http/json_fields.h"
 #include "kiln/pool/pool_status.h"
 
 namespace kiln::http {
@@ -22,9 +24,17 @@ void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex);
 void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_admin_rescan(const AppContext& ctx, const ExchangePtr& ex);
 
+// Load (pinning or unpinning it when `pinned` is set) or unload `id`, answered with the model's
+// status once done: the admin routes and the seed's /v1/models/load and /unload share these.
+// {"pinned": bool} of a load request's body, if there.
+std::optional<ApiError> read_pinned(const Json& body, std::optional<bool>* pinned);
+void load_model(const AppContext& ctx, const ExchangePtr& ex, const std::string& id, std::optional<bool> pinned);
+void unload_model(const AppContext& ctx, const ExchangePtr& ex, const std::string& id);
+
 // {"budget_bytes", "used_bytes", "loaded", "models": {state: count}} for /health.
 std::string render_pool_health(const pool::PoolStatus& status);
 // One model of GET /v1/admin/models.
 std::string render_model_status(const pool::ModelStatus& m);
+Json model_status_json(const pool::ModelStatus& m);
 
 }  // namespace kiln::http

@@ -6,9 +6,24 @@
 #include "kiln/http/handlers.h"
 #include "kiln/http/job_tracker.h"
 #include "kiln/http/messages_api.h"
+#include "kiln/http/rate_limit.h"
 #include "kiln/http/server.h"
 
 namespace kiln::http {
+
+namespace {
+
+// With an admin key, only that key opens these: the pool's controls, and what shows every
+// client's requests or the server's load (the jobs API and the seed's aliases).
+bool is_admin_request(const HttpRequest& req) {
+  const std::string& p = req.path;
+  if (starts_with(p, "/v1/admin/") || p == "/v1/jobs" || starts_with(p, "/v1/jobs/")) return true;
+  if (p == "/v1/queue/stats" || p == "/v1/health/metrics" || p == "/v1/models/load") return true;
+  if (!starts_with(p, "/v1/models/")) return false;
+  return req.method == "DELETE" || ends_with(p, "/info") || ends_with(p, "/stats");
+}
+
+}  // namespace
 
 App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
     : options_(std::move(options)), metrics_(registry, [&pool](std::string_view id) {
@@ -28,8 +43,15 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   };
   route("POST", "/v1/chat/completions", handle_chat_completions);
   route("POST", "/v1/completions", handle_completions);
+  route("POST", "/v1/embeddings", handle_embeddings);
+  route("POST", "/v1/rerank", handle_rerank);
+  route("POST", "/v1/score", handle_score);
   route("GET", "/v1/models", handle_list_models);
   route("GET", "/v1/models/{id}", handle_get_model);
+  route("POST", "/v1/models/load", handle_models_load);
+  route("DELETE", "/v1/models/{id}", handle_models_delete);
+  route("GET", "/v1/queue/stats", handle_queue_stats);
+  route("GET", "/v1/health/metrics", handle_health_metrics);
   route("GET", "/v1/admin/models", handle_admin_list_models);
   route("POST", "/v1/admin/models/rescan", handle_admin_rescan);
   route("GET", "/v1/admin/models/{id}", handle_admin_model);
@@ -95,12 +117,18 @@ void App::handle(const ExchangePtr& ex) {
     return ex->respond(r);
   }
   if (starts_with(req.path, "/v1/")) {
-    // The jobs API shows every client's requests: with an admin key, only that key opens it.
-    const bool admin = (starts_with(req.path, "/v1/admin/") || req.path == "/v1/jobs" || starts_with(req.path, "/v1/jobs/")) &&
-                       options_.admin_keys.enabled();
+    const bool admin = options_.admin_keys.enabled() && is_admin_request(req);
     if (auto e = (admin ? options_.admin_keys : options_.api_keys).check(req)) return ex->respond_error(*e);
   }
   if (ctx_.jobs != nullptr && is_job_route(m.pattern)) ex->record().client = ctx_.jobs->client_of(req);
+  if (ctx_.limits != nullptr && starts_with(req.path, "/v1/")) {
+    // Generation requests take from the request bucket; the rest carry the headers only.
+    if (!is_job_route(m.pattern)) {
+      ctx_.limits->show(ex);
+    } else if (auto e = ctx_.limits->admit(ex)) {
+      return ex->respond_error(*e);
+    }
+  }
   if (req.method == "POST") {
     const std::string* ct = req.header("content-type");
     std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));
@@ -119,6 +147,7 @@ void App::on_done(const AccessRecord& r) {
   if (options_.access_log) log_raw(access_log_line(r));
   metrics_.record(r);
   if (ctx_.jobs != nullptr) ctx_.jobs->on_done(r);
+  if (ctx_.limits != nullptr) ctx_.limits->on_done(r);
 }
 
 }  // namespace kiln::http

@@ -21,6 +21,7 @@ namespace kiln::http {
 
 class Server;
 class JobTracker;
+class RateLimits;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -47,6 +48,7 @@ struct AppContext {
   const AppOptions* options = nullptr;
   const Server* server = nullptr;  // for /health while draining; may be null in tests
   JobTracker* jobs = nullptr;      // null: jobs are not recorded (--database off, tests)
+  RateLimits* limits = nullptr;    // null: no rate limits configured
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
@@ -61,6 +63,8 @@ class App {
   void set_server(const Server* server);
   // Records jobs and serves /v1/jobs through `jobs` (which outlives the app's requests).
   void set_jobs(JobTracker* jobs) { ctx_.jobs = jobs; }
+  // Enforces rate limits through `limits` (which outlives the app's requests).
+  void set_rate_limits(RateLimits* limits) { ctx_.limits = limits; }
   void handle(const ExchangePtr& ex);
   void on_done(const AccessRecord& record);
 

@@ -18,4 +18,9 @@ text::ChatTemplateInput chat_template_input(const ChatRequest& req);
 Result<std::string> render_chat_prompt(const text::ChatTemplate& tmpl, const ChatRequest& req,
                                        text::ChatTemplateInput* in, bool* raised);
 
+// continue_final_message: cuts `prompt` right after the last message's content, dropping the
+// end-of-turn the template closed it with, as vLLM does. A 400 naming continue_final_message when
+// the rendered prompt does not hold that content (a template that rewrites it).
+Result<std::string> continue_final_message(std::string prompt, const ChatRequest& req);
+
 }  // namespace kiln::http

@@ -1,5 +1,7 @@
 #include "kiln/http/exchange.h"
 
+#include "kiln/core/str.h"
+
 #include <random>
 
 #include "kiln/http/asio.h"
@@ -46,6 +48,13 @@ Exchange::~Exchange() {
 }
 
 void Exchange::add_response_headers(const Headers& h) { extra_headers_.insert(extra_headers_.end(), h.begin(), h.end()); }
+
+void Exchange::set_response_headers(const Headers& h) {
+  for (const auto& [name, value] : h) {
+    std::erase_if(extra_headers_, [&](const auto& e) { return ascii_lower(e.first) == ascii_lower(name); });
+    extra_headers_.emplace_back(name, value);
+  }
+}
 
 void Exchange::post(std::function<void()> fn) {
   boost::asio::post(connection_->executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });

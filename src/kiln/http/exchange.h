@@ -44,6 +44,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void add_response_headers(const Headers& h);
   // How this exchange's errors look (OpenAI's unless an API route says otherwise).
   void set_error_format(const ErrorFormat& format) { error_format_ = &format; }
+  // Like add_response_headers, replacing any header already added under the same name.
+  void set_response_headers(const Headers& h);
 
   // Runs `fn` on this exchange's strand. Thread-safe.
   void post(std::function<void()> fn);

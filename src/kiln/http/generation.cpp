@@ -5,9 +5,11 @@
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
+#include "kiln/text/utf8.h"
 #include "kiln/http/choice_events.h"
 #include "kiln/http/choice_text.h"
 #include "kiln/http/job_tracker.h"
+#include "kiln/http/rate_limit.h"
 #include "kiln/http/sse.h"
 #include "kiln/serve/grammar_constraint.h"
 
@@ -22,7 +24,7 @@ struct ChoiceState {
   ChoiceEvents events;                         // what the parser found
   std::string pending;                 // text not yet sent (streaming) or the whole text (not streaming)
   std::vector<LogprobEntry> logprobs;  // likewise
-  int64_t emitted = 0;                 // bytes of text already sent, echo included (text_offset)
+  int64_t emitted = 0;                 // characters of text already sent, echo included (text_offset)
   std::string finish_reason;
   std::string stop_sequence;  // the stop string that ended it
   bool done = false;
@@ -83,6 +85,15 @@ class Session : public std::enable_shared_from_this<Session> {
       choices_.emplace_back(ChoiceText(plan_.lease.tokenizer_ptr(), stops, context, keep_special), std::move(parser));
     }
     runtime::SamplingParams sampling = sampling_for(p, plan_.lease.generation());
+    if (ctx_.limits != nullptr) {
+      // Tokens per minute: the prompts and the most every choice may generate, charged now; what
+      // the request does not use is refunded when it is answered.
+      int64_t tokens = 0;
+      for (size_t i = 0; i < plan_.prompts.size(); ++i) {
+        tokens += static_cast<int64_t>(plan_.prompts[i].size()) + n * max_tokens[i];
+      }
+      if (auto e = ctx_.limits->charge(ex_, tokens)) return ex_->respond_error(*e);
+    }
     for (size_t i = 0; i < plan_.prompts.size(); ++i) {
       serve::Request r;
       r.id = ex_->request_id();
@@ -111,7 +122,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // DELETE /v1/jobs/{id}: the same cancellation as a client that leaves, on this strand.
       std::weak_ptr<Session> weak = self;
       std::weak_ptr<Exchange> wex = ex_;
-      job_ = ctx_.jobs->begin(ex_, plan_.lease.id(), p.stream, [weak, wex] {
+      job_ = ctx_.jobs->begin(ex_, plan_.lease.id(), p.stream, plan_.lease.store_bodies(), [weak, wex] {
         if (auto ex = wex.lock()) {
           ex->post([weak] {
             if (auto me = weak.lock()) me->cancel_by_job();
@@ -123,7 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const std::string* echo = echo_of(g);
       if (echo == nullptr) continue;
       // The echoed prompt opens the choice's text: a stream sends it first, a response holds it.
-      choices_[g].emitted = static_cast<int64_t>(echo->size());
+      choices_[g].emitted = static_cast<int64_t>(text::utf8_code_points(*echo));
       if (!p.stream) choices_[g].pending = *echo;
     }
     if (p.stream) {
@@ -348,7 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
     d.logprobs = std::move(s.logprobs);
     d.text_offset = s.emitted;
     send(writer_->delta(d));
-    s.emitted += static_cast<int64_t>(s.pending.size());
+    s.emitted += static_cast<int64_t>(text::utf8_code_points(s.pending));
     s.pending.clear();
     s.logprobs.clear();
   }
@@ -405,11 +416,11 @@ class Session : public std::enable_shared_from_this<Session> {
       c.stop_sequence = choices_[g].stop_sequence;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);
-      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(echo_of(g)->size());
+      c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(text::utf8_code_points(*echo_of(g)));
       out.push_back(std::move(c));
     }
     std::string body = plan_.api->response(plan_.meta, out, usage_);
-    if (job_ && ctx_.jobs->options().store_bodies) job_->set_response_body(body);
+    if (job_ && job_->stores_bodies()) job_->set_response_body(body);
     ex_->respond({200, "application/json", {}, std::move(body)});
   }
 
@@ -469,6 +480,9 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   std::shared_ptr<const serve::ConstraintFactory> constraint;
   std::optional<grammar::GrammarSpec> tool_spec;
   if (auto e = tool_grammar_spec(plan.tool_constraint, &tool_spec)) return ex->respond_error(*e);
+  const bool lazy = tool_spec && tool_spec->tool_calls.lazy;
+  // Under auto the response_format decides the answer's shape; strict tools then go unenforced.
+  if (lazy && p.structured) tool_spec.reset();
   if (tool_spec && p.structured) {
     // One grammar per answer: a forced call already fixes its shape (docs/tool-calling-api.md).
     return ex->respond_error(invalid_param(p.structured->param, str_cat(p.structured->param,
@@ -486,7 +500,12 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
       if (compiled.status().code() != StatusCode::kInvalidArgument) e = api_error_from_status(compiled.status(), spec_param);
       return ex->respond_error(e);
     }
-    constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());
+    if (lazy && tool_spec) {
+      constraint = serve::lazy_grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary(),
+                                                  *grammar::tool_call_trigger(tool_spec->tool_calls));
+    } else {
+      constraint = serve::grammar_constraint(std::move(compiled).value(), plan.lease.token_vocabulary());
+    }
   }
   auto session = std::make_shared<Session>(ctx, ex, std::move(plan));
   session->start(max_tokens, *stops, std::move(constraint));

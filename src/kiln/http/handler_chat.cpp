@@ -67,6 +67,11 @@ std::optional<ApiError> build_prompt(ChatRequest& req, const pool::ModelLease& l
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
     return e;
   }
+  if (req.continue_final_message) {
+    auto cut = continue_final_message(std::move(rendered).value(), req);
+    if (!cut.is_ok()) return ex->respond_error(api_error_from_status(cut.status(), "continue_final_message"));
+    rendered = std::move(cut);
+  }
   const text::DetectedFormats& formats = lease.output_formats();
   if (req.tool.offered() && formats.tool_parser.empty()) {
     // A template that renders the same prompt with and without tools cannot show them to the
@@ -117,6 +122,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     // would read the call as reasoning.
     plan.tool_constraint.prefix = str_cat(text::reasoning_close_marker(formats.reasoning_parser), "\n\n");
   }
+  resolve_tool_markers(&plan.tool_constraint, tmpl->source(), plan.lease.tokenizer(), *plan.lease.token_vocabulary());
   run_generation(ctx, ex, std::move(plan));
 }
 

@@ -62,6 +62,8 @@ Json job_json(const Job& j) {
   return o;
 }
 
+}  // namespace
+
 // ?a=1&b=x -> {a: 1, b: x}, percent-decoded ('+' is a space); nullopt on a bad escape.
 std::optional<std::map<std::string, std::string>> query_params(const std::string& target) {
   std::map<std::string, std::string> out;
@@ -91,6 +93,8 @@ ApiError store_error(const Status& s) {
   e.retry_after_seconds = 1;
   return e;
 }
+
+namespace {
 
 ApiError busy() {
   ApiError e = error_with_status(503, "Too many job queries are waiting; retry shortly.", "job_store_busy");
@@ -306,51 +310,67 @@ void handle_cancel_job(const AppContext& ctx, const ExchangePtr& ex) {
       });
 }
 
+std::optional<ApiError> read_stats_window(const std::map<std::string, std::string>& q, int64_t* since, int64_t* until) {
+  *until = jobs::system_now_ms() + 1;
+  if (auto e = read_time(q, "until", until)) return e;
+  pool::Millis window = kDefaultStatsWindow;
+  if (auto it = q.find("window"); it != q.end()) {
+    auto w = pool::parse_duration(it->second);
+    if (!w.is_ok() || w->count() <= 0) return invalid_param("window", "expected a duration such as 15m, 1h or 7d.");
+    window = *w;
+  }
+  *since = *until - window.count();
+  return read_time(q, "since", since);
+}
+
+void query_job_stats(const AppContext& ctx, const ExchangePtr& ex, int64_t since, int64_t until, std::string model,
+                     std::function<void(const ExchangePtr&, Result<Json>&)> done) {
+  auto* tracker = ctx.jobs;
+  run_query<Json>(
+      ctx, ex,
+      [since, until, model = std::move(model), tracker](JobStore& s) -> Result<Json> {
+        auto st = s.stats(since, until, model);
+        if (!st.is_ok()) return st.status();
+        Json by_status = Json::object();
+        for (int i = 0; i < 5; ++i) by_status[std::string(jobs::job_status_name(static_cast<jobs::JobStatus>(i)))] = st->by_status[i];
+        return Json{{"object", "job.stats"},
+                    {"since_ms", st->since_ms},
+                    {"until_ms", st->until_ms},
+                    {"total", st->total},
+                    {"by_status", by_status},
+                    {"usage",
+                     {{"prompt_tokens", st->prompt_tokens},
+                      {"completion_tokens", st->completion_tokens},
+                      {"total_tokens", st->prompt_tokens + st->completion_tokens}}},
+                    {"generation_ms", st->generation_ms},
+                    {"latency_ms",
+                     {{"duration", percentiles_json(st->duration_ms)},
+                      {"ttft", percentiles_json(st->ttft_ms)},
+                      {"queue_wait", percentiles_json(st->queue_wait_ms)}}},
+                    {"store",
+                     {{"pending_writes", tracker->recorder().pending()},
+                      {"written", tracker->recorder().written()},
+                      {"dropped", tracker->recorder().dropped()}}}};
+      },
+      std::move(done));
+}
+
 void handle_job_stats(const AppContext& ctx, const ExchangePtr& ex) {
   if (ctx.jobs == nullptr) return ex->respond_error(jobs_off());
   auto q = query_params(ex->request().target);
   if (!q) return ex->respond_error(error_with_status(400, "Malformed query string.", "invalid_query"));
   for (const auto& [k, v] : *q) {
-    if (k != "window" && k != "since" && k != "until") {
+    if (k != "window" && k != "since" && k != "until" && k != "model") {
       return ex->respond_error(invalid_param(k, str_cat("unknown query parameter '", echo_value(k), "'."), "unknown_parameter"));
     }
   }
-  int64_t until = jobs::system_now_ms() + 1, since = 0;
-  if (auto e = read_time(*q, "until", &until)) return ex->respond_error(*e);
-  pool::Millis window = kDefaultStatsWindow;
-  if (auto it = q->find("window"); it != q->end()) {
-    auto w = pool::parse_duration(it->second);
-    if (!w.is_ok() || w->count() <= 0) return ex->respond_error(invalid_param("window", "expected a duration such as 15m, 1h or 7d."));
-    window = *w;
-  }
-  since = until - window.count();
-  if (auto e = read_time(*q, "since", &since)) return ex->respond_error(*e);
-  auto* tracker = ctx.jobs;
-  run_query<jobs::JobStats>(
-      ctx, ex, [since, until](JobStore& s) { return s.stats(since, until); },
-      [tracker](const ExchangePtr& x, Result<jobs::JobStats>& st) {
-        if (!st.is_ok()) return x->respond_error(store_error(st.status()));
-        Json by_status = Json::object();
-        for (int i = 0; i < 5; ++i) by_status[std::string(jobs::job_status_name(static_cast<jobs::JobStatus>(i)))] = st->by_status[i];
-        Json body = {{"object", "job.stats"},
-                     {"since_ms", st->since_ms},
-                     {"until_ms", st->until_ms},
-                     {"total", st->total},
-                     {"by_status", by_status},
-                     {"usage",
-                      {{"prompt_tokens", st->prompt_tokens},
-                       {"completion_tokens", st->completion_tokens},
-                       {"total_tokens", st->prompt_tokens + st->completion_tokens}}},
-                     {"latency_ms",
-                      {{"duration", percentiles_json(st->duration_ms)},
-                       {"ttft", percentiles_json(st->ttft_ms)},
-                       {"queue_wait", percentiles_json(st->queue_wait_ms)}}},
-                     {"store",
-                      {{"pending_writes", tracker->recorder().pending()},
-                       {"written", tracker->recorder().written()},
-                       {"dropped", tracker->recorder().dropped()}}}};
-        x->respond({200, "application/json", {}, dump(body)});
-      });
+  int64_t since = 0, until = 0;
+  if (auto e = read_stats_window(*q, &since, &until)) return ex->respond_error(*e);
+  std::string model = q->count("model") != 0 ? q->at("model") : "";
+  query_job_stats(ctx, ex, since, until, std::move(model), [](const ExchangePtr& x, Result<Json>& st) {
+    if (!st.is_ok()) return x->respond_error(store_error(st.status()));
+    x->respond({200, "application/json", {}, dump(*st)});
+  });
 }
 
 void handle_export_jobs(const AppContext& ctx, const ExchangePtr& ex) {

@@ -1,4 +1,4 @@
-// GET /health, /version, /metrics, /v1/models and /v1/models/{id}.
+// GET /health, /version, /metrics, /v1/models and /v1/models/{id} (and its /info and /stats).
 #include <nlohmann/json.hpp>
 
 #include "kiln/http/admin_handlers.h"
@@ -33,6 +33,8 @@ void handle_get_model(const AppContext& ctx, const ExchangePtr& ex) {
   for (const auto& m : ctx.pool->list()) {
     if (m.id == id) return ex->respond({200, "application/json", {}, render_model(m)});
   }
+  // ".../info" and ".../stats" of a model, unless a model has that very id.
+  if (handle_model_subresource(ctx, ex, id)) return;
   ApiError e = api_error_from_status(pool::model_not_found(echo_value(id)), "model");
   e.code = "model_not_found";
   ex->respond_error(e);

@@ -1,10 +1,9 @@
 #include "kiln/http/job_tracker.h"
 
-#include <boost/uuid/detail/sha1.hpp>
-
-#include <cstdio>
+#include <vector>
 
 #include "kiln/core/str.h"
+#include "kiln/http/auth.h"
 
 namespace kiln::http {
 
@@ -129,26 +128,12 @@ JobTracker::JobTracker(jobs::JobRecorder& recorder, jobs::JobQueries& queries, J
     : recorder_(recorder), queries_(queries), options_(std::move(options)) {}
 
 std::string JobTracker::client_of(const HttpRequest& request) const {
-  const std::string* auth = request.header("authorization");
-  if (auth == nullptr) auth = request.header("x-api-key");  // Anthropic's clients
-  if (!options_.api_keys || auth == nullptr) {
-    // "address:port": the port changes with every connection, the client does not.
-    const size_t colon = request.remote.rfind(':');
-    return clean(colon == std::string::npos ? request.remote : request.remote.substr(0, colon), kMaxFieldBytes);
-  }
-  std::string_view key = trim(*auth);
-  if (starts_with(ascii_lower(key.substr(0, 7)), "bearer ")) key = trim(key.substr(7));
-  boost::uuids::detail::sha1 h;
-  h.process_bytes(key.data(), key.size());
-  boost::uuids::detail::sha1::digest_type d;
-  h.get_digest(d);
-  char hex[16];
-  std::snprintf(hex, sizeof(hex), "%08x%04x", d[0], d[1] >> 16);
-  return std::string("key_") + hex;
+  return clean(client_id(request, options_.api_keys), kMaxFieldBytes);
 }
 
 std::shared_ptr<ActiveJob> JobTracker::begin(const ExchangePtr& ex, const std::string& model, bool stream,
-                                             std::function<void()> cancel) {
+                                             std::optional<bool> store_bodies, std::function<void()> cancel) {
+  const bool bodies = store_bodies.value_or(options_.store_bodies);
   jobs::Job j;
   j.id = clean(ex->request_id(), kMaxFieldBytes);
   j.node = options_.node;
@@ -159,8 +144,9 @@ std::shared_ptr<ActiveJob> JobTracker::begin(const ExchangePtr& ex, const std::s
   const auto received = ex->start_time();
   j.received_ms = now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::steady_clock::now() - received).count();
-  if (options_.store_bodies) j.request_body = clean(ex->request().body, std::string::npos);
+  if (bodies) j.request_body = clean(ex->request().body, std::string::npos);
   auto job = std::make_shared<ActiveJob>(std::move(j), received, std::move(cancel));
+  job->store_bodies_ = bodies;
   job->recorder_ = &recorder_;
   recorder_.record(job->snapshot());
   {
@@ -178,7 +164,7 @@ void JobTracker::on_done(const AccessRecord& r) {
     {
       std::lock_guard<std::mutex> lk(active->mu_);
       finish_job(active->job_, r, active->cancel_requested_);
-      if (!options_.store_bodies) active->job_.response_body.clear();
+      if (!active->store_bodies_) active->job_.response_body.clear();
       j = active->job_;
     }
     recorder_.record(std::move(j));
@@ -212,6 +198,19 @@ std::optional<jobs::Job> JobTracker::cancel(const std::string& id) {
   }
   job->request_cancel();
   return job->snapshot();
+}
+
+int64_t JobTracker::cancel_model(const std::string& model) {
+  std::vector<std::shared_ptr<ActiveJob>> jobs;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [id, job] : active_) {
+      if (job->snapshot().model == model) jobs.push_back(job);
+    }
+  }
+  int64_t n = 0;
+  for (const auto& job : jobs) n += job->request_cancel() ? 1 : 0;
+  return n;
 }
 
 }  // namespace kiln::http

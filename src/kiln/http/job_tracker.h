@@ -39,6 +39,8 @@ class ActiveJob {
   // The engine's own timing of the request, once it is done (exact started / first token times).
   void set_timing(const serve::RequestTiming& t);
   void set_response_body(const std::string& body);
+  // Its bodies are kept (--store-bodies, or the model's store_bodies setting).
+  bool stores_bodies() const { return store_bodies_; }
   // Asks the request to stop (posts to its strand); true the first time.
   bool request_cancel();
   bool cancel_requested() const;
@@ -53,6 +55,7 @@ class ActiveJob {
   const std::chrono::steady_clock::time_point received_;
   std::function<void()> cancel_;
   bool cancel_requested_ = false;
+  bool store_bodies_ = false;
   jobs::JobRecorder* recorder_ = nullptr;
 };
 
@@ -66,13 +69,16 @@ class JobTracker {
 
   // A generation request was submitted to `model`'s worker: records it as queued and keeps it
   // cancellable. `cancel` runs on any thread and must post to the request's strand.
+  // `store_bodies`: the model's own setting, over --store-bodies when set.
   std::shared_ptr<ActiveJob> begin(const ExchangePtr& ex, const std::string& model, bool stream,
-                                   std::function<void()> cancel);
+                                   std::optional<bool> store_bodies, std::function<void()> cancel);
   // Every finished exchange: records the final state of a job route's request (one that never
   // reached begin(), refused before it ran, is recorded too; one refused for its API key is not).
   void on_done(const AccessRecord& r);
   // The job in flight here with this id, asked to cancel; nullopt when none runs here.
   std::optional<jobs::Job> cancel(const std::string& id);
+  // Asks every request of `model` in flight here to cancel (an unload with force=true); how many.
+  int64_t cancel_model(const std::string& model);
 
   // The id a client is recorded under: "key_" + the first 12 hex digits of the key's SHA-1 (never
   // the key), or the client's address when no API keys are configured.

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "kiln/core/str.h"
 #include "kiln/http/sse.h"
 
 namespace kiln::http {
@@ -73,16 +74,29 @@ std::string client_facing_message(std::string_view message, std::string_view req
   return out;
 }
 
+Status wrong_model_kind(std::string_view requested, model::ModelKind has) {
+  auto serves = [](model::ModelKind k) -> std::string_view {
+    switch (k) {
+      case model::ModelKind::kEmbed: return "an embedding model: it serves /v1/embeddings only";
+      case model::ModelKind::kRerank: return "a reranker: it serves /v1/rerank and /v1/score only";
+      case model::ModelKind::kGenerate: break;
+    }
+    return "a text generation model: it serves /v1/chat/completions and /v1/completions, not this endpoint";
+  };
+  return invalid_argument(str_cat("The model ", echo_value(requested), " is ", serves(has), "."))
+      .with_param("model");
+}
+
 void acquire_model(const AppContext& ctx, const ExchangePtr& ex, const GenerationParams& params,
-                   std::function<void(Result<pool::ModelLease>)> then) {
+                   std::function<void(Result<pool::ModelLease>)> then, model::ModelKind kind) {
   auto wait = std::make_shared<Wait>();
   pool::AcquireOptions options;
   if (params.keep_alive_ms) options.keep_alive = pool::Millis(*params.keep_alive_ms);
   pool::ModelPool* pool = ctx.pool;
   std::string requested = params.model;
   ctx.pool->acquire(params.model, options,
-                    [pool, ex, wait, requested, then = std::move(then)](Result<pool::ModelLease> lease) mutable {
-    ex->post([pool, wait, requested, then = std::move(then), lease = std::move(lease)]() mutable {
+                    [pool, ex, wait, requested, kind, then = std::move(then)](Result<pool::ModelLease> lease) mutable {
+    ex->post([pool, wait, requested, kind, then = std::move(then), lease = std::move(lease)]() mutable {
       wait->answered = true;
       if (!lease.is_ok()) {
         // On the strand, not in the pool's callback: model_status() takes the pool's lock.
@@ -90,6 +104,7 @@ void acquire_model(const AppContext& ctx, const ExchangePtr& ex, const Generatio
         std::string dir = st ? st->dir : std::string();
         return then(Status(lease.status().code(), client_facing_message(lease.status().message(), requested, dir)));
       }
+      if (lease->task().kind != kind) return then(wrong_model_kind(requested, lease->task().kind));
       then(std::move(lease));
     });
   });

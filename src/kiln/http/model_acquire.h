@@ -13,9 +13,14 @@
 namespace kiln::http {
 
 // Acquires `params.model` (with the request's keep_alive) and runs `then` on the exchange's strand.
-// A failure reaches `then` as client_facing_status() makes it.
+// A failure reaches `then` as client_facing_status() makes it; a model of another kind than the
+// endpoint serves (`kind`) reaches it as an invalid-argument status naming "model".
 void acquire_model(const AppContext& ctx, const ExchangePtr& ex, const GenerationParams& params,
-                   std::function<void(Result<pool::ModelLease>)> then);
+                   std::function<void(Result<pool::ModelLease>)> then,
+                   model::ModelKind kind = model::ModelKind::kGenerate);
+
+// The 400 for a request to a model of the wrong kind: which endpoints that model serves.
+Status wrong_model_kind(std::string_view requested, model::ModelKind has);
 
 // A model's error (a failed load, a missing chat template) as an API client may see it, for a
 // request that named the model `requested`: that name goes back as the client sent it (through

@@ -76,6 +76,13 @@ std::optional<ApiError> parse_common(const Json& body, GenerationParams* p) {
   std::optional<int64_t> max_tokens, max_completion_tokens;
   KILN_API_CHECK(read_int(body, "max_tokens", 1, kIntMax, &max_tokens));
   KILN_API_CHECK(read_int(body, "max_completion_tokens", 1, kIntMax, &max_completion_tokens));
+  // Both given and different: which one a client meant is a guess, so neither wins
+  // (docs/openai-conformance.md).
+  if (max_tokens && max_completion_tokens && *max_tokens != *max_completion_tokens) {
+    return invalid_param("max_completion_tokens",
+                         str_cat("max_tokens (", *max_tokens, ") and max_completion_tokens (", *max_completion_tokens,
+                                 ") disagree: give one of them, or the same value in both."));
+  }
   p->max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
 
   KILN_API_CHECK(read_number(body, "temperature", 0.0, 2.0, &p->temperature));
@@ -246,6 +253,8 @@ std::optional<ApiError> parse_messages(const Json& body, ChatRequest* out) {
       }
     }
     messages.push_back(jinja::Value::dict(std::move(d)));
+    out->last_role = r;
+    out->last_content = cv.is_string() ? cv.str() : std::string();
   }
   if (!raw_calls.empty()) {
     // The same messages with each call's arguments left as the client's strings.
@@ -374,6 +383,39 @@ std::optional<int64_t> completion_budget(int64_t prompt_tokens, int64_t max_len,
   return default_max_tokens > 0 ? std::min(default_max_tokens, room) : room;
 }
 
+// Parameters that change what a client expects back and that kiln does not support: refused, never
+// ignored (docs/openai-conformance.md).
+std::optional<ApiError> refuse_unsupported_chat_fields(const Json& body) {
+  auto given = [&](const char* name) {
+    auto it = body.find(name);
+    return it != body.end() && !it->is_null();
+  };
+  if (auto m = body.find("modalities"); m != body.end() && !m->is_null()) {
+    if (!m->is_array()) return invalid_type("modalities", "an array", json_type_phrase(*m));
+    for (const auto& v : *m) {
+      if (!v.is_string()) return invalid_type("modalities", "an array of strings", "an array holding " + json_type_phrase(v));
+      if (v != "text") {
+        return invalid_param("modalities", str_cat("kiln produces text only; '", echo_value(v.get<std::string>()),
+                                                   "' is not supported."), "unsupported_value");
+      }
+    }
+  }
+  if (given("audio")) return invalid_param("audio", "kiln produces text only: audio output is not supported.", "unsupported_parameter");
+  if (given("prediction")) {
+    return invalid_param("prediction", "predicted outputs are not supported.", "unsupported_parameter");
+  }
+  if (given("web_search_options")) {
+    return invalid_param("web_search_options", "kiln does not search the web.", "unsupported_parameter");
+  }
+  for (const char* legacy : {"functions", "function_call"}) {
+    if (given(legacy)) {
+      return invalid_param(legacy, str_cat("'", legacy, "' is deprecated and not supported: use 'tools' and 'tool_choice'."),
+                           "unsupported_parameter");
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* out) {
   Json body;
   KILN_API_CHECK(parse_json_body(text, &body));
@@ -381,6 +423,7 @@ std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* o
 }
 
 std::optional<ApiError> parse_chat_body(const Json& body, ChatRequest* out) {
+  KILN_API_CHECK(refuse_unsupported_chat_fields(body));
   KILN_API_CHECK(parse_common(body, &out->params));
   KILN_API_CHECK(parse_messages(body, out));
   out->tools = jinja::Value(nullptr);
@@ -392,6 +435,18 @@ std::optional<ApiError> parse_chat_body(const Json& body, ChatRequest* out) {
   if (top && !logprobs) return invalid_param("top_logprobs", "'logprobs' must be true when 'top_logprobs' is given.");
   if (logprobs) out->params.num_logprobs = static_cast<int>(top.value_or(0));
   KILN_API_CHECK(read_bool(body, "add_generation_prompt", &out->add_generation_prompt));
+  KILN_API_CHECK(read_bool(body, "continue_final_message", &out->continue_final_message));
+  if (out->continue_final_message) {
+    // vLLM's rule: the reply continues the last (assistant) message instead of opening a new turn.
+    if (out->add_generation_prompt) {
+      return invalid_param("continue_final_message",
+                           "continue_final_message needs add_generation_prompt: false (a new turn cannot continue "
+                           "the last message).");
+    }
+    if (out->last_role != "assistant") {
+      return invalid_param("continue_final_message", "the last message must be an assistant message to continue it.");
+    }
+  }
   std::string effort;
   KILN_API_CHECK(read_string(body, "reasoning_effort", &effort));
   if (!effort.empty()) {
@@ -413,6 +468,50 @@ std::optional<ApiError> parse_chat_body(const Json& body, ChatRequest* out) {
   return std::nullopt;
 }
 
+std::optional<ApiError> parse_prompt_inputs(const Json& value, const std::string& param, std::vector<PromptInput>* out) {
+  const char* kPromptTypes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
+  auto token_list = [&](const Json& arr, const std::string& where, PromptInput* p) -> std::optional<ApiError> {
+    p->is_tokens = true;
+    if (arr.empty()) return invalid_param(where, "a token-id prompt must not be empty.");
+    for (const auto& t : arr) {
+      int64_t v = 0;
+      if (!json_to_int(t, &v)) return invalid_type(where, kPromptTypes, "an array holding " + json_type_phrase(t));
+      p->tokens.push_back(v);
+    }
+    return std::nullopt;
+  };
+  const Json* it = &value;
+  if (it->is_string()) {
+    out->push_back({false, it->get<std::string>(), {}});
+  } else if (it->is_array()) {
+    if (it->empty()) return invalid_param(param, "must not be an empty array.");
+    const Json& first = (*it)[0];
+    if (first.is_number()) {
+      PromptInput p;
+      KILN_API_CHECK(token_list(*it, param, &p));
+      out->push_back(std::move(p));
+    } else {
+      for (size_t i = 0; i < it->size(); ++i) {
+        const Json& e = (*it)[i];
+        const std::string item = str_cat(param, "[", i, "]");
+        PromptInput p;
+        if (e.is_string() && first.is_string()) {
+          p.text = e.get<std::string>();
+        } else if (e.is_array() && first.is_array()) {
+          KILN_API_CHECK(token_list(e, item, &p));
+        } else {
+          return invalid_type(param, kPromptTypes, "an array mixing " + json_type_phrase(first) + " and " +
+                                                          json_type_phrase(e));
+        }
+        out->push_back(std::move(p));
+      }
+    }
+  } else {
+    return invalid_type(param, kPromptTypes, json_type_phrase(*it));
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_completion_request(std::string_view text, CompletionRequest* out) {
   Json body;
   KILN_API_CHECK(parse_json_body(text, &body));
@@ -421,47 +520,9 @@ std::optional<ApiError> parse_completion_request(std::string_view text, Completi
   if (it == body.end() || it->is_null()) {
     return invalid_param("prompt", "you must provide a prompt parameter.", "missing_required_parameter");
   }
-  const char* kPromptTypes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
-  auto token_list = [&](const Json& arr, const std::string& param, PromptInput* p) -> std::optional<ApiError> {
-    p->is_tokens = true;
-    if (arr.empty()) return invalid_param(param, "a token-id prompt must not be empty.");
-    for (const auto& t : arr) {
-      int64_t v = 0;
-      if (!json_to_int(t, &v)) return invalid_type(param, kPromptTypes, "an array holding " + json_type_phrase(t));
-      p->tokens.push_back(v);
-    }
-    return std::nullopt;
-  };
-  if (it->is_string()) {
-    out->prompts.push_back({false, it->get<std::string>(), {}});
-  } else if (it->is_array()) {
-    if (it->empty()) return invalid_param("prompt", "the prompt must not be an empty array.");
-    const Json& first = (*it)[0];
-    if (first.is_number()) {
-      PromptInput p;
-      KILN_API_CHECK(token_list(*it, "prompt", &p));
-      out->prompts.push_back(std::move(p));
-    } else {
-      for (size_t i = 0; i < it->size(); ++i) {
-        const Json& e = (*it)[i];
-        std::string param = str_cat("prompt[", i, "]");
-        PromptInput p;
-        if (e.is_string() && first.is_string()) {
-          p.text = e.get<std::string>();
-        } else if (e.is_array() && first.is_array()) {
-          KILN_API_CHECK(token_list(e, param, &p));
-        } else {
-          return invalid_type("prompt", kPromptTypes, "an array mixing " + json_type_phrase(first) + " and " +
-                                                          json_type_phrase(e));
-        }
-        out->prompts.push_back(std::move(p));
-      }
-    }
-  } else {
-    return invalid_type("prompt", kPromptTypes, json_type_phrase(*it));
-  }
-  if (out->prompts.size() * static_cast<size_t>(out->params.n) > 64) {
-    return invalid_param("prompt", str_cat("at most 64 choices per request: ", out->prompts.size(), " prompts times n=",
+  KILN_API_CHECK(parse_prompt_inputs(*it, "prompt", &out->prompts));
+  if (out->prompts.size() * static_cast<size_t>(out->params.n) > kMaxChoices) {
+    return invalid_param("prompt", str_cat("at most ", kMaxChoices, " choices per request: ", out->prompts.size(), " prompts times n=",
                                            out->params.n, " is too many."));
   }
   KILN_API_CHECK(read_bool(body, "echo", &out->echo));

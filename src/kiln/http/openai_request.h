@@ -13,13 +13,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "kiln/http/errors.h"
+#include "kiln/http/json_fields.h"
 #include "kiln/http/structured_output.h"
 #include "kiln/http/tool_request.h"
 #include "kiln/text/jinja/value.h"
 
 namespace kiln::http {
 
-inline constexpr int kMaxChoices = 16;
+inline constexpr int kMaxChoices = 128;  // OpenAI's limit on n
 inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxTopLogprobs = 20;
 // OpenAI's max_tokens when a /v1/completions request gives none.
@@ -64,6 +65,10 @@ struct ChatRequest {
   ToolRequest tool;
   std::string reasoning_effort;  // empty: not given
   bool add_generation_prompt = true;
+  // Continue the last (assistant) message: the prompt ends inside it, without its end-of-turn.
+  bool continue_final_message = false;
+  std::string last_role;                // the last message's role
+  std::string last_content;             // its text content, for continue_final_message
   std::vector<std::pair<std::string, text::jinja::Value>> template_kwargs;
 };
 
@@ -73,6 +78,10 @@ struct PromptInput {
   std::string text;
   std::vector<int64_t> tokens;  // checked against the vocabulary later
 };
+
+// `value` as OpenAI's prompt/input forms: a string, an array of strings, an array of token ids, or
+// an array of arrays of token ids (completions' `prompt`, embeddings' `input`). Errors name `param`.
+std::optional<ApiError> parse_prompt_inputs(const Json& value, const std::string& param, std::vector<PromptInput>* out);
 
 struct CompletionRequest {
   GenerationParams params;

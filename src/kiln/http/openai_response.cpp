@@ -7,6 +7,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/http/sse.h"
+#include "kiln/text/utf8.h"
 
 namespace kiln::http {
 
@@ -53,7 +54,7 @@ Json completion_logprobs(const std::vector<LogprobEntry>& entries, int64_t text_
     }
     tops.push_back(top);
     offsets.push_back(off);
-    off += static_cast<int64_t>(e.token.size());
+    off += static_cast<int64_t>(text::utf8_code_points(e.token));  // OpenAI counts characters, not bytes
   }
   return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -284,6 +285,7 @@ Json model_json(const pool::ModelInfo& m) {
   if (!m.description.empty()) j["description"] = m.description;
   if (m.max_model_len > 0) j["max_model_len"] = m.max_model_len;
   j["loaded"] = m.loaded;
+  j["kind"] = std::string(model::model_kind_name(m.kind));
   return j;
 }
 }  // namespace

@@ -10,6 +10,10 @@
 #include "kiln/grammar/spec.h"
 #include "kiln/http/errors.h"
 
+namespace kiln::text {
+class Tokenizer;
+}
+
 namespace kiln::http {
 
 inline constexpr size_t kMaxTools = 128;  // OpenAI's limit
@@ -33,27 +37,34 @@ struct ToolRequest {
 };
 
 // What the grammar engine must constrain for a request, given the model's tool-call family. The
-// HTTP layer computes it for every chat request; kAnyCall and kNamedCall are enforced
-// (tool_grammar_spec), kStrictLazy is not yet (docs/tool-calling-api.md).
+// HTTP layer computes it for every chat request (tool_constraint, then resolve_tool_markers).
 struct ToolConstraint {
   enum class Kind {
     kNone,         // nothing to enforce
     kAnyCall,      // the answer must be one call (or more, when parallel) of any offered tool
     kNamedCall,    // the answer must be a call of `tools[0]`
-    kStrictLazy,   // auto: once the family's call marker appears, arguments follow the schemas of
-                   // the `strict` tools
+    kStrictLazy,   // auto with `strict` tools: once the family's call marker appears, the call is
+                   // one of `tools`, the strict ones' arguments valid for their schemas
   };
   Kind kind = Kind::kNone;
   std::string family;            // the tool parser's name: which call syntax to constrain
-  std::vector<ToolSpec> tools;   // the tools whose schemas apply
+  std::string dialect;           // grammar::tool_call_dialect of the model's chat template
+  std::vector<ToolSpec> tools;   // the tools that may be called
   bool parallel = true;
   // Text a forced answer starts with: the reasoning closer when the prompt opened reasoning.
   std::string prefix;
+  // The family's markers that are special tokens / end tokens of the model (grammar::ToolCallSpec).
+  std::vector<std::string> special_markers;
+  std::vector<std::string> end_markers;
 };
 ToolConstraint tool_constraint(const ToolRequest& request, std::string_view tool_parser);
+// Fills the dialect and the markers' kinds from the model's chat template and vocabulary.
+void resolve_tool_markers(ToolConstraint* c, std::string_view chat_template, const text::Tokenizer& tokenizer,
+                          const grammar::TokenVocabulary& vocabulary);
 
-// The grammar that forces the calls of a kAnyCall or kNamedCall constraint, in *out (nullopt for
-// the other kinds). A 400 on tool_choice when the model's tool-call format cannot be forced.
+// The grammar a constraint compiles to, in *out (nullopt for kNone, and for kStrictLazy where the
+// family has no call marker to wait for). A 400 on tool_choice when a forced call cannot be
+// enforced for the model's tool-call format.
 std::optional<ApiError> tool_grammar_spec(const ToolConstraint& c, std::optional<grammar::GrammarSpec>* out);
 
 }  // namespace kiln::http

@@ -73,6 +73,8 @@ struct JobStats {
   int64_t total = 0;
   int64_t by_status[5] = {0, 0, 0, 0, 0};  // indexed by JobStatus
   int64_t prompt_tokens = 0, completion_tokens = 0;
+  // Summed over the jobs: first token to finish, the time their tokens were being generated.
+  int64_t generation_ms = 0;
   Percentiles duration_ms, ttft_ms, queue_wait_ms;  // over finished jobs that have the value
 };
 

@@ -45,6 +45,18 @@ const Migration kMigrations[] = {
      " response_body TEXT);"
      "CREATE INDEX jobs_received ON jobs (received_ms, id);"
      "CREATE INDEX jobs_open ON jobs (node, status);"},
+    // Rate-limit consumption per node run and client, for limits that hold across nodes
+    // (rate_limiter.h): cumulative totals since the run began, rewritten every sync.
+    {2,
+     "CREATE TABLE kiln_rate_usage ("
+     " node TEXT NOT NULL,"
+     " client TEXT NOT NULL,"
+     " requests BIGINT NOT NULL DEFAULT 0,"
+     " tokens BIGINT NOT NULL DEFAULT 0,"
+     " created_ms BIGINT NOT NULL,"
+     " updated_ms BIGINT NOT NULL,"
+     " PRIMARY KEY (node, client));"
+     "CREATE INDEX kiln_rate_usage_updated ON kiln_rate_usage (updated_ms);"},
 };
 
 constexpr const char* kColumns =
@@ -179,14 +191,16 @@ class SqlJobStore final : public JobStore {
     return page;
   }
 
-  Result<JobStats> stats(int64_t since_ms, int64_t until_ms) override {
+  Result<JobStats> stats(int64_t since_ms, int64_t until_ms, const std::string& model) override {
     JobStats s;
     s.since_ms = since_ms;
     s.until_ms = until_ms;
     auto rows = c_->query(
-        "SELECT status, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM jobs "
-        "WHERE received_ms >= $1 AND received_ms < $2 GROUP BY status",
-        {since_ms, until_ms});
+        "SELECT status, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+        "COALESCE(SUM(CASE WHEN first_token_ms > 0 AND finished_ms > first_token_ms THEN finished_ms - first_token_ms "
+        "ELSE 0 END), 0) FROM jobs "
+        "WHERE received_ms >= $1 AND received_ms < $2 AND ($3 = '' OR model = $3) GROUP BY status",
+        {since_ms, until_ms, model});
     if (!rows.is_ok()) return rows.status();
     for (const auto& r : *rows) {
       auto st = parse_job_status(to_str(r[0]));
@@ -196,10 +210,11 @@ class SqlJobStore final : public JobStore {
       s.total += n;
       s.prompt_tokens += to_i64(r[2]);
       s.completion_tokens += to_i64(r[3]);
+      s.generation_ms += to_i64(r[4]);
     }
-    KILN_ASSIGN_OR_RETURN(s.duration_ms, percentiles("finished_ms", since_ms, until_ms));
-    KILN_ASSIGN_OR_RETURN(s.ttft_ms, percentiles("first_token_ms", since_ms, until_ms));
-    KILN_ASSIGN_OR_RETURN(s.queue_wait_ms, percentiles("started_ms", since_ms, until_ms));
+    KILN_ASSIGN_OR_RETURN(s.duration_ms, percentiles("finished_ms", since_ms, until_ms, model));
+    KILN_ASSIGN_OR_RETURN(s.ttft_ms, percentiles("first_token_ms", since_ms, until_ms, model));
+    KILN_ASSIGN_OR_RETURN(s.queue_wait_ms, percentiles("started_ms", since_ms, until_ms, model));
     return s;
   }
 
@@ -246,17 +261,18 @@ class SqlJobStore final : public JobStore {
   }
 
   // Nearest-rank percentiles of (column - received_ms) over the window's jobs that reached it.
-  Result<Percentiles> percentiles(const char* column, int64_t since_ms, int64_t until_ms) {
-    const std::string where = str_cat(" FROM jobs WHERE received_ms >= $1 AND received_ms < $2 AND ", column, " > 0");
-    auto n = c_->query(str_cat("SELECT COUNT(*)", where), {since_ms, until_ms});
+  Result<Percentiles> percentiles(const char* column, int64_t since_ms, int64_t until_ms, const std::string& model) {
+    const std::string where = str_cat(" FROM jobs WHERE received_ms >= $1 AND received_ms < $2 AND ($3 = '' OR model = $3) AND ",
+                                      column, " > 0");
+    auto n = c_->query(str_cat("SELECT COUNT(*)", where), {since_ms, until_ms, model});
     if (!n.is_ok()) return n.status();
     Percentiles p;
     p.count = to_i64((*n)[0][0]);
     if (p.count == 0) return p;
     auto at = [&](double q) -> Result<double> {
       const int64_t rank = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * static_cast<double>(p.count))));
-      auto r = c_->query(str_cat("SELECT ", column, " - received_ms AS v", where, " ORDER BY v LIMIT 1 OFFSET $3"),
-                         {since_ms, until_ms, rank - 1});
+      auto r = c_->query(str_cat("SELECT ", column, " - received_ms AS v", where, " ORDER BY v LIMIT 1 OFFSET $4"),
+                         {since_ms, until_ms, model, rank - 1});
       if (!r.is_ok()) return r.status();
       return r->empty() ? 0.0 : static_cast<double>(to_i64((*r)[0][0]));
     };
@@ -274,6 +290,8 @@ bool is_postgres_url(const std::string& d) {
 }
 
 }  // namespace
+
+bool is_postgres_database(const std::string& database) { return is_postgres_url(database); }
 
 int current_schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
 

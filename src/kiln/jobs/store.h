@@ -30,8 +30,8 @@ class JobStore {
   virtual Result<std::optional<Job>> get(const std::string& id) = 0;
   // NotFound when filter.after names no job.
   virtual Result<JobPage> list(const JobFilter& filter) = 0;
-  // Jobs received in [since_ms, until_ms).
-  virtual Result<JobStats> stats(int64_t since_ms, int64_t until_ms) = 0;
+  // Jobs received in [since_ms, until_ms), of `model` only unless it is empty.
+  virtual Result<JobStats> stats(int64_t since_ms, int64_t until_ms, const std::string& model = "") = 0;
   // Marks the jobs `node` left queued or running as failed (a process that died: kill -9, a
   // crash, power loss); returns how many.
   virtual Result<int64_t> fail_open_jobs(const std::string& node, const std::string& reason, int64_t now_ms) = 0;
@@ -46,6 +46,9 @@ int current_schema_version();
 // PostgreSQL URI ("postgresql://..." / "postgres://...", any libpq connection string).
 // Opens a connection and applies the migrations.
 Result<std::unique_ptr<JobStore>> open_job_store(const std::string& database, const std::filesystem::path& data_dir);
+
+// True when `database` names a PostgreSQL server (a URI or a libpq connection string).
+bool is_postgres_database(const std::string& database);
 
 // The database setting with any password replaced by "***", for logs.
 std::string redact_database(const std::string& database);

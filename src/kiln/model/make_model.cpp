@@ -12,6 +12,7 @@
 #include "kiln/core/str.h"
 #include "kiln/core/thread_pool.h"
 #include "kiln/model/checkpoint.h"
+#include "kiln/model/task_files.h"
 #include "kiln/model/tokenizer_files.h"
 #include "kiln/model/weights_layout.h"
 
@@ -85,6 +86,7 @@ void fill_elements(uint64_t key, bool norm, DType dtype, uint64_t first, uint64_
 struct Plan {
   ModelConfig config;
   std::string tokenizer;
+  ModelKind kind = ModelKind::kGenerate;
 };
 
 void set_family_flags(ModelConfig* c) {
@@ -105,6 +107,7 @@ Result<Plan> plan(const MakeModelOptions& o) {
     if (found == nullptr) return preset_config(o.preset).status();
     p.config = found->config;
     p.tokenizer = std::string(found->tokenizer);
+    p.kind = found->kind;
     if (o.architecture && *o.architecture != p.config.architecture) {
       p.config.architecture = *o.architecture;
       set_family_flags(&p.config);
@@ -223,12 +226,13 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
   gen.bos_token_id = tok.bos_id;
   gen.eos_token_ids = c.eos_token_ids;
   KILN_RETURN_IF_ERROR(write_file_atomic(out / "generation_config.json", generation_config_to_json(gen)));
+  KILN_RETURN_IF_ERROR(write_task_files(out, p.kind, "<|endoftext|>"));
 
   // Shards: tensors in state-dict order, a new shard whenever the next tensor would overflow this
   // one (a tensor larger than the limit gets a shard of its own), as transformers shards.
   const std::vector<ExpectedTensor> expected = expected_tensors(c);
   std::vector<TensorSpec> specs;
-  for (const auto& t : expected) specs.push_back({t.name, options.dtype, t.shape});
+  for (const auto& t : expected) specs.push_back({task_tensor_name(p.kind, t.name), options.dtype, t.shape});
   std::vector<std::vector<size_t>> shards(1);
   uint64_t shard_bytes = 0, total_bytes = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -244,7 +248,8 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
 
   ThreadPool pool(options.num_threads);
   std::vector<uint64_t> keys(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) keys[i] = tensor_key(options.seed, specs[i].name);
+  // Keyed by the layout's names, so an embedding checkpoint's weights are its generating twin's.
+  for (size_t i = 0; i < specs.size(); ++i) keys[i] = tensor_key(options.seed, expected[i].name);
   std::map<std::string, std::string> weight_map;
   uint64_t file_bytes = 0;
   for (size_t s = 0; s < shards.size(); ++s) {
@@ -262,7 +267,7 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
       const bool norm = expected[global].role == TensorRole::kNorm;
       const uint64_t first = offset / esize, count = size / esize;
       if (scripted) {
-        const std::string& name = specs[global].name;
+        const std::string& name = expected[global].name;
         for (uint64_t i = 0; i < count; ++i) {
           const float v = scripted_weight(*scripted, c, name, first + i);
           if (options.dtype == DType::kBF16) {

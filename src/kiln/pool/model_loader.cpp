@@ -16,15 +16,22 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
   if (m->id.empty()) m->id = options.dir.parent_path().filename().string();
   m->owned_by = options.owned_by;
   m->description = options.description;
+  m->store_bodies = options.store_bodies;
   m->created = unix_time_seconds();
 
+  KILN_ASSIGN_OR_RETURN(m->task, model::load_model_task(options.dir));
+  if (options.kind && *options.kind != m->task.kind) {
+    m->task.kind = *options.kind;
+    m->task.pooling = model::Pooling::kLastToken;
+    m->task.normalize = true;
+  }
   report("tokenizer", 0.0);
   KILN_ASSIGN_OR_RETURN(m->tokenizer, text::Tokenizer::load(options.dir));
   KILN_ASSIGN_OR_RETURN(m->generation, model::load_generation_config(options.dir));
   auto tmpl = text::ChatTemplate::load(options.dir);
   if (tmpl.is_ok()) {
     m->chat_template = std::move(tmpl).value();
-  } else {
+  } else if (m->task.kind == model::ModelKind::kGenerate) {
     m->chat_template_error = tmpl.status().message();
     log_warn("model ", m->id, ": no usable chat template (", m->chat_template_error,
              "); /v1/chat/completions will refuse it, /v1/completions works");

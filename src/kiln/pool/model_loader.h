@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include <filesystem>
@@ -26,6 +27,10 @@ struct ModelLoadOptions {
   // Output parsers: a family name, "none", or empty to detect them (text::detect_output_formats).
   std::string tool_parser;
   std::string reasoning_parser;
+  std::optional<bool> store_bodies;  // ModelSettings::store_bodies
+  // Overrides the kind the model's files give (kiln.toml `kind`); an embedder declared so without
+  // sentence-transformers files pools its last token and normalises.
+  std::optional<model::ModelKind> kind;
 };
 
 // Called as loading moves on: the phase ("tokenizer", "weights", "worker") and a fraction 0..1.

@@ -17,6 +17,7 @@
 #include "kiln/core/status.h"
 #include "kiln/grammar/matcher.h"
 #include "kiln/model/config.h"
+#include "kiln/model/model_kind.h"
 #include "kiln/pool/pool_status.h"
 #include "kiln/serve/engine_worker.h"
 #include "kiln/text/chat_template.h"
@@ -40,6 +41,8 @@ struct LoadedModel {
   std::string owned_by = "kiln";
   std::string description;              // e.g. that the weights are random
   text::DetectedFormats output_formats;  // tool and reasoning parsers; empty names: none
+  std::optional<bool> store_bodies;     // kiln.toml's store_bodies; unset: the server's --store-bodies
+  model::ModelTask task;                // generate, embed or rerank, and how (model/model_kind.h)
 
   // The tokenizer's vocabulary as the grammar matcher sees it (with the worker's end ids), built
   // on the first structured-output request and shared by all of them. Thread-safe.
@@ -71,6 +74,8 @@ class ModelLease {
   int64_t max_model_len() const { return model_->max_model_len; }
   std::shared_ptr<const grammar::TokenVocabulary> token_vocabulary() const { return model_->token_vocabulary(); }
   const text::DetectedFormats& output_formats() const { return model_->output_formats; }
+  std::optional<bool> store_bodies() const { return model_->store_bodies; }
+  const model::ModelTask& task() const { return model_->task; }
   explicit operator bool() const { return model_ != nullptr; }
 
  private:
@@ -86,6 +91,17 @@ struct ModelInfo {
   std::string description;
   int64_t max_model_len = 0;
   bool loaded = false;
+  model::ModelKind kind = model::ModelKind::kGenerate;
+};
+
+// A loaded model as the seed's info, stats and queue endpoints show it: its config and its
+// engine worker's limits and counters.
+struct ModelRuntime {
+  model::ModelConfig config;
+  int64_t max_model_len = 0;
+  int64_t max_seqs = 0;    // sequences the engine runs at once
+  int64_t max_queue = 0;   // requests that may wait for their first step
+  serve::WorkerCounters counters;
 };
 
 class ModelPool {
@@ -105,6 +121,8 @@ class ModelPool {
   // For /health and the admin API.
   virtual PoolStatus status() const = 0;
   virtual std::optional<ModelStatus> model_status(std::string_view model_id) const = 0;
+  // The model's config, limits and counters while it is loaded (ready); nullopt otherwise.
+  virtual std::optional<ModelRuntime> runtime(std::string_view model_id) const = 0;
   // Loads `model_id` (pinning or unpinning it when `pinned` is set); `done` runs once it is ready
   // or has failed.
   virtual void load(std::string_view model_id, std::optional<bool> pinned,

@@ -335,11 +335,13 @@ void MultiModelPool::Core::run_load(const std::string& id) {
     lo.served_name = id;
     lo.engine = *policy->engine_options(id);
     lo.owned_by = e->owned_by;
+    lo.store_bodies = e->settings.store_bodies;
     lo.description = e->description;
     settings = e->settings;
     created = e->created;
     if (settings.tool_parser) lo.tool_parser = *settings.tool_parser;
     if (settings.reasoning_parser) lo.reasoning_parser = *settings.reasoning_parser;
+    lo.kind = settings.kind;
     log_info("loading model `", id, "` from ", lo.dir.string(), " (", format_bytes(double(policy->used_bytes())), " of ",
              format_bytes(double(options.memory_budget)), " reserved)");
   }
@@ -542,6 +544,23 @@ std::optional<ModelStatus> MultiModelPool::model_status(std::string_view model_i
   const Core& c = *core_;
   std::lock_guard<std::mutex> lock(c.mu);
   return c.policy->describe(model_id, c.clock->now(), unix_time_seconds());
+}
+
+std::optional<ModelRuntime> MultiModelPool::runtime(std::string_view model_id) const {
+  // Read under the lock, without copying the model's pointer: the last reference to a model must
+  // stay with the pool, which frees its memory on its own threads.
+  const Core& c = *core_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.live.find(model_id);
+  if (it == c.live.end() || it->second.model == nullptr) return std::nullopt;
+  const LoadedModel& m = *it->second.model;
+  ModelRuntime r;
+  r.config = m.config;
+  r.max_model_len = m.max_model_len;
+  r.max_seqs = m.worker->max_seqs();
+  r.max_queue = m.worker->max_queue();
+  r.counters = m.worker->counters();  // lock-free snapshots
+  return r;
 }
 
 void MultiModelPool::load(std::string_view model_id, std::optional<bool> pinned,

@@ -79,6 +79,7 @@ class MultiModelPool final : public ModelPool {
 
   PoolStatus status() const override;
   std::optional<ModelStatus> model_status(std::string_view model_id) const override;
+  std::optional<ModelRuntime> runtime(std::string_view model_id) const override;
   // Loads `model_id` (pinning or unpinning it when `pinned` is set) and calls `done` once it is
   // ready or has failed.
   void load(std::string_view model_id, std::optional<bool> pinned,

@@ -709,6 +709,7 @@ std::vector<ModelInfo> PoolPolicy::list() const {
     i.description = r->entry.description;
     i.max_model_len = r->max_model_len > 0 ? r->max_model_len : r->engine.max_model_len;
     i.loaded = r->state == ModelState::kReady;
+    i.kind = r->entry.kind;
     out.push_back(std::move(i));
   }
   return out;

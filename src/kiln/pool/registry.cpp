@@ -194,6 +194,11 @@ std::vector<ModelEntry> scan_registry(const RegistryScan& scan, std::vector<std:
   std::set<std::string> ids;
   auto add = [&](ModelEntry e) {
     if (e.created == 0) e.created = mtime_seconds(e.dir);
+    if (e.settings.kind) {
+      e.kind = *e.settings.kind;
+    } else if (auto task = model::load_model_task(e.dir); task.is_ok()) {
+      e.kind = task->kind;
+    }
     if (!ids.insert(e.id).second) {
       if (notes != nullptr) {
         notes->push_back(str_cat("model `", e.id, "` in ", e.dir.string(), " (", model_source_name(e.source),
@@ -307,6 +312,13 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       Status ok = check_output_parser_setting(name, s);
       if (!ok.is_ok()) return setting_error(source, v, key, ok.message());
       (name == "tool_parser" ? st.tool_parser : st.reasoning_parser) = s;
+    } else if (name == "store_bodies") {
+      if (s != "true" && s != "false") return setting_error(source, v, key, "takes true or false");
+      st.store_bodies = s == "true";
+    } else if (name == "kind") {
+      model::ModelKind k;
+      if (!model::parse_model_kind(s, &k)) return setting_error(source, v, key, "must be generate, embed or rerank");
+      st.kind = k;
     } else if (name == "description") {
       e.description = s;
     } else if (name == "owned_by") {
@@ -315,7 +327,7 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       return setting_error(source, v, key,
                            "is not a model setting (path, context_length, max_seqs, kv_cache_memory, kv_share, "
                            "pinned, keep_alive, temperature, top_p, top_k, min_p, repetition_penalty, tool_parser, "
-                           "reasoning_parser, description, owned_by)");
+                           "reasoning_parser, store_bodies, kind, description, owned_by)");
     }
   }
   std::vector<ModelEntry> out;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kiln/core/status.h"
+#include "kiln/model/model_kind.h"
 
 namespace kiln::pool {
 
@@ -39,6 +40,11 @@ struct ModelSettings {
   // the chat template and tokenizer.
   std::optional<std::string> tool_parser;
   std::optional<std::string> reasoning_parser;
+  // Keep request and response bodies in the job store (docs/jobs.md); unset: --store-bodies.
+  std::optional<bool> store_bodies;
+  // What the model serves, over what its files say (docs/embeddings.md): a downloaded
+  // Qwen3-Reranker's files look like a chat model's.
+  std::optional<model::ModelKind> kind;
 };
 
 // Checks a tool_parser / reasoning_parser setting: a known family name or "none".
@@ -55,6 +61,9 @@ struct ModelEntry {
   std::string owned_by = "kiln";
   std::string description;
   int64_t created = 0;  // unix seconds (the directory's modification time)
+  // What it serves, from its files when scanned; a model whose files cannot say stays kGenerate
+  // here and fails its load with the reason.
+  model::ModelKind kind = model::ModelKind::kGenerate;
 };
 
 // One value of a settings file: the text of a scalar, or the items of an array, and its line.

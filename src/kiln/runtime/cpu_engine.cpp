@@ -65,12 +65,15 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   step_slots(plan, static_cast<int32_t>(cache_.shape().block_size), slots.data());
   std::vector<int32_t> sample_rows(static_cast<size_t>(m));
   for (int32_t j = 0; j < m; ++j) sample_rows[static_cast<size_t>(j)] = sample_row(plan, j);
-  std::vector<int32_t> all_rows;
+  // Logit rows: the samples' (or every token's, for return_all_logits), then the outputs'.
+  const OutputRows out_rows = step_output_rows(plan);
+  std::vector<int32_t> rows = sample_rows;
   if (plan.return_all_logits) {
-    all_rows.resize(static_cast<size_t>(n));
-    for (int32_t t = 0; t < n; ++t) all_rows[static_cast<size_t>(t)] = t;
+    rows.resize(static_cast<size_t>(n));
+    for (int32_t t = 0; t < n; ++t) rows[static_cast<size_t>(t)] = t;
   }
-  const std::vector<int32_t>& rows = plan.return_all_logits ? all_rows : sample_rows;
+  const auto first_output_row = static_cast<int64_t>(rows.size());
+  rows.insert(rows.end(), out_rows.logit_rows.begin(), out_rows.logit_rows.end());
 
   auto view = [](const std::vector<int32_t>& v) {
     return Tensor(const_cast<int32_t*>(v.data()), DType::kI32, Device::cpu(), {static_cast<int64_t>(v.size())});
@@ -86,10 +89,19 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   in.logit_rows = view(rows);
   in.max_query_len = extent.max_query_len;
   in.max_kv_len = extent.max_kv_len;
+  const int64_t hidden_size = model_->config().hidden_size;
+  std::vector<float> hidden_host;
+  Tensor hidden;
+  if (!out_rows.hidden_rows.empty()) {
+    in.hidden_rows = view(out_rows.hidden_rows);
+    hidden_host.resize(out_rows.hidden_rows.size() * static_cast<size_t>(hidden_size));
+    hidden = Tensor(hidden_host.data(), DType::kF32, Device::cpu(),
+                    {static_cast<int64_t>(out_rows.hidden_rows.size()), hidden_size});
+  }
 
   logits_.resize(rows.size() * static_cast<size_t>(vocab));
   const Tensor logits(logits_.data(), DType::kF32, Device::cpu(), {static_cast<int64_t>(rows.size()), vocab});
-  KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits));
+  KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits, hidden));
 
   StepResult result;
   result.vocab_size = vocab;
@@ -98,7 +110,7 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
     std::vector<int32_t> sample_positions;
     const ops::SamplingBatch batch = step_sampling_batch(plan, &sample_positions);
     std::vector<float> picked;
-    Tensor sample_logits = logits;
+    Tensor sample_logits = logits.rows(0, m);
     if (plan.return_all_logits) {
       picked.resize(static_cast<size_t>(m) * static_cast<size_t>(vocab));
       for (int32_t j = 0; j < m; ++j)
@@ -108,7 +120,11 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
     }
     KILN_RETURN_IF_ERROR(ops::sample(ctx_, sample_logits, batch, &result.samples));
   }
-  if (plan.return_all_logits) result.logits = logits_;
+  if (plan.num_outputs() > 0)
+    result.outputs = step_outputs(plan, logits_.data() + first_output_row * vocab, vocab, hidden_host.data(), hidden_size);
+  if (plan.return_all_logits) {
+    result.logits.assign(logits_.begin(), logits_.begin() + static_cast<ptrdiff_t>(n) * vocab);
+  }
   result.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -20,6 +20,7 @@
 #include "kiln/runtime/ops/sample.h"
 #include "kiln/runtime/step_inputs.h"
 #include "kiln/runtime/step_metadata.h"
+#include "kiln/runtime/weights.h"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -267,6 +268,9 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
   StepResult result;
   result.vocab_size = vocab;
   if (n == 0) return result;
+  if (plan.return_all_logits && plan.num_outputs() > 0)
+    return invalid_argument("step plan: return_all_logits cannot be combined with outputs on CUDA");
+  const OutputRows out_rows = step_output_rows(plan);
 
   // A pure decode step where every sequence samples runs as a graph of its bucket: padding
   // sequences have one token at position 0 over block 0, write no K/V (slot -1), and their
@@ -310,8 +314,10 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
     for (int64_t t = 0; t < tok_total; ++t) h[meta.logit_rows + static_cast<size_t>(t)] = static_cast<int32_t>(t);
     n_rows = tok_total;
   } else {
+    // The samples' rows, then the rows of the outputs that return logits.
     for (int32_t j = 0; j < m; ++j) h[meta.logit_rows + static_cast<size_t>(j)] = sample_row(plan, j);
     n_rows = m;
+    for (int32_t r : out_rows.logit_rows) h[meta.logit_rows + static_cast<size_t>(n_rows++)] = r;
   }
 
   const auto stream = static_cast<cudaStream_t>(ctx_.stream);
@@ -350,7 +356,20 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
 
   KILN_ASSIGN_OR_RETURN(Buffer * lb, ensure_logits(std::max<int64_t>(n_rows, m)));
   const Tensor logits = lb->tensor().rows(0, n_rows);
-  KILN_RETURN_IF_ERROR(run_forward(in, logits, bucket));
+  // Hidden-state outputs (embeddings) run outside any graph: a plan with outputs never samples
+  // every sequence, so it is never a decode bucket.
+  const int64_t hidden_size = model_->config().hidden_size;
+  const auto n_hidden = static_cast<int64_t>(out_rows.hidden_rows.size());
+  Buffer hidden_rows_dev, hidden_dev;
+  if (n_hidden > 0) {
+    KILN_ASSIGN_OR_RETURN(hidden_rows_dev, Buffer::allocate(ctx_.device, DType::kI32, {n_hidden}));
+    KILN_RETURN_IF_ERROR(copy_to_device(ctx_, out_rows.hidden_rows.data(), hidden_rows_dev.tensor()));
+    KILN_ASSIGN_OR_RETURN(hidden_dev, Buffer::allocate(ctx_.device, compute_dtype(ctx_.device), {n_hidden, hidden_size}));
+    in.hidden_rows = hidden_rows_dev.tensor();
+    KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits, hidden_dev.tensor()));
+  } else {
+    KILN_RETURN_IF_ERROR(run_forward(in, logits, bucket));
+  }
 
   if (plan.return_all_logits) {
     result.logits.resize(static_cast<size_t>(n) * static_cast<size_t>(vocab));
@@ -377,6 +396,24 @@ Result<StepResult> CudaEngine::step(const StepPlan& plan) {
     KILN_RETURN_IF_ERROR(ops::sample(ctx_, sample_logits, batch, &result.samples));
   }
   KILN_RETURN_IF_ERROR(device_->synchronize());
+  if (plan.num_outputs() > 0) {
+    std::vector<float> out_logits(out_rows.logit_rows.size() * static_cast<size_t>(vocab));
+    if (!out_logits.empty())
+      KILN_RETURN_IF_ERROR(copy_to_host(ctx_, logits.rows(m, static_cast<int64_t>(out_rows.logit_rows.size())),
+                                        out_logits.data()));
+    std::vector<float> hidden(static_cast<size_t>(n_hidden * hidden_size));
+    if (n_hidden > 0) {
+      const Tensor& hd = hidden_dev.tensor();
+      if (hd.dtype() == DType::kF32) {
+        KILN_RETURN_IF_ERROR(copy_to_host(ctx_, hd, hidden.data()));
+      } else {
+        std::vector<uint16_t> raw(hidden.size());
+        KILN_RETURN_IF_ERROR(copy_to_host(ctx_, hd, raw.data()));
+        for (size_t i = 0; i < raw.size(); ++i) hidden[i] = bf16_to_f32(raw[i]);
+      }
+    }
+    result.outputs = step_outputs(plan, out_logits.data(), vocab, hidden.data(), hidden_size);
+  }
   result.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

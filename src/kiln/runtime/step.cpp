@@ -72,6 +72,18 @@ Status validate_step_plan(const StepPlan& plan, const KvGeometry& kv, int64_t vo
     KILN_RETURN_IF_ERROR(ops::check_sampling_params(plan.sampling[u], vocab_size, str_cat("step plan: sampling[", j, "]")));
     needs_history = needs_history || plan.sampling[u].needs_history();
   }
+  if (plan.output_kinds.size() != plan.output_seqs.size())
+    return bad(str_cat(plan.output_kinds.size(), " output kinds for ", plan.output_seqs.size(), " output sequences"));
+  for (size_t j = 0, k = 0; j < plan.output_seqs.size(); ++j) {
+    const int32_t seq = plan.output_seqs[j];
+    if (seq < 0 || seq >= s) return bad(str_cat("output_seqs[", j, "] = ", seq, " is outside [0, ", s, ")"));
+    if (j > 0 && seq <= plan.output_seqs[j - 1]) return bad("output_seqs must be strictly increasing");
+    if (plan.query_start[static_cast<size_t>(seq) + 1] == plan.query_start[static_cast<size_t>(seq)])
+      return bad(str_cat("output sequence ", seq, " has no new tokens"));
+    while (k < plan.sample_seqs.size() && plan.sample_seqs[k] < seq) ++k;
+    if (k < plan.sample_seqs.size() && plan.sample_seqs[k] == seq)
+      return bad(str_cat("sequence ", seq, " both samples and returns an output"));
+  }
   if (!plan.history_start.empty() || needs_history) {
     if (plan.history_start.size() != static_cast<size_t>(m) + 1)
       return bad(str_cat("history_start has ", plan.history_start.size(), " entries for ", m, " samples (want ", m + 1, ")"));

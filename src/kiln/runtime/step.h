@@ -29,6 +29,15 @@ struct TokenMasks {
   std::function<Status()> wait;
 };
 
+// What a sequence that does not sample gets back from its step (embedding and scoring requests:
+// prefill only, nothing generated). Read from the final hidden states, after the model's last norm.
+enum class StepOutputKind : uint8_t {
+  kLastHidden,  // [hidden]: the hidden state of the sequence's last new token (last-token pooling)
+  kSumHidden,   // [hidden]: the sum over its new tokens' hidden states; a chunked prompt's caller
+                // adds the chunks and divides (mean pooling)
+  kLastLogits,  // [vocab]: the logits of its last new token (a reranker's yes/no score)
+};
+
 struct StepPlan {
   // Per token, all sequences' new tokens back to back: [num_tokens].
   std::vector<int32_t> token_ids;
@@ -56,6 +65,10 @@ struct StepPlan {
   std::vector<int32_t> history_start;
   std::vector<int32_t> history_tokens;
   std::vector<int32_t> prompt_len;         // [num_samples]
+  // Outputs instead of samples: the sequences (increasing; none of them in sample_seqs) whose
+  // step returns StepResult::outputs, and what each returns.
+  std::vector<int32_t> output_seqs;          // [num_outputs]
+  std::vector<StepOutputKind> output_kinds;  // [num_outputs]
   // Token masks of constrained samples; null when no sample is constrained.
   std::shared_ptr<TokenMasks> masks;
 
@@ -66,11 +79,13 @@ struct StepPlan {
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(kv_len.size()); }
   int32_t num_samples() const { return static_cast<int32_t>(sample_seqs.size()); }
+  int32_t num_outputs() const { return static_cast<int32_t>(output_seqs.size()); }
 };
 
 struct StepResult {
   std::vector<SampledToken> samples;  // [num_samples], in sample_seqs order
   std::vector<float> logits;          // [num_tokens, vocab] when return_all_logits
+  std::vector<std::vector<float>> outputs;  // [num_outputs], in output_seqs order (StepOutputKind)
   int64_t vocab_size = 0;
   double forward_seconds = 0.0;       // wall time of the step on the engine thread
 };

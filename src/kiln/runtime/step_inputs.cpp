@@ -58,4 +58,50 @@ ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t
   return batch;
 }
 
+OutputRows step_output_rows(const StepPlan& plan) {
+  OutputRows r;
+  for (int32_t j = 0; j < plan.num_outputs(); ++j) {
+    const auto seq = static_cast<size_t>(plan.output_seqs[static_cast<size_t>(j)]);
+    const int32_t first = plan.query_start[seq], last = plan.query_start[seq + 1] - 1;
+    switch (plan.output_kinds[static_cast<size_t>(j)]) {
+      case StepOutputKind::kLastLogits: r.logit_rows.push_back(last); break;
+      case StepOutputKind::kLastHidden: r.hidden_rows.push_back(last); break;
+      case StepOutputKind::kSumHidden:
+        for (int32_t t = first; t <= last; ++t) r.hidden_rows.push_back(t);
+        break;
+    }
+  }
+  return r;
+}
+
+std::vector<std::vector<float>> step_outputs(const StepPlan& plan, const float* logits, int64_t vocab,
+                                             const float* hidden, int64_t hidden_size) {
+  std::vector<std::vector<float>> out(static_cast<size_t>(plan.num_outputs()));
+  int64_t logit_row = 0, hidden_row = 0;
+  for (int32_t j = 0; j < plan.num_outputs(); ++j) {
+    const auto seq = static_cast<size_t>(plan.output_seqs[static_cast<size_t>(j)]);
+    std::vector<float>& o = out[static_cast<size_t>(j)];
+    switch (plan.output_kinds[static_cast<size_t>(j)]) {
+      case StepOutputKind::kLastLogits:
+        o.assign(logits + logit_row * vocab, logits + (logit_row + 1) * vocab);
+        ++logit_row;
+        break;
+      case StepOutputKind::kLastHidden:
+        o.assign(hidden + hidden_row * hidden_size, hidden + (hidden_row + 1) * hidden_size);
+        ++hidden_row;
+        break;
+      case StepOutputKind::kSumHidden: {
+        // Summed in double, so a long prompt's mean does not depend on how it was chunked
+        // beyond the last f32 rounding of each chunk.
+        std::vector<double> sum(static_cast<size_t>(hidden_size), 0.0);
+        for (int32_t t = plan.query_start[seq]; t < plan.query_start[seq + 1]; ++t, ++hidden_row)
+          for (int64_t d = 0; d < hidden_size; ++d) sum[static_cast<size_t>(d)] += hidden[hidden_row * hidden_size + d];
+        o.assign(sum.begin(), sum.end());
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace kiln::runtime

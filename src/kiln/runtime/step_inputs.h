@@ -39,4 +39,18 @@ Status await_step_masks(const StepPlan& plan);
 // the batch.
 ops::SamplingBatch step_sampling_batch(const StepPlan& plan, std::vector<int32_t>* positions);
 
+// The token rows a valid plan's outputs read (StepOutputKind): one logits row per kLastLogits
+// output and hidden rows for the others (kSumHidden: every new token of its sequence), each in
+// output order.
+struct OutputRows {
+  std::vector<int32_t> logit_rows;
+  std::vector<int32_t> hidden_rows;
+};
+OutputRows step_output_rows(const StepPlan& plan);
+
+// StepResult::outputs from the rows step_output_rows named, gathered on the host as f32:
+// `logits` [logit_rows, vocab] and `hidden` [hidden_rows, hidden_size].
+std::vector<std::vector<float>> step_outputs(const StepPlan& plan, const float* logits, int64_t vocab,
+                                             const float* hidden, int64_t hidden_size);
+
 }  // namespace kiln::runtime

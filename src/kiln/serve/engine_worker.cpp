@@ -255,7 +255,7 @@ void EngineWorker::deliver(RequestEvents ev, bool from_step) {
   }
   for (const auto& [choice, reason] : ev.finished) stream.push_finished(choice, reason);
   if (!ev.done) return;
-  stream.complete(ev.usage, ev.error, now);
+  stream.complete(ev.usage, ev.error, now, std::move(ev.output));
   const double seconds = seconds_between(stream.submitted(), now);
   const double mean = mean_request_seconds_.load();
   mean_request_seconds_.store(mean == 0.0 ? seconds : 0.9 * mean + 0.1 * seconds);

@@ -87,6 +87,8 @@ class EngineWorker {
   const std::string& model_name() const { return options_.model_name; }
   // The longest context a request may reach (prompt + generated tokens).
   int64_t max_len() const { return scheduler_->max_len(); }
+  int64_t max_seqs() const { return scheduler_->options().max_seqs; }
+  int64_t max_queue() const { return options_.max_queue; }
   const model::ModelConfig& model_config() const { return engine_->config(); }
   // The ids that end a sequence (the model's EOS ids, resolved at start). Any thread.
   const std::vector<int32_t>& eos_token_ids() const { return options_.scheduler.eos_token_ids; }

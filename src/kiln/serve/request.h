@@ -15,6 +15,16 @@
 
 namespace kiln::serve {
 
+// What a request gets back. kTokens generates; the others are prefill only (embedding and
+// scoring requests): the prompt is computed once, the request gets one vector and ends, and its
+// KV blocks are freed without being offered to the prefix cache.
+enum class RequestOutput {
+  kTokens,
+  kLastHidden,  // the final hidden state of the prompt's last token: [hidden]
+  kMeanHidden,  // the mean of the prompt tokens' final hidden states: [hidden]
+  kLastLogits,  // the logits after the prompt's last token: [vocab]
+};
+
 struct Request {
   std::string id;                  // the client-visible request id, for logs and errors
   std::vector<int32_t> prompt;     // token ids; at least one
@@ -30,6 +40,8 @@ struct Request {
   // Structured generation: every choice's output is constrained (null: free). A choice whose
   // constraint completes finishes with kStop; one whose constraint allows no token fails.
   std::shared_ptr<const ConstraintFactory> constraint;
+  // Anything but kTokens needs n == 1 and no constraint; sampling fields and max_tokens are unused.
+  RequestOutput output = RequestOutput::kTokens;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

@@ -81,6 +81,14 @@ Status Scheduler::validate_request(const Request& request) const {
                                         " is outside the vocabulary (size ", options_.vocab_size, ")"));
     }
   }
+  if (request.output != RequestOutput::kTokens) {
+    if (prompt_len > max_len_) {
+      return rejected("prompt", str_cat(prompt_len, " tokens exceed the context limit of ", max_len_, " tokens"));
+    }
+    if (request.n != 1) return rejected("n", str_cat("must be 1 for a request that generates nothing, got ", request.n));
+    if (request.constraint != nullptr) return rejected("response_format", "does not apply to a request that generates nothing");
+    return Status::ok();
+  }
   if (prompt_len >= max_len_) {
     return rejected("prompt", str_cat(prompt_len, " tokens leave no room to generate within the context limit of ",
                                       max_len_, " tokens"));
@@ -117,6 +125,7 @@ Status Scheduler::add_request(uint64_t request_id, Request request, uint64_t see
     s.prompt_len = static_cast<int32_t>(prompt_len);
     s.sampling = request.sampling;
     s.sampling.seed = seed_for_choice(seed, c);
+    s.output = request.output;
     if (request.constraint != nullptr) s.constraint = request.constraint->make();
     s.state = c == 0 ? SequenceState::kWaiting : SequenceState::kAwaitingFork;
   }
@@ -147,6 +156,7 @@ void Scheduler::preempt(Sequence* seq) {
   seq->blocks.clear();
   seq->num_computed = 0;
   seq->num_registered_blocks = 0;
+  seq->pooled.clear();  // recomputed from the first token
   seq->state = SequenceState::kWaiting;
   insert_waiting(seq);
   ++stats_.preemptions;
@@ -176,7 +186,7 @@ SchedulerOutput Scheduler::schedule() {
     }
     if (preempted_self) break;
     if (need > 0 && !kv_.allocate(need, &s->blocks).is_ok()) break;
-    out.seqs.push_back({s, n, s->num_computed + n == s->num_tokens()});
+    out.seqs.push_back(scheduled(s, n));
     out.num_tokens += n;
     budget -= n;
     ++i;
@@ -197,7 +207,8 @@ bool Scheduler::try_admit(Sequence* s, int32_t budget, SchedulerOutput* out) {
   if (static_cast<int32_t>(running_.size()) + reserved_fork_slots(running_) + slots > options_.max_seqs) return false;
   const int32_t bs = kv_.block_size();
   std::vector<int32_t> hits;
-  if (kv_.prefix_cache_enabled()) {
+  // A prefill-only sequence computes every token itself: mean pooling needs each one's hidden state.
+  if (kv_.prefix_cache_enabled() && s->output == RequestOutput::kTokens) {
     kv_.extend_block_hashes(s->tokens, &s->block_hashes);
     hits = kv_.find_cached_prefix(s->block_hashes, s->tokens, max_prefix_hit_blocks(s->num_tokens(), bs));
   }
@@ -231,7 +242,7 @@ bool Scheduler::try_admit(Sequence* s, int32_t budget, SchedulerOutput* out) {
   waiting_.erase(waiting_.begin());
   s->state = SequenceState::kRunning;
   insert_running(s);
-  out->seqs.push_back({s, n, cached + n == s->num_tokens()});
+  out->seqs.push_back(scheduled(s, n));
   out->num_tokens += n;
   return true;
 }
@@ -254,6 +265,10 @@ runtime::StepPlan Scheduler::build_plan(const SchedulerOutput& out) const {
     p.kv_len.push_back(s.num_computed + e.num_new);
     p.block_ids.insert(p.block_ids.end(), s.blocks.begin(), s.blocks.end());
     p.block_start.push_back(static_cast<int32_t>(p.block_ids.size()));
+    if (e.output) {
+      p.output_seqs.push_back(index);
+      p.output_kinds.push_back(*e.output);
+    }
     if (e.samples) {
       p.sample_seqs.push_back(index);
       p.sampling.push_back(s.sampling);
@@ -268,8 +283,24 @@ runtime::StepPlan Scheduler::build_plan(const SchedulerOutput& out) const {
   return p;
 }
 
+ScheduledSequence Scheduler::scheduled(Sequence* s, int32_t n) const {
+  const bool last = s->num_computed + n == s->num_tokens();
+  ScheduledSequence e{s, n, last && s->output == RequestOutput::kTokens, std::nullopt};
+  switch (s->output) {
+    case RequestOutput::kTokens: break;
+    case RequestOutput::kLastHidden:
+      if (last) e.output = runtime::StepOutputKind::kLastHidden;
+      break;
+    case RequestOutput::kMeanHidden: e.output = runtime::StepOutputKind::kSumHidden; break;
+    case RequestOutput::kLastLogits:
+      if (last) e.output = runtime::StepOutputKind::kLastLogits;
+      break;
+  }
+  return e;
+}
+
 void Scheduler::register_full_blocks(Sequence* s) {
-  if (!kv_.prefix_cache_enabled()) return;
+  if (!kv_.prefix_cache_enabled() || s->output != RequestOutput::kTokens) return;
   const int32_t bs = kv_.block_size();
   const int32_t full = s->num_computed / bs;
   if (full <= s->num_registered_blocks) return;
@@ -324,6 +355,23 @@ void Scheduler::end_sequence(Sequence* s, FinishReason reason, RequestEvents* ev
   ev->finished.emplace_back(s->choice, reason);
 }
 
+void Scheduler::apply_output(Sequence* s, const std::vector<float>* output, RequestEvents* ev) {
+  const bool last = s->num_computed == s->num_tokens();
+  if (s->output == RequestOutput::kMeanHidden && output != nullptr) {
+    if (s->pooled.empty()) s->pooled.assign(output->size(), 0.0f);
+    for (size_t d = 0; d < output->size() && d < s->pooled.size(); ++d) s->pooled[d] += (*output)[d];
+  }
+  if (!last) return;
+  if (s->output == RequestOutput::kMeanHidden) {
+    ev->output = std::move(s->pooled);
+    for (float& v : ev->output) v /= static_cast<float>(s->num_tokens());
+  } else if (output != nullptr) {
+    ev->output = *output;
+  }
+  s->pooled = {};
+  end_sequence(s, FinishReason::kStop, ev);
+}
+
 void Scheduler::maybe_complete(RequestState* r, RequestEvents* ev) {
   if (r->unfinished > 0) return;
   ev->done = true;
@@ -339,11 +387,18 @@ void Scheduler::maybe_complete(RequestState* r, RequestEvents* ev) {
 Result<std::vector<RequestEvents>> Scheduler::apply_result(const SchedulerOutput& out,
                                                            const runtime::StepResult& result) {
   // Check the whole result before changing anything, so a bad one can fail the step cleanly.
-  size_t num_samples = 0;
-  for (const ScheduledSequence& e : out.seqs) num_samples += e.samples ? 1 : 0;
+  size_t num_samples = 0, num_outputs = 0;
+  for (const ScheduledSequence& e : out.seqs) {
+    num_samples += e.samples ? 1 : 0;
+    num_outputs += e.output ? 1 : 0;
+  }
   if (result.samples.size() != num_samples) {
     return internal_error(str_cat("engine returned ", result.samples.size(), " samples for a step that samples ",
                                   num_samples, " sequences"));
+  }
+  if (result.outputs.size() != num_outputs) {
+    return internal_error(str_cat("engine returned ", result.outputs.size(), " outputs for a step that asks for ",
+                                  num_outputs));
   }
   size_t j = 0;
   for (const ScheduledSequence& e : out.seqs) {
@@ -360,7 +415,7 @@ Result<std::vector<RequestEvents>> Scheduler::apply_result(const SchedulerOutput
 
   std::vector<RequestEvents> events;
   std::unordered_map<uint64_t, size_t> slot;
-  size_t k = 0;
+  size_t k = 0, o = 0;
   for (const ScheduledSequence& e : out.seqs) {
     Sequence* s = e.seq;
     RequestState* r = s->request;
@@ -373,9 +428,14 @@ Result<std::vector<RequestEvents>> Scheduler::apply_result(const SchedulerOutput
     }
     RequestEvents& ev = events[it->second];
     const runtime::SampledToken* st = e.samples ? &result.samples[k++] : nullptr;
+    const std::vector<float>* output = e.output ? &result.outputs[o++] : nullptr;
     if (s->state != SequenceState::kRunning) continue;
     s->num_computed += e.num_new;
     register_full_blocks(s);
+    if (s->output != RequestOutput::kTokens) {
+      apply_output(s, output, &ev);
+      continue;
+    }
     if (st == nullptr) continue;
     if (s->choice == 0 && !r->forked) fork_choices(r);
     if (s->constraint != nullptr &&

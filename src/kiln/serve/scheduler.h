@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -39,6 +40,8 @@ struct ScheduledSequence {
   Sequence* seq = nullptr;
   int32_t num_new = 0;   // tokens computed this step: tokens[num_computed .. num_computed + num_new)
   bool samples = false;  // its last new token is the sequence's last token: sample the next one
+  // A prefill-only sequence (RequestOutput): this step returns its output kind for it.
+  std::optional<runtime::StepOutputKind> output;
 };
 
 struct SchedulerOutput {
@@ -63,6 +66,7 @@ struct RequestEvents {
   bool done = false;   // every choice ended; the request is gone from the scheduler
   Status error;        // the request failed (the engine step failed)
   Usage usage;         // final counts, when done
+  std::vector<float> output;  // a prefill-only request's vector (RequestOutput), when done
 };
 
 struct SchedulerStats {
@@ -133,6 +137,11 @@ class Scheduler {
   void insert_waiting(Sequence* seq);
   void remove_from_queues(Sequence* seq);
   void register_full_blocks(Sequence* seq);
+  // The batch entry of `seq` computing `n` tokens: whether it samples or returns an output.
+  ScheduledSequence scheduled(Sequence* seq, int32_t n) const;
+  // A prefill-only sequence's step: adds up a mean's chunks; after its last token, hands the
+  // vector to `ev` and ends the sequence.
+  void apply_output(Sequence* seq, const std::vector<float>* output, RequestEvents* ev);
   // Ends one sequence: frees its blocks; records the finish in `ev`.
   void end_sequence(Sequence* seq, FinishReason reason, RequestEvents* ev);
   // Fills the usage and removes the request once its last choice ended.

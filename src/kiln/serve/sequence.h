@@ -40,6 +40,8 @@ struct Sequence {
   // Structured generation (null: free). Advanced only by sampled tokens, so a preempted
   // sequence's recompute never feeds it again.
   std::unique_ptr<TokenConstraint> constraint;
+  RequestOutput output = RequestOutput::kTokens;
+  std::vector<float> pooled;  // kMeanHidden: the sum of the chunks computed so far
   SequenceState state = SequenceState::kWaiting;
   FinishReason finish = FinishReason::kNone;
 

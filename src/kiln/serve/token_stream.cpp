@@ -36,6 +36,7 @@ StreamChunk TokenStream::take() {
   out.error = pending_.error;
   out.usage = pending_.usage;
   out.timing = pending_.timing;
+  out.output.swap(pending_.output);
   return out;
 }
 
@@ -104,7 +105,7 @@ void TokenStream::push_finished(int32_t choice, FinishReason reason) {
   notify_if_ready(lock);
 }
 
-void TokenStream::complete(Usage usage, Status error, SteadyTime now) {
+void TokenStream::complete(Usage usage, Status error, SteadyTime now, std::vector<float> output) {
   std::unique_lock<std::mutex> lock(mu_);
   if (done_) return;
   done_ = true;
@@ -123,6 +124,7 @@ void TokenStream::complete(Usage usage, Status error, SteadyTime now) {
   pending_.error = std::move(error);
   pending_.usage = usage;
   pending_.timing = timing_;
+  pending_.output = std::move(output);
   notify_if_ready(lock);
 }
 

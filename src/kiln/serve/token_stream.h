@@ -37,6 +37,7 @@ struct StreamChunk {
   Status error;       // why it failed, when done with an error (cancelled, timed out, engine)
   Usage usage;        // final counts, when done
   RequestTiming timing;  // final, when done
+  std::vector<float> output;  // a prefill-only request's vector (RequestOutput), when done
 };
 
 class TokenStream {
@@ -74,7 +75,7 @@ class TokenStream {
   void push_finished(int32_t choice, FinishReason reason);
   // Ends the stream. `usage` comes from the scheduler; completion_tokens is replaced by what was
   // actually delivered (tokens dropped after an early finish do not count).
-  void complete(Usage usage, Status error, SteadyTime now);
+  void complete(Usage usage, Status error, SteadyTime now, std::vector<float> output = {});
   void add_step() { ++steps_; }
 
  private:

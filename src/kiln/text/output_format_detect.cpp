@@ -44,6 +44,8 @@ DetectedFormats detect_output_formats(std::string_view tpl, const std::vector<st
     d.tool_parser = "hermes";
   } else if (has(tpl, "[TOOL_CALLS]")) {
     d.tool_parser = "mistral";
+  } else if (has(tpl, "[func_name1(")) {
+    d.tool_parser = "pythonic";  // Llama 3.2's pythonic template, Llama 4: "[func_name1(params_name1=...), ...]"
   } else if (has(tpl, "<|python_tag|>") ||
              (has(tpl, "<|start_header_id|>") && has(tpl, "\"parameters\"") && has(tpl, "tools"))) {
     d.tool_parser = "llama3";

@@ -37,6 +37,7 @@ constexpr Family kFamilies[] = {
     {"hermes", output::make_hermes},           {"qwen3_coder", output::make_qwen3_coder},
     {"glm45", output::make_glm45},             {"llama3", output::make_llama3},
     {"mistral", output::make_mistral},         {"deepseek_v3", output::make_deepseek_v3},
+    {"pythonic", output::make_pythonic},
 };
 
 class ParserImpl final : public OutputParser {

@@ -178,6 +178,10 @@ std::unique_ptr<ToolFamily> make_glm45(Emitter* em, const OutputParserOptions& o
 std::unique_ptr<ToolFamily> make_llama3(Emitter* em, const OutputParserOptions& o);
 std::unique_ptr<ToolFamily> make_mistral(Emitter* em, const OutputParserOptions& o);
 std::unique_ptr<ToolFamily> make_deepseek_v3(Emitter* em, const OutputParserOptions& o);
+std::unique_ptr<ToolFamily> make_pythonic(Emitter* em, const OutputParserOptions& o);
+// Python keyword arguments of literals (k="v", n=3, flag=True, xs=[1, 2]) as a JSON object; false
+// when they are not plain literals (tool_parser_pythonic.cpp).
+bool python_kwargs_to_json(std::string_view s, std::string* out);
 
 // Harmony is a whole output format (channels), not a family inside content.
 class HarmonyParser {

@@ -14,65 +14,6 @@ bool is_ident(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-// Python keyword arguments (k="v", n=3, flag=True) as a JSON object; false when they are not
-// plain literals.
-bool python_kwargs_to_json(std::string_view s, std::string* out) {
-  std::string json = "{";
-  size_t i = 0;
-  auto skip = [&] { while (i < s.size() && is_ws(s[i])) ++i; };
-  bool first = true;
-  for (;;) {
-    skip();
-    if (i == s.size()) break;
-    if (!first) {
-      if (s[i] != ',') return false;
-      ++i;
-      skip();
-      if (i == s.size()) break;  // a trailing comma
-    }
-    const size_t k0 = i;
-    while (i < s.size() && is_ident(s[i])) ++i;
-    if (i == k0) return false;
-    const std::string_view key = s.substr(k0, i - k0);
-    skip();
-    if (i == s.size() || s[i] != '=') return false;
-    ++i;
-    skip();
-    if (i == s.size()) return false;
-    std::string value;
-    if (s[i] == '"' || s[i] == '\'') {
-      const char q = s[i++];
-      std::string text;
-      for (;; ++i) {
-        if (i == s.size()) return false;
-        if (s[i] == q) break;
-        if (s[i] == '\\' && i + 1 < s.size()) {
-          const char e = s[++i];
-          text.push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e);
-          continue;
-        }
-        text.push_back(s[i]);
-      }
-      ++i;
-      value = json_quote(text);
-    } else {
-      const size_t v0 = i;
-      while (i < s.size() && s[i] != ',' && !is_ws(s[i])) ++i;
-      const std::string_view lit = s.substr(v0, i - v0);
-      if (lit == "True") value = "true";
-      else if (lit == "False") value = "false";
-      else if (lit == "None") value = "null";
-      else if (is_json_object("{\"v\":" + std::string(lit) + "}")) value = std::string(lit);
-      else return false;
-    }
-    json += first ? "" : ", ";
-    json += json_quote(key) + ": " + value;
-    first = false;
-  }
-  *out = json + "}";
-  return true;
-}
-
 class Llama3 final : public ToolFamily {
  public:
   Llama3(Emitter* em, const OutputParserOptions& o)

@@ -31,6 +31,14 @@ inline size_t utf8_char_length(unsigned char lead) {
   return 1;
 }
 
+// Characters (code points) of UTF-8 text, as Python's len() counts a str: every byte that is not a
+// continuation byte (10xxxxxx) starts one.
+inline size_t utf8_code_points(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
 // Appends `bytes` to `out`, replacing each maximal ill-formed subsequence by U+FFFD.
 void append_utf8_lossy(std::string& out, std::string_view bytes);
 std::string utf8_lossy(std::string_view bytes);

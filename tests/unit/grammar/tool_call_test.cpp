@@ -169,16 +169,19 @@ TEST(ToolCallGrammar, Llama3BareObjectsSeparatedBySemicolons) {
 
 TEST(ToolCallGrammar, UnsupportedFamiliesAndBadSchemasAreClearErrors) {
   EXPECT_TRUE(tool_call_family_supported("hermes"));
-  EXPECT_FALSE(tool_call_family_supported("mistral"));
-  auto g = tool_call_grammar(spec("mistral"));
+  EXPECT_TRUE(tool_call_family_supported("mistral"));
+  EXPECT_FALSE(tool_call_family_supported("functionary"));
+  auto g = tool_call_grammar(spec("functionary"));
   ASSERT_FALSE(g.is_ok());
-  EXPECT_NE(g.status().message().find("mistral"), std::string::npos);
+  EXPECT_NE(g.status().message().find("functionary"), std::string::npos);
   ToolCallSpec bad = spec("hermes");
   bad.tools[1].parameters_json = R"({"type": "object", "properties": {"q": {"type": "nonsense"}}})";
   g = tool_call_grammar(bad);
   ASSERT_FALSE(g.is_ok());
   EXPECT_NE(g.status().message().find("tools[1] (search)"), std::string::npos) << g.status().message();
-  EXPECT_FALSE(tool_call_grammar(ToolCallSpec{"hermes", {}, true, ""}).is_ok());
+  ToolCallSpec none;
+  none.family = "hermes";
+  EXPECT_FALSE(tool_call_grammar(none).is_ok());
 }
 
 TEST(ToolCallGrammar, CacheKeysTellToolsFamiliesAndParallelApart) {

@@ -94,7 +94,7 @@ TEST(OpenAiRequest, ToolsAndToolChoice) {
   r.tool.choice = ToolChoice::kAuto;
   ToolConstraint lazy = tool_constraint(r.tool, "hermes");
   EXPECT_EQ(lazy.kind, ToolConstraint::Kind::kStrictLazy);  // a strict tool constrains its arguments
-  ASSERT_EQ(lazy.tools.size(), 1u);
+  ASSERT_EQ(lazy.tools.size(), 2u);                          // and every tool may still be called
   EXPECT_EQ(lazy.tools[0].name, "get_weather-2");
   r.tool.choice = ToolChoice::kNone;
   EXPECT_EQ(tool_constraint(r.tool, "hermes").kind, ToolConstraint::Kind::kNone);
@@ -109,12 +109,19 @@ TEST(OpenAiRequest, ToolsAndToolChoice) {
   ASSERT_EQ(spec->tool_calls.tools.size(), 1u);
   EXPECT_EQ(spec->tool_calls.tools[0].name, "noargs");
   EXPECT_FALSE(tool_grammar_spec(lazy, &spec).has_value());
-  EXPECT_FALSE(spec.has_value());  // kStrictLazy is not enforced (docs/tool-calling-api.md)
-  named.family = "mistral";
+  ASSERT_TRUE(spec.has_value());  // kStrictLazy: a lazy grammar of every tool, strict ones checked
+  EXPECT_TRUE(spec->tool_calls.lazy);
+  ASSERT_EQ(spec->tool_calls.tools.size(), 2u);
+  EXPECT_EQ(spec->tool_calls.tools[0].parameters_json, r.tool.tools[0].parameters_json);
+  EXPECT_EQ(spec->tool_calls.tools[1].parameters_json, "{}");  // not strict: any arguments
+  lazy.family = "";  // no tool-call format known: nothing to constrain, and no error under auto
+  EXPECT_FALSE(tool_grammar_spec(lazy, &spec).has_value());
+  EXPECT_FALSE(spec.has_value());
+  named.family = "pythonic";  // Python-literal arguments: no schema compiler for them
   auto err = tool_grammar_spec(named, &spec);
   ASSERT_TRUE(err.has_value());  // a forced call kiln cannot force is refused, never ignored
   EXPECT_EQ(err->param, "tool_choice");
-  EXPECT_NE(err->message.find("mistral"), std::string::npos);
+  EXPECT_NE(err->message.find("pythonic"), std::string::npos);
 
   ChatRequest none;
   ASSERT_FALSE(parse_chat_request(chat(R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none")"),

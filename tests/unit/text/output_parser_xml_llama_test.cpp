@@ -7,6 +7,7 @@ namespace {
 
 const OutputParserOptions kCoder = options("qwen3_coder");
 const OutputParserOptions kLlama = options("llama3");
+const OutputParserOptions kPythonic = options("pythonic");
 
 TEST(Qwen3CoderParser, CallWithTypedParameters) {
   expect_events(kCoder, "qwen3",
@@ -117,6 +118,38 @@ TEST(Llama3Parser, WhatIsNotACallStaysText) {
 TEST(Llama3Parser, NoToolsOffered) {
   const std::string text = "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}";
   expect_events(options("llama3", "", false), "llama3", text, {"content:" + text});
+}
+
+TEST(PythonicParser, ListsOfCalls) {
+  expect_events(kPythonic, "llama3", "[get_weather(city=\"Paris\", days=3)]",
+                {"begin#0:get_weather", "args#0:{\"city\": \"Paris\", \"days\": 3}", "end#0"});
+  const ParseRun r = expect_events(
+      kPythonic, "llama3", " [get_time(), search(q='caf\u00e9 \\'x\\'', tags=['a', \"b\"], opts={'n': 2, \"ok\": True}, x=None)]",
+      {"begin#0:get_time", "args#0:{}", "end#0", "begin#1:search",
+       "args#1:{\"q\": \"caf\u00e9 'x'\", \"tags\": [\"a\", \"b\"], \"opts\": {\"n\": 2, \"ok\": true}, \"x\": null}",
+       "end#1"});
+  EXPECT_EQ(r.num_tool_calls, 2);
+  // Tuples become arrays; a trailing comma is Python.
+  expect_events(kPythonic, "llama3", "[f(p=(1, 2.5,), q=-1e3,)]",
+                {"begin#0:f", "args#0:{\"p\": [1, 2.5], \"q\": -1e3}", "end#0"});
+  // Llama 4 marks the list with <|python_start|> (text in this vocabulary).
+  expect_events(kPythonic, "llama3", "Sure.<|python_start|>[f(a=1)]",
+                {"content:Sure.", "begin#0:f", "args#0:{\"a\": 1}", "end#0"});
+}
+
+TEST(PythonicParser, WhatIsNotACallStaysText) {
+  for (const std::string& text : {
+           std::string("[1, 2, 3]"),                    // a list, not calls
+           std::string("[Hello world]"),                 // not a call
+           std::string("[f(x=open('a'))]"),              // not a literal
+           std::string("[f(1, 2)]"),                     // positional arguments
+           std::string("See [f(a=1)] below."),           // not at the start
+           std::string("[]"),
+       }) {
+    SCOPED_TRACE(text);
+    expect_events(kPythonic, "llama3", text, {"content:" + text});
+  }
+  expect_events(options("pythonic", "", false), "llama3", "[f(a=1)]", {"content:[f(a=1)]"});
 }
 
 }  // namespace

@@ -65,15 +65,21 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   const int64_t d = c.head_dim;
   const DType dt = compute_dtype(ctx.device);
 
-  KILN_ASSIGN_OR_RETURN(HostMatrix embed, host_tensor(ck, "model.embed_tokens.weight", {vocab, hidden}));
+  // Embedding checkpoints saved from the bare decoder (sentence-transformers' Qwen3-Embedding)
+  // name their weights without the "model." prefix and may have no lm_head.
+  const std::string base = !ck.has("model.embed_tokens.weight") && ck.has("embed_tokens.weight") ? "" : "model.";
+  KILN_ASSIGN_OR_RETURN(HostMatrix embed, host_tensor(ck, base + "embed_tokens.weight", {vocab, hidden}));
   // CUDA keeps a linear weight as the plain [vocab, hidden] bf16 matrix, so a tied lm_head and the
   // embedding lookup read one copy. The CPU lays linear weights out for its kernels: two copies.
   const bool shared_table = c.tie_word_embeddings && ctx.device.kind == DeviceKind::kCuda;
   if (!shared_table) {
     KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1), dt));
   }
-  KILN_ASSIGN_OR_RETURN(m->final_norm_, load_vector(ctx, ck, "model.norm.weight", hidden));
-  if (c.tie_word_embeddings) {
+  KILN_ASSIGN_OR_RETURN(m->final_norm_, load_vector(ctx, ck, base + "norm.weight", hidden));
+  m->has_lm_head_ = c.tie_word_embeddings || ck.has("lm_head.weight");
+  if (!m->has_lm_head_) {
+    // Nothing to load: such a model only returns hidden states (forward refuses logit rows).
+  } else if (c.tie_word_embeddings) {
     KILN_ASSIGN_OR_RETURN(m->lm_head_, ops::load_linear_weight(ctx, std::span<const HostMatrix>(&embed, 1)));
     if (shared_table && (m->lm_head_.weight.tensor().dtype() != dt || m->lm_head_.weight.tensor().dim(0) != vocab ||
                          m->lm_head_.weight.tensor().dim(1) != hidden))
@@ -84,7 +90,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   m->weights_bytes_ = m->embed_.nbytes() + m->final_norm_.nbytes() + linear_bytes(m->lm_head_);
 
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = str_cat("model.layers.", i, ".");
+    const std::string p = str_cat(base, "layers.", i, ".");
     Layer l;
     KILN_ASSIGN_OR_RETURN(l.input_norm, load_vector(ctx, ck, p + "input_layernorm.weight", hidden));
     KILN_ASSIGN_OR_RETURN(l.post_attention_norm, load_vector(ctx, ck, p + "post_attention_layernorm.weight", hidden));
@@ -163,10 +169,12 @@ Status LlamaModel::ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t
 }
 
 Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache,
-                           const Tensor& logits) {
+                           const Tensor& logits, const Tensor& hidden) {
   const model::ModelConfig& c = config_;
   const int64_t n = in.token_ids.dim(0), m = in.logit_rows.dim(0);
+  const int64_t h = in.hidden_rows.empty() ? 0 : in.hidden_rows.dim(0);
   if (n == 0) return Status::ok();
+  if (m > 0 && !has_lm_head_) return failed_precondition("this checkpoint has no lm_head: it cannot compute logits");
   KILN_RETURN_IF_ERROR(ensure_workspace(ctx, n, std::max<int64_t>(m, 1)));
   const Tensor residual = residual_.tensor().rows(0, n), normed = normed_.tensor().rows(0, n);
   const Tensor qkv = qkv_.tensor().rows(0, n), attn = attn_.tensor().rows(0, n);
@@ -204,8 +212,10 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
                                                  l.gate_up, gate_up, act));
     KILN_RETURN_IF_ERROR(ops::linear_add(ctx, act, l.down, residual, delta));
   }
-  if (m == 0) return Status::ok();
+  if (m == 0 && h == 0) return Status::ok();
   KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, final_norm_.tensor(), eps, normed));
+  if (h > 0) KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, normed, in.hidden_rows, hidden));
+  if (m == 0) return Status::ok();
   KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, normed, in.logit_rows, selected));
   return ops::linear(ctx, selected, lm_head_, logits);
 }

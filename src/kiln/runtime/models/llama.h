@@ -26,6 +26,7 @@ struct ForwardInputs {
   Tensor block_start;   // [S + 1] I32
   Tensor block_ids;     // [B] I32
   Tensor logit_rows;    // [m] I32: the token rows whose logits are wanted
+  Tensor hidden_rows;   // [h] I32: the token rows whose final hidden states are wanted; may be empty
   int64_t max_query_len = 0;
   int64_t max_kv_len = 0;
 };
@@ -37,9 +38,11 @@ class LlamaModel {
   static Result<std::unique_ptr<LlamaModel>> load(const DeviceContext& ctx, const model::ModelConfig& config,
                                                   const model::Checkpoint& checkpoint, int64_t max_positions);
 
-  // Runs the decoder over the step's tokens, writing their K/V into `cache` and the logits of
-  // `in.logit_rows` into `logits` [m, vocab] (F32).
-  Status forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache, const Tensor& logits);
+  // Runs the decoder over the step's tokens, writing their K/V into `cache`, the logits of
+  // `in.logit_rows` into `logits` [m, vocab] (F32) and the final hidden states (after the last
+  // norm) of `in.hidden_rows` into `hidden` [h, hidden] (compute dtype).
+  Status forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache, const Tensor& logits,
+                 const Tensor& hidden = Tensor());
 
   // Allocates the activations of a step of `tokens` tokens and `rows` logit rows now, so that
   // the workspace is real from the load on (steps up to that size allocate nothing).
@@ -67,6 +70,7 @@ class LlamaModel {
   const Tensor& embedding_table() const { return embed_.empty() ? lm_head_.weight.tensor() : embed_.tensor(); }
 
   model::ModelConfig config_;
+  bool has_lm_head_ = true;  // false: an embedding checkpoint without an output head
   Buffer embed_;       // [vocab, hidden]; empty when it is lm_head_'s weight (tied, CUDA)
   Buffer final_norm_;  // [hidden]
   ops::LinearWeight lm_head_;
