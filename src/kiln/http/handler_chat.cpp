@@ -69,7 +69,7 @@ std::optional<ApiError> build_prompt(ChatRequest& req, const pool::ModelLease& l
   }
   if (req.continue_final_message) {
     auto cut = continue_final_message(std::move(rendered).value(), req);
-    if (!cut.is_ok()) return ex->respond_error(api_error_from_status(cut.status(), "continue_final_message"));
+    if (!cut.is_ok()) return api_error_from_status(cut.status(), "continue_final_message");
     rendered = std::move(cut);
   }
   const text::DetectedFormats& formats = lease.output_formats();
@@ -122,7 +122,8 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     // would read the call as reasoning.
     plan.tool_constraint.prefix = str_cat(text::reasoning_close_marker(formats.reasoning_parser), "\n\n");
   }
-  resolve_tool_markers(&plan.tool_constraint, tmpl->source(), plan.lease.tokenizer(), *plan.lease.token_vocabulary());
+  resolve_tool_markers(&plan.tool_constraint, plan.lease.chat_template()->source(), plan.lease.tokenizer(),
+                       *plan.lease.token_vocabulary());
   run_generation(ctx, ex, std::move(plan));
 }
 
