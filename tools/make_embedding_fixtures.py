@@ -56,17 +56,47 @@ def versions():
     return out
 
 
+def encode_with_transformers(model_dir, tok, dims=None):
+    """What SentenceTransformer.encode does for this checkpoint, from transformers alone (for machines
+    without sentence-transformers): the pooling and Normalize modules its modules.json lists."""
+    import torch
+    from transformers import AutoModel
+    modules = json.load(open(os.path.join(model_dir, "modules.json")))
+    pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+    pooling = json.load(open(os.path.join(model_dir, pooling_dir, "config.json")))
+    normalize = any(m["type"].endswith("Normalize") for m in modules)
+    model = AutoModel.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    rows = []
+    for text in TEXTS:
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([tok(text)["input_ids"]])).last_hidden_state[0]
+        v = hidden[-1] if pooling.get("pooling_mode_lasttoken") else hidden.mean(dim=0)
+        if normalize:
+            v = torch.nn.functional.normalize(v, dim=0)
+        if dims:
+            v = torch.nn.functional.normalize(v[:dims], dim=0)
+        rows.append(v.numpy())
+    import numpy
+    return numpy.stack(rows), "transformers AutoModel + modules.json pooling"
+
+
 def embedding_fixture(kiln, tmp):
-    from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer
     model_dir = os.path.join(tmp, "emb")
     make(kiln, "tiny-qwen3-embedding", EMBED_SEED, model_dir)
-    model = SentenceTransformer(model_dir, device="cpu", model_kwargs={"torch_dtype": "float32"})
     tok = AutoTokenizer.from_pretrained(model_dir)
-    full = model.encode(TEXTS, convert_to_numpy=True, batch_size=1)
-    cut = model.encode(TEXTS, convert_to_numpy=True, batch_size=1, truncate_dim=16, normalize_embeddings=True)
+    try:
+        from sentence_transformers import SentenceTransformer
+        model = SentenceTransformer(model_dir, device="cpu", model_kwargs={"torch_dtype": "float32"})
+        full = model.encode(TEXTS, convert_to_numpy=True, batch_size=1)
+        cut = model.encode(TEXTS, convert_to_numpy=True, batch_size=1, truncate_dim=16, normalize_embeddings=True)
+        reference = "sentence-transformers"
+    except ImportError:
+        full, reference = encode_with_transformers(model_dir, tok)
+        cut, _ = encode_with_transformers(model_dir, tok, dims=16)
     return {
         "preset": "tiny-qwen3-embedding",
+        "reference": reference,
         "seed": EMBED_SEED,
         "texts": TEXTS,
         "token_ids": [tok(t)["input_ids"] for t in TEXTS],

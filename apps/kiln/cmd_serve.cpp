@@ -434,7 +434,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--max-loaded-models", a->max_loaded_models, "KILN_MAX_LOADED_MODELS", "Most models loaded at once (0: no cap)");
   opt("--keep-alive", a->keep_alive, "KILN_KEEP_ALIVE", "Idle time before a model is unloaded, e.g. 10m (-1: never)");
   opt("--preload", a->preload, "KILN_PRELOAD", "Models to load at start and keep loaded (comma-separated)")->delimiter(',');
-  opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*) and the jobs API (/v1/jobs*) require");
+  opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*), the jobs API (/v1/jobs*) and the model, queue and health aliases require");
   opt("--log-level", a->log_level, "KILN_LOG_LEVEL", "debug, info, warn, error or off");
   sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
   opt("--database", a->jobs.database, "KILN_DATABASE", "Job store: empty for SQLite in DATA_DIR/jobs.db, a .db path, a postgresql:// URI, or off");

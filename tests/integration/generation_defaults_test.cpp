@@ -123,7 +123,7 @@ TEST_F(GenerationDefaults, CompletionsWithoutMaxTokensStopAtOpenAis16) {
 }
 
 TEST_F(GenerationDefaults, ASchedulerRejectionNamesItsParameter) {
-  // n=8 passes the API's checks (at most 16) but not this server's --max-seqs 4.
+  // n=8 passes the API's checks (at most 128) but not this server's --max-seqs 4.
   json body = chat("Hello");
   body["n"] = 8;
   RawResponse r = post(server_->port(), "/v1/chat/completions", body);

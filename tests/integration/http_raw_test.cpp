@@ -96,7 +96,7 @@ TEST_F(HttpRaw, MalformedJsonGets400AndTheConnectionSurvives) {
 
 TEST_F(HttpRaw, WrongTypesNameTheParameter) {
   for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
-           {"temperature", "\"hot\""}, {"max_tokens", "-3"}, {"n", "99"}, {"top_logprobs", "5"}, {"stop", "7"}}) {
+           {"temperature", "\"hot\""}, {"max_tokens", "-3"}, {"n", "129"}, {"top_logprobs", "5"}, {"stop", "7"}}) {
     std::string body = R"({"model":"tiny","messages":[{"role":"user","content":"x"}],")" + field + "\":" + value + "}";
     RawResponse r = call(http_request("POST", "/v1/chat/completions", body));
     EXPECT_EQ(r.status, 400) << body;

@@ -163,8 +163,36 @@ Result<RegexId> bare_string(Grammar* g, const JsonValue& s, std::string_view whe
 // required ones always, others optionally. A parameter whose schema type is "string" is bare text
 // (as the parsers read it); any other is JSON valid for its schema. Keywords on the whole object
 // that a sequence of parameters cannot express are refused.
+// One parameter: its tag(s) around `value`.
+std::vector<Symbol> xml_parameter(Grammar* g, Args form, Symbol name, Symbol value) {
+  std::vector<Symbol> alt;
+  push_literal(g, &alt, form == Args::kQwenXml ? "<parameter=" : "<arg_key>");
+  alt.push_back(name);
+  push_literal(g, &alt, form == Args::kQwenXml ? ">\n" : "</arg_key>\n<arg_value>");
+  alt.push_back(value);
+  push_literal(g, &alt, form == Args::kQwenXml ? "\n</parameter>\n" : "</arg_value>\n");
+  return alt;
+}
+
 Result<uint32_t> xml_arguments(Grammar* g, const ToolCallTool& t, Args form, const JsonSchemaOptions& o,
                                std::string_view where) {
+  const uint32_t args = g->add_rule(str_cat(where, ".args"));
+  if (t.parameters_json == "{}") {
+    // No schema (as for JSON, where it means any object): any parameters, any bare values.
+    RegexPool& r = g->regexes;
+    const uint32_t name = g->add_terminal(r.repeat(r.chars(complement_ranges({{'<', '<'}, {'>', '>'}, {'\n', '\n'}})), 1, 256),
+                                          "parameter name");
+    JsonValue any;
+    any.kind = JsonValue::Kind::kObject;
+    KILN_ASSIGN_OR_RETURN(RegexId text, bare_string(g, any, where));
+    std::vector<Symbol> more = {Symbol::rule(args)};
+    for (Symbol s : xml_parameter(g, form, Symbol::terminal(name), Symbol::terminal(g->add_terminal(text, "bare string")))) {
+      more.push_back(s);
+    }
+    g->add_alternative(args, {});
+    g->add_alternative(args, std::move(more));
+    return args;
+  }
   KILN_ASSIGN_OR_RETURN(JsonValue root, parse_json(t.parameters_json, 4 * limits::kMaxNesting));
   if (!root.is_object()) return invalid_argument(str_cat(where, ": the parameters schema is not an object"));
   static constexpr std::string_view kOk[] = {"type", "properties", "required", "additionalProperties", "description",
@@ -185,7 +213,6 @@ Result<uint32_t> xml_arguments(Grammar* g, const ToolCallTool& t, Args form, con
       required.push_back(v.text);
     }
   }
-  const uint32_t args = g->add_rule(str_cat(where, ".args"));
   std::vector<Symbol> seq;
   for (const JsonMember& p : props ? props->members : std::vector<JsonMember>{}) {
     const std::string pw = str_cat(where, ".", p.first);
@@ -208,17 +235,8 @@ Result<uint32_t> xml_arguments(Grammar* g, const ToolCallTool& t, Args form, con
       value = Symbol::rule(embed_grammar(g, *sub, str_cat(pw, ".")));
     }
     const uint32_t param = g->add_rule(pw);
-    std::vector<Symbol> alt;
-    if (form == Args::kQwenXml) {
-      push_literal(g, &alt, str_cat("<parameter=", p.first, ">\n"));
-      alt.push_back(value);
-      push_literal(g, &alt, "\n</parameter>\n");
-    } else {
-      push_literal(g, &alt, str_cat("<arg_key>", p.first, "</arg_key>\n<arg_value>"));
-      alt.push_back(value);
-      push_literal(g, &alt, "</arg_value>\n");
-    }
-    g->add_alternative(param, std::move(alt));
+    g->add_alternative(param, xml_parameter(g, form, Symbol::terminal(g->add_terminal(g->regexes.literal(p.first), p.first)),
+                                            value));
     if (!contains(required, p.first)) g->add_alternative(param, {});
     seq.push_back(Symbol::rule(param));
   }

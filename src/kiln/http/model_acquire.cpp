@@ -89,6 +89,10 @@ Status wrong_model_kind(std::string_view requested, model::ModelKind has) {
 
 void acquire_model(const AppContext& ctx, const ExchangePtr& ex, const GenerationParams& params,
                    std::function<void(Result<pool::ModelLease>)> then, model::ModelKind kind) {
+  // A model the registry already knows to be of another kind is refused before it is loaded.
+  for (const pool::ModelInfo& m : ctx.pool->list()) {
+    if (m.id == params.model && m.kind != kind) return then(wrong_model_kind(params.model, m.kind));
+  }
   auto wait = std::make_shared<Wait>();
   pool::AcquireOptions options;
   if (params.keep_alive_ms) options.keep_alive = pool::Millis(*params.keep_alive_ms);

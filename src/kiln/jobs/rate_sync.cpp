@@ -1,7 +1,6 @@
 #include "kiln/jobs/rate_sync.h"
 
 #include <cstdlib>
-#include <set>
 
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
@@ -13,6 +12,9 @@ namespace {
 
 // Rows of node runs that have not synced for this long are deleted.
 constexpr int64_t kStaleMs = 3600 * 1000;
+// Each read takes the rows updated since the previous one, less this much for clocks that differ
+// between nodes (updated_ms is the writer's clock); a row read twice adds nothing the second time.
+constexpr int64_t kClockSlackMs = 60 * 1000;
 
 int64_t to_i64(const std::optional<std::string>& v) { return v ? std::strtoll(v->c_str(), nullptr, 10) : 0; }
 
@@ -84,26 +86,27 @@ Status RateLimitSync::sync_once() {
     KILN_RETURN_IF_ERROR(conn_->exec(str_cat("DELETE FROM kiln_rate_usage WHERE updated_ms < ", now - kStaleMs)));
     last_prune_ms_ = now;
   }
-  auto rows = conn_->query("SELECT node, client, requests, tokens, created_ms FROM kiln_rate_usage WHERE node <> $1",
-                           {options_.node});
+  auto rows = conn_->query(
+      "SELECT node, client, requests, tokens, created_ms, updated_ms FROM kiln_rate_usage WHERE node <> $1 AND updated_ms >= $2",
+      {options_.node, last_read_ms_ - kClockSlackMs});
   if (!rows.is_ok()) return rows.status();
-  std::set<std::pair<std::string, std::string>> present;
+  last_read_ms_ = now;
   for (const auto& r : *rows) {
     auto key = std::make_pair(r[0].value_or(""), r[1].value_or(""));
     const int64_t requests = to_i64(r[2]), tokens = to_i64(r[3]);
-    present.insert(key);
     auto it = seen_.find(key);
     if (it == seen_.end()) {
       // A row from before this run began holds consumption that this run's full buckets never
       // knew of and that has mostly refilled: it is the baseline. One begun since counts whole.
       const bool new_row = to_i64(r[4]) >= started_ms_ - options_.interval.count();
-      it = seen_.emplace(key, new_row ? std::make_pair(int64_t{0}, int64_t{0}) : std::make_pair(requests, tokens)).first;
+      it = seen_.emplace(key, new_row ? Seen{} : Seen{requests, tokens, 0}).first;
     }
-    const int64_t dr = requests - it->second.first, dt = tokens - it->second.second;
+    const int64_t dr = requests - it->second.requests, dt = tokens - it->second.tokens;
     if (dr != 0 || dt != 0) limiter_.apply_remote(key.second, dr, dt);
-    it->second = {requests, tokens};
+    it->second = {requests, tokens, to_i64(r[5])};
   }
-  std::erase_if(seen_, [&](const auto& kv) { return present.count(kv.first) == 0; });
+  // Rows the prune deletes are forgotten here too.
+  std::erase_if(seen_, [&](const auto& kv) { return kv.second.updated_ms < now - kStaleMs - kClockSlackMs; });
   return Status();
 }
 

@@ -45,9 +45,14 @@ class RateLimitSync {
   const RateSyncOptions options_;
   const int64_t started_ms_;
   std::map<std::string, ClientUsage> unsent_;  // consumption a failed write still owes
-  // What each other node run's row held when last read: (node, client) -> (requests, tokens).
-  std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> seen_;
+  // What each other node run's row held when last read.
+  struct Seen {
+    int64_t requests = 0, tokens = 0;
+    int64_t updated_ms = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Seen> seen_;
   int64_t last_prune_ms_ = 0;
+  int64_t last_read_ms_ = 0;  // 0: the first read takes every row
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

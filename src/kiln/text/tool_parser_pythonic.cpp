@@ -5,6 +5,7 @@
 // True/False/None, lists, tuples, dicts of them): anything else (a variable, an expression)
 // makes the list text again. Also the converter llama3's built-in tools use.
 #include "kiln/text/output_parser_internal.h"
+#include "kiln/text/utf8.h"
 
 namespace kiln::text::output {
 namespace {
@@ -62,7 +63,23 @@ class LiteralReader {
       if (s_[i_] == q) break;
       if (s_[i_] == '\\' && i_ + 1 < s_.size()) {
         const char e = s_[++i_];
-        text.push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e);
+        if (e == 'u' || e == 'U') {
+          // \uXXXX / \UXXXXXXXX: the code point (a surrogate is not one: the call stays text).
+          const size_t n = e == 'u' ? 4 : 8;
+          if (i_ + n >= s_.size()) return false;
+          char32_t cp = 0;
+          for (size_t k = 1; k <= n; ++k) {
+            const char h = s_[i_ + k];
+            const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (d < 0) return false;
+            cp = cp * 16 + static_cast<char32_t>(d);
+          }
+          if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+          append_utf8(text, cp);
+          i_ += n;
+          continue;
+        }
+        text.push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e);
         continue;
       }
       text.push_back(s_[i_]);

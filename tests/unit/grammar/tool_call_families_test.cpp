@@ -247,6 +247,8 @@ TEST(ToolCallFamilies, Qwen3CoderAndGlmParametersFollowTheSchema) {
   EXPECT_TRUE(accepts(qc, m, call("get_weather", param("city", "New York"))));
   EXPECT_TRUE(accepts(qc, m, call("get_weather", param("city", "東京") + param("unit", "\"c\"") + param("days", "3"))));
   EXPECT_TRUE(accepts(qc, m, call("get_time", "") + "\n" + call("get_weather", param("city", "a b"))));
+  // A tool without a schema takes any parameters (as any object for JSON families).
+  EXPECT_TRUE(accepts(qc, m, call("get_time", param("tz", "UTC") + param("n", "3"))));
   EXPECT_FALSE(accepts(qc, m, call("get_weather", param("unit", "\"c\""))));                           // city required
   EXPECT_FALSE(accepts(qc, m, call("get_weather", param("city", "x") + param("days", "9"))));          // maximum
   EXPECT_FALSE(accepts(qc, m, call("get_weather", param("city", std::string(21, 'a')))));              // maxLength
@@ -257,6 +259,7 @@ TEST(ToolCallFamilies, Qwen3CoderAndGlmParametersFollowTheSchema) {
   EXPECT_TRUE(accepts(glm, m, "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
                               "<arg_key>days</arg_key>\n<arg_value>2</arg_value>\n</tool_call>"));
   EXPECT_TRUE(accepts(glm, m, "<tool_call>get_time\n</tool_call>"));
+  EXPECT_TRUE(accepts(glm, m, "<tool_call>get_time\n<arg_key>tz</arg_key>\n<arg_value>UTC</arg_value>\n</tool_call>"));
   EXPECT_FALSE(accepts(glm, m, "<tool_call>get_weather\n<arg_key>days</arg_key>\n<arg_value>2</arg_value>\n</tool_call>"));
   // Keywords a sequence of parameters cannot express are refused, naming the tool.
   ToolCallSpec bad = spec_for(m, "qwen3_coder");

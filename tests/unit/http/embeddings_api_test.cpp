@@ -20,7 +20,7 @@ TEST(EmbeddingsApi, Base64MatchesRfc4648) {
   EXPECT_EQ(enc("fo"), "Zm8=");
   EXPECT_EQ(enc("foo"), "Zm9v");
   EXPECT_EQ(enc("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(enc("\xff\xfe\x00"), "//4A");
+  EXPECT_EQ(enc(std::string_view("\xff\xfe\x00", 3)), "//4A");
 }
 
 TEST(EmbeddingsApi, ParsesEveryInputForm) {

@@ -1,5 +1,6 @@
 // Parsing and validation of chat and completion requests: each bad field gets a 400 naming it.
 #include "kiln/http/openai_request.h"
+#include "kiln/http/chat_prompt.h"
 
 #include <gtest/gtest.h>
 
@@ -168,7 +169,16 @@ TEST(OpenAiRequest, EveryBadChatFieldIsNamed) {
       {R"(,"max_tokens":0)", "max_tokens", "invalid_value"},
       {R"(,"max_tokens":"10")", "max_tokens", "invalid_type"},
       {R"(,"max_completion_tokens":-1)", "max_completion_tokens", "invalid_value"},
-      {R"(,"n":17)", "n", "invalid_value"},
+      {R"(,"n":129)", "n", "invalid_value"},
+      {R"(,"max_tokens":5,"max_completion_tokens":9)", "max_completion_tokens", "invalid_value"},
+      {R"(,"modalities":["text","audio"])", "modalities", "unsupported_value"},
+      {R"(,"audio":{"voice":"alloy","format":"mp3"})", "audio", "unsupported_parameter"},
+      {R"(,"prediction":{"type":"content","content":"x"})", "prediction", "unsupported_parameter"},
+      {R"(,"web_search_options":{})", "web_search_options", "unsupported_parameter"},
+      {R"(,"functions":[{"name":"f"}])", "functions", "unsupported_parameter"},
+      {R"(,"function_call":"none")", "function_call", "unsupported_parameter"},
+      {R"(,"continue_final_message":true,"add_generation_prompt":false)", "continue_final_message", "invalid_value"},
+      {R"(,"continue_final_message":true)", "continue_final_message", "invalid_value"},
       {R"(,"n":0)", "n", "invalid_value"},
       {R"(,"seed":"x")", "seed", "invalid_type"},
       {R"(,"stop":5)", "stop", "invalid_type"},
@@ -295,14 +305,37 @@ TEST(OpenAiRequest, BadCompletionFields) {
   EXPECT_EQ(completion_error(R"({"model":"m","prompt":"x","best_of":3})").param, "best_of");
 }
 
+TEST(OpenAiRequest, ContinueFinalMessageKeepsTheLastAssistantText) {
+  ChatRequest r;
+  ASSERT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"hi"},
+      {"role":"assistant","content":"Bonjour, je"}],"continue_final_message":true,"add_generation_prompt":false})", &r));
+  EXPECT_TRUE(r.continue_final_message);
+  EXPECT_EQ(r.last_role, "assistant");
+  EXPECT_EQ(r.last_content, "Bonjour, je");
+  auto cut = continue_final_message("<|user|>hi<|end|><|assistant|>Bonjour, je<|end|>\n", r);
+  ASSERT_TRUE(cut.is_ok());
+  EXPECT_EQ(*cut, "<|user|>hi<|end|><|assistant|>Bonjour, je");
+  r.last_content = "  Bonjour, je\n";  // a template that strips the content still matches
+  cut = continue_final_message("<|assistant|>Bonjour, je<|end|>", r);
+  ASSERT_TRUE(cut.is_ok());
+  EXPECT_EQ(*cut, "<|assistant|>Bonjour, je");
+  cut = continue_final_message("<|assistant|>rewritten<|end|>", r);
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_EQ(cut.status().param(), "continue_final_message");
+}
+
 TEST(OpenAiRequest, MaxTokensAbsentOrMisspelledLeavesItToTheDefault) {
   ChatRequest none, misspelled, both;
   ASSERT_FALSE(parse_chat_request(chat(""), &none));
   EXPECT_EQ(none.params.max_tokens, std::nullopt);
   ASSERT_FALSE(parse_chat_request(chat(R"(,"man_tokens":5)"), &misspelled));  // unknown fields are ignored
   EXPECT_EQ(misspelled.params.max_tokens, std::nullopt);
-  ASSERT_FALSE(parse_chat_request(chat(R"(,"max_tokens":5,"max_completion_tokens":9)"), &both));
-  EXPECT_EQ(both.params.max_tokens, 9);  // the newer name wins, as in OpenAI's API
+  // Both given: only the same value passes (docs/openai-conformance.md); a null one is absent.
+  ASSERT_FALSE(parse_chat_request(chat(R"(,"max_tokens":9,"max_completion_tokens":9)"), &both));
+  EXPECT_EQ(both.params.max_tokens, 9);
+  ChatRequest one;
+  ASSERT_FALSE(parse_chat_request(chat(R"(,"max_tokens":null,"max_completion_tokens":4,"modalities":["text"],"functions":null)"), &one));
+  EXPECT_EQ(one.params.max_tokens, 4);
   CompletionRequest c;
   ASSERT_FALSE(parse_completion_request(R"({"model":"m","prompt":"x","max_tokens":null})", &c));
   EXPECT_EQ(c.params.max_tokens, std::nullopt);

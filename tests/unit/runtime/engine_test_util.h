@@ -160,4 +160,28 @@ inline std::vector<std::vector<float>> logits_in_chunks(Engine& engine, const st
   return rows;
 }
 
+// The outputs (StepOutputKind `kind`, asked on every chunk) of `tokens` fed in chunks of `chunk`,
+// one per chunk, in order.
+inline std::vector<std::vector<float>> outputs_in_chunks(Engine& engine, const std::vector<int32_t>& tokens, int32_t chunk,
+                                                  StepOutputKind kind, uint32_t block_seed) {
+  BlockPool pool(engine.kv_geometry().num_blocks, block_seed);
+  Seq s;
+  s.tokens = tokens;
+  std::vector<std::vector<float>> out;
+  while (s.computed < static_cast<int32_t>(tokens.size())) {
+    const int32_t n = std::min<int32_t>(chunk, static_cast<int32_t>(tokens.size()) - s.computed);
+    StepPlan plan;
+    add_to_plan(plan, s, n, engine.kv_geometry().block_size, pool, false);
+    plan.output_seqs = {0};
+    plan.output_kinds = {kind};
+    auto r = engine.step(plan);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    if (!r.is_ok()) return out;
+    EXPECT_EQ(r->outputs.size(), 1u);
+    EXPECT_TRUE(r->samples.empty());
+    out.push_back(r->outputs.at(0));
+  }
+  return out;
+}
+
 }  // namespace kiln::runtime::testing

@@ -129,6 +129,9 @@ TEST(PythonicParser, ListsOfCalls) {
        "args#1:{\"q\": \"caf\u00e9 'x'\", \"tags\": [\"a\", \"b\"], \"opts\": {\"n\": 2, \"ok\": true}, \"x\": null}",
        "end#1"});
   EXPECT_EQ(r.num_tool_calls, 2);
+  // Python escapes, \u and \U included.
+  expect_events(kPythonic, "llama3", "[f(s='a\\tb\\u00e9\\U0001F600')]",
+                {"begin#0:f", "args#0:{\"s\": \"a\\tb\u00e9\U0001F600\"}", "end#0"});
   // Tuples become arrays; a trailing comma is Python.
   expect_events(kPythonic, "llama3", "[f(p=(1, 2.5,), q=-1e3,)]",
                 {"begin#0:f", "args#0:{\"p\": [1, 2.5], \"q\": -1e3}", "end#0"});
