@@ -5,6 +5,7 @@
 // order and count must hold, and forced tool calls (tool_choice required / any) are made valid by
 // the grammar engine, so their arguments validate (ajv) against the tool's schema. The server
 // requires an API key: the OpenAI clients send it as a bearer token, Anthropic's as x-api-key.
+// No job database: a shared data directory's store could be of another kiln's schema.
 // Run by CTest (KILN_BINARY, KILN_RANDOM_MODEL_DIR).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +32,7 @@ const validWeather = new Ajv({ strict: false }).compile(WEATHER);
 before(async () => {
   assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_RANDOM_MODEL_DIR');
   server = await startServer(binary, ['--model', modelDir, '--served-model-name', 'random', '--max-model-len', '4096',
-    '--engine-threads', '1', '--no-access-log', '--api-key', KEY]);
+    '--engine-threads', '1', '--no-access-log', '--api-key', KEY, '--database', 'off']);
   origin = `http://127.0.0.1:${server.port}`;
 });
 
