@@ -5,6 +5,7 @@
 #include "kiln/http/admin_handlers.h"
 #include "kiln/http/handlers.h"
 #include "kiln/http/job_tracker.h"
+#include "kiln/http/messages_api.h"
 #include "kiln/http/rate_limit.h"
 #include "kiln/http/server.h"
 
@@ -69,6 +70,9 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("GET", "/v1/batches/{id}", handle_get_batch);
   route("POST", "/v1/batches/{id}", handle_cancel_batch);
   route("GET", "/v1/webhooks/deliveries", handle_list_deliveries);
+  route("POST", "/v1/responses", handle_responses);
+  route("POST", "/v1/messages", handle_messages);
+  route("POST", "/v1/messages/count_tokens", handle_count_tokens);
   route("GET", "/health", handle_health);
   route("GET", "/version", handle_version);
   route("GET", "/metrics", handle_metrics);
@@ -100,6 +104,7 @@ void App::handle(const ExchangePtr& ex) {
     return ex->respond(r);
   }
 
+  if (starts_with(req.path, "/v1/messages")) ex->set_error_format(anthropic_error_format());
   RouteMatch m = router_.match(req.method, req.path);
   if (m.kind == RouteMatch::Kind::kNotFound) {
     ex->record().route = "unmatched";

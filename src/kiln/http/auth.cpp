@@ -79,6 +79,7 @@ std::string key_id(std::string_view key) {
 
 std::string client_id(const HttpRequest& request, bool api_keys) {
   const std::string* auth = request.header("authorization");
+  if (auth == nullptr) auth = request.header("x-api-key");  // Anthropic's clients
   if (!api_keys || auth == nullptr) {
     // "address:port": the port changes with every connection, the client does not.
     const size_t colon = request.remote.rfind(':');
@@ -108,6 +109,10 @@ std::optional<ApiError> ApiKeys::check(const HttpRequest& request) const {
   if (auth != nullptr) {
     std::string_view v = trim(*auth);
     if (v.size() > 7 && ascii_lower(v.substr(0, 7)) == "bearer ") token = std::string(trim(v.substr(7)));
+  }
+  if (token.empty()) {
+    // Anthropic's clients send the key as x-api-key.
+    if (const std::string* x = request.header("x-api-key")) token = std::string(trim(*x));
   }
   if (token.empty()) {
     ApiError e = error_with_status(401,

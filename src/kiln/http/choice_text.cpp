@@ -8,15 +8,19 @@ ChoiceText::ChoiceText(std::shared_ptr<const text::Tokenizer> tokenizer, text::S
 
 ChoiceText::Delta ChoiceText::push(int32_t token) {
   if (stops_.stopped()) return {};
-  text::StopMatcher::Output out = stops_.push(detok_.push(token));
-  return {std::move(out.text), out.stopped};
+  return delta(stops_.push(detok_.push(token)));
 }
 
 ChoiceText::Delta ChoiceText::finish() {
   if (stops_.stopped()) return {};
-  text::StopMatcher::Output out = stops_.push(detok_.finish());
-  Delta d{std::move(out.text), out.stopped};
+  Delta d = delta(stops_.push(detok_.finish()));
   if (!d.stopped) d.text += stops_.finish();
+  return d;
+}
+
+ChoiceText::Delta ChoiceText::delta(text::StopMatcher::Output out) const {
+  Delta d{std::move(out.text), out.stopped, ""};
+  if (out.stopped && out.stop_index >= 0) d.stop = stops_.stops()[static_cast<size_t>(out.stop_index)];
   return d;
 }
 

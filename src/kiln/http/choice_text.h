@@ -25,12 +25,15 @@ class ChoiceText {
   struct Delta {
     std::string text;      // safe to show now
     bool stopped = false;  // a stop string matched: `text` ends just before it; ignore later tokens
+    std::string stop;      // which one
   };
   Delta push(int32_t token);
   // The held-back rest when the choice ends (EOS, length); a stop string may still match in it.
   Delta finish();
 
  private:
+  Delta delta(text::StopMatcher::Output out) const;
+
   text::IncrementalDetokenizer detok_;
   text::StopMatcher stops_;
 };

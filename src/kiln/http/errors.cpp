@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/http/sse.h"
+
 namespace kiln::http {
 namespace {
 
@@ -48,6 +50,22 @@ ApiError error_with_status(int status, std::string message, std::string code) {
   e.message = std::move(message);
   e.type = type_for_status(status);
   e.code = std::move(code);
+  return e;
+}
+
+std::string rename_field(std::string_view param, std::string_view from, std::string_view to) {
+  const bool leads = param.substr(0, from.size()) == from &&
+                     (param.size() == from.size() || param[from.size()] == '.' || param[from.size()] == '[');
+  if (!leads) return std::string(param);
+  return std::string(to) + std::string(param.substr(from.size()));
+}
+
+ApiError rename_param(ApiError e, std::string_view from, std::string_view to) {
+  std::string renamed = rename_field(e.param, from, to);
+  if (renamed == e.param) return e;
+  const std::string quoted = "'" + e.param + "'";
+  if (auto at = e.message.find(quoted); at != std::string::npos) e.message.replace(at, quoted.size(), "'" + renamed + "'");
+  e.param = std::move(renamed);
   return e;
 }
 
@@ -97,6 +115,11 @@ HttpResponse error_response(const ApiError& e) {
   r.body = error_body(e);
   if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
+}
+
+const ErrorFormat& openai_error_format() {
+  static const ErrorFormat kOpenAi{error_response, [](const ApiError& e) { return sse_data(error_body(e)); }};
+  return kOpenAi;
 }
 
 }  // namespace kiln::http

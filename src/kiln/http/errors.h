@@ -35,6 +35,11 @@ ApiError invalid_param(std::string param, std::string message, std::string code 
 // A 400 for a value of the wrong JSON type: "Invalid type for 'n': expected an integer, but got a string."
 ApiError invalid_type(std::string param, std::string expected, std::string got);
 ApiError error_with_status(int status, std::string message, std::string code = "");
+// For APIs translated into another's request, whose parser names its own fields: `param` with its
+// leading field `from` ("stop", or "stop" of "stop[2]" / "stop.x") called `to`.
+std::string rename_field(std::string_view param, std::string_view from, std::string_view to);
+// `e` with its param renamed so, and the field's quoted name in its message ('stop[2]').
+ApiError rename_param(ApiError e, std::string_view from, std::string_view to);
 
 // Maps a Status from a lower layer (tokenizer, template, scheduler) to an HTTP error. A message
 // may carry a retry hint as a trailing "(retry after N s)", which becomes Retry-After.
@@ -44,5 +49,13 @@ ApiError api_error_from_status(const Status& status, std::string param = "");
 std::string error_body(const ApiError& e);
 // A complete response: envelope, status, Retry-After when asked.
 HttpResponse error_response(const ApiError& e);
+
+// How an API words its errors: the whole response, and the last event of a stream that fails.
+// OpenAI's by default; Anthropic's Messages API has its own envelope (messages_api.h).
+struct ErrorFormat {
+  HttpResponse (*response)(const ApiError& e);
+  std::string (*stream_event)(const ApiError& e);
+};
+const ErrorFormat& openai_error_format();
 
 }  // namespace kiln::http

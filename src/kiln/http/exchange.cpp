@@ -32,13 +32,14 @@ Exchange::~Exchange() {
   std::string id = request_id_;
   Headers extra = extra_headers_;
   AccessRecord rec = record_;
-  sink->post([sink, streaming, client_gone, id, extra, rec]() mutable {
+  const ErrorFormat* format = error_format_;
+  sink->post([sink, streaming, client_gone, id, extra, rec, format]() mutable {
     ApiError e = error_with_status(500, "The server dropped this request without an answer.");
     if (streaming) {
-      sink->send_stream_bytes(sse_data(error_body(e)));
+      sink->send_stream_bytes(format->stream_event(e));
       sink->send_stream_end();
     } else {
-      sink->send_response(error_response(e), extra, id);
+      sink->send_response(format->response(e), extra, id);
     }
     rec.status = client_gone ? kClientClosedStatus : 500;
     rec.error = client_gone ? kClientClosedMessage : e.message;
@@ -77,7 +78,7 @@ void Exchange::respond_error(const ApiError& error) {
   if (finished_) return;
   if (streaming_) return end_stream_with_error(error);
   record_.error = error.message;
-  respond(error_response(error));
+  respond(error_format_->response(error));
 }
 
 void Exchange::start_stream(std::string_view content_type) {
@@ -99,10 +100,14 @@ void Exchange::end_stream() {
 }
 
 void Exchange::end_stream_with_error(const ApiError& error) {
+  end_stream_with_error(error, error_format_->stream_event(error));
+}
+
+void Exchange::end_stream_with_error(const ApiError& error, std::string event) {
   if (finished_) return;
   if (!streaming_) return respond_error(error);
   record_.error = error.message;
-  sink_->send_stream_bytes(sse_data(error_body(error)));
+  sink_->send_stream_bytes(std::move(event));
   sink_->send_stream_end();
   // The HTTP status already went out as 200; the log keeps the error's own status.
   finish(error.status, error.message);

@@ -60,6 +60,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::chrono::steady_clock::time_point start_time() const { return start_; }
   // Headers added to whatever response this exchange sends (CORS).
   void add_response_headers(const Headers& h);
+  // How this exchange's errors look (OpenAI's unless an API route says otherwise).
+  void set_error_format(const ErrorFormat& format) { error_format_ = &format; }
   // Like add_response_headers, replacing any header already added under the same name.
   void set_response_headers(const Headers& h);
 
@@ -77,6 +79,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void end_stream();
   // Sends the envelope as the stream's last event and ends it (an error after the stream began).
   void end_stream_with_error(const ApiError& error);
+  // The same with the API's own last event (one that continues a numbered event sequence).
+  void end_stream_with_error(const ApiError& error, std::string event);
 
   bool streaming() const { return streaming_; }
   bool finished() const { return finished_; }
@@ -102,6 +106,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string request_id_;
   std::map<std::string, std::string> params_;
   Headers extra_headers_;
+  const ErrorFormat* error_format_ = &openai_error_format();
   AccessRecord record_;
   std::chrono::steady_clock::time_point start_;
   std::function<void()> on_gone_;

@@ -26,6 +26,7 @@ struct ChoiceState {
   std::vector<LogprobEntry> logprobs;  // likewise
   int64_t emitted = 0;                 // characters of text already sent, echo included (text_offset)
   std::string finish_reason;
+  std::string stop_sequence;  // the stop string that ended it
   bool done = false;
 };
 
@@ -138,12 +139,9 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!p.stream) choices_[g].pending = *echo;
     }
     if (p.stream) {
+      writer_ = plan_.api->stream_writer(plan_.meta, p.include_usage);
       ex_->start_stream();
-      for (size_t g = 0; g < choices_.size(); ++g) {
-        if (auto chunk = plan_.api->opening_chunk(plan_.meta, static_cast<int>(g), echo_of(g), p.include_usage)) {
-          send_event(*chunk);
-        }
-      }
+      for (size_t g = 0; g < choices_.size(); ++g) send(writer_->open(static_cast<int>(g), echo_of(g)));
       schedule_keepalive();
     }
     for (const auto& s : streams_) {
@@ -161,7 +159,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  void send_event(const std::string& json) { ex_->send(sse_data(json)); }
+  void send(std::string bytes) {
+    if (!bytes.empty()) ex_->send(std::move(bytes));
+  }
+
+  // The last event of a failed stream, in the API's words.
+  void end_stream_with_error(const ApiError& e) { ex_->end_stream_with_error(e, writer_->error(e)); }
 
   ApiError error_for(const Status& s) const { return api_error_from_status(s, api_param(*plan_.api, s.param())); }
 
@@ -248,6 +251,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (d.stopped) {
       // The stop string is not part of the answer; the worker ends the sequence at its next step.
       streams_[sub]->finish_choice(t.choice, serve::FinishReason::kStop);
+      s.stop_sequence = d.stop;
       if (s.parser) parse_rest(g, "");
       if (!s.done) close_choice(g, "stop");
     }
@@ -303,7 +307,10 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       choices_[g].pending += rest.text;
     }
-    if (rest.stopped) reason = "stop";
+    if (rest.stopped) {
+      reason = "stop";
+      choices_[g].stop_sequence = rest.stop;
+    }
     if (reason != "stop" && reason != "length") reason = "stop";
     close_choice(g, reason);
   }
@@ -320,8 +327,9 @@ class Session : public std::enable_shared_from_this<Session> {
     ChoiceDelta d;
     d.index = static_cast<int>(g);
     d.finish_reason = reason;
+    d.stop_sequence = s.stop_sequence;
     d.text_offset = s.emitted;
-    send_event(plan_.api->chunk(plan_.meta, d, plan_.params.include_usage));
+    send(writer_->delta(d));
   }
 
   // Streaming: sends what a choice has gathered since its last chunk as one chunk.
@@ -339,7 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
           deltas[i].with_logprobs = plan_.params.num_logprobs >= 0;
           deltas[i].logprobs = std::move(s.logprobs);
         }
-        send_event(plan_.api->chunk(plan_.meta, deltas[i], plan_.params.include_usage));
+        send(writer_->delta(deltas[i]));
       }
       s.logprobs.clear();
       return;
@@ -351,7 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
     d.with_logprobs = plan_.params.num_logprobs >= 0;
     d.logprobs = std::move(s.logprobs);
     d.text_offset = s.emitted;
-    send_event(plan_.api->chunk(plan_.meta, d, plan_.params.include_usage));
+    send(writer_->delta(d));
     s.emitted += static_cast<int64_t>(text::utf8_code_points(s.pending));
     s.pending.clear();
     s.logprobs.clear();
@@ -369,7 +377,7 @@ class Session : public std::enable_shared_from_this<Session> {
         ApiError e = error_with_status(409, str_cat("Request ", ex_->request_id(), " was cancelled (DELETE /v1/jobs/",
                                                     ex_->request_id(), ")."), "request_cancelled");
         e.type = "cancelled";
-        if (plan_.params.stream) ex_->end_stream_with_error(e);
+        if (plan_.params.stream) end_stream_with_error(e);
         else ex_->respond_error(e);
         return;
       }
@@ -381,7 +389,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       log_warn("request ", ex_->request_id(), " failed: ", error_.to_string());
       ApiError e = error_for(error_);
-      if (plan_.params.stream) ex_->end_stream_with_error(e);
+      if (plan_.params.stream) end_stream_with_error(e);
       else ex_->respond_error(e);
       return;
     }
@@ -390,8 +398,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (c.parser) usage_.reasoning_tokens += c.parser->reasoning_tokens();
     }
     if (plan_.params.stream) {
-      if (plan_.params.include_usage) send_event(plan_.api->usage_chunk(plan_.meta, usage_));
-      ex_->send(sse_done());
+      send(writer_->end(usage_));
       ex_->end_stream();
       return;
     }
@@ -407,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
         for (auto& t : parsed.tool_calls) c.tool_calls.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments)});
       }
       c.finish_reason = choices_[g].finish_reason;
+      c.stop_sequence = choices_[g].stop_sequence;
       c.with_logprobs = plan_.params.num_logprobs >= 0;
       c.logprobs = std::move(choices_[g].logprobs);
       c.text_offset = echo_of(g) == nullptr ? 0 : static_cast<int64_t>(text::utf8_code_points(*echo_of(g)));
@@ -431,6 +439,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool cancelled_ = false;
   bool job_cancelled_ = false;
   std::shared_ptr<ActiveJob> job_;  // null when jobs are not recorded
+  std::unique_ptr<StreamWriter> writer_;  // streaming: the API's event sequence
 };
 
 }  // namespace
@@ -468,6 +477,7 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   plan.meta.model = plan.lease.id();
   plan.meta.created = unix_time_seconds();
   plan.meta.system_fingerprint = ctx.system_fingerprint;
+  plan.meta.prompt_tokens = prompt_total;
   std::shared_ptr<const serve::ConstraintFactory> constraint;
   std::optional<grammar::GrammarSpec> tool_spec;
   if (auto e = tool_grammar_spec(plan.tool_constraint, &tool_spec)) return ex->respond_error(*e);

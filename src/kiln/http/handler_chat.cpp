@@ -1,7 +1,9 @@
-// POST /v1/chat/completions: parse, find the model, render its chat template, tokenize, generate.
+// POST /v1/chat/completions, and the conversation pipeline the other chat-like APIs share
+// (chat_handler.h): find the model, render its chat template, tokenize, generate.
 #include <memory>
 
 #include "kiln/core/str.h"
+#include "kiln/http/chat_handler.h"
 #include "kiln/http/chat_prompt.h"
 #include "kiln/http/generation.h"
 #include "kiln/http/handlers.h"
@@ -36,14 +38,21 @@ void apply_reasoning_effort(ChatRequest& req) {
   }
 }
 
-void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease) {
+// The rendered conversation and its tokens.
+struct ChatPrompt {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+// Renders and tokenizes `req` for the model; the error to answer otherwise.
+std::optional<ApiError> build_prompt(ChatRequest& req, const pool::ModelLease& lease, ChatPrompt* out) {
   const text::ChatTemplate* tmpl = lease.chat_template();
   if (tmpl == nullptr) {
-    return ex->respond_error(invalid_param(
+    return invalid_param(
         "model", str_cat("the model `", lease.id(), "` has no chat template (",
                          client_facing_message(lease.chat_template_error(), lease.id()),
                          "); use /v1/completions with a prompt instead."),
-        "chat_template_missing"));
+        "chat_template_missing");
   }
   apply_reasoning_effort(req);
   text::ChatTemplateInput in = chat_template_input(req);
@@ -56,11 +65,11 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     ApiError e = invalid_param("messages", "x");
     e.message = msg;
     e.code = raised ? "chat_template_rejected" : "chat_template_error";
-    return ex->respond_error(e);
+    return e;
   }
   if (req.continue_final_message) {
     auto cut = continue_final_message(std::move(rendered).value(), req);
-    if (!cut.is_ok()) return ex->respond_error(api_error_from_status(cut.status(), "continue_final_message"));
+    if (!cut.is_ok()) return api_error_from_status(cut.status(), "continue_final_message");
     rendered = std::move(cut);
   }
   const text::DetectedFormats& formats = lease.output_formats();
@@ -71,21 +80,31 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     plain.tools = text::jinja::Value(nullptr);
     auto without = tmpl->render(plain);
     if (without.is_ok() && *without == *rendered) {
-      return ex->respond_error(invalid_param(
+      return invalid_param(
           "tools", str_cat("the model `", lease.id(), "` cannot use tools: its chat template does not show them to the "
                            "model and kiln knows no tool-call format for it (set tool_parser for this model if it has one)."),
-          "tools_unsupported"));
+          "tools_unsupported");
     }
   }
   auto ids = tokenize_prompt(lease, *rendered, /*add_special_tokens=*/false, /*chat=*/true);
-  if (!ids.is_ok()) return ex->respond_error(api_error_from_status(ids.status(), "messages"));
+  if (!ids.is_ok()) return api_error_from_status(ids.status(), "messages");
+  out->text = std::move(rendered).value();
+  out->ids = std::move(ids).value();
+  return std::nullopt;
+}
+
+void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease,
+                   const ResponseRenderer& api, const char* id_prefix) {
+  ChatPrompt prompt;
+  if (auto e = build_prompt(req, lease, &prompt)) return ex->respond_error(*e);
+  const text::DetectedFormats& formats = lease.output_formats();
   GenerationPlan plan;
-  plan.api = &chat_renderer();
+  plan.api = &api;
   plan.default_max_tokens = ctx.options->default_max_tokens;
   plan.lease = std::move(lease);
   plan.params = std::move(req.params);
-  plan.prompts.push_back(std::move(ids).value());
-  plan.meta.id = make_completion_id("chatcmpl-");
+  plan.prompts.push_back(std::move(prompt.ids));
+  plan.meta.id = make_completion_id(id_prefix);
   const bool parse_tools = req.tool.offered() && !formats.tool_parser.empty();
   if (parse_tools || !formats.reasoning_parser.empty()) {
     text::OutputParserOptions po;
@@ -93,7 +112,7 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     po.reasoning_parser = formats.reasoning_parser;
     po.tools_offered = parse_tools;
     // Templates that open the reasoning block themselves (DeepSeek-R1's): the output starts in it.
-    po.reasoning_open_at_start = text::prompt_opens_reasoning(*rendered, formats.reasoning_parser);
+    po.reasoning_open_at_start = text::prompt_opens_reasoning(prompt.text, formats.reasoning_parser);
     plan.parser = po;
   }
   plan.parallel_tool_calls = req.tool.parallel_tool_calls;
@@ -103,22 +122,41 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
     // would read the call as reasoning.
     plan.tool_constraint.prefix = str_cat(text::reasoning_close_marker(formats.reasoning_parser), "\n\n");
   }
-  resolve_tool_markers(&plan.tool_constraint, tmpl->source(), plan.lease.tokenizer(), *plan.lease.token_vocabulary());
+  resolve_tool_markers(&plan.tool_constraint, plan.lease.chat_template()->source(), plan.lease.tokenizer(),
+                       *plan.lease.token_vocabulary());
   run_generation(ctx, ex, std::move(plan));
 }
 
 }  // namespace
 
-void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex) {
-  auto req = std::make_shared<ChatRequest>();
-  if (auto e = parse_chat_request(ex->request().body, req.get())) return ex->respond_error(*e);
+void serve_chat(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
+                const ResponseRenderer& api, const char* id_prefix) {
   ex->record().model = req->params.model;
   ex->record().stream = req->params.stream;
   const AppContext* c = &ctx;
-  acquire_model(ctx, ex, req->params, [c, ex, req](Result<pool::ModelLease> lease) {
+  const ResponseRenderer* a = &api;
+  acquire_model(ctx, ex, req->params, [c, ex, req, a, id_prefix](Result<pool::ModelLease> lease) {
     if (!lease.is_ok()) return respond_model_error(ex, lease.status());
-    continue_chat(*c, ex, *req, std::move(lease).value());
+    continue_chat(*c, ex, *req, std::move(lease).value(), *a, id_prefix);
   });
+}
+
+void count_chat_tokens(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
+                       std::function<void(int64_t tokens)> counted) {
+  ex->record().model = req->params.model;
+  acquire_model(ctx, ex, req->params, [ex, req, counted = std::move(counted)](Result<pool::ModelLease> lease) {
+    if (!lease.is_ok()) return respond_model_error(ex, lease.status());
+    ChatPrompt prompt;
+    if (auto e = build_prompt(*req, lease.value(), &prompt)) return ex->respond_error(*e);
+    ex->record().prompt_tokens = static_cast<int64_t>(prompt.ids.size());
+    counted(static_cast<int64_t>(prompt.ids.size()));
+  });
+}
+
+void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex) {
+  auto req = std::make_shared<ChatRequest>();
+  if (auto e = parse_chat_request(ex->request().body, req.get())) return ex->respond_error(*e);
+  serve_chat(ctx, ex, std::move(req), chat_renderer(), "chatcmpl-");
 }
 
 }  // namespace kiln::http

@@ -19,6 +19,11 @@ void handle_list_models(const AppContext& ctx, const ExchangePtr& ex);
 void handle_get_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_chat_completions(const AppContext& ctx, const ExchangePtr& ex);
 void handle_completions(const AppContext& ctx, const ExchangePtr& ex);
+// OpenAI's Responses API and Anthropic's Messages API, translated to chat (docs/responses-api.md,
+// docs/messages-api.md).
+void handle_responses(const AppContext& ctx, const ExchangePtr& ex);
+void handle_messages(const AppContext& ctx, const ExchangePtr& ex);
+void handle_count_tokens(const AppContext& ctx, const ExchangePtr& ex);
 // Prefill-only endpoints (handler_embeddings.cpp, handler_rerank.cpp; docs/embeddings.md).
 void handle_embeddings(const AppContext& ctx, const ExchangePtr& ex);
 void handle_rerank(const AppContext& ctx, const ExchangePtr& ex);

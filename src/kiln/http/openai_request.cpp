@@ -419,6 +419,10 @@ std::optional<ApiError> refuse_unsupported_chat_fields(const Json& body) {
 std::optional<ApiError> parse_chat_request(std::string_view text, ChatRequest* out) {
   Json body;
   KILN_API_CHECK(parse_json_body(text, &body));
+  return parse_chat_body(body, out);
+}
+
+std::optional<ApiError> parse_chat_body(const Json& body, ChatRequest* out) {
   KILN_API_CHECK(refuse_unsupported_chat_fields(body));
   KILN_API_CHECK(parse_common(body, &out->params));
   KILN_API_CHECK(parse_messages(body, out));

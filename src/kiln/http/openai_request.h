@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "kiln/http/errors.h"
 #include "kiln/http/json_fields.h"
 #include "kiln/http/structured_output.h"
@@ -89,6 +91,8 @@ struct CompletionRequest {
 
 // Each returns the 400 for the first problem it finds, or nullopt when `body` is a valid request.
 std::optional<ApiError> parse_chat_request(std::string_view body, ChatRequest* out);
+// The same from a parsed body: the Responses and Messages APIs translate theirs into this one.
+std::optional<ApiError> parse_chat_body(const nlohmann::ordered_json& body, ChatRequest* out);
 std::optional<ApiError> parse_completion_request(std::string_view body, CompletionRequest* out);
 
 // How many tokens one prompt's choices may generate. The request's max_tokens must fit the

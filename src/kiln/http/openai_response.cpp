@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/core/str.h"
+#include "kiln/http/sse.h"
 #include "kiln/text/utf8.h"
 
 namespace kiln::http {
@@ -121,7 +122,7 @@ ApiError context_length(const ContextWording& w, int64_t max_len, int64_t prompt
   return e;
 }
 
-class ChatRenderer final : public ResponseRenderer {
+class ChatRenderer final : public ChunkRenderer {
  public:
   std::string_view prompt_param() const override { return "messages"; }
   std::string_view logprobs_param() const override { return "top_logprobs"; }
@@ -193,7 +194,7 @@ class ChatRenderer final : public ResponseRenderer {
   }
 };
 
-class CompletionRenderer final : public ResponseRenderer {
+class CompletionRenderer final : public ChunkRenderer {
  public:
   std::string_view prompt_param() const override { return "prompt"; }
   std::string_view logprobs_param() const override { return "logprobs"; }
@@ -239,14 +240,41 @@ class CompletionRenderer final : public ResponseRenderer {
   }
 };
 
+// Chunks stand alone: the writer only carries what every chunk repeats.
+class ChunkWriter final : public StreamWriter {
+ public:
+  ChunkWriter(const ChunkRenderer& api, ResponseMeta meta, bool include_usage)
+      : api_(api), meta_(std::move(meta)), include_usage_(include_usage) {}
+
+  std::string open(int index, const std::string* echo) override {
+    auto c = api_.opening_chunk(meta_, index, echo, include_usage_);
+    return c ? sse_data(*c) : std::string();
+  }
+  std::string delta(const ChoiceDelta& d) override { return sse_data(api_.chunk(meta_, d, include_usage_)); }
+  std::string end(const Usage& usage) override {
+    std::string out = include_usage_ ? sse_data(api_.usage_chunk(meta_, usage)) : std::string();
+    return out + sse_done();
+  }
+  std::string error(const ApiError& e) override { return sse_data(error_body(e)); }
+
+ private:
+  const ChunkRenderer& api_;
+  ResponseMeta meta_;
+  bool include_usage_;
+};
+
 }  // namespace
 
-const ResponseRenderer& chat_renderer() {
+std::unique_ptr<StreamWriter> ChunkRenderer::stream_writer(const ResponseMeta& meta, bool include_usage) const {
+  return std::make_unique<ChunkWriter>(*this, meta, include_usage);
+}
+
+const ChunkRenderer& chat_renderer() {
   static const ChatRenderer kChat;
   return kChat;
 }
 
-const ResponseRenderer& completion_renderer() {
+const ChunkRenderer& completion_renderer() {
   static const CompletionRenderer kCompletion;
   return kCompletion;
 }

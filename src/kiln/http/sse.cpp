@@ -14,6 +14,13 @@ std::string sse_data(std::string_view payload) {
   return out;
 }
 
+std::string sse_event(std::string_view name, std::string_view payload) {
+  std::string out = "event: ";
+  out += name;
+  out += '\n';
+  return out + sse_data(payload);
+}
+
 std::string sse_comment(std::string_view text) {
   std::string out = ": ";
   for (char c : text) {

@@ -82,6 +82,13 @@ TEST(Auth, BearerKeysAreCheckedAgainstEveryKey) {
   ASSERT_TRUE(wrong.has_value());
   EXPECT_EQ(wrong->code, "invalid_api_key");
   EXPECT_FALSE(ApiKeys().check(with_headers({})).has_value());
+  // Anthropic's clients send the key as x-api-key; a bearer token, when given, is the one checked.
+  EXPECT_FALSE(keys.check(with_headers({{"x-api-key", "alpha"}})).has_value());
+  EXPECT_TRUE(keys.check(with_headers({{"x-api-key", "alph"}})).has_value());
+  EXPECT_TRUE(keys.check(with_headers({{"authorization", "Bearer nope"}, {"x-api-key", "alpha"}})).has_value());
+  EXPECT_EQ(rename_field("stop[2]", "stop", "stop_sequences"), "stop_sequences[2]");
+  EXPECT_EQ(rename_field("stop_token_ids", "stop", "stop_sequences"), "stop_token_ids");
+  EXPECT_EQ(rename_param(invalid_param("stop", "bad."), "stop", "stop_sequences").message, "Invalid value for 'stop_sequences': bad.");
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));
   EXPECT_FALSE(constant_time_equal("abc", "abcd"));
@@ -111,8 +118,8 @@ TEST(Sse, Framing) {
 }
 
 TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
-  const ResponseRenderer& chat = chat_renderer();
-  const ResponseRenderer& completion = completion_renderer();
+  const ChunkRenderer& chat = chat_renderer();
+  const ChunkRenderer& completion = completion_renderer();
   ResponseMeta meta{"chatcmpl-1", 100, "m", "fp"};
   json a = json::parse(chat.opening_chunk(meta, 0, nullptr, true).value());
   EXPECT_EQ(a["object"], "chat.completion.chunk");
@@ -150,8 +157,8 @@ TEST(Render, ChatChunksAndCompletionLogprobsHaveOpenAisShape) {
 
 // The exact bytes of each kind of chunk, so that a change of shape cannot pass unnoticed.
 TEST(Render, ChunksAreByteExact) {
-  const ResponseRenderer& chat = chat_renderer();
-  const ResponseRenderer& completion = completion_renderer();
+  const ChunkRenderer& chat = chat_renderer();
+  const ChunkRenderer& completion = completion_renderer();
   ResponseMeta meta{"id-1", 7, "m", "fp"};
   const std::string head_chat = R"({"id":"id-1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp",)";
   const std::string head_text = R"({"id":"id-1","object":"text_completion","created":7,"model":"m","system_fingerprint":"fp",)";
