@@ -70,7 +70,8 @@ void finish_job(jobs::Job& j, const AccessRecord& r, bool cancel_requested) {
 }  // namespace
 
 bool is_job_route(std::string_view route) {
-  return route == "/v1/chat/completions" || route == "/v1/completions";
+  return route == "/v1/chat/completions" || route == "/v1/completions" || route == "/v1/responses" ||
+         route == "/v1/messages" || route == "/v1/embeddings" || route == "/v1/rerank" || route == "/v1/score";
 }
 
 ActiveJob::ActiveJob(jobs::Job job, std::chrono::steady_clock::time_point received, std::function<void()> cancel)
