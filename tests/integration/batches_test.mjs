@@ -202,6 +202,22 @@ function suite(backend) {
       assert.equal(deliveries[0].id, mine[0].id);
     });
 
+    test('a batch of Responses API requests', async () => {
+      const lines = [0, 1, 2].map((i) => JSON.stringify({ custom_id: `r-${i}`, method: 'POST', url: '/v1/responses',
+        body: { model: 'tiny', input: `line ${i}`, max_output_tokens: 4 } }));
+      const f = await upload(client, lines.join('\n') + '\n');
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/responses', completion_window: '24h' });
+      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      assert.equal(b.status, 'completed', JSON.stringify(b.errors));
+      assert.deepEqual(b.request_counts, { total: 3, completed: 3, failed: 0 });
+      const out = await jsonl(client, b.output_file_id);
+      assert.deepEqual(out.map((l) => l.custom_id).sort(), ['r-0', 'r-1', 'r-2']);
+      for (const l of out) {
+        assert.equal(l.response.status_code, 200);
+        assert.equal(l.response.body.object, 'response');
+      }
+    });
+
     test('validation errors fail the batch with errors.data and line numbers', async () => {
       const bad = [line(0), line(0), JSON.stringify({ custom_id: 'x', method: 'GET', url: '/v1/chat/completions', body: {} }),
         '{not json', JSON.stringify({ custom_id: 'y', method: 'POST', url: '/v1/completions', body: { model: 'tiny' } })];
@@ -215,7 +231,7 @@ function suite(backend) {
         [['duplicate_custom_id', 2], ['invalid_value', 3], ['invalid_json_line', 4], ['invalid_url', 5]]);
       await assert.rejects(client.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }),
         (e) => e.status === 400 && e.param === 'input_file_id');
-      await assert.rejects(client.batches.create({ input_file_id: f.id, endpoint: '/v1/embeddings', completion_window: '24h' }),
+      await assert.rejects(client.batches.create({ input_file_id: f.id, endpoint: '/v1/moderations', completion_window: '24h' }),
         (e) => e.status === 400 && e.param === 'endpoint');
       await assert.rejects(client.batches.retrieve('batch_nope'), (e) => e.status === 404);
     });

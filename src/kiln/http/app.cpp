@@ -19,6 +19,7 @@ bool is_admin_request(const HttpRequest& req) {
   const std::string& p = req.path;
   if (starts_with(p, "/v1/admin/") || p == "/v1/jobs" || starts_with(p, "/v1/jobs/")) return true;
   if (p == "/v1/queue/stats" || p == "/v1/health/metrics" || p == "/v1/models/load") return true;
+  if (p == "/v1/webhooks/deliveries") return true;  // every batch's events, whoever made it
   if (!starts_with(p, "/v1/models/")) return false;
   return req.method == "DELETE" || ends_with(p, "/info") || ends_with(p, "/stats");
 }

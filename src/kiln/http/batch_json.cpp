@@ -17,7 +17,9 @@ constexpr size_t kMaxErrors = 100;
 
 }  // namespace
 
-bool batch_endpoint_supported(const std::string& e) { return e == "/v1/chat/completions" || e == "/v1/completions"; }
+bool batch_endpoint_supported(const std::string& e) {
+  return e == "/v1/chat/completions" || e == "/v1/completions" || e == "/v1/responses" || e == "/v1/embeddings";
+}
 
 Json file_json(const jobs::FileRecord& f) {
   return Json{{"id", f.id},           {"object", "file"},     {"bytes", f.bytes},       {"created_at", f.created_ms / 1000},

@@ -45,8 +45,8 @@ void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
   }
   if (!batch_endpoint_supported(b.endpoint)) {
     return ex->respond_error(invalid_param("endpoint", str_cat("'", echo_value(b.endpoint),
-                                                               "' is not supported: use /v1/chat/completions or "
-                                                               "/v1/completions.")));
+                                                               "' is not supported: use /v1/chat/completions, "
+                                                               "/v1/completions, /v1/responses or /v1/embeddings.")));
   }
   if (b.completion_window != "24h") {
     return ex->respond_error(invalid_param("completion_window", "The only completion_window is '24h'."));

@@ -72,17 +72,17 @@ TEST_P(BatchStoreTest, MigrationsAreAppliedByPresenceNotByTheHighestVersion) {
   ASSERT_NE(open(), nullptr);
   auto c = pg() ? open_postgres(database()) : open_sqlite(database());
   ASSERT_TRUE(c.is_ok());
-  // A database from a build that had version 2 (another schema) but not 3: 3 is applied.
-  ASSERT_TRUE((*c)->exec("DROP TABLE files; DROP TABLE batches; DROP TABLE batch_lines; DROP TABLE webhook_deliveries;"
-                         "DELETE FROM kiln_schema_migrations WHERE version = 3;"
-                         "INSERT INTO kiln_schema_migrations (version, applied_ms) VALUES (2, 0)").is_ok());
+  // A database with version 3 but not 2 (schemas that landed out of order): 2 is applied.
+  ASSERT_TRUE((*c)->exec("DROP TABLE kiln_rate_usage;"
+                         "DELETE FROM kiln_schema_migrations WHERE version = 2").is_ok());
   auto s = open();
   ASSERT_NE(s, nullptr);
   EXPECT_TRUE(s->insert_file(FileRecord{"file-x", "batch", "a.jsonl", "", 1, 1, 1}).is_ok());
   auto versions = (*c)->query("SELECT version FROM kiln_schema_migrations ORDER BY version");
   ASSERT_TRUE(versions.is_ok());
   ASSERT_EQ(versions->size(), 3u);
-  EXPECT_EQ(*(*versions)[2][0], "3");
+  EXPECT_EQ(*(*versions)[1][0], "2");
+  EXPECT_TRUE((*c)->query("SELECT COUNT(*) FROM kiln_rate_usage").is_ok());
 }
 
 TEST_P(BatchStoreTest, ALineIsClaimedByOneNodeAndCommittedOnce) {
