@@ -52,21 +52,25 @@ Status write_embedding_files(const fs::path& dir, const std::string& eos_token) 
        {"default_prompt_name", nullptr},
        {"similarity_fn_name", "cosine"}}));
   // Qwen3-Embedding's tokenizer appends <|endoftext|> to every input: last-token pooling reads it.
-  KILN_ASSIGN_OR_RETURN(ordered_json tok, read_json(dir / "tokenizer.json"));
+  // Read as an unordered object: ordered_json inserts in linear time, quadratic over a 150k-entry
+  // vocabulary, and no reader of tokenizer.json depends on its keys' order.
+  KILN_ASSIGN_OR_RETURN(std::string text, read_file(dir / "tokenizer.json"));
+  nlohmann::json tok = nlohmann::json::parse(text, nullptr, false);
+  if (tok.is_discarded() || !tok.is_object()) return invalid_argument("make-model: tokenizer.json is not a JSON object");
   int64_t eos_id = -1;
-  for (const auto& a : tok.value("added_tokens", ordered_json::array())) {
+  for (const auto& a : tok.value("added_tokens", nlohmann::json::array())) {
     if (a.value("content", "") == eos_token) eos_id = a.value("id", int64_t{-1});
   }
   if (eos_id < 0) return invalid_argument(str_cat("make-model: the tokenizer has no added token ", eos_token));
-  const ordered_json eos = {{"SpecialToken", {{"id", eos_token}, {"type_id", 0}}}};
+  const nlohmann::json eos = {{"SpecialToken", {{"id", eos_token}, {"type_id", 0}}}};
   tok["post_processor"] = {
       {"type", "TemplateProcessing"},
-      {"single", ordered_json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, eos})},
-      {"pair", ordered_json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, eos,
+      {"single", nlohmann::json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, eos})},
+      {"pair", nlohmann::json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, eos,
                                     {{"Sequence", {{"id", "B"}, {"type_id", 1}}}},
                                     {{"SpecialToken", {{"id", eos_token}, {"type_id", 1}}}}})},
       {"special_tokens", {{eos_token, {{"id", eos_token}, {"ids", {eos_id}}, {"tokens", {eos_token}}}}}}};
-  return write_json(dir / "tokenizer.json", tok);
+  return write_file_atomic(dir / "tokenizer.json", tok.dump() + "\n");
 }
 
 }  // namespace
