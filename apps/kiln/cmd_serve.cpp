@@ -19,6 +19,7 @@
 #include "command.h"
 #include "serve_batches.h"
 #include "serve_jobs.h"
+#include "ui_assets.h"
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
@@ -70,6 +71,7 @@ struct ServeArgs {
   std::vector<std::string> cors_origins;
   std::string log_level = "info";
   bool no_access_log = false;
+  bool no_ui = false;  // docs/ui.md
   // The model pool (docs/pool.md).
   std::vector<std::string> models_dirs;
   bool no_hf_cache = false;
@@ -332,6 +334,10 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.sse_keepalive = ms(a.sse_keepalive);
   ao.access_log = !a.no_access_log;
   ao.default_max_tokens = a.default_max_tokens;
+  if (!a.no_ui) {
+    ao.ui = embedded_ui();
+    if (!embedded_ui_built()) log_warn("this binary was built without its web UI (no Node.js at build time): / says so");
+  }
   auto jobs = start_jobs(a.jobs, registry, ao.api_keys.enabled());
   if (!jobs.is_ok()) return fail(jobs.status());
   limits.api_keys = ao.api_keys.enabled();
@@ -378,7 +384,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   std::thread hup_thread([&hup_ioc] { hup_ioc.run(); });
 
   log_info("kiln ", KILN_VERSION, " serving ", pool.list().size(), " models on http://", a.host, ":", server.port(),
-           " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "", ")");
+           " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "",
+           a.no_ui ? "" : ", web UI at /", ")");
   const bool stopped = server.run(/*handle_signals=*/true, ms(a.drain_timeout));
   hup_ioc.stop();
   hup_thread.join();
@@ -450,6 +457,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*), the jobs API (/v1/jobs*) and the model, queue and health aliases require");
   opt("--log-level", a->log_level, "KILN_LOG_LEVEL", "debug, info, warn, error or off");
   sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
+  sub.add_flag("--no-ui", a->no_ui, "Do not serve the web UI at / (docs/ui.md)")->envname("KILN_NO_UI");
   opt("--database", a->jobs.database, "KILN_DATABASE", "Job store: empty for SQLite in DATA_DIR/jobs.db, a .db path, a postgresql:// URI, or off");
   opt("--job-retention", a->jobs.retention, "KILN_JOB_RETENTION", "How long finished jobs are kept, e.g. 7d, 12h (-1: forever)");
   opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");

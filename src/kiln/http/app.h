@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "kiln/grammar/spec.h"
@@ -14,6 +15,7 @@
 #include "kiln/http/exchange.h"
 #include "kiln/http/request_metrics.h"
 #include "kiln/http/router.h"
+#include "kiln/http/static_site.h"
 #include "kiln/metrics/metrics.h"
 #include "kiln/pool/model_pool.h"
 
@@ -40,6 +42,8 @@ struct AppOptions {
   // Most tokens a chat completion without max_tokens generates (0: the rest of the context);
   // always capped by what the context leaves (docs/generation-defaults.md).
   int64_t default_max_tokens = kDefaultMaxTokens;
+  // The web UI's files (docs/ui.md), served at / and /assets/ without a key; empty: no UI.
+  std::span<const StaticAsset> ui;
 };
 
 // What handlers share.
