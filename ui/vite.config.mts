@@ -1,7 +1,9 @@
 // Vite builds ui/ into static files that the kiln binary embeds (docs/ui.md); `npm run ui:dev`
-// serves it with hot reload against a kiln on localhost:8000.
+// serves it with hot reload against a kiln on KILN_URL (default http://127.0.0.1:8000).
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+
+const kiln = process.env.KILN_URL ?? 'http://127.0.0.1:8000';
 
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
@@ -15,6 +17,6 @@ export default defineConfig({
     target: 'es2022',
   },
   server: {
-    proxy: { '/v1': 'http://127.0.0.1:8000', '/metrics': 'http://127.0.0.1:8000' },
+    proxy: { '/v1': kiln, '/metrics': kiln },
   },
 });

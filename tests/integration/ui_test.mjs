@@ -45,10 +45,10 @@ async function api(pathname, init = {}) {
   return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
 }
 
-async function modelState() {
+async function modelStatus() {
   const r = await api(`/v1/admin/models/${MODEL}`);
   assert.equal(r.status, 200, r.body);
-  return JSON.parse(r.body).state;
+  return JSON.parse(r.body);
 }
 
 async function shot(page, name) {
@@ -57,15 +57,16 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
-// A server run from a directory holding nothing but a copy of the binary and the model, so that
-// the page can only come from the binary.
+// A server run from a directory holding nothing but a copy of the binary and a link to the
+// model, so that the page can only come from the binary.
 async function start(extra = [], name = 'kiln') {
   const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
   const bin = path.join(dir, 'kiln');
   fs.copyFileSync(binary, bin);
   fs.chmodSync(bin, 0o755);
   const models = path.join(dir, 'models');
-  fs.cpSync(modelDir, path.join(models, MODEL), { recursive: true });
+  fs.mkdirSync(models);
+  fs.symlinkSync(path.resolve(modelDir), path.join(models, MODEL));
   const args = ['--models-dir', models, '--no-hf-cache', '--memory-budget', '2GiB', '--engine-threads', '1',
     '--no-access-log', '--max-model-len', '2048', '--database', path.join(dir, 'jobs.db'), ...extra];
   const s = await startServer(bin, args, { KILN_HOME: dir });
@@ -123,19 +124,16 @@ test('the binary serves the page, its assets with ETags, and index.html for clie
   }
 });
 
-test('Models: listed with state; load and unload from the page change the pool', async () => {
+test('Models: listed with state; Load from the page loads it', async () => {
   const page = await newPage();
   await page.goto(origin + '/');
   const row = page.locator(`tr[data-model="${MODEL}"]`);
   await row.locator('[data-state="unloaded"]').waitFor();
-  assert.equal(await modelState(), 'unloaded');
+  assert.equal((await modelStatus()).state, 'unloaded');
   await row.getByRole('button', { name: 'Load' }).click();
   await row.locator('[data-state="ready"]').waitFor();
-  assert.equal(await modelState(), 'ready');
+  assert.equal((await modelStatus()).state, 'ready');
   await shot(page, 'models');
-  await row.getByRole('button', { name: 'Unload' }).click();
-  await row.locator('[data-state="unloaded"]').waitFor();
-  assert.equal(await modelState(), 'unloaded');
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -162,7 +160,7 @@ test('Playground: a chat streams into the page, with its numbers', async () => {
     if (res.url().endsWith('/v1/chat/completions')) streamed = res.headers()['content-type'];
   });
   await page.goto(origin + '/playground');
-  await page.locator(`select[name="model"] option[value="${MODEL}"]`).waitFor({ state: 'attached' });
+  await page.locator('select[name="model"]').selectOption(MODEL);  // waits for the model list
   await page.locator('input[name="temperature"]').fill('0');
   await page.locator('input[name="max_tokens"]').fill('12');
   await page.locator('textarea[name="system"]').fill('Be brief.');
@@ -214,6 +212,24 @@ test('Jobs: the chat is listed, and its page shows it', async () => {
   assert.equal(new URL(page.url()).pathname, `/jobs/${job.id}`);
   assert.match(await page.getByTestId('job-detail').textContent(), /completed/);
   await shot(page, 'job');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('Models: Pin, Unpin and Unload from the page change the pool', async () => {
+  const page = await newPage();
+  await page.goto(origin + '/models');
+  const row = page.locator(`tr[data-model="${MODEL}"]`);
+  await row.locator('[data-state="ready"]').waitFor();
+  await row.getByRole('button', { name: 'Pin' }).click();
+  await row.getByRole('button', { name: 'Unpin' }).waitFor();
+  assert.equal((await modelStatus()).pinned, true);
+  await row.getByRole('button', { name: 'Unpin' }).click();
+  await row.getByRole('button', { name: 'Pin' }).waitFor();
+  assert.equal((await modelStatus()).pinned, false);
+  await row.getByRole('button', { name: 'Unload' }).click();
+  await row.locator('[data-state="unloaded"]').waitFor();
+  assert.equal((await modelStatus()).state, 'unloaded');
   assert.deepEqual(page.errors, []);
   await page.close();
 });

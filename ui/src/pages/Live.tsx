@@ -32,13 +32,15 @@ function Plot({ points }: { points: Point[] }) {
   const max = Math.max(1, ...totals);
   const xy = points.map((p, i) => `${(w * (1 - (now - p.t) / WINDOW_MS)).toFixed(1)},${(h - (h * totals[i]) / max).toFixed(1)}`);
   return (
-    <svg class="plot" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img" aria-label="tokens per second">
-      <line x1="0" y1={h - 0.5} x2={w} y2={h - 0.5} class="axis" />
-      {xy.length > 1 && <polyline points={xy.join(' ')} class="line" />}
-      <text x="4" y="14" class="label">{max.toFixed(1)} tokens/s</text>
-      <text x={w - 4} y={h - 4} class="label" text-anchor="end">now</text>
-      <text x="4" y={h - 4} class="label">−5 min</text>
-    </svg>
+    <div class="plot-wrap">
+      <svg class="plot" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img" aria-label="tokens per second">
+        <line x1="0" y1={h - 0.5} x2={w} y2={h - 0.5} class="axis" />
+        {xy.length > 1 && <polyline points={xy.join(' ')} class="line" />}
+      </svg>
+      <span class="label top">{max.toFixed(1)} tokens/s</span>
+      <span class="label left">−5 min</span>
+      <span class="label right">now</span>
+    </div>
   );
 }
 
