@@ -101,7 +101,8 @@ function PullForm({ onDone }: { onDone: () => void }) {
         <div class="pull-progress" data-testid="pull-progress">
           <div class="bar"><div class="fill" style={{ width: pct(update.done, update.total) }} /></div>
           <span class="muted">
-            {bytes(update.done)}{update.total ? ` of ${bytes(update.total)}` : ''}{update.file ? ` · ${update.file}` : ''}
+            {bytes(update.done)}{update.total ? ` of ${bytes(update.total)}` : ''}
+            {update.bytesPerSecond ? ` · ${bytes(update.bytesPerSecond)}/s` : ''}{update.files ? ` · ${update.files}` : ''}
           </span>
         </div>
       )}
