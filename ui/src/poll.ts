@@ -3,8 +3,11 @@
 import { useEffect, useRef } from 'preact/hooks';
 
 export function usePoll(f: () => Promise<void> | void, everyMs: number | (() => number), deps: unknown[] = []): void {
+  // The latest render's function and interval, not the first's.
   const fn = useRef(f);
   fn.current = f;
+  const every = useRef(everyMs);
+  every.current = everyMs;
   useEffect(() => {
     let stopped = false;
     let timer: number | undefined;
@@ -18,7 +21,8 @@ export function usePoll(f: () => Promise<void> | void, everyMs: number | (() => 
         }
       }
       if (stopped) return;
-      timer = window.setTimeout(tick, typeof everyMs === 'function' ? everyMs() : everyMs);
+      const e = every.current;
+      timer = window.setTimeout(tick, typeof e === 'function' ? e() : e);
     };
     tick();
     return () => {
