@@ -3,7 +3,8 @@
 // the Models page shows and changes the pool's state (checked through the API), the Playground
 // streams an answer, the Jobs page lists the job, a key is asked for when the server has one, and
 // --no-ui turns it off. Screenshots of each page go to KILN_UI_SCREENSHOTS.
-// Run by CTest (KILN_BINARY, KILN_TEST_MODEL_DIR, KILN_CHROMIUM, KILN_UI_SCREENSHOTS).
+// Run by CTest (KILN_BINARY, KILN_TEST_MODEL_DIR, KILN_RANDOM_MODEL_DIR, KILN_CHROMIUM,
+// KILN_UI_SCREENSHOTS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { startServer, stopServer } from './kiln_server.mjs';
 
 const binary = process.env.KILN_BINARY;
 const modelDir = process.env.KILN_TEST_MODEL_DIR;
+const qwenDir = process.env.KILN_RANDOM_MODEL_DIR;  // random weights, real Qwen3 tokenizer and template
 const chromiumPath = process.env.KILN_CHROMIUM;
 const shots = process.env.KILN_UI_SCREENSHOTS;
 const MODEL = 'tiny';
@@ -67,6 +69,7 @@ async function start(extra = [], name = 'kiln') {
   const models = path.join(dir, 'models');
   fs.mkdirSync(models);
   fs.symlinkSync(path.resolve(modelDir), path.join(models, MODEL));
+  fs.symlinkSync(path.resolve(qwenDir), path.join(models, 'qwen'));
   const args = ['--models-dir', models, '--no-hf-cache', '--memory-budget', '2GiB', '--engine-threads', '1',
     '--no-access-log', '--max-model-len', '2048', '--database', path.join(dir, 'jobs.db'), ...extra];
   const s = await startServer(bin, args, { KILN_HOME: dir });
@@ -75,7 +78,8 @@ async function start(extra = [], name = 'kiln') {
 }
 
 before(async () => {
-  assert.ok(binary && modelDir && chromiumPath, 'set KILN_BINARY, KILN_TEST_MODEL_DIR and KILN_CHROMIUM');
+  assert.ok(binary && modelDir && qwenDir && chromiumPath,
+    'set KILN_BINARY, KILN_TEST_MODEL_DIR, KILN_RANDOM_MODEL_DIR and KILN_CHROMIUM');
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ui-'));
   server = await start();
   origin = `http://127.0.0.1:${server.port}`;
@@ -87,6 +91,12 @@ after(async () => {
   if (server) assert.equal(await stopServer(server), 0);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+// Until the Playground's answer is complete: its numbers are shown and Send is back.
+function answered(page) {
+  return page.waitForFunction(() => /tokens\/s/.test(document.querySelector('[data-testid=stats]')?.textContent ?? '')
+    && document.querySelector('button[type=submit]')?.textContent === 'Send', null, { timeout: 60000 });
+}
 
 async function newPage() {
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
@@ -167,8 +177,7 @@ test('Playground: a chat streams into the page, with its numbers', async () => {
   await page.locator('textarea[name="message"]').fill('Hello there');
   await page.getByRole('button', { name: 'Send' }).click();
   const stats = page.getByTestId('stats');
-  await page.waitForFunction(() => /tokens\/s/.test(document.querySelector('[data-testid=stats]')?.textContent ?? '')
-    && document.querySelector('button[type=submit]')?.textContent === 'Send');
+  await answered(page);
   assert.match(streamed ?? '', /^text\/event-stream/);
   const answer = await page.getByTestId('answer').textContent();
   const statsText = await stats.textContent();
@@ -182,6 +191,30 @@ test('Playground: a chat streams into the page, with its numbers', async () => {
   assert.equal(r.status, 200, r.body);
   assert.equal(answer, JSON.parse(r.body).choices[0].message.content);
   await shot(page, 'playground');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('Playground: a tool call is shown as such', async () => {
+  // tool_choice "required" makes the grammar engine force a valid call even from random weights.
+  const page = await newPage();
+  await page.goto(origin + '/playground');
+  await page.locator('select[name="model"]').selectOption('qwen');
+  await page.locator('details.tools summary').click();
+  await page.locator('textarea[name="tools"]').fill(JSON.stringify([{ type: 'function', function: {
+    name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } },
+      required: ['city'], additionalProperties: false } } }]));
+  await page.locator('select[name="tool_choice"]').selectOption('required');
+  await page.locator('input[name="max_tokens"]').fill('64');
+  await page.locator('textarea[name="message"]').fill('Weather in Paris?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await answered(page);
+  const call = page.getByTestId('tool-call');
+  assert.equal(await call.count(), 1);
+  assert.equal(await call.locator('code').textContent(), 'get_weather');
+  const args = JSON.parse(await call.locator('pre').textContent());
+  assert.equal(typeof args.city, 'string');
+  await shot(page, 'playground-tool-call');
   assert.deepEqual(page.errors, []);
   await page.close();
 });

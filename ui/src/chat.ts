@@ -32,6 +32,7 @@ export interface ChatParams {
   max_tokens?: number;
   seed?: number;
   tools?: unknown[];
+  tool_choice?: string;
 }
 
 type Delta = {

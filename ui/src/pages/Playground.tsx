@@ -49,6 +49,7 @@ export function PlaygroundPage() {
   const [maxTokens, setMaxTokens] = useState('256');
   const [seed, setSeed] = useState('');
   const [tools, setTools] = useState('');
+  const [toolChoice, setToolChoice] = useState('auto');
   const [turns, setTurns] = useState<ChatTurn[]>([]);
   const [input, setInput] = useState('');
   const [running, setRunning] = useState(false);
@@ -93,6 +94,7 @@ export function PlaygroundPage() {
     const params = {
       model,
       tools: toolList,
+      tool_choice: toolList ? toolChoice : undefined,
       temperature: numOrUndefined(temperature),
       top_p: numOrUndefined(topP),
       max_tokens: numOrUndefined(maxTokens),
@@ -130,6 +132,12 @@ export function PlaygroundPage() {
         <summary class="muted">Tools</summary>
         <textarea name="tools" rows={4} placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]'
           value={tools} onInput={(e) => setTools(e.currentTarget.value)} />
+        <label class="inline">
+          tool_choice
+          <select name="tool_choice" value={toolChoice} onChange={(e) => setToolChoice(e.currentTarget.value)}>
+            {['auto', 'required', 'none'].map((c) => <option value={c}>{c}</option>)}
+          </select>
+        </label>
       </details>
       <div class="conversation" data-testid="conversation">
         {turns.map((t) => <Turn t={t} />)}
