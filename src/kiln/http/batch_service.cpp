@@ -19,7 +19,6 @@ namespace net = boost::asio;
 namespace {
 
 constexpr int kPage = 1000;
-constexpr size_t kApiQueue = 256;
 
 // How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
 bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
@@ -96,8 +95,7 @@ Result<std::unique_ptr<BatchService>> BatchService::start(BatchOptions options, 
   }
   auto api = jobs::open_sql(s->options_.database, s->options_.data_dir);
   if (!api.is_ok()) return api.status();
-  s->api_ = std::make_unique<WorkQueue<jobs::BatchStore>>(std::make_unique<jobs::BatchStore>(std::move(api).value()),
-                                                          kApiQueue);
+  s->api_ = std::make_unique<WorkQueue<jobs::BatchStore>>(std::make_unique<jobs::BatchStore>(std::move(api).value()));
   // The lines a previous process of this node was running cannot finish: they run again now.
   auto released = s->db_->release_node_lines(s->options_.node);
   if (!released.is_ok()) return released.status();

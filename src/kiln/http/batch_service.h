@@ -24,7 +24,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/jobs/batch_store.h"
-#include "kiln/http/work_queue.h"
+#include "kiln/core/work_queue.h"
 
 namespace kiln::pool {
 class ModelPool;
