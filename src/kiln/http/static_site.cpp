@@ -39,7 +39,7 @@ std::optional<HttpResponse> serve_static(std::span<const StaticAsset> assets, st
   const StaticAsset* a = nullptr;
   if (is_ui_route(path)) {
     a = find(assets, "/index.html");
-  } else if (starts_with(path, "/assets/") || path == "/favicon.svg") {
+  } else if (starts_with(path, "/assets/")) {
     a = find(assets, path);
   }
   if (a == nullptr) return std::nullopt;
@@ -50,7 +50,14 @@ std::optional<HttpResponse> serve_static(std::span<const StaticAsset> assets, st
   r.headers = {{"ETag", std::string(a->etag)},
                {"Cache-Control", immutable ? "public, max-age=31536000, immutable" : "no-cache"},
                {"X-Content-Type-Options", "nosniff"}};
-  if (!immutable) r.headers.emplace_back("X-Frame-Options", "DENY");
+  if (!immutable) {
+    // The page loads only its own files and talks only to this server; nobody may frame it (so
+    // its buttons cannot be clicked through a disguise).
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'none'");
+    r.headers.emplace_back("X-Frame-Options", "DENY");
+  }
   if (if_none_match != nullptr && etag_matches(*if_none_match, a->etag)) {
     r.status = 304;
     r.content_type.clear();

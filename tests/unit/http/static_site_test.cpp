@@ -29,6 +29,8 @@ TEST(StaticSite, ClientRoutesAnswerTheIndex) {
     EXPECT_EQ(r->content_type, "text/html; charset=utf-8");
     EXPECT_EQ(header(*r, "Cache-Control"), "no-cache");
     EXPECT_EQ(header(*r, "ETag"), "\"aaa\"");
+    EXPECT_EQ(header(*r, "X-Frame-Options"), "DENY");
+    EXPECT_NE(header(*r, "Content-Security-Policy").find("frame-ancestors 'none'"), std::string::npos);
   }
 }
 
