@@ -219,6 +219,35 @@ test('Playground: a tool call is shown as such', async () => {
   await page.close();
 });
 
+test('Playground: reasoning is shown apart from the answer', async () => {
+  // Biased to "<think>" (id 151667 in Qwen3's vocabulary), the random weights open a reasoning
+  // block, which the server answers as reasoning_content; the page sends the bias as an extra
+  // parameter.
+  const body = { temperature: 0, max_tokens: 8, logit_bias: { 151667: 100 } };
+  const page = await newPage();
+  await page.goto(origin + '/playground');
+  await page.locator('select[name="model"]').selectOption('qwen');
+  await page.locator('input[name="temperature"]').fill('0');
+  await page.locator('input[name="max_tokens"]').fill('8');
+  await page.locator('details.tools summary').click();
+  await page.locator('textarea[name="extra"]').fill(JSON.stringify({ logit_bias: body.logit_bias }));
+  await page.locator('textarea[name="message"]').fill('Think first');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await answered(page);
+  const r = await api('/v1/chat/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen', ...body, messages: [{ role: 'user', content: 'Think first' }] }),
+  });
+  assert.equal(r.status, 200, r.body);
+  const message = JSON.parse(r.body).choices[0].message;
+  assert.ok(message.reasoning_content.length > 0, r.body);
+  assert.equal(await page.getByTestId('reasoning').locator('pre').textContent(), message.reasoning_content);
+  assert.equal(await page.getByTestId('answer').count(), message.content ? 1 : 0);
+  await shot(page, 'playground-reasoning');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('Live: requests per model and tokens/s from /metrics', async () => {
   const page = await newPage();
   await page.goto(origin + '/live');

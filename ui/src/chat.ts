@@ -33,6 +33,7 @@ export interface ChatParams {
   seed?: number;
   tools?: unknown[];
   tool_choice?: string;
+  [other: string]: unknown;  // the rest of the chat API's parameters, as given
 }
 
 type Delta = {

@@ -50,6 +50,7 @@ export function PlaygroundPage() {
   const [seed, setSeed] = useState('');
   const [tools, setTools] = useState('');
   const [toolChoice, setToolChoice] = useState('auto');
+  const [extra, setExtra] = useState('');
   const [turns, setTurns] = useState<ChatTurn[]>([]);
   const [input, setInput] = useState('');
   const [running, setRunning] = useState(false);
@@ -80,6 +81,16 @@ export function PlaygroundPage() {
         return;
       }
     }
+    let extraParams: Record<string, unknown> = {};
+    if (extra.trim()) {
+      try {
+        extraParams = JSON.parse(extra);
+        if (!extraParams || typeof extraParams !== 'object' || Array.isArray(extraParams)) throw new Error('not an object');
+      } catch (err) {
+        setError(`Extra parameters: a JSON object, e.g. {"top_k": 40} (${(err as Error).message})`);
+        return;
+      }
+    }
     setError(null);
     localStorage.setItem('kiln.playground.model', model);
     const history = [...turns.filter((t) => !t.error), { role: 'user' as const, content: input }];
@@ -99,6 +110,7 @@ export function PlaygroundPage() {
       top_p: numOrUndefined(topP),
       max_tokens: numOrUndefined(maxTokens),
       seed: numOrUndefined(seed),
+      ...extraParams,  // anything else of the chat API, taking precedence over the fields above
     };
     try {
       await streamChat(params, messages, (t) => setTurns([...history, t]), abort.current.signal);
@@ -129,14 +141,22 @@ export function PlaygroundPage() {
         <textarea name="system" rows={2} value={system} onInput={(e) => setSystem(e.currentTarget.value)} />
       </label>
       <details class="tools">
-        <summary class="muted">Tools</summary>
-        <textarea name="tools" rows={4} placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]'
-          value={tools} onInput={(e) => setTools(e.currentTarget.value)} />
+        <summary class="muted">Tools and other parameters</summary>
+        <label>
+          Tools (a JSON array, as in OpenAI's API)
+          <textarea name="tools" rows={4} placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]'
+            value={tools} onInput={(e) => setTools(e.currentTarget.value)} />
+        </label>
         <label class="inline">
           tool_choice
           <select name="tool_choice" value={toolChoice} onChange={(e) => setToolChoice(e.currentTarget.value)}>
             {['auto', 'required', 'none'].map((c) => <option value={c}>{c}</option>)}
           </select>
+        </label>
+        <label>
+          Other parameters of /v1/chat/completions (a JSON object)
+          <textarea name="extra" rows={2} placeholder='{"top_k": 40, "reasoning_effort": "low", "chat_template_kwargs": {"enable_thinking": false}}'
+            value={extra} onInput={(e) => setExtra(e.currentTarget.value)} />
         </label>
       </details>
       <div class="conversation" data-testid="conversation">
