@@ -83,7 +83,9 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ui-'));
   server = await start();
   origin = `http://127.0.0.1:${server.port}`;
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true,
+    // Root in a container: no sandbox; a small /dev/shm there: use /tmp.
+    args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 });
 
 after(async () => {
