@@ -147,6 +147,10 @@ class Puller {
     KILN_ASSIGN_OR_RETURN(auto lock, RepoLock::acquire(o_.hub_dir, ref.repo));
     const std::string api = str_cat(o_.endpoint, "/api/models/", ref.repo, "/revision/", url_segment(ref.revision), "?blobs=true");
     auto text = http_get_text(api, http_options(), kMaxInfoBytes);
+    for (int attempt = 1; !text.is_ok() && retryable(text.status()) && attempt <= o_.retries; ++attempt) {
+      if (!wait_before_retry(attempt)) break;
+      text = http_get_text(api, http_options(), kMaxInfoBytes);
+    }
     if (!text.is_ok()) return text.status().with_context(str_cat("resolving ", ref.repo, "@", ref.revision));
     KILN_ASSIGN_OR_RETURN(RepoInfo info, parse_repo_info(*text));
     KILN_ASSIGN_OR_RETURN(std::vector<RepoFile> files, files_to_pull(info));
