@@ -149,9 +149,10 @@ export function startHub({ repos, token = null }) {
         holds.set(path, { promise, release });
         return () => { holds.delete(path); release(); };
       },
-      // Resolves with the first request (logged from now on, or already) that `pred` accepts.
-      waitFor: (pred) => {
-        const seen = requests.find(pred);
+      // Resolves with the first request from the `from`-th one logged on (already or later) that
+      // `pred` accepts.
+      waitFor: (pred, from = 0) => {
+        const seen = requests.slice(from).find(pred);
         if (seen) return Promise.resolve(seen);
         return new Promise((resolve) => waiters.push({ pred, resolve }));
       },

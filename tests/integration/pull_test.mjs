@@ -141,6 +141,21 @@ test('an interrupted pull leaves a part that the next pull continues', async () 
   assert.deepEqual(readFileSync(join(repoDir(cache), 'snapshots', COMMIT, shard)), meta.data);
 });
 
+test('a second pull of a repository being pulled is refused at once', async () => {
+  const cache = freshCache();
+  const shard = biggestShard();
+  const release = hub.hold(shard);
+  const from = hub.requests.length;
+  const first = kiln(['pull', REPO], pullEnv(cache));
+  await hub.waitFor((q) => q.url === `/cdn/${hub.file(REPO, shard).sha256}`, from);
+  const second = await kiln(['pull', REPO], pullEnv(cache));
+  release();
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /a pull of kiln-test\/tiny is already running/);
+  const r = await first;
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('a corrupted byte fails the checksum and publishes nothing', async () => {
   const cache = freshCache();
   const shard = biggestShard();
@@ -250,11 +265,12 @@ test('POST /v1/admin/models/pull streams the pull and the model becomes servable
     // a second request for the same one joins the running pull.
     const shard = biggestShard();
     const release = hub.hold(shard);
+    const from = hub.requests.length;
     const first = await pull({ model: REPO });
     assert.equal(first.status, 200);
     assert.match(first.headers.get('content-type'), /text\/event-stream/);
     const firstEvents = readEvents(first);
-    await hub.waitFor((q) => q.url === `/cdn/${hub.file(REPO, shard).sha256}`);
+    await hub.waitFor((q) => q.url === `/cdn/${hub.file(REPO, shard).sha256}`, from);
     const other = await pull({ model: REPO, revision: COMMIT });
     assert.equal(other.status, 409);
     assert.equal((await other.json()).error.code, 'pull_in_progress');

@@ -174,11 +174,7 @@ class Puller {
     }
     const auto space = fs::space(o_.hub_dir, ec);
     plan.free_bytes = ec ? -1 : static_cast<int64_t>(space.available);
-    if (!ec && missing + kFreeSpaceMargin > plan.free_bytes) {
-      return resource_exhausted(str_cat("not enough free space for ", ref.repo, ": it needs ", format_bytes(missing),
-                                        " more (and ", format_bytes(kFreeSpaceMargin), " to spare) in ",
-                                        o_.hub_dir.string(), ", which has ", format_bytes(plan.free_bytes), " free"));
-    }
+    if (!ec) KILN_RETURN_IF_ERROR(check_free_space(missing, plan.free_bytes, o_.hub_dir, ref.repo));
     if (observer_ != nullptr) observer_->resolved(plan);
     progress_.total_bytes = plan.total_bytes;
     progress_.done_bytes = plan.present_bytes;
@@ -394,6 +390,14 @@ class Puller {
 };
 
 }  // namespace
+
+Status check_free_space(int64_t missing, int64_t free_bytes, const fs::path& dir, std::string_view repo) {
+  if (missing + kFreeSpaceMargin <= free_bytes) return Status::ok();
+  return resource_exhausted(str_cat("not enough free space for ", repo, ": it needs ",
+                                    format_bytes(static_cast<double>(missing)), " more (and ",
+                                    format_bytes(static_cast<double>(kFreeSpaceMargin)), " to spare) in ", dir.string(),
+                                    ", which has ", format_bytes(static_cast<double>(free_bytes)), " free"));
+}
 
 Result<PullResult> pull(const RepoRef& ref, const PullOptions& options, PullObserver* observer) {
   KILN_RETURN_IF_ERROR(check_repo_id(ref.repo));

@@ -70,6 +70,10 @@ struct PullResult {
 // Headroom kept free beyond the bytes a pull writes.
 inline constexpr int64_t kFreeSpaceMargin = 64LL << 20;
 
+// Whether `missing` more bytes fit in `free_bytes` with kFreeSpaceMargin to spare; the error
+// says how much is needed and free in `dir`.
+Status check_free_space(int64_t missing, int64_t free_bytes, const std::filesystem::path& dir, std::string_view repo);
+
 // Pulls `ref`. Fails with kFailedPrecondition when another pull of the same repository holds its
 // lock (any process on this machine), kResourceExhausted when the space is short, kDataLoss when
 // a file does not match its checksum (its part is deleted and nothing is published).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "kiln/hub/progress.h"
+#include "kiln/hub/pull.h"
 
 namespace kiln::hub {
 namespace {
@@ -89,6 +90,14 @@ TEST(CacheLayout, MatchesHuggingFaceHub) {
   EXPECT_EQ(url_segment("refs/pr/1"), "refs%2Fpr%2F1");
   EXPECT_EQ(url_path("1_Pooling/config.json"), "1_Pooling/config.json");
   EXPECT_EQ(url_path("a b.json"), "a%20b.json");
+}
+
+TEST(FreeSpace, KeepsAMargin) {
+  EXPECT_TRUE(check_free_space(100, 100 + kFreeSpaceMargin, "/hub", "o/m").is_ok());
+  Status s = check_free_space(3LL << 30, 2LL << 30, "/hub", "o/m");
+  ASSERT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(),
+            "not enough free space for o/m: it needs 3.00 GiB more (and 64.00 MiB to spare) in /hub, which has 2.00 GiB free");
 }
 
 TEST(Progress, RendersRateAndEta) {
