@@ -31,7 +31,9 @@ export function startHub({ repos, token = null }) {
   const infos = new Map();   // repo -> { commit, paths }
   for (const [repo, { dir, commit }] of Object.entries(repos)) {
     const paths = walk(dir);
-    const extra = { 'README.md': Buffer.from('# a test model\n'), 'pytorch_model.bin': Buffer.alloc(4096, 7) };
+    // Files kiln must not fetch: docs, other weight formats, weights its loader does not open.
+    const extra = { 'README.md': Buffer.from('# a test model\n'), 'pytorch_model.bin': Buffer.alloc(4096, 7),
+                    'consolidated.safetensors': Buffer.alloc(8192, 3) };
     for (const p of [...paths, ...Object.keys(extra)]) {
       const data = extra[p] ?? readFileSync(join(dir, p));
       const lfs = p.endsWith('.safetensors') || p.endsWith('.bin');

@@ -71,7 +71,10 @@ test('a full pull writes the Hugging Face cache layout and sends the token', asy
   assert.ok(!existsSync(join(snapshot, 'pytorch_model.bin')));
   const mine = hub.requests.slice(from);
   assert.ok(mine.some((q) => q.url.startsWith(`/api/models/${REPO}/revision/main`) && q.url.includes('blobs=true')));
-  assert.ok(!mine.some((q) => q.url.includes('pytorch_model.bin') || q.url.includes('README.md')));
+  for (const other of ['pytorch_model.bin', 'README.md', 'consolidated.safetensors']) {
+    assert.ok(!existsSync(join(snapshot, other)), other);
+    assert.ok(!mine.some((q) => q.url.includes(other) || q.url.includes(hub.file(REPO, other).sha256)), other);
+  }
   for (const q of mine.filter((q) => !q.url.startsWith('/cdn/'))) assert.equal(q.authorization, `Bearer ${TOKEN}`, q.url);
   // Files are fetched at the resolved commit, not at the moving branch.
   assert.ok(mine.filter((q) => q.url.includes('/resolve/')).every((q) => q.url.includes(`/resolve/${COMMIT}/`)));

@@ -146,17 +146,25 @@ class Puller {
     if (ec) return failed_precondition(str_cat(o_.hub_dir.string(), ": cannot create the cache: ", ec.message()));
     KILN_ASSIGN_OR_RETURN(auto lock, RepoLock::acquire(o_.hub_dir, ref.repo));
     const std::string api = str_cat(o_.endpoint, "/api/models/", ref.repo, "/revision/", url_segment(ref.revision), "?blobs=true");
-    auto text = http_get_text(api, http_options(), kMaxInfoBytes);
-    for (int attempt = 1; !text.is_ok() && retryable(text.status()) && attempt <= o_.retries; ++attempt) {
-      if (!wait_before_retry(attempt)) break;
-      text = http_get_text(api, http_options(), kMaxInfoBytes);
-    }
+    auto text = get_text(api);
     if (!text.is_ok()) return text.status().with_context(str_cat("resolving ", ref.repo, "@", ref.revision));
     KILN_ASSIGN_OR_RETURN(RepoInfo info, parse_repo_info(*text));
     KILN_ASSIGN_OR_RETURN(std::vector<RepoFile> files, files_to_pull(info));
+    repo_dir_ = repo_cache_dir(o_.hub_dir, ref.repo);
+    // Which shards kiln opens is the index's to say: read it before choosing the weights. A blob
+    // in the cache was verified when it was stored; else the Hub is asked.
+    std::optional<std::string> index;
+    auto index_file = std::find_if(files.begin(), files.end(), [](const RepoFile& f) { return f.path == kIndexFile; });
+    if (index_file != files.end()) {
+      const fs::path cached = blob_path(*index_file);
+      auto got = index_file->size > 0 && file_size_or_zero(cached) == index_file->size ? read_file(cached)
+                 : get_text(resolve_url(ref, info.commit, kIndexFile));
+      if (!got.is_ok()) return got.status().with_context(std::string(kIndexFile));
+      index = std::move(*got);
+    }
+    KILN_ASSIGN_OR_RETURN(files, select_weights(std::move(files), index));
     std::stable_sort(files.begin(), files.end(), [](const RepoFile& a, const RepoFile& b) { return a.size > b.size; });
 
-    repo_dir_ = repo_cache_dir(o_.hub_dir, ref.repo);
     fs::create_directories(repo_dir_ / "blobs", ec);
     if (ec) return failed_precondition(str_cat((repo_dir_ / "blobs").string(), ": cannot create: ", ec.message()));
     PullPlan plan{ref.repo, ref.revision, info.commit, files, 0, 0, 0};
@@ -194,6 +202,19 @@ class Puller {
     h.user_agent = o_.user_agent;
     h.cancelled = [this] { return stopped(); };
     return h;
+  }
+  // A small document (the model info, the index), retried like a file's transfer.
+  Result<std::string> get_text(const std::string& url) {
+    auto text = http_get_text(url, http_options(), kMaxInfoBytes);
+    for (int attempt = 1; !text.is_ok() && retryable(text.status()) && attempt <= o_.retries; ++attempt) {
+      if (!wait_before_retry(attempt)) break;
+      text = http_get_text(url, http_options(), kMaxInfoBytes);
+    }
+    return text;
+  }
+  // The revision is pinned to the resolved commit, so every file comes from the same one.
+  std::string resolve_url(const RepoRef& ref, const std::string& commit, std::string_view path) const {
+    return str_cat(o_.endpoint, "/", ref.repo, "/resolve/", commit, "/", url_path(path));
   }
   bool stopped() const { return failed_.load(std::memory_order_relaxed) || (o_.cancelled && o_.cancelled()); }
   fs::path blob_path(const RepoFile& f) const { return repo_dir_ / "blobs" / blob_name(f); }
@@ -253,8 +274,7 @@ class Puller {
       file_done(f, true);
       return Status::ok();
     }
-    // The revision is pinned to the resolved commit, so every file comes from the same one.
-    const std::string url = str_cat(o_.endpoint, "/", ref.repo, "/resolve/", commit, "/", url_path(f.path));
+    const std::string url = resolve_url(ref, commit, f.path);
     Status last;
     for (int attempt = 0; attempt <= o_.retries; ++attempt) {
       if (attempt > 0) {

@@ -1,7 +1,9 @@
 #include "kiln/hub/repo.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -161,6 +163,35 @@ Result<std::vector<RepoFile>> files_to_pull(const RepoInfo& info) {
         "the repository has no *.safetensors weights: kiln serves safetensors checkpoints only (not GGUF or .bin)");
   }
   return out;
+}
+
+Result<std::vector<RepoFile>> select_weights(std::vector<RepoFile> files, const std::optional<std::string>& index_json) {
+  using nlohmann::json;
+  std::set<std::string> wanted;
+  if (index_json) {
+    json index = json::parse(*index_json, nullptr, /*allow_exceptions=*/false);
+    auto wm = index.is_object() ? index.find("weight_map") : index.end();
+    if (index.is_discarded() || !index.is_object() || wm == index.end() || !wm->is_object()) {
+      return data_loss(str_cat(kIndexFile, " of the repository has no 'weight_map' object"));
+    }
+    for (const auto& [name, shard] : wm->items()) {
+      if (!shard.is_string()) return data_loss(str_cat(kIndexFile, ": weight_map['", name, "'] is not a file name"));
+      wanted.insert(shard.get<std::string>());
+    }
+    if (wanted.empty()) return data_loss(str_cat(kIndexFile, ": 'weight_map' names no tensors"));
+  } else {
+    wanted.insert("model.safetensors");
+  }
+  std::erase_if(files, [&](const RepoFile& f) { return ends_with(f.path, ".safetensors") && !wanted.count(f.path); });
+  for (const auto& w : wanted) {
+    const bool listed = std::any_of(files.begin(), files.end(), [&](const RepoFile& f) { return f.path == w; });
+    if (!listed) {
+      return failed_precondition(str_cat("the repository has no '", w, "'",
+                                         index_json ? str_cat(" (", kIndexFile, " names it)") : std::string(),
+                                         ": kiln reads model.safetensors or the shards of ", kIndexFile));
+    }
+  }
+  return files;
 }
 
 fs::path repo_cache_dir(const fs::path& hub, std::string_view repo) {

@@ -53,6 +53,13 @@ bool kiln_serves(std::string_view path);
 // (no config.json, or no safetensors weights).
 Result<std::vector<RepoFile>> files_to_pull(const RepoInfo& info);
 
+// The weight files kiln opens (model/checkpoint.cpp): with model.safetensors.index.json (its
+// text in `index_json`), the shards its weight_map names; without, model.safetensors. Other
+// safetensors files (Mistral's consolidated.safetensors, adapters) are dropped from `files`.
+// Fails when a weight file kiln would open is not in the repository.
+Result<std::vector<RepoFile>> select_weights(std::vector<RepoFile> files, const std::optional<std::string>& index_json);
+inline constexpr std::string_view kIndexFile = "model.safetensors.index.json";
+
 // The Hugging Face cache layout under `hub` (e.g. ~/.cache/huggingface/hub).
 std::filesystem::path repo_cache_dir(const std::filesystem::path& hub, std::string_view repo);  // models--ORG--NAME
 // The blob's name: the LFS sha256, else the git blob id (what huggingface_hub names it: the ETag).

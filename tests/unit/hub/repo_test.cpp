@@ -83,6 +83,29 @@ TEST(RepoInfo, NeedsConfigAndSafetensors) {
   EXPECT_FALSE(files_to_pull(info).is_ok());
 }
 
+TEST(SelectWeights, TakesWhatTheCheckpointLoaderOpens) {
+  auto file = [](const char* p) { return RepoFile{p, 1, std::string(40, 'a'), ""}; };
+  const std::vector<RepoFile> all = {file("config.json"), file("model.safetensors.index.json"),
+                                     file("model-00001-of-00002.safetensors"), file("model-00002-of-00002.safetensors"),
+                                     file("consolidated.safetensors")};
+  auto r = select_weights(all, std::string(R"({"weight_map": {"a": "model-00001-of-00002.safetensors",
+                                                              "b": "model-00002-of-00002.safetensors"}})"));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  std::vector<std::string> paths;
+  for (const auto& f : *r) paths.push_back(f.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"config.json", "model.safetensors.index.json",
+                                              "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}));
+  auto missing = select_weights(all, std::string(R"({"weight_map": {"a": "model-00003-of-00003.safetensors"}})"));
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_NE(missing.status().message().find("model-00003-of-00003.safetensors"), std::string::npos);
+  EXPECT_FALSE(select_weights(all, std::string("{}")).is_ok());
+  // Without an index: model.safetensors only.
+  auto single = select_weights({file("config.json"), file("model.safetensors"), file("adapter.safetensors")}, std::nullopt);
+  ASSERT_TRUE(single.is_ok());
+  EXPECT_EQ(single->size(), 2u);
+  EXPECT_FALSE(select_weights({file("config.json"), file("consolidated.safetensors")}, std::nullopt).is_ok());
+}
+
 TEST(CacheLayout, MatchesHuggingFaceHub) {
   EXPECT_EQ(repo_cache_dir("/hub", "Qwen/Qwen3-0.6B"), "/hub/models--Qwen--Qwen3-0.6B");
   EXPECT_EQ(blob_link_target("config.json", "abc"), "../../blobs/abc");
