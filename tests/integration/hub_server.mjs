@@ -124,7 +124,9 @@ export function startHub({ repos, token = null }) {
       if (!info || !f || (rev !== 'main' && rev !== info.commit)) { res.writeHead(404); return res.end('{"error":"Entry not found"}'); }
       const headers = { 'X-Repo-Commit': info.commit };
       if (!f.lfs) return sendBytes(req, res, f, headers);
-      res.writeHead(302, { ...headers, Location: `http://127.0.0.1:${server.address().port}/cdn/${f.sha256}`,
+      // The CDN is another host name (the API is asked at 127.0.0.1), as on the Hub, so that the
+      // test sees that the token stays with the Hub.
+      res.writeHead(302, { ...headers, Location: `http://localhost:${server.address().port}/cdn/${f.sha256}`,
                            'X-Linked-Etag': `"${f.sha256}"`, 'X-Linked-Size': String(f.data.length) });
       return res.end();
     }

@@ -76,6 +76,10 @@ test('a full pull writes the Hugging Face cache layout and sends the token', asy
     assert.ok(!mine.some((q) => q.url.includes(other) || q.url.includes(hub.file(REPO, other).sha256)), other);
   }
   for (const q of mine.filter((q) => !q.url.startsWith('/cdn/'))) assert.equal(q.authorization, `Bearer ${TOKEN}`, q.url);
+  // The redirect leads to another host: the token is not sent there.
+  const cdn = mine.filter((q) => q.url.startsWith('/cdn/'));
+  assert.ok(cdn.length >= 3);
+  for (const q of cdn) assert.equal(q.authorization, null, q.url);
   // Files are fetched at the resolved commit, not at the moving branch.
   assert.ok(mine.filter((q) => q.url.includes('/resolve/')).every((q) => q.url.includes(`/resolve/${COMMIT}/`)));
   assert.ok(!readdirSync(join(repoDir(cache), 'blobs')).some((b) => b.endsWith('.incomplete')));
