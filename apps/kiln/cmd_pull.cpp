@@ -194,7 +194,10 @@ KILN_REGISTER_COMMAND(kPull, "pull", "Download a model from the Hugging Face Hub
 KILN_REGISTER_COMMAND(kLs, "ls", "List the models kiln can serve from disk, with size and place",
                       [](CLI::App& sub) -> std::function<int()> {
   auto a = std::make_shared<LsArgs>();
-  sub.add_option("--models-dir", a->models_dirs, "Model directories (default: $KILN_HOME/models)");
+  // As `kiln serve` takes it, so that ls lists what serve finds.
+  sub.add_option("--models-dir", a->models_dirs, "Directories of models (NAME/ or ORG/NAME/; default: DATA_DIR/models)")
+      ->envname("KILN_MODELS_DIR")
+      ->delimiter(',');
   add_hub_dir(sub, a->hub_dir);
   return [a] { return run_ls(*a); };
 });
