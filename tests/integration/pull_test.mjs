@@ -278,6 +278,13 @@ test('POST /v1/admin/models/pull streams the pull and the model becomes servable
     assert.match(first.headers.get('content-type'), /text\/event-stream/);
     const firstEvents = readEvents(first);
     await hub.waitFor((q) => q.url === `/cdn/${hub.file(REPO, shard).sha256}`, from);
+    const listed = await (await fetch(`${base}/v1/admin/pulls`, { headers: { Authorization: 'Bearer adm' } })).json();
+    assert.equal(listed.data.length, 1);
+    assert.equal(listed.data[0].model, REPO);
+    assert.equal(listed.data[0].revision, 'main');
+    assert.equal(listed.data[0].commit, COMMIT);
+    assert.ok(listed.data[0].total_bytes > 0);
+    assert.equal((await fetch(`${base}/v1/admin/pulls`)).status, 401);
     const other = await pull({ model: REPO, revision: COMMIT });
     assert.equal(other.status, 409);
     assert.equal((await other.json()).error.code, 'pull_in_progress');
@@ -308,6 +315,8 @@ test('POST /v1/admin/models/pull streams the pull and the model becomes servable
     }
     assert.equal(a.filter((e) => e.event === 'file').length, servedFiles().length);
 
+    const after = await (await fetch(`${base}/v1/admin/pulls`, { headers: { Authorization: 'Bearer adm' } })).json();
+    assert.deepEqual(after.data, []);
     // Served without a restart.
     const models = await (await fetch(`${base}/v1/models`)).json();
     assert.ok(models.data.some((m) => m.id === REPO), JSON.stringify(models));

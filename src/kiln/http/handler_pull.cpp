@@ -1,6 +1,6 @@
 // POST /v1/admin/models/pull {"model": "ORG/NAME", "revision": "main"}: the pull's events as SSE
 // (docs/pull.md). The stream ends with a `done` or an `error` event; a client that leaves stops
-// getting events, and the pull goes on.
+// getting events, and the pull goes on. GET /v1/admin/pulls lists the pulls running.
 #include "kiln/core/str.h"
 #include "kiln/http/admin_handlers.h"
 #include "kiln/http/pull_service.h"
@@ -77,6 +77,26 @@ void handle_admin_pull(const AppContext& ctx, const ExchangePtr& ex) {
     p->subscription.reset();
   });
   pull_keepalive(ctx, ex, p);
+}
+
+}  // namespace kiln::http
+
+namespace kiln::http {
+
+void handle_admin_pulls(const AppContext& ctx, const ExchangePtr& ex) {
+  Json data = Json::array();
+  if (ctx.pulls != nullptr) {
+    for (const auto& r : ctx.pulls->running()) {
+      data.push_back({{"model", r.ref.repo},
+                      {"revision", r.ref.revision},
+                      {"commit", r.commit.empty() ? Json(nullptr) : Json(r.commit)},
+                      {"done_bytes", r.progress.done_bytes},
+                      {"total_bytes", r.progress.total_bytes},
+                      {"files_done", r.progress.files_done},
+                      {"files_total", r.progress.files_total}});
+    }
+  }
+  ex->respond({200, "application/json", {}, Json{{"object", "list"}, {"data", data}}.dump()});
 }
 
 }  // namespace kiln::http

@@ -33,6 +33,8 @@ struct PullService::Job : hub::PullObserver {
   };
   std::vector<std::shared_ptr<Slot>> listeners;
   bool ended = false;
+  std::string commit;
+  hub::PullProgress latest;
   hub::RateMeter meter;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
@@ -47,6 +49,10 @@ struct PullService::Job : hub::PullObserver {
     Json files = Json::array();
     for (const auto& f : p.files) files.push_back({{"path", f.path}, {"size", f.size}});
     std::lock_guard<std::mutex> lock(mu);
+    commit = p.commit;
+    latest.total_bytes = p.total_bytes;
+    latest.done_bytes = p.present_bytes;
+    latest.files_total = static_cast<int>(p.files.size());
     resolved_event = sse_event("resolved", dump({{"model", p.repo},
                                                  {"revision", p.revision},
                                                  {"commit", p.commit},
@@ -59,6 +65,7 @@ struct PullService::Job : hub::PullObserver {
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     meter.add(t, p.done_bytes);
     std::lock_guard<std::mutex> lock(mu);
+    latest = p;
     progress_event = sse_event("progress", dump({{"model", ref.repo},
                                                  {"done_bytes", p.done_bytes},
                                                  {"total_bytes", p.total_bytes},
@@ -143,6 +150,16 @@ Result<std::shared_ptr<void>> PullService::subscribe(const hub::RepoRef& ref, Li
   }
   if (!job->thread.joinable()) job->thread = std::thread([this, job] { run(job); });
   return std::shared_ptr<void>(nullptr, [slot](void*) { slot->active = false; });
+}
+
+std::vector<PullService::Running> PullService::running() const {
+  std::vector<Running> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [repo, job] : running_) {
+    std::lock_guard<std::mutex> jl(job->mu);
+    out.push_back({job->ref, job->commit, job->latest});
+  }
+  return out;
 }
 
 void PullService::run(const std::shared_ptr<Job>& job) {

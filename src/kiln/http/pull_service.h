@@ -43,6 +43,14 @@ class PullService {
   // revision of the repository is being pulled; kResourceExhausted: too many pulls are running.
   Result<std::shared_ptr<void>> subscribe(const hub::RepoRef& ref, Listener listener);
 
+  // The pulls running now (GET /v1/admin/pulls), by repository.
+  struct Running {
+    hub::RepoRef ref;
+    std::string commit;  // empty until resolved
+    hub::PullProgress progress;
+  };
+  std::vector<Running> running() const;
+
  private:
   struct Job;
   void run(const std::shared_ptr<Job>& job);
@@ -50,7 +58,7 @@ class PullService {
 
   PullServiceOptions options_;
   std::function<bool(const std::string&)> publish_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<Job>> running_;  // by repository
   std::vector<std::shared_ptr<Job>> ended_;               // threads not yet joined
