@@ -19,6 +19,7 @@
 #include "command.h"
 #include "serve_batches.h"
 #include "serve_jobs.h"
+#include "serve_pulls.h"
 #include "ui_assets.h"
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
@@ -349,6 +350,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   auto batches = start_batches(a.batches, *jobs ? a.jobs.database : "off", *jobs ? (*jobs)->node : "", app, pool);
   if (!batches.is_ok()) return fail(batches.status());
   if (*batches) app.set_batches(batches->get());
+  auto pulls = make_pull_service(pool);
+  app.set_pulls(pulls.get());
 
   http::ServerOptions so;
   so.host = a.host;
@@ -393,6 +396,7 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   // engines that take too long to stop (a step or a model load under way), end with the process.
   if (!stopped) end_now("HTTP threads were still busy after the drain time");
   ShutdownWatchdog watchdog(so.drain_grace);
+  pulls.reset();  // cancels running pulls (their parts stay) before the registry goes
   pool.shutdown();
   // After the engines: batch lines still running end as the pool stops them and stay claimed;
   // the next start of this node runs them again.

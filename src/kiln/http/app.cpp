@@ -55,6 +55,8 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("GET", "/v1/health/metrics", handle_health_metrics);
   route("GET", "/v1/admin/models", handle_admin_list_models);
   route("POST", "/v1/admin/models/rescan", handle_admin_rescan);
+  route("POST", "/v1/admin/models/pull", handle_admin_pull);
+  route("GET", "/v1/admin/pulls", handle_admin_pulls);
   route("GET", "/v1/admin/models/{id}", handle_admin_model);
   route("POST", "/v1/admin/models/{id}", handle_admin_model);
   route("GET", "/v1/jobs", handle_list_jobs);

@@ -25,6 +25,7 @@ class Server;
 class JobTracker;
 class RateLimits;
 class BatchService;
+class PullService;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -58,6 +59,7 @@ struct AppContext {
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
+  PullService* pulls = nullptr;  // null: no POST /v1/admin/models/pull (tests)
 };
 
 class App {
@@ -73,6 +75,8 @@ class App {
   void set_rate_limits(RateLimits* limits) { ctx_.limits = limits; }
   // Serves the Files and Batch APIs through `batches` (which outlives the app's requests).
   void set_batches(BatchService* batches) { ctx_.batches = batches; }
+  // Runs POST /v1/admin/models/pull through `pulls` (which outlives the app's requests).
+  void set_pulls(PullService* pulls) { ctx_.pulls = pulls; }
   void handle(const ExchangePtr& ex);
   // Whether a request's body may be streamed to disk (ServerOptions::upload_route): a file
   // upload from a client whose key is good, so that nobody else can make the server write
