@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <numeric>
 
 #include "engine_test_util.h"
@@ -143,7 +144,7 @@ TEST(GemmaOpsTest, GegluScaleAndSoftcapMatchTheirFormulas) {
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < inter; ++i) {
       const double g = gu[static_cast<size_t>(t * 2 * inter + i)], u = gu[static_cast<size_t>(t * 2 * inter + inter + i)];
-      const double want = 0.5 * g * (1 + std::tanh(std::sqrt(2 / M_PI) * (g + 0.044715 * g * g * g))) * u;
+      const double want = 0.5 * g * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g))) * u;
       EXPECT_NEAR(out[static_cast<size_t>(t * inter + i)], want, 1e-5 * (1 + std::abs(want)));
     }
   auto x = testing::random_vector(12, 6, 10.0f);
@@ -178,7 +179,7 @@ TEST_P(NaiveDecoderTest, EngineLogitsMatchTheNaiveDecoder) {
 INSTANTIATE_TEST_SUITE_P(Presets, NaiveDecoderTest, ::testing::Values("tiny-qwen3-moe", "tiny-mixtral", "tiny-gemma3"),
                          testing::preset_test_name);
 
-TEST(NaiveDecoderTest, GemmaWindowsAndLocalRopeMatter) {
+TEST(GemmaWindowTest, IgnoringWindowsAndLocalRopeWouldBeCaught) {
   // The same checkpoint read as if every layer were global gives other logits: the agreement
   // above is not one that would hold with the windows or the local RoPE table ignored.
   const auto dir = testing::tiny_model("tiny-gemma3", 11);

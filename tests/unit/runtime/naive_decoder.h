@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <filesystem>
 #include <numeric>
 #include <string>
@@ -29,7 +30,7 @@ class NaiveDecoder {
     c_ = *c;
     auto ck = model::Checkpoint::open(dir);
     EXPECT_TRUE(ck.is_ok()) << ck.status().to_string();
-    ck_ = std::move(*ck);
+    if (ck.is_ok()) ck_ = std::move(*ck);
   }
   const model::ModelConfig& config() const { return c_; }
   void set_config(const model::ModelConfig& c) { c_ = c; }
@@ -182,7 +183,7 @@ class NaiveDecoder {
     Vec a(static_cast<size_t>(inter));
     for (size_t i = 0; i < a.size(); ++i) {
       const double z = g[i];
-      const double act = gelu ? 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))
+      const double act = gelu ? 0.5 * z * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (z + 0.044715 * z * z * z)))
                               : z / (1 + std::exp(-z));
       a[i] = act * u[i];
     }
