@@ -10,6 +10,7 @@
 #include <cmath>
 #include <numbers>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -75,7 +76,8 @@ class NaiveDecoder {
             for (int64_t i = 0; i < d; ++i) dot += q[static_cast<size_t>(t)][static_cast<size_t>(hd * d + i)] * k[static_cast<size_t>(j)][static_cast<size_t>(g * d + i)];
             s.push_back(dot * c_.attention_scale());
           }
-          const double m = *std::max_element(s.begin(), s.end());
+          double m = -std::numeric_limits<double>::infinity();
+          for (double e : s) m = std::max(m, e);
           double z = 0;
           for (double& e : s) z += (e = std::exp(e - m));
           for (int64_t j = first; j <= t; ++j)
@@ -112,7 +114,8 @@ class NaiveDecoder {
   std::vector<std::pair<int64_t, double>> route(int64_t layer, const std::vector<double>& hn) const {
     const model::MoeTensorNames names = model::moe_tensor_names(c_);
     const Vec logits = matvec(model::layer_prefix(layer) + names.router, hn, c_.num_experts);
-    const double m = *std::max_element(logits.begin(), logits.end());
+    double m = -std::numeric_limits<double>::infinity();
+    for (double e : logits) m = std::max(m, e);
     Vec prob(logits.size());
     double z = 0;
     for (size_t i = 0; i < prob.size(); ++i) z += (prob[i] = std::exp(logits[i] - m));
