@@ -72,8 +72,11 @@ std::vector<Preset> moe_and_gemma_presets() {
   p.push_back({"mixtral-8x7b", "Mixtral 8x7B v0.1 shapes (8 experts, top-2)", "llama2",
                moe(Architecture::kMixtral, {32000, 4096, 14336, 32, 32, 8, 128, 32768, 1e-5, 1000000.0, false}, 8, 2,
                    14336, true)});
-  p.push_back({"gemma3-1b", "Gemma 3 1B shapes (5 local layers of 512 tokens per global one, tied embeddings)",
-               "gemma3", gemma3({262144, 1152, 6912, 26, 4, 1, 256, 32768, 1e-6, 1000000.0, true}, 512, 6, 256)});
+  // The Gemma 3 tokenizer kiln ships has 262145 ids (the image token is 262144): the 1B's vocabulary
+  // of 262144 rows is padded to the 4B's 262208 so that every id embeds.
+  p.push_back({"gemma3-1b", "Gemma 3 1B shapes (5 local layers of 512 tokens per global one, tied embeddings; "
+               "vocabulary 262208 as the 4B's)",
+               "gemma3", gemma3({262208, 1152, 6912, 26, 4, 1, 256, 32768, 1e-6, 1000000.0, true}, 512, 6, 256)});
   {
     ModelConfig c = gemma3({262208, 2560, 10240, 34, 8, 4, 256, 131072, 1e-6, 1000000.0, true}, 1024, 6, 256);
     c.rope_scaling.type = RopeScalingType::kLinear;
@@ -95,7 +98,7 @@ std::vector<Preset> moe_and_gemma_presets() {
   {
     // A window of 5 and a query scalar unlike head_dim, so that a 12-token prompt tells them apart;
     // logit soft-capping (null in the real Gemma 3 configs) is on to test it.
-    ModelConfig c = gemma3({262144, 64, 128, 3, 4, 2, 16, 32768, 1e-6, 1000000.0, true}, 5, 3, 24);
+    ModelConfig c = gemma3({262208, 64, 128, 3, 4, 2, 16, 32768, 1e-6, 1000000.0, true}, 5, 3, 24);
     c.rope_scaling.type = RopeScalingType::kLinear;
     c.rope_scaling.factor = 8.0;
     c.final_logit_softcapping = 2.0;
