@@ -1,7 +1,7 @@
 #include "kiln/http/batch_service.h"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <optional>
 #include <random>
