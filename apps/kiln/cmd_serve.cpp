@@ -49,7 +49,7 @@ struct ServeArgs {
   int device_index = 0;
   int engine_threads = 0;
   int64_t max_model_len = 0;
-  int max_batched_tokens = 8192;
+  int max_batched_tokens = 0;  // 0: the device's default (8192 on CUDA, 512 on the CPU)
   int max_seqs = 256;
   int max_prefill_chunk = 0;
   int max_queue = 256;
@@ -427,7 +427,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
-  opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS", "Most tokens in one engine step");
+  opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS",
+      "Most tokens in one engine step (0: 8192 on CUDA, 512 or --max-seqs on the CPU)");
   opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");
   opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step, so long prompts share steps with other requests (0: 2048 on CUDA, 256 on CPU)");
   opt("--max-queue", a->max_queue, "KILN_MAX_QUEUE", "Waiting requests per model before 503 + Retry-After");
