@@ -327,6 +327,10 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
   KILN_RETURN_IF_ERROR(f.get_token_ids("bos_token_id", &c.bos_token_ids));
   KILN_RETURN_IF_ERROR(f.get_token_ids("eos_token_id", &c.eos_token_ids));
 
+  if (f.present("quantization_config")) {
+    KILN_ASSIGN_OR_RETURN(c.quantization, parse_quantization_config(j.at("quantization_config").dump(), source));
+  }
+
   if (f.present("head_dim")) {
     KILN_RETURN_IF_ERROR(f.get_int("head_dim", &c.head_dim));
   } else if (arch != Architecture::kQwen3 || j.contains("head_dim")) {
@@ -533,6 +537,9 @@ std::string model_config_to_json(const ModelConfig& c) {
       j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
       j["max_window_layers"] = c.sliding_window ? 0 : c.num_layers;
       break;
+  }
+  if (const std::string q = quantization_config_to_json(c.quantization); !q.empty()) {
+    j["quantization_config"] = json::parse(q);
   }
   return j.dump(2) + "\n";
 }

@@ -10,6 +10,7 @@
 #include "kiln/runtime/ops/qkv_rope.h"
 #include "kiln/runtime/ops/rms_norm.h"
 #include "kiln/runtime/ops/swiglu.h"
+#include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/rope.h"
 #include "kiln/runtime/weights.h"
 
@@ -36,17 +37,30 @@ Result<Buffer> load_vector(const DeviceContext& ctx, const model::Checkpoint& ck
 }
 
 // Linear weights "<prefix><part>.weight" stacked in `parts` order; biases when `bias` is set.
+// Parts that `quant` covers are FP8 (runtime/fp8_weights.h).
 Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Checkpoint& ck, const std::string& prefix,
                                       const std::vector<std::pair<std::string, int64_t>>& parts, int64_t in_features,
-                                      bool bias) {
+                                      bool bias, const model::QuantizationConfig& quant = {}) {
   std::vector<HostMatrix> w, b;
+  std::vector<std::string> modules;
   for (const auto& [name, rows] : parts) {
-    KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, prefix + name + ".weight", {rows, in_features}));
-    w.push_back(std::move(m));
+    modules.push_back(prefix + name);
     if (bias) {
       KILN_ASSIGN_OR_RETURN(HostMatrix bm, host_tensor(ck, prefix + name + ".bias", {rows}));
       b.push_back(std::move(bm));
     }
+  }
+  if (fp8_linear(quant, modules)) {
+    std::vector<Fp8HostMatrix> q;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(Fp8HostMatrix m, read_fp8_matrix(ck, quant, modules[i], parts[i].second, in_features));
+      q.push_back(std::move(m));
+    }
+    return load_fp8_linear_weight(ctx, q, b);
+  }
+  for (const auto& [name, rows] : parts) {
+    KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, prefix + name + ".weight", {rows, in_features}));
+    w.push_back(std::move(m));
   }
   return ops::load_linear_weight(ctx, w, b);
 }
@@ -100,13 +114,15 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
     }
     KILN_ASSIGN_OR_RETURN(l.qkv, load_linear(ctx, ck, p + "self_attn.",
                                              {{"q_proj", c.q_size()}, {"k_proj", c.kv_size()}, {"v_proj", c.kv_size()}},
-                                             hidden, c.attention_bias));
+                                             hidden, c.attention_bias, c.quantization));
     // llama's attention_bias also covers o_proj; qwen2 has q/k/v biases only.
     const bool o_bias = c.attention_bias && ck.has(p + "self_attn.o_proj.bias");
-    KILN_ASSIGN_OR_RETURN(l.o, load_linear(ctx, ck, p + "self_attn.", {{"o_proj", hidden}}, c.q_size(), o_bias));
+    KILN_ASSIGN_OR_RETURN(l.o, load_linear(ctx, ck, p + "self_attn.", {{"o_proj", hidden}}, c.q_size(), o_bias,
+                                           c.quantization));
     KILN_ASSIGN_OR_RETURN(l.gate_up, load_linear(ctx, ck, p + "mlp.", {{"gate_proj", inter}, {"up_proj", inter}}, hidden,
-                                                 c.mlp_bias));
-    KILN_ASSIGN_OR_RETURN(l.down, load_linear(ctx, ck, p + "mlp.", {{"down_proj", hidden}}, inter, c.mlp_bias));
+                                                 c.mlp_bias, c.quantization));
+    KILN_ASSIGN_OR_RETURN(l.down, load_linear(ctx, ck, p + "mlp.", {{"down_proj", hidden}}, inter, c.mlp_bias,
+                                            c.quantization));
     m->weights_bytes_ += l.input_norm.nbytes() + l.post_attention_norm.nbytes() + l.q_norm.nbytes() + l.k_norm.nbytes() +
                          linear_bytes(l.qkv) + linear_bytes(l.o) + linear_bytes(l.gate_up) + linear_bytes(l.down);
     m->layers_.push_back(std::move(l));
@@ -128,10 +144,16 @@ int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device de
   int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
                   ops::linear_weight_bytes(device, vocab, hidden, false);
   int64_t layer = 2 * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
-  layer += ops::linear_weight_bytes(device, c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
-  layer += ops::linear_weight_bytes(device, hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
-  layer += ops::linear_weight_bytes(device, 2 * inter, hidden, c.mlp_bias);
-  layer += ops::linear_weight_bytes(device, hidden, inter, c.mlp_bias);
+  // FP8 projections on CUDA: one byte a weight and a scale per row and 128 columns (as long as the
+  // layout maps onto that, which every published one does; load() falls back to bf16 otherwise).
+  const bool fp8 = device.kind == DeviceKind::kCuda && c.quantization.quantized() && hidden % 16 == 0 && inter % 16 == 0;
+  auto proj = [&](int64_t n, int64_t k, bool bias) {
+    return fp8 ? fp8_linear_weight_bytes(n, k, bias) : ops::linear_weight_bytes(device, n, k, bias);
+  };
+  layer += proj(c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
+  layer += proj(hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
+  layer += proj(2 * inter, hidden, c.mlp_bias);
+  layer += proj(hidden, inter, c.mlp_bias);
   return bytes + c.num_layers * layer + max_positions * c.head_dim * 4;  // the RoPE table is f32
 }
 
