@@ -38,8 +38,7 @@ int64_t fp8_scale_count(const QuantizationConfig& q, int64_t rows, int64_t cols)
   return 0;
 }
 
-void quantize_fp8(const QuantizationConfig& q, const float* w, int64_t rows, int64_t cols, uint8_t* codes,
-                  float* scales) {
+void fp8_scales(const QuantizationConfig& q, const float* w, int64_t rows, int64_t cols, float* scales) {
   const ScaleIndex at = scale_index(q, cols);
   const int64_t ns = fp8_scale_count(q, rows, cols);
   std::vector<float> amax(static_cast<size_t>(ns), 0.0f);
@@ -48,12 +47,26 @@ void quantize_fp8(const QuantizationConfig& q, const float* w, int64_t rows, int
       float& a = amax[static_cast<size_t>(at(i, j))];
       a = std::max(a, std::fabs(w[i * cols + j]));
     }
-  for (int64_t s = 0; s < ns; ++s) scales[s] = amax[static_cast<size_t>(s)] > 0.0f ? amax[static_cast<size_t>(s)] / kE4M3Max : 1.0f;
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = w[i * cols + j] / scales[at(i, j)];
-      codes[i * cols + j] = f32_to_e4m3(std::clamp(v, -kE4M3Max, kE4M3Max));
-    }
+  for (int64_t s = 0; s < ns; ++s) {
+    const float a = amax[static_cast<size_t>(s)];
+    scales[s] = a > 0.0f ? a / kE4M3Max : 1.0f;
+  }
+}
+
+void fp8_encode(const QuantizationConfig& q, const float* scales, int64_t cols, int64_t first, int64_t count,
+                const float* w, uint8_t* codes) {
+  const ScaleIndex at = scale_index(q, cols);
+  for (int64_t e = 0; e < count; ++e) {
+    const int64_t flat = first + e;
+    const float v = w[e] / scales[at(flat / cols, flat % cols)];
+    codes[e] = f32_to_e4m3(std::clamp(v, -kE4M3Max, kE4M3Max));
+  }
+}
+
+void quantize_fp8(const QuantizationConfig& q, const float* w, int64_t rows, int64_t cols, uint8_t* codes,
+                  float* scales) {
+  fp8_scales(q, w, rows, cols, scales);
+  fp8_encode(q, scales, cols, 0, rows * cols, w, codes);
 }
 
 void dequantize_fp8(const QuantizationConfig& q, const uint8_t* codes, const float* scales, int64_t rows, int64_t cols,

@@ -15,6 +15,14 @@ namespace kiln::model {
 // ceil(cols/bc)], channel [rows], tensor [1].
 int64_t fp8_scale_count(const QuantizationConfig& q, int64_t rows, int64_t cols);
 
+// The scales [fp8_scale_count] of w: amax / 448 per block (row, tensor).
+void fp8_scales(const QuantizationConfig& q, const float* w, int64_t rows, int64_t cols, float* scales);
+
+// codes of elements [first, first + count) (row-major flat indices) of an [rows, cols] matrix whose
+// values there are w[0, count), under `scales`.
+void fp8_encode(const QuantizationConfig& q, const float* scales, int64_t cols, int64_t first, int64_t count,
+                const float* w, uint8_t* codes);
+
 // codes [rows * cols] and scales [fp8_scale_count] from w.
 void quantize_fp8(const QuantizationConfig& q, const float* w, int64_t rows, int64_t cols, uint8_t* codes,
                   float* scales);

@@ -14,6 +14,7 @@
 #include "kiln/runtime/backend/cuda/device.h"
 #include "kiln/runtime/backend/cuda/memory_cuda.h"
 #include "kiln/runtime/backend/cuda/scratch.h"
+#include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/kv_cache.h"
 #include "kiln/runtime/models/llama.h"
 #include "kiln/runtime/ops/gather_rows.h"
@@ -134,6 +135,7 @@ MemoryUsage CudaEngine::memory_usage() const {
 Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path& model_dir,
                                                      const EngineOptions& given) {
   KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  quantize_at_load(given.quantize_fp8, &config);
   EngineOptions options = given;
   if (options.kv_cache_bytes <= 0 && options.memory_budget <= 0) {
     // Read once, before anything of this engine is on the device: the plan then fixes every size.

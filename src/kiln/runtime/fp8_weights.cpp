@@ -41,6 +41,12 @@ std::vector<float> dequantized(const Fp8HostMatrix& m) {
 
 }  // namespace
 
+void quantize_at_load(bool quantize, model::ModelConfig* config) {
+  if (!quantize || config->quantization.quantized()) return;
+  config->quantization = model::fp8_block_config();
+  config->quantization.quantize_at_load = true;
+}
+
 bool fp8_linear(const model::QuantizationConfig& q, std::span<const std::string> modules) {
   if (!q.quantized()) return false;
   for (const std::string& m : modules) {

@@ -14,10 +14,15 @@
 
 #include "kiln/core/status.h"
 #include "kiln/model/checkpoint.h"
+#include "kiln/model/config.h"
 #include "kiln/model/fp8_format.h"
 #include "kiln/runtime/ops/linear.h"
 
 namespace kiln::runtime {
+
+// With `quantize` (`--quantize fp8`) and a config that is not quantized already: marks `config` so
+// that its projections are quantized block-wise (128 x 128) while loading.
+void quantize_at_load(bool quantize, model::ModelConfig* config);
 
 // Whether the linear layer stacked from `modules` is FP8 under `q`: all of them covered by it (a
 // stack mixing FP8 and plain parts is loaded plain, dequantized).
