@@ -63,7 +63,8 @@ TEST(Fp8, SaturatesAndKeepsNan) {
   EXPECT_EQ(f32_to_e4m3(-INFINITY), 0xfe);
   EXPECT_EQ(f32_to_e4m3(NAN) & 0x7f, 0x7f);
   EXPECT_EQ(f32_to_e4m3(std::ldexp(1.0f, -11)), 0x00);  // a quarter step rounds to zero
-  EXPECT_EQ(f32_to_e4m3(std::ldexp(3.0f, -11)), 0x02);  // 1.5 steps: tie to even (2)
+  EXPECT_EQ(f32_to_e4m3(std::ldexp(3.0f, -10)), 0x02);  // 1.5 steps of 2^-9: tie to even (2)
+  EXPECT_EQ(f32_to_e4m3(std::ldexp(5.0f, -10)), 0x02);  // 2.5 steps: tie to even (2)
 }
 
 TEST(Fp8, DtypeNameAndWidening) {
