@@ -140,7 +140,10 @@ int run(MakeModelArgs& a) {
               static_cast<unsigned long long>(o.seed), o.out_dir.string().c_str());
   std::printf("  parameters  %s\n", with_commas(r.num_parameters).c_str());
   std::printf("  weights     %s %s in %d file%s (%s bytes)\n", format_bytes(static_cast<double>(r.tensor_bytes)).c_str(),
-              std::string(dtype_name(o.dtype)).c_str(), r.num_shards, r.num_shards == 1 ? "" : "s",
+              o.fp8 == model::Fp8Scaling::kNone ? std::string(dtype_name(o.dtype)).c_str()
+              : o.fp8 == model::Fp8Scaling::kBlock ? "BF16, projections FP8 (128x128 blocks)"
+                                                   : "BF16, projections FP8 (per channel)",
+              r.num_shards, r.num_shards == 1 ? "" : "s",
               with_commas(static_cast<int64_t>(r.tensor_bytes)).c_str());
   std::printf("  all files   %s\n", format_bytes(static_cast<double>(r.file_bytes)).c_str());
   std::printf("  tokenizer   %s (%lld ids; vocab_size %lld)\n", r.tokenizer_source.string().c_str(),
