@@ -94,7 +94,7 @@ class CudaFp8Ops : public testing::CudaTest {
     a.m = m;
     a.n = w_.out_features;
     a.k = w_.in_features;
-    const Status st = cuda::run_fp8_gemm(gpu_.blas, gpu_.device, a, gpu_.stream, path);
+    const Status st = cuda::run_fp8_gemm(gpu_.blas, gpu_.device, a, static_cast<cuda::Stream>(gpu_.stream), path);
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     return download(y.tensor());
   }
