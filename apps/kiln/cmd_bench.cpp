@@ -39,7 +39,7 @@ const std::vector<Command>& bench_commands() { return bench_registry(); }
 namespace {
 
 struct BenchArgs {
-  std::string model_dir, json_out, device = "auto";
+  std::string model_dir, json_out, device = "auto", quantize;
   int batch = 1, prompt_len = 128, gen_len = 128, threads = 0, warmup = 1;
   int max_batched_tokens = 8192;
   uint64_t seed = 0;
@@ -136,7 +136,10 @@ int run(const BenchArgs& a) {
     return fail(invalid_argument(str_cat("--device must be auto, cpu or cuda, not '", a.device, "'")));
   auto config = model::load_model_config(a.model_dir);
   if (!config.is_ok()) return fail(config.status());
+  if (!a.quantize.empty() && a.quantize != "fp8")
+    return fail(invalid_argument(str_cat("--quantize must be fp8 (or absent), not '", a.quantize, "'")));
   runtime::EngineOptions o;
+  o.quantize_fp8 = a.quantize == "fp8";
   o.num_threads = a.threads;
   o.max_seqs = a.batch;
   // Prefill is chunked at max_batched_tokens: sequences whose prompt is done keep generating while
@@ -185,6 +188,7 @@ int run(const BenchArgs& a) {
                 {"tie_word_embeddings", config->tie_word_embeddings},
                 {"torch_dtype", std::string(dtype_name(config->torch_dtype))}};
   j["device"] = (*engine)->device_name();
+  j["weights"] = o.quantize_fp8 || config->quantization.quantized() ? "fp8" : "bf16";
   j["batch"] = a.batch;
   j["prompt_len"] = a.prompt_len;
   j["gen_len"] = a.gen_len;
@@ -235,6 +239,8 @@ KILN_REGISTER_COMMAND(kBench, "bench", "Benchmarks: the offline engine (kiln ben
                             ->capture_default_str();
                         sub.add_option("--seed", a->seed, "Seed of the random prompts")->capture_default_str();
                         sub.add_option("--json-out", a->json_out, "Also write the JSON result to this file");
+                        sub.add_option("--quantize", a->quantize,
+                                       "fp8: quantize a bf16 checkpoint's projections to FP8 (128x128 blocks) at load");
                         sub.require_subcommand(0, 1);
                         auto nested = std::make_shared<std::function<int()>>();
                         for (const Command& c : bench_commands()) {

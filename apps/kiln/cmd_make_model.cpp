@@ -17,7 +17,7 @@ namespace {
 
 struct MakeModelArgs {
   model::MakeModelOptions options;
-  std::string architecture, dtype = "bf16", max_shard_size = "2GiB", tie_word_embeddings;
+  std::string architecture, dtype = "bf16", max_shard_size = "2GiB", tie_word_embeddings, fp8;
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0,
           head_dim = 0, max_position_embeddings = 0, sliding_window = 0, num_experts = 0, num_experts_per_tok = 0,
           moe_intermediate_size = 0;
@@ -100,6 +100,9 @@ int run(MakeModelArgs& a) {
   if (a.dtype == "bf16" || a.dtype == "bfloat16") o.dtype = DType::kBF16;
   else if (a.dtype == "f32" || a.dtype == "float32") o.dtype = DType::kF32;
   else return fail(invalid_argument(str_cat("--dtype '", a.dtype, "' is not one of bf16, f32")));
+  if (a.fp8 == "block") o.fp8 = model::Fp8Scaling::kBlock;
+  else if (a.fp8 == "channel") o.fp8 = model::Fp8Scaling::kChannel;
+  else if (!a.fp8.empty()) return fail(invalid_argument(str_cat("--fp8 '", a.fp8, "' is not one of block, channel")));
   long long shard = 0;
   if (!parse_bytes(a.max_shard_size, &shard) || shard <= 0) {
     return fail(invalid_argument(str_cat("--max-shard-size '", a.max_shard_size, "' is not a size like 2GiB or 500M")));
@@ -142,7 +145,10 @@ int run(MakeModelArgs& a) {
               static_cast<unsigned long long>(o.seed), o.out_dir.string().c_str());
   std::printf("  parameters  %s\n", with_commas(r.num_parameters).c_str());
   std::printf("  weights     %s %s in %d file%s (%s bytes)\n", format_bytes(static_cast<double>(r.tensor_bytes)).c_str(),
-              std::string(dtype_name(o.dtype)).c_str(), r.num_shards, r.num_shards == 1 ? "" : "s",
+              o.fp8 == model::Fp8Scaling::kNone ? std::string(dtype_name(o.dtype)).c_str()
+              : o.fp8 == model::Fp8Scaling::kBlock ? "BF16, projections FP8 (128x128 blocks)"
+                                                   : "BF16, projections FP8 (per channel)",
+              r.num_shards, r.num_shards == 1 ? "" : "s",
               with_commas(static_cast<int64_t>(r.tensor_bytes)).c_str());
   std::printf("  all files   %s\n", format_bytes(static_cast<double>(r.file_bytes)).c_str());
   std::printf("  tokenizer   %s (%lld ids; vocab_size %lld)\n", r.tokenizer_source.string().c_str(),
@@ -180,6 +186,10 @@ std::function<int()> setup(CLI::App& sub) {
   sub.add_option("--tie-word-embeddings", a->tie_word_embeddings,
                  "true: lm_head shares embed_tokens; false: a separate lm_head");
   sub.add_option("--dtype", a->dtype, "bf16 or f32")->capture_default_str();
+  sub.add_option("--fp8", a->fp8,
+                 "Write the decoder projections as FP8 e4m3: block (128x128 weight_scale_inv, as Qwen3-FP8 and "
+                 "DeepSeek ship) or channel (compressed-tensors FP8-dynamic); quantized from the bf16 weights of "
+                 "the same seed");
   sub.add_option("--max-shard-size", a->max_shard_size, "Shard the weights above this size (e.g. 2GiB, 500M)")
       ->capture_default_str();
   sub.add_option("--tokenizer-dir", o.tokenizer_dir,

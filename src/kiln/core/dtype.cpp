@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kiln/core/fp8.h"
+
 namespace kiln {
 
 size_t dtype_size(DType t) {
@@ -12,6 +14,7 @@ size_t dtype_size(DType t) {
     case DType::kI32: return 4;
     case DType::kI64: return 8;
     case DType::kU8: return 1;
+    case DType::kF8E4M3: return 1;
   }
   return 0;
 }
@@ -24,12 +27,13 @@ std::string_view dtype_name(DType t) {
     case DType::kI32: return "I32";
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
 
 bool parse_dtype(std::string_view s, DType* out) {
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kI32, DType::kI64, DType::kU8}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kI32, DType::kI64, DType::kU8, DType::kF8E4M3}) {
     if (s == dtype_name(t)) {
       *out = t;
       return true;
@@ -77,6 +81,11 @@ void convert_to_f32(const void* src, DType src_type, size_t n, float* dst) {
     case DType::kF16: {
       const uint16_t* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      return;
+    }
+    case DType::kF8E4M3: {
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = e4m3_to_f32(s[i]);
       return;
     }
     default:

@@ -8,7 +8,8 @@
 
 namespace kiln {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8 };
+// kF8E4M3: float8_e4m3fn (safetensors "F8_E4M3"), the element type of FP8 checkpoints (core/fp8.h).
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kF8E4M3 };
 
 size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...

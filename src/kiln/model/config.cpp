@@ -257,6 +257,10 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
   KILN_RETURN_IF_ERROR(f.get_token_ids("bos_token_id", &c.bos_token_ids));
   KILN_RETURN_IF_ERROR(f.get_token_ids("eos_token_id", &c.eos_token_ids));
 
+  if (f.present("quantization_config")) {
+    KILN_ASSIGN_OR_RETURN(c.quantization, parse_quantization_config(j.at("quantization_config").dump(), source));
+  }
+
   if (f.present("head_dim")) {
     KILN_RETURN_IF_ERROR(f.get_int("head_dim", &c.head_dim));
   } else if ((arch != Architecture::kQwen3 && arch != Architecture::kGemma3) || j.contains("head_dim")) {
@@ -492,6 +496,9 @@ std::string model_config_to_json(const ModelConfig& c) {
       break;
   }
   internal::arch_fields_to_json(c, &j);
+  if (const std::string q = quantization_config_to_json(c.quantization); !q.empty()) {
+    j["quantization_config"] = json::parse(q);
+  }
   return j.dump(2) + "\n";
 }
 

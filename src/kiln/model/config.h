@@ -10,6 +10,7 @@
 
 #include "kiln/core/dtype.h"
 #include "kiln/core/status.h"
+#include "kiln/model/fp8_format.h"
 
 namespace kiln::model {
 
@@ -82,6 +83,7 @@ struct ModelConfig {
   DType torch_dtype = DType::kBF16;  // the checkpoint's declared dtype
   std::vector<int32_t> bos_token_ids;
   std::vector<int32_t> eos_token_ids;
+  QuantizationConfig quantization;  // config.json's quantization_config (FP8 checkpoints)
 
   int64_t q_size() const { return num_heads * head_dim; }
   bool is_moe() const { return num_experts > 0; }

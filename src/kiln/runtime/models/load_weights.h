@@ -24,9 +24,10 @@ Result<Buffer> load_vector(const DeviceContext& ctx, const model::Checkpoint& ck
                            float offset = 0.0f);
 
 // Linear weights "<prefix><part>.weight" stacked in `parts` order; biases when `bias` is set.
+// Parts that `quant` covers are FP8 (runtime/fp8_weights.h).
 Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Checkpoint& ck, const std::string& prefix,
                                       const std::vector<std::pair<std::string, int64_t>>& parts, int64_t in_features,
-                                      bool bias);
+                                      bool bias, const model::QuantizationConfig& quant = {});
 
 inline int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.bias.nbytes(); }
 

@@ -19,6 +19,9 @@ namespace kiln::runtime::ops {
 struct LinearWeight {
   Buffer weight;
   Buffer bias;  // [N] in compute_dtype, or empty
+  // FP8 weights (CUDA; runtime/fp8_weights.h): `weight` is [N, K] F8_E4M3 and `scale` the f32
+  // scale of each row's 128-column group, [ceil(K / 128), N]. Empty for every other weight.
+  Buffer scale;
   int64_t out_features = 0;  // N
   int64_t in_features = 0;   // K
 };

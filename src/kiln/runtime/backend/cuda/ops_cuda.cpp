@@ -6,6 +6,7 @@
 #include "kiln/runtime/backend/cuda/gather_rows_cuda.h"
 #include "kiln/runtime/backend/cuda/gemm.h"
 #include "kiln/runtime/backend/cuda/kernels.h"
+#include "kiln/runtime/backend/cuda/fp8_linear.h"
 #include "kiln/runtime/backend/cuda/linear_cuda.h"
 #include "kiln/runtime/backend/cuda/paged_attention_cuda.h"
 #include "kiln/runtime/backend/cuda/profile.h"
@@ -134,8 +135,34 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
   return launch_paged_attention(a, stream_of(ctx));
 }
 
+namespace {
+
+// FP8 weights (runtime/fp8_weights.h): fp8_gemm.h's paths.
+bool is_fp8(const ops::LinearWeight& w) { return w.weight.tensor().dtype() == DType::kF8E4M3; }
+
+Status fp8_linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
+                  bool accumulate) {
+  KILN_RETURN_IF_ERROR(need_bf16(x, "fp8 linear x"));
+  if (w.scale.empty()) return invalid_argument("fp8 linear: the weight has no scales");
+  Fp8GemmArgs a;
+  a.x = x.data<const uint16_t>();
+  a.w = w.weight.tensor().data<const uint8_t>();
+  a.w_scale = w.scale.tensor().data<const float>();
+  a.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
+  a.y = out.raw();
+  a.y_f32 = out.dtype() == DType::kF32;
+  a.accumulate = accumulate;
+  a.m = x.dim(0);
+  a.n = w.out_features;
+  a.k = w.in_features;
+  return run_fp8_gemm(ctx.blas, ctx.device, a, stream_of(ctx));
+}
+
+}  // namespace
+
 Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out) {
   OpTimer timer(op_name("linear", w), stream_of(ctx));
+  if (is_fp8(w)) return fp8_linear(ctx, x, w, out, false);
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear weight"));
   if (out.dtype() != DType::kBF16 && out.dtype() != DType::kF32) {
     return invalid_argument(str_cat("linear out: the CUDA backend writes BF16 or F32, not ", dtype_name(out.dtype())));
@@ -158,6 +185,10 @@ Status norm_linear(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm
 
 Status linear_add(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& residual) {
   OpTimer timer(op_name("linear_add", w), stream_of(ctx));
+  if (is_fp8(w)) {
+    KILN_RETURN_IF_ERROR(need_bf16(residual, "linear_add residual"));
+    return fp8_linear(ctx, x, w, residual, true);
+  }
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_add weight"));
   KILN_RETURN_IF_ERROR(need_bf16(residual, "linear_add residual"));
   GemmArgs g = gemm_args(x, w, residual);

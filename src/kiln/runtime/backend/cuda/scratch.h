@@ -11,7 +11,11 @@
 
 namespace kiln::runtime::cuda {
 
-enum class ScratchSlot { kAttentionPartials, kSampleWork, kSampleInputs, kSampleResults, kTokenMasks, kCount };
+enum class ScratchSlot {
+  kAttentionPartials, kSampleWork, kSampleInputs, kSampleResults, kTokenMasks,
+  kFp8Activations, kFp8Product,  // fp8_gemm.cu: quantized activations and scales; a bf16 product
+  kCount
+};
 
 // At least `bytes` of device memory on `device` for `slot`, valid until the next call for the
 // same slot on this thread with a larger size.

@@ -1,0 +1,31 @@
+#include "kiln/runtime/backend/cuda/fp8_linear.h"
+
+#include "kiln/runtime/backend/cuda/scratch.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+Status with_scratch(Device device, Fp8GemmArgs* a, Fp8Path path) {
+  size_t product = 0;
+  const size_t act = fp8_scratch_bytes(*a, path, &product);
+  if (act > 0) {
+    KILN_ASSIGN_OR_RETURN(a->act_scratch, device_scratch(device, ScratchSlot::kFp8Activations, act));
+  }
+  if (product > 0) {
+    KILN_ASSIGN_OR_RETURN(a->product_scratch, device_scratch(device, ScratchSlot::kFp8Product, product));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status run_fp8_gemm(void* lt_handle, Device device, Fp8GemmArgs a, Stream stream, Fp8Path path) {
+  const Fp8Path chosen = fp8_choose_path(a, path);
+  KILN_RETURN_IF_ERROR(with_scratch(device, &a, chosen));
+  Status st = fp8_gemm(lt_handle, device.index, a, stream, chosen);
+  if (st.code() != StatusCode::kUnimplemented || path != Fp8Path::kAuto) return st;
+  KILN_RETURN_IF_ERROR(with_scratch(device, &a, Fp8Path::kDequant));
+  return fp8_gemm(lt_handle, device.index, a, stream, Fp8Path::kDequant);
+}
+
+}  // namespace kiln::runtime::cuda
