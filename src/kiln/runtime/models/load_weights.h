@@ -9,6 +9,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/model/checkpoint.h"
+#include "kiln/model/fp8_format.h"
 #include "kiln/runtime/buffer.h"
 #include "kiln/runtime/ops/linear.h"
 #include "kiln/runtime/weights.h"
