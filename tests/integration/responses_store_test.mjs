@@ -171,6 +171,12 @@ function suite(backend) {
       assert.equal(again.status, 404);
       check('ErrorResponse', again.body);
       await client.responses.delete((await client.responses.create({ model: 'tiny', input: 'x', max_output_tokens: 1 })).id);
+      // An item whose type is not a string is read as a message, as the translation reads it.
+      const odd = await raw(server, 'POST', '/responses', { model: 'tiny', max_output_tokens: 1,
+        input: [{ type: 5, id: 7, role: 'user', content: 'x' }] });
+      assert.equal(odd.status, 200);
+      const oddItems = await raw(server, 'GET', `/responses/${odd.body.id}/input_items`);
+      check('ResponseItemList', oddItems.body);
     });
 
     test('a stream: every event validates, and the streamed response is stored', async () => {

@@ -69,7 +69,7 @@ Json input_items(const Json& input) {
     return items;
   }
   for (Json it : input) {
-    if (!it.contains("type")) it["type"] = "message";
+    if (!it.contains("type") || !it["type"].is_string()) it["type"] = "message";  // as the translation reads it
     const std::string t = it["type"].get<std::string>();
     const char* prefix = t == "message" ? "msg_" : t == "function_call" ? "fc_" : t == "function_call_output" ? "fco_" : "rs_";
     if (!it.contains("id") || !it["id"].is_string()) it["id"] = new_object_id(prefix);
