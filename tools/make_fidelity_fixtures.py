@@ -12,6 +12,12 @@ plus <preset>.json with the seed, the ids and the versions used.
 
 Run on a machine with torch, transformers, safetensors and numpy (no network needed):
   python3 tools/make_fidelity_fixtures.py --kiln build/release/apps/kiln/kiln
+or for some presets only, into another directory (docs/models.md):
+  python3 tools/make_fidelity_fixtures.py --kiln KILN --out DIR --presets tiny-qwen3-moe,tiny-mixtral,tiny-gemma3
+
+transformers reads the mixture-of-experts checkpoints' per-expert tensors (the names the published
+checkpoints use) and Gemma 3's layer_types / rope_local_base_freq config as kiln writes them; the
+JSON records which version of transformers did, and which class it instantiated.
 """
 
 import argparse
@@ -22,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 
-PRESETS = {"tiny-llama": 101, "tiny-mistral": 102, "tiny-qwen2": 103, "tiny-qwen3": 104}
+PRESETS = {"tiny-llama": 101, "tiny-mistral": 102, "tiny-qwen2": 103, "tiny-qwen3": 104,
+           "tiny-qwen3-moe": 105, "tiny-mixtral": 106, "tiny-gemma3": 107}
 VOCAB = 2048
 PROMPT = [17, 1042, 5, 733, 2047, 88, 1500, 301, 9, 1999, 640, 256]
 GREEDY_TOKENS = 32
@@ -46,6 +53,8 @@ def main():
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
     for preset in args.presets.split(","):
+        if preset not in PRESETS:
+            parser.error(f"unknown preset {preset!r}; fixtures exist for {', '.join(PRESETS)}")
         seed = PRESETS[preset]
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = os.path.join(tmp, preset)
@@ -54,6 +63,7 @@ def main():
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                          attn_implementation="eager")
             model.eval()
+            model_class = type(model).__name__
             ids = torch.tensor([PROMPT], dtype=torch.long)
             with torch.no_grad():
                 whole = model(input_ids=ids).logits[0].float().numpy()
@@ -94,13 +104,14 @@ def main():
             "dtype": "f32",
             "prompt_ids": PROMPT,
             "greedy_tokens": tokens,
+            "model_class": model_class,
             "versions": {
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,
                 "numpy": np.__version__,
                 "python": platform.python_version(),
             },
-            "command": "python3 tools/make_fidelity_fixtures.py --kiln KILN",
+            "command": f"python3 tools/make_fidelity_fixtures.py --kiln KILN --presets {preset}",
         }
         with open(os.path.join(args.out, preset + ".json"), "w") as f:
             json.dump(info, f, indent=2)

@@ -19,7 +19,8 @@ struct MakeModelArgs {
   model::MakeModelOptions options;
   std::string architecture, dtype = "bf16", max_shard_size = "2GiB", tie_word_embeddings;
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0,
-          head_dim = 0, max_position_embeddings = 0, sliding_window = 0;
+          head_dim = 0, max_position_embeddings = 0, sliding_window = 0, num_experts = 0, num_experts_per_tok = 0,
+          moe_intermediate_size = 0;
   double rope_theta = 0;
   bool list_presets = false;
   std::filesystem::path script;
@@ -37,9 +38,9 @@ std::string with_commas(int64_t n) {
 }
 
 int list_presets() {
-  std::printf("%-14s %-8s %15s  %-10s %s\n", "PRESET", "ARCH", "PARAMETERS", "TOKENIZER", "DESCRIPTION");
+  std::printf("%-20s %-11s %15s  %-10s %s\n", "PRESET", "ARCH", "PARAMETERS", "TOKENIZER", "DESCRIPTION");
   for (const model::Preset& p : model::presets()) {
-    std::printf("%-14s %-8s %15s  %-10s %s\n", std::string(p.name).c_str(),
+    std::printf("%-20s %-11s %15s  %-10s %s\n", std::string(p.name).c_str(),
                 std::string(model::architecture_name(p.config.architecture)).c_str(),
                 with_commas(p.config.num_parameters()).c_str(), std::string(p.tokenizer).c_str(),
                 std::string(p.description).c_str());
@@ -91,7 +92,8 @@ int run(MakeModelArgs& a) {
   if (!a.architecture.empty()) {
     model::Architecture arch;
     if (!model::parse_architecture(a.architecture, &arch)) {
-      return fail(invalid_argument(str_cat("--architecture '", a.architecture, "' is not one of llama, mistral, qwen2, qwen3")));
+      return fail(invalid_argument(str_cat("--architecture '", a.architecture,
+                                       "' is not one of llama, mistral, qwen2, qwen3, qwen3_moe, mixtral, gemma3_text")));
     }
     o.architecture = arch;
   }
@@ -121,6 +123,9 @@ int run(MakeModelArgs& a) {
   size("--head-dim", a.head_dim, &o.head_dim);
   size("--max-position-embeddings", a.max_position_embeddings, &o.max_position_embeddings);
   size("--sliding-window", a.sliding_window, &o.sliding_window);
+  size("--num-experts", a.num_experts, &o.num_experts);
+  size("--num-experts-per-tok", a.num_experts_per_tok, &o.num_experts_per_tok);
+  size("--moe-intermediate-size", a.moe_intermediate_size, &o.moe_intermediate_size);
   if (a.given.at("--rope-theta")->count() > 0) o.rope_theta = a.rope_theta;
   if (o.out_dir.empty()) return fail(invalid_argument("--out DIR is required"));
   if (!a.script.empty()) {
@@ -158,7 +163,7 @@ std::function<int()> setup(CLI::App& sub) {
   sub.add_option("--seed", o.seed, "Seed of the random weights")->capture_default_str();
   sub.add_option("--out", o.out_dir, "Directory to write the model to");
   sub.add_flag("--list-presets", a->list_presets, "List the presets and exit");
-  sub.add_option("--architecture", a->architecture, "llama, mistral, qwen2 or qwen3");
+  sub.add_option("--architecture", a->architecture, "llama, mistral, qwen2, qwen3, qwen3_moe, mixtral or gemma3_text");
   number("--vocab-size", &a->vocab_size, "Vocabulary size (rows of embed_tokens)");
   number("--hidden-size", &a->hidden_size, "Hidden size");
   number("--intermediate-size", &a->intermediate_size, "MLP intermediate size");
@@ -169,6 +174,9 @@ std::function<int()> setup(CLI::App& sub) {
   number("--max-position-embeddings", &a->max_position_embeddings, "Context length");
   number("--rope-theta", &a->rope_theta, "RoPE base");
   number("--sliding-window", &a->sliding_window, "Attention window in tokens (0: none)");
+  number("--num-experts", &a->num_experts, "Experts per MoE layer (qwen3_moe, mixtral)");
+  number("--num-experts-per-tok", &a->num_experts_per_tok, "Experts each token is routed to (top-k)");
+  number("--moe-intermediate-size", &a->moe_intermediate_size, "Width of each expert's MLP (qwen3_moe)");
   sub.add_option("--tie-word-embeddings", a->tie_word_embeddings,
                  "true: lm_head shares embed_tokens; false: a separate lm_head");
   sub.add_option("--dtype", a->dtype, "bf16 or f32")->capture_default_str();

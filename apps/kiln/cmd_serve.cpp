@@ -19,6 +19,8 @@
 #include "command.h"
 #include "serve_batches.h"
 #include "serve_jobs.h"
+#include "serve_pulls.h"
+#include "ui_assets.h"
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
@@ -47,7 +49,7 @@ struct ServeArgs {
   int device_index = 0;
   int engine_threads = 0;
   int64_t max_model_len = 0;
-  int max_batched_tokens = 8192;
+  int max_batched_tokens = 0;  // 0: the device's default (8192 on CUDA, 512 on the CPU)
   int max_seqs = 256;
   int max_prefill_chunk = 0;
   int max_queue = 256;
@@ -70,6 +72,7 @@ struct ServeArgs {
   std::vector<std::string> cors_origins;
   std::string log_level = "info";
   bool no_access_log = false;
+  bool no_ui = false;  // docs/ui.md
   // The model pool (docs/pool.md).
   std::vector<std::string> models_dirs;
   bool no_hf_cache = false;
@@ -332,6 +335,10 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   ao.sse_keepalive = ms(a.sse_keepalive);
   ao.access_log = !a.no_access_log;
   ao.default_max_tokens = a.default_max_tokens;
+  if (!a.no_ui) {
+    ao.ui = embedded_ui();
+    if (!embedded_ui_built()) log_warn("this binary was built without its web UI (no Node.js at build time): / says so");
+  }
   auto jobs = start_jobs(a.jobs, registry, ao.api_keys.enabled());
   if (!jobs.is_ok()) return fail(jobs.status());
   limits.api_keys = ao.api_keys.enabled();
@@ -343,6 +350,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   auto batches = start_batches(a.batches, *jobs ? a.jobs.database : "off", *jobs ? (*jobs)->node : "", app, pool);
   if (!batches.is_ok()) return fail(batches.status());
   if (*batches) app.set_batches(batches->get());
+  auto pulls = make_pull_service(pool);
+  app.set_pulls(pulls.get());
 
   http::ServerOptions so;
   so.host = a.host;
@@ -378,7 +387,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   std::thread hup_thread([&hup_ioc] { hup_ioc.run(); });
 
   log_info("kiln ", KILN_VERSION, " serving ", pool.list().size(), " models on http://", a.host, ":", server.port(),
-           " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "", ")");
+           " (", a.http_threads, " HTTP threads", ao.api_keys.enabled() ? ", API keys required on /v1/*" : "",
+           a.no_ui ? "" : ", web UI at /", ")");
   const bool stopped = server.run(/*handle_signals=*/true, ms(a.drain_timeout));
   hup_ioc.stop();
   hup_thread.join();
@@ -386,6 +396,7 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   // engines that take too long to stop (a step or a model load under way), end with the process.
   if (!stopped) end_now("HTTP threads were still busy after the drain time");
   ShutdownWatchdog watchdog(so.drain_grace);
+  pulls.reset();  // cancels running pulls (their parts stay) before the registry goes
   pool.shutdown();
   // After the engines: batch lines still running end as the pool stops them and stay claimed;
   // the next start of this node runs them again.
@@ -416,7 +427,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
-  opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS", "Most tokens in one engine step");
+  opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS",
+      "Most tokens in one engine step (0: 8192 on CUDA, 512 or --max-seqs on the CPU)");
   opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");
   opt("--max-prefill-chunk", a->max_prefill_chunk, "KILN_MAX_PREFILL_CHUNK", "Most prompt tokens of one sequence per step, so long prompts share steps with other requests (0: 2048 on CUDA, 256 on CPU)");
   opt("--max-queue", a->max_queue, "KILN_MAX_QUEUE", "Waiting requests per model before 503 + Retry-After");
@@ -450,6 +462,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--admin-key", a->admin_key, "KILN_ADMIN_KEY", "Bearer token the admin API (/v1/admin/*), the jobs API (/v1/jobs*) and the model, queue and health aliases require");
   opt("--log-level", a->log_level, "KILN_LOG_LEVEL", "debug, info, warn, error or off");
   sub.add_flag("--no-access-log", a->no_access_log, "Do not log a JSON line per request")->envname("KILN_NO_ACCESS_LOG");
+  sub.add_flag("--no-ui", a->no_ui, "Do not serve the web UI at / (docs/ui.md)")->envname("KILN_NO_UI");
   opt("--database", a->jobs.database, "KILN_DATABASE", "Job store: empty for SQLite in DATA_DIR/jobs.db, a .db path, a postgresql:// URI, or off");
   opt("--job-retention", a->jobs.retention, "KILN_JOB_RETENTION", "How long finished jobs are kept, e.g. 7d, 12h (-1: forever)");
   opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");

@@ -1,4 +1,4 @@
-// kiln: serve | generate | bench | make-model | tokenize | chat-template
+// kiln: serve | pull | ls | rm | generate | bench | make-model | tokenize | chat-template
 #include <algorithm>
 #include <cstdio>
 #include <vector>

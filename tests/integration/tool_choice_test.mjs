@@ -6,33 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, stopServer } from './kiln_server.mjs';
-import Ajv from 'ajv';
+import { SCHEMAS, TOOLS, MESSAGES, validators, postChat, choiceOf, checkCalls } from './tool_calls_common.mjs';
 import OpenAI from 'openai';
 
 const binary = process.env.KILN_BINARY;
 const modelDir = process.env.KILN_RANDOM_MODEL_DIR;
 let server;
 let baseURL;
-
-// Schemas whose random instances end: bounded strings, enums, bounded arrays.
-const SCHEMAS = {
-  get_weather: {
-    type: 'object',
-    properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['c', 'f'] } },
-    required: ['city'], additionalProperties: false,
-  },
-  pick_colors: {
-    type: 'object',
-    properties: { colors: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, minItems: 1, maxItems: 3 },
-      count: { type: 'integer', minimum: 0, maximum: 9 } },
-    required: ['colors', 'count'], additionalProperties: false,
-  },
-  get_time: { type: 'object', properties: {}, additionalProperties: false },
-};
-const TOOLS = Object.entries(SCHEMAS).map(([name, parameters]) => ({ type: 'function', function: { name, parameters } }));
-const ajv = new Ajv({ strict: false });
-const validators = Object.fromEntries(Object.entries(SCHEMAS).map(([n, s]) => [n, ajv.compile(s)]));
-const MESSAGES = [{ role: 'user', content: 'What is the weather in Paris?' }];
 
 before(async () => {
   assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_RANDOM_MODEL_DIR');
@@ -46,47 +26,7 @@ after(async () => {
   assert.equal(await stopServer(server), 0);
 });
 
-async function post(body) {
-  const r = await fetch(`${baseURL}/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'random', max_tokens: 1500, ...body }),
-  });
-  return { status: r.status, text: await r.text() };
-}
-
-// The calls and finish reason of one choice, from a whole response or its event stream.
-function choiceOf(text, stream) {
-  if (!stream) {
-    const c = JSON.parse(text).choices[0];
-    return { finish: c.finish_reason, calls: (c.message.tool_calls ?? []).map((t) => t.function), content: c.message.content };
-  }
-  const calls = [];
-  let finish = null;
-  let content = '';
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-    const c = JSON.parse(line.slice(6)).choices?.[0];
-    if (!c) continue;
-    if (c.finish_reason) finish = c.finish_reason;
-    if (c.delta?.content) content += c.delta.content;
-    for (const t of c.delta?.tool_calls ?? []) {
-      if (t.function?.name !== undefined) calls[t.index] = { name: t.function.name, arguments: '' };
-      calls[t.index].arguments += t.function?.arguments ?? '';
-    }
-  }
-  return { finish, calls, content: content || null };
-}
-
-function checkCalls(choice, allowed, maxCalls) {
-  assert.equal(choice.finish, 'tool_calls', JSON.stringify(choice));
-  assert.equal(choice.content, null, JSON.stringify(choice));
-  assert.ok(choice.calls.length >= 1 && choice.calls.length <= maxCalls, JSON.stringify(choice));
-  for (const call of choice.calls) {
-    assert.ok(allowed.includes(call.name), `${call.name} is not one of ${allowed}`);
-    const args = JSON.parse(call.arguments);
-    assert.ok(validators[call.name](args), `${call.name}(${call.arguments}): ${ajv.errorsText(validators[call.name].errors)}`);
-  }
-}
+const post = (body) => postChat(baseURL, 'random', body);
 
 for (const stream of [false, true]) {
   test(`required: hot random sampling still answers with valid calls (stream: ${stream})`, async () => {

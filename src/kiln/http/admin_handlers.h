@@ -7,6 +7,8 @@
 //   POST /v1/admin/models/{id}/load     load it now; {"pinned": true|false} pins or unpins it
 //   POST /v1/admin/models/{id}/unload   unload it once its requests in flight have finished
 //   POST /v1/admin/models/rescan        re-read kiln.toml and the model directories
+//   POST /v1/admin/models/pull          SSE: pull a model from the Hugging Face Hub (docs/pull.md)
+//   GET  /v1/admin/pulls                the pulls running
 #pragma once
 
 #include <optional>
@@ -23,6 +25,8 @@ void handle_admin_list_models(const AppContext& ctx, const ExchangePtr& ex);
 // path segment of a POST, and of a GET that names no model as a whole.
 void handle_admin_model(const AppContext& ctx, const ExchangePtr& ex);
 void handle_admin_rescan(const AppContext& ctx, const ExchangePtr& ex);
+void handle_admin_pull(const AppContext& ctx, const ExchangePtr& ex);
+void handle_admin_pulls(const AppContext& ctx, const ExchangePtr& ex);
 
 // Load (pinning or unpinning it when `pinned` is set) or unload `id`, answered with the model's
 // status once done: the admin routes and the seed's /v1/models/load and /unload share these.

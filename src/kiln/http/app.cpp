@@ -55,6 +55,8 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("GET", "/v1/health/metrics", handle_health_metrics);
   route("GET", "/v1/admin/models", handle_admin_list_models);
   route("POST", "/v1/admin/models/rescan", handle_admin_rescan);
+  route("POST", "/v1/admin/models/pull", handle_admin_pull);
+  route("GET", "/v1/admin/pulls", handle_admin_pulls);
   route("GET", "/v1/admin/models/{id}", handle_admin_model);
   route("POST", "/v1/admin/models/{id}", handle_admin_model);
   route("GET", "/v1/jobs", handle_list_jobs);
@@ -80,6 +82,7 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("GET", "/health", handle_health);
   route("GET", "/version", handle_version);
   route("GET", "/metrics", handle_metrics);
+  metrics_.add_route("ui");  // every file of the web UI counts under one route
 }
 
 void App::set_server(const Server* server) {
@@ -110,6 +113,13 @@ void App::handle(const ExchangePtr& ex) {
 
   if (starts_with(req.path, "/v1/messages")) ex->set_error_format(anthropic_error_format());
   RouteMatch m = router_.match(req.method, req.path);
+  if (m.kind == RouteMatch::Kind::kNotFound && req.method == "GET" && !options_.ui.empty()) {
+    // The UI's files hold no data, so they need no key: the page asks for one (docs/ui.md).
+    if (auto r = serve_static(options_.ui, req.path, req.header("if-none-match"))) {
+      ex->record().route = "ui";
+      return ex->respond(std::move(*r));
+    }
+  }
   if (m.kind == RouteMatch::Kind::kNotFound) {
     ex->record().route = "unmatched";
     return ex->respond_error(error_with_status(

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "kiln/grammar/spec.h"
@@ -14,6 +15,7 @@
 #include "kiln/http/exchange.h"
 #include "kiln/http/request_metrics.h"
 #include "kiln/http/router.h"
+#include "kiln/http/static_site.h"
 #include "kiln/metrics/metrics.h"
 #include "kiln/pool/model_pool.h"
 
@@ -23,6 +25,7 @@ class Server;
 class JobTracker;
 class RateLimits;
 class BatchService;
+class PullService;
 
 // --default-max-tokens' default.
 inline constexpr int64_t kDefaultMaxTokens = 4096;
@@ -40,6 +43,8 @@ struct AppOptions {
   // Most tokens a chat completion without max_tokens generates (0: the rest of the context);
   // always capped by what the context leaves (docs/generation-defaults.md).
   int64_t default_max_tokens = kDefaultMaxTokens;
+  // The web UI's files (docs/ui.md), served at / and /assets/ without a key; empty: no UI.
+  std::span<const StaticAsset> ui;
 };
 
 // What handlers share.
@@ -54,6 +59,7 @@ struct AppContext {
   std::string system_fingerprint;
   // Compiled response formats, shared by every model and request (docs/structured-outputs.md).
   grammar::GrammarCache* grammars = nullptr;
+  PullService* pulls = nullptr;  // null: no POST /v1/admin/models/pull (tests)
 };
 
 class App {
@@ -69,6 +75,8 @@ class App {
   void set_rate_limits(RateLimits* limits) { ctx_.limits = limits; }
   // Serves the Files and Batch APIs through `batches` (which outlives the app's requests).
   void set_batches(BatchService* batches) { ctx_.batches = batches; }
+  // Runs POST /v1/admin/models/pull through `pulls` (which outlives the app's requests).
+  void set_pulls(PullService* pulls) { ctx_.pulls = pulls; }
   void handle(const ExchangePtr& ex);
   // Whether a request's body may be streamed to disk (ServerOptions::upload_route): a file
   // upload from a client whose key is good, so that nobody else can make the server write

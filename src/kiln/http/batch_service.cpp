@@ -1,7 +1,9 @@
 #include "kiln/http/batch_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "kiln/core/log.h"
@@ -19,7 +21,6 @@ namespace net = boost::asio;
 namespace {
 
 constexpr int kPage = 1000;
-constexpr size_t kApiQueue = 256;
 
 // How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
 bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
@@ -96,8 +97,7 @@ Result<std::unique_ptr<BatchService>> BatchService::start(BatchOptions options, 
   }
   auto api = jobs::open_sql(s->options_.database, s->options_.data_dir);
   if (!api.is_ok()) return api.status();
-  s->api_ = std::make_unique<WorkQueue<jobs::BatchStore>>(std::make_unique<jobs::BatchStore>(std::move(api).value()),
-                                                          kApiQueue);
+  s->api_ = std::make_unique<WorkQueue<jobs::BatchStore>>(std::make_unique<jobs::BatchStore>(std::move(api).value()));
   // The lines a previous process of this node was running cannot finish: they run again now.
   auto released = s->db_->release_node_lines(s->options_.node);
   if (!released.is_ok()) return released.status();
@@ -148,11 +148,30 @@ void BatchService::wake() {
 }
 
 void BatchService::line_done(LineOutcome outcome) {
+  std::optional<ReadyLine> next;
   {
     std::lock_guard<std::mutex> lk(mu_);
     done_.push_back(std::move(outcome));
+    if (!stop_ && !ready_.empty()) {
+      next = std::move(ready_.front());
+      ready_.pop_front();
+    }
   }
   cv_.notify_all();
+  if (next) dispatch(*next);
+}
+
+void BatchService::release_ready() {
+  std::deque<ReadyLine> ready;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ready.swap(ready_);
+  }
+  for (const ReadyLine& r : ready) {
+    if (auto s = db_->release_line(r.line.batch_id, r.line.line, r.line.token); !s.is_ok()) {
+      log_error("batches: cannot hand back ", r.line.batch_id, " line ", r.line.line, ": ", s.message());
+    }
+  }
 }
 
 std::vector<std::string> BatchService::serving_models() {
@@ -169,6 +188,9 @@ void BatchService::run() {
     const int64_t now = now_ms();
     const bool maintain = woken || now - last_maintain_ms_ >= options_.poll_ms;
     if (maintain) last_maintain_ms_ = now;
+    // A batch was cancelled (or created): lines claimed ahead go back, so that a cancelled
+    // batch's lines do not start and a new batch's lines are claimed in order.
+    if (woken) release_ready();
     step(now, maintain);
     lk.lock();
     if (stop_) break;
@@ -190,6 +212,7 @@ void BatchService::step(int64_t now, bool maintain) {
     done.swap(done_);
     for (const auto& o : done) in_flight_.erase(o.token);
     for (const auto& [t, b] : in_flight_) tokens.push_back(t);
+    for (const ReadyLine& r : ready_) tokens.push_back(r.line.token);
   }
   // One transaction for what finished since the last step. If the database fails, the leases
   // run out and the lines run again.
@@ -217,28 +240,46 @@ void BatchService::step(int64_t now, bool maintain) {
     last_renew_ms_ = now;
   }
   if (maintain) maintain_batches(now);
-  // 3. Claim lines for the free slots.
-  int free_slots;
+  // 3a. Background responses take free slots first (a client waits on each; a batch has a 24 h
+  // window). They are not claimed ahead: one waiting in a node's queue could run on another now.
+  int free_for_responses = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    free_slots = options_.concurrency - static_cast<int>(in_flight_.size());
+    free_for_responses = options_.concurrency - static_cast<int>(in_flight_.size());
   }
-  if (free_slots <= 0) return;
-  const std::vector<std::string> models = serving_models();
-  // Background responses first: a client waits on each, while a batch has a 24 h window.
-  auto responses = db_->claim_responses(node, models, free_slots, now, until);
-  if (!responses.is_ok()) log_error("responses: cannot claim background responses: ", responses.status().message());
-  else free_slots -= static_cast<int>(responses->size());
-  if (responses.is_ok()) {
-    for (const auto& r : *responses) dispatch_response(r);
+  if (free_for_responses > 0) {
+    auto responses = db_->claim_responses(node, serving_models(), free_for_responses, now, until);
+    if (!responses.is_ok()) log_error("responses: cannot claim background responses: ", responses.status().message());
+    if (responses.is_ok()) {
+      for (const auto& r : *responses) dispatch_response(r);  // each takes its slot in in_flight_
+    }
   }
-  if (free_slots <= 0) return;
-  auto claimed = db_->claim_lines(node, models, free_slots, now, until);
+  // 3. Fill the free slots from the lines claimed ahead, then claim for the slots still free and,
+  // once half of the lines ahead are used, enough to have `concurrency` ahead again: a slot that
+  // frees up is refilled at once by line_done, and claims come in groups rather than one per line.
+  const int conc = options_.concurrency;
+  std::vector<ReadyLine> start_now;
+  int to_claim = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    int free_slots = conc - static_cast<int>(in_flight_.size());
+    while (free_slots > 0 && !ready_.empty()) {
+      start_now.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+      --free_slots;
+    }
+    const int ahead = static_cast<int>(ready_.size());
+    to_claim = std::max(free_slots, 0) + (ahead * 2 <= conc ? conc - ahead : 0);
+  }
+  for (const ReadyLine& r : start_now) dispatch(r);
+  if (to_claim <= 0) return;
+  auto claimed = db_->claim_lines(node, serving_models(), to_claim, now, until);
   if (!claimed.is_ok()) {
     log_error("batches: cannot claim lines: ", claimed.status().message());
     return;
   }
   std::map<std::string, std::pair<std::string, std::string>> batches;  // id -> endpoint, input file
+  std::vector<ReadyLine> lines;
   for (const auto& l : *claimed) {
     auto it = batches.find(l.batch_id);
     if (it == batches.end()) {
@@ -246,8 +287,16 @@ void BatchService::step(int64_t now, bool maintain) {
       if (!b.is_ok() || !*b) continue;  // its lease runs out and it is claimed again
       it = batches.emplace(l.batch_id, std::make_pair((*b)->endpoint, (*b)->input_file_id)).first;
     }
-    dispatch(l, it->second.first, it->second.second);
+    lines.push_back(ReadyLine{l, it->second.first, it->second.second});
   }
+  size_t first_ahead = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    const int free_slots = conc - static_cast<int>(in_flight_.size());
+    first_ahead = std::min(lines.size(), static_cast<size_t>(std::max(free_slots, 0)));
+    for (size_t i = first_ahead; i < lines.size(); ++i) ready_.push_back(std::move(lines[i]));
+  }
+  for (size_t i = 0; i < first_ahead; ++i) dispatch(lines[i]);
 }
 
 void BatchService::maintain_batches(int64_t now) {
@@ -392,7 +441,10 @@ void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from,
   webhooks_->wake();
 }
 
-void BatchService::dispatch(const jobs::ClaimedLine& l, const std::string& endpoint, const std::string& input_file) {
+void BatchService::dispatch(const ReadyLine& r) {
+  const jobs::ClaimedLine& l = r.line;
+  const std::string& endpoint = r.endpoint;
+  const std::string& input_file = r.input_file;
   {
     std::lock_guard<std::mutex> lk(mu_);
     in_flight_[l.token] = l.batch_id;

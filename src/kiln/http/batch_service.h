@@ -24,7 +24,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/jobs/batch_store.h"
-#include "kiln/http/work_queue.h"
+#include "kiln/core/work_queue.h"
 
 namespace kiln::pool {
 class ModelPool;
@@ -99,12 +99,22 @@ class BatchService {
   // Writes the output and error files and ends the batch as `status` (completed, expired,
   // cancelled) if it still has status `from`.
   void finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status);
-  void dispatch(const jobs::ClaimedLine& l, const std::string& endpoint, const std::string& input_file);
+  // A claimed line with what running it needs from its batch.
+  struct ReadyLine {
+    jobs::ClaimedLine line;
+    std::string endpoint, input_file;
+  };
+  void dispatch(const ReadyLine& l);
   // Runs a claimed background response through POST /v1/responses, as a client's request.
   void dispatch_response(const jobs::ResponseRecord& r);
   // Commits a finished background response (in the runner's transaction).
   Status commit_response(const LineOutcome& o);
+  // A line ended: its outcome goes to the runner, and a line claimed ahead (if any) takes its
+  // slot at once, on the caller's thread, so the engine never waits for the runner's database
+  // work to refill a slot.
   void line_done(LineOutcome outcome);
+  // Hands the lines claimed ahead back to the queue (a batch was cancelled or created).
+  void release_ready();
   std::vector<std::string> serving_models();
 
   BatchOptions options_;
@@ -120,6 +130,8 @@ class BatchService {
   std::condition_variable cv_;
   std::deque<LineOutcome> done_;                 // guarded by mu_
   std::map<std::string, std::string> in_flight_;  // token -> batch id; guarded by mu_
+  // Lines claimed ahead of free slots (up to `concurrency`), in claim order; guarded by mu_.
+  std::deque<ReadyLine> ready_;
   bool wake_ = false;                             // guarded by mu_
   bool stop_ = false;                             // guarded by mu_
   int64_t last_renew_ms_ = 0;

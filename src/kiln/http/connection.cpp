@@ -369,7 +369,8 @@ void Connection::send_response(const HttpResponse& response, const Headers& extr
   out.reserve(256 + response.body.size());
   out += str_cat("HTTP/1.1 ", response.status, " ", reason_phrase(response.status), "\r\n");
   if (!response.content_type.empty()) out += "Content-Type: " + response.content_type + "\r\n";
-  out += str_cat("Content-Length: ", response.body.size(), "\r\n");
+  // A 304 has no body, and its Content-Length would be that of the 200 it stands for.
+  if (response.status != 304) out += str_cat("Content-Length: ", response.body.size(), "\r\n");
   out += "X-Request-ID: " + request_id + "\r\n";
   for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
   for (const auto& [k, v] : response.headers) out += k + ": " + v + "\r\n";

@@ -291,8 +291,9 @@ class SqlJobStore final : public JobStore {
       auto rows = c_->query("SELECT received_ms FROM jobs WHERE id = $1", {f.after});
       if (!rows.is_ok()) return rows.status();
       if (rows->empty()) return not_found(str_cat("no job '", f.after, "' (the 'after' cursor)"));
-      params.push_back(to_i64((*rows)[0][0]));
-      params.push_back(f.after);
+      // Built in place: gcc 13 misreads a pushed temporary variant as maybe-uninitialized.
+      params.emplace_back(std::in_place_type<int64_t>, to_i64((*rows)[0][0]));
+      params.emplace_back(std::in_place_type<std::string>, f.after);
       where += str_cat(" AND (received_ms < $", params.size() - 1, " OR (received_ms = $", params.size() - 1,
                        " AND id < $", params.size(), "))");
     }

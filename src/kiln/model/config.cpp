@@ -1,5 +1,6 @@
 #include "kiln/model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -7,108 +8,13 @@
 
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
+#include "kiln/model/config_fields.h"
 
 namespace kiln::model {
 namespace {
 
 using nlohmann::json;
-
-// Typed reads of one JSON object's fields. A missing or null field leaves the output untouched
-// (the caller has already put transformers' default there); a field of the wrong type is an error
-// naming the file and the field.
-class Fields {
- public:
-  Fields(const json& obj, std::string_view source, std::string prefix = "")
-      : obj_(obj), source_(source), prefix_(std::move(prefix)) {}
-
-  bool present(const char* key) const {
-    auto it = obj_.find(key);
-    return it != obj_.end() && !it->is_null();
-  }
-
-  std::string name(const char* key) const { return prefix_ + key; }
-
-  Status error(const char* key, std::string_view what) const {
-    return invalid_argument(str_cat(source_, ": field '", name(key), "' ", what));
-  }
-
-  Status get_int(const char* key, int64_t* out) const {
-    if (!present(key)) return Status::ok();
-    const json& v = obj_.at(key);
-    if (v.is_number_integer()) {
-      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return error(key, str_cat("is too large: ", v.dump()));
-      }
-      *out = v.get<int64_t>();
-      return Status::ok();
-    }
-    if (v.is_number_float()) {  // 4096.0 is an integer too
-      double d = v.get<double>();
-      if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
-        *out = static_cast<int64_t>(d);
-        return Status::ok();
-      }
-    }
-    return error(key, str_cat("must be an integer, got ", v.dump()));
-  }
-
-  Status get_double(const char* key, double* out) const {
-    if (!present(key)) return Status::ok();
-    const json& v = obj_.at(key);
-    if (!v.is_number()) return error(key, str_cat("must be a number, got ", v.dump()));
-    *out = v.get<double>();
-    return Status::ok();
-  }
-
-  Status get_optional_double(const char* key, std::optional<double>* out) const {
-    if (!present(key)) return Status::ok();
-    double d = 0;
-    KILN_RETURN_IF_ERROR(get_double(key, &d));
-    *out = d;
-    return Status::ok();
-  }
-
-  Status get_bool(const char* key, bool* out) const {
-    if (!present(key)) return Status::ok();
-    const json& v = obj_.at(key);
-    if (!v.is_boolean()) return error(key, str_cat("must be true or false, got ", v.dump()));
-    *out = v.get<bool>();
-    return Status::ok();
-  }
-
-  Status get_string(const char* key, std::string* out) const {
-    if (!present(key)) return Status::ok();
-    const json& v = obj_.at(key);
-    if (!v.is_string()) return error(key, str_cat("must be a string, got ", v.dump()));
-    *out = v.get<std::string>();
-    return Status::ok();
-  }
-
-  // A token id field: an integer, a list of integers, or null (no tokens).
-  Status get_token_ids(const char* key, std::vector<int32_t>* out) const {
-    auto it = obj_.find(key);
-    if (it == obj_.end()) return Status::ok();
-    out->clear();
-    if (it->is_null()) return Status::ok();
-    auto one = [&](const json& v) -> Status {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-        return error(key, str_cat("must hold non-negative 32-bit token ids, got ", v.dump()));
-      }
-      out->push_back(static_cast<int32_t>(v.get<int64_t>()));
-      return Status::ok();
-    };
-    if (it->is_array()) {
-      for (const json& v : *it) KILN_RETURN_IF_ERROR(one(v));
-      return Status::ok();
-    }
-    return one(*it);
-  }
-
- private:
-  const json& obj_;
-  std::string_view source_;
-  std::string prefix_;
-};
+using internal::Fields;
 
 Result<json> parse_object(std::string_view text, std::string_view source) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -151,6 +57,11 @@ ModelConfig defaults_for(Architecture a) {
       c.max_position_embeddings = 32768;
       if (a == Architecture::kQwen3) c.head_dim = 128;
       break;
+    case Architecture::kQwen3Moe:
+    case Architecture::kMixtral:
+    case Architecture::kGemma3:
+      internal::set_arch_defaults(&c);
+      break;
   }
   return c;
 }
@@ -183,7 +94,7 @@ Status parse_rope(const json& obj, const char* object_key, std::string_view sour
   if (f.present("rope_theta")) KILN_RETURN_IF_ERROR(f.get_double("rope_theta", &c->rope_theta));
   const char* type_key = f.present("rope_type") ? "rope_type" : "type";
   if (!f.present(type_key)) {
-    if (std::string(object_key) == "rope_parameters") return Status::ok();  // theta only
+    if (starts_with(object_key, "rope_parameters")) return Status::ok();  // theta only
     return f.error("rope_type", "is missing (rope_scaling needs \"rope_type\" or \"type\")");
   }
   KILN_RETURN_IF_ERROR(parse_rope_type(f, type_key, &r.type));
@@ -264,6 +175,9 @@ std::string_view architecture_name(Architecture a) {
     case Architecture::kMistral: return "mistral";
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
+    case Architecture::kQwen3Moe: return "qwen3_moe";
+    case Architecture::kMixtral: return "mixtral";
+    case Architecture::kGemma3: return "gemma3_text";
   }
   return "?";
 }
@@ -274,12 +188,16 @@ std::string_view architecture_hf_class(Architecture a) {
     case Architecture::kMistral: return "MistralForCausalLM";
     case Architecture::kQwen2: return "Qwen2ForCausalLM";
     case Architecture::kQwen3: return "Qwen3ForCausalLM";
+    case Architecture::kQwen3Moe: return "Qwen3MoeForCausalLM";
+    case Architecture::kMixtral: return "MixtralForCausalLM";
+    case Architecture::kGemma3: return "Gemma3ForCausalLM";
   }
   return "?";
 }
 
 bool parse_architecture(std::string_view model_type, Architecture* out) {
-  for (Architecture a : {Architecture::kLlama, Architecture::kMistral, Architecture::kQwen2, Architecture::kQwen3}) {
+  for (Architecture a : {Architecture::kLlama, Architecture::kMistral, Architecture::kQwen2, Architecture::kQwen3,
+                         Architecture::kQwen3Moe, Architecture::kMixtral, Architecture::kGemma3}) {
     if (model_type == architecture_name(a)) {
       *out = a;
       return true;
@@ -290,12 +208,14 @@ bool parse_architecture(std::string_view model_type, Architecture* out) {
 
 int64_t ModelConfig::num_parameters() const {
   const int64_t h = hidden_size, q = q_size(), kv = kv_size(), i = intermediate_size;
-  int64_t layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
+  int64_t layer = h * q + 2 * h * kv + q * h + (is_gemma() ? 4 : 2) * h;
   if (attention_bias) layer += q + 2 * kv;
   if (attention_out_bias) layer += h;
   if (mlp_bias) layer += 2 * i + h;
   if (qk_norm) layer += 2 * head_dim;
   int64_t total = vocab_size * h + num_layers * layer + h;
+  for (int64_t l = 0; l < num_layers; ++l)
+    total += layer_is_sparse(l) ? num_experts * (h + 3 * h * moe_intermediate_size) : 3 * h * i;
   if (!tie_word_embeddings) total += vocab_size * h;
   return total;
 }
@@ -307,9 +227,19 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
   std::string model_type;
   KILN_RETURN_IF_ERROR(f.get_string("model_type", &model_type));
   Architecture arch;
+  if (model_type == "gemma3") {
+    // Gemma3ForConditionalGeneration: kiln serves its text model (text_config).
+    if (!j.contains("text_config") || !j.at("text_config").is_object())
+      return f.error("text_config", "must be an object (a gemma3 config holds its text model there)");
+    json text = j.at("text_config");
+    text["model_type"] = "gemma3_text";
+    for (const char* key : {"tie_word_embeddings", "bos_token_id", "eos_token_id", "torch_dtype", "dtype"})
+      if (j.contains(key) && !text.contains(key)) text[key] = j.at(key);
+    return parse_model_config(text.dump(), str_cat(source, " (text_config)"));
+  }
   if (!parse_architecture(model_type, &arch)) {
     return unimplemented(str_cat(source, ": unknown model_type '", model_type,
-                                 "'; kiln runs llama, mistral, qwen2 and qwen3"));
+                                 "'; kiln runs llama, mistral, qwen2, qwen3, qwen3_moe, mixtral and gemma3_text"));
   }
   ModelConfig c = defaults_for(arch);
 
@@ -329,7 +259,7 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
 
   if (f.present("head_dim")) {
     KILN_RETURN_IF_ERROR(f.get_int("head_dim", &c.head_dim));
-  } else if (arch != Architecture::kQwen3 || j.contains("head_dim")) {
+  } else if ((arch != Architecture::kQwen3 && arch != Architecture::kGemma3) || j.contains("head_dim")) {
     // Qwen3Config defaults head_dim to 128 when the key is absent; the others (and an explicit
     // null) derive it from the hidden size.
     if (c.num_heads <= 0) return f.error("num_attention_heads", str_cat("must be positive, got ", c.num_heads));
@@ -340,15 +270,23 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
     c.head_dim = c.hidden_size / c.num_heads;
   }
 
-  std::string act = "silu";
-  KILN_RETURN_IF_ERROR(f.get_string("hidden_act", &act));
-  if (act != "silu" && act != "swish") {
-    return unimplemented(str_cat(source, ": field 'hidden_act' is '", act, "'; kiln's MLP is SwiGLU (silu)"));
+  if (arch == Architecture::kGemma3) {
+    KILN_RETURN_IF_ERROR(internal::parse_gemma3_activation(f, source));
+  } else {
+    std::string act = "silu";
+    KILN_RETURN_IF_ERROR(f.get_string("hidden_act", &act));
+    if (act != "silu" && act != "swish") {
+      return unimplemented(str_cat(source, ": field 'hidden_act' is '", act, "'; kiln's MLP is SwiGLU (silu)"));
+    }
   }
   if (f.present("dtype")) KILN_RETURN_IF_ERROR(parse_dtype_name(f, "dtype", &c.torch_dtype));
   else KILN_RETURN_IF_ERROR(parse_dtype_name(f, "torch_dtype", &c.torch_dtype));
 
-  if (f.present("rope_parameters")) KILN_RETURN_IF_ERROR(parse_rope(j.at("rope_parameters"), "rope_parameters", source, &c));
+  if (arch == Architecture::kGemma3 && f.present("rope_parameters") && j.at("rope_parameters").contains("full_attention")) {
+    // transformers 5 keeps one set per layer type; the local one is read by parse_gemma3_fields.
+    KILN_RETURN_IF_ERROR(parse_rope(j.at("rope_parameters").at("full_attention"), "rope_parameters.full_attention",
+                                    source, &c));
+  } else if (f.present("rope_parameters")) KILN_RETURN_IF_ERROR(parse_rope(j.at("rope_parameters"), "rope_parameters", source, &c));
   else if (f.present("rope_scaling")) KILN_RETURN_IF_ERROR(parse_rope(j.at("rope_scaling"), "rope_scaling", source, &c));
 
   switch (arch) {
@@ -357,6 +295,9 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
       c.attention_out_bias = c.attention_bias;
       KILN_RETURN_IF_ERROR(f.get_bool("mlp_bias", &c.mlp_bias));
       break;
+    case Architecture::kMixtral:
+      KILN_RETURN_IF_ERROR(internal::parse_moe_fields(f, &c));
+      [[fallthrough]];
     case Architecture::kMistral: {
       auto it = j.find("sliding_window");
       if (it != j.end()) {
@@ -373,11 +314,17 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
       c.attention_bias = true;  // Qwen2Attention: q/k/v always biased, o_proj never
       KILN_RETURN_IF_ERROR(parse_qwen_sliding_window(f, &c));
       break;
+    case Architecture::kQwen3Moe:
+      KILN_RETURN_IF_ERROR(internal::parse_moe_fields(f, &c));
+      [[fallthrough]];
     case Architecture::kQwen3:
       c.qk_norm = true;
       KILN_RETURN_IF_ERROR(f.get_bool("attention_bias", &c.attention_bias));
       c.attention_out_bias = c.attention_bias;
       KILN_RETURN_IF_ERROR(parse_qwen_sliding_window(f, &c));
+      break;
+    case Architecture::kGemma3:
+      KILN_RETURN_IF_ERROR(internal::parse_gemma3_fields(j, f, &c));
       break;
   }
   KILN_RETURN_IF_ERROR(validate_model_config(c, source));
@@ -408,9 +355,11 @@ Status validate_model_config(const ModelConfig& c, std::string_view source) {
     return bad("num_key_value_heads", c.num_kv_heads, str_cat("it must divide num_attention_heads (", c.num_heads, ")"));
   }
   if (c.head_dim % 2 != 0) return bad("head_dim", c.head_dim, "rotary embeddings need an even head_dim");
+  const double mlp = std::max(static_cast<double>(c.intermediate_size) * 3,
+                              static_cast<double>(c.num_experts) * static_cast<double>(c.moe_intermediate_size) * 3);
   const double params = static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size) * 2 +
                         static_cast<double>(c.num_layers) * static_cast<double>(c.hidden_size) *
-                            static_cast<double>(c.q_size() * 2 + c.kv_size() * 2 + c.intermediate_size * 3);
+                            (static_cast<double>(c.q_size() * 2 + c.kv_size() * 2) + mlp);
   if (!(params < 1e15)) return bad("num_hidden_layers", c.num_layers, "the model's shapes add up to over 1e15 parameters");
   if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) return bad("rms_norm_eps", c.rms_norm_eps, "it must be positive");
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) return bad("rope_theta", c.rope_theta, "it must be positive");
@@ -440,8 +389,10 @@ Status validate_model_config(const ModelConfig& c, std::string_view source) {
       return bad("rope_scaling.attention_factor", *r.attention_factor, "it must be positive");
     }
   }
-  if (c.qk_norm && c.architecture != Architecture::kQwen3) return bad("qk_norm", "true", "only qwen3 has q/k norms");
-  return Status::ok();
+  if (c.qk_norm && c.architecture != Architecture::kQwen3 && c.architecture != Architecture::kQwen3Moe &&
+      !c.is_gemma())
+    return bad("qk_norm", "true", "only qwen3, qwen3_moe and gemma3 have q/k norms");
+  return internal::validate_arch_fields(c, source);
 }
 
 Result<ModelConfig> load_model_config(const std::filesystem::path& model_dir) {
@@ -499,7 +450,8 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["bos_token_id"] = token_ids_json(c.bos_token_ids);
   j["eos_token_id"] = token_ids_json(c.eos_token_ids);
   j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
+  if (c.is_gemma()) j["hidden_activation"] = "gelu_pytorch_tanh";
+  else j["hidden_act"] = "silu";
   j["hidden_size"] = c.hidden_size;
   j["initializer_range"] = 0.02;
   j["intermediate_size"] = c.intermediate_size;
@@ -513,7 +465,8 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["torch_dtype"] = std::string(torch_dtype_name(c.torch_dtype));
   j["use_cache"] = true;
   j["vocab_size"] = c.vocab_size;
-  if (c.architecture != Architecture::kMistral || c.rope_scaling.type != RopeScalingType::kNone) {
+  if ((c.architecture != Architecture::kMistral && c.architecture != Architecture::kMixtral) ||
+      c.rope_scaling.type != RopeScalingType::kNone) {
     j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
   }
   switch (c.architecture) {
@@ -522,9 +475,13 @@ std::string model_config_to_json(const ModelConfig& c) {
       j["mlp_bias"] = c.mlp_bias;
       j["pretraining_tp"] = 1;
       break;
+    case Architecture::kMixtral:
     case Architecture::kMistral:
       j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
       break;
+    case Architecture::kGemma3:
+      break;
+    case Architecture::kQwen3Moe:
     case Architecture::kQwen3:
       j["attention_bias"] = c.attention_bias;
       [[fallthrough]];
@@ -534,6 +491,7 @@ std::string model_config_to_json(const ModelConfig& c) {
       j["max_window_layers"] = c.sliding_window ? 0 : c.num_layers;
       break;
   }
+  internal::arch_fields_to_json(c, &j);
   return j.dump(2) + "\n";
 }
 

@@ -13,11 +13,13 @@
 
 namespace kiln::model {
 
-// The decoder families kiln runs. All four are pre-norm decoders with RMSNorm, GQA, RoPE and a
-// SwiGLU MLP; they differ only in the flags of ModelConfig (bias, qk-norm, sliding window).
-enum class Architecture { kLlama, kMistral, kQwen2, kQwen3 };
+// The decoder families kiln runs. All are pre-norm decoders with RMSNorm, GQA and RoPE; they differ
+// in the flags of ModelConfig: biases, qk-norm, sliding windows, a mixture-of-experts MLP
+// (qwen3_moe, mixtral), Gemma 3's sandwich norms, GeGLU and scaled embeddings (docs/models.md).
+enum class Architecture { kLlama, kMistral, kQwen2, kQwen3, kQwen3Moe, kMixtral, kGemma3 };
 
-std::string_view architecture_name(Architecture a);  // "llama", "mistral", "qwen2", "qwen3"
+// "llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma3_text"
+std::string_view architecture_name(Architecture a);
 // The config.json `model_type` of each, and its `architectures[0]` class name.
 std::string_view architecture_hf_class(Architecture a);  // "LlamaForCausalLM", ...
 bool parse_architecture(std::string_view model_type, Architecture* out);
@@ -60,11 +62,34 @@ struct ModelConfig {
   bool qk_norm = false;              // per-head RMSNorm on q and k before RoPE (qwen3)
   bool tie_word_embeddings = false;  // lm_head shares embed_tokens
   std::optional<int64_t> sliding_window;  // attention sees at most this many past tokens
+  // Which layers use the window (Gemma 3's layer_types: true = "sliding_attention"); empty: all
+  // layers do when sliding_window is set.
+  std::vector<bool> sliding_layers;
+  // Mixture of experts (qwen3_moe, mixtral): num_experts > 0. A layer is sparse unless it is in
+  // mlp_only_layers or (layer + 1) % decoder_sparse_step != 0; dense layers use intermediate_size.
+  int64_t num_experts = 0;              // num_experts / num_local_experts
+  int64_t num_experts_per_tok = 0;      // top-k
+  int64_t moe_intermediate_size = 0;    // each expert's SwiGLU width (mixtral: intermediate_size)
+  bool norm_topk_prob = false;          // renormalise the top-k probabilities (always on for mixtral)
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  // Gemma 3: GeGLU (gelu tanh) MLP, (1 + weight) RMSNorms, post-attention and pre/post-feedforward
+  // norms, embeddings times sqrt(hidden_size); RoPE base rope_local_theta (unscaled) on sliding layers.
+  bool gelu_mlp = false;
+  double rope_local_theta = 10000.0;
+  std::optional<double> query_pre_attn_scalar;    // attention scale = its -1/2 power (else head_dim's)
+  std::optional<double> final_logit_softcapping;  // logits = cap * tanh(logits / cap)
   DType torch_dtype = DType::kBF16;  // the checkpoint's declared dtype
   std::vector<int32_t> bos_token_ids;
   std::vector<int32_t> eos_token_ids;
 
   int64_t q_size() const { return num_heads * head_dim; }
+  bool is_moe() const { return num_experts > 0; }
+  bool is_gemma() const { return architecture == Architecture::kGemma3; }
+  bool layer_is_sparse(int64_t layer) const;
+  // The window of layer `layer` (0: none).
+  int64_t layer_window(int64_t layer) const;
+  float attention_scale() const;
   int64_t kv_size() const { return num_kv_heads * head_dim; }
   // Parameters, counting a tied lm_head once.
   int64_t num_parameters() const;

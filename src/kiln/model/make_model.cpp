@@ -1,5 +1,6 @@
 #include "kiln/model/make_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -89,12 +90,26 @@ struct Plan {
   ModelKind kind = ModelKind::kGenerate;
 };
 
+bool dense_family(Architecture a) {
+  return a == Architecture::kLlama || a == Architecture::kMistral || a == Architecture::kQwen2 || a == Architecture::kQwen3;
+}
+
 void set_family_flags(ModelConfig* c) {
   c->attention_bias = c->architecture == Architecture::kQwen2;
   c->attention_out_bias = false;
   c->mlp_bias = false;
   c->qk_norm = c->architecture == Architecture::kQwen3;
   if (c->architecture == Architecture::kLlama) c->sliding_window.reset();
+}
+
+std::string_view default_tokenizer(Architecture a) {
+  switch (a) {
+    case Architecture::kQwen2:
+    case Architecture::kQwen3:
+    case Architecture::kQwen3Moe: return "qwen3";
+    case Architecture::kGemma3: return "gemma3";
+    default: return "llama2";
+  }
 }
 
 Result<Plan> plan(const MakeModelOptions& o) {
@@ -109,14 +124,19 @@ Result<Plan> plan(const MakeModelOptions& o) {
     p.tokenizer = std::string(found->tokenizer);
     p.kind = found->kind;
     if (o.architecture && *o.architecture != p.config.architecture) {
+      // The dense families share one layout and differ in flags; the others carry more than flags.
+      if (!dense_family(*o.architecture) || !dense_family(p.config.architecture))
+        return invalid_argument(str_cat("make-model: --architecture ", architecture_name(*o.architecture),
+                                        " cannot override preset ", o.preset, " (",
+                                        architecture_name(p.config.architecture),
+                                        "); start from a preset of that family or from --architecture alone"));
       p.config.architecture = *o.architecture;
       set_family_flags(&p.config);
     }
   } else if (o.architecture) {
     KILN_ASSIGN_OR_RETURN(p.config, parse_model_config(str_cat(R"({"model_type": ")", architecture_name(*o.architecture), "\"}"),
                                                        "make-model"));
-    const bool qwen = *o.architecture == Architecture::kQwen2 || *o.architecture == Architecture::kQwen3;
-    p.tokenizer = qwen ? "qwen3" : "llama2";
+    p.tokenizer = std::string(default_tokenizer(*o.architecture));
   } else {
     return invalid_argument("make-model: name a --preset or an --architecture");
   }
@@ -147,6 +167,23 @@ Result<Plan> plan(const MakeModelOptions& o) {
     } else {
       c.sliding_window = *o.sliding_window;
     }
+  }
+  if (o.num_experts || o.num_experts_per_tok || o.moe_intermediate_size) {
+    if (!c.is_moe()) return invalid_argument("make-model: expert options need a mixture-of-experts model");
+    if (o.num_experts) c.num_experts = *o.num_experts;
+    if (o.num_experts_per_tok) c.num_experts_per_tok = *o.num_experts_per_tok;
+    if (o.moe_intermediate_size) {
+      if (c.architecture == Architecture::kMixtral)
+        return invalid_argument("make-model: a mixtral expert is intermediate-size wide; use --intermediate-size");
+      c.moe_intermediate_size = *o.moe_intermediate_size;
+    }
+  }
+  if (c.architecture == Architecture::kMixtral) c.moe_intermediate_size = c.intermediate_size;
+  if (c.is_gemma() && !c.sliding_layers.empty() && static_cast<int64_t>(c.sliding_layers.size()) != c.num_layers) {
+    // A new layer count keeps the preset's period of global layers.
+    const auto period = std::find(c.sliding_layers.begin(), c.sliding_layers.end(), false) - c.sliding_layers.begin() + 1;
+    c.sliding_layers.assign(static_cast<size_t>(c.num_layers), true);
+    for (int64_t i = 0; i < c.num_layers; ++i) c.sliding_layers[static_cast<size_t>(i)] = (i + 1) % period != 0;
   }
   if (o.dtype != DType::kBF16 && o.dtype != DType::kF32) {
     return invalid_argument(str_cat("make-model: dtype ", dtype_name(o.dtype), " is not one of bf16, f32"));

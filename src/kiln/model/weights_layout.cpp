@@ -8,6 +8,27 @@ std::string layer_prefix(int64_t layer) { return str_cat("model.layers.", layer,
 
 std::string layer_tensor_name(int64_t layer, std::string_view suffix) { return str_cat(layer_prefix(layer), suffix); }
 
+MoeTensorNames moe_tensor_names(const ModelConfig& c) {
+  MoeTensorNames n;
+  if (c.architecture == Architecture::kMixtral) {
+    n.prefix = "block_sparse_moe.";
+    n.gate = "w1.weight";
+    n.up = "w3.weight";
+    n.down = "w2.weight";
+  } else {
+    n.prefix = "mlp.";
+    n.gate = "gate_proj.weight";
+    n.up = "up_proj.weight";
+    n.down = "down_proj.weight";
+  }
+  n.router = n.prefix + "gate.weight";
+  return n;
+}
+
+std::string MoeTensorNames::expert_prefix(int64_t layer, int64_t expert) const {
+  return str_cat(layer_prefix(layer), prefix, "experts.", expert, ".");
+}
+
 std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& c, int64_t layer) {
   namespace lt = layer_tensor;
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
@@ -27,14 +48,30 @@ std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& c, int64_t
     add(lt::kQNorm, {c.head_dim}, TensorRole::kNorm);
     add(lt::kKNorm, {c.head_dim}, TensorRole::kNorm);
   }
-  add(lt::kGateProj, {inter, h}, TensorRole::kLinearWeight);
-  if (c.mlp_bias) add(lt::kGateBias, {inter}, TensorRole::kBias);
-  add(lt::kUpProj, {inter, h}, TensorRole::kLinearWeight);
-  if (c.mlp_bias) add(lt::kUpBias, {inter}, TensorRole::kBias);
-  add(lt::kDownProj, {h, inter}, TensorRole::kLinearWeight);
-  if (c.mlp_bias) add(lt::kDownBias, {h}, TensorRole::kBias);
+  if (c.layer_is_sparse(layer)) {
+    const MoeTensorNames n = moe_tensor_names(c);
+    const int64_t mi = c.moe_intermediate_size;
+    add(n.router, {c.num_experts, h}, TensorRole::kLinearWeight);
+    for (int64_t e = 0; e < c.num_experts; ++e) {
+      const std::string p = n.expert_prefix(layer, e);
+      out.push_back({p + n.gate, {mi, h}, TensorRole::kLinearWeight});
+      out.push_back({p + n.up, {mi, h}, TensorRole::kLinearWeight});
+      out.push_back({p + n.down, {h, mi}, TensorRole::kLinearWeight});
+    }
+  } else {
+    add(lt::kGateProj, {inter, h}, TensorRole::kLinearWeight);
+    if (c.mlp_bias) add(lt::kGateBias, {inter}, TensorRole::kBias);
+    add(lt::kUpProj, {inter, h}, TensorRole::kLinearWeight);
+    if (c.mlp_bias) add(lt::kUpBias, {inter}, TensorRole::kBias);
+    add(lt::kDownProj, {h, inter}, TensorRole::kLinearWeight);
+    if (c.mlp_bias) add(lt::kDownBias, {h}, TensorRole::kBias);
+  }
   add(lt::kInputNorm, {h}, TensorRole::kNorm);
   add(lt::kPostAttentionNorm, {h}, TensorRole::kNorm);
+  if (c.is_gemma()) {
+    add(lt::kPreFeedforwardNorm, {h}, TensorRole::kNorm);
+    add(lt::kPostFeedforwardNorm, {h}, TensorRole::kNorm);
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The tensors of a Hugging Face checkpoint for a ModelConfig: names and shapes, as transformers'
-// LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM state dicts hold
-// them. `kiln make-model` writes exactly these; the runtime loader reads exactly these.
+// LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM / Qwen3MoeForCausalLM /
+// MixtralForCausalLM / Gemma3ForCausalLM state dicts hold them. `kiln make-model` writes exactly these; the runtime loader reads exactly these.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,22 @@ inline constexpr std::string_view kUpBias = "mlp.up_proj.bias";          // [int
 inline constexpr std::string_view kDownBias = "mlp.down_proj.bias";      // [hidden]        mlp_bias
 inline constexpr std::string_view kInputNorm = "input_layernorm.weight";               // [hidden]
 inline constexpr std::string_view kPostAttentionNorm = "post_attention_layernorm.weight";  // [hidden]
+// Gemma 3's norms around the MLP (its post_attention_layernorm normalises the attention output).
+inline constexpr std::string_view kPreFeedforwardNorm = "pre_feedforward_layernorm.weight";    // [hidden]
+inline constexpr std::string_view kPostFeedforwardNorm = "post_feedforward_layernorm.weight";  // [hidden]
 }  // namespace layer_tensor
+
+// The sparse MLP of a mixture-of-experts layer, as the published checkpoints name it (transformers
+// 5 fuses the experts in memory but reads these names).
+struct MoeTensorNames {
+  std::string router;                          // [num_experts, hidden]
+  std::string gate, up, down;                  // expert e's: prefix(e) + name
+  std::string expert_prefix(int64_t layer, int64_t expert) const;
+  std::string prefix;                          // "mlp." or "block_sparse_moe."
+};
+// qwen3_moe: mlp.gate, mlp.experts.{e}.{gate,up,down}_proj; mixtral: block_sparse_moe.gate,
+// block_sparse_moe.experts.{e}.{w1,w3,w2}.
+MoeTensorNames moe_tensor_names(const ModelConfig& config);
 
 // "model.layers.{layer}."
 std::string layer_prefix(int64_t layer);

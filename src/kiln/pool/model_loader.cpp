@@ -104,6 +104,23 @@ void register_model_metrics(metrics::Registry& registry, const std::shared_ptr<L
   counter("kiln_prefix_cache_hit_tokens_total", "Prompt tokens found in the prefix cache.",
           &serve::WorkerCounters::prefix_cache_hits);
   counter("kiln_preemptions_total", "Sequences preempted for lack of KV blocks.", &serve::WorkerCounters::preemptions);
+  counter("kiln_decode_tokens_total", "Of the tokens computed, those of sequences past their prompt.",
+          &serve::WorkerCounters::decode_tokens);
+  counter("kiln_engine_yielded_steps_total",
+          "Steps in which batch work sat out so that a better priority's prompt ran alone.",
+          &serve::WorkerCounters::yielded_steps);
+  auto seconds = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
+    registry.counter_fn(name, help, labels, [weak, field]() -> double {
+      auto m = weak.lock();
+      if (!m || !m->worker) return 0.0;
+      return static_cast<double>(m->worker->counters().*field) * 1e-6;
+    });
+  };
+  seconds("kiln_engine_forward_seconds_total", "Engine-thread time inside the engine's steps (forward pass, sampling).",
+          &serve::WorkerCounters::forward_us);
+  seconds("kiln_engine_host_seconds_total",
+          "Engine-thread time around the steps: scheduling, plans, applying results, waking streams.",
+          &serve::WorkerCounters::host_us);
   counter("kiln_requests_finished_total", "Requests the engine finished.", &serve::WorkerCounters::requests_finished);
   counter("kiln_requests_rejected_total", "Requests refused because the queue was full.",
           &serve::WorkerCounters::requests_rejected);

@@ -134,6 +134,13 @@ MemoryUsage CudaEngine::memory_usage() const {
 Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path& model_dir,
                                                      const EngineOptions& given) {
   KILN_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
+  if (config.is_moe() || config.is_gemma()) {
+    // Their CPU reference exists; the CUDA kernels (grouped expert GEMMs, GeGLU, the Gemma norms)
+    // do not yet, and refusing at load beats failing at the first step.
+    return unimplemented(str_cat("cuda engine: ", model::architecture_name(config.architecture),
+                                 " models have no CUDA kernels in this build of kiln yet; serve this model with "
+                                 "--device cpu (docs/models.md)"));
+  }
   EngineOptions options = given;
   if (options.kv_cache_bytes <= 0 && options.memory_budget <= 0) {
     // Read once, before anything of this engine is on the device: the plan then fixes every size.

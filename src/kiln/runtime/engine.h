@@ -29,7 +29,9 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 0;
   int64_t memory_budget = 0;
   double gpu_memory_fraction = 0.90;
-  int32_t max_batched_tokens = 8192;  // most tokens in one step; sizes the activation workspace
+  // Most tokens in one step; sizes the activation workspace. 0: the device's default
+  // (default_max_batched_tokens in memory_plan.h: 8192 on CUDA, 512 on the CPU).
+  int32_t max_batched_tokens = 0;
   int32_t max_seqs = 256;             // most sequences in one step
   int64_t max_model_len = 0;          // 0 = the model's max_position_embeddings
 };

@@ -51,22 +51,34 @@ int32_t default_prefill_chunk(DeviceKind device) {
   return device == DeviceKind::kCuda ? 2048 : 256;
 }
 
+int32_t default_max_batched_tokens(DeviceKind device, int32_t max_seqs) {
+  // CUDA: a step of 8,192 tokens still takes tens of milliseconds. CPU: the f32 kernels prefill
+  // a few thousand tokens a second on a few cores, so 32 prompts of 128 tokens in one step of
+  // 4,096 held every one of them (and every running sequence) for over a second; a step of 512
+  // gives the first prompts their first token after a fifth of that, and the kernels are at full
+  // speed from a few dozen rows (docs/scheduling.md has the measurements). At least max_seqs, so
+  // that every running sequence decodes in every step.
+  if (device == DeviceKind::kCuda) return 8192;
+  return std::max(512, max_seqs);
+}
+
 Result<MemoryPlan> plan_memory(const model::ModelConfig& c, const EngineOptions& o) {
   if (o.block_size <= 0) return invalid_argument(str_cat("engine: block_size ", o.block_size, " must be positive"));
-  if (o.max_batched_tokens <= 0 || o.max_seqs <= 0)
-    return invalid_argument("engine: max_batched_tokens and max_seqs must be positive");
+  if (o.max_batched_tokens < 0 || o.max_seqs <= 0)
+    return invalid_argument("engine: max_batched_tokens must not be negative and max_seqs must be positive");
   if (o.kv_cache_bytes < 0 || o.memory_budget < 0)
     return invalid_argument("engine: kv_cache_bytes and memory_budget must not be negative");
   MemoryPlan p;
   p.device = Device{o.device, o.device_index};
   EngineLimits& l = p.limits;
   l.max_seqs = o.max_seqs;
-  l.max_batched_tokens = o.max_batched_tokens;
+  l.max_batched_tokens =
+      o.max_batched_tokens > 0 ? o.max_batched_tokens : default_max_batched_tokens(o.device, o.max_seqs);
   l.block_size = o.block_size;
   l.max_model_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
   if (l.max_model_len <= 0 || l.max_model_len > (int64_t{1} << 30))
     return invalid_argument(str_cat("engine: max_model_len ", l.max_model_len, " is not usable"));
-  l.prefill_chunk = std::min(default_prefill_chunk(o.device), o.max_batched_tokens);
+  l.prefill_chunk = std::min(default_prefill_chunk(o.device), l.max_batched_tokens);
 
   p.weights_bytes = models::LlamaModel::planned_weights_bytes(c, p.device, l.max_model_len);
   p.workspace_bytes = planned_workspace(c, p.device, l);

@@ -49,6 +49,11 @@ int64_t kv_bytes_per_block(const model::ModelConfig& config, DeviceKind device, 
 // gets its next token, so the chunk bounds how long a short request waits behind a long prompt.
 int32_t default_prefill_chunk(DeviceKind device);
 
+// The default token budget of one step (EngineOptions::max_batched_tokens 0) for `max_seqs`
+// sequences. Every sequence in a step waits for the whole step, so the budget bounds how long a
+// burst of new prompts holds up everyone's next token; see the definition for each device.
+int32_t default_max_batched_tokens(DeviceKind device, int32_t max_seqs);
+
 // The plan for `config` under `options`. The KV cache is, in order: options.kv_cache_bytes; else
 // what options.memory_budget leaves after weights and workspace, at most what max_seqs sequences
 // of max_model_len tokens can fill; else (CPU) that same amount capped at a quarter of physical

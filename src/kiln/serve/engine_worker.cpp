@@ -190,7 +190,14 @@ void EngineWorker::apply_controls() {
   }
 }
 
+namespace {
+int64_t micros_between(SteadyTime a, SteadyTime b) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
+}
+}  // namespace
+
 void EngineWorker::run_step() {
+  const SteadyTime t0 = clock_->now();
   SchedulerOutput out = scheduler_->schedule();
   if (out.empty()) {
     // Nothing fits this instant (it cannot stay so: a lone request always fits); wait for news
@@ -203,6 +210,11 @@ void EngineWorker::run_step() {
   // Constrained samples' masks are filled while the forward pass runs; the engine waits for them
   // only before sampling.
   masker_.start(out, engine_->config().vocab_size, &plan);
+  int64_t decode = 0;
+  for (const ScheduledSequence& e : out.seqs) {
+    if (e.seq->num_computed >= e.seq->prompt_len) decode += e.num_new;
+  }
+  const SteadyTime t1 = clock_->now();
   Result<runtime::StepResult> result = internal_error("engine step did not run");
   try {
     result = engine_->step(plan);
@@ -210,6 +222,7 @@ void EngineWorker::run_step() {
     result = internal_error(str_cat("engine step threw: ", e.what()));
   }
   masker_.finish();  // also when the step failed before it waited: the constraints are ours again
+  const SteadyTime t2 = clock_->now();
   std::vector<RequestEvents> events;
   if (result.is_ok()) {
     auto applied = scheduler_->apply_result(out, *result);
@@ -226,6 +239,9 @@ void EngineWorker::run_step() {
     events = scheduler_->fail_step(out, result.status().with_context(str_cat("model ", options_.model_name)));
   }
   for (RequestEvents& ev : events) deliver(std::move(ev), true);
+  forward_us_ += micros_between(t1, t2);
+  host_us_ += micros_between(t0, t1) + micros_between(t2, clock_->now());
+  decode_tokens_ += decode;
 }
 
 void EngineWorker::deliver(RequestEvents ev, bool from_step) {
@@ -289,6 +305,7 @@ void EngineWorker::publish_counters() {
   prefix_queries_.store(s.prefix_cache_queries);
   prefix_hits_.store(s.prefix_cache_hits);
   preemptions_.store(s.preemptions);
+  yielded_steps_.store(s.yielded_steps);
   finished_.store(s.requests_finished);
   kv_used_.store(scheduler_->kv().num_used());
   kv_cached_.store(scheduler_->kv().num_cached());
@@ -305,6 +322,10 @@ WorkerCounters EngineWorker::counters() const {
   c.prefix_cache_queries = prefix_queries_.load();
   c.prefix_cache_hits = prefix_hits_.load();
   c.preemptions = preemptions_.load();
+  c.forward_us = forward_us_.load();
+  c.host_us = host_us_.load();
+  c.decode_tokens = decode_tokens_.load();
+  c.yielded_steps = yielded_steps_.load();
   c.requests_finished = finished_.load();
   c.requests_rejected = rejected_.load();
   c.requests_timed_out = timed_out_.load();

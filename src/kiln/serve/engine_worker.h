@@ -58,6 +58,12 @@ struct WorkerCounters {
   int64_t prefix_cache_queries = 0;  // prompt tokens looked up
   int64_t prefix_cache_hits = 0;     // prompt tokens found
   int64_t preemptions = 0;
+  // Where the engine thread's time goes: inside Engine::step (the forward pass and sampling), and
+  // around it (scheduling, building the plan, applying the result, waking the streams).
+  int64_t forward_us = 0;
+  int64_t host_us = 0;
+  int64_t decode_tokens = 0;  // of tokens_computed, those of sequences past their prompt
+  int64_t yielded_steps = 0;  // steps worse priorities sat out for a better one's prefill
   int64_t requests_finished = 0;
   int64_t requests_rejected = 0;     // refused by submit (queue full)
   int64_t requests_timed_out = 0;
@@ -141,7 +147,8 @@ class EngineWorker {
 
   // Published by the engine thread after every step.
   std::atomic<int64_t> running_{0}, waiting_{0}, waiting_requests_{0}, steps_{0}, failed_steps_{0},
-      tokens_computed_{0}, prefix_queries_{0}, prefix_hits_{0}, preemptions_{0}, finished_{0},
+      tokens_computed_{0}, prefix_queries_{0}, prefix_hits_{0}, preemptions_{0}, forward_us_{0}, host_us_{0},
+      decode_tokens_{0}, yielded_steps_{0}, finished_{0},
       rejected_{0}, timed_out_{0}, cancelled_{0}, kv_used_{0}, kv_cached_{0};
   std::atomic<double> mean_request_seconds_{0.0};
 };

@@ -34,6 +34,16 @@ size_t rank_insert_position(std::span<Sequence* const> ranked, const Sequence& s
 
 bool outranks_priority(const Sequence& waiting, const Sequence& running) { return waiting.priority < running.priority; }
 
+int32_t step_priority_limit(std::span<Sequence* const> running, std::span<Sequence* const> waiting) {
+  if (running.empty()) return kNoPriorityLimit;
+  int32_t best = waiting.empty() ? kNoPriorityLimit : waiting.front()->priority;  // the queue's best rank
+  for (const Sequence* s : running) {
+    if (s->priority >= best) break;  // rank order: the rest are no better
+    if (s->num_tokens() - s->num_computed > 1) best = s->priority;  // mid-prefill
+  }
+  return best < running.back()->priority ? best : kNoPriorityLimit;
+}
+
 int32_t preemption_victim(std::span<Sequence* const> running) {
   return static_cast<int32_t>(running.size()) - 1;
 }

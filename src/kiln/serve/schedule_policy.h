@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -31,6 +32,18 @@ bool ranks_before(const Sequence& a, const Sequence& b);
 // True when `waiting` may take the place of `running`: a strictly better (lower) priority. Within
 // one priority, arrival order stands and nothing is preempted for a slot.
 bool outranks_priority(const Sequence& waiting, const Sequence& running);
+
+// No priority limit: every sequence may compute in the step.
+inline constexpr int32_t kNoPriorityLimit = std::numeric_limits<int32_t>::max();
+
+// The worst priority that computes in the next step, given the rank-ordered running list and
+// waiting queue. While a sequence of a better priority than some running sequence has prompt
+// left to compute (it waits, or it is running mid-prefill), the running sequences of worse
+// priorities sit the step out, keeping their KV blocks: a step's time grows with every row in
+// it (on a CPU almost linearly), so a client's prefill then runs in a step as short as on an
+// idle server, and batch lines (priority 1) fill the steps clients leave instead of lengthening
+// theirs. kNoPriorityLimit when nobody sits out.
+int32_t step_priority_limit(std::span<Sequence* const> running, std::span<Sequence* const> waiting);
 
 // Where a sequence joins a rank-ordered list (the running list, the waiting queue).
 size_t rank_insert_position(std::span<Sequence* const> ranked, const Sequence& seq);

@@ -163,6 +163,21 @@ void Scheduler::preempt(Sequence* seq) {
 }
 
 SchedulerOutput Scheduler::schedule() {
+  const int32_t limit = step_priority_limit(running_, waiting_);
+  SchedulerOutput out = schedule_within(limit);
+  // The better priority could not be scheduled after all (no KV blocks for it yet): the others
+  // use the step rather than leave the engine idle.
+  if (limit != kNoPriorityLimit) {
+    if (out.empty()) {
+      out = schedule_within(kNoPriorityLimit);
+    } else {
+      ++stats_.yielded_steps;
+    }
+  }
+  return out;
+}
+
+SchedulerOutput Scheduler::schedule_within(int32_t priority_limit) {
   SchedulerOutput out;
   const int32_t bs = kv_.block_size();
   int32_t budget = options_.max_batched_tokens;
@@ -181,6 +196,7 @@ SchedulerOutput Scheduler::schedule() {
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
     Sequence* s = running_[i];
+    if (s->priority > priority_limit) break;  // rank order: the rest sit this step out too
     const int32_t n = tokens_this_step(*s, budget, options_.max_prefill_chunk);
     const int32_t need = blocks_for_tokens(s->num_computed + n, bs) - static_cast<int32_t>(s->blocks.size());
     bool preempted_self = false;
@@ -204,7 +220,8 @@ SchedulerOutput Scheduler::schedule() {
   // Then waiting ones, strictly in order: a head that does not fit holds the others back (FCFS).
   // A step that had to preempt admits nobody; the preempted go first next step.
   if (out.num_preempted == 0) {
-    while (!waiting_.empty() && budget > 0 && try_admit(waiting_.front(), budget, &out)) {
+    while (!waiting_.empty() && budget > 0 && waiting_.front()->priority <= priority_limit &&
+           try_admit(waiting_.front(), budget, &out)) {
       budget = options_.max_batched_tokens - out.num_tokens;
     }
   }

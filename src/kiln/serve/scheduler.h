@@ -75,6 +75,8 @@ struct SchedulerStats {
   int64_t prefix_cache_queries = 0;  // prompt tokens looked up in the prefix cache on admission
   int64_t prefix_cache_hits = 0;     // of those, tokens whose KV was found
   int64_t preemptions = 0;
+  // Steps in which running sequences of a worse priority sat out for a better one's prefill.
+  int64_t yielded_steps = 0;
   int64_t requests_finished = 0;
 };
 
@@ -131,6 +133,8 @@ class Scheduler {
   Scheduler(const SchedulerOptions& options, runtime::KvBlockManager kv);
 
   void preempt(Sequence* seq);
+  // One step's batch in which only sequences of priority <= priority_limit compute.
+  SchedulerOutput schedule_within(int32_t priority_limit);
   bool try_admit(Sequence* seq, int32_t budget, SchedulerOutput* out);
   void fork_choices(RequestState* r);
   void insert_running(Sequence* seq);

@@ -8,44 +8,18 @@
 #include <memory>
 #include <string>
 
-#include "integration/postgres_server.h"
 #include "kiln/jobs/batch_store.h"
 #include "kiln/jobs/sql_conn.h"
 #include "kiln/jobs/store.h"
+#include "sql_backend_fixture.h"
 
 namespace kiln::jobs {
 namespace {
 
 namespace fs = std::filesystem;
 
-testing::PostgresServer* postgres() {
-  static std::unique_ptr<testing::PostgresServer> server = [] {
-    auto s = std::make_unique<testing::PostgresServer>();
-    if (!s->start()) ADD_FAILURE() << "PostgreSQL: " << s->error();
-    return s;
-  }();
-  return server.get();
-}
-
-class BatchStoreTest : public ::testing::TestWithParam<std::string> {
+class BatchStoreTest : public SqlBackendTest {
  protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::temp_directory_path() / ("kiln_batch_store_test_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    if (pg()) {
-      auto c = open_postgres(postgres()->url());
-      ASSERT_TRUE(c.is_ok()) << c.status().to_string();
-      ASSERT_TRUE((*c)->exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public").is_ok());
-    }
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  bool pg() const { return GetParam() == "postgresql"; }
-  std::string database() const { return pg() ? postgres()->url() : (dir_ / "jobs.db").string(); }
   std::unique_ptr<BatchStore> open() {
     auto c = open_sql(database(), dir_);
     EXPECT_TRUE(c.is_ok()) << c.status().to_string();
@@ -66,7 +40,6 @@ class BatchStoreTest : public ::testing::TestWithParam<std::string> {
     for (int i = 1; i <= n; ++i) lines.push_back(BatchLine{i, "c" + std::to_string(i), i * 10, 9});
     ASSERT_TRUE(s.finish_validation(id, "m", lines, 200).is_ok());
   }
-  fs::path dir_;
 };
 
 TEST_P(BatchStoreTest, MigrationsAreAppliedByPresenceNotByTheHighestVersion) {
@@ -278,8 +251,7 @@ TEST_P(BatchStoreTest, StoredResponsesArePrunedWithTheJobsButNotWhileOpen) {
   EXPECT_TRUE(s->get_response("resp_open")->has_value());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BatchStoreTest, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& p) { return p.param; });
+KILN_SQL_BACKENDS(BatchStoreTest);
 
 }  // namespace
 }  // namespace kiln::jobs

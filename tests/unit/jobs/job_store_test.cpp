@@ -7,25 +7,15 @@
 #include <string>
 #include <thread>
 
-#include "integration/postgres_server.h"
 #include "kiln/jobs/recorder.h"
 #include "kiln/jobs/sql_conn.h"
 #include "kiln/jobs/store.h"
+#include "sql_backend_fixture.h"
 
 namespace kiln::jobs {
 namespace {
 
 namespace fs = std::filesystem;
-
-// One PostgreSQL server per test process, started on first use.
-testing::PostgresServer* postgres() {
-  static std::unique_ptr<testing::PostgresServer> server = [] {
-    auto s = std::make_unique<testing::PostgresServer>();
-    if (!s->start()) ADD_FAILURE() << "PostgreSQL: " << s->error();
-    return s;
-  }();
-  return server.get();
-}
 
 Job job(const std::string& id, int64_t received, JobStatus st = JobStatus::kCompleted) {
   Job j;
@@ -44,36 +34,13 @@ Job job(const std::string& id, int64_t received, JobStatus st = JobStatus::kComp
   return j;
 }
 
-
-class JobStoreTest : public ::testing::TestWithParam<std::string> {
+class JobStoreTest : public SqlBackendTest {
  protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::temp_directory_path() / ("kiln_jobs_test_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    if (pg()) {
-      // Each test starts from an empty database.
-      auto c = open_postgres(postgres()->url());
-      ASSERT_TRUE(c.is_ok()) << c.status().to_string();
-      ASSERT_TRUE((*c)->exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public").is_ok());
-    }
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  bool pg() const { return GetParam() == "postgresql"; }
-  std::string database() const { return pg() ? postgres()->url() : (dir_ / "jobs.db").string(); }
-
   std::unique_ptr<JobStore> open() {
     auto s = open_job_store(database(), dir_);
     EXPECT_TRUE(s.is_ok()) << s.status().to_string();
     return s.is_ok() ? std::move(*s) : nullptr;
   }
-
-  fs::path dir_;
 };
 
 TEST_P(JobStoreTest, MigratesOnceAndRefusesANewerSchema) {
@@ -341,8 +308,7 @@ TEST_P(JobStoreTest, RetentionFollowsTheInjectedClock) {
   EXPECT_EQ(left->jobs.back().id, "d5");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, JobStoreTest, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& p) { return p.param; });
+KILN_SQL_BACKENDS(JobStoreTest);
 
 // PostgreSQL stops while jobs are recorded: writes fail and are retried, nothing blocks the
 // caller, and once the server is back the queued records are written.

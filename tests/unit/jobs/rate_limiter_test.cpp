@@ -6,11 +6,11 @@
 #include <memory>
 #include <string>
 
-#include "integration/postgres_server.h"
 #include "kiln/jobs/rate_limiter.h"
 #include "kiln/jobs/rate_sync.h"
 #include "kiln/jobs/sql_conn.h"
 #include "kiln/jobs/store.h"
+#include "sql_backend_fixture.h"
 
 namespace kiln::jobs {
 namespace {
@@ -99,15 +99,6 @@ TEST(RateLimiter, ResetHeaderFormat) {
   EXPECT_EQ(format_reset(1500), "1.5s");
   EXPECT_EQ(format_reset(61000), "1m1s");
   EXPECT_EQ(format_reset(360000), "6m0s");
-}
-
-testing::PostgresServer* postgres() {
-  static std::unique_ptr<testing::PostgresServer> server = [] {
-    auto s = std::make_unique<testing::PostgresServer>();
-    if (!s->start()) ADD_FAILURE() << "PostgreSQL: " << s->error();
-    return s;
-  }();
-  return server.get();
 }
 
 // Two nodes' limiters share one PostgreSQL database: after a sync each charges what the other took.

@@ -39,10 +39,12 @@ TEST(MakeModelCli, ListsPresets) {
   CliRun r = run_kiln("make-model --list-presets");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* name : {"llama-3.2-1b", "llama-3.1-8b", "qwen3-0.6b", "qwen2.5-1.5b", "mistral-7b", "tiny-llama",
-                           "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "bench-100m"}) {
+                           "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "bench-100m", "qwen3-30b-a3b", "mixtral-8x7b",
+                           "gemma3-1b", "gemma3-4b", "tiny-qwen3-moe", "tiny-mixtral", "tiny-gemma3"}) {
     EXPECT_NE(r.output.find(name), std::string::npos) << name;
   }
   EXPECT_NE(r.output.find("100,092,672"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("30,532,122,624"), std::string::npos) << r.output;  // Qwen3-30B-A3B
 }
 
 TEST(MakeModelCli, WritesAModelAndSaysWhat) {

@@ -89,7 +89,8 @@ TEST_P(EngineInvarianceTest, SequenceAloneOrInABatchIsBitwiseEqual) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, EngineInvarianceTest,
-                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
+                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-mixtral", "tiny-gemma3"));
 
 TEST(EngineTest, SampledTokensDoNotDependOnTheBatchOrReturnAllLogits) {
   auto engine = load_engine(tiny_model("tiny-qwen3", 7));

@@ -33,9 +33,19 @@ inline std::vector<std::vector<float>> rows_of(const model::TensorInfo& t) {
   return rows;
 }
 
+inline std::filesystem::path fixture_dir() {
+  return std::filesystem::path(KILN_SOURCE_DIR) / "tests" / "fixtures" / "fidelity";
+}
+
+// Whether both files of `preset`'s fixture are there.
+inline bool fixture_exists(const std::string& preset) {
+  return std::filesystem::exists(fixture_dir() / (preset + ".safetensors")) &&
+         std::filesystem::exists(fixture_dir() / (preset + ".json"));
+}
+
 // Loads the fixture of `preset`, or fails the test saying how to make it.
 inline bool load_fixture(const std::string& preset, Fixture* f) {
-  const auto dir = std::filesystem::path(KILN_SOURCE_DIR) / "tests" / "fixtures" / "fidelity";
+  const auto dir = fixture_dir();
   const auto tensors = dir / (preset + ".safetensors"), info = dir / (preset + ".json");
   if (!std::filesystem::exists(tensors) || !std::filesystem::exists(info)) {
     ADD_FAILURE() << "fidelity fixture missing: " << tensors << " / " << info

@@ -103,6 +103,30 @@ TEST(MemoryPlan, PrefillChunkNeverPassesTheStepBudget) {
   EXPECT_EQ(p->limits.prefill_chunk, 100);
 }
 
+// 0 (the default) takes the device's step budget: short steps on the CPU, where a step's time
+// grows with its tokens, but never fewer tokens than sequences; an explicit budget stands.
+TEST(MemoryPlan, StepBudgetDefaultsByDevice) {
+  const model::ModelConfig c = preset("tiny-llama");
+  EngineOptions o;
+  o.kv_cache_bytes = 1 << 20;
+  ASSERT_EQ(o.max_batched_tokens, 0);
+  auto p = plan_memory(c, o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  EXPECT_EQ(p->limits.max_batched_tokens, 512);
+  EXPECT_EQ(p->limits.prefill_chunk, default_prefill_chunk(DeviceKind::kCpu));
+  o.max_seqs = 1000;
+  p = plan_memory(c, o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  EXPECT_EQ(p->limits.max_batched_tokens, 1000);
+  o.max_batched_tokens = 8192;
+  p = plan_memory(c, o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  EXPECT_EQ(p->limits.max_batched_tokens, 8192);
+  EXPECT_EQ(default_max_batched_tokens(DeviceKind::kCuda, 256), 8192);
+  o.max_batched_tokens = -1;
+  EXPECT_EQ(plan_memory(c, o).status().code(), StatusCode::kInvalidArgument);
+}
+
 class CpuEngineMemoryPlan : public ::testing::TestWithParam<std::string> {};
 
 // The CPU engine allocates exactly what its plan says, under both KV rules, and its steps stay

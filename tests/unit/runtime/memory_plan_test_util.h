@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <map>
@@ -39,6 +40,12 @@ inline std::filesystem::path shrunk_preset(const std::string& preset, int64_t vo
   o.num_kv_heads = 2;
   o.head_dim = 32;
   o.max_position_embeddings = 512;
+  const auto base = model::preset_config(preset);
+  if (base.is_ok() && base->is_moe()) {  // 8 experts of 64 (mixtral's are intermediate_size wide)
+    o.num_experts = 8;
+    o.num_experts_per_tok = std::min<int64_t>(base->num_experts_per_tok, 4);
+    if (base->architecture == model::Architecture::kQwen3Moe) o.moe_intermediate_size = 64;
+  }
   return cached_test_model(o, str_cat("shrunk-", preset, "-", vocab));
 }
 

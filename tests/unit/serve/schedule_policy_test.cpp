@@ -51,6 +51,27 @@ TEST(SchedulePolicy, RankOrderAndVictim) {
   EXPECT_EQ(preemption_victim({}), -1);
 }
 
+TEST(SchedulePolicy, StepPriorityLimit) {
+  // Running: a client decoding, two batch lines decoding.
+  Sequence c = seq(10, 9, 0, 1), b1 = seq(10, 9, 1, 2), b2 = seq(10, 9, 1, 3);
+  std::vector<Sequence*> running = {&c, &b1, &b2};
+  EXPECT_EQ(step_priority_limit(running, {}), kNoPriorityLimit);  // nobody prefills
+  Sequence c2 = seq(50, 0, 0, 4);                                 // a client arrives
+  std::vector<Sequence*> waiting = {&c2};
+  EXPECT_EQ(step_priority_limit(running, waiting), 0);
+  Sequence b3 = seq(50, 0, 1, 5);  // a batch line arrives: same priority as the worst running
+  std::vector<Sequence*> batch_waiting = {&b3};
+  EXPECT_EQ(step_priority_limit(running, batch_waiting), kNoPriorityLimit);
+  c.num_computed = 4;  // the client is mid-prefill
+  EXPECT_EQ(step_priority_limit(running, batch_waiting), 0);
+  std::vector<Sequence*> clients = {&c};  // only clients run
+  EXPECT_EQ(step_priority_limit(clients, waiting), kNoPriorityLimit);
+  EXPECT_EQ(step_priority_limit({}, waiting), kNoPriorityLimit);
+  Sequence urgent = seq(5, 0, -1, 6);  // three priorities: the best one prefilling sets the limit
+  std::vector<Sequence*> urgent_waiting = {&urgent};
+  EXPECT_EQ(step_priority_limit(running, urgent_waiting), -1);
+}
+
 TEST(SchedulePolicy, ForkSlots) {
   RequestState r;
   r.seqs.resize(3);

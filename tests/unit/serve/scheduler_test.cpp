@@ -370,9 +370,9 @@ TEST(Scheduler, ShortRequestsAreNotHeldBehindALongPrefillByDefault) {
     c.block_size = 16;
     c.num_blocks = 4200;
     c.max_model_len = 65536;
-    c.max_batched_tokens = defaults.max_batched_tokens;
+    c.max_batched_tokens = runtime::default_max_batched_tokens(device, defaults.max_seqs);
     c.max_seqs = defaults.max_seqs;
-    c.max_prefill_chunk = std::min(runtime::default_prefill_chunk(device), defaults.max_batched_tokens);
+    c.max_prefill_chunk = std::min(runtime::default_prefill_chunk(device), c.max_batched_tokens);
     Harness h(c);
     ASSERT_TRUE(h.arrive(req("long", 60000, 2)).is_ok());
     const std::string chunk = str_cat("long:", c.max_prefill_chunk);
@@ -397,7 +397,7 @@ TEST(Scheduler, WithoutAChunkALongPrefillHoldsShortRequestsBack) {
   c.block_size = 16;
   c.num_blocks = 4200;
   c.max_model_len = 65536;
-  c.max_batched_tokens = defaults.max_batched_tokens;
+  c.max_batched_tokens = runtime::default_max_batched_tokens(runtime::DeviceKind::kCuda, defaults.max_seqs);
   c.max_seqs = defaults.max_seqs;
   Harness h(c);
   ASSERT_TRUE(h.arrive(req("long", 60000, 2)).is_ok());
@@ -408,7 +408,7 @@ TEST(Scheduler, WithoutAChunkALongPrefillHoldsShortRequestsBack) {
     h.step();
     ++steps;
   }
-  EXPECT_EQ(steps, 60000 / defaults.max_batched_tokens);  // every remaining full-budget chunk
+  EXPECT_EQ(steps, 60000 / c.max_batched_tokens);  // every remaining full-budget chunk
 }
 
 // Batch work runs at priority 1: when it holds every sequence slot, a client's request (priority
@@ -422,7 +422,8 @@ TEST(Scheduler, ABetterPriorityTakesTheSlotOfALowerOne) {
   ASSERT_TRUE(h.arrive(b2).is_ok());
   EXPECT_EQ(h.step(), "b1:4s b2:4s");
   ASSERT_TRUE(h.arrive(client).is_ok());
-  EXPECT_EQ(h.step(), "b1:1s c:4s");
+  EXPECT_EQ(h.step(), "c:4s");  // b1 sits out the client's prefill step (below)
+  EXPECT_EQ(h.step(), "c:1s b1:1s");
   EXPECT_EQ(h.scheduler().stats().preemptions, 1);
   // Same priority: no preemption for a slot, FCFS holds.
   Arrival b3 = req("b3", 4, 2);
@@ -434,6 +435,48 @@ TEST(Scheduler, ABetterPriorityTakesTheSlotOfALowerOne) {
   ASSERT_TRUE(alone.arrive(req("b2", 4, 8)).is_ok());
   alone.run_to_completion();
   EXPECT_EQ(h.record("b2").tokens, alone.record("b2").tokens);
+}
+
+// A client's prefill step leaves batch sequences out (they keep their blocks), so the client's
+// first token comes after a step as short as on an idle server; the batch goes on in the next
+// step, next to the client's decode. A long client prompt keeps the batch out for each chunk.
+TEST(Scheduler, BatchSequencesSitOutAClientsPrefill) {
+  Harness h(config(64, 100, 8, 4));
+  Arrival b1 = with_priority(req("b1", 3, 8), 1), b2 = with_priority(req("b2", 3, 8), 1);
+  ASSERT_TRUE(h.arrive(b1).is_ok());
+  ASSERT_TRUE(h.arrive(b2).is_ok());
+  EXPECT_EQ(h.step(), "b1:3s b2:3s");
+  EXPECT_EQ(h.step(), "b1:1s b2:1s");
+  ASSERT_TRUE(h.arrive(req("c", 10, 3)).is_ok());
+  EXPECT_EQ(h.step(), "c:4");
+  EXPECT_EQ(h.step(), "c:4");
+  EXPECT_EQ(h.step(), "c:2s");
+  EXPECT_EQ(h.step(), "c:1s b1:1s b2:1s");  // rank order: the client first
+  EXPECT_EQ(h.scheduler().stats().yielded_steps, 3);
+  EXPECT_EQ(h.scheduler().stats().preemptions, 0);
+  // Batch lines among themselves and clients among themselves share steps as before.
+  ASSERT_TRUE(h.arrive(with_priority(req("b3", 2, 1), 1)).is_ok());
+  EXPECT_EQ(h.step(), "c:1s b1:1s b2:1s b3:2s");
+  h.run_to_completion();
+  EXPECT_EQ(h.scheduler().stats().yielded_steps, 3);
+  // Sitting out changes no token: b1 alone produces the same.
+  Harness alone(config(64, 100, 8, 4));
+  ASSERT_TRUE(alone.arrive(req("b1", 3, 8)).is_ok());
+  alone.run_to_completion();
+  EXPECT_EQ(h.record("b1").tokens, alone.record("b1").tokens);
+}
+
+// When the client's prompt cannot get KV blocks yet, the step is not wasted: the batch runs.
+TEST(Scheduler, BatchSequencesRunWhenTheClientCannotStart) {
+  // 4 blocks of 4 tokens: b1 holds 2, the client's 12-token prompt needs 3.
+  Harness h(config(4, 100, 8));
+  ASSERT_TRUE(h.arrive(with_priority(req("b1", 6, 3), 1)).is_ok());
+  EXPECT_EQ(h.step(), "b1:6s");
+  ASSERT_TRUE(h.arrive(req("c", 12, 1)).is_ok());
+  EXPECT_EQ(h.step(), "b1:1s");
+  EXPECT_EQ(h.scheduler().stats().yielded_steps, 0);
+  h.run_to_completion();
+  EXPECT_TRUE(h.record("c").done);
 }
 
 }  // namespace

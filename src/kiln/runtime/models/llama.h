@@ -1,6 +1,10 @@
-// The llama family: llama, mistral, qwen2 and qwen3. One pre-norm decoder; the members differ only
-// in flags of model::ModelConfig (attention bias, qk-norm, sliding window, tied embeddings), which
-// select weights at load and parameters of the ops, never branches inside kernels.
+// The decoder of every architecture kiln runs: llama, mistral, qwen2 and qwen3, the
+// mixture-of-experts qwen3_moe and mixtral, and gemma3. One pre-norm decoder; the members differ
+// in flags of model::ModelConfig (attention bias, qk-norm, sliding windows per layer, tied
+// embeddings), which select weights at load and parameters of the ops, and in two blocks: a
+// sparse MLP (MoeBlock) in place of the dense one, and Gemma 3's layer (normalised attention and
+// MLP outputs, GeGLU, (1 + weight) norms, scaled embeddings, a second RoPE table for its local
+// layers, soft-capped logits). Never branches inside kernels.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +16,7 @@
 #include "kiln/model/config.h"
 #include "kiln/runtime/buffer.h"
 #include "kiln/runtime/kv_cache.h"
+#include "kiln/runtime/models/moe_block.h"
 #include "kiln/runtime/ops/linear.h"
 
 namespace kiln::runtime::models {
@@ -64,7 +69,9 @@ class LlamaModel {
   struct Layer {
     Buffer input_norm, post_attention_norm;  // [hidden]
     Buffer q_norm, k_norm;                   // [head_dim] (qk-norm) or empty
-    ops::LinearWeight qkv, o, gate_up, down;
+    Buffer pre_ff_norm, post_ff_norm;        // [hidden] (gemma) or empty
+    ops::LinearWeight qkv, o, gate_up, down;  // gate_up and down empty in a sparse layer
+    std::unique_ptr<MoeBlock> moe;           // a sparse layer's MLP
   };
   Status ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t m);
   const Tensor& embedding_table() const { return embed_.empty() ? lm_head_.weight.tensor() : embed_.tensor(); }
@@ -76,11 +83,13 @@ class LlamaModel {
   ops::LinearWeight lm_head_;
   std::vector<Layer> layers_;
   Buffer rope_;        // [max_positions, head_dim] F32
+  Buffer rope_local_;  // gemma's sliding layers: [max_positions, head_dim] F32, or empty
   int64_t weights_bytes_ = 0;
 
   // Activations, grown to the largest step seen so far.
   int64_t ws_tokens_ = 0, ws_rows_ = 0;
   Buffer residual_, normed_, qkv_, attn_, delta_, gate_up_, act_, selected_;
+  MoeWorkspace moe_ws_;
 };
 
 }  // namespace kiln::runtime::models

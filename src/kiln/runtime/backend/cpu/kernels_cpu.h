@@ -6,6 +6,7 @@
 
 #include "kiln/runtime/backend/cpu/isa_cpu.h"
 #include "kiln/runtime/ops/linear.h"
+#include "kiln/runtime/ops/moe.h"
 #include "kiln/runtime/ops/paged_attention.h"
 #include "kiln/runtime/ops/qkv_rope.h"
 #include "kiln/runtime/ops/sample.h"
@@ -30,6 +31,16 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
                        CpuIsa isa = cpu_isa());  // isa: tests compare them; every one gives the same bits
 Status sample(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch,
               std::vector<SampledToken>* out, CpuIsa isa = cpu_isa());  // isa: as paged_attention's
+// Mixture-of-experts routing (ops/moe.h) and Gemma's element-wise ops (ops/pointwise.h).
+Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const ops::MoeRouting& routing,
+                 const Tensor& topk_ids, const Tensor& topk_weights);
+Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
+                   const Tensor& sorted_tokens, const Tensor& pair_row);
+Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
+                   const Tensor& topk_weights, const Tensor& out);
+Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out);
+Status scale(const DeviceContext& ctx, const Tensor& x, float s);
+Status tanh_softcap(const DeviceContext& ctx, const Tensor& x, float cap);
 // Sets the logits of the tokens each masked row's mask disallows to -inf, in place.
 void mask_logits(const DeviceContext& ctx, const Tensor& logits, const ops::SamplingBatch& batch);
 

@@ -10,12 +10,15 @@
 #include <mutex>
 #include <thread>
 
-namespace kiln::http {
+namespace kiln {
 
 template <class Resource>
 class WorkQueue {
  public:
-  WorkQueue(std::unique_ptr<Resource> resource, size_t max_pending)
+  // 256 waiting tasks is far more than a burst of API calls needs, and bounds the memory.
+  static constexpr size_t kDefaultMaxPending = 256;
+
+  explicit WorkQueue(std::unique_ptr<Resource> resource, size_t max_pending = kDefaultMaxPending)
       : resource_(std::move(resource)), max_pending_(max_pending), thread_([this] { run(); }) {}
   // Runs what was submitted, then stops.
   ~WorkQueue() {
@@ -62,4 +65,4 @@ class WorkQueue {
   std::thread thread_;
 };
 
-}  // namespace kiln::http
+}  // namespace kiln

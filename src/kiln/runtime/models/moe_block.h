@@ -1,0 +1,61 @@
+// The sparse MLP of a mixture-of-experts decoder layer (Qwen3-MoE, Mixtral): a router, top-k
+// routing, each expert's SwiGLU over the rows routed to it, and the weighted combine.
+//
+// The (token, expert) pairs are grouped by expert (ops::moe_permute), so each expert runs one GEMM
+// over a contiguous run of rows and an expert no token chose is never read: at batch 1 a step reads
+// the router and top-k experts only. The run boundaries are read on the host, which is free on the
+// CPU; a CUDA version would launch one grouped GEMM from device-side offsets instead.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/model/checkpoint.h"
+#include "kiln/model/config.h"
+#include "kiln/runtime/buffer.h"
+#include "kiln/runtime/ops/linear.h"
+
+namespace kiln::runtime::models {
+
+// Activations of the MoE layers of a step of up to `tokens` tokens (one set, shared by the layers).
+struct MoeWorkspace {
+  int64_t tokens = 0;
+  Buffer logits;         // [n, E] compute dtype
+  Buffer topk_ids;       // [n, k] I32
+  Buffer topk_weights;   // [n, k] F32
+  Buffer expert_start;   // [E + 1] I32
+  Buffer sorted_tokens;  // [n * k] I32
+  Buffer pair_row;       // [n * k] I32
+  Buffer gathered;       // [n * k, hidden]
+  Buffer gate_up;        // [n * k, 2 * moe_intermediate]
+  Buffer act;            // [n * k, moe_intermediate]
+  Buffer expert_out;     // [n * k, hidden]
+
+  Status ensure(const DeviceContext& ctx, const model::ModelConfig& config, int64_t n);
+  int64_t bytes() const;
+  // What ensure() allocates for `n` tokens (0 for a model without experts).
+  static int64_t planned_bytes(const model::ModelConfig& config, Device device, int64_t n);
+};
+
+class MoeBlock {
+ public:
+  // The router and experts of the layer whose tensors start with `layer_prefix`
+  // ("model.layers.3."), named as model::moe_tensor_names() says.
+  static Result<MoeBlock> load(const DeviceContext& ctx, const model::ModelConfig& config, const model::Checkpoint& ck,
+                               const std::string& layer_prefix);
+  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device);
+  int64_t weights_bytes() const;
+
+  // out += moe(x). x: [n, hidden], the layer's normalised input; out: [n, hidden] (the residual).
+  Status forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace& ws, const Tensor& out) const;
+
+ private:
+  int64_t num_experts_ = 0, top_k_ = 0;
+  bool normalize_ = false;
+  ops::LinearWeight router_;                         // [E, hidden]
+  std::vector<ops::LinearWeight> gate_up_, down_;    // per expert: [2 I, hidden], [hidden, I]
+};
+
+}  // namespace kiln::runtime::models

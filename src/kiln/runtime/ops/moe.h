@@ -1,0 +1,43 @@
+// Mixture-of-experts routing: the router's top-k per token, the (token, expert) pairs grouped by
+// expert, and the weighted combine of the experts' outputs. The expert MLPs themselves run as
+// ordinary linear/swiglu ops over each expert's contiguous run of rows (runtime/models/moe_block.h).
+//
+// Numerics follow transformers' Qwen3MoeSparseMoeBlock and MixtralSparseMoeBlock: softmax of the
+// router logits in f32 over all experts, the top-k probabilities, divided by their sum when
+// `normalize` is set (norm_topk_prob; always for Mixtral, where it equals a softmax over the chosen
+// logits). Each token's result depends on its own row only: routing, permutation and combine do not
+// look at the rest of the batch, and the combine adds a token's k experts in its top-k order.
+#pragma once
+
+#include <cstdint>
+
+#include "kiln/runtime/device_context.h"
+#include "kiln/runtime/tensor.h"
+
+namespace kiln::runtime::ops {
+
+struct MoeRouting {
+  int64_t num_experts = 0;  // E
+  int64_t top_k = 0;        // k, 1 <= k <= E
+  bool normalize = false;   // renormalise the k probabilities to sum to 1
+};
+
+// router_logits: [n, E] (compute dtype). topk_ids: [n, k] I32, by falling probability (the lower
+// expert id first on ties); topk_weights: [n, k] F32.
+Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const MoeRouting& routing,
+                 const Tensor& topk_ids, const Tensor& topk_weights);
+
+// Groups the n * k pairs (token t, slot j) by expert, tokens in order within an expert (a stable
+// counting sort). expert_start: [E + 1] I32, the pairs of expert e are sorted rows
+// expert_start[e] .. expert_start[e + 1]); sorted_tokens: [n * k] I32, the token of each sorted row;
+// pair_row: [n * k] I32, the sorted row of pair t * k + j. Expert ids outside [0, E) are an error.
+Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
+                   const Tensor& sorted_tokens, const Tensor& pair_row);
+
+// out[t] += sum over j of topk_weights[t, j] * expert_out[pair_row[t * k + j]], summed first (in
+// sorted-row order, i.e. by expert, as transformers does) and then added to out[t] once.
+// expert_out: [n * k, H]; out: [n, H] (compute dtype).
+Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
+                   const Tensor& topk_weights, const Tensor& out);
+
+}  // namespace kiln::runtime::ops

@@ -1,0 +1,49 @@
+#include "kiln/runtime/ops/pointwise.h"
+
+#include <cmath>
+
+#include "kiln/runtime/backend/cpu/kernels_cpu.h"
+#include "kiln/runtime/ops/dispatch.h"
+#include "kiln/runtime/weights.h"
+
+namespace kiln::runtime::ops {
+
+// No CUDA kernels yet: the CUDA engine refuses Gemma 3 at load (docs/models.md).
+
+Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  const DType dt = compute_dtype(ctx.device);
+  KILN_RETURN_IF_ERROR(check_tensor(gate_up, "geglu gate_up", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_tensor(out, "geglu out", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(out, "geglu out", 0, gate_up.dim(0)));
+  if (gate_up.dim(1) != 2 * out.dim(1))
+    return invalid_argument(str_cat("geglu: gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
+                                    out.shape_string()));
+  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("geglu");
+  return cpu::geglu(ctx, gate_up, out);
+}
+
+Status scale(const DeviceContext& ctx, const Tensor& x, float s) {
+  KILN_RETURN_IF_ERROR(check_tensor(x, "scale x", compute_dtype(ctx.device), ctx.device, 2));
+  if (!std::isfinite(s)) return invalid_argument(str_cat("scale: factor ", s, " is not finite"));
+  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("scale");
+  return cpu::scale(ctx, x, s);
+}
+
+Status tanh_softcap(const DeviceContext& ctx, const Tensor& x, float cap) {
+  KILN_RETURN_IF_ERROR(check_tensor(x, "tanh_softcap x", DType::kF32, ctx.device, 2));
+  if (!(cap > 0) || !std::isfinite(cap)) return invalid_argument(str_cat("tanh_softcap: cap ", cap, " must be positive"));
+  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("tanh_softcap");
+  return cpu::tanh_softcap(ctx, x, cap);
+}
+
+Status add_into(const DeviceContext& ctx, const Tensor& x, const Tensor& y) {
+  const DType dt = compute_dtype(ctx.device);
+  KILN_RETURN_IF_ERROR(check_tensor(x, "add_into x", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_tensor(y, "add_into y", dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(y, "add_into y", 0, x.dim(0)));
+  KILN_RETURN_IF_ERROR(check_dim(y, "add_into y", 1, x.dim(1)));
+  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("add_into");
+  return cpu::add_into(ctx, x, y);
+}
+
+}  // namespace kiln::runtime::ops
