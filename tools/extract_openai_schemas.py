@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/openai-schemas.json: the response schemas of OpenAI's published OpenAPI
 description that kiln's answers are validated against (tests/integration/openai_schema_test.mjs),
-with every schema they reference, verbatim.
+with every schema they reference, verbatim (the Responses API's object, stream events, input item
+list and webhook events included).
 
 Usage: python3 tools/extract_openai_schemas.py ../shared/data/openai-openapi-f85dbe2.json.xz
 (the spec is github.com/openai/openai-openapi at commit f85dbe2, MIT licence).
@@ -12,7 +13,9 @@ import pathlib
 import sys
 
 ROOTS = ["CreateChatCompletionResponse", "CreateChatCompletionStreamResponse", "CreateCompletionResponse",
-         "CreateEmbeddingResponse", "ListModelsResponse", "Model", "ErrorResponse"]
+         "CreateEmbeddingResponse", "ListModelsResponse", "Model", "ErrorResponse",
+         "Response", "ResponseStreamEvent", "ResponseItemList", "WebhookResponseCompleted", "WebhookResponseFailed",
+         "WebhookResponseCancelled", "WebhookResponseIncomplete"]
 PREFIX = "#/components/schemas/"
 
 

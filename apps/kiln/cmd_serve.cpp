@@ -474,7 +474,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--job-queue-size", a->jobs.queue_size, "KILN_JOB_QUEUE_SIZE", "Job records waiting to be written before new ones are dropped (and counted)");
   opt("--node-name", a->jobs.node_name, "KILN_NODE_NAME", "This server's name in the job store (default: the host name)");
   opt("--files-dir", a->batches.files_dir, "KILN_FILES_DIR", "Where uploaded and batch output files live (default DATA_DIR/files; a shared directory for several nodes)");
-  opt("--batch-concurrency", a->batches.concurrency, "KILN_BATCH_CONCURRENCY", "Batch lines this node runs at once (at a lower priority than clients' requests)");
+  opt("--batch-concurrency", a->batches.concurrency, "KILN_BATCH_CONCURRENCY", "Batch lines and background responses this node runs at once (batch lines at a lower priority than clients' requests; 0: none, an API-only node)");
   opt("--batch-lease", a->batches.lease, "KILN_BATCH_LEASE", "How long a claimed batch line stays with its node without news before another node runs it again");
   opt("--webhook", a->batches.webhooks, "KILN_WEBHOOK", "URL that receives batch.* events (repeatable; signed with --webhook-secret)");
   opt("--webhook-secret", a->batches.webhook_secret, "KILN_WEBHOOK_SECRET", "Standard Webhooks signing secret (whsec_ + base64)");

@@ -20,7 +20,9 @@ Result<std::unique_ptr<http::BatchService>> start_batches(const BatchSettings& s
   o.data_dir = user_data_dir();
   o.files_dir = s.files_dir.empty() ? o.data_dir / "files" : std::filesystem::path(s.files_dir);
   o.node = node;
-  if (s.concurrency < 1) return invalid_argument("--batch-concurrency must be 1 or more");
+  // 0: an API-only node, which accepts batches and background responses and leaves running them
+  // to the other nodes of its database.
+  if (s.concurrency < 0) return invalid_argument("--batch-concurrency must be 0 or more");
   o.concurrency = s.concurrency;
   auto lease = pool::parse_duration(s.lease);
   if (!lease.is_ok() || lease->count() < 1000) return invalid_argument("--batch-lease must be a duration of 1s or more");

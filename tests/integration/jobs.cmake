@@ -23,3 +23,12 @@ if(KILN_NODE)
   set_tests_properties(batches_clients PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 600
                        ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>")
 endif()
+
+# Stored and background responses (docs/responses-api.md): the openai client and OpenAI's schemas
+# on SQLite and PostgreSQL, API-key ownership, webhooks, and kill -9 with a queued response.
+if(KILN_NODE)
+  add_test(NAME responses_store_clients
+           COMMAND ${KILN_NODE} --test-concurrency=1 ${CMAKE_CURRENT_SOURCE_DIR}/integration/responses_store_test.mjs)
+  set_tests_properties(responses_store_clients PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 600
+                       ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>;KILN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endif()

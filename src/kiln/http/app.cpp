@@ -74,6 +74,9 @@ App::App(pool::ModelPool& pool, metrics::Registry& registry, AppOptions options)
   route("POST", "/v1/batches/{id}", handle_cancel_batch);
   route("GET", "/v1/webhooks/deliveries", handle_list_deliveries);
   route("POST", "/v1/responses", handle_responses);
+  route("GET", "/v1/responses/{id}", handle_get_response);
+  route("DELETE", "/v1/responses/{id}", handle_delete_response);
+  route("POST", "/v1/responses/{id}", handle_cancel_response);
   route("POST", "/v1/messages", handle_messages);
   route("POST", "/v1/messages/count_tokens", handle_count_tokens);
   route("GET", "/health", handle_health);
@@ -150,7 +153,7 @@ void App::handle(const ExchangePtr& ex) {
     }
   }
   // Uploads are multipart (checked by their handler); a cancel has no body.
-  const bool json_body = m.pattern != "/v1/files" && m.pattern != "/v1/batches/{id}";
+  const bool json_body = m.pattern != "/v1/files" && m.pattern != "/v1/batches/{id}" && m.pattern != "/v1/responses/{id}";
   if (req.method == "POST" && json_body) {
     const std::string* ct = req.header("content-type");
     std::string type = ct == nullptr ? "" : ascii_lower(trim(split(*ct, ';')[0]));

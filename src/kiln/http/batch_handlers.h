@@ -22,6 +22,8 @@ void on_batch_store(const AppContext& ctx, const ExchangePtr& ex,
 // limit (1..max_limit, default default_limit) and after.
 std::optional<ApiError> read_page(const std::map<std::string, std::string>& q, int default_limit, int max_limit,
                                   jobs::Page* page);
+// OpenAI's metadata: at most 16 string pairs, keys ≤ 64 characters, values ≤ 512 (null: none).
+std::optional<ApiError> check_metadata(const Json& md);
 // OpenAI's list envelope: object, data, first_id, last_id, has_more.
 HttpResponse list_response(Json data, bool has_more);
 

@@ -103,6 +103,10 @@ Result<std::unique_ptr<BatchService>> BatchService::start(BatchOptions options, 
   if (!released.is_ok()) return released.status();
   if (*released > 0) log_warn("batches: ", *released, " line(s) left running by the previous run of node '",
                               s->options_.node, "' will run again");
+  auto requeued = s->db_->release_node_responses(s->options_.node);
+  if (!requeued.is_ok()) return requeued.status();
+  if (*requeued > 0) log_warn("responses: ", *requeued, " background response(s) left running by the previous run of node '",
+                              s->options_.node, "' will run again");
   auto hooks = jobs::open_sql(s->options_.database, s->options_.data_dir);
   if (!hooks.is_ok()) return hooks.status();
   WebhookSenderOptions wo;
@@ -214,6 +218,10 @@ void BatchService::step(int64_t now, bool maintain) {
   // run out and the lines run again.
   Status recorded = db_->in_transaction([&]() -> Status {
     for (const auto& o : done) {
+      if (!o.response_id.empty()) {
+        KILN_RETURN_IF_ERROR(commit_response(o));
+        continue;
+      }
       if (o.retry) {
         KILN_RETURN_IF_ERROR(db_->release_line(o.batch_id, o.line, o.token));
         continue;
@@ -226,10 +234,26 @@ void BatchService::step(int64_t now, bool maintain) {
   if (!done.empty() && !recorded.is_ok()) log_error("batches: cannot record ", done.size(), " line(s): ", recorded.message());
   // 2. Keep the leases of lines still running.
   if (!tokens.empty() && now - last_renew_ms_ >= options_.lease_ms / 3) {
-    if (auto s = db_->renew_leases(tokens, until); !s.is_ok()) log_error("batches: cannot renew leases: ", s.message());
+    Status s = db_->renew_leases(tokens, until);
+    if (s.is_ok()) s = db_->renew_response_leases(tokens, until);
+    if (!s.is_ok()) log_error("batches: cannot renew leases: ", s.message());
     last_renew_ms_ = now;
   }
   if (maintain) maintain_batches(now);
+  // 3a. Background responses take free slots first (a client waits on each; a batch has a 24 h
+  // window). They are not claimed ahead: one waiting in a node's queue could run on another now.
+  int free_for_responses = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    free_for_responses = options_.concurrency - static_cast<int>(in_flight_.size());
+  }
+  if (free_for_responses > 0) {
+    auto responses = db_->claim_responses(node, serving_models(), free_for_responses, now, until);
+    if (!responses.is_ok()) log_error("responses: cannot claim background responses: ", responses.status().message());
+    if (responses.is_ok()) {
+      for (const auto& r : *responses) dispatch_response(r);  // each takes its slot in in_flight_
+    }
+  }
   // 3. Fill the free slots from the lines claimed ahead, then claim for the slots still free and,
   // once half of the lines ahead are used, enough to have `concurrency` ahead again: a slot that
   // frees up is refilled at once by line_done, and claims come in groups rather than one per line.
@@ -425,7 +449,7 @@ void BatchService::dispatch(const ReadyLine& r) {
     std::lock_guard<std::mutex> lk(mu_);
     in_flight_[l.token] = l.batch_id;
   }
-  LineOutcome base{l.batch_id, l.token, l.line, false, false, ""};
+  LineOutcome base{l.batch_id, l.token, l.line, false, false, "", "", ""};
   auto body = read_line_body(file_path(input_file), l.body_offset, l.body_length);
   if (!body.is_ok()) {
     // The input is gone or damaged: the line fails with a server error in the error file.
@@ -453,6 +477,76 @@ void BatchService::dispatch(const ReadyLine& r) {
   });
   auto ex = std::make_shared<Exchange>(sink, std::move(req));
   sink->post([app, ex] { app->handle_internal(ex); });
+}
+
+}  // namespace kiln::http
+
+namespace kiln::http {
+
+namespace {
+
+// A background response's final object from its run's answer: the rendered response (completed
+// or incomplete), or the stored one marked failed with the error (OpenAI's ResponseError codes).
+std::pair<std::string, std::string> response_result(const jobs::ResponseRecord& r, int status, const std::string& body) {
+  Json out = Json::parse(body, nullptr, false);
+  if (status == 200 && out.is_object() && out.contains("status")) {
+    out["created_at"] = r.created_ms / 1000;  // when it was created, not when it ran
+    return {out["status"].get<std::string>(), out.dump(-1, ' ', false, Json::error_handler_t::replace)};
+  }
+  Json failed = Json::parse(r.response, nullptr, false);
+  if (!failed.is_object()) failed = Json::object();
+  std::string message = "The response failed.";
+  if (out.is_object() && out.contains("error") && out["error"].is_object()) {
+    message = out["error"].value("message", message);
+  }
+  failed["status"] = "failed";
+  failed["error"] = {{"code", status == 429 ? "rate_limit_exceeded" : status >= 500 ? "server_error" : "invalid_prompt"},
+                     {"message", message}};
+  return {"failed", failed.dump(-1, ' ', false, Json::error_handler_t::replace)};
+}
+
+}  // namespace
+
+void BatchService::dispatch_response(const jobs::ResponseRecord& r) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    in_flight_[r.token] = r.id;
+  }
+  HttpRequest req;
+  req.method = "POST";
+  req.target = req.path = "/v1/responses";
+  req.headers.emplace_back("content-type", "application/json");
+  // The job record of the run is the response's: DELETE /v1/jobs/{id} and a cancel reach it.
+  req.headers.emplace_back("x-request-id", r.id);
+  req.body = r.request;
+  req.remote = "background:" + r.id;
+  req.response_id = r.id;
+  App* app = &app_;
+  LineOutcome base;
+  base.token = r.token;
+  base.response_id = r.id;
+  auto sink = std::make_shared<LineSink>(io_->ioc, [this, app, base, r](const AccessRecord& rec, int status,
+                                                                        std::string out) mutable {
+    app->on_done(rec);
+    base.retry = retryable(status);
+    std::tie(base.response_status, base.result) = response_result(r, status, out);
+    line_done(std::move(base));
+  });
+  auto ex = std::make_shared<Exchange>(sink, std::move(req));
+  ex->record().client = r.client;
+  sink->post([app, ex] { app->handle_internal(ex); });
+}
+
+Status BatchService::commit_response(const LineOutcome& o) {
+  if (o.retry) return db_->release_response(o.response_id, o.token);
+  const int64_t now = now_ms();
+  // A response cancelled or deleted while it ran is not brought back: finish_response changes
+  // nothing once it is no longer in progress under this claim.
+  KILN_ASSIGN_OR_RETURN(bool kept, db_->finish_response(o.response_id, o.token, o.response_status, o.result, now,
+                                                        webhooks_->events_for(o.response_id,
+                                                                              "response." + o.response_status, now)));
+  if (kept) webhooks_->wake();
+  return Status();
 }
 
 }  // namespace kiln::http

@@ -65,7 +65,10 @@ struct LineOutcome {
   int64_t line = 0;
   bool retry = false;  // the node could not run it now (overloaded, shutting down): run it later
   bool is_error = false;
-  std::string result;  // the output/error file line
+  std::string result;  // the output/error file line; a background response's final object
+  // A background response (docs/responses-api.md) rather than a batch line: its id and final
+  // status (completed, incomplete, failed).
+  std::string response_id, response_status;
 };
 
 class BatchService {
@@ -79,6 +82,8 @@ class BatchService {
   int64_t now_ms() const { return options_.now_ms(); }
   // Runs `fn` on the API thread with its connection; false when too many wait (503).
   bool submit(std::function<void(jobs::BatchStore&)> fn) { return api_->submit(std::move(fn)); }
+  // The webhook outbox's sender: events to queue with a status change, and its wake-up.
+  WebhookSender& webhooks() { return *webhooks_; }
   // A batch was created or cancelled: look for work now.
   void wake();
   std::filesystem::path file_path(const std::string& file_id) const { return options_.files_dir / file_id; }
@@ -100,6 +105,10 @@ class BatchService {
     std::string endpoint, input_file;
   };
   void dispatch(const ReadyLine& l);
+  // Runs a claimed background response through POST /v1/responses, as a client's request.
+  void dispatch_response(const jobs::ResponseRecord& r);
+  // Commits a finished background response (in the runner's transaction).
+  Status commit_response(const LineOutcome& o);
   // A line ended: its outcome goes to the runner, and a line claimed ahead (if any) takes its
   // slot at once, on the caller's thread, so the engine never waits for the runner's database
   // work to refill a slot.

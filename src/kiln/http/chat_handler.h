@@ -18,6 +18,9 @@ namespace kiln::http {
 // rendered by `api` under an id of `id_prefix` and 24 random characters.
 void serve_chat(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
                 const ResponseRenderer& api, const char* id_prefix);
+// The same with a renderer made for this request (a stored response's), kept alive as long as it.
+void serve_chat(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
+                std::shared_ptr<const ResponseRenderer> api, const char* id_prefix);
 
 // The same up to the prompt's tokens, which `counted` receives (on the exchange's strand) instead
 // of a generation; errors are answered on `ex`.

@@ -478,6 +478,7 @@ void run_generation(const AppContext& ctx, const ExchangePtr& ex, GenerationPlan
   plan.meta.created = unix_time_seconds();
   plan.meta.system_fingerprint = ctx.system_fingerprint;
   plan.meta.prompt_tokens = prompt_total;
+  plan.meta.store_bodies = plan.lease.store_bodies();
   std::shared_ptr<const serve::ConstraintFactory> constraint;
   std::optional<grammar::GrammarSpec> tool_spec;
   if (auto e = tool_grammar_spec(plan.tool_constraint, &tool_spec)) return ex->respond_error(*e);

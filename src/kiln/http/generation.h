@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ namespace kiln::http {
 
 struct GenerationPlan {
   const ResponseRenderer* api = &chat_renderer();  // chat or completions: how answers look
+  std::shared_ptr<const ResponseRenderer> api_owner;  // keeps a per-request renderer alive
   pool::ModelLease lease;
   GenerationParams params;
   // Tokens per choice when the request gives no max_tokens (0: the rest of the context); either

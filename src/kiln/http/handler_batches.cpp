@@ -33,6 +33,19 @@ HttpResponse batch_response(BatchService& svc, jobs::BatchStore& db, const jobs:
 
 }  // namespace
 
+std::optional<ApiError> check_metadata(const Json& md) {
+  if (md.is_null()) return std::nullopt;
+  if (!md.is_object() || md.size() > kMaxMetadataPairs) {
+    return invalid_param("metadata", "metadata must be an object of at most 16 string pairs.");
+  }
+  for (const auto& [k, v] : md.items()) {
+    if (k.size() > kMaxMetadataKey || !v.is_string() || v.get<std::string>().size() > kMaxMetadataValue) {
+      return invalid_param("metadata", "metadata keys are at most 64 characters and values strings of at most 512 characters.");
+    }
+  }
+  return std::nullopt;
+}
+
 void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
   if (ctx.batches == nullptr) return ex->respond_error(batches_off());
   Json body;
@@ -53,15 +66,7 @@ void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
   }
   auto md = body.find("metadata");
   if (md != body.end() && !md->is_null()) {
-    if (!md->is_object() || md->size() > kMaxMetadataPairs) {
-      return ex->respond_error(invalid_param("metadata", "metadata must be an object of at most 16 string pairs."));
-    }
-    for (const auto& [k, v] : md->items()) {
-      if (k.size() > kMaxMetadataKey || !v.is_string() || v.get<std::string>().size() > kMaxMetadataValue) {
-        return ex->respond_error(invalid_param(
-            "metadata", "metadata keys are at most 64 characters and values strings of at most 512 characters."));
-      }
-    }
+    if (auto e = check_metadata(*md)) return ex->respond_error(*e);
     b.metadata = md->dump();
   }
   for (const auto& [k, v] : body.items()) {

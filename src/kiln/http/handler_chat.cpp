@@ -94,12 +94,13 @@ std::optional<ApiError> build_prompt(ChatRequest& req, const pool::ModelLease& l
 }
 
 void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& req, pool::ModelLease lease,
-                   const ResponseRenderer& api, const char* id_prefix) {
+                   const ResponseRenderer& api, std::shared_ptr<const ResponseRenderer> owner, const char* id_prefix) {
   ChatPrompt prompt;
   if (auto e = build_prompt(req, lease, &prompt)) return ex->respond_error(*e);
   const text::DetectedFormats& formats = lease.output_formats();
   GenerationPlan plan;
   plan.api = &api;
+  plan.api_owner = std::move(owner);
   plan.default_max_tokens = ctx.options->default_max_tokens;
   plan.lease = std::move(lease);
   plan.params = std::move(req.params);
@@ -130,15 +131,20 @@ void continue_chat(const AppContext& ctx, const ExchangePtr& ex, ChatRequest& re
 }  // namespace
 
 void serve_chat(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
-                const ResponseRenderer& api, const char* id_prefix) {
+                std::shared_ptr<const ResponseRenderer> api, const char* id_prefix) {
   ex->record().model = req->params.model;
   ex->record().stream = req->params.stream;
   const AppContext* c = &ctx;
-  const ResponseRenderer* a = &api;
-  acquire_model(ctx, ex, req->params, [c, ex, req, a, id_prefix](Result<pool::ModelLease> lease) {
+  acquire_model(ctx, ex, req->params, [c, ex, req, api, id_prefix](Result<pool::ModelLease> lease) {
     if (!lease.is_ok()) return respond_model_error(ex, lease.status());
-    continue_chat(*c, ex, *req, std::move(lease).value(), *a, id_prefix);
+    continue_chat(*c, ex, *req, std::move(lease).value(), *api, api, id_prefix);
   });
+}
+
+void serve_chat(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,
+                const ResponseRenderer& api, const char* id_prefix) {
+  // The shared renderers are static: an owner that owns nothing.
+  serve_chat(ctx, ex, std::move(req), std::shared_ptr<const ResponseRenderer>(std::shared_ptr<void>(), &api), id_prefix);
 }
 
 void count_chat_tokens(const AppContext& ctx, const ExchangePtr& ex, std::shared_ptr<ChatRequest> req,

@@ -22,6 +22,11 @@ void handle_completions(const AppContext& ctx, const ExchangePtr& ex);
 // OpenAI's Responses API and Anthropic's Messages API, translated to chat (docs/responses-api.md,
 // docs/messages-api.md).
 void handle_responses(const AppContext& ctx, const ExchangePtr& ex);
+// GET /v1/responses/{id} and GET /v1/responses/{id}/input_items.
+void handle_get_response(const AppContext& ctx, const ExchangePtr& ex);
+void handle_delete_response(const AppContext& ctx, const ExchangePtr& ex);
+// POST /v1/responses/{id}/cancel.
+void handle_cancel_response(const AppContext& ctx, const ExchangePtr& ex);
 void handle_messages(const AppContext& ctx, const ExchangePtr& ex);
 void handle_count_tokens(const AppContext& ctx, const ExchangePtr& ex);
 // Prefill-only endpoints (handler_embeddings.cpp, handler_rerank.cpp; docs/embeddings.md).

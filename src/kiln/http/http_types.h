@@ -26,6 +26,9 @@ struct HttpRequest {
   // clients; batch lines run at a lower one (a higher value).
   int32_t priority = 0;
   std::string remote;  // peer address, for the access log
+  // A background response run by the batch service (never set from the wire): the stored
+  // response's id, under which this request answers (docs/responses-api.md).
+  std::string response_id;
 
   // The first header named `name` (lower case), if any.
   const std::string* header(std::string_view name) const;

@@ -57,6 +57,7 @@ struct ResponseMeta {
   std::string model;
   std::string system_fingerprint;
   int64_t prompt_tokens = 0;  // known before the first token: streams that open with usage need it
+  std::optional<bool> store_bodies = std::nullopt;  // the model's store_bodies setting (kiln.toml), when it has one
 };
 
 struct ChoiceOutput {

@@ -97,7 +97,10 @@ class InputTranslator {
       reasoning_ += text;
       return std::nullopt;
     }
-    if (t == "item_reference") return unsupported(param + ".type", "kiln stores no responses, so items cannot be referenced; send them in full.");
+    if (t == "item_reference") {
+      return unsupported(param + ".type", "items cannot be referenced; send them in full, or continue a stored response "
+                                          "with 'previous_response_id'.");
+    }
     return invalid_param(param + ".type", str_cat("'", echo_value(t), "' items are not supported; kiln takes message, "
                                                   "function_call, function_call_output and reasoning items."),
                          "unsupported_value");
@@ -217,16 +220,14 @@ std::optional<ApiError> translate_text(const Json& body, Json* chat) {
 
 std::optional<ApiError> responses_to_chat(const Json& body, Json* chat) {
   *chat = Json::object();
-  // Server-side state: kiln keeps no responses or conversations to continue from.
-  for (const char* f : {"previous_response_id", "conversation", "prompt"}) {
+  // Server-side state other than stored responses (previous_response_id and background are the
+  // handler's, stored_responses.h): kiln keeps no conversations or stored prompts.
+  for (const char* f : {"conversation", "prompt"}) {
     auto v = body.find(f);
     if (v != body.end() && !v->is_null()) {
-      return unsupported(f, "kiln does not store responses or prompts; send the whole conversation in 'input'.");
+      return unsupported(f, "kiln keeps no conversations or stored prompts; send the conversation in 'input', or "
+                            "continue a stored response with 'previous_response_id'.");
     }
-  }
-  auto bg = body.find("background");
-  if (bg != body.end() && bg->is_boolean() && bg->get<bool>()) {
-    return unsupported("background", "background responses are not supported; use stream to follow a long answer.");
   }
   auto tl = body.find("top_logprobs");
   if (tl != body.end() && !tl->is_null() && !(tl->is_number() && tl->get<double>() == 0)) {
@@ -295,27 +296,57 @@ namespace {
 
 Json usage_json(const Usage& u) {
   return {{"input_tokens", u.prompt_tokens},
-          {"input_tokens_details", {{"cached_tokens", u.cached_tokens}}},
+          {"input_tokens_details", {{"cached_tokens", u.cached_tokens}, {"cache_write_tokens", 0}}},
           {"output_tokens", u.completion_tokens},
           {"output_tokens_details", {{"reasoning_tokens", u.reasoning_tokens}}},
           {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }
 
-// The response object; `usage` null while it is in progress.
-Json response_json(const ResponseMeta& meta, const std::string& status, const std::string& finish, Json output, Json usage) {
-  return {{"id", meta.id},
-          {"object", "response"},
-          {"created_at", meta.created},
-          {"status", status},
-          {"error", nullptr},
-          {"incomplete_details", finish == "length" ? Json{{"reason", "max_output_tokens"}} : Json(nullptr)},
-          {"model", meta.model},
-          {"output", std::move(output)},
-          {"parallel_tool_calls", true},
-          {"store", false},
-          {"text", {{"format", {{"type", "text"}}}}},
-          {"usage", std::move(usage)}};
+}  // namespace
+
+Json response_object(const std::string& id, int64_t created, const std::string& model, const std::string& status,
+                     Json output, Json usage, const Json& echo) {
+  Json r = {{"id", id},
+            {"object", "response"},
+            {"created_at", created},
+            {"status", status},
+            {"error", nullptr},
+            {"incomplete_details", status == "incomplete" ? Json{{"reason", "max_output_tokens"}} : Json(nullptr)},
+            {"instructions", nullptr},
+            {"max_output_tokens", nullptr},
+            {"model", model},
+            {"output", std::move(output)},
+            {"parallel_tool_calls", true},
+            {"previous_response_id", nullptr},
+            {"reasoning", nullptr},
+            {"store", false},
+            {"temperature", nullptr},
+            {"text", {{"format", {{"type", "text"}}}}},
+            {"tool_choice", "auto"},
+            {"tools", Json::array()},
+            {"top_p", nullptr},
+            {"background", false},
+            {"metadata", Json::object()},
+            {"usage", std::move(usage)}};
+  if (echo.is_object()) {
+    for (const auto& [k, v] : echo.items()) {
+      if (!v.is_null() && r.contains(k)) r[k] = v;
+    }
+  }
+  return r;
 }
+
+Json response_echo(const Json& body) {
+  Json echo = Json::object();
+  for (const char* f : {"instructions", "max_output_tokens", "parallel_tool_calls", "previous_response_id", "reasoning",
+                        "temperature", "text", "tool_choice", "tools", "top_p", "metadata", "background", "user"}) {
+    auto v = body.find(f);
+    if (v != body.end() && !v->is_null()) echo[f] = *v;
+  }
+  return echo;
+}
+
+namespace {
 
 std::string final_status(const std::string& finish) { return finish == "length" ? "incomplete" : "completed"; }
 
@@ -344,16 +375,31 @@ Json call_item(std::string id, const std::string& status, const std::string& cal
           {"arguments", arguments}};
 }
 
+// A model whose kiln.toml says store_bodies = false keeps its answers out of every store.
+bool stores(const ResponseMeta& meta, const ResponseOptions& o) { return o.store && meta.store_bodies != false; }
+
+Json object(const ResponseMeta& meta, const ResponseOptions& o, const std::string& status, Json output, Json usage) {
+  Json r = response_object(meta.id, meta.created, meta.model, status, std::move(output),
+                           std::move(usage), o.echo);
+  // A background run has no on_final: its record is the store, whatever the model says.
+  r["store"] = o.on_final ? stores(meta, o) : o.store;
+  return r;
+}
+
+void finished(const ResponseMeta& meta, const ResponseOptions& o, const Json& response) {
+  if (o.on_final && stores(meta, o)) o.on_final(response);
+}
+
 // The Responses stream: response.created and response.in_progress, then each output item in turn
 // (output_item.added, its part and deltas, their .done events, output_item.done), then
 // response.completed (or response.incomplete) with the whole response. Every event carries a
 // sequence_number counting from 0.
 class ResponsesWriter final : public StreamWriter {
  public:
-  explicit ResponsesWriter(ResponseMeta meta) : meta_(std::move(meta)) {}
+  ResponsesWriter(ResponseMeta meta, const ResponseOptions& options) : meta_(std::move(meta)), options_(options) {}
 
   std::string open(int, const std::string*) override {
-    Json r = response_json(meta_, "in_progress", "", Json::array(), nullptr);
+    Json r = object(meta_, options_, "in_progress", Json::array(), nullptr);
     std::string out = event("response.created", {{"response", r}});
     return out + event("response.in_progress", {{"response", r}});
   }
@@ -400,7 +446,8 @@ class ResponsesWriter final : public StreamWriter {
 
   std::string end(const Usage& usage) override {
     std::string out = close_item();
-    Json r = response_json(meta_, final_status(finish_), finish_, output_, usage_json(usage));
+    Json r = object(meta_, options_, final_status(finish_), output_, usage_json(usage));
+    finished(meta_, options_, r);
     return out + event(finish_ == "length" ? "response.incomplete" : "response.completed", {{"response", std::move(r)}});
   }
 
@@ -463,6 +510,7 @@ class ResponsesWriter final : public StreamWriter {
   }
 
   ResponseMeta meta_;
+  const ResponseOptions& options_;  // the renderer's, which outlives its writers
   int64_t seq_ = 0;
   Json output_ = Json::array();  // the items closed so far
   Kind kind_ = Kind::kNone;      // the item open now
@@ -472,11 +520,14 @@ class ResponsesWriter final : public StreamWriter {
 
 class ResponsesRenderer final : public ResponseRenderer {
  public:
+  explicit ResponsesRenderer(ResponseOptions options) : options_(std::move(options)) {}
+
   std::string_view prompt_param() const override { return "input"; }
   std::string_view logprobs_param() const override { return "top_logprobs"; }
 
-  std::string response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+  std::string response(const ResponseMeta& given, const std::vector<ChoiceOutput>& choices,
                        const Usage& usage) const override {
+    const ResponseMeta meta = with_id(given);
     Json output = Json::array();
     std::string finish;
     if (!choices.empty()) {
@@ -491,11 +542,13 @@ class ResponsesRenderer final : public ResponseRenderer {
       }
       finish = c.finish_reason;
     }
-    return dump(response_json(meta, final_status(finish), finish, std::move(output), usage_json(usage)));
+    Json r = object(meta, options_, final_status(finish), std::move(output), usage_json(usage));
+    finished(meta, options_, r);
+    return dump(r);
   }
 
   std::unique_ptr<StreamWriter> stream_writer(const ResponseMeta& meta, bool) const override {
-    return std::make_unique<ResponsesWriter>(meta);
+    return std::make_unique<ResponsesWriter>(with_id(meta), options_);
   }
 
   ApiError context_length_error(int64_t max_len, int64_t prompt_tokens,
@@ -509,13 +562,27 @@ class ResponsesRenderer final : public ResponseRenderer {
     e.param = "input";
     return e;
   }
+
+ private:
+  // A stored response's id is chosen before it runs (its input items are filed under it).
+  ResponseMeta with_id(const ResponseMeta& meta) const {
+    ResponseMeta m = meta;
+    if (!options_.id.empty()) m.id = options_.id;
+    return m;
+  }
+
+  ResponseOptions options_;
 };
 
 }  // namespace
 
 const ResponseRenderer& responses_renderer() {
-  static const ResponsesRenderer kResponses;
+  static const ResponsesRenderer kResponses{ResponseOptions{}};
   return kResponses;
+}
+
+std::shared_ptr<const ResponseRenderer> make_responses_renderer(ResponseOptions options) {
+  return std::make_shared<ResponsesRenderer>(std::move(options));
 }
 
 }  // namespace kiln::http

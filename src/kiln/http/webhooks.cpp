@@ -96,7 +96,7 @@ void WebhookSender::wake() {
   cv_.notify_all();
 }
 
-std::vector<jobs::WebhookDelivery> WebhookSender::events_for(const jobs::BatchRecord& b, const std::string& type,
+std::vector<jobs::WebhookDelivery> WebhookSender::events_for(const std::string& subject_id, const std::string& type,
                                                              int64_t now_ms) const {
   std::vector<jobs::WebhookDelivery> out;
   for (const auto& e : options_.secrets) {
@@ -104,11 +104,11 @@ std::vector<jobs::WebhookDelivery> WebhookSender::events_for(const jobs::BatchRe
     d.id = new_object_id("evt_");
     d.endpoint = e.url;
     d.event_type = type;
-    d.subject_id = b.id;
+    d.subject_id = subject_id;
     d.created_ms = now_ms;
-    // OpenAI's event shape: the batch is fetched by id, not embedded.
+    // OpenAI's event shape: the object is fetched by id, not embedded.
     d.payload = Json{{"object", "event"}, {"id", d.id}, {"type", type}, {"created_at", now_ms / 1000},
-                     {"data", {{"id", b.id}}}}
+                     {"data", {{"id", subject_id}}}}
                     .dump();
     out.push_back(std::move(d));
   }

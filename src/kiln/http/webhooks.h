@@ -52,7 +52,12 @@ class WebhookSender {
   WebhookSender& operator=(const WebhookSender&) = delete;
 
   // One delivery per configured endpoint of the event `type` about batch `b` (not yet stored).
-  std::vector<jobs::WebhookDelivery> events_for(const jobs::BatchRecord& b, const std::string& type, int64_t now_ms) const;
+  std::vector<jobs::WebhookDelivery> events_for(const jobs::BatchRecord& b, const std::string& type, int64_t now_ms) const {
+    return events_for(b.id, type, now_ms);
+  }
+  // The same about any object by id (a batch, a background response).
+  std::vector<jobs::WebhookDelivery> events_for(const std::string& subject_id, const std::string& type,
+                                                int64_t now_ms) const;
   // Events were queued: look now.
   void wake();
 

@@ -65,6 +65,8 @@ WebhookDelivery delivery_from(const SqlRow& r) {
   return d;
 }
 
+}  // namespace
+
 std::string random_token() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* kHex = "0123456789abcdef";
@@ -75,8 +77,6 @@ std::string random_token() {
   }
   return t;
 }
-
-}  // namespace
 
 Status BatchStore::in_transaction(const std::function<Status()>& body) {
   KILN_RETURN_IF_ERROR(c_->exec(c_->postgres() ? "BEGIN" : "BEGIN IMMEDIATE"));
@@ -315,16 +315,20 @@ Result<bool> BatchStore::complete_batch(const BatchRecord& b, const std::string&
     changed = c_->changes() > 0;
     if (!changed) return Status();
     for (const auto& f : files) KILN_RETURN_IF_ERROR(insert_file(f));
-    for (const auto& e : events) {
-      KILN_RETURN_IF_ERROR(c_->query("INSERT INTO webhook_deliveries (id, endpoint, event_type, subject_id, payload, "
-                                     "created_ms, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-                                     {e.id, e.endpoint, e.event_type, e.subject_id, e.payload, e.created_ms})
-                               .status());
-    }
-    return Status();
+    return insert_deliveries(events);
   });
   if (!s.is_ok()) return s;
   return changed;
+}
+
+Status BatchStore::insert_deliveries(const std::vector<WebhookDelivery>& events) {
+  for (const auto& e : events) {
+    KILN_RETURN_IF_ERROR(c_->query("INSERT INTO webhook_deliveries (id, endpoint, event_type, subject_id, payload, "
+                                   "created_ms, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                                   {e.id, e.endpoint, e.event_type, e.subject_id, e.payload, e.created_ms})
+                             .status());
+  }
+  return Status();
 }
 
 Result<std::vector<WebhookDelivery>> BatchStore::claim_deliveries(const std::string& node, int limit, int64_t now_ms,

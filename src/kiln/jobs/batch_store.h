@@ -66,10 +66,24 @@ struct WebhookDelivery {
   int64_t created_ms = 0, attempts = 0, next_attempt_ms = 0, last_attempt_ms = 0, last_status = 0;
 };
 
+// A stored response (schema version 4, docs/responses-api.md). `request` is the body a
+// background response runs (its input already holding the earlier turns), `input_items` the
+// response's input items (JSON array text), `response` the response object as it stands (JSON).
+struct ResponseRecord {
+  std::string id, client, model, status;  // status: queued | in_progress | completed | incomplete | failed | cancelled
+  bool background = false;
+  int64_t created_ms = 0, updated_ms = 0;
+  std::string request, input_items, response;
+  std::string token;  // the claim's, while a node runs it
+};
+
 struct Page {
   std::string after;  // the last id of the previous page ("" : from the newest)
   int limit = 20;
 };
+
+// 32 random hex digits: a claim's token.
+std::string random_token();
 
 class BatchStore {
  public:
@@ -137,10 +151,32 @@ class BatchStore {
   // Newest first; `subject_id` "" : all.
   Result<std::pair<std::vector<WebhookDelivery>, bool>> list_deliveries(const Page& page, const std::string& subject_id);
 
+  // Stored responses (response_store.cpp).
+  Status insert_response(const ResponseRecord& r);
+  Result<std::optional<ResponseRecord>> get_response(const std::string& id);
+  Result<bool> delete_response(const std::string& id);
+  // Claims up to `limit` background responses of `models` that are queued, or in_progress under
+  // an expired lease, oldest first; each gets its own token.
+  Result<std::vector<ResponseRecord>> claim_responses(const std::string& node, const std::vector<std::string>& models,
+                                                      int limit, int64_t now_ms, int64_t until_ms);
+  Status renew_response_leases(const std::vector<std::string>& tokens, int64_t until_ms);
+  // Ends a response: its final status and object, and its webhook events; only while it is still
+  // open (queued or in_progress) and, when `token` is not empty, still claimed by that token.
+  // False when it was not (cancelled, deleted, or taken over). Not a transaction of its own: the
+  // caller runs it inside in_transaction (the runner's commit holds several).
+  Result<bool> finish_response(const std::string& id, const std::string& token, const std::string& status,
+                               const std::string& response, int64_t now_ms, const std::vector<WebhookDelivery>& events);
+  // Hands a claim back unrun: queued again.
+  Status release_response(const std::string& id, const std::string& token);
+  // At start: the responses a previous process of `node` was running are queued again.
+  Result<int64_t> release_node_responses(const std::string& node);
+
   // Runs `body` in one transaction (committed when it returns OK, else rolled back).
   Status in_transaction(const std::function<Status()>& body);
 
  private:
+  Status insert_deliveries(const std::vector<WebhookDelivery>& events);
+
   std::unique_ptr<SqlConn> c_;
 };
 

@@ -129,6 +129,25 @@ const Migration kMigrations[] = {
      " lease_until_ms BIGINT NOT NULL DEFAULT 0);"
      "CREATE INDEX webhook_due ON webhook_deliveries (status, next_attempt_ms);"
      "CREATE INDEX webhook_subject ON webhook_deliveries (subject_id, created_ms);"},
+    // 4: stored responses of the Responses API, background ones run under leases like batch
+    // lines (docs/responses-api.md).
+    {4,
+     "CREATE TABLE responses ("
+     " id TEXT PRIMARY KEY,"
+     " client TEXT NOT NULL DEFAULT '',"
+     " model TEXT NOT NULL DEFAULT '',"
+     " status TEXT NOT NULL,"
+     " background INTEGER NOT NULL DEFAULT 0,"
+     " created_ms BIGINT NOT NULL,"
+     " updated_ms BIGINT NOT NULL,"
+     " request TEXT NOT NULL,"
+     " input_items TEXT NOT NULL,"
+     " response TEXT NOT NULL,"
+     " node TEXT NOT NULL DEFAULT '',"
+     " token TEXT NOT NULL DEFAULT '',"
+     " lease_until_ms BIGINT NOT NULL DEFAULT 0);"
+     "CREATE INDEX responses_created ON responses (created_ms, id);"
+     "CREATE INDEX responses_runnable ON responses (status, background, created_ms);"},
 };
 
 constexpr const char* kColumns =
@@ -336,7 +355,13 @@ class SqlJobStore final : public JobStore {
                                kTerminal, " ORDER BY received_ms LIMIT $2)"),
                        {before_ms, int64_t{limit}});
     if (!r.is_ok()) return r.status();
-    return c_->changes();
+    const int64_t jobs = c_->changes();
+    // Stored responses share the jobs' retention (docs/responses-api.md).
+    r = c_->query("DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_ms < $1 AND status NOT IN "
+                  "('queued', 'in_progress') ORDER BY created_ms LIMIT $2)",
+                  {before_ms, int64_t{limit}});
+    if (!r.is_ok()) return r.status();
+    return jobs + c_->changes();
   }
 
  private:

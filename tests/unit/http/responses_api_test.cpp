@@ -85,10 +85,12 @@ TEST(ResponsesApi, TranslatesInputItemsToolsFormatAndReasoning) {
 }
 
 TEST(ResponsesApi, RefusesWhatKilnCannotHonour) {
-  ApiError prev = error_of(R"({"model":"m","input":"x","previous_response_id":"resp_1"})");
-  EXPECT_EQ(prev.param, "previous_response_id");
-  EXPECT_EQ(prev.code, "unsupported_parameter");
-  EXPECT_EQ(error_of(R"({"model":"m","input":"x","background":true})").param, "background");
+  // previous_response_id and background are the handler's (the store's): the translation
+  // refuses only the server-side state kiln never keeps.
+  ApiError conv = error_of(R"({"model":"m","input":"x","conversation":"conv_1"})");
+  EXPECT_EQ(conv.param, "conversation");
+  EXPECT_EQ(conv.code, "unsupported_parameter");
+  EXPECT_EQ(error_of(R"({"model":"m","input":"x","prompt":{"id":"pmpt_1"}})").param, "prompt");
   EXPECT_EQ(error_of(R"({"model":"m","input":"x","tools":[{"type":"web_search"}]})").param, "tools[0].type");
   EXPECT_EQ(error_of(R"({"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]})").param,
             "input[0].content[0].type");
@@ -115,7 +117,7 @@ TEST(ResponsesApi, RendersOutputItems) {
     "content":[{"type":"reasoning_text","text":"think"}]})"));
   EXPECT_EQ(r["output"][1], Json::parse(R"({"id":"fc_abc_1","type":"function_call","status":"completed","call_id":"call_1",
     "name":"f","arguments":"{}"})"));
-  EXPECT_EQ(r["usage"], Json::parse(R"({"input_tokens":3,"input_tokens_details":{"cached_tokens":1},"output_tokens":4,
+  EXPECT_EQ(r["usage"], Json::parse(R"({"input_tokens":3,"input_tokens_details":{"cached_tokens":1,"cache_write_tokens":0},"output_tokens":4,
     "output_tokens_details":{"reasoning_tokens":2},"total_tokens":7})"));
   ChoiceOutput cut;
   cut.text = "abc";
@@ -174,6 +176,50 @@ TEST(ResponsesApi, StreamsTheEventSequenceNumbered) {
   EXPECT_EQ(err[0].first, "error");
   EXPECT_EQ(err[0].second["sequence_number"], ev.size());
   EXPECT_EQ(err[0].second["message"], "boom");
+}
+
+TEST(ResponsesApi, AStoredResponseKeepsItsIdEchoesItsRequestAndIsHandedOverOnce) {
+  std::vector<Json> stored;
+  ResponseOptions o;
+  o.id = "resp_fixed";
+  o.echo = response_echo(Json::parse(R"({"model":"m","input":"x","instructions":"brief","temperature":0.5,
+                                          "metadata":{"k":"v"},"previous_response_id":"resp_0","stream":true})"));
+  o.store = true;
+  o.on_final = [&](const Json& r) { stored.push_back(r); };
+  auto api = make_responses_renderer(o);
+  ResponseMeta meta{"resp_generated", 7, "m", "fp", 3};
+  ChoiceOutput c;
+  c.text = "hi";
+  c.finish_reason = "stop";
+  Json r = Json::parse(api->response(meta, {c}, {3, 1, 0, 0}));
+  EXPECT_EQ(r["id"], "resp_fixed");
+  EXPECT_EQ(r["output"][0]["id"], "msg_fixed_0");
+  EXPECT_EQ(r["instructions"], "brief");
+  EXPECT_EQ(r["temperature"], 0.5);
+  EXPECT_EQ(r["top_p"], nullptr);
+  EXPECT_EQ(r["metadata"], Json::parse(R"({"k":"v"})"));
+  EXPECT_EQ(r["previous_response_id"], "resp_0");
+  EXPECT_EQ(r["store"], true);
+  EXPECT_FALSE(r.contains("stream"));
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0], r);
+  // The stream hands over its final object as well; created and in_progress are not final.
+  auto w = api->stream_writer(meta, false);
+  (void)w->open(0, nullptr);
+  ChoiceDelta d;
+  d.text = "hi";
+  (void)w->delta(d);
+  ChoiceDelta end;
+  end.finish_reason = "stop";
+  (void)w->delta(end);
+  (void)w->end({3, 1, 0, 0});
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[1]["id"], "resp_fixed");
+  // A model whose kiln.toml says store_bodies = false keeps its answers out of the store.
+  meta.store_bodies = false;
+  Json kept_out = Json::parse(api->response(meta, {c}, {3, 1, 0, 0}));
+  EXPECT_EQ(kept_out["store"], false);
+  EXPECT_EQ(stored.size(), 2u);
 }
 
 }  // namespace

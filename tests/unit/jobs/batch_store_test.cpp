@@ -1,6 +1,7 @@
 // The batch tables (batch_store.h) over both backends: migrations applied by presence, line
 // claims under leases, one committed result per line, a node's restart, the atomic end of a
-// batch with its webhook events. Times are given, never read from a clock.
+// batch with its webhook events; stored and background responses (claims, a guarded end, a
+// cancel that holds, a restart, pruning). Times are given, never read from a clock.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -53,7 +54,7 @@ TEST_P(BatchStoreTest, MigrationsAreAppliedByPresenceNotByTheHighestVersion) {
   EXPECT_TRUE(s->insert_file(FileRecord{"file-x", "batch", "a.jsonl", "", 1, 1, 1}).is_ok());
   auto versions = (*c)->query("SELECT version FROM kiln_schema_migrations ORDER BY version");
   ASSERT_TRUE(versions.is_ok());
-  ASSERT_EQ(versions->size(), 3u);
+  ASSERT_EQ(versions->size(), static_cast<size_t>(current_schema_version()));
   EXPECT_EQ(*(*versions)[1][0], "2");
   EXPECT_TRUE((*c)->query("SELECT COUNT(*) FROM kiln_rate_usage").is_ok());
 }
@@ -157,6 +158,97 @@ TEST_P(BatchStoreTest, ABatchEndsOnceWithItsFilesAndEvents) {
   ASSERT_TRUE(list.is_ok());
   ASSERT_EQ(list->first.size(), 1u);
   EXPECT_EQ(list->first[0].attempts, 1);
+}
+
+ResponseRecord queued_response(const std::string& id, const std::string& model, int64_t created_ms) {
+  ResponseRecord r;
+  r.id = id;
+  r.client = "key_abc";
+  r.model = model;
+  r.status = "queued";
+  r.background = true;
+  r.created_ms = r.updated_ms = created_ms;
+  r.request = "{}";
+  r.input_items = "[]";
+  r.response = "{\"status\":\"queued\"}";
+  return r;
+}
+
+TEST_P(BatchStoreTest, ABackgroundResponseIsClaimedOnceAndEndsUnderItsClaimOnly) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->insert_response(queued_response("resp_1", "m", 100)).is_ok());
+  ASSERT_TRUE(s->insert_response(queued_response("resp_2", "other", 90)).is_ok());
+  ResponseRecord fg = queued_response("resp_fg", "m", 80);
+  fg.background = false;
+  fg.status = "completed";
+  ASSERT_TRUE(s->insert_response(fg).is_ok());
+  // Only background responses of a served model, each once while its lease holds.
+  auto a = s->claim_responses("node-a", {"m"}, 5, 1000, 2000);
+  ASSERT_TRUE(a.is_ok());
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ((*a)[0].id, "resp_1");
+  EXPECT_EQ((*a)[0].status, "in_progress");
+  EXPECT_FALSE((*a)[0].token.empty());
+  EXPECT_TRUE(s->claim_responses("node-b", {"m"}, 5, 1500, 3500)->empty());
+  // Its lease runs out: another node takes it over, and the first claim's result is refused.
+  auto b = s->claim_responses("node-b", {"m"}, 5, 2500, 4500);
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_NE((*b)[0].token, (*a)[0].token);
+  EXPECT_FALSE(*s->finish_response("resp_1", (*a)[0].token, "completed", "{}", 2600, {}));
+  WebhookDelivery e{"evt_1", "http://x", "response.completed", "resp_1", "{}", "", "", 2700, 0, 2700, 0, 0};
+  EXPECT_TRUE(*s->finish_response("resp_1", (*b)[0].token, "completed", "{\"done\":1}", 2700, {e}));
+  auto got = s->get_response("resp_1");
+  ASSERT_TRUE(got.is_ok() && *got);
+  EXPECT_EQ((*got)->status, "completed");
+  EXPECT_EQ((*got)->response, "{\"done\":1}");
+  auto events = s->list_deliveries(Page{"", 10}, "resp_1");
+  ASSERT_EQ(events->first.size(), 1u);
+  EXPECT_EQ(events->first[0].event_type, "response.completed");
+  // Ended: never claimed or ended again.
+  EXPECT_TRUE(s->claim_responses("node-c", {"m"}, 5, 99999, 199999)->empty());
+  EXPECT_FALSE(*s->finish_response("resp_1", "", "cancelled", "{}", 2800, {}));
+}
+
+TEST_P(BatchStoreTest, ACancelledResponseStaysCancelledAndARestartQueuesWhatRan) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->insert_response(queued_response("resp_c", "m", 100)).is_ok());
+  ASSERT_TRUE(s->insert_response(queued_response("resp_r", "m", 110)).is_ok());
+  auto a = s->claim_responses("node-a", {"m"}, 5, 1000, 60000);
+  ASSERT_EQ(a->size(), 2u);
+  // Cancelled while running (no token: any open response): the run's late result changes nothing.
+  EXPECT_TRUE(*s->finish_response("resp_c", "", "cancelled", "{\"status\":\"cancelled\"}", 1100, {}));
+  const std::string token_c = (*a)[0].id == "resp_c" ? (*a)[0].token : (*a)[1].token;
+  EXPECT_FALSE(*s->finish_response("resp_c", token_c, "completed", "{}", 1200, {}));
+  EXPECT_EQ((*s->get_response("resp_c"))->status, "cancelled");
+  // node-a dies: its restart queues resp_r again at once, not the cancelled one.
+  EXPECT_EQ(*s->release_node_responses("node-a"), 1);
+  EXPECT_EQ((*s->get_response("resp_r"))->status, "queued");
+  auto again = s->claim_responses("node-a", {"m"}, 5, 1300, 60000);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].id, "resp_r");
+  EXPECT_TRUE(*s->delete_response("resp_r"));
+  EXPECT_FALSE(*s->delete_response("resp_r"));
+  EXPECT_FALSE(*s->finish_response("resp_r", (*again)[0].token, "completed", "{}", 1400, {}));
+  EXPECT_FALSE(s->get_response("resp_r")->has_value());
+}
+
+TEST_P(BatchStoreTest, StoredResponsesArePrunedWithTheJobsButNotWhileOpen) {
+  {
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    ResponseRecord done = queued_response("resp_old", "m", 100);
+    done.status = "completed";
+    ASSERT_TRUE(s->insert_response(done).is_ok());
+    ASSERT_TRUE(s->insert_response(queued_response("resp_open", "m", 100)).is_ok());
+  }
+  auto store = open_job_store(database(), dir_);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  EXPECT_EQ(*(*store)->prune(1000, 100), 1);
+  auto s = open();
+  EXPECT_FALSE(s->get_response("resp_old")->has_value());
+  EXPECT_TRUE(s->get_response("resp_open")->has_value());
 }
 
 KILN_SQL_BACKENDS(BatchStoreTest);
