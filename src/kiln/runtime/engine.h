@@ -32,6 +32,9 @@ struct EngineOptions {
   int32_t max_batched_tokens = 8192;  // most tokens in one step; sizes the activation workspace
   int32_t max_seqs = 256;             // most sequences in one step
   int64_t max_model_len = 0;          // 0 = the model's max_position_embeddings
+  // How linear weights are stored (weight_dtype.h). The default is the f32 reference; the CLI's
+  // default is kAuto.
+  WeightDType weight_dtype = WeightDType::kF32;
 };
 
 struct MemoryUsage {

@@ -121,17 +121,18 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
 }
 
 // Mirrors load(): the same buffers, in the same layouts.
-int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device device, int64_t max_positions) {
+int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device device, WeightDType wdt,
+                                          int64_t max_positions) {
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
   const bool shared_table = c.tie_word_embeddings && device.kind == DeviceKind::kCuda;
   int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
-                  ops::linear_weight_bytes(device, vocab, hidden, false);
+                  ops::linear_weight_bytes(device, wdt, vocab, hidden, false);
   int64_t layer = 2 * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
-  layer += ops::linear_weight_bytes(device, c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
-  layer += ops::linear_weight_bytes(device, hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
-  layer += ops::linear_weight_bytes(device, 2 * inter, hidden, c.mlp_bias);
-  layer += ops::linear_weight_bytes(device, hidden, inter, c.mlp_bias);
+  layer += ops::linear_weight_bytes(device, wdt, c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
+  layer += ops::linear_weight_bytes(device, wdt, hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
+  layer += ops::linear_weight_bytes(device, wdt, 2 * inter, hidden, c.mlp_bias);
+  layer += ops::linear_weight_bytes(device, wdt, hidden, inter, c.mlp_bias);
   return bytes + c.num_layers * layer + max_positions * c.head_dim * 4;  // the RoPE table is f32
 }
 
