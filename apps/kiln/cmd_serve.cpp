@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "dtype_option.h"
 #include "serve_batches.h"
 #include "serve_jobs.h"
 #include "kiln/core/file.h"
@@ -44,6 +45,7 @@ struct ServeArgs {
   int port = 8000;
   int http_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
   std::string device = "auto";
+  std::string dtype = "auto", quantize;
   int device_index = 0;
   int engine_threads = 0;
   int64_t max_model_len = 0;
@@ -191,6 +193,9 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   load.engine.device = use_cuda ? runtime::DeviceKind::kCuda : runtime::DeviceKind::kCpu;
   load.engine.device_index = a.device_index;
   load.engine.num_threads = a.engine_threads;
+  auto dtype = chosen_dtype(a.dtype, a.quantize);
+  if (!dtype.is_ok()) return fail(dtype.status());
+  load.engine.weight_dtype = *dtype;
   load.engine.block_size = a.block_size;
   load.engine.kv_cache_bytes = kv_bytes;
   load.engine.gpu_memory_fraction = a.gpu_memory_fraction;
@@ -415,6 +420,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--device", a->device, "KILN_DEVICE", "auto (CUDA when a GPU is found), cpu or cuda");
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
+  add_dtype_options(sub, &a->dtype, &a->quantize);
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
   opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS", "Most tokens in one engine step");
   opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");
