@@ -27,8 +27,9 @@ bool parse_weight_dtype(std::string_view s, WeightDType* out) {
 
 Result<WeightDType> resolve_weight_dtype(WeightDType requested, DeviceKind device, DType checkpoint_dtype) {
   if (device == DeviceKind::kCuda) {
-    if (requested == WeightDType::kAuto || requested == WeightDType::kBF16) return WeightDType::kBF16;
-    return invalid_argument(str_cat("dtype ", weight_dtype_name(requested), " is not supported on CUDA (bf16 only)"));
+    // f32 is the library default (each device's reference): on CUDA that is its bf16 path.
+    if (requested != WeightDType::kQ8) return WeightDType::kBF16;
+    return invalid_argument("dtype q8 is not supported on CUDA (its weights are bf16)");
   }
   if (requested != WeightDType::kAuto) return requested;
   if (checkpoint_dtype == DType::kF32) return WeightDType::kF32;

@@ -23,7 +23,8 @@ bool parse_weight_dtype(std::string_view s, WeightDType* out);
 
 // kAuto on the CPU: an f32 checkpoint stays f32; a bf16 or f16 one is kept in bf16 where the CPU
 // has AVX-512 BF16 and widened to f32 elsewhere (there the f32 kernels are as fast and exact).
-// CUDA keeps its own bf16 weights: only kAuto and kBF16 are accepted there.
+// CUDA keeps its own bf16 weights whatever is asked (f32, the library default, names each
+// device's reference path); q8 is refused there.
 Result<WeightDType> resolve_weight_dtype(WeightDType requested, DeviceKind device, DType checkpoint_dtype);
 
 }  // namespace kiln::runtime

@@ -38,6 +38,7 @@ TEST_P(LowpEngineTest, Bf16LogitsTrackTheF32Engine) {
   ASSERT_TRUE(f32 && bf16);
   EXPECT_EQ(bf16->memory_plan().weight_dtype, WeightDType::kBF16);
   EXPECT_LT(bf16->memory_usage().weights_bytes, f32->memory_usage().weights_bytes);
+  EXPECT_EQ(bf16->memory_usage().weights_bytes, bf16->memory_plan().weights_bytes);
   const auto tokens = random_tokens(40, 6, 2048);
   const auto want = logits_in_chunks(*f32, tokens, {40}, 1);
   const auto got = logits_in_chunks(*bf16, tokens, {7, 33}, 2);
@@ -80,6 +81,7 @@ TEST_P(LowpEngineTest, Q8AndBf16GreedyTokensAgreeWithF32) {
   for (WeightDType dt : {WeightDType::kQ8, WeightDType::kBF16}) {
     auto e = load_engine(dir, 2, 16 + steps + 8, dt);
     ASSERT_TRUE(e);
+    EXPECT_EQ(e->memory_usage().weights_bytes, e->memory_plan().weights_bytes) << weight_dtype_name(dt);
     const auto logits = logits_in_chunks(*e, fed, {64}, 3);
     ASSERT_EQ(logits.size(), fed.size());
     int agree = 0;

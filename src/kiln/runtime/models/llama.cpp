@@ -51,7 +51,7 @@ Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Che
   return ops::load_linear_weight(ctx, w, b);
 }
 
-int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.bias.nbytes(); }
+int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.scales.nbytes() + w.bias.nbytes(); }
 
 }  // namespace
 
