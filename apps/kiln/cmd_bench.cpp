@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_command.h"
+#include "dtype_option.h"
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
 #include "kiln/model/config.h"
@@ -39,7 +40,7 @@ const std::vector<Command>& bench_commands() { return bench_registry(); }
 namespace {
 
 struct BenchArgs {
-  std::string model_dir, json_out, device = "auto", quantize;
+  std::string model_dir, json_out, device = "auto", dtype = "auto", quantize;
   int batch = 1, prompt_len = 128, gen_len = 128, threads = 0, warmup = 1;
   int max_batched_tokens = 8192;
   uint64_t seed = 0;
@@ -136,11 +137,12 @@ int run(const BenchArgs& a) {
     return fail(invalid_argument(str_cat("--device must be auto, cpu or cuda, not '", a.device, "'")));
   auto config = model::load_model_config(a.model_dir);
   if (!config.is_ok()) return fail(config.status());
-  if (!a.quantize.empty() && a.quantize != "fp8")
-    return fail(invalid_argument(str_cat("--quantize must be fp8 (or absent), not '", a.quantize, "'")));
   runtime::EngineOptions o;
-  o.quantize_fp8 = a.quantize == "fp8";
   o.num_threads = a.threads;
+  auto weights = chosen_weights(a.dtype, a.quantize);
+  if (!weights.is_ok()) return fail(weights.status());
+  o.weight_dtype = weights->dtype;
+  o.quantize_fp8 = weights->fp8;
   o.max_seqs = a.batch;
   // Prefill is chunked at max_batched_tokens: sequences whose prompt is done keep generating while
   // the others finish theirs, so they can run ahead by one token per further prefill step.
@@ -188,7 +190,10 @@ int run(const BenchArgs& a) {
                 {"tie_word_embeddings", config->tie_word_embeddings},
                 {"torch_dtype", std::string(dtype_name(config->torch_dtype))}};
   j["device"] = (*engine)->device_name();
-  j["weights"] = o.quantize_fp8 || config->quantization.quantized() ? "fp8" : "bf16";
+  // FP8 projections run on CUDA only; elsewhere the dtype the memory plan resolved.
+  j["dtype"] = o.quantize_fp8 || config->quantization.quantized()
+                   ? std::string("fp8")
+                   : std::string(runtime::weight_dtype_name((*engine)->memory_plan().weight_dtype));
   j["batch"] = a.batch;
   j["prompt_len"] = a.prompt_len;
   j["gen_len"] = a.gen_len;
@@ -206,8 +211,9 @@ int run(const BenchArgs& a) {
 
   std::printf("model   %s (%s, %lld parameters)\n", a.model_dir.c_str(), j["architecture"].get<std::string>().c_str(),
               static_cast<long long>(config->num_parameters()));
-  std::printf("device  %s  (commit %s, load %.1fs, %d warm-up round%s)\n", (*engine)->device_name().c_str(),
+  std::printf("device  %s  (commit %s, load %.2fs, %d warm-up round%s)\n", (*engine)->device_name().c_str(),
               j["commit"].get<std::string>().c_str(), load_s, a.warmup, a.warmup == 1 ? "" : "s");
+  std::printf("dtype   %s  (weights %.1f MB)\n", j["dtype"].get<std::string>().c_str(), mem.weights_bytes / 1e6);
   std::printf("%-8s %-8s %-10s %-8s %14s %14s %14s %14s\n", "batch", "prompt", "generated", "phase", "tokens", "seconds",
               "tokens/s", "median ms/step");
   std::printf("%-8d %-8d %-10d %-8s %14.0f %14.3f %14.1f %14s\n", a.batch, a.prompt_len, a.gen_len, "prefill",
@@ -235,12 +241,11 @@ KILN_REGISTER_COMMAND(kBench, "bench", "Benchmarks: the offline engine (kiln ben
                         sub.add_option("--prompt-len", a->prompt_len, "Prompt tokens per sequence")->capture_default_str();
                         sub.add_option("--gen-len", a->gen_len, "Tokens generated per sequence")->capture_default_str();
                         sub.add_option("--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+                        add_dtype_options(sub, &a->dtype, &a->quantize);
                         sub.add_option("--max-batched-tokens", a->max_batched_tokens, "Most tokens per step")
                             ->capture_default_str();
                         sub.add_option("--seed", a->seed, "Seed of the random prompts")->capture_default_str();
                         sub.add_option("--json-out", a->json_out, "Also write the JSON result to this file");
-                        sub.add_option("--quantize", a->quantize,
-                                       "fp8: quantize a bf16 checkpoint's projections to FP8 (128x128 blocks) at load");
                         sub.require_subcommand(0, 1);
                         auto nested = std::make_shared<std::function<int()>>();
                         for (const Command& c : bench_commands()) {

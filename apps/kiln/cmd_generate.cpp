@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "dtype_option.h"
 #include "kiln/core/str.h"
 #include "kiln/model/checkpoint.h"
 #include "kiln/model/config.h"
@@ -19,7 +20,7 @@ namespace kiln::app {
 namespace {
 
 struct GenerateArgs {
-  std::string model_dir, prompt_ids, logits_out;
+  std::string model_dir, prompt_ids, logits_out, dtype = "auto", quantize;
   int max_tokens = 16;
   int chunk_size = 0;
   int threads = 0;
@@ -64,6 +65,10 @@ int run(const GenerateArgs& a) {
                                          config->max_position_embeddings)));
   runtime::EngineOptions o;
   o.num_threads = a.threads;
+  auto weights = chosen_weights(a.dtype, a.quantize);
+  if (!weights.is_ok()) return fail(weights.status());
+  o.weight_dtype = weights->dtype;
+  o.quantize_fp8 = weights->fp8;
   o.max_seqs = 1;
   o.max_model_len = total;
   o.max_batched_tokens = a.chunk_size > 0 ? a.chunk_size : static_cast<int32_t>(prompt->size());
@@ -100,6 +105,7 @@ int run(const GenerateArgs& a) {
   std::string out;
   for (size_t i = prompt->size(); i < tokens.size(); ++i) out += str_cat(i > prompt->size() ? "," : "", tokens[i]);
   const int32_t generated = batch.generated(0);
+  std::printf("dtype: %s\n", std::string(runtime::weight_dtype_name((*engine)->memory_plan().weight_dtype)).c_str());
   std::printf("tokens: %s\n", out.c_str());
   std::printf("finish: %s\n", finish.c_str());
   std::printf("prefill: %zu tokens in %.3f s (%.1f tokens/s)\n", prompt->size(), prefill_s,
@@ -139,6 +145,7 @@ KILN_REGISTER_COMMAND(kGenerate, "generate", "Generate tokens for a prompt of to
                         sub.add_option("--chunk-size", a->chunk_size, "Prefill chunk size; 0 = whole prompt")->capture_default_str();
                         sub.add_option("--logits-out", a->logits_out, "Write the logits of every computed position (safetensors)");
                         sub.add_option("--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+                        add_dtype_options(sub, &a->dtype, &a->quantize);
                         sub.add_flag("--ignore-eos", a->ignore_eos, "Keep generating after an end-of-sequence token");
                         return [a] { return run(*a); };
                       });

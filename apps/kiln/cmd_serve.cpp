@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "command.h"
+#include "dtype_option.h"
 #include "serve_batches.h"
 #include "serve_jobs.h"
 #include "serve_pulls.h"
@@ -46,7 +47,7 @@ struct ServeArgs {
   int port = 8000;
   int http_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
   std::string device = "auto";
-  std::string quantize;
+  std::string dtype = "auto", quantize;
   int device_index = 0;
   int engine_threads = 0;
   int64_t max_model_len = 0;
@@ -195,15 +196,16 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   load.engine.device = use_cuda ? runtime::DeviceKind::kCuda : runtime::DeviceKind::kCpu;
   load.engine.device_index = a.device_index;
   load.engine.num_threads = a.engine_threads;
+  auto weights = chosen_weights(a.dtype, a.quantize);
+  if (!weights.is_ok()) return fail(weights.status());
+  load.engine.weight_dtype = weights->dtype;
+  load.engine.quantize_fp8 = weights->fp8;
   load.engine.block_size = a.block_size;
   load.engine.kv_cache_bytes = kv_bytes;
   load.engine.gpu_memory_fraction = a.gpu_memory_fraction;
   load.engine.max_batched_tokens = a.max_batched_tokens;
   load.engine.max_seqs = a.max_seqs;
   load.engine.max_model_len = a.max_model_len;
-  if (!a.quantize.empty() && a.quantize != "fp8")
-    return fail(invalid_argument(str_cat("--quantize must be fp8 (or absent), not '", a.quantize, "'")));
-  load.engine.quantize_fp8 = a.quantize == "fp8";
   // The scheduler takes max_seqs and max_batched_tokens from the engine; 0 takes its default chunk.
   if (a.max_prefill_chunk < 0) return fail(invalid_argument("--max-prefill-chunk: 0 (the device's default) or more"));
   load.worker.scheduler.max_prefill_chunk = a.max_prefill_chunk;
@@ -430,9 +432,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--device", a->device, "KILN_DEVICE", "auto (CUDA when a GPU is found), cpu or cuda");
   opt("--device-index", a->device_index, "KILN_DEVICE_INDEX", "CUDA device index");
   opt("--engine-threads", a->engine_threads, "KILN_ENGINE_THREADS", "CPU compute threads (0: all cores)");
+  add_dtype_options(sub, &a->dtype, &a->quantize);
   opt("--max-model-len", a->max_model_len, "KILN_MAX_MODEL_LEN", "Context length (0: the model's)");
-  opt("--quantize", a->quantize, "KILN_QUANTIZE",
-      "fp8: quantize bf16 checkpoints' decoder projections to FP8 e4m3 (128x128 block scales) while loading");
   opt("--max-batched-tokens", a->max_batched_tokens, "KILN_MAX_BATCHED_TOKENS",
       "Most tokens in one engine step (0: 8192 on CUDA, 512 or --max-seqs on the CPU)");
   opt("--max-seqs", a->max_seqs, "KILN_MAX_SEQS", "Most sequences running at once");

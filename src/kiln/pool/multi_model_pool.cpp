@@ -34,6 +34,7 @@ Plan plan_model(const ModelEntry& e, const PoolOptions& o, bool sole_model) {
   const ModelSettings& st = e.settings;
   if (st.context_length) eo.max_model_len = *st.context_length;
   if (st.max_seqs) eo.max_seqs = *st.max_seqs;
+  if (st.dtype) eo.weight_dtype = *st.dtype;
   auto config = model::load_model_config(e.dir);
   if (!config.is_ok()) {
     p.error = config.status().message();

@@ -276,6 +276,11 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       int64_t x = 0;
       KILN_RETURN_IF_ERROR(integer(1, int64_t{1} << 30, &x));
       st.context_length = x;
+    } else if (name == "dtype") {
+      runtime::WeightDType t = runtime::WeightDType::kAuto;
+      if (!runtime::parse_weight_dtype(s, &t))
+        return setting_error(source, v, key, str_cat("is not auto, f32, bf16 or q8: '", s, "'"));
+      st.dtype = t;
     } else if (name == "max_seqs") {
       int64_t x = 0;
       KILN_RETURN_IF_ERROR(integer(1, 1 << 20, &x));
@@ -325,7 +330,7 @@ Result<std::vector<ModelEntry>> parse_model_tables(const std::map<std::string, S
       e.owned_by = s;
     } else {
       return setting_error(source, v, key,
-                           "is not a model setting (path, context_length, max_seqs, kv_cache_memory, kv_share, "
+                           "is not a model setting (path, context_length, max_seqs, dtype, kv_cache_memory, kv_share, "
                            "pinned, keep_alive, temperature, top_p, top_k, min_p, repetition_penalty, tool_parser, "
                            "reasoning_parser, store_bodies, kind, description, owned_by)");
     }

@@ -16,6 +16,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/model/model_kind.h"
+#include "kiln/runtime/weight_dtype.h"
 
 namespace kiln::pool {
 
@@ -25,6 +26,7 @@ using Millis = std::chrono::milliseconds;
 struct ModelSettings {
   std::optional<int64_t> context_length;   // max_model_len
   std::optional<int32_t> max_seqs;
+  std::optional<runtime::WeightDType> dtype;  // how the CPU stores linear weights (--dtype)
   std::optional<int64_t> kv_cache_bytes;   // the model's KV cache size
   bool kv_rest = false;                    // kv_cache_memory = "rest": what the budget leaves
   std::optional<double> kv_share;          // or: this share of the memory budget

@@ -22,6 +22,7 @@ Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& 
   e->pool_ = std::make_unique<ThreadPool>(options.num_threads);
   e->ctx_.device = Device::cpu();
   e->ctx_.pool = e->pool_.get();
+  e->ctx_.weight_dtype = plan.weight_dtype;
 
   KILN_ASSIGN_OR_RETURN(e->checkpoint_, model::Checkpoint::open(model_dir));
   KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *e->checkpoint_, plan.limits.max_model_len));
@@ -51,7 +52,8 @@ MemoryUsage CpuEngine::memory_usage() const {
 }
 
 std::string CpuEngine::device_name() const {
-  return str_cat("cpu (", ctx_.pool->num_threads(), " threads, ", cpu::cpu_isa_name(cpu::cpu_isa()), ")");
+  return str_cat("cpu (", ctx_.pool->num_threads(), " threads, ", cpu::dot_isa_name(cpu::dot_isa()), ", ",
+                 weight_dtype_name(plan_.weight_dtype), " weights)");
 }
 
 Result<StepResult> CpuEngine::step(const StepPlan& plan) {

@@ -3,6 +3,7 @@
 
 #include "kiln/runtime/device.h"
 #include "kiln/runtime/tensor.h"
+#include "kiln/runtime/weight_dtype.h"
 
 namespace kiln {
 class ThreadPool;
@@ -19,6 +20,8 @@ struct DeviceContext {
   void* blas = nullptr;        // CUDA: the cublasLt handle
   // Scratch memory an op may use for the duration of one call (U8 [bytes]); may be absent.
   Tensor workspace;
+  // CPU: how ops::load_linear_weight stores linear weights (never kAuto: the engine resolves it).
+  WeightDType weight_dtype = WeightDType::kF32;
 };
 
 }  // namespace kiln::runtime

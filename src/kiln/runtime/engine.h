@@ -38,6 +38,9 @@ struct EngineOptions {
   // e4m3 with 128 x 128 block scales while loading (runtime/fp8_weights.h); an FP8 checkpoint
   // is loaded as it is.
   bool quantize_fp8 = false;
+  // How linear weights are stored (weight_dtype.h). The default is the f32 reference; the CLI's
+  // default is kAuto.
+  WeightDType weight_dtype = WeightDType::kF32;
 };
 
 struct MemoryUsage {

@@ -146,9 +146,9 @@ Result<ops::LinearWeight> load_fp8_linear_weight(const DeviceContext& ctx, std::
     row += p.rows;
   }
   KILN_ASSIGN_OR_RETURN(w.weight, Buffer::allocate(ctx.device, DType::kF8E4M3, {n, k}));
-  KILN_ASSIGN_OR_RETURN(w.scale, Buffer::allocate(ctx.device, DType::kF32, {kg, n}));
+  KILN_ASSIGN_OR_RETURN(w.scales, Buffer::allocate(ctx.device, DType::kF32, {kg, n}));
   KILN_RETURN_IF_ERROR(copy_to_device(ctx, codes.data(), w.weight.tensor()));
-  KILN_RETURN_IF_ERROR(copy_to_device(ctx, scales.data(), w.scale.tensor()));
+  KILN_RETURN_IF_ERROR(copy_to_device(ctx, scales.data(), w.scales.tensor()));
   KILN_RETURN_IF_ERROR(synchronize(ctx));  // the host vectors go out of scope
   w.out_features = n;
   w.in_features = k;

@@ -80,7 +80,8 @@ Result<MemoryPlan> plan_memory(const model::ModelConfig& c, const EngineOptions&
     return invalid_argument(str_cat("engine: max_model_len ", l.max_model_len, " is not usable"));
   l.prefill_chunk = std::min(default_prefill_chunk(o.device), l.max_batched_tokens);
 
-  p.weights_bytes = models::LlamaModel::planned_weights_bytes(c, p.device, l.max_model_len);
+  KILN_ASSIGN_OR_RETURN(p.weight_dtype, resolve_weight_dtype(o.weight_dtype, o.device, c.torch_dtype));
+  p.weights_bytes = models::LlamaModel::planned_weights_bytes(c, p.device, p.weight_dtype, l.max_model_len);
   p.workspace_bytes = planned_workspace(c, p.device, l);
   if (p.device.kind == DeviceKind::kCuda) {
     p.workspace_on_first_use_bytes = kCudaScratchAllowance + int64_t{l.max_seqs} * c.vocab_size * 4;

@@ -11,6 +11,7 @@
 #include "kiln/core/status.h"
 #include "kiln/model/config.h"
 #include "kiln/runtime/device.h"
+#include "kiln/runtime/weight_dtype.h"
 
 namespace kiln::runtime {
 
@@ -31,6 +32,7 @@ struct EngineLimits {
 // Bytes on the plan's device. The engine's measured MemoryUsage is held to it by tests.
 struct MemoryPlan {
   Device device;
+  WeightDType weight_dtype = WeightDType::kF32;  // resolved: never kAuto
   int64_t weights_bytes = 0;    // every weight in the device's layout, the RoPE table included
   int64_t kv_cache_bytes = 0;   // num_kv_blocks whole blocks
   int64_t workspace_bytes = 0;  // activations of the largest step, logits, step metadata, scratch

@@ -14,10 +14,8 @@ namespace kiln::runtime {
 
 DType compute_dtype(Device device) { return device.kind == DeviceKind::kCpu ? DType::kF32 : DType::kBF16; }
 
-Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatrix> parts, DType dtype) {
-  if (parts.empty()) return invalid_argument("upload_matrix: no parts");
-  if (dtype != DType::kF32 && dtype != DType::kBF16)
-    return invalid_argument(str_cat("upload_matrix: cannot store weights as ", dtype_name(dtype)));
+Result<int64_t> stacked_rows(std::span<const HostMatrix> parts) {
+  if (parts.empty()) return invalid_argument("weight: no parts");
   const int64_t cols = parts[0].cols;
   int64_t rows = 0;
   for (const HostMatrix& p : parts) {
@@ -28,6 +26,14 @@ Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatri
     if (p.data == nullptr && p.rows * p.cols > 0) return invalid_argument(str_cat("weight ", p.name, ": no data"));
     rows += p.rows;
   }
+  return rows;
+}
+
+Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatrix> parts, DType dtype) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16)
+    return invalid_argument(str_cat("upload_matrix: cannot store weights as ", dtype_name(dtype)));
+  KILN_ASSIGN_OR_RETURN(const int64_t rows, stacked_rows(parts));
+  const int64_t cols = parts[0].cols;
   KILN_ASSIGN_OR_RETURN(Buffer buf, Buffer::allocate(ctx.device, dtype, {rows, cols}));
 #ifdef KILN_HAVE_CUDA_UPLOAD
   if (ctx.device.kind == DeviceKind::kCuda && dtype == DType::kBF16) {

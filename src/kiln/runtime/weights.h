@@ -26,6 +26,10 @@ struct HostMatrix {
 // The dtype activations and plain weights have on `device`: F32 on CPU, BF16 on CUDA.
 DType compute_dtype(Device device);
 
+// Checks that the parts can be stacked along rows (same cols, F32/F16/BF16, data present) and
+// returns the stacked rows.
+Result<int64_t> stacked_rows(std::span<const HostMatrix> parts);
+
 // Uploads the parts stacked along rows ([sum rows, cols]) as one tensor of `dtype` on ctx's
 // device. All parts must have the same cols.
 Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatrix> parts, DType dtype);

@@ -88,7 +88,7 @@ class CudaFp8Ops : public testing::CudaTest {
     cuda::Fp8GemmArgs a;
     a.x = x.tensor().data<const uint16_t>();
     a.w = w_.weight.tensor().data<const uint8_t>();
-    a.w_scale = w_.scale.tensor().data<const float>();
+    a.w_scale = w_.scales.tensor().data<const float>();
     a.y = y.tensor().raw();
     a.accumulate = accumulate;
     a.m = m;

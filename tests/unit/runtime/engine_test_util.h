@@ -53,9 +53,11 @@ inline std::filesystem::path tiny_model(const std::string& preset, uint64_t seed
   return cached_test_model(o, str_cat(preset, "-", seed, "-", vocab));
 }
 
-inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& dir, int threads = 2, int64_t max_model_len = 512) {
+inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& dir, int threads = 2, int64_t max_model_len = 512,
+                                           WeightDType dtype = WeightDType::kF32) {
   EngineOptions o;
   o.num_threads = threads;
+  o.weight_dtype = dtype;
   o.block_size = 4;  // small blocks: tests cross block boundaries often
   o.kv_cache_bytes = 4 << 20;
   o.max_model_len = max_model_len;

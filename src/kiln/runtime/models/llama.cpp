@@ -125,23 +125,24 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
 }
 
 // Mirrors load(): the same buffers, in the same layouts.
-int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device device, int64_t max_positions) {
+int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device device, WeightDType wdt,
+                                          int64_t max_positions) {
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
   const bool shared_table = c.tie_word_embeddings && device.kind == DeviceKind::kCuda;
   int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
-                  ops::linear_weight_bytes(device, vocab, hidden, false);
+                  ops::linear_weight_bytes(device, wdt, vocab, hidden, false);
   int64_t layer = (c.is_gemma() ? 4 : 2) * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
   // FP8 projections on CUDA: one byte a weight and a scale per row and 128 columns (as long as the
   // layout maps onto that, which every published one does; load() falls back to bf16 otherwise).
   const bool fp8 = device.kind == DeviceKind::kCuda && c.quantization.quantized() && hidden % 16 == 0 && inter % 16 == 0;
   auto proj = [&](int64_t n, int64_t k, bool bias) {
-    return fp8 ? fp8_linear_weight_bytes(n, k, bias) : ops::linear_weight_bytes(device, n, k, bias);
+    return fp8 ? fp8_linear_weight_bytes(n, k, bias) : ops::linear_weight_bytes(device, wdt, n, k, bias);
   };
   layer += proj(c.q_size() + 2 * c.kv_size(), hidden, c.attention_bias);
   layer += proj(hidden, c.q_size(), c.attention_bias && c.attention_out_bias);
   const int64_t dense = proj(2 * inter, hidden, c.mlp_bias) + proj(hidden, inter, c.mlp_bias);
-  const int64_t sparse = c.is_moe() ? MoeBlock::planned_weights_bytes(c, device) : 0;
+  const int64_t sparse = c.is_moe() ? MoeBlock::planned_weights_bytes(c, device, wdt) : 0;
   for (int64_t i = 0; i < c.num_layers; ++i) bytes += layer + (c.layer_is_sparse(i) ? sparse : dense);
   const int64_t rope_tables = c.is_gemma() ? 2 : 1;  // f32
   return bytes + rope_tables * max_positions * c.head_dim * 4;

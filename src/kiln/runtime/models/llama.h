@@ -56,7 +56,8 @@ class LlamaModel {
   }
 
   // What load() and reserve_workspace() allocate, for the memory plan (runtime/memory_plan.h).
-  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, int64_t max_positions);
+  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, WeightDType dtype,
+                                       int64_t max_positions);
   static int64_t planned_workspace_bytes(const model::ModelConfig& config, Device device, int64_t tokens,
                                          int64_t rows);
 

@@ -30,6 +30,6 @@ Result<ops::LinearWeight> load_linear(const DeviceContext& ctx, const model::Che
                                       const std::vector<std::pair<std::string, int64_t>>& parts, int64_t in_features,
                                       bool bias, const model::QuantizationConfig& quant = {});
 
-inline int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.bias.nbytes(); }
+inline int64_t linear_bytes(const ops::LinearWeight& w) { return w.weight.nbytes() + w.scales.nbytes() + w.bias.nbytes(); }
 
 }  // namespace kiln::runtime::models

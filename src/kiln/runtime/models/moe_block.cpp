@@ -61,10 +61,11 @@ Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConf
   return b;
 }
 
-int64_t MoeBlock::planned_weights_bytes(const model::ModelConfig& c, Device device) {
+int64_t MoeBlock::planned_weights_bytes(const model::ModelConfig& c, Device device, WeightDType wdt) {
   const int64_t h = c.hidden_size, mi = c.moe_intermediate_size;
-  return ops::linear_weight_bytes(device, c.num_experts, h, false) +
-         c.num_experts * (ops::linear_weight_bytes(device, 2 * mi, h, false) + ops::linear_weight_bytes(device, h, mi, false));
+  return ops::linear_weight_bytes(device, wdt, c.num_experts, h, false) +
+         c.num_experts *
+             (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false));
 }
 
 int64_t MoeBlock::weights_bytes() const {

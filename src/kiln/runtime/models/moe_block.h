@@ -45,7 +45,7 @@ class MoeBlock {
   // ("model.layers.3."), named as model::moe_tensor_names() says.
   static Result<MoeBlock> load(const DeviceContext& ctx, const model::ModelConfig& config, const model::Checkpoint& ck,
                                const std::string& layer_prefix);
-  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device);
+  static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, WeightDType dtype);
   int64_t weights_bytes() const;
 
   // out += moe(x). x: [n, hidden], the layer's normalised input; out: [n, hidden] (the residual).

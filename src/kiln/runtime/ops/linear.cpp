@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kiln/runtime/backend/cpu/gemm_cpu.h"
+#include "kiln/runtime/backend/cpu/gemm_lowp_cpu.h"
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/dispatch.h"
 #include "kiln/runtime/ops/rms_norm.h"
@@ -27,6 +28,7 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
   }
   if (ctx.device.kind == DeviceKind::kCuda) {
     LinearWeight w;
+    w.dtype = WeightDType::kBF16;
     KILN_ASSIGN_OR_RETURN(w.weight, upload_matrix(ctx, parts, compute_dtype(ctx.device)));
     if (!bias_parts.empty()) {
       // Biases are small: widen them into one [1, N] row on the host and upload that.
@@ -47,11 +49,16 @@ Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<cons
   return cpu::load_linear_weight(ctx, parts, bias_parts);
 }
 
-int64_t linear_weight_bytes(Device device, int64_t n, int64_t k, bool bias) {
+int64_t linear_weight_bytes(Device device, WeightDType dtype, int64_t n, int64_t k, bool bias) {
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t b = bias ? n * dt : 0;
   if (device.kind == DeviceKind::kCuda) return n * k * dt + b;
-  return cpu::packed_size(n, k) * dt + b;  // column panels, zero padded
+  // Column panels, zero padded.
+  switch (dtype) {
+    case WeightDType::kBF16: return cpu::bf16_packed_size(n, k) * 2 + b;
+    case WeightDType::kQ8: return cpu::q8_codes_size(n, k) + cpu::q8_scales_size(n, k) * 2 + b;
+    default: return cpu::packed_size(n, k) * dt + b;
+  }
 }
 
 namespace {

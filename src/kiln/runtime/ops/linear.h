@@ -14,14 +14,17 @@
 
 namespace kiln::runtime::ops {
 
-// A weight matrix in the layout its backend's GEMM wants. CPU: f32 packed in column panels
-// (see backend/cpu/gemm_cpu.h); CUDA: [N, K] bf16 row-major. Only load_linear_weight builds one.
+// A weight matrix in the layout its backend's GEMM wants. CPU: packed in column panels, f32
+// (backend/cpu/gemm_cpu.h), bf16 or q8 codes + f16 scales (backend/cpu/gemm_lowp_cpu.h), as
+// ctx.weight_dtype said at load; CUDA: [N, K] bf16 row-major. Only load_linear_weight builds one,
+// and ops::linear picks the kernel from `dtype`.
 struct LinearWeight {
+  WeightDType dtype = WeightDType::kF32;
   Buffer weight;
+  // q8: the blocks' f16 scales. FP8 (CUDA; runtime/fp8_weights.h): `weight` is [N, K] F8_E4M3
+  // and this the f32 scale of each row's 128-column group, [ceil(K / 128), N]. Else empty.
+  Buffer scales;
   Buffer bias;  // [N] in compute_dtype, or empty
-  // FP8 weights (CUDA; runtime/fp8_weights.h): `weight` is [N, K] F8_E4M3 and `scale` the f32
-  // scale of each row's 128-column group, [ceil(K / 128), N]. Empty for every other weight.
-  Buffer scale;
   int64_t out_features = 0;  // N
   int64_t in_features = 0;   // K
 };
@@ -32,8 +35,9 @@ struct LinearWeight {
 Result<LinearWeight> load_linear_weight(const DeviceContext& ctx, std::span<const HostMatrix> parts,
                                         std::span<const HostMatrix> bias_parts = {});
 
-// Bytes load_linear_weight allocates on `device` for an [n, k] weight (and its [n] bias).
-int64_t linear_weight_bytes(Device device, int64_t n, int64_t k, bool bias);
+// Bytes load_linear_weight allocates on `device` for an [n, k] weight (and its [n] bias) stored as
+// `dtype` (CPU; CUDA stores bf16 whatever it is).
+int64_t linear_weight_bytes(Device device, WeightDType dtype, int64_t n, int64_t k, bool bias);
 
 // x: [M, K] in compute dtype; out: [M, N] (must not alias x).
 Status linear(const DeviceContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& out);

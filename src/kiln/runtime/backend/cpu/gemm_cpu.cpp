@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "kiln/runtime/backend/cpu/parallel_cpu.h"
+#include "kiln/runtime/backend/cpu/gemm_tiles_cpu.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,7 +22,7 @@ constexpr int64_t kP = kGemmPanel;
 constexpr int64_t kKc = 256;
 constexpr int64_t kWholePanelBytes = 512 << 10;
 constexpr int64_t kMc = 96;
-constexpr int kMaxMr = 6;
+constexpr int kMaxMr = kGemmMaxMr;
 
 // Each kernel adds, for k in [k0, k1), x[r, k] * panel[k, j] into tile[r, j] (row stride kP),
 // one FMA per element per k, in increasing k.
@@ -156,53 +156,12 @@ void pack_weight(const float* w, int64_t n, int64_t k, float* packed) {
 
 void gemm_packed(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const float* packed, int64_t n,
                  const float* bias, float* out, CpuIsa isa) {
-  if (m <= 0 || n <= 0) return;
   const KernelSet ks = kernels_for(isa);
-  const int64_t panels = (n + kP - 1) / kP;
-  const int64_t chunks = (m + kMc - 1) / kMc;
-  const int64_t kc = k * kP * static_cast<int64_t>(sizeof(float)) <= kWholePanelBytes ? std::max<int64_t>(k, 1) : kKc;
-  parallel_for(ctx, panels * chunks, 1, [&](int64_t begin, int64_t end) {
-    alignas(64) float tile[kMaxMr * kP];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t p = t / chunks, chunk = t % chunks;
-      const int64_t col0 = p * kP, ncols = std::min(kP, n - col0);
-      // Chunks of near-equal size too (97 rows: 49 + 48, not 96 + 1).
-      const int64_t row_begin = chunk * m / chunks, row_end = (chunk + 1) * m / chunks;
-      const float* panel = packed + p * k * kP;
-      // k == 0 still needs one pass to write zeros (+ bias).
-      for (int64_t k0 = 0; k0 < k || (k == 0 && k0 == 0); k0 += kc) {
-        const int64_t k1 = std::min(k, k0 + kc);
-        const bool first = k0 == 0, last = k1 == k;
-        // Row blocks of near-equal size (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2): a thin last
-        // block would reload the panel slice for little work.
-        const int64_t rows = row_end - row_begin, blocks = (rows + ks.max_mr - 1) / ks.max_mr;
-        for (int64_t blk = 0, r0 = row_begin; blk < blocks; ++blk) {
-          const int mr = static_cast<int>(rows / blocks + (blk < rows % blocks ? 1 : 0));
-          for (int r = 0; r < mr; ++r) {
-            float* trow = tile + r * kP;
-            if (first) {
-              std::memset(trow, 0, sizeof(float) * kP);
-            } else {
-              std::memcpy(trow, out + (r0 + r) * n + col0, sizeof(float) * static_cast<size_t>(ncols));
-              std::memset(trow + ncols, 0, sizeof(float) * static_cast<size_t>(kP - ncols));
-            }
-          }
-          if (k1 > k0) ks.by_mr[mr](x + r0 * k, k, panel, k0, k1, tile);
-          for (int r = 0; r < mr; ++r) {
-            float* orow = out + (r0 + r) * n + col0;
-            const float* trow = tile + r * kP;
-            if (last && bias != nullptr) {
-              for (int64_t j = 0; j < ncols; ++j) orow[j] = trow[j] + bias[col0 + j];
-            } else {
-              std::memcpy(orow, trow, sizeof(float) * static_cast<size_t>(ncols));
-            }
-          }
-          r0 += mr;
-        }
-        if (k == 0) break;
-      }
-    }
-  });
+  const int64_t kc = k * kP * static_cast<int64_t>(sizeof(float)) <= kWholePanelBytes ? k : kKc;
+  for_each_gemm_tile(ctx, m, n, k, kc, ks.max_mr, kMc, bias, out,
+                     [&](int64_t r0, int mr, int64_t p, int64_t k0, int64_t k1, float* tile) {
+                       ks.by_mr[mr](x + r0 * k, k, packed + p * k * kP, k0, k1, tile);
+                     });
 }
 
 }  // namespace kiln::runtime::cpu

@@ -12,12 +12,11 @@
 
 #include <cstdint>
 
+#include "kiln/runtime/backend/cpu/gemm_tiles_cpu.h"
 #include "kiln/runtime/backend/cpu/isa_cpu.h"
 #include "kiln/runtime/device_context.h"
 
 namespace kiln::runtime::cpu {
-
-inline constexpr int64_t kGemmPanel = 64;
 
 // Floats the packed form of an [n, k] matrix takes.
 int64_t packed_size(int64_t n, int64_t k);

@@ -143,11 +143,11 @@ bool is_fp8(const ops::LinearWeight& w) { return w.weight.tensor().dtype() == DT
 Status fp8_linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
                   bool accumulate) {
   KILN_RETURN_IF_ERROR(need_bf16(x, "fp8 linear x"));
-  if (w.scale.empty()) return invalid_argument("fp8 linear: the weight has no scales");
+  if (w.scales.empty()) return invalid_argument("fp8 linear: the weight has no scales");
   Fp8GemmArgs a;
   a.x = x.data<const uint16_t>();
   a.w = w.weight.tensor().data<const uint8_t>();
-  a.w_scale = w.scale.tensor().data<const float>();
+  a.w_scale = w.scales.tensor().data<const float>();
   a.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
   a.y = out.raw();
   a.y_f32 = out.dtype() == DType::kF32;

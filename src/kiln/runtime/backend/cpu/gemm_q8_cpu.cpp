@@ -1,0 +1,193 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kiln/runtime/backend/cpu/gemm_lowp_cpu.h"
+#include "kiln/runtime/backend/cpu/gemm_tiles_cpu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define KILN_GEMM_X86 1
+// GCC 12's AVX-512 intrinsics (cvtph_ps, cvtepi32_ps, slli) pass an undefined merge source that
+// -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace kiln::runtime::cpu {
+namespace {
+
+constexpr int64_t kP = kGemmPanel;
+constexpr int64_t kB = kQ8Block;
+constexpr int64_t kBlockBytes = kB * kP;  // one block of one panel's codes
+// A panel slice of kKc blocks (64 KiB of codes) stays in L2 while the row blocks of a chunk
+// stream past it; a panel of at most kWholePanelBytes is one slice.
+constexpr int64_t kKc = 32;
+constexpr int64_t kWholePanelBytes = 512 << 10;
+constexpr int64_t kMc = 96;
+constexpr int kMaxMr = 3;
+
+// The activations quantized per block: codes (int8, [m][blocks * kB]), scales ([m][blocks]) and
+// -128 * the sum of each block's codes ([m][blocks]), which takes out the +128 of the weights'
+// unsigned codes: sum((w + 128) * x) - 128 * sum(x) = sum(w * x).
+struct QuantizedRows {
+  const int8_t* codes;
+  const float* scales;
+  const int32_t* offsets;
+  int64_t blocks;
+};
+
+// Each kernel adds, for blocks b in [b0, b1), fma(float(dot_b), wscale * xscale, tile) for rows
+// r0 .. r0 + MR - 1 of x (tile row stride kP).
+template <int MR>
+void kernel_scalar(const QuantizedRows& x, int64_t r0, const uint8_t* codes, const uint16_t* scales, int64_t b0,
+                   int64_t b1, float* tile) {
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* cb = codes + b * kBlockBytes;
+    for (int r = 0; r < MR; ++r) {
+      const int8_t* xq = x.codes + (r0 + r) * x.blocks * kB + b * kB;
+      const float xs = x.scales[(r0 + r) * x.blocks + b];
+      const int32_t off = x.offsets[(r0 + r) * x.blocks + b];
+      float* t = tile + r * kP;
+      for (int64_t j = 0; j < kP; ++j) {
+        int32_t dot = off;
+        for (int64_t i = 0; i < kB; ++i) dot += int32_t{cb[(i / 4) * kP * 4 + j * 4 + i % 4]} * int32_t{xq[i]};
+        t[j] = std::fma(static_cast<float>(dot), f16_to_f32(scales[b * kP + j]) * xs, t[j]);
+      }
+    }
+  }
+}
+
+#ifdef KILN_GEMM_X86
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void kernel_vnni(const QuantizedRows& x, int64_t r0,
+                                                                                const uint8_t* codes,
+                                                                                const uint16_t* scales, int64_t b0,
+                                                                                int64_t b1, float* tile) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_loadu_ps(tile + r * kP + v * 16);
+  const int8_t* xq[MR];
+  const float* xs[MR];
+  const int32_t* xo[MR];
+  for (int r = 0; r < MR; ++r) {
+    xq[r] = x.codes + (r0 + r) * x.blocks * kB;
+    xs[r] = x.scales + (r0 + r) * x.blocks;
+    xo[r] = x.offsets + (r0 + r) * x.blocks;
+  }
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* cb = codes + b * kBlockBytes;
+    __m512i dot[MR][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m512i off = _mm512_set1_epi32(xo[r][b]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) dot[r][v] = off;
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < kB / 4; ++g) {
+      const uint8_t* cg = cb + g * kP * 4;
+      const __m512i w0 = _mm512_loadu_si512(cg), w1 = _mm512_loadu_si512(cg + 64);
+      const __m512i w2 = _mm512_loadu_si512(cg + 128), w3 = _mm512_loadu_si512(cg + 192);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m512i xr = _mm512_set1_epi32(load4(xq[r] + b * kB + g * 4));
+        dot[r][0] = _mm512_dpbusd_epi32(dot[r][0], w0, xr);
+        dot[r][1] = _mm512_dpbusd_epi32(dot[r][1], w1, xr);
+        dot[r][2] = _mm512_dpbusd_epi32(dot[r][2], w2, xr);
+        dot[r][3] = _mm512_dpbusd_epi32(dot[r][3], w3, xr);
+      }
+    }
+    const uint16_t* sb = scales + b * kP;
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + v * 16)));
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(xs[r][b]));
+        acc[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][v]), s, acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(tile + r * kP + v * 16, acc[r][v]);
+}
+#endif
+
+using Kernel = void (*)(const QuantizedRows&, int64_t, const uint8_t*, const uint16_t*, int64_t, int64_t, float*);
+
+struct KernelSet {
+  int max_mr = 1;
+  Kernel by_mr[kMaxMr + 1] = {};
+};
+
+KernelSet kernels_for(DotIsa isa) {
+  KernelSet s;
+  s.max_mr = 3;
+#ifdef KILN_GEMM_X86
+  if (isa >= DotIsa::kAvx512Vnni) {
+    s.by_mr[1] = kernel_vnni<1>;
+    s.by_mr[2] = kernel_vnni<2>;
+    s.by_mr[3] = kernel_vnni<3>;
+    return s;
+  }
+#endif
+  s.by_mr[1] = kernel_scalar<1>;
+  s.by_mr[2] = kernel_scalar<2>;
+  s.by_mr[3] = kernel_scalar<3>;
+  return s;
+}
+
+}  // namespace
+
+void gemm_q8(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const uint8_t* codes,
+             const uint16_t* scales, int64_t n, const float* bias, float* out, DotIsa isa) {
+  if (m <= 0 || n <= 0) return;
+  const int64_t blocks = q8_blocks(k);
+  // The activations quantized once per call on the calling thread (m * k is small next to the
+  // product), into buffers reused across calls.
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<float> xs;
+  thread_local std::vector<int32_t> xo;
+  xq.resize(static_cast<size_t>(m * blocks * kB));
+  xs.resize(static_cast<size_t>(m * blocks));
+  xo.resize(static_cast<size_t>(m * blocks));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t k0 = b * kB, len = std::min(kB, k - k0);
+      const float* xb = x + r * k + k0;
+      float amax = 0.0f;
+      for (int64_t i = 0; i < len; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int8_t* q = xq.data() + r * blocks * kB + k0;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < kB; ++i) {
+        const float v = i < len ? std::clamp(std::nearbyint(xb[i] * inv), -127.0f, 127.0f) : 0.0f;
+        q[i] = static_cast<int8_t>(v);
+        sum += q[i];
+      }
+      xs[static_cast<size_t>(r * blocks + b)] = scale;
+      xo[static_cast<size_t>(r * blocks + b)] = -128 * sum;
+    }
+  }
+  const QuantizedRows rows{xq.data(), xs.data(), xo.data(), blocks};
+  const KernelSet ks = kernels_for(isa);
+  const int64_t kc = blocks * kBlockBytes <= kWholePanelBytes ? blocks : kKc;
+  for_each_gemm_tile(ctx, m, n, blocks, kc, ks.max_mr, kMc, bias, out,
+                     [&](int64_t r0, int mr, int64_t p, int64_t b0, int64_t b1, float* tile) {
+                       ks.by_mr[mr](rows, r0, codes + p * blocks * kBlockBytes, scales + p * blocks * kP, b0, b1,
+                                    tile);
+                     });
+}
+
+}  // namespace kiln::runtime::cpu
