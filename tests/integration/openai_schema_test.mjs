@@ -8,30 +8,13 @@
 // - base64 embeddings are a string (the spec only describes float arrays).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import Ajv from 'ajv';
+import { openaiSchemas } from './openai_schemas.mjs';
 import { startServer, stopServer } from './kiln_server.mjs';
 
 const binary = process.env.KILN_BINARY;
 const models = process.env.KILN_PREFILL_MODELS;
-const fixture = JSON.parse(readFileSync(join(process.env.KILN_SOURCE_DIR, 'tests/fixtures/openai-schemas.json'), 'utf8'));
 let server;
 let baseURL;
-
-// OpenAPI 3.0's nullable: true becomes a null type; refs point into this document's $defs.
-function toJsonSchema(node) {
-  if (Array.isArray(node)) return node.map(toJsonSchema);
-  if (node === null || typeof node !== 'object') return node;
-  const out = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k === '$ref') out.$ref = v.replace('#/components/schemas/', '#/$defs/');
-    else if (k === 'nullable' || k === 'discriminator' || k.startsWith('x-') || k === 'example') continue;
-    else out[k] = toJsonSchema(v);
-  }
-  if (node.nullable === true) return { anyOf: [out, { type: 'null' }] };
-  return out;
-}
 
 // The service's stream chunks: finish_reason may be null, and so may usage.
 function serviceChunkSchema(defs) {
@@ -42,27 +25,18 @@ function serviceChunkSchema(defs) {
   return chunk;
 }
 
-const defs = toJsonSchema(fixture.schemas);
-defs.KilnChatChunk = serviceChunkSchema(defs);
-const completionChunk = structuredClone(defs.CreateCompletionResponse);
-completionChunk.properties.choices.items.properties.finish_reason = {
-  anyOf: [completionChunk.properties.choices.items.properties.finish_reason, { type: 'null' }] };
-completionChunk.properties.usage = { anyOf: [completionChunk.properties.usage, { type: 'null' }] };
-defs.KilnCompletionChunk = completionChunk;
-const base64Embeddings = structuredClone(defs.CreateEmbeddingResponse);
-base64Embeddings.properties.data.items = structuredClone(defs.Embedding);
-base64Embeddings.properties.data.items.properties.embedding = { type: 'string', contentEncoding: 'base64' };
-defs.KilnBase64Embeddings = base64Embeddings;
-// Formats (unixtime, float, uri) are OpenAPI annotations, not checks.
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ $id: 'openai', $defs: defs });
-const validator = (name) => ajv.getSchema(`openai#/$defs/${name}`);
-
-function check(name, value) {
-  const v = validator(name);
-  assert.ok(v, `no schema ${name}`);
-  assert.ok(v(value), `${name}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(value).slice(0, 600)}`);
-}
+const { check } = openaiSchemas((defs) => {
+  defs.KilnChatChunk = serviceChunkSchema(defs);
+  const completionChunk = structuredClone(defs.CreateCompletionResponse);
+  completionChunk.properties.choices.items.properties.finish_reason = {
+    anyOf: [completionChunk.properties.choices.items.properties.finish_reason, { type: 'null' }] };
+  completionChunk.properties.usage = { anyOf: [completionChunk.properties.usage, { type: 'null' }] };
+  defs.KilnCompletionChunk = completionChunk;
+  const base64Embeddings = structuredClone(defs.CreateEmbeddingResponse);
+  base64Embeddings.properties.data.items = structuredClone(defs.Embedding);
+  base64Embeddings.properties.data.items.properties.embedding = { type: 'string', contentEncoding: 'base64' };
+  defs.KilnBase64Embeddings = base64Embeddings;
+});
 
 before(async () => {
   assert.ok(binary && models, 'set KILN_BINARY and KILN_PREFILL_MODELS');

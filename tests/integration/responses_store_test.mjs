@@ -15,14 +15,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import Ajv from 'ajv';
 import OpenAI from 'openai';
+import { openaiSchemas, fixture } from './openai_schemas.mjs';
 import { startServer, stopServer, killServer } from './kiln_server.mjs';
 import { startPostgres } from './postgres_server.mjs';
 
 const binary = process.env.KILN_BINARY;
 const modelDir = process.env.KILN_TEST_MODEL_DIR;
-const source = process.env.KILN_SOURCE_DIR || path.join(path.dirname(new URL(import.meta.url).pathname), '../..');
 const KEY_A = 'sk-responses-a';
 const KEY_B = 'sk-responses-b';
 const SECRET_KEY = crypto.randomBytes(24);
@@ -35,32 +34,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function tmpdir(name) { return fs.mkdtempSync(path.join(os.tmpdir(), `kiln_${name}_`)); }
 
 // --- OpenAI's schemas (as openai_schema_test.mjs reads them) ----------------------------------
-const fixture = JSON.parse(fs.readFileSync(path.join(source, 'tests/fixtures/openai-schemas.json'), 'utf8'));
-function toJsonSchema(node) {
-  if (Array.isArray(node)) return node.map(toJsonSchema);
-  if (node === null || typeof node !== 'object') return node;
-  const out = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k === '$ref') out.$ref = v.replace('#/components/schemas/', '#/$defs/');
-    else if (k === 'nullable' || k === 'discriminator' || k.startsWith('x-') || k === 'example') continue;
-    else out[k] = toJsonSchema(v);
-  }
-  if (node.nullable === true) return { anyOf: [out, { type: 'null' }] };
-  return out;
-}
-const defs = toJsonSchema(fixture.schemas);
-// Where the spec and OpenAI's service disagree, the service: a response that has not ended
-// (queued, in progress, cancelled before it ran; response.created and response.in_progress)
-// carries "usage": null, which the spec's Response does not allow.
-const responseOwn = defs.Response.allOf.find((s) => s.properties?.usage);
-responseOwn.properties.usage = { anyOf: [responseOwn.properties.usage, { type: 'null' }] };
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ $id: 'openai', $defs: defs });
-function check(name, value) {
-  const v = ajv.getSchema(`openai#/$defs/${name}`);
-  assert.ok(v, `no schema ${name}`);
-  assert.ok(v(value), `${name}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(value).slice(0, 800)}`);
-}
+const { check } = openaiSchemas((defs) => {
+  // Where the spec and OpenAI's service disagree, the service: a response that has not ended
+  // (queued, in progress, cancelled before it ran; response.created and response.in_progress)
+  // carries "usage": null, which the spec's Response does not allow.
+  const responseOwn = defs.Response.allOf.find((s) => s.properties?.usage);
+  responseOwn.properties.usage = { anyOf: [responseOwn.properties.usage, { type: 'null' }] };
+});
 // Each stream event's own schema: the member of ResponseStreamEvent whose type is the event's.
 const eventSchema = {};
 for (const member of fixture.schemas.ResponseStreamEvent.anyOf) {
