@@ -1,5 +1,6 @@
 #include "kiln/http/json_fields.h"
 
+#include <algorithm>
 #include <limits>
 #include <unordered_map>
 #include <vector>
@@ -321,6 +322,35 @@ jinja::Value json_to_value(const Json& j) {
     }
     default: return jinja::Value(nullptr);
   }
+}
+
+std::optional<ApiError> content_text(const Json& content, const std::string& param, std::string_view array_what,
+                                     std::initializer_list<std::string_view> text_types, const OtherPart& other,
+                                     std::string* out) {
+  if (content.is_string()) {
+    *out = content.get<std::string>();
+    return std::nullopt;
+  }
+  if (!content.is_array()) return invalid_type(param, str_cat("a string or an array of ", array_what), json_type_phrase(content));
+  out->clear();
+  for (size_t i = 0; i < content.size(); ++i) {
+    const Json& p = content[i];
+    const std::string pp = str_cat(param, "[", i, "]");
+    if (!p.is_object()) return invalid_type(pp, "an object", json_type_phrase(p));
+    auto type = p.find("type");
+    const std::string t = type != p.end() && type->is_string() ? type->get<std::string>() : "";
+    if (std::find(text_types.begin(), text_types.end(), t) == text_types.end()) {
+      if (auto e = other(p, t, pp, out)) return e;
+      continue;
+    }
+    auto tx = p.find("text");
+    if (tx == p.end() || !tx->is_string()) {
+      return invalid_type(pp + ".text", "a string", tx == p.end() ? "nothing" : json_type_phrase(*tx));
+    }
+    if (!out->empty()) *out += "\n";
+    *out += tx->get<std::string>();
+  }
+  return std::nullopt;
 }
 
 }  // namespace kiln::http

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +43,16 @@ std::optional<ApiError> read_number(const Json& obj, const char* name, double lo
 
 // A whole-number JSON value (3 or 3.0, as OpenAI accepts; never 3.5 or "3").
 bool json_to_int(const Json& j, int64_t* out);
+
+// The text of a message's content: a string, or an array of typed parts (`array_what` names it in
+// the error) whose "text" is joined by newlines where the part's "type" is one of `text_types`.
+// Any other part goes to `other` (with its type, "" when absent, and its parameter path), which
+// returns its 400 or adds what it has to *out.
+using OtherPart =
+    std::function<std::optional<ApiError>(const Json& part, const std::string& type, const std::string& param, std::string* out)>;
+std::optional<ApiError> content_text(const Json& content, const std::string& param, std::string_view array_what,
+                                     std::initializer_list<std::string_view> text_types, const OtherPart& other,
+                                     std::string* out);
 
 // JSON -> the chat template's values, with a bound on nesting.
 text::jinja::Value json_to_value(const Json& j);

@@ -15,26 +15,11 @@ ApiError missing(const std::string& param) {
 
 // Text of a string or of a list of text blocks (system, tool_result content), joined by newlines.
 std::optional<ApiError> block_text(const Json& v, const std::string& param, std::string* out) {
-  if (v.is_string()) {
-    *out = v.get<std::string>();
-    return std::nullopt;
-  }
-  if (!v.is_array()) return invalid_type(param, "a string or an array of text blocks", json_type_phrase(v));
-  out->clear();
-  for (size_t i = 0; i < v.size(); ++i) {
-    const Json& b = v[i];
-    const std::string bp = str_cat(param, "[", i, "]");
-    if (!b.is_object()) return invalid_type(bp, "an object", json_type_phrase(b));
-    auto type = b.find("type");
-    if (type == b.end() || !type->is_string() || type->get<std::string>() != "text") {
-      return invalid_param(bp + ".type", "only text blocks are supported here.", "unsupported_content_type");
-    }
-    auto t = b.find("text");
-    if (t == b.end() || !t->is_string()) return invalid_type(bp + ".text", "a string", t == b.end() ? "nothing" : json_type_phrase(*t));
-    if (!out->empty()) *out += "\n";
-    *out += t->get<std::string>();
-  }
-  return std::nullopt;
+  return content_text(v, param, "text blocks", {"text"},
+                      [](const Json&, const std::string&, const std::string& bp, std::string*) -> std::optional<ApiError> {
+                        return invalid_param(bp + ".type", "only text blocks are supported here.", "unsupported_content_type");
+                      },
+                      out);
 }
 
 // One message of the conversation: its text, tool_use and thinking blocks become an OpenAI message;

@@ -19,35 +19,22 @@ ApiError unsupported(const std::string& param, const std::string& why) {
 
 // The text of a message's content: a string, or input_text / output_text parts joined by newlines.
 std::optional<ApiError> content_text(const Json& content, const std::string& param, std::string* out) {
-  if (content.is_string()) {
-    *out = content.get<std::string>();
-    return std::nullopt;
-  }
-  if (!content.is_array()) return invalid_type(param, "a string or an array of content parts", json_type_phrase(content));
-  out->clear();
-  for (size_t i = 0; i < content.size(); ++i) {
-    const Json& p = content[i];
-    const std::string pp = str_cat(param, "[", i, "]");
-    if (!p.is_object()) return invalid_type(pp, "an object", json_type_phrase(p));
-    auto type = p.find("type");
-    const std::string t = type != p.end() && type->is_string() ? type->get<std::string>() : "";
-    if (t == "input_text" || t == "output_text" || t == "text" || t == "summary_text" || t == "reasoning_text") {
-      auto tx = p.find("text");
-      if (tx == p.end() || !tx->is_string()) return invalid_type(pp + ".text", "a string", tx == p.end() ? "nothing" : json_type_phrase(*tx));
-      if (!out->empty()) *out += "\n";
-      *out += tx->get<std::string>();
-    } else if (t == "refusal") {
-      auto r = p.find("refusal");
-      if (r != p.end() && r->is_string()) *out += r->get<std::string>();
-    } else if (t == "input_image" || t == "input_file" || t == "input_audio") {
-      return invalid_param(pp + ".type", str_cat("'", t, "' parts are not supported: kiln serves text models."),
-                           "unsupported_content_type");
-    } else {
-      return invalid_param(pp + ".type", str_cat("'", echo_value(t), "' content parts are not supported; use 'input_text'."),
-                           "unsupported_content_type");
-    }
-  }
-  return std::nullopt;
+  return http::content_text(
+      content, param, "content parts", {"input_text", "output_text", "text", "summary_text", "reasoning_text"},
+      [](const Json& p, const std::string& t, const std::string& pp, std::string* text) -> std::optional<ApiError> {
+        if (t == "refusal") {
+          auto r = p.find("refusal");
+          if (r != p.end() && r->is_string()) *text += r->get<std::string>();
+          return std::nullopt;
+        }
+        if (t == "input_image" || t == "input_file" || t == "input_audio") {
+          return invalid_param(pp + ".type", str_cat("'", t, "' parts are not supported: kiln serves text models."),
+                               "unsupported_content_type");
+        }
+        return invalid_param(pp + ".type", str_cat("'", echo_value(t), "' content parts are not supported; use 'input_text'."),
+                             "unsupported_content_type");
+      },
+      out);
 }
 
 // The input items, in order, as chat messages. Consecutive function_call items are one assistant
