@@ -17,6 +17,12 @@ CASES = {
     "cuda header": ({"runtime/x.h": "#include <cuda_runtime.h>\n"}, "CUDA header"),
     "json header": ({"serve/x.h": "#include <nlohmann/json.hpp>\n"}, "JSON types stay in http/"),
     "unknown folder": ({"widgets/x.cpp": "\n"}, "not a layer"),
+    "private json header": ({"model/x_internal.h": "#include <nlohmann/json.hpp>\n",
+                             "model/x.cpp": '#include "kiln/model/x_internal.h"\n'}, None),
+    "private header elsewhere": ({"model/x_internal.h": "\n", "text/y.cpp": '#include "kiln/model/x_internal.h"\n'},
+                                 "is private to the .cpp files of model/"),
+    "private header in a header": ({"model/x_internal.h": "\n", "model/y.h": '#include "kiln/model/x_internal.h"\n'},
+                                   "is private to the .cpp files of model/"),
 }
 
 

@@ -8,7 +8,7 @@
 
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
-#include "kiln/model/config_fields.h"
+#include "kiln/model/config_internal.h"
 
 namespace kiln::model {
 namespace {

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kiln/model/config.h"
-#include "kiln/model/config_fields.h"
+#include "kiln/model/config_internal.h"
 
 namespace kiln::model {
 
