@@ -225,6 +225,10 @@ test('Playground: a tool call is shown as such', async () => {
     name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } },
       required: ['city'], additionalProperties: false } } }]));
   await page.locator('select[name="tool_choice"]').selectOption('required');
+  // A fixed seed and one call: the page's defaults sample with a random seed, and "required"
+  // allows parallel calls.
+  await page.locator('textarea[name="extra"]').fill(JSON.stringify({ parallel_tool_calls: false }));
+  await page.locator('input[name="seed"]').fill('7');
   await page.locator('input[name="max_tokens"]').fill('64');
   await page.locator('textarea[name="message"]').fill('Weather in Paris?');
   await page.getByRole('button', { name: 'Send' }).click();
