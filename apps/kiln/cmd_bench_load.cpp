@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_command.h"
+#include "dtype_option.h"
 #include "kiln/core/file.h"
 #include "kiln/core/str.h"
 #include "kiln/model/checkpoint.h"
@@ -23,7 +24,7 @@ namespace kiln::app {
 namespace {
 
 struct LoadBenchArgs {
-  std::string model_dir, device = "cpu", kv_cache_memory = "256MiB", json_out;
+  std::string model_dir, device = "cpu", kv_cache_memory = "256MiB", json_out, dtype = "auto", quantize;
   int device_index = 0, threads = 0, repeat = 3, max_seqs = 16;
   int64_t max_model_len = 2048;
 };
@@ -58,6 +59,10 @@ int run(const LoadBenchArgs& a) {
   o.max_model_len = a.max_model_len;
   o.max_seqs = a.max_seqs;
   o.kv_cache_bytes = kv;
+  auto weights = chosen_weights(a.dtype, a.quantize);
+  if (!weights.is_ok()) return fail(weights.status());
+  o.weight_dtype = weights->dtype;
+  o.quantize_fp8 = weights->fp8;
 
   const auto tok_start = std::chrono::steady_clock::now();
   auto tok = text::Tokenizer::load(a.model_dir);
@@ -71,7 +76,7 @@ int run(const LoadBenchArgs& a) {
   std::printf("tokenizer   %.3f s\n", tokenizer_s);
   std::printf("%-5s %10s %14s %14s %14s %14s\n", "run", "seconds", "GB/s", "weights", "kv cache", "workspace");
   nlohmann::json runs = nlohmann::json::array();
-  std::string device_name;
+  std::string device_name, dtype;
   double best = 0;
   for (int i = 0; i < a.repeat; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -80,6 +85,7 @@ int run(const LoadBenchArgs& a) {
     if (!engine.is_ok()) return fail(engine.status());
     const runtime::MemoryUsage m = (*engine)->memory_usage();
     device_name = (*engine)->device_name();
+    dtype = runtime::weight_dtype_name((*engine)->memory_plan().weight_dtype);
     const double gbps = s > 0 ? static_cast<double>(checkpoint_bytes) / s / 1e9 : 0.0;
     best = std::max(best, gbps);
     std::printf("%-5d %10.3f %14.2f %14s %14s %14s\n", i + 1, s, gbps, format_bytes(double(m.weights_bytes)).c_str(),
@@ -94,6 +100,7 @@ int run(const LoadBenchArgs& a) {
   nlohmann::json j = {{"benchmark", "load"},
                       {"model", a.model_dir},
                       {"device", device_name},
+                      {"dtype", dtype},
                       {"checkpoint_bytes", checkpoint_bytes},
                       {"tokenizer_seconds", tokenizer_s},
                       {"best_bytes_per_second", best * 1e9},
@@ -118,6 +125,7 @@ KILN_REGISTER_BENCH_COMMAND(kBenchLoad, "load", "Time to load a checkpoint and t
   sub.add_option("--max-seqs", a->max_seqs, "Sequences the engine is built for")->capture_default_str();
   sub.add_option("--kv-cache-memory", a->kv_cache_memory, "KV cache size")->capture_default_str();
   sub.add_option("--json-out", a->json_out, "Also write the JSON result to this file");
+  add_dtype_options(sub, &a->dtype, &a->quantize);
   return [a] { return run(*a); };
 });
 

@@ -43,6 +43,12 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::filesystem::path
   return f;
 }
 
+void MappedFile::populate() const {
+#ifdef MADV_POPULATE_READ
+  if (data_ != nullptr) (void)::madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);
+#endif
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -273,4 +273,8 @@ size_t Checkpoint::total_bytes() const {
   return n;
 }
 
+void Checkpoint::populate() const {
+  for (const auto& f : files_) f->populate();
+}
+
 }  // namespace kiln::model

@@ -49,6 +49,8 @@ class Checkpoint {
   Result<const TensorInfo*> get(const std::string& name, const std::vector<int64_t>& shape) const;
   // Total bytes of tensor data.
   size_t total_bytes() const;
+  // Maps every shard's pages now, before a load reads all of them (MappedFile::populate).
+  void populate() const;
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

@@ -25,6 +25,7 @@ Result<std::unique_ptr<CpuEngine>> CpuEngine::load(const std::filesystem::path& 
   e->ctx_.weight_dtype = plan.weight_dtype;
 
   KILN_ASSIGN_OR_RETURN(e->checkpoint_, model::Checkpoint::open(model_dir));
+  e->checkpoint_->populate();
   KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *e->checkpoint_, plan.limits.max_model_len));
   // Every weight now lives in engine buffers; the mapping is no longer needed.
   e->checkpoint_.reset();

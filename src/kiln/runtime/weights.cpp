@@ -45,6 +45,13 @@ Result<Buffer> upload_matrix(const DeviceContext& ctx, std::span<const HostMatri
   std::vector<uint16_t> half;
   int64_t row = 0;
   for (const HostMatrix& p : parts) {
+    if (ctx.device.kind == DeviceKind::kCpu && p.dtype == dtype) {
+      // Already in the stored dtype: one copy, no staging (a bf16 embedding table on the CPU).
+      const size_t n = static_cast<size_t>(p.rows * p.cols) * dtype_size(dtype);
+      if (n > 0) std::memcpy(buf.tensor().rows(row, p.rows).raw(), p.data, n);
+      row += p.rows;
+      continue;
+    }
     const size_t n = static_cast<size_t>(p.rows * p.cols);
     f32.resize(n);
     convert_to_f32(p.data, p.dtype, n, f32.data());

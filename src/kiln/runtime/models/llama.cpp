@@ -39,6 +39,13 @@ std::string weights_base(const model::Checkpoint& ck) {
   return "model.";
 }
 
+// The CPU keeps the embedding table in bf16 unless the weights are the f32 reference: the lookup
+// widens the few rows it reads, and the table (often the largest single weight) takes half the
+// memory and half the load time. A bf16 checkpoint's rows widen to the same f32 values as before.
+DType embedding_dtype(Device device, WeightDType wdt) {
+  return device.kind == DeviceKind::kCpu && wdt != WeightDType::kF32 ? DType::kBF16 : compute_dtype(device);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, const model::ModelConfig& config,
@@ -59,7 +66,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const DeviceContext& ctx, c
   // embedding lookup read one copy. The CPU lays linear weights out for its kernels: two copies.
   const bool shared_table = c.tie_word_embeddings && ctx.device.kind == DeviceKind::kCuda;
   if (!shared_table) {
-    KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1), dt));
+    KILN_ASSIGN_OR_RETURN(m->embed_, upload_matrix(ctx, std::span<const HostMatrix>(&embed, 1),
+                                                   embedding_dtype(ctx.device, ctx.weight_dtype)));
   }
   KILN_ASSIGN_OR_RETURN(m->final_norm_, load_vector(ctx, ck, base + "norm.weight", hidden, offset));
   m->has_lm_head_ = c.tie_word_embeddings || ck.has("lm_head.weight");
@@ -130,7 +138,8 @@ int64_t LlamaModel::planned_weights_bytes(const model::ModelConfig& c, Device de
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
   const bool shared_table = c.tie_word_embeddings && device.kind == DeviceKind::kCuda;
-  int64_t bytes = (shared_table ? 0 : vocab * hidden * dt) + hidden * dt +
+  const int64_t embed_dt = static_cast<int64_t>(dtype_size(embedding_dtype(device, wdt)));
+  int64_t bytes = (shared_table ? 0 : vocab * hidden * embed_dt) + hidden * dt +
                   ops::linear_weight_bytes(device, wdt, vocab, hidden, false);
   int64_t layer = (c.is_gemma() ? 4 : 2) * hidden * dt + (c.qk_norm ? 2 * c.head_dim * dt : 0);
   // FP8 projections on CUDA: one byte a weight and a scale per row and 128 columns (as long as the

@@ -48,8 +48,18 @@ Status embedding(const DeviceContext& ctx, const Tensor& token_ids, const Tensor
     if (ids[i] < 0 || ids[i] >= vocab)
       return invalid_argument(str_cat("embedding: token id ", ids[i], " at index ", i, " is outside the vocabulary of ", vocab));
   }
-  const float* t = table.data<float>();
   float* o = out.data<float>();
+  if (table.dtype() == DType::kBF16) {
+    const uint16_t* t = table.data<uint16_t>();
+    parallel_for(ctx, n, row_grain(h), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const uint16_t* src = t + ids[i] * h;
+        for (int64_t j = 0; j < h; ++j) o[i * h + j] = bf16_to_f32(src[j]);
+      }
+    });
+    return Status::ok();
+  }
+  const float* t = table.data<float>();
   parallel_for(ctx, n, row_grain(h), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) std::memcpy(o + i * h, t + ids[i] * h, sizeof(float) * static_cast<size_t>(h));
   });

@@ -37,6 +37,24 @@ int64_t total_rows(std::span<const HostMatrix> parts) {
   return n;
 }
 
+// A panel whose kP rows are all bf16 and k even (every real checkpoint's case): a pair (k = 2q,
+// 2q+1) is one 32-bit word in a row and one in the panel, so the panel is a [kP, k/2] -> [k/2, kP]
+// transpose of words, written in order (sequential stores; the kP source lines stay in L1).
+// False when the panel needs the general per-row path.
+bool pack_bf16_panel(const SourceRow* rows, int64_t k, uint16_t* dst) {
+  if (k % 2 != 0) return false;
+  const uint8_t* src[kP];
+  for (int64_t j = 0; j < kP; ++j) {
+    if (rows[j].data == nullptr || rows[j].dtype != DType::kBF16) return false;
+    src[j] = static_cast<const uint8_t*>(rows[j].data);
+  }
+  auto* out = reinterpret_cast<uint8_t*>(dst);
+  for (int64_t q = 0; q < k / 2; ++q) {
+    for (int64_t j = 0; j < kP; ++j) std::memcpy(out + (q * kP + j) * 4, src[j] + q * 4, 4);
+  }
+  return true;
+}
+
 }  // namespace
 
 int64_t bf16_packed_size(int64_t n, int64_t k) { return (n + kP - 1) / kP * kP * ((k + 1) / 2 * 2); }
@@ -48,6 +66,7 @@ void pack_bf16(const DeviceContext& ctx, std::span<const HostMatrix> parts, int6
     std::vector<float> widened(static_cast<size_t>(k));
     for (int64_t p = begin; p < end; ++p) {
       uint16_t* dst = packed + p * pairs * kP * 2;
+      if (pack_bf16_panel(rows.data() + p * kP, k, dst)) continue;
       for (int64_t j = 0; j < kP; ++j) {
         const SourceRow& src = rows[static_cast<size_t>(p * kP + j)];
         uint16_t* col = dst + j * 2;  // element kk at col[(kk / 2) * kP * 2 + kk % 2]
