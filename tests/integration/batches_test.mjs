@@ -292,6 +292,48 @@ test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (S
   fs.rmSync(home, { recursive: true, force: true });
 });
 
+// Expiry without waiting a day: --batch-window 2s on an API-only node (--batch-concurrency 0),
+// which validates and ends batches but never runs a line, so no request can finish before the
+// window ends and the outcome does not depend on timing. (A partly run batch that expires:
+// batch_parts_test.cpp and batch_store_test.cpp.)
+test('a batch expires after --batch-window: batch_expired lines and a signed batch.expired', async () => {
+  const home = tmpdir('expiry');
+  const receiver = await startReceiver(0);
+  const server = await startServer(binary, [...baseArgs, '--batch-concurrency', '0', '--batch-window', '2s',
+    '--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms'], { KILN_HOME: home });
+  const client = clientFor(server);
+  const n = 7;
+  const f = await upload(client, input(n));
+  const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  assert.equal(created.expires_at - created.created_at, 2);
+  const b = await waitFor(client, created.id, ['expired', 'completed', 'failed'], 30000);
+  assert.equal(b.status, 'expired');
+  assert.ok(b.in_progress_at > 0, 'it was validated');
+  assert.ok(b.expired_at >= b.expires_at, `expired_at ${b.expired_at} expires_at ${b.expires_at}`);
+  assert.equal(b.completed_at, null);
+  assert.deepEqual(b.request_counts, { total: n, completed: 0, failed: n });
+  assert.equal(b.output_file_id, null);
+  const errors = await jsonl(client, b.error_file_id);
+  assert.deepEqual(errors.map((l) => l.custom_id).sort(), Array.from({ length: n }, (_, i) => `req-${i}`).sort());
+  for (const l of errors) {
+    assert.match(l.id, /^batch_req_/);
+    assert.equal(l.response, null);
+    assert.equal(l.error.code, 'batch_expired');
+  }
+  const end = Date.now() + 30000;
+  let mine = [];
+  while (Date.now() < end && !mine.some((g) => g.ok)) {
+    mine = receiver.got.filter((g) => g.event.data.id === b.id);
+    await sleep(50);
+  }
+  assert.equal(mine.length, 1, JSON.stringify(mine));
+  assert.ok(mine[0].valid, 'the signature verifies');
+  assert.equal(mine[0].event.type, 'batch.expired');
+  assert.equal(await stopServer(server), 0);
+  receiver.server.close();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
 test('two nodes share PostgreSQL; the one that dies loses its lines to the other', async () => {
   const pg = await startPostgres();
   assert.ok(pg);

@@ -206,4 +206,10 @@ std::string expired_line(const std::string& custom_id) {
                               {"message", "This request could not be executed before the completion window expired."}}}});
 }
 
+FinalLine final_line(const jobs::LineResultRow& row, const std::string& status) {
+  if (row.done) return FinalLine{row.is_error ? FinalLine::kErrors : FinalLine::kOutput, row.result};
+  if (status == "expired") return FinalLine{FinalLine::kErrors, expired_line(row.custom_id)};
+  return FinalLine{};
+}
+
 }  // namespace kiln::http

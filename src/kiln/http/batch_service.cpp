@@ -309,7 +309,9 @@ void BatchService::maintain_batches(int64_t now) {
     return b.is_ok() ? *b : std::nullopt;
   };
   if (auto b = lease("validating", "")) validate(*b);
-  if (auto b = lease("in_progress", str_cat("expires_ms <= ", now))) finalize(*b, "in_progress", "expired");
+  auto expired = db_->lease_expired_batch(node, now, until);
+  if (!expired.is_ok()) log_error("batches: ", expired.status().message());
+  if (expired.is_ok() && *expired) finalize(**expired, "in_progress", "expired");
   if (auto b = lease("in_progress", "NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id AND "
                                     "l.status <> 'done')")) {
     if (db_->mark_finalizing(b->id, now).is_ok()) {
@@ -388,21 +390,13 @@ void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from,
     for (const auto& r : *rows) {
       ++f.total;
       after = r.line;
-      std::string line;
-      int which = 1;
-      if (r.done) {
-        line = r.result;
-        which = r.is_error ? 1 : 0;
-        ++(r.is_error ? f.failed : f.completed);
-      } else if (status == "expired") {
-        line = expired_line(r.custom_id);
-        ++f.failed;
-      } else {
-        continue;  // cancelled before it ran: in neither file
-      }
-      outs[which].file << line << '\n';
-      outs[which].rec.bytes += static_cast<int64_t>(line.size() + 1);
-      ++outs[which].rec.lines;
+      const FinalLine line = final_line(r, status);
+      if (line.where == FinalLine::kNone) continue;
+      ++(line.where == FinalLine::kOutput ? f.completed : f.failed);
+      Out& o = outs[line.where];
+      o.file << line.text << '\n';
+      o.rec.bytes += static_cast<int64_t>(line.text.size() + 1);
+      ++o.rec.lines;
     }
     if (static_cast<int>(rows->size()) < kPage) break;
   }

@@ -47,6 +47,9 @@ struct BatchOptions {
   std::string node;                 // --node-name
   int concurrency = 8;              // --batch-concurrency: lines in flight on this node
   int64_t lease_ms = 60000;         // --batch-lease: a line claimed by a node that died runs again after this
+  // --batch-window: a batch's expires_at is its created_at plus this. Clients may only ask for
+  // completion_window "24h" (OpenAI's one value); the operator's window is what applies.
+  int64_t window_ms = 24LL * 3600000;
   int64_t poll_ms = 250;            // how often the runner looks for work when idle
   int32_t priority = 1;             // batch lines' scheduling priority (clients: 0)
   int64_t max_file_lines = 50000;

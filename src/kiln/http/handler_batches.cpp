@@ -10,7 +10,6 @@ namespace kiln::http {
 
 namespace {
 
-constexpr int64_t kWindowMs = 24LL * 3600 * 1000;
 constexpr size_t kMaxMetadataPairs = 16;
 constexpr size_t kMaxMetadataKey = 64;
 constexpr size_t kMaxMetadataValue = 512;
@@ -88,7 +87,7 @@ void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
     b.id = new_object_id("batch_");
     b.status = "validating";
     b.created_ms = svc.now_ms();
-    b.expires_ms = b.created_ms + kWindowMs;
+    b.expires_ms = b.created_ms + svc.options().window_ms;
     if (Status s = db.insert_batch(b); !s.is_ok()) return error_response(batch_store_error(s));
     svc.wake();
     return json_response(batch_json(b, nullptr));

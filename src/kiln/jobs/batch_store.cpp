@@ -205,6 +205,11 @@ Result<std::optional<BatchRecord>> BatchStore::lease_batch(const std::string& st
   return std::optional<BatchRecord>(batch_from(rows[0]));
 }
 
+Result<std::optional<BatchRecord>> BatchStore::lease_expired_batch(const std::string& node, int64_t now_ms,
+                                                                   int64_t until_ms) {
+  return lease_batch("in_progress", str_cat("expires_ms <= ", now_ms), node, now_ms, until_ms);
+}
+
 Status BatchStore::release_batch(const std::string& id, const std::string& node) {
   return c_->query("UPDATE batches SET lease_until_ms = 0 WHERE id = $1 AND lease_node = $2", {id, node}).status();
 }

@@ -110,6 +110,8 @@ class BatchStore {
   // `extra` (an SQL condition on the batches row, may be empty), oldest first.
   Result<std::optional<BatchRecord>> lease_batch(const std::string& status, const std::string& extra,
                                                  const std::string& node, int64_t now_ms, int64_t until_ms);
+  // lease_batch for an in_progress batch whose window has run out (expires_ms <= now_ms).
+  Result<std::optional<BatchRecord>> lease_expired_batch(const std::string& node, int64_t now_ms, int64_t until_ms);
   // Releases a batch lease early (validation or finalization was cut short by an error).
   Status release_batch(const std::string& id, const std::string& node);
   // Stores the validated lines and moves the batch to in_progress, in one transaction (any lines

@@ -160,6 +160,38 @@ TEST_P(BatchStoreTest, ABatchEndsOnceWithItsFilesAndEvents) {
   EXPECT_EQ(list->first[0].attempts, 1);
 }
 
+TEST_P(BatchStoreTest, ABatchExpiresAtItsWindowWithWhatRanKept) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 3);  // created at 100, expires at 100 + 24 h
+  const int64_t expires = 100 + 86400000;
+  auto claimed = s->claim_lines("a", {"m"}, 2, 1000, expires + 60000);
+  ASSERT_TRUE(claimed.is_ok());
+  ASSERT_EQ(claimed->size(), 2u);
+  ASSERT_TRUE(s->commit_line("batch_1", (*claimed)[0].line, (*claimed)[0].token, false, "ok").value());
+  EXPECT_FALSE(s->lease_expired_batch("a", expires - 1, expires + 1000)->has_value());
+  auto lease = s->lease_expired_batch("a", expires, expires + 1000);
+  ASSERT_TRUE(lease.is_ok());
+  ASSERT_TRUE(lease->has_value());
+  EXPECT_EQ((*lease)->id, "batch_1");
+  EXPECT_FALSE(s->lease_expired_batch("b", expires, expires + 1000)->has_value());  // held by a
+  // The finalizer sees the one result, the line still running and the line never claimed.
+  auto rows = s->line_results("batch_1", 0, 100);
+  ASSERT_TRUE(rows.is_ok());
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_TRUE((*rows)[0].done);
+  EXPECT_EQ((*rows)[0].result, "ok");
+  EXPECT_FALSE((*rows)[1].done);
+  EXPECT_FALSE((*rows)[2].done);
+  BatchRecord f = **lease;
+  f.status = "expired";
+  f.expired_ms = f.finalizing_ms = expires;
+  ASSERT_TRUE(s->complete_batch(f, "in_progress", {}, {}).value());
+  // The claim still running when the batch expired commits nothing that counts any more: the
+  // batch is no longer in progress, so its lines are not claimed again either.
+  EXPECT_TRUE(s->claim_lines("b", {"m"}, 10, expires + 70000, expires + 80000)->empty());
+}
+
 ResponseRecord queued_response(const std::string& id, const std::string& model, int64_t created_ms) {
   ResponseRecord r;
   r.id = id;
