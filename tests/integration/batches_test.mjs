@@ -202,6 +202,38 @@ function suite(backend) {
       assert.equal(deliveries[0].id, mine[0].id);
     });
 
+    test('file expiry: expires_after on uploads, output_expires_after on batches, 400s for bad policies', async () => {
+      const blob = async () => toFile(Buffer.from(input(2)), 'e.jsonl');
+      const f = await client.files.create({ file: await blob(), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 3600 } });
+      assert.equal(f.expires_at - f.created_at, 3600);
+      assert.equal((await client.files.retrieve(f.id)).expires_at, f.expires_at);
+      assert.equal((await upload(client, input(1))).expires_at, null);
+      const bad = (param) => (e) => e.status === 400 && e.type === 'invalid_request_error' && e.param === param;
+      for (const [policy, param] of [[{ anchor: 'created_at', seconds: 3599 }, 'expires_after.seconds'],
+        [{ anchor: 'created_at', seconds: 2592001 }, 'expires_after.seconds'],
+        [{ anchor: 'created_at', seconds: 'soon' }, 'expires_after.seconds'],
+        [{ anchor: 'last_active_at', seconds: 3600 }, 'expires_after.anchor'],
+        [{ seconds: 3600 }, 'expires_after.anchor'],
+        [{ anchor: 'created_at' }, 'expires_after.seconds']]) {
+        await assert.rejects(client.files.create({ file: await blob(), purpose: 'batch', expires_after: policy }), bad(param),
+          JSON.stringify(policy));
+      }
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+        output_expires_after: { anchor: 'created_at', seconds: 7200 } });
+      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      assert.equal(b.status, 'completed');
+      const out = await client.files.retrieve(b.output_file_id);
+      assert.equal(out.purpose, 'batch_output');
+      assert.equal(out.expires_at - out.created_at, 7200);
+      for (const [policy, param] of [[{ anchor: 'created_at', seconds: 60 }, 'output_expires_after.seconds'],
+        [{ anchor: 'input_file', seconds: 3600 }, 'output_expires_after.anchor'],
+        [{ anchor: 'created_at', seconds: 3600, extra: 1 }, 'output_expires_after.extra'],
+        [5, 'output_expires_after']]) {
+        await assert.rejects(client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+          output_expires_after: policy }), bad(param), JSON.stringify(policy));
+      }
+    });
+
     test('a batch of Responses API requests', async () => {
       const lines = [0, 1, 2].map((i) => JSON.stringify({ custom_id: `r-${i}`, method: 'POST', url: '/v1/responses',
         body: { model: 'tiny', input: `line ${i}`, max_output_tokens: 4 } }));

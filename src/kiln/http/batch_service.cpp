@@ -21,6 +21,8 @@ namespace net = boost::asio;
 namespace {
 
 constexpr int kPage = 1000;
+// Expired files deleted per maintenance pass: a backlog is worked off a bounded step at a time.
+constexpr int kPruneBatch = 100;
 
 // How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
 bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
@@ -320,11 +322,23 @@ void BatchService::maintain_batches(int64_t now) {
     }
   }
   if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
+  prune_files(now);
   if (auto b = lease("cancelling", "")) {
     auto counts = db_->line_counts(b->id, now);
     if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
     else (void)db_->release_batch(b->id, node);
   }
+}
+
+void BatchService::prune_files(int64_t now) {
+  auto pruned = db_->prune_expired_files(now, kPruneBatch);
+  if (!pruned.is_ok()) return log_error("batches: cannot prune expired files: ", pruned.status().message());
+  // Record first, contents second (as a delete): a kill in between leaves unreferenced contents.
+  for (const auto& id : *pruned) {
+    std::error_code ec;
+    std::filesystem::remove(file_path(id), ec);
+  }
+  if (!pruned->empty()) log_info("batches: ", pruned->size(), " expired file(s) deleted");
 }
 
 void BatchService::validate(const jobs::BatchRecord& b) {
@@ -363,7 +377,7 @@ void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from,
   const char* names[2] = {"output", "errors"};
   for (int i = 0; i < 2; ++i) {
     outs[i].rec = jobs::FileRecord{new_object_id("file-"), "batch_output", str_cat(b.id, "_", names[i], ".jsonl"), b.client,
-                                   0, 0, now};
+                                   0, 0, now, b.output_expires_s > 0 ? now + b.output_expires_s * 1000 : 0};
     outs[i].part = options_.files_dir / (outs[i].rec.id + ".part");
     outs[i].file.open(outs[i].part, std::ios::binary | std::ios::trunc);
   }

@@ -99,6 +99,8 @@ class BatchService {
   void step(int64_t now, bool maintain);
   void maintain_batches(int64_t now);
   void validate(const jobs::BatchRecord& b);
+  // Deletes files whose expires_at has passed (records, then contents).
+  void prune_files(int64_t now);
   // Writes the output and error files and ends the batch as `status` (completed, expired,
   // cancelled) if it still has status `from`.
   void finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status);

@@ -24,6 +24,7 @@ namespace kiln::jobs {
 struct FileRecord {
   std::string id, purpose, filename, client;
   int64_t bytes = 0, lines = 0, created_ms = 0;
+  int64_t expires_ms = 0;  // 0: kept until deleted
 };
 
 struct BatchRecord {
@@ -34,6 +35,7 @@ struct BatchRecord {
   int64_t created_ms = 0, in_progress_ms = 0, finalizing_ms = 0, completed_ms = 0, failed_ms = 0, expired_ms = 0,
           cancelling_ms = 0, cancelled_ms = 0, expires_ms = 0;
   int64_t total = 0, completed = 0, failed = 0;
+  int64_t output_expires_s = 0;  // output_expires_after.seconds for the output and error files (0: never)
 };
 
 // A line as validation stores it: where its request body sits in the input file.
@@ -96,6 +98,11 @@ class BatchStore {
   // Newest first; NotFound when page.after names no file. `purpose` "" : any.
   Result<std::pair<std::vector<FileRecord>, bool>> list_files(const Page& page, const std::string& purpose);
   Result<bool> delete_file(const std::string& id);
+  // Deletes up to `limit` file records whose expires_ms has passed and returns their ids (the
+  // caller then removes their contents). An input file stays while a batch reading it is still
+  // running, so that expiry never breaks a batch in flight. Each record is deleted by one caller
+  // only, so several nodes pruning at once each remove different contents.
+  Result<std::vector<std::string>> prune_expired_files(int64_t now_ms, int limit);
 
   // Batches.
   Status insert_batch(const BatchRecord& b);
