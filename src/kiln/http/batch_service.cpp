@@ -182,6 +182,18 @@ std::vector<std::string> BatchService::serving_models() {
   return ids;
 }
 
+Result<std::vector<jobs::ClaimedLine>> BatchService::claim_lines(int limit, int64_t now, int64_t until) {
+  std::vector<std::string> loaded, unloaded;
+  for (const auto& m : pool_.list()) (m.loaded ? loaded : unloaded).push_back(m.id);
+  KILN_ASSIGN_OR_RETURN(auto claimed, db_->claim_lines(options_.node, loaded, limit, now, until));
+  const int left = limit - static_cast<int>(claimed.size());
+  if (left <= 0 || unloaded.empty()) return claimed;
+  KILN_ASSIGN_OR_RETURN(auto waiting, db_->claim_waiting_lines(options_.node, unloaded, left, now, until,
+                                                               now - options_.load_grace_ms));
+  claimed.insert(claimed.end(), waiting.begin(), waiting.end());
+  return claimed;
+}
+
 void BatchService::run() {
   std::unique_lock<std::mutex> lk(mu_);
   bool woken = true;
@@ -275,7 +287,7 @@ void BatchService::step(int64_t now, bool maintain) {
   }
   for (const ReadyLine& r : start_now) dispatch(r);
   if (to_claim <= 0) return;
-  auto claimed = db_->claim_lines(node, serving_models(), to_claim, now, until);
+  auto claimed = claim_lines(to_claim, now, until);
   if (!claimed.is_ok()) {
     log_error("batches: cannot claim lines: ", claimed.status().message());
     return;

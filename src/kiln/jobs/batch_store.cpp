@@ -3,6 +3,7 @@
 // LOCKED so that nodes claiming at once take different rows instead of waiting on each other.
 #include "kiln/jobs/batch_store.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
@@ -254,6 +255,19 @@ Status BatchStore::mark_finalizing(const std::string& batch_id, int64_t now_ms) 
 
 Result<std::vector<ClaimedLine>> BatchStore::claim_lines(const std::string& node, const std::vector<std::string>& models,
                                                          int limit, int64_t now_ms, int64_t until_ms) {
+  return claim(node, models, limit, now_ms, until_ms, -1);
+}
+
+Result<std::vector<ClaimedLine>> BatchStore::claim_waiting_lines(const std::string& node,
+                                                                 const std::vector<std::string>& models, int limit,
+                                                                 int64_t now_ms, int64_t until_ms,
+                                                                 int64_t waiting_since_ms) {
+  return claim(node, models, limit, now_ms, until_ms, std::max<int64_t>(waiting_since_ms, 0));
+}
+
+Result<std::vector<ClaimedLine>> BatchStore::claim(const std::string& node, const std::vector<std::string>& models,
+                                                   int limit, int64_t now_ms, int64_t until_ms,
+                                                   int64_t waiting_since_ms) {
   std::vector<ClaimedLine> out;
   if (limit <= 0 || models.empty()) return out;
   const std::string token = random_token();
@@ -263,12 +277,21 @@ Result<std::vector<ClaimedLine>> BatchStore::claim_lines(const std::string& node
     params.push_back(m);
     in += str_cat(in.empty() ? "" : ", ", "$", params.size());
   }
+  // A line waits since its lease expired (lease_until_ms > 0) or else since its batch went
+  // in_progress (never claimed, or handed back: release_line clears the lease).
+  std::string waiting;
+  if (waiting_since_ms >= 0) {
+    params.push_back(waiting_since_ms);
+    const std::string p = str_cat("$", params.size());
+    waiting = str_cat(" AND ((lease_until_ms > 0 AND lease_until_ms <= ", p, ") OR (lease_until_ms = 0 AND batch_id IN "
+                      "(SELECT id FROM batches WHERE in_progress_ms <= ", p, ")))");
+  }
   // One token per claim statement, made unique per line by appending the line number.
   const std::string sql = str_cat(
       "UPDATE batch_lines SET status = 'running', node = $1, token = CAST($2 AS TEXT) || '-' || CAST(line AS TEXT), "
       "lease_until_ms = $3, attempts = attempts + 1 WHERE (batch_id, line) IN (SELECT batch_id, line FROM batch_lines "
       "WHERE (status = 'pending' OR (status = 'running' AND lease_until_ms < $4)) AND batch_id IN (SELECT id FROM "
-      "batches WHERE status = 'in_progress' AND model IN (", in, ")) ORDER BY batch_id, line LIMIT $5",
+      "batches WHERE status = 'in_progress' AND model IN (", in, "))", waiting, " ORDER BY batch_id, line LIMIT $5",
       c_->postgres() ? " FOR UPDATE SKIP LOCKED" : "", ") RETURNING batch_id, line, custom_id, body_offset, body_length, token");
   KILN_ASSIGN_OR_RETURN(auto rows, c_->query(sql, params));
   for (const auto& r : rows) out.push_back(ClaimedLine{str(r[0]), str(r[2]), str(r[5]), i64(r[1]), i64(r[3]), i64(r[4])});

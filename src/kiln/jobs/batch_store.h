@@ -131,6 +131,13 @@ class BatchStore {
   // Claims up to `limit` runnable lines of in_progress batches whose model is in `models`.
   Result<std::vector<ClaimedLine>> claim_lines(const std::string& node, const std::vector<std::string>& models,
                                                int limit, int64_t now_ms, int64_t until_ms);
+  // Like claim_lines, but only lines that have waited to run since `waiting_since_ms` or earlier:
+  // since their batch went in_progress (a line never run, or handed back), or since their lease
+  // expired. A node claims lines of models it has not loaded this way (docs/batches.md, "Which
+  // node runs a line"), so that a node with the model loaded gets the first chance.
+  Result<std::vector<ClaimedLine>> claim_waiting_lines(const std::string& node, const std::vector<std::string>& models,
+                                                       int limit, int64_t now_ms, int64_t until_ms,
+                                                       int64_t waiting_since_ms);
   // Extends the leases of these claims (by token).
   Status renew_leases(const std::vector<std::string>& tokens, int64_t until_ms);
   // Commits a line's result if the claim still holds; false when it was lost (the line will be,
@@ -185,6 +192,9 @@ class BatchStore {
 
  private:
   Status insert_deliveries(const std::vector<WebhookDelivery>& events);
+  // claim_lines' statement; `waiting_since_ms` < 0: no waiting condition.
+  Result<std::vector<ClaimedLine>> claim(const std::string& node, const std::vector<std::string>& models, int limit,
+                                         int64_t now_ms, int64_t until_ms, int64_t waiting_since_ms);
 
   std::unique_ptr<SqlConn> c_;
 };

@@ -234,6 +234,36 @@ TEST_P(BatchStoreTest, ExpiredFilesArePrunedOnceButNotWhileABatchReadsThem) {
   EXPECT_EQ(s->get_batch("batch_2").value()->output_expires_s, 7200);
 }
 
+TEST_P(BatchStoreTest, ANodeWithoutTheModelLoadedClaimsOnlyLinesThatHaveWaited) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 4);  // in progress since 200
+  const int64_t grace = 5000;
+  // Node b would have to load "m": nothing before the lines have waited the grace period...
+  EXPECT_TRUE(s->claim_waiting_lines("b", {"m"}, 10, 1000, 60000, 1000 - grace)->empty());
+  EXPECT_TRUE(s->claim_waiting_lines("b", {"m"}, 10, 5199, 60000, 5199 - grace)->empty());
+  // ...while node a, which has it loaded, claims at once.
+  auto a = s->claim_lines("a", {"m"}, 1, 1000, 3000);
+  ASSERT_TRUE(a.is_ok());
+  ASSERT_EQ(a->size(), 1u);
+  // After the grace period b takes what a left, but not a's line while a's lease holds...
+  auto b = s->claim_waiting_lines("b", {"m"}, 10, 5200, 60000, 5200 - grace);
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_EQ(b->size(), 3u);
+  for (const auto& l : *b) EXPECT_NE(l.line, (*a)[0].line);
+  // ...nor once it has expired (at 3000) until that line has waited the grace period again:
+  // a node with the model loaded could take it over meanwhile.
+  EXPECT_TRUE(s->claim_waiting_lines("c", {"m"}, 10, 7999, 90000, 7999 - grace)->empty());
+  auto c = s->claim_waiting_lines("c", {"m"}, 10, 8000, 90000, 8000 - grace);
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].line, (*a)[0].line);
+  // A line handed back unrun has waited since its batch began: claimable at once.
+  ASSERT_TRUE(s->release_line("batch_1", (*b)[0].line, (*b)[0].token).is_ok());
+  EXPECT_EQ(s->claim_waiting_lines("d", {"m"}, 10, 8001, 90000, 8001 - grace)->size(), 1u);
+  EXPECT_TRUE(s->claim_waiting_lines("d", {"other"}, 10, 1LL << 40, 1LL << 41, 1LL << 39)->empty());
+}
+
 ResponseRecord queued_response(const std::string& id, const std::string& model, int64_t created_ms) {
   ResponseRecord r;
   r.id = id;
