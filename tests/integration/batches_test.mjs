@@ -218,6 +218,17 @@ function suite(backend) {
         await assert.rejects(client.files.create({ file: await blob(), purpose: 'batch', expires_after: policy }), bad(param),
           JSON.stringify(policy));
       }
+      // Form fields the client would not send: another expires_after key, a policy field twice.
+      for (const [fields, param] of [[[['expires_after[when]', 'x']], 'expires_after.when'],
+        [[['expires_after[anchor]', 'created_at'], ['expires_after[anchor]', 'created_at']], 'expires_after.anchor']]) {
+        const form = new FormData();
+        form.append('purpose', 'batch');
+        for (const [k, v] of fields) form.append(k, v);
+        form.append('file', new Blob([input(1)]), 'x.jsonl');
+        const res = await fetch(`http://127.0.0.1:${server.port}/v1/files`, { method: 'POST', body: form });
+        assert.equal(res.status, 400);
+        assert.equal((await res.json()).error.param, param);
+      }
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
         output_expires_after: { anchor: 'created_at', seconds: 7200 } });
       const b = await waitFor(client, created.id, ['completed', 'failed']);

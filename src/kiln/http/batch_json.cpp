@@ -22,8 +22,14 @@ bool batch_endpoint_supported(const std::string& e) {
 }
 
 Json file_json(const jobs::FileRecord& f) {
-  return Json{{"id", f.id},           {"object", "file"},     {"bytes", f.bytes},       {"created_at", f.created_ms / 1000},
-              {"expires_at", seconds_or_null(f.expires_ms)}, {"filename", f.filename}, {"purpose", f.purpose}, {"status", "processed"},
+  return Json{{"id", f.id},
+              {"object", "file"},
+              {"bytes", f.bytes},
+              {"created_at", f.created_ms / 1000},
+              {"expires_at", seconds_or_null(f.expires_ms)},
+              {"filename", f.filename},
+              {"purpose", f.purpose},
+              {"status", "processed"},
               {"status_details", nullptr}};
 }
 

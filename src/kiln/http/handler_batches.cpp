@@ -49,7 +49,9 @@ std::optional<ApiError> check_metadata(const Json& md) {
 
 std::optional<ApiError> read_expiration(const std::string& param, const Json& anchor, const Json& seconds,
                                         int64_t* out_seconds) {
-  if (anchor.is_null()) return invalid_param(param + ".anchor", "'anchor' is required: 'created_at'.", "missing_required_parameter");
+  if (anchor.is_null()) {
+    return invalid_param(param + ".anchor", "'anchor' is required: 'created_at'.", "missing_required_parameter");
+  }
   if (seconds.is_null()) {
     return invalid_param(param + ".seconds", "'seconds' is required: 3600 to 2592000.", "missing_required_parameter");
   }

@@ -1,6 +1,7 @@
 // The Files API: POST /v1/files (multipart, streamed to disk by the connection), GET /v1/files,
 // GET /v1/files/{id}, GET /v1/files/{id}/content (streamed from disk), DELETE /v1/files/{id}
 // (docs/batches.md). Database and file work runs on the batch service's API thread.
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -119,9 +120,9 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         field_name.clear();  // errors from here on are the file's
         in_file = have_file = true;
       } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
+        field_name = p.name;
         if (fields.count(p.name)) return invalid_argument(str_cat("Send the '", p.name, "' field once."));
         field.clear();
-        field_name = p.name;
         in_field = true;
       } else if (starts_with(p.name, "expires_after")) {
         field_name = p.name;
@@ -139,7 +140,9 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         for (char c : d) f.lines += c == '\n';
         last_newline = d.back() == '\n';
       } else if (in_field) {
-        if (field.size() + d.size() > kMaxFieldBytes) return invalid_argument(str_cat("The '", field_name, "' field is too long."));
+        if (field.size() + d.size() > kMaxFieldBytes) {
+          return invalid_argument(str_cat("The '", field_name, "' field is too long."));
+        }
         field.append(d);
       }
       return Status();
@@ -151,6 +154,7 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         if (!last_newline) ++f.lines;
       }
       if (in_field) fields[field_name] = field;
+      field_name.clear();  // errors between parts are the form's ("file")
       in_file = in_field = false;
       return Status();
     };
@@ -162,7 +166,11 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
       return error_response(e);
     };
     if (!s.is_ok()) {
-      return fail(s.code() == StatusCode::kInvalidArgument ? invalid_param(field_name.empty() ? "file" : field_name, s.message())
+      // Errors name a form field as the JSON APIs name a nested one: expires_after[x] -> expires_after.x.
+      std::string param = field_name.empty() ? "file" : field_name;
+      std::replace(param.begin(), param.end(), '[', '.');
+      param.erase(std::remove(param.begin(), param.end(), ']'), param.end());
+      return fail(s.code() == StatusCode::kInvalidArgument ? invalid_param(param, s.message())
                                                            : error_with_status(500, "The upload could not be stored."));
     }
     const std::string purpose = fields.count("purpose") ? fields["purpose"] : "";
