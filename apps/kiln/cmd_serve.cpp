@@ -477,6 +477,8 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--files-dir", a->batches.files_dir, "KILN_FILES_DIR", "Where uploaded and batch output files live (default DATA_DIR/files; a shared directory for several nodes)");
   opt("--batch-concurrency", a->batches.concurrency, "KILN_BATCH_CONCURRENCY", "Batch lines and background responses this node runs at once (batch lines at a lower priority than clients' requests; 0: none, an API-only node)");
   opt("--batch-lease", a->batches.lease, "KILN_BATCH_LEASE", "How long a claimed batch line stays with its node without news before another node runs it again");
+  opt("--batch-window", a->batches.window, "KILN_BATCH_WINDOW", "How long a batch may take before its unfinished requests expire (batch_expired); clients' completion_window '24h' means this window");
+  opt("--batch-load-grace", a->batches.load_grace, "KILN_BATCH_LOAD_GRACE", "How long a batch line waits for a node that has its model loaded before a node that would have to load it takes it");
   opt("--webhook", a->batches.webhooks, "KILN_WEBHOOK", "URL that receives batch.* events (repeatable; signed with --webhook-secret)");
   opt("--webhook-secret", a->batches.webhook_secret, "KILN_WEBHOOK_SECRET", "Standard Webhooks signing secret (whsec_ + base64)");
   opt("--webhook-retry-base", a->batches.webhook_retry_base, "KILN_WEBHOOK_RETRY_BASE", "First webhook retry after this, doubling up to 1h between attempts, for 72h");

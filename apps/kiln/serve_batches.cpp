@@ -27,6 +27,12 @@ Result<std::unique_ptr<http::BatchService>> start_batches(const BatchSettings& s
   auto lease = pool::parse_duration(s.lease);
   if (!lease.is_ok() || lease->count() < 1000) return invalid_argument("--batch-lease must be a duration of 1s or more");
   o.lease_ms = lease->count();
+  auto window = pool::parse_duration(s.window);
+  if (!window.is_ok() || window->count() < 1000) return invalid_argument("--batch-window must be a duration of 1s or more");
+  o.window_ms = window->count();
+  auto grace = pool::parse_duration(s.load_grace);
+  if (!grace.is_ok() || grace->count() < 0) return invalid_argument("--batch-load-grace must be a duration of 0s or more");
+  o.load_grace_ms = grace->count();
   auto base = pool::parse_duration(s.webhook_retry_base);
   if (!base.is_ok() || base->count() < 1) return invalid_argument("--webhook-retry-base must be a positive duration");
   o.webhook_retry_base_ms = base->count();

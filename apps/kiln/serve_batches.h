@@ -14,6 +14,8 @@ struct BatchSettings {
   std::string files_dir;            // --files-dir ("" : DATA_DIR/files)
   int concurrency = 8;              // --batch-concurrency
   std::string lease = "60s";        // --batch-lease
+  std::string window = "24h";       // --batch-window
+  std::string load_grace = "5s";    // --batch-load-grace
   std::vector<std::string> webhooks;  // --webhook URL (repeatable)
   std::string webhook_secret;       // --webhook-secret whsec_...
   std::string webhook_retry_base = "5s";  // --webhook-retry-base

@@ -202,6 +202,49 @@ function suite(backend) {
       assert.equal(deliveries[0].id, mine[0].id);
     });
 
+    test('file expiry: expires_after on uploads, output_expires_after on batches, 400s for bad policies', async () => {
+      const blob = async () => toFile(Buffer.from(input(2)), 'e.jsonl');
+      const f = await client.files.create({ file: await blob(), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 3600 } });
+      assert.equal(f.expires_at - f.created_at, 3600);
+      assert.equal((await client.files.retrieve(f.id)).expires_at, f.expires_at);
+      assert.equal((await upload(client, input(1))).expires_at, null);
+      const bad = (param) => (e) => e.status === 400 && e.type === 'invalid_request_error' && e.param === param;
+      for (const [policy, param] of [[{ anchor: 'created_at', seconds: 3599 }, 'expires_after.seconds'],
+        [{ anchor: 'created_at', seconds: 2592001 }, 'expires_after.seconds'],
+        [{ anchor: 'created_at', seconds: 'soon' }, 'expires_after.seconds'],
+        [{ anchor: 'last_active_at', seconds: 3600 }, 'expires_after.anchor'],
+        [{ seconds: 3600 }, 'expires_after.anchor'],
+        [{ anchor: 'created_at' }, 'expires_after.seconds']]) {
+        await assert.rejects(client.files.create({ file: await blob(), purpose: 'batch', expires_after: policy }), bad(param),
+          JSON.stringify(policy));
+      }
+      // Form fields the client would not send: another expires_after key, a policy field twice.
+      for (const [fields, param] of [[[['expires_after[when]', 'x']], 'expires_after.when'],
+        [[['expires_after[anchor]', 'created_at'], ['expires_after[anchor]', 'created_at']], 'expires_after.anchor']]) {
+        const form = new FormData();
+        form.append('purpose', 'batch');
+        for (const [k, v] of fields) form.append(k, v);
+        form.append('file', new Blob([input(1)]), 'x.jsonl');
+        const res = await fetch(`http://127.0.0.1:${server.port}/v1/files`, { method: 'POST', body: form });
+        assert.equal(res.status, 400);
+        assert.equal((await res.json()).error.param, param);
+      }
+      const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+        output_expires_after: { anchor: 'created_at', seconds: 7200 } });
+      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      assert.equal(b.status, 'completed');
+      const out = await client.files.retrieve(b.output_file_id);
+      assert.equal(out.purpose, 'batch_output');
+      assert.equal(out.expires_at - out.created_at, 7200);
+      for (const [policy, param] of [[{ anchor: 'created_at', seconds: 60 }, 'output_expires_after.seconds'],
+        [{ anchor: 'input_file', seconds: 3600 }, 'output_expires_after.anchor'],
+        [{ anchor: 'created_at', seconds: 3600, extra: 1 }, 'output_expires_after.extra'],
+        [5, 'output_expires_after']]) {
+        await assert.rejects(client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+          output_expires_after: policy }), bad(param), JSON.stringify(policy));
+      }
+    });
+
     test('a batch of Responses API requests', async () => {
       const lines = [0, 1, 2].map((i) => JSON.stringify({ custom_id: `r-${i}`, method: 'POST', url: '/v1/responses',
         body: { model: 'tiny', input: `line ${i}`, max_output_tokens: 4 } }));
@@ -289,6 +332,48 @@ test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (S
   checkOneEach(await jsonl(client, b.output_file_id), CRASH_LINES);
   assert.equal(b.error_file_id, null);
   assert.equal(await stopServer(server), 0);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+// Expiry without waiting a day: --batch-window 2s on an API-only node (--batch-concurrency 0),
+// which validates and ends batches but never runs a line, so no request can finish before the
+// window ends and the outcome does not depend on timing. (A partly run batch that expires:
+// batch_parts_test.cpp and batch_store_test.cpp.)
+test('a batch expires after --batch-window: batch_expired lines and a signed batch.expired', async () => {
+  const home = tmpdir('expiry');
+  const receiver = await startReceiver(0);
+  const server = await startServer(binary, [...baseArgs, '--batch-concurrency', '0', '--batch-window', '2s',
+    '--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms'], { KILN_HOME: home });
+  const client = clientFor(server);
+  const n = 7;
+  const f = await upload(client, input(n));
+  const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  assert.equal(created.expires_at - created.created_at, 2);
+  const b = await waitFor(client, created.id, ['expired', 'completed', 'failed'], 30000);
+  assert.equal(b.status, 'expired');
+  assert.ok(b.in_progress_at > 0, 'it was validated');
+  assert.ok(b.expired_at >= b.expires_at, `expired_at ${b.expired_at} expires_at ${b.expires_at}`);
+  assert.equal(b.completed_at, null);
+  assert.deepEqual(b.request_counts, { total: n, completed: 0, failed: n });
+  assert.equal(b.output_file_id, null);
+  const errors = await jsonl(client, b.error_file_id);
+  assert.deepEqual(errors.map((l) => l.custom_id).sort(), Array.from({ length: n }, (_, i) => `req-${i}`).sort());
+  for (const l of errors) {
+    assert.match(l.id, /^batch_req_/);
+    assert.equal(l.response, null);
+    assert.equal(l.error.code, 'batch_expired');
+  }
+  const end = Date.now() + 30000;
+  let mine = [];
+  while (Date.now() < end && !mine.some((g) => g.ok)) {
+    mine = receiver.got.filter((g) => g.event.data.id === b.id);
+    await sleep(50);
+  }
+  assert.equal(mine.length, 1, JSON.stringify(mine));
+  assert.ok(mine[0].valid, 'the signature verifies');
+  assert.equal(mine[0].event.type, 'batch.expired');
+  assert.equal(await stopServer(server), 0);
+  receiver.server.close();
   fs.rmSync(home, { recursive: true, force: true });
 });
 

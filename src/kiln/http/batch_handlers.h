@@ -24,6 +24,12 @@ std::optional<ApiError> read_page(const std::map<std::string, std::string>& q, i
                                   jobs::Page* page);
 // OpenAI's metadata: at most 16 string pairs, keys ≤ 64 characters, values ≤ 512 (null: none).
 std::optional<ApiError> check_metadata(const Json& md);
+// OpenAI's file expiration policy, {anchor: "created_at", seconds: 3600..2592000}, as the two
+// values a request gave (null: absent; `seconds` a JSON integer, or text a form field held).
+// `param` names the policy in errors ("expires_after", "output_expires_after"): its fields are
+// reported as "<param>.anchor" / "<param>.seconds". Sets *seconds on success.
+std::optional<ApiError> read_expiration(const std::string& param, const Json& anchor, const Json& seconds,
+                                        int64_t* out_seconds);
 // OpenAI's list envelope: object, data, first_id, last_id, has_more.
 HttpResponse list_response(Json data, bool has_more);
 

@@ -22,8 +22,14 @@ bool batch_endpoint_supported(const std::string& e) {
 }
 
 Json file_json(const jobs::FileRecord& f) {
-  return Json{{"id", f.id},           {"object", "file"},     {"bytes", f.bytes},       {"created_at", f.created_ms / 1000},
-              {"expires_at", nullptr}, {"filename", f.filename}, {"purpose", f.purpose}, {"status", "processed"},
+  return Json{{"id", f.id},
+              {"object", "file"},
+              {"bytes", f.bytes},
+              {"created_at", f.created_ms / 1000},
+              {"expires_at", seconds_or_null(f.expires_ms)},
+              {"filename", f.filename},
+              {"purpose", f.purpose},
+              {"status", "processed"},
               {"status_details", nullptr}};
 }
 
@@ -204,6 +210,12 @@ std::string expired_line(const std::string& custom_id) {
                    {"response", nullptr},
                    {"error", {{"code", "batch_expired"},
                               {"message", "This request could not be executed before the completion window expired."}}}});
+}
+
+FinalLine final_line(const jobs::LineResultRow& row, const std::string& status) {
+  if (row.done) return FinalLine{row.is_error ? FinalLine::kErrors : FinalLine::kOutput, row.result};
+  if (status == "expired") return FinalLine{FinalLine::kErrors, expired_line(row.custom_id)};
+  return FinalLine{};
 }
 
 }  // namespace kiln::http

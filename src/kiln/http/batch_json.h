@@ -40,4 +40,14 @@ std::string response_line(const std::string& custom_id, int status, const std::s
                           const std::string& body);
 std::string expired_line(const std::string& custom_id);
 
+// Where a line goes when its batch ends as `status` (completed, expired or cancelled): a result
+// goes to the output file (kOutput) or, an error answer, to the error file (kErrors); a line that
+// never ran goes to the error file as batch_expired when the batch expired, and to neither file
+// (kNone) when it was cancelled. A partly run batch that expires thus keeps every result it has.
+struct FinalLine {
+  enum Where { kNone = -1, kOutput = 0, kErrors = 1 } where = kNone;
+  std::string text;
+};
+FinalLine final_line(const jobs::LineResultRow& row, const std::string& status);
+
 }  // namespace kiln::http

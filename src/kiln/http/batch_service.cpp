@@ -21,6 +21,8 @@ namespace net = boost::asio;
 namespace {
 
 constexpr int kPage = 1000;
+// Expired files deleted per maintenance pass: a backlog is worked off a bounded step at a time.
+constexpr int kPruneBatch = 100;
 
 // How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
 bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
@@ -180,6 +182,18 @@ std::vector<std::string> BatchService::serving_models() {
   return ids;
 }
 
+Result<std::vector<jobs::ClaimedLine>> BatchService::claim_lines(int limit, int64_t now, int64_t until) {
+  std::vector<std::string> loaded, unloaded;
+  for (const auto& m : pool_.list()) (m.loaded ? loaded : unloaded).push_back(m.id);
+  KILN_ASSIGN_OR_RETURN(auto claimed, db_->claim_lines(options_.node, loaded, limit, now, until));
+  const int left = limit - static_cast<int>(claimed.size());
+  if (left <= 0 || unloaded.empty()) return claimed;
+  KILN_ASSIGN_OR_RETURN(auto waiting, db_->claim_waiting_lines(options_.node, unloaded, left, now, until,
+                                                               now - options_.load_grace_ms));
+  claimed.insert(claimed.end(), waiting.begin(), waiting.end());
+  return claimed;
+}
+
 void BatchService::run() {
   std::unique_lock<std::mutex> lk(mu_);
   bool woken = true;
@@ -273,7 +287,7 @@ void BatchService::step(int64_t now, bool maintain) {
   }
   for (const ReadyLine& r : start_now) dispatch(r);
   if (to_claim <= 0) return;
-  auto claimed = db_->claim_lines(node, serving_models(), to_claim, now, until);
+  auto claimed = claim_lines(to_claim, now, until);
   if (!claimed.is_ok()) {
     log_error("batches: cannot claim lines: ", claimed.status().message());
     return;
@@ -309,7 +323,9 @@ void BatchService::maintain_batches(int64_t now) {
     return b.is_ok() ? *b : std::nullopt;
   };
   if (auto b = lease("validating", "")) validate(*b);
-  if (auto b = lease("in_progress", str_cat("expires_ms <= ", now))) finalize(*b, "in_progress", "expired");
+  auto expired = db_->lease_expired_batch(node, now, until);
+  if (!expired.is_ok()) log_error("batches: ", expired.status().message());
+  if (expired.is_ok() && *expired) finalize(**expired, "in_progress", "expired");
   if (auto b = lease("in_progress", "NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id AND "
                                     "l.status <> 'done')")) {
     if (db_->mark_finalizing(b->id, now).is_ok()) {
@@ -318,11 +334,23 @@ void BatchService::maintain_batches(int64_t now) {
     }
   }
   if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
+  prune_files(now);
   if (auto b = lease("cancelling", "")) {
     auto counts = db_->line_counts(b->id, now);
     if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
     else (void)db_->release_batch(b->id, node);
   }
+}
+
+void BatchService::prune_files(int64_t now) {
+  auto pruned = db_->prune_expired_files(now, kPruneBatch);
+  if (!pruned.is_ok()) return log_error("batches: cannot prune expired files: ", pruned.status().message());
+  // Record first, contents second (as a delete): a kill in between leaves unreferenced contents.
+  for (const auto& id : *pruned) {
+    std::error_code ec;
+    std::filesystem::remove(file_path(id), ec);
+  }
+  if (!pruned->empty()) log_info("batches: ", pruned->size(), " expired file(s) deleted");
 }
 
 void BatchService::validate(const jobs::BatchRecord& b) {
@@ -361,7 +389,7 @@ void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from,
   const char* names[2] = {"output", "errors"};
   for (int i = 0; i < 2; ++i) {
     outs[i].rec = jobs::FileRecord{new_object_id("file-"), "batch_output", str_cat(b.id, "_", names[i], ".jsonl"), b.client,
-                                   0, 0, now};
+                                   0, 0, now, b.output_expires_s > 0 ? now + b.output_expires_s * 1000 : 0};
     outs[i].part = options_.files_dir / (outs[i].rec.id + ".part");
     outs[i].file.open(outs[i].part, std::ios::binary | std::ios::trunc);
   }
@@ -388,21 +416,13 @@ void BatchService::finalize(const jobs::BatchRecord& b, const std::string& from,
     for (const auto& r : *rows) {
       ++f.total;
       after = r.line;
-      std::string line;
-      int which = 1;
-      if (r.done) {
-        line = r.result;
-        which = r.is_error ? 1 : 0;
-        ++(r.is_error ? f.failed : f.completed);
-      } else if (status == "expired") {
-        line = expired_line(r.custom_id);
-        ++f.failed;
-      } else {
-        continue;  // cancelled before it ran: in neither file
-      }
-      outs[which].file << line << '\n';
-      outs[which].rec.bytes += static_cast<int64_t>(line.size() + 1);
-      ++outs[which].rec.lines;
+      const FinalLine line = final_line(r, status);
+      if (line.where == FinalLine::kNone) continue;
+      ++(line.where == FinalLine::kOutput ? f.completed : f.failed);
+      Out& o = outs[line.where];
+      o.file << line.text << '\n';
+      o.rec.bytes += static_cast<int64_t>(line.text.size() + 1);
+      ++o.rec.lines;
     }
     if (static_cast<int>(rows->size()) < kPage) break;
   }

@@ -47,6 +47,12 @@ struct BatchOptions {
   std::string node;                 // --node-name
   int concurrency = 8;              // --batch-concurrency: lines in flight on this node
   int64_t lease_ms = 60000;         // --batch-lease: a line claimed by a node that died runs again after this
+  // --batch-window: a batch's expires_at is its created_at plus this. Clients may only ask for
+  // completion_window "24h" (OpenAI's one value); the operator's window is what applies.
+  int64_t window_ms = 24LL * 3600000;
+  // --batch-load-grace: a line of a model this node has not loaded is claimed only once it has
+  // waited this long, so that a node with the model loaded takes it first (docs/batches.md).
+  int64_t load_grace_ms = 5000;
   int64_t poll_ms = 250;            // how often the runner looks for work when idle
   int32_t priority = 1;             // batch lines' scheduling priority (clients: 0)
   int64_t max_file_lines = 50000;
@@ -96,6 +102,8 @@ class BatchService {
   void step(int64_t now, bool maintain);
   void maintain_batches(int64_t now);
   void validate(const jobs::BatchRecord& b);
+  // Deletes files whose expires_at has passed (records, then contents).
+  void prune_files(int64_t now);
   // Writes the output and error files and ends the batch as `status` (completed, expired,
   // cancelled) if it still has status `from`.
   void finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status);
@@ -116,6 +124,9 @@ class BatchService {
   // Hands the lines claimed ahead back to the queue (a batch was cancelled or created).
   void release_ready();
   std::vector<std::string> serving_models();
+  // Claims up to `limit` lines: of the models this node has loaded first, then of the models it
+  // would have to load, once they have waited load_grace_ms.
+  Result<std::vector<jobs::ClaimedLine>> claim_lines(int limit, int64_t now, int64_t until);
 
   BatchOptions options_;
   App& app_;

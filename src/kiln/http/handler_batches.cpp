@@ -10,7 +10,8 @@ namespace kiln::http {
 
 namespace {
 
-constexpr int64_t kWindowMs = 24LL * 3600 * 1000;
+constexpr int64_t kMinFileExpirySeconds = 3600;
+constexpr int64_t kMaxFileExpirySeconds = 30LL * 86400;
 constexpr size_t kMaxMetadataPairs = 16;
 constexpr size_t kMaxMetadataKey = 64;
 constexpr size_t kMaxMetadataValue = 512;
@@ -46,6 +47,25 @@ std::optional<ApiError> check_metadata(const Json& md) {
   return std::nullopt;
 }
 
+std::optional<ApiError> read_expiration(const std::string& param, const Json& anchor, const Json& seconds,
+                                        int64_t* out_seconds) {
+  if (anchor.is_null()) {
+    return invalid_param(param + ".anchor", "'anchor' is required: 'created_at'.", "missing_required_parameter");
+  }
+  if (seconds.is_null()) {
+    return invalid_param(param + ".seconds", "'seconds' is required: 3600 to 2592000.", "missing_required_parameter");
+  }
+  if (!anchor.is_string() || anchor.get<std::string>() != "created_at") {
+    return invalid_param(param + ".anchor", "The only anchor is 'created_at'.");
+  }
+  int64_t n = 0;
+  if (!json_to_int(seconds, &n) || n < kMinFileExpirySeconds || n > kMaxFileExpirySeconds) {
+    return invalid_param(param + ".seconds", "'seconds' must be an integer from 3600 (1 hour) to 2592000 (30 days).");
+  }
+  *out_seconds = n;
+  return std::nullopt;
+}
+
 void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
   if (ctx.batches == nullptr) return ex->respond_error(batches_off());
   Json body;
@@ -69,8 +89,26 @@ void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
     if (auto e = check_metadata(*md)) return ex->respond_error(*e);
     b.metadata = md->dump();
   }
+  auto oe = body.find("output_expires_after");
+  if (oe != body.end() && !oe->is_null()) {
+    if (!oe->is_object()) {
+      return ex->respond_error(invalid_param("output_expires_after", "output_expires_after must be an object "
+                                                                     "{anchor: 'created_at', seconds}."));
+    }
+    for (const auto& [k, v] : oe->items()) {
+      if (k != "anchor" && k != "seconds") {
+        return ex->respond_error(invalid_param(str_cat("output_expires_after.", k),
+                                               str_cat("Unknown parameter: '", echo_value(k), "'."), "unknown_parameter"));
+      }
+    }
+    if (auto e = read_expiration("output_expires_after", oe->value("anchor", Json()), oe->value("seconds", Json()),
+                                 &b.output_expires_s)) {
+      return ex->respond_error(*e);
+    }
+  }
   for (const auto& [k, v] : body.items()) {
-    if (k != "input_file_id" && k != "endpoint" && k != "completion_window" && k != "metadata") {
+    if (k != "input_file_id" && k != "endpoint" && k != "completion_window" && k != "metadata" &&
+        k != "output_expires_after") {
       return ex->respond_error(invalid_param(k, str_cat("Unknown parameter: '", echo_value(k), "'."), "unknown_parameter"));
     }
   }
@@ -88,7 +126,7 @@ void handle_create_batch(const AppContext& ctx, const ExchangePtr& ex) {
     b.id = new_object_id("batch_");
     b.status = "validating";
     b.created_ms = svc.now_ms();
-    b.expires_ms = b.created_ms + kWindowMs;
+    b.expires_ms = b.created_ms + svc.options().window_ms;
     if (Status s = db.insert_batch(b); !s.is_ok()) return error_response(batch_store_error(s));
     svc.wake();
     return json_response(batch_json(b, nullptr));

@@ -1,6 +1,7 @@
 // The Files API: POST /v1/files (multipart, streamed to disk by the connection), GET /v1/files,
 // GET /v1/files/{id}, GET /v1/files/{id}/content (streamed from disk), DELETE /v1/files/{id}
 // (docs/batches.md). Database and file work runs on the batch service's API thread.
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -103,7 +104,10 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
     f.id = new_object_id("file-");
     f.client = client;
     const auto part = svc.options().files_dir / (f.id + ".part");
-    std::string purpose, field;
+    // The form fields kiln reads (others are ignored, as before): purpose and the expiration
+    // policy, which the openai clients send as expires_after[anchor] / expires_after[seconds].
+    std::map<std::string, std::string> fields;
+    std::string field_name, field;
     bool in_file = false, have_file = false, in_field = false, last_newline = true;
     std::ofstream out;
     MultipartSink sink;
@@ -113,10 +117,19 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         out.open(part, std::ios::binary | std::ios::trunc);
         if (!out) return internal_error("cannot store the file");
         f.filename = p.filename.empty() ? "upload" : p.filename;
+        field_name.clear();  // errors from here on are the file's
         in_file = have_file = true;
-      } else {
+      } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
+        field_name = p.name;
+        if (fields.count(p.name)) return invalid_argument(str_cat("Send the '", p.name, "' field once."));
         field.clear();
-        in_field = p.name == "purpose";
+        in_field = true;
+      } else if (starts_with(p.name, "expires_after")) {
+        field_name = p.name;
+        return invalid_argument(str_cat("Unknown parameter: '", echo_value(p.name), "'."));
+      } else {
+        field_name.clear();
+        in_field = false;
       }
       return Status();
     };
@@ -127,7 +140,9 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         for (char c : d) f.lines += c == '\n';
         last_newline = d.back() == '\n';
       } else if (in_field) {
-        if (field.size() + d.size() > kMaxFieldBytes) return invalid_argument("The 'purpose' field is too long.");
+        if (field.size() + d.size() > kMaxFieldBytes) {
+          return invalid_argument(str_cat("The '", field_name, "' field is too long."));
+        }
         field.append(d);
       }
       return Status();
@@ -138,7 +153,8 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
         if (!out) return internal_error("cannot store the file");
         if (!last_newline) ++f.lines;
       }
-      if (in_field) purpose = field;
+      if (in_field) fields[field_name] = field;
+      field_name.clear();  // errors between parts are the form's ("file")
       in_file = in_field = false;
       return Status();
     };
@@ -150,8 +166,24 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
       return error_response(e);
     };
     if (!s.is_ok()) {
-      return fail(s.code() == StatusCode::kInvalidArgument ? invalid_param("file", s.message())
+      // Errors name a form field as the JSON APIs name a nested one: expires_after[x] -> expires_after.x.
+      std::string param = field_name.empty() ? "file" : field_name;
+      std::replace(param.begin(), param.end(), '[', '.');
+      param.erase(std::remove(param.begin(), param.end(), ']'), param.end());
+      return fail(s.code() == StatusCode::kInvalidArgument ? invalid_param(param, s.message())
                                                            : error_with_status(500, "The upload could not be stored."));
+    }
+    const std::string purpose = fields.count("purpose") ? fields["purpose"] : "";
+    int64_t expires_s = 0;
+    if (fields.count("expires_after[anchor]") || fields.count("expires_after[seconds]")) {
+      auto text = [&](const char* k) { return fields.count(k) ? Json(fields[k]) : Json(); };
+      Json seconds = text("expires_after[seconds]");
+      if (seconds.is_string()) {
+        // A form field is text: "3600" is the integer 3600; anything else is not an integer.
+        Json n = Json::parse(seconds.get<std::string>(), nullptr, false);
+        seconds = n.is_number_integer() ? n : seconds;
+      }
+      if (auto e = read_expiration("expires_after", text("expires_after[anchor]"), seconds, &expires_s)) return fail(*e);
     }
     if (!have_file) return fail(invalid_param("file", "Missing the 'file' part (a file upload).", "missing_required_parameter"));
     if (purpose.empty()) return fail(invalid_param("purpose", "Missing the 'purpose' field.", "missing_required_parameter"));
@@ -168,6 +200,7 @@ void handle_upload_file(const AppContext& ctx, const ExchangePtr& ex) {
     std::filesystem::rename(part, svc.file_path(f.id), ec);
     if (ec) return fail(error_with_status(500, "The upload could not be stored."));
     f.created_ms = svc.now_ms();
+    if (expires_s > 0) f.expires_ms = f.created_ms + expires_s * 1000;
     // Contents first, record second: a crash between leaves an unreferenced file, never a record
     // without contents.
     if (Status st = db.insert_file(f); !st.is_ok()) {

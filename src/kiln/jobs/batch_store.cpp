@@ -3,6 +3,7 @@
 // LOCKED so that nodes claiming at once take different rows instead of waiting on each other.
 #include "kiln/jobs/batch_store.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
@@ -16,17 +17,17 @@ int64_t i64(const std::optional<std::string>& v) { return v ? std::strtoll(v->c_
 std::string str(const std::optional<std::string>& v) { return v.value_or(""); }
 SqlValue text_or_null(const std::string& s) { return s.empty() ? SqlValue{} : SqlValue{s}; }
 
-constexpr const char* kFileCols = "id, purpose, filename, bytes, lines, created_ms, client";
+constexpr const char* kFileCols = "id, purpose, filename, bytes, lines, created_ms, client, expires_ms";
 constexpr const char* kBatchCols =
     "id, endpoint, input_file_id, completion_window, status, model, client, metadata, errors, output_file_id, "
     "error_file_id, created_ms, in_progress_ms, finalizing_ms, completed_ms, failed_ms, expired_ms, cancelling_ms, "
-    "cancelled_ms, expires_ms, total, completed, failed";
+    "cancelled_ms, expires_ms, total, completed, failed, output_expires_s";
 constexpr const char* kDeliveryCols =
     "id, endpoint, event_type, subject_id, payload, status, last_error, created_ms, attempts, next_attempt_ms, "
     "last_attempt_ms, last_status";
 
 FileRecord file_from(const SqlRow& r) {
-  return FileRecord{str(r[0]), str(r[1]), str(r[2]), str(r[6]), i64(r[3]), i64(r[4]), i64(r[5])};
+  return FileRecord{str(r[0]), str(r[1]), str(r[2]), str(r[6]), i64(r[3]), i64(r[4]), i64(r[5]), i64(r[7])};
 }
 
 BatchRecord batch_from(const SqlRow& r) {
@@ -43,7 +44,8 @@ BatchRecord batch_from(const SqlRow& r) {
   b.output_file_id = str(r[9]);
   b.error_file_id = str(r[10]);
   int64_t* ts[] = {&b.created_ms,   &b.in_progress_ms, &b.finalizing_ms, &b.completed_ms, &b.failed_ms, &b.expired_ms,
-                   &b.cancelling_ms, &b.cancelled_ms,  &b.expires_ms,    &b.total,        &b.completed, &b.failed};
+                   &b.cancelling_ms, &b.cancelled_ms,  &b.expires_ms,    &b.total,        &b.completed, &b.failed,
+                   &b.output_expires_s};
   for (size_t i = 0; i < std::size(ts); ++i) *ts[i] = i64(r[11 + i]);
   return b;
 }
@@ -87,8 +89,8 @@ Status BatchStore::in_transaction(const std::function<Status()>& body) {
 }
 
 Status BatchStore::insert_file(const FileRecord& f) {
-  return c_->query(str_cat("INSERT INTO files (", kFileCols, ") VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-                   {f.id, f.purpose, f.filename, f.bytes, f.lines, f.created_ms, f.client})
+  return c_->query(str_cat("INSERT INTO files (", kFileCols, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+                   {f.id, f.purpose, f.filename, f.bytes, f.lines, f.created_ms, f.client, f.expires_ms})
       .status();
 }
 
@@ -141,12 +143,25 @@ Result<bool> BatchStore::delete_file(const std::string& id) {
   return c_->changes() > 0;
 }
 
+Result<std::vector<std::string>> BatchStore::prune_expired_files(int64_t now_ms, int limit) {
+  KILN_ASSIGN_OR_RETURN(
+      auto rows,
+      c_->query(str_cat("DELETE FROM files WHERE id IN (SELECT id FROM files WHERE expires_ms > 0 AND expires_ms <= $1 "
+                        "AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = files.id AND b.status IN "
+                        "('validating', 'in_progress', 'finalizing', 'cancelling')) ORDER BY expires_ms LIMIT $2",
+                        c_->postgres() ? " FOR UPDATE SKIP LOCKED" : "", ") RETURNING id"),
+                {now_ms, int64_t{limit}}));
+  std::vector<std::string> ids;
+  for (const auto& r : rows) ids.push_back(str(r[0]));
+  return ids;
+}
+
 Status BatchStore::insert_batch(const BatchRecord& b) {
   return c_->query(
              "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, model, client, metadata, "
-             "created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             "created_ms, expires_ms, output_expires_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
              {b.id, b.endpoint, b.input_file_id, b.completion_window, b.status, b.model, b.client,
-              text_or_null(b.metadata), b.created_ms, b.expires_ms})
+              text_or_null(b.metadata), b.created_ms, b.expires_ms, b.output_expires_s})
       .status();
 }
 
@@ -205,6 +220,11 @@ Result<std::optional<BatchRecord>> BatchStore::lease_batch(const std::string& st
   return std::optional<BatchRecord>(batch_from(rows[0]));
 }
 
+Result<std::optional<BatchRecord>> BatchStore::lease_expired_batch(const std::string& node, int64_t now_ms,
+                                                                   int64_t until_ms) {
+  return lease_batch("in_progress", str_cat("expires_ms <= ", now_ms), node, now_ms, until_ms);
+}
+
 Status BatchStore::release_batch(const std::string& id, const std::string& node) {
   return c_->query("UPDATE batches SET lease_until_ms = 0 WHERE id = $1 AND lease_node = $2", {id, node}).status();
 }
@@ -235,6 +255,19 @@ Status BatchStore::mark_finalizing(const std::string& batch_id, int64_t now_ms) 
 
 Result<std::vector<ClaimedLine>> BatchStore::claim_lines(const std::string& node, const std::vector<std::string>& models,
                                                          int limit, int64_t now_ms, int64_t until_ms) {
+  return claim(node, models, limit, now_ms, until_ms, -1);
+}
+
+Result<std::vector<ClaimedLine>> BatchStore::claim_waiting_lines(const std::string& node,
+                                                                 const std::vector<std::string>& models, int limit,
+                                                                 int64_t now_ms, int64_t until_ms,
+                                                                 int64_t waiting_since_ms) {
+  return claim(node, models, limit, now_ms, until_ms, std::max<int64_t>(waiting_since_ms, 0));
+}
+
+Result<std::vector<ClaimedLine>> BatchStore::claim(const std::string& node, const std::vector<std::string>& models,
+                                                   int limit, int64_t now_ms, int64_t until_ms,
+                                                   int64_t waiting_since_ms) {
   std::vector<ClaimedLine> out;
   if (limit <= 0 || models.empty()) return out;
   const std::string token = random_token();
@@ -244,12 +277,21 @@ Result<std::vector<ClaimedLine>> BatchStore::claim_lines(const std::string& node
     params.push_back(m);
     in += str_cat(in.empty() ? "" : ", ", "$", params.size());
   }
+  // A line waits since its lease expired (lease_until_ms > 0) or else since its batch went
+  // in_progress (never claimed, or handed back: release_line clears the lease).
+  std::string waiting;
+  if (waiting_since_ms >= 0) {
+    params.push_back(waiting_since_ms);
+    const std::string p = str_cat("$", params.size());
+    waiting = str_cat(" AND ((lease_until_ms > 0 AND lease_until_ms <= ", p, ") OR (lease_until_ms = 0 AND batch_id IN "
+                      "(SELECT id FROM batches WHERE in_progress_ms <= ", p, ")))");
+  }
   // One token per claim statement, made unique per line by appending the line number.
   const std::string sql = str_cat(
       "UPDATE batch_lines SET status = 'running', node = $1, token = CAST($2 AS TEXT) || '-' || CAST(line AS TEXT), "
       "lease_until_ms = $3, attempts = attempts + 1 WHERE (batch_id, line) IN (SELECT batch_id, line FROM batch_lines "
       "WHERE (status = 'pending' OR (status = 'running' AND lease_until_ms < $4)) AND batch_id IN (SELECT id FROM "
-      "batches WHERE status = 'in_progress' AND model IN (", in, ")) ORDER BY batch_id, line LIMIT $5",
+      "batches WHERE status = 'in_progress' AND model IN (", in, "))", waiting, " ORDER BY batch_id, line LIMIT $5",
       c_->postgres() ? " FOR UPDATE SKIP LOCKED" : "", ") RETURNING batch_id, line, custom_id, body_offset, body_length, token");
   KILN_ASSIGN_OR_RETURN(auto rows, c_->query(sql, params));
   for (const auto& r : rows) out.push_back(ClaimedLine{str(r[0]), str(r[2]), str(r[5]), i64(r[1]), i64(r[3]), i64(r[4])});

@@ -24,6 +24,7 @@ namespace kiln::jobs {
 struct FileRecord {
   std::string id, purpose, filename, client;
   int64_t bytes = 0, lines = 0, created_ms = 0;
+  int64_t expires_ms = 0;  // 0: kept until deleted
 };
 
 struct BatchRecord {
@@ -34,6 +35,7 @@ struct BatchRecord {
   int64_t created_ms = 0, in_progress_ms = 0, finalizing_ms = 0, completed_ms = 0, failed_ms = 0, expired_ms = 0,
           cancelling_ms = 0, cancelled_ms = 0, expires_ms = 0;
   int64_t total = 0, completed = 0, failed = 0;
+  int64_t output_expires_s = 0;  // output_expires_after.seconds for the output and error files (0: never)
 };
 
 // A line as validation stores it: where its request body sits in the input file.
@@ -96,6 +98,11 @@ class BatchStore {
   // Newest first; NotFound when page.after names no file. `purpose` "" : any.
   Result<std::pair<std::vector<FileRecord>, bool>> list_files(const Page& page, const std::string& purpose);
   Result<bool> delete_file(const std::string& id);
+  // Deletes up to `limit` file records whose expires_ms has passed and returns their ids (the
+  // caller then removes their contents). An input file stays while a batch reading it is still
+  // running, so that expiry never breaks a batch in flight. Each record is deleted by one caller
+  // only, so several nodes pruning at once each remove different contents.
+  Result<std::vector<std::string>> prune_expired_files(int64_t now_ms, int limit);
 
   // Batches.
   Status insert_batch(const BatchRecord& b);
@@ -110,6 +117,8 @@ class BatchStore {
   // `extra` (an SQL condition on the batches row, may be empty), oldest first.
   Result<std::optional<BatchRecord>> lease_batch(const std::string& status, const std::string& extra,
                                                  const std::string& node, int64_t now_ms, int64_t until_ms);
+  // lease_batch for an in_progress batch whose window has run out (expires_ms <= now_ms).
+  Result<std::optional<BatchRecord>> lease_expired_batch(const std::string& node, int64_t now_ms, int64_t until_ms);
   // Releases a batch lease early (validation or finalization was cut short by an error).
   Status release_batch(const std::string& id, const std::string& node);
   // Stores the validated lines and moves the batch to in_progress, in one transaction (any lines
@@ -122,6 +131,13 @@ class BatchStore {
   // Claims up to `limit` runnable lines of in_progress batches whose model is in `models`.
   Result<std::vector<ClaimedLine>> claim_lines(const std::string& node, const std::vector<std::string>& models,
                                                int limit, int64_t now_ms, int64_t until_ms);
+  // Like claim_lines, but only lines that have waited to run since `waiting_since_ms` or earlier:
+  // since their batch went in_progress (a line never run, or handed back), or since their lease
+  // expired. A node claims lines of models it has not loaded this way (docs/batches.md, "Which
+  // node runs a line"), so that a node with the model loaded gets the first chance.
+  Result<std::vector<ClaimedLine>> claim_waiting_lines(const std::string& node, const std::vector<std::string>& models,
+                                                       int limit, int64_t now_ms, int64_t until_ms,
+                                                       int64_t waiting_since_ms);
   // Extends the leases of these claims (by token).
   Status renew_leases(const std::vector<std::string>& tokens, int64_t until_ms);
   // Commits a line's result if the claim still holds; false when it was lost (the line will be,
@@ -176,6 +192,9 @@ class BatchStore {
 
  private:
   Status insert_deliveries(const std::vector<WebhookDelivery>& events);
+  // claim_lines' statement; `waiting_since_ms` < 0: no waiting condition.
+  Result<std::vector<ClaimedLine>> claim(const std::string& node, const std::vector<std::string>& models, int limit,
+                                         int64_t now_ms, int64_t until_ms, int64_t waiting_since_ms);
 
   std::unique_ptr<SqlConn> c_;
 };

@@ -148,6 +148,11 @@ const Migration kMigrations[] = {
      " lease_until_ms BIGINT NOT NULL DEFAULT 0);"
      "CREATE INDEX responses_created ON responses (created_ms, id);"
      "CREATE INDEX responses_runnable ON responses (status, background, created_ms);"},
+    // 5: file expiry (expires_after on uploads, output_expires_after on batches; 0: never).
+    {5,
+     "ALTER TABLE files ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0;"
+     "CREATE INDEX files_expires ON files (expires_ms);"
+     "ALTER TABLE batches ADD COLUMN output_expires_s BIGINT NOT NULL DEFAULT 0;"},
 };
 
 constexpr const char* kColumns =

@@ -106,5 +106,27 @@ TEST(BatchInput, EveryLineIsCheckedWithItsNumber) {
   fs::remove(good);
 }
 
+TEST(BatchEnd, APartlyRunBatchThatExpiresKeepsItsResultsAndExpiresTheRest) {
+  const std::vector<jobs::LineResultRow> rows = {
+      {1, "a", true, false, "{\"custom_id\":\"a\"}"},
+      {2, "b", true, true, "{\"custom_id\":\"b\"}"},
+      {3, "c", false, false, ""},
+  };
+  FinalLine ok = final_line(rows[0], "expired"), err = final_line(rows[1], "expired"),
+            never = final_line(rows[2], "expired");
+  EXPECT_EQ(ok.where, FinalLine::kOutput);
+  EXPECT_EQ(ok.text, rows[0].result);
+  EXPECT_EQ(err.where, FinalLine::kErrors);
+  EXPECT_EQ(err.text, rows[1].result);
+  ASSERT_EQ(never.where, FinalLine::kErrors);
+  Json j = Json::parse(never.text);
+  EXPECT_EQ(j["custom_id"], "c");
+  EXPECT_TRUE(j["response"].is_null());
+  EXPECT_EQ(j["error"]["code"], "batch_expired");
+  // Cancelled: what never ran is in neither file; completed batches have run every line.
+  EXPECT_EQ(final_line(rows[2], "cancelled").where, FinalLine::kNone);
+  EXPECT_EQ(final_line(rows[0], "cancelled").where, FinalLine::kOutput);
+}
+
 }  // namespace
 }  // namespace kiln::http

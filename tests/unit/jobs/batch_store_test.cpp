@@ -160,6 +160,110 @@ TEST_P(BatchStoreTest, ABatchEndsOnceWithItsFilesAndEvents) {
   EXPECT_EQ(list->first[0].attempts, 1);
 }
 
+TEST_P(BatchStoreTest, ABatchExpiresAtItsWindowWithWhatRanKept) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 3);  // created at 100, expires at 100 + 24 h
+  const int64_t expires = 100 + 86400000;
+  auto claimed = s->claim_lines("a", {"m"}, 2, 1000, expires + 60000);
+  ASSERT_TRUE(claimed.is_ok());
+  ASSERT_EQ(claimed->size(), 2u);
+  ASSERT_TRUE(s->commit_line("batch_1", (*claimed)[0].line, (*claimed)[0].token, false, "ok").value());
+  EXPECT_FALSE(s->lease_expired_batch("a", expires - 1, expires + 1000)->has_value());
+  auto lease = s->lease_expired_batch("a", expires, expires + 1000);
+  ASSERT_TRUE(lease.is_ok());
+  ASSERT_TRUE(lease->has_value());
+  EXPECT_EQ((*lease)->id, "batch_1");
+  EXPECT_FALSE(s->lease_expired_batch("b", expires, expires + 1000)->has_value());  // held by a
+  // The finalizer sees the one result, the line still running and the line never claimed.
+  auto rows = s->line_results("batch_1", 0, 100);
+  ASSERT_TRUE(rows.is_ok());
+  ASSERT_EQ(rows->size(), 3u);
+  for (const auto& r : *rows) {  // claims come back in no set order: the committed one is (*claimed)[0]
+    EXPECT_EQ(r.done, r.line == (*claimed)[0].line) << r.line;
+    if (r.done) {
+      EXPECT_EQ(r.result, "ok");
+    }
+  }
+  BatchRecord f = **lease;
+  f.status = "expired";
+  f.expired_ms = f.finalizing_ms = expires;
+  ASSERT_TRUE(s->complete_batch(f, "in_progress", {}, {}).value());
+  // The claim still running when the batch expired commits nothing that counts any more: the
+  // batch is no longer in progress, so its lines are not claimed again either.
+  EXPECT_TRUE(s->claim_lines("b", {"m"}, 10, expires + 70000, expires + 80000)->empty());
+}
+
+TEST_P(BatchStoreTest, ExpiredFilesArePrunedOnceButNotWhileABatchReadsThem) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  // file-1 is make_batch's input; it expires at 5000 like file-a; file-b later, file-c never.
+  for (auto [id, expires] : {std::pair<const char*, int64_t>{"file-1", 5000}, {"file-a", 5000}, {"file-b", 9000},
+                             {"file-c", 0}}) {
+    FileRecord f{id, "batch", "x.jsonl", "", 1, 1, 100};
+    f.expires_ms = expires;
+    ASSERT_TRUE(s->insert_file(f).is_ok());
+  }
+  EXPECT_EQ(s->get_file("file-a").value()->expires_ms, 5000);
+  EXPECT_EQ(s->get_file("file-c").value()->expires_ms, 0);
+  make_batch(*s, "batch_1", 1);
+  EXPECT_TRUE(s->prune_expired_files(4999, 10)->empty());
+  EXPECT_EQ(s->prune_expired_files(5000, 10).value(), std::vector<std::string>{"file-a"});  // not file-1: batch_1 runs
+  EXPECT_TRUE(s->prune_expired_files(5000, 10)->empty());  // deleted once
+  EXPECT_FALSE(s->get_file("file-a")->has_value());
+  EXPECT_TRUE(s->get_file("file-1")->has_value());
+  // batch_1 ends: its input goes at the next prune; file-b at its time; file-c stays.
+  BatchRecord f = s->get_batch("batch_1").value().value();
+  f.status = "cancelled";
+  ASSERT_TRUE(s->complete_batch(f, "in_progress", {}, {}).value());
+  EXPECT_EQ(s->prune_expired_files(6000, 10).value(), std::vector<std::string>{"file-1"});
+  EXPECT_EQ(s->prune_expired_files(1LL << 40, 1).value(), std::vector<std::string>{"file-b"});
+  EXPECT_TRUE(s->prune_expired_files(1LL << 40, 10)->empty());
+  EXPECT_TRUE(s->get_file("file-c")->has_value());
+  // A batch's output_expires_after is kept with it (the finalizer stamps its files with it).
+  BatchRecord b;
+  b.id = "batch_2";
+  b.endpoint = "/v1/chat/completions";
+  b.input_file_id = "file-c";
+  b.completion_window = "24h";
+  b.status = "validating";
+  b.created_ms = 100;
+  b.expires_ms = 200;
+  b.output_expires_s = 7200;
+  ASSERT_TRUE(s->insert_batch(b).is_ok());
+  EXPECT_EQ(s->get_batch("batch_2").value()->output_expires_s, 7200);
+}
+
+TEST_P(BatchStoreTest, ANodeWithoutTheModelLoadedClaimsOnlyLinesThatHaveWaited) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  make_batch(*s, "batch_1", 4);  // in progress since 200
+  const int64_t grace = 5000;
+  // Node b would have to load "m": nothing before the lines have waited the grace period...
+  EXPECT_TRUE(s->claim_waiting_lines("b", {"m"}, 10, 1000, 60000, 1000 - grace)->empty());
+  EXPECT_TRUE(s->claim_waiting_lines("b", {"m"}, 10, 5199, 60000, 5199 - grace)->empty());
+  // ...while node a, which has it loaded, claims at once.
+  auto a = s->claim_lines("a", {"m"}, 1, 1000, 3000);
+  ASSERT_TRUE(a.is_ok());
+  ASSERT_EQ(a->size(), 1u);
+  // After the grace period b takes what a left, but not a's line while a's lease holds...
+  auto b = s->claim_waiting_lines("b", {"m"}, 10, 5200, 60000, 5200 - grace);
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_EQ(b->size(), 3u);
+  for (const auto& l : *b) EXPECT_NE(l.line, (*a)[0].line);
+  // ...nor once it has expired (at 3000) until that line has waited the grace period again:
+  // a node with the model loaded could take it over meanwhile.
+  EXPECT_TRUE(s->claim_waiting_lines("c", {"m"}, 10, 7999, 90000, 7999 - grace)->empty());
+  auto c = s->claim_waiting_lines("c", {"m"}, 10, 8000, 90000, 8000 - grace);
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].line, (*a)[0].line);
+  // A line handed back unrun has waited since its batch began: claimable at once.
+  ASSERT_TRUE(s->release_line("batch_1", (*b)[0].line, (*b)[0].token).is_ok());
+  EXPECT_EQ(s->claim_waiting_lines("d", {"m"}, 10, 8001, 90000, 8001 - grace)->size(), 1u);
+  EXPECT_TRUE(s->claim_waiting_lines("d", {"other"}, 10, 1LL << 40, 1LL << 41, 1LL << 39)->empty());
+}
+
 ResponseRecord queued_response(const std::string& id, const std::string& model, int64_t created_ms) {
   ResponseRecord r;
   r.id = id;
