@@ -23,9 +23,10 @@ kiln_run() {  # dtype -> "prefill decode" tok/s, best of $repeat
 llama_run() {  # gguf -> "prefill decode" tok/s, best of $repeat
   local pp=() tg=() csv
   for _ in $(seq "$repeat"); do
-    csv=$("$llama/llama-bench" -m "$1" -p 128 -n "$gen" -t "$threads" -r 1 -o csv 2>/dev/null)
-    pp+=("$(grep ',128,0,' <<<"$csv" | awk -F, '{gsub(/"/,""); print $(NF-1)}' | head -1)")
-    tg+=("$(grep ",0,$gen," <<<"$csv" | awk -F, '{gsub(/"/,""); print $(NF-1)}' | head -1)")
+    # CSV fields are quoted; n_prompt,n_gen,n_depth pick the row, avg_ts is the next to last field.
+    csv=$("$llama/llama-bench" -m "$1" -p 128 -n "$gen" -t "$threads" -r 1 -o csv 2>/dev/null | tr -d '"')
+    pp+=("$(grep ',128,0,0,' <<<"$csv" | awk -F, '{print $(NF-1)}' | head -1)")
+    tg+=("$(grep ",0,$gen,0," <<<"$csv" | awk -F, '{print $(NF-1)}' | head -1)")
   done
   echo "$(printf '%s\n' "${pp[@]}" | best) $(printf '%s\n' "${tg[@]}" | best)"
 }
