@@ -14,6 +14,9 @@ Run on a machine with torch, transformers, safetensors and numpy (no network nee
   python3 tools/make_fidelity_fixtures.py --kiln build/release/apps/kiln/kiln
 or for some presets only, into another directory (docs/models.md):
   python3 tools/make_fidelity_fixtures.py --kiln KILN --out DIR --presets tiny-qwen3-moe,tiny-mixtral,tiny-gemma3
+or from checkpoints made beforehand with `kiln make-model --preset P --seed S --vocab-size 2048
+--allow-small-vocab --dtype f32 --out DIR/P` (the seeds below):
+  python3 tools/make_fidelity_fixtures.py --checkpoints DIR --presets tiny-gemma3
 
 transformers reads the mixture-of-experts checkpoints' per-expert tensors (the names the published
 checkpoints use) and Gemma 3's layer_types / rope_local_base_freq config as kiln writes them; the
@@ -38,10 +41,14 @@ GREEDY_TOKENS = 32
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kiln", required=True, help="the kiln binary (runs `kiln make-model`)")
+    parser.add_argument("--kiln", help="the kiln binary (runs `kiln make-model`)")
+    parser.add_argument("--checkpoints", help="read DIR/<preset> instead of running kiln make-model (made beforehand "
+                        "with the same command, e.g. on another machine; tokenizer files are not needed)")
     parser.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "fidelity"))
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated subset")
     args = parser.parse_args()
+    if not args.kiln and not args.checkpoints:
+        parser.error("give --kiln or --checkpoints")
 
     import numpy as np
     import torch
@@ -57,9 +64,10 @@ def main():
             parser.error(f"unknown preset {preset!r}; fixtures exist for {', '.join(PRESETS)}")
         seed = PRESETS[preset]
         with tempfile.TemporaryDirectory() as tmp:
-            model_dir = os.path.join(tmp, preset)
-            subprocess.run([args.kiln, "make-model", "--preset", preset, "--seed", str(seed), "--vocab-size",
-                            str(VOCAB), "--allow-small-vocab", "--dtype", "f32", "--out", model_dir], check=True)
+            model_dir = os.path.join(args.checkpoints or tmp, preset)
+            if not args.checkpoints:
+                subprocess.run([args.kiln, "make-model", "--preset", preset, "--seed", str(seed), "--vocab-size",
+                                str(VOCAB), "--allow-small-vocab", "--dtype", "f32", "--out", model_dir], check=True)
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                          attn_implementation="eager")
             model.eval()
