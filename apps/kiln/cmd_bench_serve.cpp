@@ -208,11 +208,15 @@ int run_bench_serve(const ServeBenchArgs& a) {
   int64_t finished = unix_ms();
   if (!result.is_ok()) return fail(result.status());
   Metrics m = compute_metrics(*result);
-  RunLabel label{a.url, run.body.model, a.endpoint, describe_load(run), run.body.stream};
+  // Asked after the run, when the model is loaded: kiln then lists its device and weight dtype.
+  const std::string device =
+      fetch_model_device(run.target, a.api_key, std::min(a.request_timeout_s, 30.0), run.body.model);
+  RunLabel label{a.url, run.body.model, a.endpoint, describe_load(run), run.body.stream, device};
   std::fputs(format_table(m, label, result->interrupted).c_str(), stdout);
   std::fflush(stdout);
   if (!a.json_out.empty()) {
     json doc = report_json(m, *result, settings_json(a, run), own_command_line(), started, finished, a.json_requests);
+    if (!device.empty()) doc["server_device"] = device;
     // Error texts from a server may hold invalid UTF-8: replace it rather than fail the report.
     std::string text = doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
     if (Status s = write_file_atomic(a.json_out, text); !s.is_ok()) return fail(s);

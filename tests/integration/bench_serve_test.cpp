@@ -119,6 +119,10 @@ TEST_F(BenchServeE2e, StreamedChatAtFixedConcurrency) {
   EXPECT_LE(r["connections_opened"].get<int>(), 4) << "clients keep their connections alive";
   EXPECT_EQ(doc["settings"]["concurrency"], 4);
   EXPECT_EQ(doc["settings"]["model"], fs::path(model_).filename().string()) << "found with GET /v1/models";
+  // kiln lists the loaded model's engine; the tests' servers run f32 weights (KILN_DTYPE).
+  ASSERT_TRUE(doc.contains("server_device")) << doc.dump(2);
+  EXPECT_NE(doc["server_device"].get<std::string>().find("f32 weights"), std::string::npos) << doc["server_device"];
+  EXPECT_NE(last_log_.find("server engine: cpu ("), std::string::npos) << last_log_;
   EXPECT_EQ(doc["command_line"][1], "bench");
   ASSERT_EQ(doc["requests"].size(), 8u);
   for (const auto& req : doc["requests"]) {

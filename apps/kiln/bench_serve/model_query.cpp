@@ -42,9 +42,8 @@ asio::awaitable<void> get_models(const Target& target, const std::string& api_ke
   *ec = rec;
 }
 
-}  // namespace
-
-Result<std::string> fetch_first_model_id(const Target& target, const std::string& api_key, double timeout_s) {
+// The list's "data" array.
+Result<nlohmann::json> fetch_models(const Target& target, const std::string& api_key, double timeout_s) {
   asio::io_context ioc;
   beast::error_code ec;
   http::response<http::string_body> res;
@@ -56,11 +55,29 @@ Result<std::string> fetch_first_model_id(const Target& target, const std::string
     return unavailable(str_cat("GET ", url, ": HTTP ", res.result_int(), ": ", describe_error_body(res.body())));
   }
   nlohmann::json doc = nlohmann::json::parse(res.body(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object() && doc.contains("data") && doc["data"].is_array() && !doc["data"].empty() &&
-      doc["data"][0].is_object() && doc["data"][0].contains("id") && doc["data"][0]["id"].is_string()) {
-    return doc["data"][0]["id"].get<std::string>();
+  if (!doc.is_object() || !doc.contains("data") || !doc["data"].is_array())
+    return unavailable(str_cat("GET ", url, ": not a model list"));
+  return doc["data"];
+}
+
+}  // namespace
+
+Result<std::string> fetch_first_model_id(const Target& target, const std::string& api_key, double timeout_s) {
+  KILN_ASSIGN_OR_RETURN(nlohmann::json data, fetch_models(target, api_key, timeout_s));
+  if (!data.empty() && data[0].is_object() && data[0].contains("id") && data[0]["id"].is_string())
+    return data[0]["id"].get<std::string>();
+  return unavailable(str_cat("GET http://", target.host_header, target.api_base, "/models: no model listed; pass --model"));
+}
+
+std::string fetch_model_device(const Target& target, const std::string& api_key, double timeout_s,
+                               const std::string& model) {
+  auto data = fetch_models(target, api_key, timeout_s);
+  if (!data.is_ok()) return "";
+  for (const auto& m : *data) {
+    if (m.is_object() && m.value("id", "") == model && m.contains("device") && m["device"].is_string())
+      return m["device"].get<std::string>();
   }
-  return unavailable(str_cat("GET ", url, ": no model listed; pass --model"));
+  return "";
 }
 
 }  // namespace kiln::bench_serve

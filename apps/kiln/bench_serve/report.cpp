@@ -99,6 +99,7 @@ std::string format_table(const Metrics& m, const RunLabel& label, bool interrupt
   std::string rule(62, '-');
   out += str_cat("kiln bench serve: ", label.url, " (", label.endpoint, ", model ", label.model, ", ", label.load,
                  label.stream ? ", streamed" : ", not streamed", ")\n");
+  if (!label.device.empty()) out += str_cat("server engine: ", label.device, "\n");
   if (interrupted) out += "stopped early by a signal: figures cover the requests that finished\n";
   out += rule + "\n";
   out += row("Successful requests", str_cat(m.completed));

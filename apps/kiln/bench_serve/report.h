@@ -47,6 +47,7 @@ struct RunLabel {
   std::string endpoint;
   std::string load;  // "concurrency 8" or "Poisson 4 req/s, at most 16 in flight"
   bool stream = true;
+  std::string device;  // what kiln lists for the model (device and weight dtype); empty if unknown
 };
 
 std::string format_table(const Metrics& m, const RunLabel& label, bool interrupted);

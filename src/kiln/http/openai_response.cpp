@@ -286,6 +286,7 @@ Json model_json(const pool::ModelInfo& m) {
   if (m.max_model_len > 0) j["max_model_len"] = m.max_model_len;
   j["loaded"] = m.loaded;
   j["kind"] = std::string(model::model_kind_name(m.kind));
+  if (!m.device.empty()) j["device"] = m.device;
   return j;
 }
 }  // namespace

@@ -52,6 +52,7 @@ Result<LoadResult> load_model_measured(const ModelLoadOptions& options, const Lo
   report("weights", 0.1);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Engine> engine, runtime::Engine::load(options.dir, options.engine));
   m->config = engine->config();
+  m->device = engine->device_name();
   LoadResult out;
   out.memory = engine->memory_usage();
 

@@ -43,6 +43,7 @@ struct LoadedModel {
   text::DetectedFormats output_formats;  // tool and reasoning parsers; empty names: none
   std::optional<bool> store_bodies;     // kiln.toml's store_bodies; unset: the server's --store-bodies
   model::ModelTask task;                // generate, embed or rerank, and how (model/model_kind.h)
+  std::string device;                   // the engine's device and weights (Engine::device_name())
 
   // The tokenizer's vocabulary as the grammar matcher sees it (with the worker's end ids), built
   // on the first structured-output request and shared by all of them. Thread-safe.
@@ -92,6 +93,7 @@ struct ModelInfo {
   int64_t max_model_len = 0;
   bool loaded = false;
   model::ModelKind kind = model::ModelKind::kGenerate;
+  std::string device;  // a loaded model's engine: device and weight dtype (Engine::device_name())
 };
 
 // A loaded model as the seed's info, stats and queue endpoints show it: its config and its

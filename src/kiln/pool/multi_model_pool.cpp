@@ -364,7 +364,8 @@ void MultiModelPool::Core::run_load(const std::string& id) {
       if (loaded.is_ok()) dropped = std::move(loaded->model);
     } else if (loaded.is_ok()) {
       live[id].pending = loaded->model;
-      d = apply(policy->loaded(id, loaded->memory, loaded->model->max_model_len, seconds, clock->now()));
+      d = apply(policy->loaded(id, loaded->memory, loaded->model->max_model_len, seconds, clock->now(),
+                               loaded->model->device));
     } else {
       d = apply(policy->load_failed(id, loaded.status(), clock->now()));
     }

@@ -546,7 +546,7 @@ PoolActions PoolPolicy::load_progress(std::string_view id, std::string_view phas
 }
 
 PoolActions PoolPolicy::loaded(std::string_view id, const runtime::MemoryUsage& measured, int64_t max_model_len,
-                               double seconds, SteadyTime now) {
+                               double seconds, SteadyTime now, std::string device) {
   PoolActions out;
   Record* rp = find(id);
   if (rp == nullptr || rp->state != ModelState::kLoading || rp->step != Step::kLoading) return out;
@@ -554,6 +554,7 @@ PoolActions PoolPolicy::loaded(std::string_view id, const runtime::MemoryUsage& 
   r.accounted = accounted_memory(measured, *r.estimate);
   r.max_model_len = max_model_len;
   r.load_seconds = seconds;
+  r.device = std::move(device);
   const int64_t extra = r.accounted.total() - r.reserved;
   if (extra <= 0) {
     r.reserved = r.accounted.total();
@@ -710,6 +711,7 @@ std::vector<ModelInfo> PoolPolicy::list() const {
     i.max_model_len = r->max_model_len > 0 ? r->max_model_len : r->engine.max_model_len;
     i.loaded = r->state == ModelState::kReady;
     i.kind = r->entry.kind;
+    if (i.loaded) i.device = r->device;
     out.push_back(std::move(i));
   }
   return out;

@@ -96,7 +96,7 @@ class PoolPolicy {
   PoolActions load_progress(std::string_view id, std::string_view phase, double fraction);
   // The loader's model: what the engine allocated, its context length and the load's duration.
   PoolActions loaded(std::string_view id, const runtime::MemoryUsage& measured, int64_t max_model_len,
-                     double seconds, SteadyTime now);
+                     double seconds, SteadyTime now, std::string device = {});
   PoolActions load_failed(std::string_view id, const Status& cause, SteadyTime now);
   PoolActions unloaded(std::string_view id, SteadyTime now);
   // Keep-alive expiry and the deadline of loads waiting for room.
@@ -136,6 +136,7 @@ class PoolPolicy {
     int64_t reserved = 0;    // bytes counted against the budget now
     int64_t extra_need = 0;  // kWaitingExtra: bytes the loaded model took beyond its reservation
     int64_t max_model_len = 0;
+    std::string device;  // once ready: the engine's device_name()
 
     int64_t in_flight = 0;
     SteadyTime last_used{};

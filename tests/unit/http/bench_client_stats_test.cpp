@@ -213,7 +213,9 @@ TEST(BenchClientReport, ComputesThroughputAndLatencies) {
   // TPOT: (0.4-0.1)/3, (0.5-0.3)/2, (0.6-0.2)/4
   EXPECT_NEAR(m.tpot.mean, (0.1 + 0.1 + 0.1) / 3, 1e-12);
 
-  std::string table = format_table(m, RunLabel{"http://h:1", "m", "chat", "concurrency 2", true}, false);
+  std::string table =
+      format_table(m, RunLabel{"http://h:1", "m", "chat", "concurrency 2", true, "cpu (2 threads, bf16 weights)"}, false);
+  EXPECT_NE(table.find("server engine: cpu (2 threads, bf16 weights)"), std::string::npos);
   EXPECT_NE(table.find("Output token throughput (tok/s)"), std::string::npos);
   EXPECT_NE(table.find("6.00"), std::string::npos);
   EXPECT_NE(table.find("error http_503 x1: HTTP 503: busy"), std::string::npos);
