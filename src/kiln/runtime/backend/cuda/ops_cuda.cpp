@@ -9,6 +9,7 @@
 #include "kiln/runtime/backend/cuda/fp8_linear.h"
 #include "kiln/runtime/backend/cuda/linear_cuda.h"
 #include "kiln/runtime/backend/cuda/paged_attention_cuda.h"
+#include "kiln/runtime/backend/cuda/pointwise_cuda.h"
 #include "kiln/runtime/backend/cuda/profile.h"
 #include "kiln/runtime/backend/cuda/qkv_rope_cuda.h"
 #include "kiln/runtime/backend/cuda/rms_norm_cuda.h"
@@ -208,6 +209,27 @@ Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::Linea
   OpTimer timer(op_name(norm != nullptr ? "norm_linear_swiglu" : "linear_swiglu", w), stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
   return gemm_swiglu_small_m(gemm_args(x, w, out, norm), stream_of(ctx));
+}
+
+Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  OpTimer timer("geglu", stream_of(ctx));
+  return launch_geglu(gate_up.data<const uint16_t>(), gate_up.dim(0), out.dim(1), out.data<uint16_t>(),
+                      stream_of(ctx));
+}
+
+Status scale(const DeviceContext& ctx, const Tensor& x, float s) {
+  OpTimer timer("scale", stream_of(ctx));
+  return launch_scale(x.data<uint16_t>(), x.numel(), s, stream_of(ctx));
+}
+
+Status tanh_softcap(const DeviceContext& ctx, const Tensor& x, float cap) {
+  OpTimer timer("tanh_softcap", stream_of(ctx));
+  return launch_tanh_softcap(x.data<float>(), x.numel(), cap, stream_of(ctx));
+}
+
+Status add_into(const DeviceContext& ctx, const Tensor& x, const Tensor& y) {
+  OpTimer timer("add_into", stream_of(ctx));
+  return launch_add_into(x.data<const uint16_t>(), y.data<uint16_t>(), x.numel(), stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda
