@@ -1,4 +1,4 @@
-// The CUDA engine against the CPU engine on the tiny checkpoints of all four architectures:
+// The CUDA engine against the CPU engine on the tiny checkpoints of every architecture:
 // logits of whole prompts and of chunked prefill, and batched decode through the CUDA graphs of
 // each batch-size bucket (bitwise equal to the same steps run without graphs).
 #include <gtest/gtest.h>
@@ -125,7 +125,8 @@ TEST_P(CudaEngineTest, BatchedDecodeThroughGraphsMatchesCpuAndEagerSteps) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, CudaEngineTest,
-                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
+                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-mixtral", "tiny-gemma3"));
 
 }  // namespace
 }  // namespace kiln::runtime

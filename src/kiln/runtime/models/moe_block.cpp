@@ -86,7 +86,18 @@ Status MoeBlock::forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace
   KILN_RETURN_IF_ERROR(ops::moe_route(ctx, logits, {num_experts_, top_k_, normalize_}, ids, weights));
   KILN_RETURN_IF_ERROR(ops::moe_permute(ctx, ids, num_experts_, ws.expert_start.tensor(), sorted, pair_row));
   KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, x, sorted, gathered));
-  const int32_t* start = ws.expert_start.tensor().data<int32_t>();  // host memory: CPU only (see the header)
+  // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; on CUDA
+  // it is copied back and the stream drained, a round trip per MoE layer that also keeps the step out
+  // of a CUDA graph (cuda_engine.cpp). It buys that an expert no token chose is never read: batch 1
+  // reads only its top-k experts. The faster step is a grouped-GEMM kernel that takes the offsets
+  // from device memory and runs every expert in one launch, without the sync.
+  const int32_t* start = ws.expert_start.tensor().data<int32_t>();
+  if (ctx.device.kind != DeviceKind::kCpu) {
+    ws.host_start.resize(static_cast<size_t>(num_experts_ + 1));
+    KILN_RETURN_IF_ERROR(copy_to_host(ctx, ws.expert_start.tensor(), ws.host_start.data()));
+    KILN_RETURN_IF_ERROR(synchronize(ctx));
+    start = ws.host_start.data();
+  }
   for (int64_t e = 0; e < num_experts_; ++e) {
     const int64_t first = start[e], count = start[e + 1] - start[e];
     if (count == 0) continue;  // an expert no token chose is not read

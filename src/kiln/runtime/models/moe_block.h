@@ -4,7 +4,8 @@
 // The (token, expert) pairs are grouped by expert (ops::moe_permute), so each expert runs one GEMM
 // over a contiguous run of rows and an expert no token chose is never read: at batch 1 a step reads
 // the router and top-k experts only. The run boundaries are read on the host, which is free on the
-// CPU; a CUDA version would launch one grouped GEMM from device-side offsets instead.
+// CPU and costs a device-to-host copy and a stream sync per layer on CUDA; a grouped GEMM launched
+// from device-side offsets is the later CUDA speed step.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,7 @@ struct MoeWorkspace {
   Buffer gate_up;        // [n * k, 2 * moe_intermediate]
   Buffer act;            // [n * k, moe_intermediate]
   Buffer expert_out;     // [n * k, hidden]
+  std::vector<int32_t> host_start;  // expert_start copied back, on devices other than the CPU
 
   Status ensure(const DeviceContext& ctx, const model::ModelConfig& config, int64_t n);
   int64_t bytes() const;

@@ -4,9 +4,12 @@
 #include "kiln/runtime/ops/dispatch.h"
 #include "kiln/runtime/weights.h"
 
-namespace kiln::runtime::ops {
+#if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/moe_cuda.h")
+#include "kiln/runtime/backend/cuda/moe_cuda.h"
+#define KILN_HAVE_CUDA_OP 1
+#endif
 
-// No CUDA kernels yet: the CUDA engine refuses mixture-of-experts models at load (docs/models.md).
+namespace kiln::runtime::ops {
 
 Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const MoeRouting& r, const Tensor& topk_ids,
                  const Tensor& topk_weights) {
@@ -21,7 +24,13 @@ Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const Mo
   KILN_RETURN_IF_ERROR(check_tensor(topk_weights, "moe_route topk_weights", DType::kF32, ctx.device, 2));
   KILN_RETURN_IF_ERROR(check_dim(topk_weights, "moe_route topk_weights", 0, n));
   KILN_RETURN_IF_ERROR(check_dim(topk_weights, "moe_route topk_weights", 1, r.top_k));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("moe_route");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::moe_route(ctx, router_logits, r, topk_ids, topk_weights);
+#else
+    return no_cuda_kernel("moe_route");
+#endif
+  }
   return cpu::moe_route(ctx, router_logits, r, topk_ids, topk_weights);
 }
 
@@ -36,7 +45,13 @@ Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num
   KILN_RETURN_IF_ERROR(check_dim(sorted_tokens, "moe_permute sorted_tokens", 0, pairs));
   KILN_RETURN_IF_ERROR(check_tensor(pair_row, "moe_permute pair_row", DType::kI32, ctx.device, 1));
   KILN_RETURN_IF_ERROR(check_dim(pair_row, "moe_permute pair_row", 0, pairs));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("moe_permute");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::moe_permute(ctx, topk_ids, num_experts, expert_start, sorted_tokens, pair_row);
+#else
+    return no_cuda_kernel("moe_permute");
+#endif
+  }
   return cpu::moe_permute(ctx, topk_ids, num_experts, expert_start, sorted_tokens, pair_row);
 }
 
@@ -52,7 +67,13 @@ Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Ten
   KILN_RETURN_IF_ERROR(check_dim(expert_out, "moe_combine expert_out", 1, out.dim(1)));
   KILN_RETURN_IF_ERROR(check_tensor(pair_row, "moe_combine pair_row", DType::kI32, ctx.device, 1));
   KILN_RETURN_IF_ERROR(check_dim(pair_row, "moe_combine pair_row", 0, n * k));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("moe_combine");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::moe_combine(ctx, expert_out, pair_row, topk_weights, out);
+#else
+    return no_cuda_kernel("moe_combine");
+#endif
+  }
   return cpu::moe_combine(ctx, expert_out, pair_row, topk_weights, out);
 }
 

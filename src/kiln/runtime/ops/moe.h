@@ -30,7 +30,9 @@ Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const Mo
 // Groups the n * k pairs (token t, slot j) by expert, tokens in order within an expert (a stable
 // counting sort). expert_start: [E + 1] I32, the pairs of expert e are sorted rows
 // expert_start[e] .. expert_start[e + 1]); sorted_tokens: [n * k] I32, the token of each sorted row;
-// pair_row: [n * k] I32, the sorted row of pair t * k + j. Expert ids outside [0, E) are an error.
+// pair_row: [n * k] I32, the sorted row of pair t * k + j. Expert ids outside [0, E) are an error
+// on the CPU; the CUDA kernel clamps them instead (reporting would need a host round trip), as it
+// does rows outside expert_out in moe_combine. moe_route never writes such ids.
 Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
                    const Tensor& sorted_tokens, const Tensor& pair_row);
 

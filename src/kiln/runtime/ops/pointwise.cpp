@@ -6,9 +6,12 @@
 #include "kiln/runtime/ops/dispatch.h"
 #include "kiln/runtime/weights.h"
 
-namespace kiln::runtime::ops {
+#if defined(KILN_WITH_CUDA) && __has_include("kiln/runtime/backend/cuda/pointwise_cuda.h")
+#include "kiln/runtime/backend/cuda/pointwise_cuda.h"
+#define KILN_HAVE_CUDA_OP 1
+#endif
 
-// No CUDA kernels yet: the CUDA engine refuses Gemma 3 at load (docs/models.md).
+namespace kiln::runtime::ops {
 
 Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
   const DType dt = compute_dtype(ctx.device);
@@ -18,21 +21,39 @@ Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out)
   if (gate_up.dim(1) != 2 * out.dim(1))
     return invalid_argument(str_cat("geglu: gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
                                     out.shape_string()));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("geglu");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::geglu(ctx, gate_up, out);
+#else
+    return no_cuda_kernel("geglu");
+#endif
+  }
   return cpu::geglu(ctx, gate_up, out);
 }
 
 Status scale(const DeviceContext& ctx, const Tensor& x, float s) {
   KILN_RETURN_IF_ERROR(check_tensor(x, "scale x", compute_dtype(ctx.device), ctx.device, 2));
   if (!std::isfinite(s)) return invalid_argument(str_cat("scale: factor ", s, " is not finite"));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("scale");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::scale(ctx, x, s);
+#else
+    return no_cuda_kernel("scale");
+#endif
+  }
   return cpu::scale(ctx, x, s);
 }
 
 Status tanh_softcap(const DeviceContext& ctx, const Tensor& x, float cap) {
   KILN_RETURN_IF_ERROR(check_tensor(x, "tanh_softcap x", DType::kF32, ctx.device, 2));
   if (!(cap > 0) || !std::isfinite(cap)) return invalid_argument(str_cat("tanh_softcap: cap ", cap, " must be positive"));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("tanh_softcap");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::tanh_softcap(ctx, x, cap);
+#else
+    return no_cuda_kernel("tanh_softcap");
+#endif
+  }
   return cpu::tanh_softcap(ctx, x, cap);
 }
 
@@ -42,7 +63,13 @@ Status add_into(const DeviceContext& ctx, const Tensor& x, const Tensor& y) {
   KILN_RETURN_IF_ERROR(check_tensor(y, "add_into y", dt, ctx.device, 2));
   KILN_RETURN_IF_ERROR(check_dim(y, "add_into y", 0, x.dim(0)));
   KILN_RETURN_IF_ERROR(check_dim(y, "add_into y", 1, x.dim(1)));
-  if (ctx.device.kind == DeviceKind::kCuda) return no_cuda_kernel("add_into");
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::add_into(ctx, x, y);
+#else
+    return no_cuda_kernel("add_into");
+#endif
+  }
   return cpu::add_into(ctx, x, y);
 }
 

@@ -259,7 +259,18 @@ struct Plan {
   }
 };
 
-using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool>;  // device, m, n, k, y_f32, bias
+// The largest power of two up to 256 that divides p's address. cuBLASLt's heuristic assumes
+// 256-byte aligned operands unless told otherwise, and not every operand is a buffer's start: the
+// rows of one expert (models/moe_block.cpp) begin wherever that expert's run does.
+uint32_t alignment_of(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 2 && (a & (al - 1)) != 0) al >>= 1;
+  return al;
+}
+
+// device, m, n, k, y_f32, bias, and the alignments of w, x and y
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t, uint32_t>;
 
 // Per engine thread: a plan's descriptor is modified (bias pointer) on every call.
 thread_local std::map<PlanKey, std::unique_ptr<Plan>> t_plans;
@@ -342,7 +353,8 @@ int fastest_candidate(cublasLtHandle_t lt, const Plan& p, const GemmArgs& g, con
 }
 
 Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const GemmArgs& g, Stream stream) {
-  const PlanKey key{device, g.m, g.n, g.k, g.y_f32, g.bias != nullptr};
+  const uint32_t align_w = alignment_of(g.w), align_x = alignment_of(g.x), align_y = alignment_of(g.y);
+  const PlanKey key{device, g.m, g.n, g.k, g.y_f32, g.bias != nullptr, align_w, align_x, align_y};
   auto it = t_plans.find(key);
   if (it != t_plans.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
@@ -371,6 +383,13 @@ Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const GemmArgs& g, Strea
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  // A is w, B is x, C and D are y (the cublasLtMatmul calls below).
+  for (const auto [attr, align] : {std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_w},
+                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_x},
+                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_y},
+                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_y}}) {
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+  }
   if (st == CUBLAS_STATUS_SUCCESS) {
     st = cublasLtMatmulAlgoGetHeuristic(lt, p->desc, p->a, p->b, p->d, p->d, pref, kCandidates, results, &found);
   }

@@ -80,4 +80,23 @@ int attention_num_splits(int64_t num_tokens, int num_kv_heads, int64_t max_kv_le
 size_t attention_partial_bytes(int64_t num_tokens, int num_heads, int head_dim, int num_splits);
 Status launch_paged_attention(const AttentionArgs& args, Stream stream);
 
+// Gemma 3 element-wise ops (pointwise.cu), bf16 unless noted, f32 math.
+// out[i, j] = gelu_tanh(gate_up[i, j]) * gate_up[i, I + j].
+Status launch_geglu(const uint16_t* gate_up, int64_t n, int64_t inter, uint16_t* out, Stream stream);
+// x *= s over `count` elements, in place.
+Status launch_scale(uint16_t* x, int64_t count, float s, Stream stream);
+// x = cap * tanh(x / cap) over `count` f32 elements, in place.
+Status launch_tanh_softcap(float* x, int64_t count, float cap, Stream stream);
+// y += x over `count` elements.
+Status launch_add_into(const uint16_t* x, uint16_t* y, int64_t count, Stream stream);
+
+// Mixture-of-experts routing (moe.cu; contracts of ops/moe.h). Expert ids and rows out
+// of range are clamped, not reported: checking them would need a host round trip.
+Status launch_moe_route(const uint16_t* logits, int64_t n, int num_experts, int top_k, bool normalize, int32_t* ids,
+                        float* weights, Stream stream);
+Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int num_experts, int32_t* expert_start,
+                          int32_t* sorted_tokens, int32_t* pair_row, Stream stream);
+Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,
+                          int64_t n, int top_k, int64_t hidden, uint16_t* out, Stream stream);
+
 }  // namespace kiln::runtime::cuda

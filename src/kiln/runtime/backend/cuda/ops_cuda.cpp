@@ -8,7 +8,9 @@
 #include "kiln/runtime/backend/cuda/kernels.h"
 #include "kiln/runtime/backend/cuda/fp8_linear.h"
 #include "kiln/runtime/backend/cuda/linear_cuda.h"
+#include "kiln/runtime/backend/cuda/moe_cuda.h"
 #include "kiln/runtime/backend/cuda/paged_attention_cuda.h"
+#include "kiln/runtime/backend/cuda/pointwise_cuda.h"
 #include "kiln/runtime/backend/cuda/profile.h"
 #include "kiln/runtime/backend/cuda/qkv_rope_cuda.h"
 #include "kiln/runtime/backend/cuda/rms_norm_cuda.h"
@@ -208,6 +210,53 @@ Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::Linea
   OpTimer timer(op_name(norm != nullptr ? "norm_linear_swiglu" : "linear_swiglu", w), stream_of(ctx));
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
   return gemm_swiglu_small_m(gemm_args(x, w, out, norm), stream_of(ctx));
+}
+
+Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  OpTimer timer("geglu", stream_of(ctx));
+  return launch_geglu(gate_up.data<const uint16_t>(), gate_up.dim(0), out.dim(1), out.data<uint16_t>(),
+                      stream_of(ctx));
+}
+
+Status scale(const DeviceContext& ctx, const Tensor& x, float s) {
+  OpTimer timer("scale", stream_of(ctx));
+  return launch_scale(x.data<uint16_t>(), x.numel(), s, stream_of(ctx));
+}
+
+Status tanh_softcap(const DeviceContext& ctx, const Tensor& x, float cap) {
+  OpTimer timer("tanh_softcap", stream_of(ctx));
+  return launch_tanh_softcap(x.data<float>(), x.numel(), cap, stream_of(ctx));
+}
+
+Status add_into(const DeviceContext& ctx, const Tensor& x, const Tensor& y) {
+  OpTimer timer("add_into", stream_of(ctx));
+  return launch_add_into(x.data<const uint16_t>(), y.data<uint16_t>(), x.numel(), stream_of(ctx));
+}
+
+Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const ops::MoeRouting& r,
+                 const Tensor& topk_ids, const Tensor& topk_weights) {
+  OpTimer timer("moe_route", stream_of(ctx));
+  return launch_moe_route(router_logits.data<const uint16_t>(), router_logits.dim(0), static_cast<int>(r.num_experts),
+                          static_cast<int>(r.top_k), r.normalize, topk_ids.data<int32_t>(), topk_weights.data<float>(),
+                          stream_of(ctx));
+}
+
+Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
+                   const Tensor& sorted_tokens, const Tensor& pair_row) {
+  OpTimer timer("moe_permute", stream_of(ctx));
+  // One block's shared memory holds a count per expert (moe.cu).
+  if (num_experts > 8192) return invalid_argument(str_cat("moe_permute: ", num_experts, " experts exceed CUDA's 8192"));
+  return launch_moe_permute(topk_ids.data<const int32_t>(), topk_ids.numel(), static_cast<int>(topk_ids.dim(1)),
+                            static_cast<int>(num_experts), expert_start.data<int32_t>(), sorted_tokens.data<int32_t>(),
+                            pair_row.data<int32_t>(), stream_of(ctx));
+}
+
+Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
+                   const Tensor& topk_weights, const Tensor& out) {
+  OpTimer timer("moe_combine", stream_of(ctx));
+  return launch_moe_combine(expert_out.data<const uint16_t>(), expert_out.dim(0), pair_row.data<const int32_t>(),
+                            topk_weights.data<const float>(), topk_weights.dim(0), static_cast<int>(topk_weights.dim(1)),
+                            out.dim(1), out.data<uint16_t>(), stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda

@@ -1,0 +1,194 @@
+// The mixture-of-experts routing kernels: top-k routing, the expert permutation and the weighted
+// combine, to the numerics of the CPU reference (backend/cpu/moe_cpu.cpp).
+#include <algorithm>
+
+#include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/kernels.h"
+
+namespace kiln::runtime::cuda {
+namespace {
+
+using dev::bf16;
+
+// One warp per token. Probabilities are recomputed from the logits in each of the k arg-max rounds
+// (k is small) exactly as the CPU computes them once: p = expf(l - max) / z, z summed in double.
+// The arg-max prefers the higher probability, then the lower expert id, as the CPU's ascending
+// strict-greater scan does.
+__global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int e, int k, bool normalize,
+                                 int32_t* __restrict__ ids, float* __restrict__ weights) {
+  dev::pdl_begin();
+  const int lane = threadIdx.x & 31;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (t >= n) return;
+  const bf16* l = logits + t * e;
+  float m = -INFINITY;
+  for (int i = lane; i < e; i += 32) m = fmaxf(m, dev::to_f(l[i]));
+  m = dev::warp_max(m);
+  double z = 0;
+  for (int i = lane; i < e; i += 32) z += static_cast<double>(expf(dev::to_f(l[i]) - m));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) z += __shfl_xor_sync(0xffffffffu, z, o);
+  const auto zf = static_cast<float>(z);
+  int32_t* tid = ids + t * k;
+  float* tw = weights + t * k;
+  float sum = 0;
+  for (int j = 0; j < k; ++j) {
+    float best_p = -1.0f;
+    int best = e;
+    for (int i = lane; i < e; i += 32) {
+      bool taken = false;
+      for (int q = 0; q < j; ++q) taken |= tid[q] == i;
+      if (taken) continue;
+      const float p = expf(dev::to_f(l[i]) - m) / zf;
+      if (p > best_p) {  // i ascends within a lane: the lower id keeps a tie
+        best_p = p;
+        best = i;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float op = __shfl_xor_sync(0xffffffffu, best_p, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best, o);
+      if (op > best_p || (op == best_p && oi < best)) {
+        best_p = op;
+        best = oi;
+      }
+    }
+    if (lane == 0) {
+      tid[j] = best;
+      tw[j] = best_p;
+    }
+    __syncwarp();  // the next round reads tid[j]
+    sum += best_p;
+  }
+  if (normalize && lane == 0)
+    for (int j = 0; j < k; ++j) tw[j] /= sum;
+}
+
+constexpr int kPermuteThreads = 1024;
+constexpr int kPermuteChunk = 4096;
+
+// One block: a stable counting sort of the (token, slot) pairs by expert. Pass 1 counts each
+// expert in shared memory and scans the counts into expert_start; pass 2 walks the pairs in chunks
+// staged in shared memory, each thread owning experts e = tid, tid + blockDim..., so every expert's
+// pairs are placed in pair order by one thread. Skewed routing (every pair to one expert) leaves
+// one thread doing the placing, which is still one pass over the pairs.
+// Expert ids outside [0, E) are clamped: checking them would need a host round trip, and
+// moe_route only writes ids in range.
+__global__ void moe_permute_kernel(const int32_t* __restrict__ topk_ids, int64_t pairs, int k, int e,
+                                   int32_t* __restrict__ expert_start, int32_t* __restrict__ sorted_tokens,
+                                   int32_t* __restrict__ pair_row) {
+  dev::pdl_begin();
+  extern __shared__ int32_t smem[];
+  int32_t* cursor = smem;                 // [E]: counts, then each expert's next row
+  int32_t* chunk = smem + e;              // [kPermuteChunk] expert ids
+  for (int x = threadIdx.x; x < e; x += blockDim.x) cursor[x] = 0;
+  __syncthreads();
+  for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+    const int id = min(max(topk_ids[p], 0), e - 1);
+    atomicAdd(&cursor[id], 1);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t run = 0;
+    for (int x = 0; x < e; ++x) {
+      const int32_t c = cursor[x];
+      expert_start[x] = run;
+      cursor[x] = run;
+      run += c;
+    }
+    expert_start[e] = run;
+  }
+  __syncthreads();
+  for (int64_t base = 0; base < pairs; base += kPermuteChunk) {
+    const int64_t rest = pairs - base;
+    const int len = rest < kPermuteChunk ? static_cast<int>(rest) : kPermuteChunk;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) chunk[i] = min(max(topk_ids[base + i], 0), e - 1);
+    __syncthreads();
+    for (int x = threadIdx.x; x < e; x += blockDim.x) {
+      int32_t row = cursor[x];
+      for (int i = 0; i < len; ++i) {
+        if (chunk[i] != x) continue;
+        const int64_t p = base + i;
+        sorted_tokens[row] = static_cast<int32_t>(p / k);
+        pair_row[p] = row;
+        ++row;
+      }
+      cursor[x] = row;
+    }
+    __syncthreads();  // the chunk is overwritten next
+  }
+}
+
+// One block per token: its k rows in sorted-row order (the experts' order, as the CPU sums them),
+// weighted, summed in f32, then added to out once. Rows outside [0, rows) are clamped (see
+// moe_permute_kernel).
+__global__ void moe_combine_kernel(const bf16* __restrict__ expert_out, int64_t rows, const int32_t* __restrict__ pair_row,
+                                   const float* __restrict__ topk_weights, int k, int64_t h, bf16* __restrict__ out) {
+  dev::pdl_begin();
+  extern __shared__ int32_t order[];  // [k] slots by their row
+  const int64_t t = blockIdx.x;
+  const int32_t* rr = pair_row + t * k;
+  if (threadIdx.x == 0) {
+    for (int j = 0; j < k; ++j) order[j] = j;
+    for (int a = 1; a < k; ++a) {  // insertion sort: stable, k is small
+      const int32_t v = order[a];
+      int b = a - 1;
+      while (b >= 0 && rr[order[b]] > rr[v]) {
+        order[b + 1] = order[b];
+        --b;
+      }
+      order[b + 1] = v;
+    }
+  }
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) {
+    float acc = 0.0f;
+    for (int q = 0; q < k; ++q) {
+      const int j = order[q];
+      const int64_t r = rr[j];
+      const int64_t row = r < 0 ? 0 : (r >= rows ? rows - 1 : r);
+      acc += dev::to_f(expert_out[row * h + i]) * topk_weights[t * k + j];
+    }
+    out[t * h + i] = dev::to_bf(dev::to_f(out[t * h + i]) + acc);
+  }
+}
+
+}  // namespace
+
+Status launch_moe_route(const uint16_t* logits, int64_t n, int num_experts, int top_k, bool normalize, int32_t* ids,
+                        float* weights, Stream stream) {
+  if (n == 0) return Status::ok();
+  constexpr int kWarps = 8;
+  return launch("moe_route_kernel", moe_route_kernel, dim3(static_cast<unsigned>((n + kWarps - 1) / kWarps)),
+                dim3(32 * kWarps), 0, stream, reinterpret_cast<const bf16*>(logits), n, num_experts, top_k, normalize,
+                ids, weights);
+}
+
+namespace {
+size_t moe_permute_smem_bytes(int num_experts) {
+  return (static_cast<size_t>(num_experts) + kPermuteChunk) * sizeof(int32_t);
+}
+}  // namespace
+
+Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int num_experts, int32_t* expert_start,
+                          int32_t* sorted_tokens, int32_t* pair_row, Stream stream) {
+  const size_t smem = moe_permute_smem_bytes(num_experts);
+  if (smem > 48 * 1024) {
+    KILN_RETURN_IF_ERROR(cuda_status(cudaFuncSetAttribute(moe_permute_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                          static_cast<int>(smem)),
+                                     "moe_permute smem"));
+  }
+  return launch("moe_permute_kernel", moe_permute_kernel, dim3(1), dim3(kPermuteThreads), smem, stream, topk_ids, pairs,
+                top_k, num_experts, expert_start, sorted_tokens, pair_row);
+}
+
+Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,
+                          int64_t n, int top_k, int64_t hidden, uint16_t* out, Stream stream) {
+  if (n == 0) return Status::ok();
+  return launch("moe_combine_kernel", moe_combine_kernel, dim3(static_cast<unsigned>(n)), dim3(256),
+                static_cast<size_t>(top_k) * sizeof(int32_t), stream, reinterpret_cast<const bf16*>(expert_out), rows,
+                pair_row, topk_weights, top_k, hidden, reinterpret_cast<bf16*>(out));
+}
+
+}  // namespace kiln::runtime::cuda

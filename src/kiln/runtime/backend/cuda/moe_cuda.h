@@ -1,0 +1,15 @@
+// CUDA kernels of ops/moe.h (same contracts; arguments are checked by runtime/ops/moe.cpp), except
+// that expert ids and rows out of range are clamped rather than reported (no host round trip).
+#pragma once
+
+#include "kiln/runtime/device_context.h"
+#include "kiln/runtime/ops/moe.h"
+
+namespace kiln::runtime::cuda {
+Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const ops::MoeRouting& routing,
+                 const Tensor& topk_ids, const Tensor& topk_weights);
+Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
+                   const Tensor& sorted_tokens, const Tensor& pair_row);
+Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
+                   const Tensor& topk_weights, const Tensor& out);
+}  // namespace kiln::runtime::cuda
