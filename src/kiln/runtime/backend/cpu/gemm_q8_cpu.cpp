@@ -143,25 +143,27 @@ template <int MR>
 __attribute__((target("avx2,fma,f16c"))) void kernel_avx2(const QuantizedRows& x, int64_t r0, const uint8_t* codes,
                                                          const uint16_t* scales, int64_t b0, int64_t b1,
                                                          float* tile) {
+  // One row has the registers for halves of 32 outputs (8 accumulators).
+  constexpr int kV = MR == 1 ? 8 : 4;
   for (int64_t b = b0; b < b1; ++b) {
     const int16_t* xw[MR];
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) xw[r] = x.wide + ((r0 + r) * x.blocks + b) * kB;
-    for (int64_t c0 = 0; c0 < kP; c0 += 16) {
+    for (int64_t c0 = 0; c0 < kP; c0 += 4 * kV) {
       const uint8_t* cb = codes + b * kBlockBytes + c0 * 4;
-      __m256i dot[MR][4];
+      __m256i dot[MR][kV];
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) dot[r][v] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) dot[r][v] = _mm256_setzero_si256();
       // Not unrolled: GCC would reassociate the integer sums across groups and spill.
 #pragma GCC unroll 1
       for (int g = 0; g < kB / 4; ++g) {
         __m256i xr[MR];
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) xr[r] = _mm256_set1_epi64x(load8(xw[r] + g * 4));
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) {  // outputs c0 + 4v .. c0 + 4v + 3
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) {  // outputs c0 + 4v .. c0 + 4v + 3
           const __m256i w =
               _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + g * kP * 4 + v * 16)));
 #pragma GCC unroll 4
@@ -169,22 +171,20 @@ __attribute__((target("avx2,fma,f16c"))) void kernel_avx2(const QuantizedRows& x
         }
       }
       const uint16_t* sb = scales + b * kP + c0;
-      const __m256 ws0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb)));
-      const __m256 ws1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + 8)));
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
         const int64_t i = (r0 + r) * x.blocks + b;
         const __m256i off = _mm256_set1_epi32(x.offsets[i]);
         const __m256 xs = _mm256_set1_ps(x.scales[i]);
-        // hadd leaves outputs (0 1 4 5 | 2 3 6 7); 0xD8 orders the 64-bit quarters 0 2 1 3.
-        const __m256i d0 =
-            _mm256_add_epi32(_mm256_permute4x64_epi64(_mm256_hadd_epi32(dot[r][0], dot[r][1]), 0xD8), off);
-        const __m256i d1 =
-            _mm256_add_epi32(_mm256_permute4x64_epi64(_mm256_hadd_epi32(dot[r][2], dot[r][3]), 0xD8), off);
-        float* t = tile + r * kP + c0;
-        _mm256_storeu_ps(t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_mul_ps(ws0, xs), _mm256_loadu_ps(t)));
-        _mm256_storeu_ps(t + 8,
-                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_mul_ps(ws1, xs), _mm256_loadu_ps(t + 8)));
+#pragma GCC unroll 4
+        for (int h = 0; h < kV / 2; ++h) {  // outputs c0 + 8h .. c0 + 8h + 7
+          // hadd leaves outputs (0 1 4 5 | 2 3 6 7); 0xD8 orders the 64-bit quarters 0 2 1 3.
+          const __m256i d = _mm256_add_epi32(
+              _mm256_permute4x64_epi64(_mm256_hadd_epi32(dot[r][2 * h], dot[r][2 * h + 1]), 0xD8), off);
+          const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + 8 * h)));
+          float* t = tile + r * kP + c0 + 8 * h;
+          _mm256_storeu_ps(t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(ws, xs), _mm256_loadu_ps(t)));
+        }
       }
     }
   }
