@@ -190,11 +190,13 @@ __attribute__((target("avx2,fma,f16c"))) void kernel_avx2(const QuantizedRows& x
   }
 }
 
-// AVX-512BW without VNNI: as kernel_avx2 with 512-bit registers, in halves of 32 outputs.
+// AVX-512BW without VNNI: as kernel_avx2 with 512-bit registers, the whole panel for up to 2 rows
+// (8 accumulators each), halves of 32 outputs for more.
 template <int MR>
 __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const QuantizedRows& x, int64_t r0,
                                                                const uint8_t* codes, const uint16_t* scales,
                                                                int64_t b0, int64_t b1, float* tile) {
+  constexpr int kV = MR <= 2 ? 8 : 4;
   // Even and odd int32 lanes of two registers: the two halves of 16 outputs' dots.
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -202,20 +204,20 @@ __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const QuantizedRo
     const int16_t* xw[MR];
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) xw[r] = x.wide + ((r0 + r) * x.blocks + b) * kB;
-    for (int64_t c0 = 0; c0 < kP; c0 += 32) {
+    for (int64_t c0 = 0; c0 < kP; c0 += 8 * kV) {
       const uint8_t* cb = codes + b * kBlockBytes + c0 * 4;
-      __m512i dot[MR][4];
+      __m512i dot[MR][kV];
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) dot[r][v] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) dot[r][v] = _mm512_setzero_si512();
 #pragma GCC unroll 1
       for (int g = 0; g < kB / 4; ++g) {
         __m512i xr[MR];
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) xr[r] = _mm512_set1_epi64(load8(xw[r] + g * 4));
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) {  // outputs c0 + 8v .. c0 + 8v + 7
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) {  // outputs c0 + 8v .. c0 + 8v + 7
           const __m512i w =
               _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + g * kP * 4 + v * 32)));
 #pragma GCC unroll 4
@@ -223,23 +225,20 @@ __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const QuantizedRo
         }
       }
       const uint16_t* sb = scales + b * kP + c0;
-      const __m512 ws0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb)));
-      const __m512 ws1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 16)));
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
         const int64_t i = (r0 + r) * x.blocks + b;
         const __m512i off = _mm512_set1_epi32(x.offsets[i]);
         const __m512 xs = _mm512_set1_ps(x.scales[i]);
-        const __m512i d0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_permutex2var_epi32(dot[r][0], even, dot[r][1]),
-                                                             _mm512_permutex2var_epi32(dot[r][0], odd, dot[r][1])),
-                                            off);
-        const __m512i d1 = _mm512_add_epi32(_mm512_add_epi32(_mm512_permutex2var_epi32(dot[r][2], even, dot[r][3]),
-                                                             _mm512_permutex2var_epi32(dot[r][2], odd, dot[r][3])),
-                                            off);
-        float* t = tile + r * kP + c0;
-        _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(ws0, xs), _mm512_loadu_ps(t)));
-        _mm512_storeu_ps(t + 16,
-                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(ws1, xs), _mm512_loadu_ps(t + 16)));
+#pragma GCC unroll 4
+        for (int h = 0; h < kV / 2; ++h) {  // outputs c0 + 16h .. c0 + 16h + 15
+          const __m512i lo = dot[r][2 * h], hi = dot[r][2 * h + 1];
+          const __m512i d = _mm512_add_epi32(
+              _mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi)), off);
+          const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 16 * h)));
+          float* t = tile + r * kP + c0 + 16 * h;
+          _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(ws, xs), _mm512_loadu_ps(t)));
+        }
       }
     }
   }
