@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "kiln/core/thread_pool.h"
 #include "kiln/runtime/backend/cpu/gemm_lowp_cpu.h"
@@ -117,6 +119,45 @@ TEST_F(LowpGemmTest, Q8MatchesTheDequantizedReferenceAndIsBitwiseTheSameOnEveryI
       EXPECT_LT(rel_error(out, f32_ref), 2e-2) << "m=" << m << " isa=" << cpu::dot_isa_name(isa);
       if (first.empty()) first = out;
       EXPECT_EQ(0, std::memcmp(first.data(), out.data(), out.size() * sizeof(float))) << cpu::dot_isa_name(isa);
+    }
+  }
+}
+
+// Shapes of every kind of edge (k under one block, k not a whole block, n under or just over a
+// panel, k long enough to be cut into cache blocks), batches that give every row-block size of
+// every kernel, and the extreme codes: a weight block of one sign at its max (u8 code 255 or 1)
+// against x at +-127, the largest products the int16 paths must keep exact.
+TEST_F(LowpGemmTest, Q8IsBitwiseTheSameOnEveryIsaForOddShapesAndExtremeCodes) {
+  struct Shape {
+    int64_t n, k;
+    std::vector<int64_t> ms;
+  };
+  for (const Shape& sh : {Shape{7, 5, {1, 2, 3}}, Shape{64, 32, {1, 4, 37}}, Shape{65, 97, {1, 3, 5, 37, 200}},
+                          Shape{130, 8200, {1, 7}}}) {
+    std::vector<float> ws = random_vector(static_cast<size_t>(sh.n * sh.k), 51, 0.05f);
+    for (int64_t j = 0; j < sh.n; j += 3)  // every third output: one block all +max, the next all -max
+      for (int64_t kk = 0; kk < std::min<int64_t>(sh.k, 64); ++kk) ws[j * sh.k + kk] = kk < 32 ? 0.5f : -0.5f;
+    std::vector<uint8_t> codes(static_cast<size_t>(cpu::q8_codes_size(sh.n, sh.k)));
+    std::vector<uint16_t> scales(static_cast<size_t>(cpu::q8_scales_size(sh.n, sh.k)));
+    const HostMatrix part{ws.data(), DType::kF32, sh.n, sh.k, "w"};
+    cpu::pack_q8(ctx_, std::span(&part, 1), sh.k, codes.data(), scales.data());
+    const std::vector<float> b = random_vector(static_cast<size_t>(sh.n), 52);
+    const auto wq = quantize_blocks(ws, sh.n, sh.k, true);
+    for (int64_t m : sh.ms) {
+      std::vector<float> x = random_vector(static_cast<size_t>(m * sh.k), 53 + static_cast<uint32_t>(m));
+      for (int64_t r = 0; r < m; r += 2)  // every other row: x at +-127 over its first block
+        for (int64_t kk = 0; kk < std::min<int64_t>(sh.k, 32); ++kk) x[r * sh.k + kk] = r % 4 == 0 ? 3.0f : -3.0f;
+      const auto dequantized = reference(quantize_blocks(x, m, sh.k, false), wq, b, m, sh.n, sh.k);
+      std::vector<float> first;
+      for (cpu::DotIsa isa : isas_here()) {
+        std::vector<float> out(static_cast<size_t>(m * sh.n));
+        cpu::gemm_q8(ctx_, x.data(), m, sh.k, codes.data(), scales.data(), sh.n, b.data(), out.data(), isa);
+        const std::string where = "n=" + std::to_string(sh.n) + " k=" + std::to_string(sh.k) +
+                                  " m=" + std::to_string(m) + " isa=" + cpu::dot_isa_name(isa);
+        EXPECT_LT(rel_error(out, dequantized), 1e-5) << where;
+        if (first.empty()) first = out;
+        EXPECT_EQ(0, std::memcmp(first.data(), out.data(), out.size() * sizeof(float))) << where;
+      }
     }
   }
 }

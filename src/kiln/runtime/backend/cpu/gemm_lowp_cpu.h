@@ -42,7 +42,8 @@ void pack_q8(const DeviceContext& ctx, std::span<const HostMatrix> parts, int64_
              uint16_t* scales);
 // x is quantized the same way per block (f32 scale, int8 codes) as the product needs it; each
 // block's integer dot product is exact and is added as fma(float(dot), w_scale * x_scale, acc),
-// so every `isa` gives the same bits. kAvx512Vnni and up use vpdpbusd; the rest, plain C++.
+// so every `isa` gives the same bits. kAvx512Vnni and up use vpdpbusd; kAvx512 (with AVX-512BW)
+// and kAvx2 widen codes and x to int16 for vpmaddwd; kScalar is plain C++.
 void gemm_q8(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, const uint8_t* codes,
              const uint16_t* scales, int64_t n, const float* bias, float* out, DotIsa isa);
 

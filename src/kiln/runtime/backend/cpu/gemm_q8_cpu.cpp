@@ -25,13 +25,14 @@ constexpr int64_t kBlockBytes = kB * kP;  // one block of one panel's codes
 constexpr int64_t kKc = 32;
 constexpr int64_t kWholePanelBytes = 512 << 10;
 constexpr int64_t kMc = 96;
-constexpr int kMaxMr = 3;
 
 // The activations quantized per block: codes (int8, [m][blocks * kB]), scales ([m][blocks]) and
 // -128 * the sum of each block's codes ([m][blocks]), which takes out the +128 of the weights'
-// unsigned codes: sum((w + 128) * x) - 128 * sum(x) = sum(w * x).
+// unsigned codes: sum((w + 128) * x) - 128 * sum(x) = sum(w * x). `wide`: the codes as int16,
+// for the kernels that multiply in int16 (null for the others).
 struct QuantizedRows {
   const int8_t* codes;
+  const int16_t* wide;
   const float* scales;
   const int32_t* offsets;
   int64_t blocks;
@@ -122,26 +123,165 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void kernel_vnni
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) _mm512_storeu_ps(tile + r * kP + v * 16, acc[r][v]);
 }
+
+// Below VNNI: vpmaddubsw would saturate (a u8 code up to 255 times 127, two of them summed, passes
+// int16), so codes and x are widened to int16 and vpmaddwd sums pairs of products exactly into
+// int32. An output's 4 k of a group then fill two int32 lanes (k 4g, 4g+1 and 4g+2, 4g+3); the
+// lanes are added once per block. Integer sums are exact in any order, so the block's dot, and
+// with it every bit of the result, is the scalar kernel's.
+inline int64_t load8(const int16_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// 16 registers: each block is done in quarters of 16 outputs (8 int32 accumulators for 2 rows),
+// the quarters inside the block loop so that the panel is read once, in order (quarters outside
+// it read every fourth line, which streams a large weight at a third of the speed). The f32 tile
+// stays in memory (L1): it is touched once per block and quarter.
+template <int MR>
+__attribute__((target("avx2,fma,f16c"))) void kernel_avx2(const QuantizedRows& x, int64_t r0, const uint8_t* codes,
+                                                         const uint16_t* scales, int64_t b0, int64_t b1,
+                                                         float* tile) {
+  // One row has the registers for halves of 32 outputs (8 accumulators).
+  constexpr int kV = MR == 1 ? 8 : 4;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int16_t* xw[MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) xw[r] = x.wide + ((r0 + r) * x.blocks + b) * kB;
+    for (int64_t c0 = 0; c0 < kP; c0 += 4 * kV) {
+      const uint8_t* cb = codes + b * kBlockBytes + c0 * 4;
+      __m256i dot[MR][kV];
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) dot[r][v] = _mm256_setzero_si256();
+      // Not unrolled: GCC would reassociate the integer sums across groups and spill.
+#pragma GCC unroll 1
+      for (int g = 0; g < kB / 4; ++g) {
+        __m256i xr[MR];
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; ++r) xr[r] = _mm256_set1_epi64x(load8(xw[r] + g * 4));
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) {  // outputs c0 + 4v .. c0 + 4v + 3
+          const __m256i w =
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + g * kP * 4 + v * 16)));
+#pragma GCC unroll 4
+          for (int r = 0; r < MR; ++r) dot[r][v] = _mm256_add_epi32(dot[r][v], _mm256_madd_epi16(w, xr[r]));
+        }
+      }
+      const uint16_t* sb = scales + b * kP + c0;
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const int64_t i = (r0 + r) * x.blocks + b;
+        const __m256i off = _mm256_set1_epi32(x.offsets[i]);
+        const __m256 xs = _mm256_set1_ps(x.scales[i]);
+#pragma GCC unroll 4
+        for (int h = 0; h < kV / 2; ++h) {  // outputs c0 + 8h .. c0 + 8h + 7
+          // hadd leaves outputs (0 1 4 5 | 2 3 6 7); 0xD8 orders the 64-bit quarters 0 2 1 3.
+          const __m256i d = _mm256_add_epi32(
+              _mm256_permute4x64_epi64(_mm256_hadd_epi32(dot[r][2 * h], dot[r][2 * h + 1]), 0xD8), off);
+          const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + 8 * h)));
+          float* t = tile + r * kP + c0 + 8 * h;
+          _mm256_storeu_ps(t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(ws, xs), _mm256_loadu_ps(t)));
+        }
+      }
+    }
+  }
+}
+
+// AVX-512BW without VNNI: as kernel_avx2 with 512-bit registers, the whole panel for up to 2 rows
+// (8 accumulators each), halves of 32 outputs for more.
+template <int MR>
+__attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const QuantizedRows& x, int64_t r0,
+                                                               const uint8_t* codes, const uint16_t* scales,
+                                                               int64_t b0, int64_t b1, float* tile) {
+  constexpr int kV = MR <= 2 ? 8 : 4;
+  // Even and odd int32 lanes of two registers: the two halves of 16 outputs' dots.
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t b = b0; b < b1; ++b) {
+    const int16_t* xw[MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) xw[r] = x.wide + ((r0 + r) * x.blocks + b) * kB;
+    for (int64_t c0 = 0; c0 < kP; c0 += 8 * kV) {
+      const uint8_t* cb = codes + b * kBlockBytes + c0 * 4;
+      __m512i dot[MR][kV];
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) dot[r][v] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+      for (int g = 0; g < kB / 4; ++g) {
+        __m512i xr[MR];
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; ++r) xr[r] = _mm512_set1_epi64(load8(xw[r] + g * 4));
+#pragma GCC unroll 8
+        for (int v = 0; v < kV; ++v) {  // outputs c0 + 8v .. c0 + 8v + 7
+          const __m512i w =
+              _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + g * kP * 4 + v * 32)));
+#pragma GCC unroll 4
+          for (int r = 0; r < MR; ++r) dot[r][v] = _mm512_add_epi32(dot[r][v], _mm512_madd_epi16(w, xr[r]));
+        }
+      }
+      const uint16_t* sb = scales + b * kP + c0;
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const int64_t i = (r0 + r) * x.blocks + b;
+        const __m512i off = _mm512_set1_epi32(x.offsets[i]);
+        const __m512 xs = _mm512_set1_ps(x.scales[i]);
+#pragma GCC unroll 4
+        for (int h = 0; h < kV / 2; ++h) {  // outputs c0 + 16h .. c0 + 16h + 15
+          const __m512i lo = dot[r][2 * h], hi = dot[r][2 * h + 1];
+          const __m512i d = _mm512_add_epi32(
+              _mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi)), off);
+          const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 16 * h)));
+          float* t = tile + r * kP + c0 + 16 * h;
+          _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(ws, xs), _mm512_loadu_ps(t)));
+        }
+      }
+    }
+  }
+}
 #endif
 
 using Kernel = void (*)(const QuantizedRows&, int64_t, const uint8_t*, const uint16_t*, int64_t, int64_t, float*);
 
 struct KernelSet {
   int max_mr = 1;
-  Kernel by_mr[kMaxMr + 1] = {};
+  Kernel by_mr[kGemmMaxMr + 1] = {};
+  bool wide_x = false;  // the kernels read QuantizedRows::wide
 };
 
 KernelSet kernels_for(DotIsa isa) {
   KernelSet s;
-  s.max_mr = 3;
 #ifdef KILN_GEMM_X86
   if (isa >= DotIsa::kAvx512Vnni) {
+    s.max_mr = 3;
     s.by_mr[1] = kernel_vnni<1>;
     s.by_mr[2] = kernel_vnni<2>;
     s.by_mr[3] = kernel_vnni<3>;
     return s;
   }
+  // kAvx512 alone may be AVX-512F without BW (Xeon Phi), whose AVX2 runs the level instead.
+  if (isa >= DotIsa::kAvx512 && cpu_has_avx512bw()) {
+    s.max_mr = 4;
+    s.wide_x = true;
+    s.by_mr[1] = kernel_avx512<1>;
+    s.by_mr[2] = kernel_avx512<2>;
+    s.by_mr[3] = kernel_avx512<3>;
+    s.by_mr[4] = kernel_avx512<4>;
+    return s;
+  }
+  if (isa >= DotIsa::kAvx2) {
+    s.max_mr = 2;
+    s.wide_x = true;
+    s.by_mr[1] = kernel_avx2<1>;
+    s.by_mr[2] = kernel_avx2<2>;
+    return s;
+  }
 #endif
+  s.max_mr = 3;
   s.by_mr[1] = kernel_scalar<1>;
   s.by_mr[2] = kernel_scalar<2>;
   s.by_mr[3] = kernel_scalar<3>;
@@ -154,12 +294,15 @@ void gemm_q8(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, con
              const uint16_t* scales, int64_t n, const float* bias, float* out, DotIsa isa) {
   if (m <= 0 || n <= 0) return;
   const int64_t blocks = q8_blocks(k);
+  const KernelSet ks = kernels_for(isa);
   // The activations quantized once per call on the calling thread (m * k is small next to the
   // product), into buffers reused across calls.
   thread_local std::vector<int8_t> xq;
+  thread_local std::vector<int16_t> xw;
   thread_local std::vector<float> xs;
   thread_local std::vector<int32_t> xo;
   xq.resize(static_cast<size_t>(m * blocks * kB));
+  if (ks.wide_x) xw.resize(static_cast<size_t>(m * blocks * kB));
   xs.resize(static_cast<size_t>(m * blocks));
   xo.resize(static_cast<size_t>(m * blocks));
   for (int64_t r = 0; r < m; ++r) {
@@ -180,8 +323,8 @@ void gemm_q8(const DeviceContext& ctx, const float* x, int64_t m, int64_t k, con
       xo[static_cast<size_t>(r * blocks + b)] = -128 * sum;
     }
   }
-  const QuantizedRows rows{xq.data(), xs.data(), xo.data(), blocks};
-  const KernelSet ks = kernels_for(isa);
+  if (ks.wide_x) std::copy(xq.begin(), xq.begin() + m * blocks * kB, xw.begin());
+  const QuantizedRows rows{xq.data(), ks.wide_x ? xw.data() : nullptr, xs.data(), xo.data(), blocks};
   const int64_t kc = blocks * kBlockBytes <= kWholePanelBytes ? blocks : kKc;
   for_each_gemm_tile(ctx, m, n, blocks, kc, ks.max_mr, kMc, bias, out,
                      [&](int64_t r0, int mr, int64_t p, int64_t b0, int64_t b1, float* tile) {

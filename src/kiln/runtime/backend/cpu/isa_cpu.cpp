@@ -16,7 +16,10 @@ DotIsa detect() {
     return DotIsa::kAvx512;
   }
   if (__builtin_cpu_supports("avx512f")) return DotIsa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DotIsa::kAvx2;
+  // F16C (every AVX2 CPU has it) converts the q8 scales.
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    return DotIsa::kAvx2;
+  }
 #endif
   return DotIsa::kScalar;
 }
@@ -36,6 +39,18 @@ DotIsa detect_capped() {
 DotIsa dot_isa() {
   static const DotIsa isa = detect_capped();
   return isa;
+}
+
+bool cpu_has_avx512bw() {
+#if defined(__x86_64__)
+  static const bool bw = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") != 0;
+  }();
+  return bw;
+#else
+  return false;
+#endif
 }
 
 CpuIsa cpu_isa() {

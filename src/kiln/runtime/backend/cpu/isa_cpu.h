@@ -15,6 +15,9 @@ const char* cpu_isa_name(CpuIsa isa);
 // adds vdpbf16ps (bf16). Every CPU with AVX-512 BF16 has VNNI, so the levels are ordered.
 enum class DotIsa { kScalar, kAvx2, kAvx512, kAvx512Vnni, kAvx512Bf16 };
 DotIsa dot_isa();  // the best this machine supports (checked once)
+// kAvx512 is AVX-512F; the q8 kernel of that level also needs AVX-512BW (every AVX-512 CPU but
+// Xeon Phi has it).
+bool cpu_has_avx512bw();
 const char* dot_isa_name(DotIsa isa);
 
 }  // namespace kiln::runtime::cpu
