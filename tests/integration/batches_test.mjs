@@ -6,32 +6,18 @@
 //   KILN_BINARY=build/cpu/apps/kiln/kiln KILN_TEST_MODEL_DIR=/tmp/m node tests/integration/batches_test.mjs
 // KILN_BATCH_CRASH_LINES / KILN_BATCH_CRASH_KILLS / KILN_BATCH_CRASH_SEED size the crash test
 // (CI: 300 lines, 3 kills; scripts/batch_crash_run.sh runs 2,000 lines and 10 kills).
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import OpenAI, { toFile } from 'openai';
+import { toFile } from 'openai';
 import { startServer, stopServer, killServer } from './kiln_server.mjs';
-import { startPostgres } from './postgres_server.mjs';
+import {
+  binary, tinyArgs, sleep, tmpdir, clientFor, waitFor, waitStatus, requirePostgres, eventsOf, jobsSuite,
+} from './jobs_fixture.mjs';
 
-const binary = process.env.KILN_BINARY;
-const modelDir = process.env.KILN_TEST_MODEL_DIR;
 const CRASH_LINES = Number(process.env.KILN_BATCH_CRASH_LINES || 300);
 const CRASH_KILLS = Number(process.env.KILN_BATCH_CRASH_KILLS || 3);
 const CRASH_SEED = Number(process.env.KILN_BATCH_CRASH_SEED || 20261206);
-const SECRET_KEY = crypto.randomBytes(24);
-const SECRET = 'whsec_' + SECRET_KEY.toString('base64');
-const baseArgs = ['--model', modelDir, '--served-model-name', 'tiny', '--max-model-len', '512', '--engine-threads', '1',
-  '--no-access-log'];
-
-function tmpdir(name) { return fs.mkdtempSync(path.join(os.tmpdir(), `kiln_${name}_`)); }
-function clientFor(server) {
-  return new OpenAI({ apiKey: 'none', baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 60000 });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // mulberry32: the crash moments are the same on every run of one seed.
 function rng(seed) {
@@ -59,14 +45,8 @@ async function upload(client, text, name = 'in.jsonl') {
   return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: 'batch' });
 }
 
-async function waitFor(client, id, statuses, ms = 120000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const b = await client.batches.retrieve(id);
-    if (statuses.includes(b.status)) return b;
-    if (Date.now() > end) throw new Error(`batch ${id} still ${b.status} after ${ms} ms`);
-    await sleep(100);
-  }
+function waitBatch(client, id, statuses, ms = 120000) {
+  return waitStatus(() => client.batches.retrieve(id), statuses, `batch ${id}`, ms, 100);
 }
 
 async function jsonl(client, fileId) {
@@ -88,54 +68,13 @@ function checkOneEach(lines, n) {
   }
 }
 
-// A Standard Webhooks receiver: verifies every signature with Node's crypto, answers 503 to the
-// first `failFirst` attempts of each event, records everything.
-function startReceiver(failFirst) {
-  const got = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const id = req.headers['webhook-id'];
-      const ts = req.headers['webhook-timestamp'];
-      const expected = 'v1,' + crypto.createHmac('sha256', SECRET_KEY).update(`${id}.${ts}.${body}`).digest('base64');
-      const valid = req.headers['webhook-signature'] === expected &&
-        Math.abs(Date.now() / 1000 - Number(ts)) < 300;
-      const attempt = got.filter((g) => g.id === id).length + 1;
-      const ok = valid && attempt > failFirst;
-      got.push({ id, ts, valid, attempt, ok, event: JSON.parse(body) });
-      res.writeHead(ok ? 200 : 503);
-      res.end();
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, got, url: `http://127.0.0.1:${server.address().port}/hook` })));
-}
-
 function suite(backend) {
   describe(`batches on ${backend}`, () => {
-    let pg, home, server, client, receiver;
-    before(async () => {
-      assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_TEST_MODEL_DIR');
-      home = tmpdir('home');
-      const args = [...baseArgs];
-      if (backend === 'postgresql') {
-        pg = await startPostgres();
-        assert.ok(pg, 'PostgreSQL server binaries are needed (scripts/setup installs them)');
-        args.push('--database', pg.url);
-      }
-      receiver = await startReceiver(2);
-      args.push('--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms');
-      server = await startServer(binary, args, { KILN_HOME: home });
-      client = clientFor(server);
-    });
-    after(async () => {
-      if (server) assert.equal(await stopServer(server), 0);
-      receiver?.server.close();
-      pg?.stop();
-      fs.rmSync(home, { recursive: true, force: true });
-    });
+    // The receiver refuses the first two attempts of each event.
+    const node = jobsSuite(backend, { failFirst: 2 });
 
     test('files: create, retrieve, list, download, delete', async () => {
+      const { client } = node;
       const text = input(5);
       const f = await upload(client, text);
       assert.match(f.id, /^file-/);
@@ -158,6 +97,7 @@ function suite(backend) {
     });
 
     test('a batch runs to completed, with output and error files in OpenAI shapes', async () => {
+      const { client, server, receiver } = node;
       const n = 40;
       const f = await upload(client, input(n, [line(n, { max_tokens: -5 })]));
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions',
@@ -165,7 +105,7 @@ function suite(backend) {
       assert.match(created.id, /^batch_/);
       assert.equal(created.status, 'validating');
       assert.deepEqual(created.metadata, { run: 'e2e' });
-      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      const b = await waitBatch(client, created.id, ['completed', 'failed']);
       assert.equal(b.status, 'completed');
       assert.deepEqual(b.request_counts, { total: n + 1, completed: n, failed: 1 });
       for (const k of ['created_at', 'in_progress_at', 'finalizing_at', 'completed_at', 'expires_at']) assert.ok(b[k] > 0, k);
@@ -182,13 +122,9 @@ function suite(backend) {
       assert.equal(first.data.length, 1);
       assert.equal(first.data[0].id, b.id);
       // Webhooks: the third attempt of the batch.completed event succeeds, same webhook-id each time.
-      const end = Date.now() + 30000;
-      let mine;
-      while (Date.now() < end) {
-        mine = receiver.got.filter((g) => g.event.data.id === b.id);
-        if (mine.some((g) => g.ok)) break;
-        await sleep(100);
-      }
+      let mine = [];
+      await waitFor(() => mine.some((g) => g.ok), () => `the delivered batch.completed webhook: ${JSON.stringify(mine)}`, 30000,
+        async () => { mine = eventsOf(receiver, b.id); });
       assert.equal(mine.length, 3, JSON.stringify(mine));
       assert.ok(mine.every((g) => g.valid), 'every signature verifies');
       assert.equal(new Set(mine.map((g) => g.id)).size, 1, 'retries keep the webhook-id');
@@ -246,11 +182,12 @@ function suite(backend) {
     });
 
     test('a batch of Responses API requests', async () => {
+      const { client } = node;
       const lines = [0, 1, 2].map((i) => JSON.stringify({ custom_id: `r-${i}`, method: 'POST', url: '/v1/responses',
         body: { model: 'tiny', input: `line ${i}`, max_output_tokens: 4 } }));
       const f = await upload(client, lines.join('\n') + '\n');
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/responses', completion_window: '24h' });
-      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      const b = await waitBatch(client, created.id, ['completed', 'failed']);
       assert.equal(b.status, 'completed', JSON.stringify(b.errors));
       assert.deepEqual(b.request_counts, { total: 3, completed: 3, failed: 0 });
       const out = await jsonl(client, b.output_file_id);
@@ -262,11 +199,12 @@ function suite(backend) {
     });
 
     test('validation errors fail the batch with errors.data and line numbers', async () => {
+      const { client } = node;
       const bad = [line(0), line(0), JSON.stringify({ custom_id: 'x', method: 'GET', url: '/v1/chat/completions', body: {} }),
         '{not json', JSON.stringify({ custom_id: 'y', method: 'POST', url: '/v1/completions', body: { model: 'tiny' } })];
       const f = await upload(client, bad.join('\n'));
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-      const b = await waitFor(client, created.id, ['failed', 'completed']);
+      const b = await waitBatch(client, created.id, ['failed', 'completed']);
       assert.equal(b.status, 'failed');
       assert.ok(b.failed_at > 0);
       assert.equal(b.errors.object, 'list');
@@ -280,16 +218,17 @@ function suite(backend) {
     });
 
     test('cancel: cancelling, then cancelled, keeping what finished', async () => {
+      const { client } = node;
       const n = 300;
       const lines = [];
       for (let i = 0; i < n; i++) lines.push(line(i, { max_tokens: 32 }));
       const f = await upload(client, lines.join('\n'));
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-      await waitFor(client, created.id, ['in_progress']);
+      await waitBatch(client, created.id, ['in_progress']);
       const c = await client.batches.cancel(created.id);
       assert.ok(['cancelling', 'cancelled'].includes(c.status), c.status);
       assert.ok(c.cancelling_at > 0);
-      const b = await waitFor(client, created.id, ['cancelled']);
+      const b = await waitBatch(client, created.id, ['cancelled']);
       assert.ok(b.cancelled_at > 0);
       assert.equal(b.request_counts.total, n);
       assert.ok(b.request_counts.completed < n, 'the cancel came before the end');
@@ -314,7 +253,7 @@ suite('postgresql');
 
 test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (SQLite)`, async () => {
   const home = tmpdir('crash');
-  const args = [...baseArgs, '--batch-concurrency', '4', '--batch-lease', '3s'];
+  const args = [...tinyArgs, '--batch-concurrency', '4', '--batch-lease', '3s'];
   const rand = rng(CRASH_SEED);
   let server = await startServer(binary, args, { KILN_HOME: home });
   let client = clientFor(server);
@@ -326,7 +265,7 @@ test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (S
     server = await startServer(binary, args, { KILN_HOME: home });
     client = clientFor(server);
   }
-  const b = await waitFor(client, created.id, ['completed', 'failed'], 600000);
+  const b = await waitBatch(client, created.id, ['completed', 'failed'], 600000);
   assert.equal(b.status, 'completed');
   assert.deepEqual(b.request_counts, { total: CRASH_LINES, completed: CRASH_LINES, failed: 0 });
   checkOneEach(await jsonl(client, b.output_file_id), CRASH_LINES);
@@ -378,28 +317,26 @@ test('a batch expires after --batch-window: batch_expired lines and a signed bat
 });
 
 test('two nodes share PostgreSQL; the one that dies loses its lines to the other', async () => {
-  const pg = await startPostgres();
-  assert.ok(pg);
+  const pg = await requirePostgres();
   const files = tmpdir('files');
-  const common = [...baseArgs, '--database', pg.url, '--files-dir', files, '--batch-concurrency', '4', '--batch-lease', '2s'];
-  const a = await startServer(binary, [...common, '--node-name', 'a'], { KILN_HOME: tmpdir('a') });
-  const b = await startServer(binary, [...common, '--node-name', 'b'], { KILN_HOME: tmpdir('b') });
+  const common = [...tinyArgs, '--database', pg.url, '--files-dir', files, '--batch-concurrency', '4', '--batch-lease', '2s'];
+  const homes = [tmpdir('a'), tmpdir('b')];
+  const a = await startServer(binary, [...common, '--node-name', 'a'], { KILN_HOME: homes[0] });
+  const b = await startServer(binary, [...common, '--node-name', 'b'], { KILN_HOME: homes[1] });
   const ca = clientFor(a), cb = clientFor(b);
   const n = 200;
   const f = await upload(ca, input(n));
   const created = await ca.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
   // Both nodes work on it; kill A once some lines are done.
-  for (;;) {
-    const s = await cb.batches.retrieve(created.id);
-    if (s.request_counts.completed >= 20) break;
-    await sleep(50);
-  }
+  let progress;
+  await waitFor(() => progress?.request_counts.completed >= 20, '20 lines done', 120000,
+    async () => { progress = await cb.batches.retrieve(created.id); });
   await killServer(a);
-  const done = await waitFor(cb, created.id, ['completed', 'failed'], 300000);
+  const done = await waitBatch(cb, created.id, ['completed', 'failed'], 300000);
   assert.equal(done.status, 'completed');
   assert.deepEqual(done.request_counts, { total: n, completed: n, failed: 0 });
   checkOneEach(await jsonl(cb, done.output_file_id), n);
   assert.equal(await stopServer(b), 0);
   pg.stop();
-  fs.rmSync(files, { recursive: true, force: true });
+  for (const dir of [files, ...homes]) fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -8,30 +8,18 @@
 // a node that runs them on the same database after a kill -9 of the first.
 // Run by CTest or by hand:
 //   KILN_BINARY=build/cpu/apps/kiln/kiln KILN_TEST_MODEL_DIR=/tmp/m node tests/integration/responses_store_test.mjs
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import OpenAI from 'openai';
 import { openaiSchemas, fixture } from './openai_schemas.mjs';
 import { startServer, stopServer, killServer } from './kiln_server.mjs';
-import { startPostgres } from './postgres_server.mjs';
+import { binary, tinyArgs, tmpdir, clientFor, waitFor, waitStatus, eventsOf, jobsSuite } from './jobs_fixture.mjs';
 
-const binary = process.env.KILN_BINARY;
-const modelDir = process.env.KILN_TEST_MODEL_DIR;
 const KEY_A = 'sk-responses-a';
 const KEY_B = 'sk-responses-b';
-const SECRET_KEY = crypto.randomBytes(24);
-const SECRET = 'whsec_' + SECRET_KEY.toString('base64');
-const baseArgs = ['--model', modelDir, '--served-model-name', 'tiny', '--max-model-len', '512', '--engine-threads', '1',
-  '--no-access-log', '--api-key', `${KEY_A},${KEY_B}`];
+const baseArgs = [...tinyArgs, '--api-key', `${KEY_A},${KEY_B}`];
 const ENDED = ['completed', 'incomplete'];
 const WEBHOOK = { completed: 'WebhookResponseCompleted', incomplete: 'WebhookResponseIncomplete' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function tmpdir(name) { return fs.mkdtempSync(path.join(os.tmpdir(), `kiln_${name}_`)); }
 
 // --- OpenAI's schemas (as openai_schema_test.mjs reads them) ----------------------------------
 const { check } = openaiSchemas((defs) => {
@@ -49,9 +37,6 @@ for (const member of fixture.schemas.ResponseStreamEvent.anyOf) {
 }
 
 // --- helpers -----------------------------------------------------------------------------------
-function clientFor(server, key = KEY_A) {
-  return new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 60000 });
-}
 async function raw(server, method, p, body, key = KEY_A) {
   const r = await fetch(`http://127.0.0.1:${server.port}/v1${p}`, {
     method, headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
@@ -60,66 +45,16 @@ async function raw(server, method, p, body, key = KEY_A) {
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
-async function waitStatus(client, id, statuses, ms = 60000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = await client.responses.retrieve(id);
-    if (statuses.includes(r.status)) return r;
-    if (Date.now() > end) throw new Error(`response ${id} still ${r.status} after ${ms} ms`);
-    await sleep(50);
-  }
+function waitResponse(client, id, statuses, ms = 60000) {
+  return waitStatus(() => client.responses.retrieve(id), statuses, `response ${id}`, ms);
 }
-async function waitFor(cond, what, ms = 60000, poll = async () => {}) {
-  const end = Date.now() + ms;
-  for (await poll(); !cond(); await poll()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-// A Standard Webhooks receiver that checks each signature and keeps the events.
-function startReceiver() {
-  const got = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const id = req.headers['webhook-id'];
-      const ts = req.headers['webhook-timestamp'];
-      const expected = 'v1,' + crypto.createHmac('sha256', SECRET_KEY).update(`${id}.${ts}.${body}`).digest('base64');
-      got.push({ valid: req.headers['webhook-signature'] === expected, event: JSON.parse(body) });
-      res.writeHead(200);
-      res.end();
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, got, url: `http://127.0.0.1:${server.address().port}/hook` })));
-}
-function eventsOf(receiver, id) { return receiver.got.filter((g) => g.event.data.id === id); }
 
 function suite(backend) {
   describe(`stored responses on ${backend}`, () => {
-    let pg, home, database, server, client, receiver;
-    const args = () => [...baseArgs, '--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms',
-      ...(database ? ['--database', database] : [])];
-    before(async () => {
-      assert.ok(binary && modelDir, 'set KILN_BINARY and KILN_TEST_MODEL_DIR');
-      home = tmpdir('home');
-      if (backend === 'postgresql') {
-        pg = await startPostgres();
-        assert.ok(pg, 'PostgreSQL server binaries are needed (scripts/setup installs them)');
-        database = pg.url;
-      }
-      receiver = await startReceiver();
-      server = await startServer(binary, args(), { KILN_HOME: home });
-      client = clientFor(server);
-    });
-    after(async () => {
-      if (server) assert.equal(await stopServer(server), 0);
-      receiver?.server.close();
-      pg?.stop();
-      fs.rmSync(home, { recursive: true, force: true });
-    });
+    const node = jobsSuite(backend, { args: baseArgs, apiKey: KEY_A });
 
     test('create, retrieve, input items and delete, in OpenAI shapes', async () => {
+      const { client, server } = node;
       const r = await client.responses.create({ model: 'tiny', input: 'hello there', instructions: 'be brief',
         max_output_tokens: 6, temperature: 0, metadata: { topic: 'greeting' } });
       check('Response', r);
@@ -160,6 +95,7 @@ function suite(backend) {
     });
 
     test('a stream: every event validates, and the streamed response is stored', async () => {
+      const { client, server } = node;
       const stream = await client.responses.create({ model: 'tiny', input: 'stream me', max_output_tokens: 5, stream: true });
       const events = [];
       for await (const e of stream) events.push(e);
@@ -181,6 +117,7 @@ function suite(backend) {
     });
 
     test('a conversation through previous_response_id', async () => {
+      const { client, server } = node;
       const first = await client.responses.create({ model: 'tiny', input: 'my name is Ada', max_output_tokens: 4 });
       const second = await client.responses.create({ model: 'tiny', previous_response_id: first.id,
         input: [{ role: 'user', content: 'what is my name?' }], max_output_tokens: 4 });
@@ -220,6 +157,7 @@ function suite(backend) {
     });
 
     test('store: false keeps nothing; one key never sees another key\'s responses', async () => {
+      const { client, server } = node;
       const r = await client.responses.create({ model: 'tiny', input: 'forget me', max_output_tokens: 2, store: false });
       assert.equal(r.store, false);
       await assert.rejects(client.responses.retrieve(r.id), (e) => e.status === 404);
@@ -237,13 +175,14 @@ function suite(backend) {
     });
 
     test('background: queued, run, polled to completed, with a signed response.completed webhook', async () => {
+      const { client, server, receiver } = node;
       const r = await client.responses.create({ model: 'tiny', input: 'in the background', max_output_tokens: 3,
         background: true });
       check('Response', r);
       assert.equal(r.status, 'queued');
       assert.equal(r.background, true);
       assert.deepEqual(r.output, []);
-      const done = await waitStatus(client, r.id, [...ENDED, 'failed']);
+      const done = await waitResponse(client, r.id, [...ENDED, 'failed']);
       check('Response', done);
       assert.ok(ENDED.includes(done.status), done.status);
       assert.equal(done.background, true);
@@ -266,7 +205,7 @@ function suite(backend) {
 
       const full = await client.responses.create({ model: 'tiny', input: 'finish', max_output_tokens: 200, background: true,
         temperature: 0 });
-      const ended = await waitStatus(client, full.id, [...ENDED, 'failed']);
+      const ended = await waitResponse(client, full.id, [...ENDED, 'failed']);
       assert.ok(ENDED.includes(ended.status), ended.status);
       await waitFor(() => eventsOf(receiver, full.id).length > 0, 'the webhook');
       check(WEBHOOK[ended.status], eventsOf(receiver, full.id)[0].event);
@@ -281,11 +220,12 @@ function suite(backend) {
     });
 
     test('kill -9: a queued background response survives a restart and completes; a cancelled one stays cancelled', async () => {
-      await stopServer(server);
-      server = null;
+      const { receiver } = node;
+      await stopServer(node.server);
+      node.server = null;
       // An API-only node queues background responses and runs none: the states below are certain.
-      const apiOnly = await startServer(binary, [...args(), '--batch-concurrency', '0'], { KILN_HOME: home });
-      const c = clientFor(apiOnly);
+      const apiOnly = await node.start(['--batch-concurrency', '0']);
+      const c = clientFor(apiOnly, KEY_A);
       const keep = await c.responses.create({ model: 'tiny', input: 'survive', max_output_tokens: 3, background: true });
       const drop = await c.responses.create({ model: 'tiny', input: 'cancel me', max_output_tokens: 3, background: true });
       assert.equal((await c.responses.retrieve(keep.id)).status, 'queued');
@@ -297,9 +237,9 @@ function suite(backend) {
       check('WebhookResponseCancelled', eventsOf(receiver, drop.id)[0].event);
       await killServer(apiOnly);
 
-      server = await startServer(binary, args(), { KILN_HOME: home });
-      client = clientFor(server);
-      const done = await waitStatus(client, keep.id, [...ENDED, 'failed']);
+      node.server = await node.start();
+      const client = node.client = clientFor(node.server, KEY_A);
+      const done = await waitResponse(client, keep.id, [...ENDED, 'failed']);
       assert.ok(ENDED.includes(done.status), done.status);
       assert.ok(done.usage.output_tokens >= 1 && done.usage.output_tokens <= 3);
       assert.equal((await client.responses.retrieve(drop.id)).status, 'cancelled');
@@ -316,7 +256,7 @@ test('without a job database: nothing is stored, previous_response_id and backgr
   const home = tmpdir('nodb');
   const server = await startServer(binary, [...baseArgs, '--database', 'off'], { KILN_HOME: home });
   try {
-    const client = clientFor(server);
+    const client = clientFor(server, KEY_A);
     const r = await client.responses.create({ model: 'tiny', input: 'x', max_output_tokens: 1 });
     assert.equal(r.store, false);
     await assert.rejects(client.responses.retrieve(r.id), (e) => e.status === 404);

@@ -147,6 +147,12 @@ TEST(GemmaOpsTest, GegluScaleAndSoftcapMatchTheirFormulas) {
       const double want = 0.5 * g * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g))) * u;
       EXPECT_NEAR(out[static_cast<size_t>(t * inter + i)], want, 1e-5 * (1 + std::abs(want)));
     }
+  // The gated activations' shared checks name the op that refused.
+  for (const std::initializer_list<int64_t> bad_out : {std::initializer_list<int64_t>{n, inter - 1}, {n - 1, inter}}) {
+    const Status bad = ops::geglu(cpu_ctx(), host_f32(gu, {n, 2 * inter}), host_f32(out, bad_out));
+    EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(bad.message().rfind("geglu", 0), 0u) << bad.message();
+  }
   auto x = testing::random_vector(12, 6, 10.0f);
   const auto x0 = x;
   ASSERT_TRUE(ops::tanh_softcap(cpu_ctx(), host_f32(x, {3, 4}), 3.0f).is_ok());

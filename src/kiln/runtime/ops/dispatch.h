@@ -18,4 +18,8 @@ inline Status no_cuda_kernel(const char* op) {
 // The checks of a PreNorm for the input x of `op` (linear.cpp).
 Status check_pre_norm(const DeviceContext& ctx, const char* op, const Tensor& x, const PreNorm& norm);
 
+// The checks of a gated activation `op` (swiglu, geglu): gate_up [n, 2 * d] and out [n, d], both in
+// the device's compute dtype (swiglu.cpp).
+Status check_gated_activation(const DeviceContext& ctx, const char* op, const Tensor& gate_up, const Tensor& out);
+
 }  // namespace kiln::runtime::ops

@@ -14,13 +14,7 @@
 namespace kiln::runtime::ops {
 
 Status geglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
-  const DType dt = compute_dtype(ctx.device);
-  KILN_RETURN_IF_ERROR(check_tensor(gate_up, "geglu gate_up", dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_tensor(out, "geglu out", dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_dim(out, "geglu out", 0, gate_up.dim(0)));
-  if (gate_up.dim(1) != 2 * out.dim(1))
-    return invalid_argument(str_cat("geglu: gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
-                                    out.shape_string()));
+  KILN_RETURN_IF_ERROR(check_gated_activation(ctx, "geglu", gate_up, out));
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
     return cuda::geglu(ctx, gate_up, out);

@@ -12,14 +12,19 @@
 
 namespace kiln::runtime::ops {
 
-Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+Status check_gated_activation(const DeviceContext& ctx, const char* op, const Tensor& gate_up, const Tensor& out) {
   const DType dt = compute_dtype(ctx.device);
-  KILN_RETURN_IF_ERROR(check_tensor(gate_up, "swiglu gate_up", dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_tensor(out, "swiglu out", dt, ctx.device, 2));
-  KILN_RETURN_IF_ERROR(check_dim(out, "swiglu out", 0, gate_up.dim(0)));
+  KILN_RETURN_IF_ERROR(check_tensor(gate_up, str_cat(op, " gate_up").c_str(), dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_tensor(out, str_cat(op, " out").c_str(), dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(out, str_cat(op, " out").c_str(), 0, gate_up.dim(0)));
   if (gate_up.dim(1) != 2 * out.dim(1))
-    return invalid_argument(str_cat("swiglu: gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
+    return invalid_argument(str_cat(op, ": gate_up ", gate_up.shape_string(), " is not twice as wide as out ",
                                     out.shape_string()));
+  return Status::ok();
+}
+
+Status swiglu(const DeviceContext& ctx, const Tensor& gate_up, const Tensor& out) {
+  KILN_RETURN_IF_ERROR(check_gated_activation(ctx, "swiglu", gate_up, out));
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
     return cuda::swiglu(ctx, gate_up, out);

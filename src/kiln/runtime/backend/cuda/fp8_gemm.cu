@@ -7,11 +7,11 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <tuple>
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/gemm.h"
+#include "kiln/runtime/backend/cuda/lt_matmul.h"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -22,7 +22,6 @@ using dev::Bf16x8;
 constexpr int kGroup = 128;        // columns per scale
 constexpr int kGemvWarps = 8;      // rows per block: one warp a row
 constexpr int kGemvUnroll = 4;     // 16-byte weight loads in flight per lane
-constexpr size_t kWorkspaceBytes = 32u << 20;
 
 // 16 e4m3 codes (one 16-byte load) to f32, through the hardware's paired conversion.
 __device__ __forceinline__ void decode16(const uint4& q, float* out) {
@@ -184,32 +183,17 @@ __global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __
 }
 
 // A cuBLASLt plan of one shape: e4m3 x e4m3 -> bf16, VEC128 f32 scales on both operands.
-struct Plan {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulAlgo_t algo{};
+struct Plan : LtPlan {
   bool supported = false;
-  ~Plan() {
-    if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
-  }
 };
 
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t>;  // device, m, n, k
 thread_local std::map<PlanKey, std::unique_ptr<Plan>> t_plans;  // per engine thread: scale pointers change per call
 
+// Apart from gemm()'s: never freed, one per device.
 Result<void*> workspace(int device) {
-  static std::mutex mu;
-  static std::map<int, void*>* by_device = new std::map<int, void*>();  // never freed, one per device
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = by_device->find(device);
-  if (it != by_device->end()) return it->second;
-  void* p = nullptr;
-  KILN_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, kWorkspaceBytes));
-  (*by_device)[device] = p;
-  return p;
+  static auto* w = new LtWorkspaces();
+  return w->get(device);
 }
 
 Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const Fp8GemmArgs& g) {
@@ -217,28 +201,13 @@ Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const Fp8GemmArgs& g) {
   auto it = t_plans.find(key);
   if (it != t_plans.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  KILN_RETURN_IF_ERROR(p->init(CUDA_R_8F_E4M3, CUDA_R_16BF, g.m, g.n, g.k));
   const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-  KILN_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof(mode)));
-  KILN_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof(mode)));
-  // Column-major: A = w^T as stored ([k, n], ld k), B = x^T ([k, m], ld k), D = y^T ([n, m], ld n).
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_8F_E4M3, g.k, g.n, g.k));
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_8F_E4M3, g.k, g.m, g.k));
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, g.n, g.m, g.n));
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-  const size_t ws = kWorkspaceBytes;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, mode));
+  KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, mode));
   cublasLtMatmulHeuristicResult_t res{};
   int found = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  p->supported = st == CUBLAS_STATUS_SUCCESS && found > 0;
+  p->supported = p->heuristics(lt, &res, 1, &found) == CUBLAS_STATUS_SUCCESS && found > 0;
   if (p->supported) p->algo = res.algo;
   Plan* raw = p.get();
   t_plans.emplace(key, std::move(p));
@@ -290,14 +259,10 @@ Status run_cublaslt(void* lt_handle, int device, const Fp8GemmArgs& a, Stream st
                               xq, xs));
   void* d = needs_finish(a) ? a.product_scratch : a.y;
   KILN_ASSIGN_OR_RETURN(void* ws, workspace(device));
-  KILN_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a.w_scale, sizeof(a.w_scale)));
+  KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, a.w_scale));
   const float* xs_const = xs;
-  KILN_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs_const, sizeof(xs_const)));
-  const float alpha = 1.0f, beta = 0.0f;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, p->desc, &alpha, a.w, p->a, xq, p->b, &beta, d, p->d, d, p->d,
-                                             &p->algo, ws, kWorkspaceBytes, stream));
+  KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, xs_const));
+  KILN_CUBLAS_RETURN_IF_ERROR(p->matmul(lt, p->algo, a.w, xq, 0.0f, d, ws, stream));
   if (!needs_finish(a)) return Status::ok();
   const int64_t total = a.m * a.n;
   return launch("fp8_finish_kernel", finish_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0,

@@ -1,11 +1,12 @@
 #include "kiln/runtime/backend/cuda/gemm.h"
 
 #include <map>
-#include <mutex>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/lt_matmul.h"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -13,7 +14,6 @@ namespace {
 using dev::bf16;
 using dev::Bf16x8;
 
-constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kSmallMWarps = 8;
 constexpr int kSmallMUnroll = 8;
 
@@ -244,51 +244,15 @@ __global__ void add_bias_f32_kernel(float* __restrict__ y, const bf16* __restric
 
 // ---- cuBLASLt ----
 
-struct Plan {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  Plan() = default;
-  Plan(const Plan&) = delete;
-  Plan& operator=(const Plan&) = delete;
-  ~Plan() {
-    if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
-  }
-};
-
-// The largest power of two up to 256 that divides p's address. cuBLASLt's heuristic assumes
-// 256-byte aligned operands unless told otherwise, and not every operand is a buffer's start: the
-// rows of one expert (models/moe_block.cpp) begin wherever that expert's run does.
-uint32_t alignment_of(const void* p) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  uint32_t al = 256;
-  while (al > 2 && (a & (al - 1)) != 0) al >>= 1;
-  return al;
-}
-
-// device, m, n, k, y_f32, bias, and the alignments of w, x and y
+// device, m, n, k, y_f32, bias, and the alignments of w, x and y (LtPlan::align_*)
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t, uint32_t>;
 
 // Per engine thread: a plan's descriptor is modified (bias pointer) on every call.
-thread_local std::map<PlanKey, std::unique_ptr<Plan>> t_plans;
-
-struct Workspaces {
-  std::mutex mu;
-  std::map<int, void*> by_device;  // never freed: one per device for the life of the process
-};
+thread_local std::map<PlanKey, std::unique_ptr<LtPlan>> t_plans;
 
 Result<void*> workspace(int device) {
-  static Workspaces* w = new Workspaces();
-  std::lock_guard<std::mutex> lock(w->mu);
-  auto it = w->by_device.find(device);
-  if (it != w->by_device.end()) return it->second;
-  void* p = nullptr;
-  KILN_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, kWorkspaceBytes));
-  w->by_device[device] = p;
-  return p;
+  static auto* w = new LtWorkspaces();  // never freed: one per device for the life of the process
+  return w->get(device);
 }
 
 // Decode batches (a graph bucket: a power of two rows) are bound by streaming the weights, where
@@ -300,7 +264,7 @@ constexpr int kCandidates = 8;
 constexpr size_t kFlushBytes = 64u << 20;
 bool tuned_m(int64_t m) { return m > kSmallMAuto && m <= 512 && (m & (m - 1)) == 0; }
 
-int fastest_candidate(cublasLtHandle_t lt, const Plan& p, const GemmArgs& g, const cublasLtMatmulHeuristicResult_t* res,
+int fastest_candidate(cublasLtHandle_t lt, const LtPlan& p, const GemmArgs& g, const cublasLtMatmulHeuristicResult_t* res,
                       int found, Stream stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -321,12 +285,10 @@ int fastest_candidate(cublasLtHandle_t lt, const Plan& p, const GemmArgs& g, con
   int best = 0;
   float best_ms = 0.0f;
   if (cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
-    const float alpha = 1.0f, beta = 0.0f;
     constexpr int kRuns = 4;
     for (int i = 0; i < found; ++i) {
       const auto run = [&] {
-        return cublasLtMatmul(lt, p.desc, &alpha, g.w, p.a, g.x, p.b, &beta, scratch, p.d, scratch, p.d, &res[i].algo,
-                              *ws, kWorkspaceBytes, s) == CUBLAS_STATUS_SUCCESS;
+        return p.matmul(lt, res[i].algo, g.w, g.x, 0.0f, scratch, *ws, s) == CUBLAS_STATUS_SUCCESS;
       };
       if (!run()) continue;
       float total = 0.0f;
@@ -352,55 +314,30 @@ int fastest_candidate(cublasLtHandle_t lt, const Plan& p, const GemmArgs& g, con
   return best;
 }
 
-Result<Plan*> plan_for(cublasLtHandle_t lt, int device, const GemmArgs& g, Stream stream) {
-  const uint32_t align_w = alignment_of(g.w), align_x = alignment_of(g.x), align_y = alignment_of(g.y);
+Result<LtPlan*> plan_for(cublasLtHandle_t lt, int device, const GemmArgs& g, Stream stream) {
+  const uint32_t align_w = lt_alignment(g.w), align_x = lt_alignment(g.x), align_y = lt_alignment(g.y);
   const PlanKey key{device, g.m, g.n, g.k, g.y_f32, g.bias != nullptr, align_w, align_x, align_y};
   auto it = t_plans.find(key);
   if (it != t_plans.end()) return it->second.get();
-  auto p = std::make_unique<Plan>();
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  auto p = std::make_unique<LtPlan>();
+  KILN_RETURN_IF_ERROR(p->init(CUDA_R_16BF, g.y_f32 ? CUDA_R_32F : CUDA_R_16BF, g.m, g.n, g.k));
   if (g.bias != nullptr) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    const cudaDataType_t bt = CUDA_R_16BF;
-    KILN_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    KILN_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
-    KILN_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS));
+    KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_16BF));
+    KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias));
   }
-  // Row-major y[m, n] = x w^T is column-major y^T[n, m] = (w as [k, n])^T (x as [k, m]).
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, g.k, g.n, g.k));
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, g.k, g.m, g.k));
-  KILN_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatrixLayoutCreate(&p->d, g.y_f32 ? CUDA_R_32F : CUDA_R_16BF, g.n, g.m, g.n));
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-  const size_t ws = kWorkspaceBytes;
+  p->align_w = align_w;
+  p->align_x = align_x;
+  p->align_y = align_y;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
-  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  // A is w, B is x, C and D are y (the cublasLtMatmul calls below).
-  for (const auto [attr, align] : {std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_w},
-                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_x},
-                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_y},
-                                   std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_y}}) {
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
-  }
-  if (st == CUBLAS_STATUS_SUCCESS) {
-    st = cublasLtMatmulAlgoGetHeuristic(lt, p->desc, p->a, p->b, p->d, p->d, pref, kCandidates, results, &found);
-  }
-  cublasLtMatmulPreferenceDestroy(pref);
-  KILN_CUBLAS_RETURN_IF_ERROR(st);
+  KILN_CUBLAS_RETURN_IF_ERROR(p->heuristics(lt, results, kCandidates, &found));
   if (found == 0) {
     return internal_error(str_cat("cuBLASLt has no algorithm for a bf16 GEMM of m=", g.m, " n=", g.n, " k=", g.k));
   }
   p->algo = results[0].algo;
   if (tuned_m(g.m)) p->algo = results[fastest_candidate(lt, *p, g, results, found, stream)].algo;
-  Plan* raw = p.get();
+  LtPlan* raw = p.get();
   t_plans.emplace(key, std::move(p));
   return raw;
 }
@@ -409,14 +346,9 @@ Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
   int device = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   KILN_ASSIGN_OR_RETURN(void* ws, workspace(device));
-  KILN_ASSIGN_OR_RETURN(Plan* p, plan_for(lt, device, g, stream));
-  if (g.bias != nullptr) {
-    KILN_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
-  }
-  const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
-  KILN_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, p->desc, &alpha, g.w, p->a, g.x, p->b, &beta, g.y, p->d, g.y,
-                                             p->d, &p->algo, ws, kWorkspaceBytes, stream));
+  KILN_ASSIGN_OR_RETURN(LtPlan* p, plan_for(lt, device, g, stream));
+  if (g.bias != nullptr) KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias));
+  KILN_CUBLAS_RETURN_IF_ERROR(p->matmul(lt, p->algo, g.w, g.x, g.accumulate ? 1.0f : 0.0f, g.y, ws, stream));
   return Status::ok();
 }
 
