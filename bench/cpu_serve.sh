@@ -5,7 +5,8 @@
 # streamed, ignore_eos) through bench/serve/sweep.sh, in the same run. Prints a Markdown table.
 #
 # usage: bench/cpu_serve.sh KILN MODEL_DIR [LLAMA_BIN_DIR BF16.gguf Q8_0.gguf]
-#   env: THREADS (2), DTYPES ("bf16 q8"), STREAMS (32), OUT (a temporary directory: JSON reports)
+#   env: THREADS (2), DTYPES ("bf16 q8"), STREAMS (32), PER_CLIENT (2: requests per stream),
+#        OUT (a temporary directory: JSON reports)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kiln=${1:?usage}; model=${2:?usage}; llama=${3:-}
@@ -15,7 +16,7 @@ mkdir -p "$out"
 
 sweep() {  # name, then sweep.sh arguments
   local name=$1; shift
-  "$here/serve/sweep.sh" --kiln "$kiln" --levels "1 $streams" --requests-per-client 2 --out "$out/$name" "$@" \
+  "$here/serve/sweep.sh" --kiln "$kiln" --levels "1 $streams" --requests-per-client "${PER_CLIENT:-2}" --out "$out/$name" "$@" \
     -- --endpoint completions > "$out/$name.txt" 2>&1 || { echo "cpu_serve.sh: $name failed (see $out/$name.txt)" >&2; return 1; }
 }
 
