@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { toFile } from 'openai';
 import { startServer, stopServer, killServer } from './kiln_server.mjs';
 import {
-  binary, tinyArgs, sleep, tmpdir, clientFor, waitFor, waitStatus, requirePostgres, eventsOf, jobsSuite,
+  binary, tinyArgs, sleep, tmpdir, clientFor, waitFor, waitStatus, requirePostgres, eventsOf, jobsSuite, startReceiver,
 } from './jobs_fixture.mjs';
 
 const CRASH_LINES = Number(process.env.KILN_BATCH_CRASH_LINES || 300);
@@ -139,6 +139,7 @@ function suite(backend) {
     });
 
     test('file expiry: expires_after on uploads, output_expires_after on batches, 400s for bad policies', async () => {
+      const { client, server } = node;
       const blob = async () => toFile(Buffer.from(input(2)), 'e.jsonl');
       const f = await client.files.create({ file: await blob(), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 3600 } });
       assert.equal(f.expires_at - f.created_at, 3600);
@@ -167,7 +168,7 @@ function suite(backend) {
       }
       const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h',
         output_expires_after: { anchor: 'created_at', seconds: 7200 } });
-      const b = await waitFor(client, created.id, ['completed', 'failed']);
+      const b = await waitBatch(client, created.id, ['completed', 'failed']);
       assert.equal(b.status, 'completed');
       const out = await client.files.retrieve(b.output_file_id);
       assert.equal(out.purpose, 'batch_output');
@@ -280,15 +281,15 @@ test(`kill -9 at ${CRASH_KILLS} seeded moments: one output line per custom_id (S
 // batch_parts_test.cpp and batch_store_test.cpp.)
 test('a batch expires after --batch-window: batch_expired lines and a signed batch.expired', async () => {
   const home = tmpdir('expiry');
-  const receiver = await startReceiver(0);
-  const server = await startServer(binary, [...baseArgs, '--batch-concurrency', '0', '--batch-window', '2s',
-    '--webhook', receiver.url, '--webhook-secret', SECRET, '--webhook-retry-base', '200ms'], { KILN_HOME: home });
+  const receiver = await startReceiver();
+  const server = await startServer(binary, [...tinyArgs, '--batch-concurrency', '0', '--batch-window', '2s',
+    ...receiver.args], { KILN_HOME: home });
   const client = clientFor(server);
   const n = 7;
   const f = await upload(client, input(n));
   const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
   assert.equal(created.expires_at - created.created_at, 2);
-  const b = await waitFor(client, created.id, ['expired', 'completed', 'failed'], 30000);
+  const b = await waitBatch(client, created.id, ['expired', 'completed', 'failed'], 30000);
   assert.equal(b.status, 'expired');
   assert.ok(b.in_progress_at > 0, 'it was validated');
   assert.ok(b.expired_at >= b.expires_at, `expired_at ${b.expired_at} expires_at ${b.expires_at}`);
@@ -302,12 +303,9 @@ test('a batch expires after --batch-window: batch_expired lines and a signed bat
     assert.equal(l.response, null);
     assert.equal(l.error.code, 'batch_expired');
   }
-  const end = Date.now() + 30000;
   let mine = [];
-  while (Date.now() < end && !mine.some((g) => g.ok)) {
-    mine = receiver.got.filter((g) => g.event.data.id === b.id);
-    await sleep(50);
-  }
+  await waitFor(() => mine.some((g) => g.ok), () => `the batch.expired webhook: ${JSON.stringify(mine)}`, 30000,
+    async () => { mine = eventsOf(receiver, b.id); });
   assert.equal(mine.length, 1, JSON.stringify(mine));
   assert.ok(mine[0].valid, 'the signature verifies');
   assert.equal(mine[0].event.type, 'batch.expired');
