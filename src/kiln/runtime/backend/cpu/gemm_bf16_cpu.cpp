@@ -146,45 +146,25 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(const uint16_t* x, int64_t 
 
 using Kernel = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, float*);
 
-struct KernelSet {
-  int max_mr = 1;
-  Kernel by_mr[kGemmMaxMr + 1] = {};
-};
-
+using KernelSet = GemmKernelSet<Kernel>;
 
 KernelSet kernels_for(DotIsa isa) {
   KernelSet s;
 #ifdef KILN_GEMM_X86
   if (isa >= DotIsa::kAvx512Bf16) {
-    s.max_mr = 6;
-    s.by_mr[1] = kernel_dpbf16<1>;
-    s.by_mr[2] = kernel_dpbf16<2>;
-    s.by_mr[3] = kernel_dpbf16<3>;
-    s.by_mr[4] = kernel_dpbf16<4>;
-    s.by_mr[5] = kernel_dpbf16<5>;
-    s.by_mr[6] = kernel_dpbf16<6>;
+    s.use<6>([]<int R>() { return &kernel_dpbf16<R>; });
     return s;
   }
   if (isa >= DotIsa::kAvx512) {
-    s.max_mr = 4;
-    s.by_mr[1] = kernel_avx512<1>;
-    s.by_mr[2] = kernel_avx512<2>;
-    s.by_mr[3] = kernel_avx512<3>;
-    s.by_mr[4] = kernel_avx512<4>;
+    s.use<4>([]<int R>() { return &kernel_avx512<R>; });
     return s;
   }
   if (isa >= DotIsa::kAvx2) {
-    s.max_mr = 2;
-    s.by_mr[1] = kernel_avx2<1>;
-    s.by_mr[2] = kernel_avx2<2>;
+    s.use<2>([]<int R>() { return &kernel_avx2<R>; });
     return s;
   }
 #endif
-  s.max_mr = 4;
-  s.by_mr[1] = kernel_scalar<1>;
-  s.by_mr[2] = kernel_scalar<2>;
-  s.by_mr[3] = kernel_scalar<3>;
-  s.by_mr[4] = kernel_scalar<4>;
+  s.use<4>([]<int R>() { return &kernel_scalar<R>; });
   return s;
 }
 

@@ -22,7 +22,6 @@ constexpr int64_t kP = kGemmPanel;
 constexpr int64_t kKc = 256;
 constexpr int64_t kWholePanelBytes = 512 << 10;
 constexpr int64_t kMc = 96;
-constexpr int kMaxMr = kGemmMaxMr;
 
 // Each kernel adds, for k in [k0, k1), x[r, k] * panel[k, j] into tile[r, j] (row stride kP),
 // one FMA per element per k, in increasing k.
@@ -100,36 +99,21 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(const float* x, int64_t ldx
 
 using Kernel = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
 
-struct KernelSet {
-  int max_mr = 1;
-  Kernel by_mr[kMaxMr + 1] = {};
-};
+using KernelSet = GemmKernelSet<Kernel>;
 
 KernelSet kernels_for(CpuIsa isa) {
   KernelSet s;
   switch (isa) {
 #ifdef KILN_GEMM_X86
     case CpuIsa::kAvx512:
-      s.max_mr = 6;
-      s.by_mr[1] = kernel_avx512<1>;
-      s.by_mr[2] = kernel_avx512<2>;
-      s.by_mr[3] = kernel_avx512<3>;
-      s.by_mr[4] = kernel_avx512<4>;
-      s.by_mr[5] = kernel_avx512<5>;
-      s.by_mr[6] = kernel_avx512<6>;
+      s.use<6>([]<int R>() { return &kernel_avx512<R>; });
       return s;
     case CpuIsa::kAvx2:
-      s.max_mr = 2;
-      s.by_mr[1] = kernel_avx2<1>;
-      s.by_mr[2] = kernel_avx2<2>;
+      s.use<2>([]<int R>() { return &kernel_avx2<R>; });
       return s;
 #endif
     default:
-      s.max_mr = 4;
-      s.by_mr[1] = kernel_scalar<1>;
-      s.by_mr[2] = kernel_scalar<2>;
-      s.by_mr[3] = kernel_scalar<3>;
-      s.by_mr[4] = kernel_scalar<4>;
+      s.use<4>([]<int R>() { return &kernel_scalar<R>; });
       return s;
   }
 }

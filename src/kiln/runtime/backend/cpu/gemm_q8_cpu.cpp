@@ -247,9 +247,7 @@ __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const QuantizedRo
 
 using Kernel = void (*)(const QuantizedRows&, int64_t, const uint8_t*, const uint16_t*, int64_t, int64_t, float*);
 
-struct KernelSet {
-  int max_mr = 1;
-  Kernel by_mr[kGemmMaxMr + 1] = {};
+struct KernelSet : GemmKernelSet<Kernel> {
   bool wide_x = false;  // the kernels read QuantizedRows::wide
 };
 
@@ -257,34 +255,22 @@ KernelSet kernels_for(DotIsa isa) {
   KernelSet s;
 #ifdef KILN_GEMM_X86
   if (isa >= DotIsa::kAvx512Vnni) {
-    s.max_mr = 3;
-    s.by_mr[1] = kernel_vnni<1>;
-    s.by_mr[2] = kernel_vnni<2>;
-    s.by_mr[3] = kernel_vnni<3>;
+    s.use<3>([]<int R>() { return &kernel_vnni<R>; });
     return s;
   }
   // kAvx512 alone may be AVX-512F without BW (Xeon Phi), whose AVX2 runs the level instead.
   if (isa >= DotIsa::kAvx512 && cpu_has_avx512bw()) {
-    s.max_mr = 4;
     s.wide_x = true;
-    s.by_mr[1] = kernel_avx512<1>;
-    s.by_mr[2] = kernel_avx512<2>;
-    s.by_mr[3] = kernel_avx512<3>;
-    s.by_mr[4] = kernel_avx512<4>;
+    s.use<4>([]<int R>() { return &kernel_avx512<R>; });
     return s;
   }
   if (isa >= DotIsa::kAvx2) {
-    s.max_mr = 2;
     s.wide_x = true;
-    s.by_mr[1] = kernel_avx2<1>;
-    s.by_mr[2] = kernel_avx2<2>;
+    s.use<2>([]<int R>() { return &kernel_avx2<R>; });
     return s;
   }
 #endif
-  s.max_mr = 3;
-  s.by_mr[1] = kernel_scalar<1>;
-  s.by_mr[2] = kernel_scalar<2>;
-  s.by_mr[3] = kernel_scalar<3>;
+  s.use<3>([]<int R>() { return &kernel_scalar<R>; });
   return s;
 }
 

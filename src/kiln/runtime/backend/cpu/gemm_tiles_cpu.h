@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kiln/runtime/backend/cpu/parallel_cpu.h"
 
@@ -17,6 +18,25 @@ namespace kiln::runtime::cpu {
 
 inline constexpr int64_t kGemmPanel = 64;
 inline constexpr int kGemmMaxMr = 6;
+
+// One ISA's kernels of a packed GEMM: by_mr[r] takes a row block of r rows, r in 1 .. max_mr.
+template <class Kernel>
+struct GemmKernelSet {
+  int max_mr = 1;
+  Kernel by_mr[kGemmMaxMr + 1] = {};
+
+  // by_mr[r] = instance.template operator()<r>() for r in 1 .. MaxMr: one instance of a kernel
+  // template per row count, e.g. use<6>([]<int R>() { return &kernel_avx512<R>; }). Only the
+  // addresses are taken here, so kernels with their own target attributes keep them.
+  template <int MaxMr, class Instance>
+  void use(Instance instance) {
+    static_assert(MaxMr >= 1 && MaxMr <= kGemmMaxMr);
+    max_mr = MaxMr;
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+      ((by_mr[R + 1] = instance.template operator()<R + 1>()), ...);
+    }(std::make_integer_sequence<int, MaxMr>{});
+  }
+};
 
 // kernel(r0, mr, p, s0, s1, tile): adds steps [s0, s1) of rows r0 .. r0+mr-1 against panel p into
 // tile rows 0 .. mr-1. `mc`: most rows of one chunk (they share the panel's cache block).
