@@ -110,6 +110,9 @@ void register_model_metrics(metrics::Registry& registry, const std::shared_ptr<L
   counter("kiln_engine_yielded_steps_total",
           "Steps in which batch work sat out so that a better priority's prompt ran alone.",
           &serve::WorkerCounters::yielded_steps);
+  counter("kiln_engine_abandoned_steps_total",
+          "Steps stopped between layers because a better priority's request arrived (redone later).",
+          &serve::WorkerCounters::abandoned_steps);
   auto seconds = [&](const char* name, const char* help, int64_t serve::WorkerCounters::*field) {
     registry.counter_fn(name, help, labels, [weak, field]() -> double {
       auto m = weak.lock();

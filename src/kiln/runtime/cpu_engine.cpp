@@ -94,6 +94,7 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
   in.logit_rows = view(rows);
   in.max_query_len = extent.max_query_len;
   in.max_kv_len = extent.max_kv_len;
+  in.abandon = &plan.abandon;
   const int64_t hidden_size = model_->config().hidden_size;
   std::vector<float> hidden_host;
   Tensor hidden;
@@ -106,10 +107,14 @@ Result<StepResult> CpuEngine::step(const StepPlan& plan) {
 
   logits_.resize(rows.size() * static_cast<size_t>(vocab));
   const Tensor logits(logits_.data(), DType::kF32, Device::cpu(), {static_cast<int64_t>(rows.size()), vocab});
-  KILN_RETURN_IF_ERROR(model_->forward(ctx_, in, cache_, logits, hidden));
-
   StepResult result;
   result.vocab_size = vocab;
+  if (const Status st = model_->forward(ctx_, in, cache_, logits, hidden); !st.is_ok()) {
+    if (!models::is_step_abandoned(st)) return st;
+    result.abandoned = true;
+    return result;
+  }
+
   if (m > 0) {
     KILN_RETURN_IF_ERROR(await_step_masks(plan));
     std::vector<int32_t> sample_positions;

@@ -76,6 +76,17 @@ struct StepPlan {
   // fidelity tests). Costly; off when serving.
   bool return_all_logits = false;
 
+  // Abandoning a step in flight. When set, the engine may call it between layers of the forward
+  // pass (the CPU engine does, before each layer and before the output head); once it returns
+  // true the engine stops and returns a StepResult with `abandoned` set: nothing sampled, no
+  // outputs. The K/V of the plan's new tokens may then be partly written. That is harmless: they
+  // sit at positions past every sequence's computed tokens, in blocks only that sequence holds,
+  // and the step that computes those tokens later writes them again. The scheduler has not
+  // advanced anything for an abandoned step, so its sequences simply run again. The engine
+  // worker abandons a step whose sequences all rank below a request that just arrived, so the
+  // newcomer waits at most one layer instead of a whole step (docs/batches.md, "Priority").
+  std::function<bool()> abandon;
+
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(kv_len.size()); }
   int32_t num_samples() const { return static_cast<int32_t>(sample_seqs.size()); }
@@ -88,6 +99,7 @@ struct StepResult {
   std::vector<std::vector<float>> outputs;  // [num_outputs], in output_seqs order (StepOutputKind)
   int64_t vocab_size = 0;
   double forward_seconds = 0.0;       // wall time of the step on the engine thread
+  bool abandoned = false;             // StepPlan::abandon stopped it: nothing else is filled
 };
 
 // The paged KV cache's shape as a plan sees it.

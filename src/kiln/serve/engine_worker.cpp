@@ -93,6 +93,7 @@ SubmitResult EngineWorker::submit(Request request) {
     r.retry_after_seconds = retry_after_seconds();
     return r;
   }
+  const int32_t priority = request.priority;
   Pending p;
   p.id = next_id_++;
   p.seed = request.seed ? *request.seed : splitmix64(seed_base_ ^ p.id);
@@ -104,6 +105,10 @@ SubmitResult EngineWorker::submit(Request request) {
     --in_submit_queue_;
     r.stream.reset();
     r.status = unavailable(str_cat("model ", options_.model_name, " is shutting down"));
+    return r;
+  }
+  int32_t best = best_new_priority_.load();
+  while (priority < best && !best_new_priority_.compare_exchange_weak(best, priority)) {
   }
   return r;
 }
@@ -129,6 +134,7 @@ void EngineWorker::run() {
 }
 
 void EngineWorker::take_submissions(bool block) {
+  best_new_priority_.store(kNoPriorityLimit);
   std::optional<Pending> p = block ? queue_.pop() : queue_.try_pop();
   while (p) {
     admit(std::move(*p));
@@ -214,6 +220,9 @@ void EngineWorker::run_step() {
   for (const ScheduledSequence& e : out.seqs) {
     if (e.seq->num_computed >= e.seq->prompt_len) decode += e.num_new;
   }
+  int32_t step_priority = kNoPriorityLimit;
+  for (const ScheduledSequence& e : out.seqs) step_priority = std::min(step_priority, e.seq->priority);
+  plan.abandon = [this, step_priority] { return best_new_priority_.load(std::memory_order_relaxed) < step_priority; };
   const SteadyTime t1 = clock_->now();
   Result<runtime::StepResult> result = internal_error("engine step did not run");
   try {
@@ -224,7 +233,11 @@ void EngineWorker::run_step() {
   masker_.finish();  // also when the step failed before it waited: the constraints are ours again
   const SteadyTime t2 = clock_->now();
   std::vector<RequestEvents> events;
-  if (result.is_ok()) {
+  if (result.is_ok() && result->abandoned) {
+    // Nothing was applied: the step's sequences run again once the newcomer is scheduled.
+    ++abandoned_steps_;
+    decode = 0;
+  } else if (result.is_ok()) {
     auto applied = scheduler_->apply_result(out, *result);
     if (applied.is_ok()) {
       events = std::move(applied).value();
@@ -326,6 +339,7 @@ WorkerCounters EngineWorker::counters() const {
   c.host_us = host_us_.load();
   c.decode_tokens = decode_tokens_.load();
   c.yielded_steps = yielded_steps_.load();
+  c.abandoned_steps = abandoned_steps_.load();
   c.requests_finished = finished_.load();
   c.requests_rejected = rejected_.load();
   c.requests_timed_out = timed_out_.load();

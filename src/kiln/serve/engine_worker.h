@@ -64,6 +64,7 @@ struct WorkerCounters {
   int64_t host_us = 0;
   int64_t decode_tokens = 0;  // of tokens_computed, those of sequences past their prompt
   int64_t yielded_steps = 0;  // steps worse priorities sat out for a better one's prefill
+  int64_t abandoned_steps = 0;  // steps stopped mid-way for a better-ranked arrival (StepPlan::abandon)
   int64_t requests_finished = 0;
   int64_t requests_rejected = 0;     // refused by submit (queue full)
   int64_t requests_timed_out = 0;
@@ -140,6 +141,11 @@ class EngineWorker {
   std::mutex submit_mu_;  // makes the queue-length check and the enqueue one step
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int64_t> in_submit_queue_{0};
+  // The best (lowest) priority submitted since the engine thread last emptied the submit queue.
+  // A step whose sequences all rank below it is abandoned (StepPlan::abandon): the newcomer waits
+  // for one layer, not for the whole step. take_submissions resets it before popping, and submit
+  // lowers it after pushing, so an arrival the step does not hold is never missed.
+  std::atomic<int32_t> best_new_priority_{kNoPriorityLimit};
 
   // Engine thread only.
   std::unordered_map<uint64_t, Live> live_;
@@ -148,7 +154,7 @@ class EngineWorker {
   // Published by the engine thread after every step.
   std::atomic<int64_t> running_{0}, waiting_{0}, waiting_requests_{0}, steps_{0}, failed_steps_{0},
       tokens_computed_{0}, prefix_queries_{0}, prefix_hits_{0}, preemptions_{0}, forward_us_{0}, host_us_{0},
-      decode_tokens_{0}, yielded_steps_{0}, finished_{0},
+      decode_tokens_{0}, yielded_steps_{0}, abandoned_steps_{0}, finished_{0},
       rejected_{0}, timed_out_{0}, cancelled_{0}, kv_used_{0}, kv_cached_{0};
   std::atomic<double> mean_request_seconds_{0.0};
 };

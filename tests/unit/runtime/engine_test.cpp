@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "engine_test_util.h"
 
@@ -124,6 +125,45 @@ TEST(EngineTest, SampledTokensDoNotDependOnTheBatchOrReturnAllLogits) {
   const auto alone = run(false, false);
   EXPECT_EQ(run(true, false), alone);
   EXPECT_EQ(run(true, true), alone);
+}
+
+TEST(EngineTest, AnAbandonedStepLeavesNothingItsRerunWouldSee) {
+  auto engine = load_engine(tiny_model("tiny-llama", 7));  // two layers
+  ASSERT_TRUE(engine);
+  const int32_t bs = engine->kv_geometry().block_size;
+  const auto tokens = prompt(40, 3);
+  const auto reference = logits_in_chunks(*engine, tokens, {40}, 1);
+  // Stopped before layer 0, before layer 1 (layer 0's K/V written), before the output head.
+  for (int stop_at = 1; stop_at <= 3; ++stop_at) {
+    BlockPool pool(engine->kv_geometry().num_blocks, 20 + static_cast<uint32_t>(stop_at));
+    Seq s;
+    s.tokens = tokens;
+    std::vector<std::vector<float>> rows;
+    auto run = [&](int32_t n, std::function<bool()> abandon) {
+      StepPlan plan;
+      plan.return_all_logits = true;
+      add_to_plan(plan, s, n, bs, pool, true);
+      plan.abandon = std::move(abandon);
+      auto r = engine->step(plan);
+      EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+      if (!r.is_ok() || r->abandoned) return r.is_ok() && r->abandoned;
+      const size_t v = static_cast<size_t>(r->vocab_size);
+      for (int32_t i = 0; i < n; ++i) rows.emplace_back(r->logits.begin() + i * v, r->logits.begin() + (i + 1) * v);
+      return false;
+    };
+    EXPECT_FALSE(run(16, [] { return false; }));
+    int calls = 0;
+    ASSERT_TRUE(run(24, [&] { return ++calls == stop_at; })) << "stop_at " << stop_at;
+    EXPECT_EQ(calls, stop_at);
+    s.computed = 16;  // as the scheduler: nothing of the abandoned step was applied
+    // Run again in other chunks: each writes its own positions again before reading them, and
+    // what the abandoned step left past a chunk is never read.
+    EXPECT_FALSE(run(5, nullptr));
+    EXPECT_FALSE(run(19, nullptr));
+    ASSERT_EQ(rows.size(), reference.size());
+    for (size_t p = 0; p < rows.size(); ++p)
+      ASSERT_TRUE(bitwise_equal(rows[p], reference[p])) << "stop_at " << stop_at << " position " << p;
+  }
 }
 
 TEST(EngineTest, BadPlanFailsTheStepAndTheEngineKeepsWorking) {

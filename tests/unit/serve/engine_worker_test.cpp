@@ -300,6 +300,54 @@ TEST(EngineWorker, SeededRequestsRepeatThemselves) {
   EXPECT_NE(a.tokens[0], a.tokens[1]);
 }
 
+TEST(EngineWorker, AStepOfWorsePrioritiesIsAbandonedForABetterArrivalAndRedone) {
+  // Requests are submitted from inside chosen steps (on the engine thread, before the fake
+  // engine asks StepPlan::abandon), so which step sees which arrival is fixed. The fake engine
+  // leaves an abandoned step's slots holding junk: the tokens below come out right only if the
+  // abandoned tokens are computed again.
+  EngineWorker* worker = nullptr;
+  std::mutex mu;
+  std::shared_ptr<TokenStream> same_priority, better;
+  auto s = start_worker(EngineWorkerOptions{}, {}, [&](FakeEngine& e) {
+    e.on_step = [&] {
+      if (e.plans.size() == 3) {  // batch line "b" decodes alone: another batch line arrives
+        Request r = make_request("c", 5, 6);
+        r.priority = 1;
+        std::lock_guard<std::mutex> lock(mu);
+        same_priority = worker->submit(std::move(r)).stream;
+      } else if (e.plans.size() == 5) {  // "b" and "c" decode: a client's request arrives
+        std::lock_guard<std::mutex> lock(mu);
+        better = worker->submit(make_request("i", 7, 4)).stream;
+      }
+    };
+  });
+  worker = s.worker.get();
+  Request b = make_request("b", 6, 12);
+  b.priority = 1;
+  SubmitResult rb = s.worker->submit(std::move(b));
+  ASSERT_TRUE(rb.ok());
+  const Collected cb = collect(rb.stream);
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return same_priority && better;
+  }));
+  const Collected cc = collect(same_priority), ci = collect(better);
+  EXPECT_EQ(cb.tokens[0], reference_tokens("b", 6, 12));
+  EXPECT_EQ(cc.tokens[0], reference_tokens("c", 5, 6));
+  EXPECT_EQ(ci.tokens[0], reference_tokens("i", 7, 4));
+  ASSERT_TRUE(eventually([&] { return s.worker->counters().requests_finished == 3; }));
+  // Only the client's arrival stopped a step (a batch line's arrival joins the next one), and
+  // the client's prompt then ran alone.
+  EXPECT_EQ(s.engine->abandoned_steps, 1);
+  EXPECT_EQ(s.worker->counters().abandoned_steps, 1);
+  ASSERT_GT(s.engine->plans.size(), 6u);
+  EXPECT_EQ(s.engine->plans[3].num_seqs(), 2);  // "b" decodes beside "c"'s prompt
+  EXPECT_EQ(s.engine->plans[4].num_seqs(), 2);  // the abandoned step
+  EXPECT_EQ(s.engine->plans[5].num_seqs(), 1);
+  EXPECT_EQ(s.engine->plans[5].num_tokens(), 7);
+  EXPECT_EQ(s.worker->counters().kv_blocks_used, 0);
+}
+
 TEST(EngineWorker, StopEndsEverythingWithUnavailable) {
   FakeEngine::Options eo;
   eo.max_model_len = 100000;

@@ -51,6 +51,7 @@ class FakeEngine final : public runtime::Engine {
   std::function<void()> on_step;
 
   std::vector<runtime::StepPlan> plans;
+  int abandoned_steps = 0;  // steps whose StepPlan::abandon said stop
 
   static int32_t default_next(std::span<const int32_t> context, const runtime::SamplingParams& p,
                               int64_t vocab, std::span<const int32_t> eos) {
@@ -73,6 +74,9 @@ class FakeEngine final : public runtime::Engine {
     if (on_step) on_step();
     KILN_RETURN_IF_ERROR(runtime::validate_step_plan(plan, kv_geometry(), o_.vocab_size));
     KILN_RETURN_IF_ERROR(check_shapes(plan));
+    // An abandoned step leaves its new tokens' slots written with junk, as a real engine stopped
+    // between layers leaves them partly written: a later step must write them again.
+    const bool abandoned = plan.abandon && plan.abandon();
     // Write every new token into its slot first, as the real engine writes K/V before attention.
     for (int32_t i = 0; i < plan.num_seqs(); ++i) {
       const int32_t begin = plan.query_start[static_cast<size_t>(i)];
@@ -82,12 +86,17 @@ class FakeEngine final : public runtime::Engine {
         const int32_t pos = plan.positions[static_cast<size_t>(j)];
         if (pos != kv_len - (end - begin) + (j - begin)) return internal_error(str_cat("seq ", i, ": position ", pos, " out of order"));
         KILN_ASSIGN_OR_RETURN(size_t slot, slot_of(plan, i, pos));
-        kv_tokens_[slot] = plan.token_ids[static_cast<size_t>(j)];
+        kv_tokens_[slot] = abandoned ? -1 - plan.token_ids[static_cast<size_t>(j)] : plan.token_ids[static_cast<size_t>(j)];
         kv_pos_[slot] = pos;
       }
     }
     runtime::StepResult result;
     result.vocab_size = o_.vocab_size;
+    if (abandoned) {
+      ++abandoned_steps;
+      result.abandoned = true;
+      return result;
+    }
     KILN_RETURN_IF_ERROR(runtime::await_step_masks(plan));
     for (int32_t k = 0; k < plan.num_samples(); ++k) {
       const int32_t i = plan.sample_seqs[static_cast<size_t>(k)];

@@ -191,6 +191,9 @@ Status LlamaModel::ensure_workspace(const DeviceContext& ctx, int64_t n, int64_t
   return Status::ok();
 }
 
+Status step_abandoned() { return cancelled("the step was abandoned"); }
+bool is_step_abandoned(const Status& status) { return status.code() == StatusCode::kCancelled; }
+
 Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, const KvCache& cache,
                            const Tensor& logits, const Tensor& hidden) {
   const model::ModelConfig& c = config_;
@@ -225,7 +228,9 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
     // transformers multiplies by sqrt(hidden) rounded to the activations' dtype.
     KILN_RETURN_IF_ERROR(ops::scale(ctx, residual, static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size)))));
   }
+  const auto abandoned = [&in] { return in.abandon != nullptr && *in.abandon && (*in.abandon)(); };
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (abandoned()) return step_abandoned();
     const Layer& l = layers_[i];
     const Tensor& kv = cache.layer(static_cast<int64_t>(i));
     const bool local = !rope_local_.empty() && c.layer_window(static_cast<int64_t>(i)) > 0;
@@ -258,6 +263,7 @@ Status LlamaModel::forward(const DeviceContext& ctx, const ForwardInputs& in, co
     KILN_RETURN_IF_ERROR(ops::linear_add(ctx, act, l.down, residual, delta));
   }
   if (m == 0 && h == 0) return Status::ok();
+  if (abandoned()) return step_abandoned();
   KILN_RETURN_IF_ERROR(ops::rms_norm(ctx, residual, final_norm_.tensor(), eps, normed));
   if (h > 0) KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, normed, in.hidden_rows, hidden));
   if (m == 0) return Status::ok();

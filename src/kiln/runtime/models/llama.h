@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,7 +35,14 @@ struct ForwardInputs {
   Tensor hidden_rows;   // [h] I32: the token rows whose final hidden states are wanted; may be empty
   int64_t max_query_len = 0;
   int64_t max_kv_len = 0;
+  // StepPlan::abandon: asked before each layer and before the output head; when it answers
+  // true, forward() stops and returns step_abandoned().
+  const std::function<bool()>* abandon = nullptr;
 };
+
+// What forward() returns when ForwardInputs::abandon stopped it.
+Status step_abandoned();
+bool is_step_abandoned(const Status& status);
 
 class LlamaModel {
  public:
