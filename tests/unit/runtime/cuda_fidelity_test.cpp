@@ -3,6 +3,8 @@
 // token through the decode graphs, and chunked prefill, on the fixtures' checkpoints.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "engine_test_util.h"
 #include "fidelity_fixture.h"
 #include "kiln/runtime/backend/cuda/device.h"
@@ -10,7 +12,12 @@
 namespace kiln::runtime {
 namespace {
 
-constexpr double kTolerance = 3e-2;  // max|kiln - hf| / max|hf| per logit row, bf16 compute
+// max|kiln - hf| / max|hf| per logit row, bf16 compute: 3e-2, or 1.5 times transformers' own
+// error in bf16 where the fixture records a larger one (independent roundings of the same size add
+// up to about sqrt(2) of one). Gemma 3's tiny preset needs it: four norms a layer and a logit
+// cap of 2 leave little headroom (docs/models.md).
+constexpr double kTolerance = 3e-2;
+double tolerance(const testing::Fixture& f) { return std::max(kTolerance, 1.5 * f.hf_bf16_error); }
 
 class CudaFidelityTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -25,11 +32,12 @@ void expect_cuda_fidelity(const std::string& preset) {
   auto engine = testing::load_cuda_engine(testing::tiny_model(preset, f.seed, f.vocab), true);
   ASSERT_TRUE(engine);
   const int32_t n = static_cast<int32_t>(f.prompt.size());
-  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {n}, 1), f.prompt_logits, kTolerance,
+  const double tol = tolerance(f);
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {n}, 1), f.prompt_logits, tol,
                         preset + " whole prompt");
-  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {1}, 2), f.incremental_logits, kTolerance,
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {1}, 2), f.incremental_logits, tol,
                         preset + " token by token");
-  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {5, 7}, 3), f.prompt_logits, kTolerance,
+  testing::expect_close(testing::logits_in_chunks(*engine, f.prompt, {5, 7}, 3), f.prompt_logits, tol,
                         preset + " chunked");
 }
 

@@ -21,6 +21,8 @@ namespace kiln::runtime::testing {
 struct Fixture {
   uint64_t seed = 0;
   int64_t vocab = 0;
+  // transformers' own error in bf16 on the prompt, as expect_close measures it (0: not recorded).
+  double hf_bf16_error = 0.0;
   std::vector<int32_t> prompt;
   std::vector<std::vector<float>> prompt_logits, incremental_logits;
   std::vector<int32_t> greedy;
@@ -65,6 +67,8 @@ inline bool load_fixture(const std::string& preset, Fixture* f) {
   }
   f->seed = j["seed"].get<uint64_t>();
   f->vocab = j["vocab_size"].get<int64_t>();
+  if (j.contains("hf_bf16_prompt_rel_error") && j["hf_bf16_prompt_rel_error"].is_number())
+    f->hf_bf16_error = j["hf_bf16_prompt_rel_error"].get<double>();
   f->prompt = j["prompt_ids"].get<std::vector<int32_t>>();
   auto ck = model::Checkpoint::open_file(tensors);
   if (!ck.is_ok()) {
