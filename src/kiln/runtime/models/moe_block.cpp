@@ -58,6 +58,12 @@ Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConf
     b.gate_up_.push_back(std::move(gu));
     b.down_.push_back(std::move(d));
   }
+  // MoeBlock is moved after this: the tables hold the experts' device addresses, which the
+  // Buffers' moves keep.
+  if (ops::grouped_linear_supported(ctx, b.gate_up_) && ops::grouped_linear_supported(ctx, b.down_)) {
+    KILN_ASSIGN_OR_RETURN(b.grouped_gate_up_, ops::group_linear_weights(ctx, b.gate_up_));
+    KILN_ASSIGN_OR_RETURN(b.grouped_down_, ops::group_linear_weights(ctx, b.down_));
+  }
   return b;
 }
 
@@ -65,11 +71,12 @@ int64_t MoeBlock::planned_weights_bytes(const model::ModelConfig& c, Device devi
   const int64_t h = c.hidden_size, mi = c.moe_intermediate_size;
   return ops::linear_weight_bytes(device, wdt, c.num_experts, h, false) +
          c.num_experts *
-             (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false));
+             (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false)) +
+         (device.kind == DeviceKind::kCuda ? 2 * c.num_experts * 8 : 0);  // the grouped GEMMs' tables
 }
 
 int64_t MoeBlock::weights_bytes() const {
-  int64_t bytes = linear_bytes(router_);
+  int64_t bytes = linear_bytes(router_) + grouped_gate_up_.table.nbytes() + grouped_down_.table.nbytes();
   for (size_t e = 0; e < gate_up_.size(); ++e) bytes += linear_bytes(gate_up_[e]) + linear_bytes(down_[e]);
   return bytes;
 }
@@ -86,11 +93,18 @@ Status MoeBlock::forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace
   KILN_RETURN_IF_ERROR(ops::moe_route(ctx, logits, {num_experts_, top_k_, normalize_}, ids, weights));
   KILN_RETURN_IF_ERROR(ops::moe_permute(ctx, ids, num_experts_, ws.expert_start.tensor(), sorted, pair_row));
   KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, x, sorted, gathered));
-  // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; on CUDA
-  // it is copied back and the stream drained, a round trip per MoE layer that also keeps the step out
-  // of a CUDA graph (cuda_engine.cpp). It buys that an expert no token chose is never read: batch 1
-  // reads only its top-k experts. The faster step is a grouped-GEMM kernel that takes the offsets
-  // from device memory and runs every expert in one launch, without the sync.
+  if (grouped()) {
+    // Every expert in one launch each, the runs read from expert_start on the device: no sync,
+    // and an expert no token chose is never read.
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear_swiglu(ctx, gathered, ws.expert_start.tensor(), grouped_gate_up_,
+                                                        act.rows(0, pairs)));
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear(ctx, act.rows(0, pairs), ws.expert_start.tensor(), grouped_down_,
+                                                 expert_out));
+    return ops::moe_combine(ctx, expert_out, pair_row, weights, out);
+  }
+  // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; off the
+  // CPU (experts the grouped GEMMs cannot take) it is copied back and the stream drained, a round
+  // trip per MoE layer that also keeps the step out of a CUDA graph (cuda_engine.cpp).
   const int32_t* start = ws.expert_start.tensor().data<int32_t>();
   if (ctx.device.kind != DeviceKind::kCpu) {
     ws.host_start.resize(static_cast<size_t>(num_experts_ + 1));
