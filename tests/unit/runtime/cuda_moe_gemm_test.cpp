@@ -1,7 +1,7 @@
 // The experts' grouped GEMMs on CUDA (ops::moe_grouped_linear[_swiglu], backend/cuda/moe_gemm.cu)
 // against the CPU's per-expert ops over the same bf16 inputs: skewed routing (every row to one
 // expert), empty experts, one row per expert (decode), runs crossing the kernel's 32-row tiles,
-// widths and depths that are not multiples of its 64-column tiles and 64-deep stages, and 8 and 128
+// widths and depths that are not multiples of its 64-column tiles and 128-deep stages, and 8 and 128
 // experts. Then a whole MoE layer on CUDA (grouped) against the CPU (per expert). Skips without a GPU.
 #include <gtest/gtest.h>
 

@@ -27,7 +27,7 @@ namespace wmma = nvcuda::wmma;
 
 constexpr int kTm = 32;               // rows of a tile (two 16-row fragments)
 constexpr int kTn = 64;               // weight rows (output columns) of a tile: one 16-column fragment per warp
-constexpr int kTk = 64;               // k of a stage
+constexpr int kTk = 128;              // k of a stage: 16 KiB of weights in flight per block
 constexpr int kThreads = 128;         // 4 warps
 constexpr int kLdAb = kTk + 8;        // smem row stride of the bf16 tiles (multiple of 8, spreads banks)
 constexpr int kLdC = kTn + 4;         // smem row stride of the f32 results
@@ -115,9 +115,12 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
   };
   const bf16* w = reinterpret_cast<const bf16*>(weights[expert]);
 
-  __shared__ __align__(32) bf16 xs[kTm * kLdAb];
-  __shared__ __align__(32) bf16 ws[kTn * kLdAb];
-  __shared__ __align__(32) float cs[kTm * kLdC];
+  // The bf16 tiles, then (after the last stage) the f32 results in the same bytes.
+  constexpr int kTileBytes = (kTm + kTn) * kLdAb * 2, kResultBytes = kTm * kLdC * 4;
+  __shared__ __align__(32) unsigned char smem[kTileBytes > kResultBytes ? kTileBytes : kResultBytes];
+  bf16* xs = reinterpret_cast<bf16*>(smem);
+  bf16* ws = xs + kTm * kLdAb;
+  float* cs = reinterpret_cast<float*>(smem);
 
   const int tid = threadIdx.x, warp = tid >> 5;
   const int64_t kv = k / 8;
@@ -173,6 +176,7 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
       }
     }
   }
+  __syncthreads();  // every warp is done with the tiles that the results overwrite
 #pragma unroll
   for (int f = 0; f < kTm / 16; ++f)
     wmma::store_matrix_sync(&cs[(f * 16) * kLdC + warp * 16], acc[f], kLdC, wmma::mem_row_major);
