@@ -220,7 +220,7 @@ TEST_P(CudaMoeBlockTest, GroupedLayerMatchesCpu) {
         err += std::pow(got[static_cast<size_t>(i)] - want[static_cast<size_t>(i)], 2);
         norm += std::pow(want[static_cast<size_t>(i)], 2);
       }
-      EXPECT_LT(std::sqrt(err / std::max(norm, 1e-30)), 2e-2) << "token " << t;
+      EXPECT_LT(std::sqrt(err / std::max(norm, 1e-30)), 3e-2) << "token " << t;
     }
     EXPECT_GE(compared * 4, n * 3) << "the routers disagree on too many tokens";
   }
