@@ -1,8 +1,8 @@
 // The experts' grouped GEMM: every expert's product over its run of sorted rows in one launch, the
-// runs read from expert_start in device memory (no host round trip; docs/moe.md, "Grouped GEMMs").
+// runs read from expert_start in device memory (no host round trip; docs/moe-grouped-gemm.md).
 //
 // A block computes a tile of kTm rows of one expert by kTn weight rows (output columns) with bf16
-// tensor cores (wmma 16x16x16, f32 accumulation). The grid is (column tiles, row-tile bound): the
+// tensor cores (wmma 16x16x16, f32 accumulation). The grid is (row-tile bound, column tiles): the
 // experts need sum_e ceil(count_e / kTm) <= ceil(rows / kTm) + E row tiles, a bound the host knows
 // without the counts, so the launch shape depends on the step's size only (graph-safe). Each block
 // maps its row-tile index to (expert, tile) by a warp scan of the per-expert tile counts and exits
@@ -99,11 +99,11 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
   dev::pdl_begin();
   int expert = 0;
   int64_t row0 = 0, row_end = 0;
-  if (!find_tile(expert_start, num_experts, rows, static_cast<int>(blockIdx.y), &expert, &row0, &row_end)) return;
+  if (!find_tile(expert_start, num_experts, rows, static_cast<int>(blockIdx.x), &expert, &row0, &row_end)) return;
   const int64_t tile_rows = row_end - row0 < kTm ? row_end - row0 : kTm;
   const int64_t out_cols = kSwiGlu ? n / 2 : n;
   // Output column of the block's first column; weight row of local column c.
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * (kSwiGlu ? kTn / 2 : kTn);
+  const int64_t col0 = static_cast<int64_t>(blockIdx.y) * (kSwiGlu ? kTn / 2 : kTn);
   const auto weight_row = [&](int c) -> int64_t {  // -1 past the end
     if constexpr (kSwiGlu) {
       const int64_t j = col0 + (c % (kTn / 2));
@@ -207,10 +207,11 @@ Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* e
   const int64_t row_tiles = (rows + kTm - 1) / kTm + num_experts;
   const int64_t out_cols = swiglu ? n / 2 : n;
   const int64_t col_tiles = (out_cols + (swiglu ? kTn / 2 : kTn) - 1) / (swiglu ? kTn / 2 : kTn);
-  if (row_tiles > 65535 || col_tiles > (int64_t{1} << 31) - 1)
-    return invalid_argument(str_cat("moe grouped gemm: ", rows, " rows over ", num_experts,
-                                    " experts exceed the grid's 65535 row tiles"));
-  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles));
+  // Row tiles vary fastest, so the blocks resident together share a column tile: each expert's
+  // weight columns come from HBM about once and serve the expert's other row tiles from L2.
+  if (row_tiles > (int64_t{1} << 31) - 1 || col_tiles > 65535)
+    return invalid_argument(str_cat("moe grouped gemm: ", out_cols, " output columns exceed the grid's 65535 tiles"));
+  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
   const auto* xb = reinterpret_cast<const bf16*>(x);
   auto* yb = reinterpret_cast<bf16*>(y);
   if (swiglu)
