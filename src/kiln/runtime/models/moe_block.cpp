@@ -20,7 +20,9 @@ Status MoeWorkspace::ensure(const DeviceContext& ctx, const model::ModelConfig& 
   KILN_ASSIGN_OR_RETURN(sorted_tokens, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
   KILN_ASSIGN_OR_RETURN(pair_row, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
   KILN_ASSIGN_OR_RETURN(gathered, Buffer::allocate(ctx.device, dt, {n * k, h}));
-  KILN_ASSIGN_OR_RETURN(gate_up, Buffer::allocate(ctx.device, dt, {n * k, 2 * mi}));
+  if (!MoeBlock::grouped_on(c, ctx.device)) {  // the grouped GEMMs never write the product
+    KILN_ASSIGN_OR_RETURN(gate_up, Buffer::allocate(ctx.device, dt, {n * k, 2 * mi}));
+  }
   KILN_ASSIGN_OR_RETURN(act, Buffer::allocate(ctx.device, dt, {n * k, mi}));
   KILN_ASSIGN_OR_RETURN(expert_out, Buffer::allocate(ctx.device, dt, {n * k, h}));
   tokens = n;
@@ -37,7 +39,12 @@ int64_t MoeWorkspace::planned_bytes(const model::ModelConfig& c, Device device, 
   if (!c.is_moe() || n <= 0) return 0;
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size, h = c.hidden_size;
-  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (2 * h + 3 * mi) * dt;
+  const int64_t gate_up = MoeBlock::grouped_on(c, device) ? 0 : 2 * mi;
+  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (2 * h + mi + gate_up) * dt;
+}
+
+bool MoeBlock::grouped_on(const model::ModelConfig& c, Device device) {
+  return device.kind == DeviceKind::kCuda && c.hidden_size % 8 == 0 && c.moe_intermediate_size % 8 == 0;
 }
 
 Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConfig& c, const model::Checkpoint& ck,
@@ -60,7 +67,9 @@ Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConf
   }
   // MoeBlock is moved after this: the tables hold the experts' device addresses, which the
   // Buffers' moves keep.
-  if (ops::grouped_linear_supported(ctx, b.gate_up_) && ops::grouped_linear_supported(ctx, b.down_)) {
+  if (grouped_on(c, ctx.device)) {
+    if (!ops::grouped_linear_supported(ctx, b.gate_up_) || !ops::grouped_linear_supported(ctx, b.down_))
+      return internal_error(str_cat(layer_prefix, ": the experts' weights are not plain bf16 as grouped_on() assumes"));
     KILN_ASSIGN_OR_RETURN(b.grouped_gate_up_, ops::group_linear_weights(ctx, b.gate_up_));
     KILN_ASSIGN_OR_RETURN(b.grouped_down_, ops::group_linear_weights(ctx, b.down_));
   }

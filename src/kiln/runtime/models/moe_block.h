@@ -33,7 +33,7 @@ struct MoeWorkspace {
   Buffer sorted_tokens;  // [n * k] I32
   Buffer pair_row;       // [n * k] I32
   Buffer gathered;       // [n * k, hidden]
-  Buffer gate_up;        // [n * k, 2 * moe_intermediate]
+  Buffer gate_up;        // [n * k, 2 * moe_intermediate]; empty where the experts are grouped
   Buffer act;            // [n * k, moe_intermediate]
   Buffer expert_out;     // [n * k, hidden]
   std::vector<int32_t> host_start;  // expert_start copied back, for the per-expert loop off the CPU
@@ -52,6 +52,10 @@ class MoeBlock {
                                const std::string& layer_prefix);
   static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, WeightDType dtype);
   int64_t weights_bytes() const;
+  // Whether the experts of `config` run as grouped GEMMs on `device`: CUDA, with hidden and expert
+  // sizes that are multiples of 8 (the experts are always loaded plain bf16). The workspace and the
+  // memory plan follow it; load() checks the weights agree.
+  static bool grouped_on(const model::ModelConfig& config, Device device);
   // Whether forward runs the grouped GEMMs: no host round trip, so a step may be a CUDA graph.
   bool grouped() const { return !grouped_gate_up_.table.empty(); }
 
