@@ -81,7 +81,7 @@ int64_t MoeBlock::planned_weights_bytes(const model::ModelConfig& c, Device devi
   return ops::linear_weight_bytes(device, wdt, c.num_experts, h, false) +
          c.num_experts *
              (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false)) +
-         (device.kind == DeviceKind::kCuda ? 2 * c.num_experts * 8 : 0);  // the grouped GEMMs' tables
+         (grouped_on(c, device) ? 2 * c.num_experts * 8 : 0);  // the grouped GEMMs' tables
 }
 
 int64_t MoeBlock::weights_bytes() const {
