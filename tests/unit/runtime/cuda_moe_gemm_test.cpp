@@ -2,7 +2,9 @@
 // against the CPU's per-expert ops over the same bf16 inputs: skewed routing (every row to one
 // expert), empty experts, one row per expert (decode), runs crossing the kernel's 32-row tiles,
 // widths and depths that are not multiples of its 64-column tiles and 128-deep stages, and 8 and 128
-// experts. Then a whole MoE layer on CUDA (grouped) against the CPU (per expert). Skips without a GPU.
+// experts. Then a whole MoE layer on CUDA (grouped) against the CPU (per expert), and captured into
+// a CUDA graph. Skips without a GPU.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -171,22 +173,42 @@ TEST_F(CudaMoeGemmTest, RefusesDepthsNotAMultipleOf8AndTheCpu) {
 // residual starts at zero so that the layer's output is compared, not the residual's rounding.
 // Tokens whose top-k differ between the bf16 and f32 routers (near ties) are not compared; every
 // other token's output must agree to bf16 accuracy.
-class CudaMoeBlockTest : public testing::CudaTest, public ::testing::WithParamInterface<std::string> {};
+class CudaMoeBlockTest : public testing::CudaTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  // The first sparse layer of the preset, on the CPU and on CUDA.
+  void load() {
+    const auto dir = testing::tiny_model(GetParam(), 4);
+    auto config = model::load_model_config(dir);
+    ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+    c_ = *config;
+    auto ck = model::Checkpoint::open(dir);
+    ASSERT_TRUE(ck.is_ok());
+    int64_t layer = 0;
+    while (layer < c_.num_layers && !c_.layer_is_sparse(layer)) ++layer;
+    ASSERT_LT(layer, c_.num_layers);
+    const std::string prefix = str_cat("model.layers.", layer, ".");
+    auto cpu_block = models::MoeBlock::load(cpu_, c_, **ck, prefix);
+    auto gpu_block = models::MoeBlock::load(gpu_, c_, **ck, prefix);
+    ASSERT_TRUE(cpu_block.is_ok() && gpu_block.is_ok());
+    cpu_block_ = std::make_unique<models::MoeBlock>(std::move(cpu_block).value());
+    gpu_block_ = std::make_unique<models::MoeBlock>(std::move(gpu_block).value());
+  }
+  void write_bf16(const std::vector<float>& v, const Tensor& t) {
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_bf16(v[i]);
+    ASSERT_TRUE(copy_to_device(gpu_, h.data(), t).is_ok());
+    ASSERT_TRUE(synchronize(gpu_).is_ok());
+  }
+
+  model::ModelConfig c_;
+  std::unique_ptr<models::MoeBlock> cpu_block_, gpu_block_;
+};
 
 TEST_P(CudaMoeBlockTest, GroupedLayerMatchesCpu) {
-  const auto dir = testing::tiny_model(GetParam(), 4);
-  auto config = model::load_model_config(dir);
-  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
-  const model::ModelConfig& c = *config;
-  auto ck = model::Checkpoint::open(dir);
-  ASSERT_TRUE(ck.is_ok());
-  int64_t layer = 0;
-  while (layer < c.num_layers && !c.layer_is_sparse(layer)) ++layer;
-  ASSERT_LT(layer, c.num_layers);
-  const std::string prefix = str_cat("model.layers.", layer, ".");
-  auto cpu_block = models::MoeBlock::load(cpu_, c, **ck, prefix);
-  auto gpu_block = models::MoeBlock::load(gpu_, c, **ck, prefix);
-  ASSERT_TRUE(cpu_block.is_ok() && gpu_block.is_ok());
+  ASSERT_NO_FATAL_FAILURE(load());
+  const model::ModelConfig& c = c_;
+  models::MoeBlock* cpu_block = cpu_block_.get();
+  models::MoeBlock* gpu_block = gpu_block_.get();
   EXPECT_FALSE(cpu_block->grouped());
   ASSERT_TRUE(gpu_block->grouped()) << "plain bf16 experts on CUDA take the grouped GEMMs";
   const int64_t h = c.hidden_size, k = c.num_experts_per_tok;
@@ -224,6 +246,46 @@ TEST_P(CudaMoeBlockTest, GroupedLayerMatchesCpu) {
     }
     EXPECT_GE(compared * 4, n * 3) << "the routers disagree on too many tokens";
   }
+}
+
+// The layer reads nothing on the host mid-step: its launches capture into a CUDA graph (a stream
+// sync or a device-to-host read would end the capture with an error), and the graph replayed on
+// other inputs, so other routing and other experts' row counts, gives bitwise the eager result.
+TEST_P(CudaMoeBlockTest, GroupedLayerCapturesIntoAGraph) {
+  ASSERT_NO_FATAL_FAILURE(load());
+  const int64_t n = 5, h = c_.hidden_size;
+  models::MoeWorkspace ws;
+  ASSERT_TRUE(ws.ensure(gpu_, c_, n).is_ok());
+  Buffer xg = upload(random_bf16(static_cast<size_t>(n * h), 1, 1.0f), DType::kBF16, {n, h});
+  Buffer og = poisoned(DType::kBF16, {n, h});
+  ASSERT_TRUE(fill_zero(gpu_, og.tensor()).is_ok());
+  ASSERT_TRUE(gpu_block_->forward(gpu_, xg.tensor(), ws, og.tensor()).is_ok());  // plans chosen outside
+  ASSERT_TRUE(synchronize(gpu_).is_ok());
+
+  const auto stream = static_cast<cudaStream_t>(gpu_.stream);
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const Status st = gpu_block_->forward(gpu_, xg.tensor(), ws, og.tensor());
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  ASSERT_EQ(end, cudaSuccess) << cudaGetErrorString(end);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+
+  for (uint32_t seed : {2u, 3u}) {
+    const std::vector<float> x = random_bf16(static_cast<size_t>(n * h), seed, 2.0f);
+    ASSERT_NO_FATAL_FAILURE(write_bf16(x, xg.tensor()));
+    ASSERT_TRUE(fill_zero(gpu_, og.tensor()).is_ok());
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    const std::vector<float> replayed = download(og.tensor());
+    ASSERT_TRUE(fill_zero(gpu_, og.tensor()).is_ok());
+    ASSERT_TRUE(gpu_block_->forward(gpu_, xg.tensor(), ws, og.tensor()).is_ok());
+    const std::vector<float> eager = download(og.tensor());
+    EXPECT_EQ(replayed, eager) << "seed " << seed;
+    EXPECT_GT(testing::max_abs(eager), 0.0) << "seed " << seed;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, CudaMoeBlockTest, ::testing::Values("tiny-qwen3-moe", "tiny-mixtral"),
