@@ -353,7 +353,8 @@ int run_serve(CLI::App& sub, const ServeArgs& given) {
   http::App app(pool, registry, ao);
   if (*jobs) app.set_jobs((*jobs)->tracker.get());
   if (*rate_limits) app.set_rate_limits((*rate_limits)->limits.get());
-  auto batches = start_batches(a.batches, *jobs ? a.jobs.database : "off", *jobs ? (*jobs)->node : "", app, pool);
+  auto batches = start_batches(a.batches, *jobs ? a.jobs.database : "off", *jobs ? (*jobs)->node : "", app, pool,
+                               registry);
   if (!batches.is_ok()) return fail(batches.status());
   if (*batches) app.set_batches(batches->get());
   auto pulls = make_pull_service(pool);
@@ -479,6 +480,7 @@ KILN_REGISTER_COMMAND(kServe, "serve", "Serve a model over the OpenAI-compatible
   opt("--batch-lease", a->batches.lease, "KILN_BATCH_LEASE", "How long a claimed batch line stays with its node without news before another node runs it again");
   opt("--batch-window", a->batches.window, "KILN_BATCH_WINDOW", "How long a batch may take before its unfinished requests expire (batch_expired); clients' completion_window '24h' means this window");
   opt("--batch-load-grace", a->batches.load_grace, "KILN_BATCH_LOAD_GRACE", "How long a batch line waits for a node that has its model loaded before a node that would have to load it takes it");
+  opt("--batch-retention", a->batches.retention, "KILN_BATCH_RETENTION", "How long ended batches (with their lines) and finished webhook deliveries are kept, e.g. 30d, 12h (0: forever)");
   opt("--webhook", a->batches.webhooks, "KILN_WEBHOOK", "URL that receives batch.* events (repeatable; signed with --webhook-secret)");
   opt("--webhook-secret", a->batches.webhook_secret, "KILN_WEBHOOK_SECRET", "Standard Webhooks signing secret (whsec_ + base64)");
   opt("--webhook-retry-base", a->batches.webhook_retry_base, "KILN_WEBHOOK_RETRY_BASE", "First webhook retry after this, doubling up to 1h between attempts, for 72h");

@@ -1,5 +1,7 @@
 #include "serve_batches.h"
 
+#include <algorithm>
+
 #include "kiln/core/file.h"
 #include "kiln/core/log.h"
 #include "kiln/core/str.h"
@@ -10,7 +12,7 @@ namespace kiln::app {
 
 Result<std::unique_ptr<http::BatchService>> start_batches(const BatchSettings& s, const std::string& database,
                                                           const std::string& node, http::App& app,
-                                                          pool::ModelPool& pool) {
+                                                          pool::ModelPool& pool, metrics::Registry& registry) {
   if (database == "off") {
     if (!s.webhooks.empty()) return invalid_argument("--webhook needs the job store (not --database off)");
     return std::unique_ptr<http::BatchService>();
@@ -33,6 +35,10 @@ Result<std::unique_ptr<http::BatchService>> start_batches(const BatchSettings& s
   auto grace = pool::parse_duration(s.load_grace);
   if (!grace.is_ok() || grace->count() < 0) return invalid_argument("--batch-load-grace must be a duration of 0s or more");
   o.load_grace_ms = grace->count();
+  auto retention = pool::parse_duration(s.retention);
+  if (!retention.is_ok()) return invalid_argument("--batch-retention must be a duration (0 or -1: keep forever)");
+  o.retention_ms = std::max<int64_t>(retention->count(), 0);
+  o.registry = &registry;
   auto base = pool::parse_duration(s.webhook_retry_base);
   if (!base.is_ok() || base->count() < 1) return invalid_argument("--webhook-retry-base must be a positive duration");
   o.webhook_retry_base_ms = base->count();
@@ -46,7 +52,9 @@ Result<std::unique_ptr<http::BatchService>> start_batches(const BatchSettings& s
   auto svc = http::BatchService::start(std::move(o), app, pool);
   if (!svc.is_ok()) return svc.status().with_context("the Files and Batch APIs");
   log_info("batches: files in ", (*svc)->options().files_dir.string(), ", ", s.concurrency, " lines at a time, lease ",
-           s.lease, s.webhooks.empty() ? "" : str_cat(", ", s.webhooks.size(), " webhook endpoint(s)"));
+           s.lease, ", retention ",
+           retention->count() <= 0 ? std::string("forever") : pool::format_duration(*retention),
+           s.webhooks.empty() ? "" : str_cat(", ", s.webhooks.size(), " webhook endpoint(s)"));
   return svc;
 }
 

@@ -314,6 +314,35 @@ test('a batch expires after --batch-window: batch_expired lines and a signed bat
   fs.rmSync(home, { recursive: true, force: true });
 });
 
+// Retention without waiting a month: --batch-retention 2s. Once the batch has ended and its
+// webhook was delivered, both go (GET answers 404 like an unknown id, the list and the deliveries
+// API no longer show them), while the output file stays under the files' own rules.
+test('--batch-retention deletes an ended batch and its delivered webhook, not its output file', async () => {
+  const home = tmpdir('retention');
+  const receiver = await startReceiver();
+  const server = await startServer(binary, [...tinyArgs, '--batch-retention', '2s', ...receiver.args], { KILN_HOME: home });
+  const client = clientFor(server);
+  const f = await upload(client, input(2));
+  const created = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  const b = await waitBatch(client, created.id, ['completed', 'failed'], 30000);
+  assert.equal(b.status, 'completed');
+  const deliveries = async () => (await (await fetch(
+    `http://127.0.0.1:${server.port}/v1/webhooks/deliveries?subject_id=${b.id}`)).json()).data;
+  let gone = false, left = null;
+  await waitFor(() => gone && left.length === 0, () => `the pruning of ${b.id}: ${JSON.stringify(left)}`, 30000, async () => {
+    gone = await client.batches.retrieve(b.id).then(() => false, (e) => e.status === 404);
+    left = await deliveries();
+  });
+  assert.ok(eventsOf(receiver, b.id).some((g) => g.ok), 'the batch.completed webhook was delivered first');
+  const listed = [];
+  for await (const x of client.batches.list({ limit: 100 })) listed.push(x.id);
+  assert.ok(!listed.includes(b.id));
+  assert.equal((await jsonl(client, b.output_file_id)).length, 2);
+  assert.equal(await stopServer(server), 0);
+  receiver.server.close();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
 test('two nodes share PostgreSQL; the one that dies loses its lines to the other', async () => {
   const pg = await requirePostgres();
   const files = tmpdir('files');

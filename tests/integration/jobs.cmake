@@ -32,3 +32,11 @@ if(KILN_NODE)
   set_tests_properties(responses_store_clients PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 600
                        ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>;KILN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endif()
+
+# Which node runs a batch line (docs/batches.md): two nodes on PostgreSQL with different models
+# loaded; each line runs on the node that has its model.
+if(KILN_NODE)
+  add_test(NAME batches_nodes COMMAND ${KILN_NODE} --test-concurrency=1 ${CMAKE_CURRENT_SOURCE_DIR}/integration/batches_nodes_test.mjs)
+  set_tests_properties(batches_nodes PROPERTIES FIXTURES_REQUIRED kiln_http_model LABELS integration TIMEOUT 300
+                       ENVIRONMENT "KILN_TEST_MODEL_DIR=${KILN_HTTP_TEST_MODEL};KILN_BINARY=$<TARGET_FILE:kiln>")
+endif()

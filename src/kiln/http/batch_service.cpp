@@ -12,6 +12,7 @@
 #include "kiln/http/asio.h"
 #include "kiln/http/batch_json.h"
 #include "kiln/http/webhooks.h"
+#include "kiln/metrics/metrics.h"
 #include "kiln/pool/model_pool.h"
 
 namespace kiln::http {
@@ -23,6 +24,10 @@ namespace {
 constexpr int kPage = 1000;
 // Expired files deleted per maintenance pass: a backlog is worked off a bounded step at a time.
 constexpr int kPruneBatch = 100;
+// Rows of each table (lines, batches, deliveries) a retention pass deletes at most, and how often
+// a pass runs when the last one found no backlog.
+constexpr int kRetentionBatch = 1000;
+constexpr int64_t kRetentionEveryMs = 60000;
 
 // How a line's HTTP answer is filed: transient refusals (overload, shutdown) run again later.
 bool retryable(int status) { return status == 429 || status == 503 || status == kClientClosedStatus; }
@@ -230,7 +235,9 @@ void BatchService::step(int64_t now, bool maintain) {
   }
   // One transaction for what finished since the last step. If the database fails, the leases
   // run out and the lines run again.
+  std::vector<const LineOutcome*> kept_lines;
   Status recorded = db_->in_transaction([&]() -> Status {
+    kept_lines.clear();
     for (const auto& o : done) {
       if (!o.response_id.empty()) {
         KILN_RETURN_IF_ERROR(commit_response(o));
@@ -242,10 +249,23 @@ void BatchService::step(int64_t now, bool maintain) {
       }
       KILN_ASSIGN_OR_RETURN(bool kept, db_->commit_line(o.batch_id, o.line, o.token, o.is_error, o.result));
       if (!kept) log_warn("batches: the claim on ", o.batch_id, " line ", o.line, " was lost; its result is dropped");
+      if (kept) kept_lines.push_back(&o);
     }
     return Status();
   });
   if (!done.empty() && !recorded.is_ok()) log_error("batches: cannot record ", done.size(), " line(s): ", recorded.message());
+  // Which node ran which lines, for operators (and the several-node tests): the results this
+  // node committed, by model and by the file they went to.
+  if (recorded.is_ok() && options_.registry != nullptr) {
+    for (const LineOutcome* o : kept_lines) {
+      options_.registry
+          ->counter("kiln_batch_lines_total",
+                    "Batch lines this node ran and committed, by model and result (completed: output file, failed: "
+                    "error file).",
+                    {{"model", o->model}, {"result", o->is_error ? "failed" : "completed"}})
+          .inc();
+    }
+  }
   // 2. Keep the leases of lines still running.
   if (!tokens.empty() && now - last_renew_ms_ >= options_.lease_ms / 3) {
     Status s = db_->renew_leases(tokens, until);
@@ -292,16 +312,16 @@ void BatchService::step(int64_t now, bool maintain) {
     log_error("batches: cannot claim lines: ", claimed.status().message());
     return;
   }
-  std::map<std::string, std::pair<std::string, std::string>> batches;  // id -> endpoint, input file
+  std::map<std::string, jobs::BatchRecord> batches;
   std::vector<ReadyLine> lines;
   for (const auto& l : *claimed) {
     auto it = batches.find(l.batch_id);
     if (it == batches.end()) {
       auto b = db_->get_batch(l.batch_id);
       if (!b.is_ok() || !*b) continue;  // its lease runs out and it is claimed again
-      it = batches.emplace(l.batch_id, std::make_pair((*b)->endpoint, (*b)->input_file_id)).first;
+      it = batches.emplace(l.batch_id, std::move(**b)).first;
     }
-    lines.push_back(ReadyLine{l, it->second.first, it->second.second});
+    lines.push_back(ReadyLine{l, it->second.endpoint, it->second.input_file_id, it->second.model});
   }
   size_t first_ahead = 0;
   {
@@ -335,6 +355,7 @@ void BatchService::maintain_batches(int64_t now) {
   }
   if (auto b = lease("finalizing", "")) finalize(*b, "finalizing", "completed");
   prune_files(now);
+  prune_ended(now);
   if (auto b = lease("cancelling", "")) {
     auto counts = db_->line_counts(b->id, now);
     if (counts.is_ok() && counts->running == 0) finalize(*b, "cancelling", "cancelled");
@@ -351,6 +372,29 @@ void BatchService::prune_files(int64_t now) {
     std::filesystem::remove(file_path(id), ec);
   }
   if (!pruned->empty()) log_info("batches: ", pruned->size(), " expired file(s) deleted");
+}
+
+void BatchService::prune_ended(int64_t now) {
+  if (options_.retention_ms <= 0) return;
+  if (!retention_backlog_ && now - last_retention_ms_ < std::min(kRetentionEveryMs, options_.retention_ms)) return;
+  last_retention_ms_ = now;
+  retention_backlog_ = false;
+  auto p = db_->prune_ended(now - options_.retention_ms, kRetentionBatch);
+  if (!p.is_ok()) return log_error("batches: retention pass failed: ", p.status().message());
+  retention_backlog_ = p->lines >= kRetentionBatch || static_cast<int>(p->batches.size()) >= kRetentionBatch ||
+                       p->deliveries >= kRetentionBatch;
+  if (options_.registry != nullptr) {
+    options_.registry->counter("kiln_batches_pruned_total", "Ended batches deleted by the retention (--batch-retention).")
+        .inc(static_cast<double>(p->batches.size()));
+    options_.registry
+        ->counter("kiln_webhook_deliveries_pruned_total",
+                  "Finished webhook deliveries deleted by the retention (--batch-retention).")
+        .inc(static_cast<double>(p->deliveries));
+  }
+  if (!p->batches.empty() || p->deliveries > 0) {
+    log_info("batches: retention deleted ", p->batches.size(), " batch(es), ", p->lines, " line(s), ", p->deliveries,
+             " webhook deliveries");
+  }
 }
 
 void BatchService::validate(const jobs::BatchRecord& b) {
@@ -469,7 +513,7 @@ void BatchService::dispatch(const ReadyLine& r) {
     std::lock_guard<std::mutex> lk(mu_);
     in_flight_[l.token] = l.batch_id;
   }
-  LineOutcome base{l.batch_id, l.token, l.line, false, false, "", "", ""};
+  LineOutcome base{l.batch_id, l.token, r.model, l.line, false, false, "", "", ""};
   auto body = read_line_body(file_path(input_file), l.body_offset, l.body_length);
   if (!body.is_ok()) {
     // The input is gone or damaged: the line fails with a server error in the error file.

@@ -29,6 +29,9 @@
 namespace kiln::pool {
 class ModelPool;
 }
+namespace kiln::metrics {
+class Registry;
+}
 
 namespace kiln::http {
 
@@ -53,6 +56,11 @@ struct BatchOptions {
   // --batch-load-grace: a line of a model this node has not loaded is claimed only once it has
   // waited this long, so that a node with the model loaded takes it first (docs/batches.md).
   int64_t load_grace_ms = 5000;
+  // --batch-retention: ended batches (with their lines) and finished webhook deliveries are
+  // deleted this long after they ended (docs/batches.md, "Retention"); 0: kept forever.
+  int64_t retention_ms = 30LL * 24 * 3600000;
+  // Where the batch counters go (kiln_batch_lines_total, the retention's); null: not counted.
+  metrics::Registry* registry = nullptr;
   int64_t poll_ms = 250;            // how often the runner looks for work when idle
   int32_t priority = 1;             // batch lines' scheduling priority (clients: 0)
   int64_t max_file_lines = 50000;
@@ -67,7 +75,7 @@ struct BatchOptions {
 
 // A line's answer, as the runner commits it.
 struct LineOutcome {
-  std::string batch_id, token;
+  std::string batch_id, token, model;
   int64_t line = 0;
   bool retry = false;  // the node could not run it now (overloaded, shutting down): run it later
   bool is_error = false;
@@ -104,13 +112,16 @@ class BatchService {
   void validate(const jobs::BatchRecord& b);
   // Deletes files whose expires_at has passed (records, then contents).
   void prune_files(int64_t now);
+  // Deletes what ended more than retention_ms ago: one bounded pass a minute (or a retention
+  // period, if shorter), and one every maintenance pass while a backlog remains.
+  void prune_ended(int64_t now);
   // Writes the output and error files and ends the batch as `status` (completed, expired,
   // cancelled) if it still has status `from`.
   void finalize(const jobs::BatchRecord& b, const std::string& from, const std::string& status);
   // A claimed line with what running it needs from its batch.
   struct ReadyLine {
     jobs::ClaimedLine line;
-    std::string endpoint, input_file;
+    std::string endpoint, input_file, model;
   };
   void dispatch(const ReadyLine& l);
   // Runs a claimed background response through POST /v1/responses, as a client's request.
@@ -147,6 +158,8 @@ class BatchService {
   bool stop_ = false;                             // guarded by mu_
   int64_t last_renew_ms_ = 0;
   int64_t last_maintain_ms_ = 0;
+  int64_t last_retention_ms_ = 0;
+  bool retention_backlog_ = false;  // the last retention pass hit its limit
   std::thread thread_;
 };
 

@@ -345,15 +345,19 @@ Result<std::vector<LineResultRow>> BatchStore::line_results(const std::string& b
 Result<bool> BatchStore::complete_batch(const BatchRecord& b, const std::string& from,
                                         const std::vector<FileRecord>& files,
                                         const std::vector<WebhookDelivery>& events) {
+  // The one terminal timestamp the final status has; the retention counts from it, so a batch
+  // ended without one would be kept forever.
+  const int64_t ended_ms = std::max({b.completed_ms, b.failed_ms, b.expired_ms, b.cancelled_ms});
+  if (ended_ms <= 0) return invalid_argument(str_cat("batch ", b.id, " ended as ", b.status, " without its *_at time"));
   bool changed = false;
   Status s = in_transaction([&]() -> Status {
     KILN_RETURN_IF_ERROR(c_->query(
         "UPDATE batches SET status = $2, output_file_id = $3, error_file_id = $4, finalizing_ms = $5, completed_ms = $6, "
         "expired_ms = $7, cancelled_ms = $8, total = $9, completed = $10, failed = $11, lease_until_ms = 0, "
-        "errors = $13, failed_ms = $14 WHERE id = $1 AND status = $12",
+        "errors = $13, failed_ms = $14, ended_ms = $15 WHERE id = $1 AND status = $12",
         {b.id, b.status, text_or_null(b.output_file_id), text_or_null(b.error_file_id), b.finalizing_ms,
          b.completed_ms, b.expired_ms, b.cancelled_ms, b.total, b.completed, b.failed, from, text_or_null(b.errors),
-         b.failed_ms}).status());
+         b.failed_ms, ended_ms}).status());
     changed = c_->changes() > 0;
     if (!changed) return Status();
     for (const auto& f : files) KILN_RETURN_IF_ERROR(insert_file(f));
@@ -361,6 +365,37 @@ Result<bool> BatchStore::complete_batch(const BatchRecord& b, const std::string&
   });
   if (!s.is_ok()) return s;
   return changed;
+}
+
+Result<PruneResult> BatchStore::prune_ended(int64_t ended_before_ms, int limit) {
+  PruneResult out;
+  if (limit <= 0) return out;
+  const char* skip_locked = c_->postgres() ? " FOR UPDATE SKIP LOCKED" : "";
+  // ended_ms is set only with a final status (complete_batch); the status test says so again.
+  const std::string ended =
+      "ended_ms > 0 AND ended_ms <= $1 AND status IN ('completed', 'failed', 'expired', 'cancelled')";
+  KILN_RETURN_IF_ERROR(
+      c_->query(str_cat("DELETE FROM batch_lines WHERE (batch_id, line) IN (SELECT batch_id, line FROM batch_lines WHERE "
+                        "batch_id IN (SELECT id FROM batches WHERE ", ended, ") LIMIT $2", skip_locked, ")"),
+                {ended_before_ms, int64_t{limit}})
+          .status());
+  out.lines = c_->changes();
+  KILN_ASSIGN_OR_RETURN(
+      auto rows,
+      c_->query(str_cat("DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE ", ended,
+                        " AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = batches.id) ORDER BY ended_ms "
+                        "LIMIT $2", skip_locked, ") RETURNING id"),
+                {ended_before_ms, int64_t{limit}}));
+  for (const auto& r : rows) out.batches.push_back(str(r[0]));
+  // A pending delivery (still being retried, or claimed by a sender right now) is never touched.
+  KILN_RETURN_IF_ERROR(
+      c_->query(str_cat("DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE status IN "
+                        "('delivered', 'failed') AND last_attempt_ms <= $1 ORDER BY last_attempt_ms LIMIT $2",
+                        skip_locked, ")"),
+                {ended_before_ms, int64_t{limit}})
+          .status());
+  out.deliveries = c_->changes();
+  return out;
 }
 
 Status BatchStore::insert_deliveries(const std::vector<WebhookDelivery>& events) {

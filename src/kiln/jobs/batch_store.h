@@ -79,6 +79,13 @@ struct ResponseRecord {
   std::string token;  // the claim's, while a node runs it
 };
 
+// What one retention pass deleted (BatchStore::prune_ended).
+struct PruneResult {
+  std::vector<std::string> batches;  // ids of the batches deleted
+  int64_t lines = 0;                 // batch lines deleted
+  int64_t deliveries = 0;            // webhook deliveries deleted
+};
+
 struct Page {
   std::string after;  // the last id of the previous page ("" : from the newest)
   int limit = 20;
@@ -154,10 +161,19 @@ class BatchStore {
 
   // Ends a batch: inserts its output/error file records, sets its final status, counts and
   // timestamps (and errors), and queues its webhook deliveries, in one transaction. `status` is
-  // completed, expired, cancelled or failed; `from` the status it must still have (else nothing
-  // changes: false).
+  // completed, expired, cancelled or failed, with its *_ms set (when the batch ended, which the
+  // retention counts from); `from` the status it must still have (else nothing changes: false).
   Result<bool> complete_batch(const BatchRecord& final_state, const std::string& from,
                               const std::vector<FileRecord>& files, const std::vector<WebhookDelivery>& events);
+
+  // Retention (docs/batches.md, "Retention"): deletes up to `limit` lines of batches that ended
+  // (completed, failed, expired, cancelled) at or before `ended_before_ms`, then up to `limit` of
+  // those batches whose lines are all gone, and up to `limit` webhook deliveries delivered or
+  // given up at or before it. Never a batch that has not ended nor a delivery still pending.
+  // Lines go first so that a batch of 50,000 lines is worked off over several bounded passes and
+  // its row, which GET /v1/batches/{id} reads, goes last. Each row is deleted by one caller only,
+  // so several nodes pruning at once divide the work.
+  Result<PruneResult> prune_ended(int64_t ended_before_ms, int limit);
 
   // Webhook outbox.
   Result<std::vector<WebhookDelivery>> claim_deliveries(const std::string& node, int limit, int64_t now_ms,

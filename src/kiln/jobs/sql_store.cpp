@@ -153,6 +153,14 @@ const Migration kMigrations[] = {
      "ALTER TABLE files ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0;"
      "CREATE INDEX files_expires ON files (expires_ms);"
      "ALTER TABLE batches ADD COLUMN output_expires_s BIGINT NOT NULL DEFAULT 0;"},
+    // 6: retention of ended batches and finished webhook deliveries (docs/batches.md,
+    // "Retention"): when a batch ended, indexed, and the deliveries' end indexed.
+    {6,
+     "ALTER TABLE batches ADD COLUMN ended_ms BIGINT NOT NULL DEFAULT 0;"
+     "UPDATE batches SET ended_ms = CASE status WHEN 'completed' THEN completed_ms WHEN 'failed' THEN failed_ms "
+     "WHEN 'expired' THEN expired_ms WHEN 'cancelled' THEN cancelled_ms ELSE 0 END;"
+     "CREATE INDEX batches_ended ON batches (ended_ms);"
+     "CREATE INDEX webhook_ended ON webhook_deliveries (status, last_attempt_ms);"},
 };
 
 constexpr const char* kColumns =

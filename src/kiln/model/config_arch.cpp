@@ -228,7 +228,14 @@ void arch_fields_to_json(const ModelConfig& c, json* out) {
       break;
     case Architecture::kGemma3: {
       j["attention_bias"] = c.attention_bias;
-      j["query_pre_attn_scalar"] = c.query_pre_attn_scalar ? json(*c.query_pre_attn_scalar) : json(nullptr);
+      // transformers' Gemma3TextConfig declares an int: a whole value is written as one.
+      if (!c.query_pre_attn_scalar) {
+        j["query_pre_attn_scalar"] = nullptr;
+      } else if (const double q = *c.query_pre_attn_scalar; q == std::floor(q) && q < 1e15) {
+        j["query_pre_attn_scalar"] = static_cast<int64_t>(q);
+      } else {
+        j["query_pre_attn_scalar"] = q;
+      }
       j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
       json types = json::array();
       for (bool s : c.sliding_layers) types.push_back(s ? "sliding_attention" : "full_attention");

@@ -68,8 +68,9 @@ Status parse_compressed_tensors(const json& o, std::string_view source, Quantiza
   auto groups = o.find("config_groups");
   if (groups == o.end() || !groups->is_object() || groups->size() != 1)
     return unsupported(source, "config_groups", "must hold exactly one group (kiln reads one scheme for all linear layers)");
-  const json& g = groups->begin().value();
-  const std::string gp = str_cat("config_groups.", groups->begin().key(), ".");
+  const auto group = groups->begin();
+  const json& g = group.value();
+  const std::string gp = str_cat("config_groups.", group.key(), ".");
   if (!g.is_object()) return bad(source, gp, "must be an object");
   KILN_ASSIGN_OR_RETURN(std::string gformat, string_field(g, "format", source, gp));
   if (!gformat.empty()) format = gformat;

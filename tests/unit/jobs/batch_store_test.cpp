@@ -215,6 +215,7 @@ TEST_P(BatchStoreTest, ExpiredFilesArePrunedOnceButNotWhileABatchReadsThem) {
   // batch_1 ends: its input goes at the next prune; file-b at its time; file-c stays.
   BatchRecord f = s->get_batch("batch_1").value().value();
   f.status = "cancelled";
+  f.cancelled_ms = 5500;
   ASSERT_TRUE(s->complete_batch(f, "in_progress", {}, {}).value());
   EXPECT_EQ(s->prune_expired_files(6000, 10).value(), std::vector<std::string>{"file-1"});
   EXPECT_EQ(s->prune_expired_files(1LL << 40, 1).value(), std::vector<std::string>{"file-b"});

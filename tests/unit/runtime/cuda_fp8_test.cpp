@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -95,6 +96,10 @@ class CudaFp8Ops : public testing::CudaTest {
     a.n = w_.out_features;
     a.k = w_.in_features;
     const Status st = cuda::run_fp8_gemm(gpu_.blas, gpu_.device, a, static_cast<cuda::Stream>(gpu_.stream), path);
+    // cuBLASLt's block-scaled e4m3 algorithms depend on the library and the card; where its
+    // heuristic offers none, the forced path answers kUnimplemented (and kAuto falls back to
+    // dequantize): an empty result says so.
+    if (path == Fp8Path::kCublasLt && st.code() == StatusCode::kUnimplemented) return {};
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     return download(y.tensor());
   }
@@ -122,11 +127,17 @@ TEST_F(CudaFp8Ops, EveryPathMatchesTheDequantizedReference) {
       expect_close(run(xb, s.m, Fp8Path::kDequant, false, {}), ref, 0.01 * scale, 0.01, "dequant");
       // e4m3 activations (cuBLASLt): against the reference fed the same quantized activations.
       const std::vector<float> ref_q = reference(quantized_rows(x, s.m, s.k), s.m, n, s.k);
-      expect_close(run(xb, s.m, Fp8Path::kCublasLt, false, {}), ref_q, 0.01 * scale, 0.01, "cublaslt");
+      const std::vector<float> lt = run(xb, s.m, Fp8Path::kCublasLt, false, {});
+      if (lt.empty()) {
+        std::printf("cuBLASLt has no block-scaled FP8 algorithm for m %lld n %lld k %lld here\n",
+                    static_cast<long long>(s.m), static_cast<long long>(n), static_cast<long long>(s.k));
+      } else {
+        expect_close(lt, ref_q, 0.01 * scale, 0.01, "cublaslt");
+      }
       // And the residual add: y0 + bf16(product).
       const std::vector<float> y0 = testing::random_bf16(static_cast<size_t>(s.m * n), 6);
       std::vector<float> want(y0.size());
-      const auto& base = s.m <= cuda::kFp8GemvMaxM ? ref : ref_q;
+      const auto& base = s.m <= cuda::kFp8GemvMaxM || lt.empty() ? ref : ref_q;
       for (size_t i = 0; i < want.size(); ++i) want[i] = y0[i] + base[i];
       expect_close(run(xb, s.m, Fp8Path::kAuto, true, y0), want, 0.01 * scale + 0.02, 0.01, "auto, accumulate");
     }
