@@ -150,10 +150,6 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
   e->ctx_.device = Device::cuda(options.device_index);
   e->ctx_.stream = e->device_->stream();
   e->ctx_.blas = e->device_->lt_handle();
-  const char* graphs_env = std::getenv("KILN_CUDA_GRAPHS");
-  // A mixture-of-experts step reads each layer's expert offsets on the host (models/moe_block.cpp),
-  // a stream sync that a CUDA graph cannot hold: those models decode without graphs.
-  e->graphs_enabled_ = (graphs_env == nullptr || std::string(graphs_env) != "0") && !config.is_moe();
   const int64_t allocated_at_start = allocated_bytes(e->ctx_.device);
   {
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> ck, model::Checkpoint::open(model_dir));
@@ -161,6 +157,12 @@ Result<std::unique_ptr<CudaEngine>> CudaEngine::load(const std::filesystem::path
     KILN_ASSIGN_OR_RETURN(e->model_, models::LlamaModel::load(e->ctx_, config, *ck, lim.max_model_len));
     e->weights_bytes_ = allocated_bytes(e->ctx_.device) - before;
   }
+  const char* graphs_env = std::getenv("KILN_CUDA_GRAPHS");
+  // A model whose forward reads a device result on the host mid-step (MoE experts the grouped
+  // GEMMs cannot take, models/moe_block.cpp) holds a stream sync that a CUDA graph cannot: it
+  // decodes without graphs. MoE layers on the grouped GEMMs are graph-safe: every launch shape
+  // depends on the bucket's token count only.
+  e->graphs_enabled_ = (graphs_env == nullptr || std::string(graphs_env) != "0") && !e->model_->syncs_mid_step();
 
   KvCacheShape shape;
   shape.num_layers = config.num_layers;

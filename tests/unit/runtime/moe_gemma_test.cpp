@@ -136,6 +136,26 @@ TEST(MoeCombineTest, AddsEachTokensWeightedExpertRows) {
     }
 }
 
+// The grouped expert GEMMs are CUDA's: the CPU never groups its experts (its per-expert loop is the
+// reference), and the grouped ops refuse a CPU context.
+TEST(MoeGroupedGemmTest, CpuExpertsAreNotGrouped) {
+  const DeviceContext ctx = cpu_ctx();
+  auto wv = testing::random_vector(16 * 8, 4);
+  const HostMatrix m{wv.data(), DType::kF32, 16, 8, "w"};
+  auto w = ops::load_linear_weight(ctx, std::span<const HostMatrix>(&m, 1));
+  ASSERT_TRUE(w.is_ok());
+  std::vector<ops::LinearWeight> experts;
+  experts.push_back(std::move(w).value());
+  EXPECT_FALSE(ops::grouped_linear_supported(ctx, experts));
+  auto g = ops::group_linear_weights(ctx, experts);
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument);
+  ops::GroupedLinearWeight none;
+  auto x = testing::random_vector(8, 5);
+  std::vector<int32_t> start = {0, 1};
+  std::vector<float> out(8);
+  EXPECT_FALSE(ops::moe_grouped_linear(ctx, host_f32(x, {1, 8}), testing::host_i32(start), none, host_f32(out, {1, 8})).is_ok());
+}
+
 TEST(GemmaOpsTest, GegluScaleAndSoftcapMatchTheirFormulas) {
   const int64_t n = 4, inter = 19;
   auto gu = testing::random_vector(static_cast<size_t>(n * 2 * inter), 5, 3.0f);

@@ -164,6 +164,13 @@ int64_t LlamaModel::planned_workspace_bytes(const model::ModelConfig& c, Device 
   return (tokens * per_token + rows * c.hidden_size) * dt + MoeWorkspace::planned_bytes(c, device, tokens);
 }
 
+bool LlamaModel::syncs_mid_step() const {
+  if (rope_.tensor().device().kind == DeviceKind::kCpu) return false;  // the host loop is free there
+  for (const Layer& l : layers_)
+    if (l.moe && !l.moe->grouped()) return true;
+  return false;
+}
+
 int64_t LlamaModel::workspace_bytes() const {
   return residual_.nbytes() + normed_.nbytes() + qkv_.nbytes() + attn_.nbytes() + delta_.nbytes() + gate_up_.nbytes() +
          act_.nbytes() + selected_.nbytes() + moe_ws_.bytes();

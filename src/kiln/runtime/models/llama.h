@@ -73,6 +73,9 @@ class LlamaModel {
   int64_t weights_bytes() const { return weights_bytes_; }  // the RoPE table included
   int64_t workspace_bytes() const;
   int64_t max_positions() const { return rope_.tensor().dim(0); }
+  // Whether forward() waits for the device mid-step to read a result on the host (MoE layers whose
+  // experts run one by one off the CPU), which a CUDA graph cannot hold.
+  bool syncs_mid_step() const;
 
  private:
   struct Layer {

@@ -20,7 +20,9 @@ Status MoeWorkspace::ensure(const DeviceContext& ctx, const model::ModelConfig& 
   KILN_ASSIGN_OR_RETURN(sorted_tokens, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
   KILN_ASSIGN_OR_RETURN(pair_row, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
   KILN_ASSIGN_OR_RETURN(gathered, Buffer::allocate(ctx.device, dt, {n * k, h}));
-  KILN_ASSIGN_OR_RETURN(gate_up, Buffer::allocate(ctx.device, dt, {n * k, 2 * mi}));
+  if (!MoeBlock::grouped_on(c, ctx.device)) {  // the grouped GEMMs never write the product
+    KILN_ASSIGN_OR_RETURN(gate_up, Buffer::allocate(ctx.device, dt, {n * k, 2 * mi}));
+  }
   KILN_ASSIGN_OR_RETURN(act, Buffer::allocate(ctx.device, dt, {n * k, mi}));
   KILN_ASSIGN_OR_RETURN(expert_out, Buffer::allocate(ctx.device, dt, {n * k, h}));
   tokens = n;
@@ -37,7 +39,12 @@ int64_t MoeWorkspace::planned_bytes(const model::ModelConfig& c, Device device, 
   if (!c.is_moe() || n <= 0) return 0;
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size, h = c.hidden_size;
-  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (2 * h + 3 * mi) * dt;
+  const int64_t gate_up = MoeBlock::grouped_on(c, device) ? 0 : 2 * mi;
+  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (2 * h + mi + gate_up) * dt;
+}
+
+bool MoeBlock::grouped_on(const model::ModelConfig& c, Device device) {
+  return device.kind == DeviceKind::kCuda && c.hidden_size % 8 == 0 && c.moe_intermediate_size % 8 == 0;
 }
 
 Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConfig& c, const model::Checkpoint& ck,
@@ -58,6 +65,14 @@ Result<MoeBlock> MoeBlock::load(const DeviceContext& ctx, const model::ModelConf
     b.gate_up_.push_back(std::move(gu));
     b.down_.push_back(std::move(d));
   }
+  // MoeBlock is moved after this: the tables hold the experts' device addresses, which the
+  // Buffers' moves keep.
+  if (grouped_on(c, ctx.device)) {
+    if (!ops::grouped_linear_supported(ctx, b.gate_up_) || !ops::grouped_linear_supported(ctx, b.down_))
+      return internal_error(str_cat(layer_prefix, ": the experts' weights are not plain bf16 as grouped_on() assumes"));
+    KILN_ASSIGN_OR_RETURN(b.grouped_gate_up_, ops::group_linear_weights(ctx, b.gate_up_));
+    KILN_ASSIGN_OR_RETURN(b.grouped_down_, ops::group_linear_weights(ctx, b.down_));
+  }
   return b;
 }
 
@@ -65,11 +80,12 @@ int64_t MoeBlock::planned_weights_bytes(const model::ModelConfig& c, Device devi
   const int64_t h = c.hidden_size, mi = c.moe_intermediate_size;
   return ops::linear_weight_bytes(device, wdt, c.num_experts, h, false) +
          c.num_experts *
-             (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false));
+             (ops::linear_weight_bytes(device, wdt, 2 * mi, h, false) + ops::linear_weight_bytes(device, wdt, h, mi, false)) +
+         (grouped_on(c, device) ? 2 * c.num_experts * 8 : 0);  // the grouped GEMMs' tables
 }
 
 int64_t MoeBlock::weights_bytes() const {
-  int64_t bytes = linear_bytes(router_);
+  int64_t bytes = linear_bytes(router_) + grouped_gate_up_.table.nbytes() + grouped_down_.table.nbytes();
   for (size_t e = 0; e < gate_up_.size(); ++e) bytes += linear_bytes(gate_up_[e]) + linear_bytes(down_[e]);
   return bytes;
 }
@@ -86,11 +102,18 @@ Status MoeBlock::forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace
   KILN_RETURN_IF_ERROR(ops::moe_route(ctx, logits, {num_experts_, top_k_, normalize_}, ids, weights));
   KILN_RETURN_IF_ERROR(ops::moe_permute(ctx, ids, num_experts_, ws.expert_start.tensor(), sorted, pair_row));
   KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, x, sorted, gathered));
-  // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; on CUDA
-  // it is copied back and the stream drained, a round trip per MoE layer that also keeps the step out
-  // of a CUDA graph (cuda_engine.cpp). It buys that an expert no token chose is never read: batch 1
-  // reads only its top-k experts. The faster step is a grouped-GEMM kernel that takes the offsets
-  // from device memory and runs every expert in one launch, without the sync.
+  if (grouped()) {
+    // Every expert in one launch each, the runs read from expert_start on the device: no sync,
+    // and an expert no token chose is never read.
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear_swiglu(ctx, gathered, ws.expert_start.tensor(), grouped_gate_up_,
+                                                        act.rows(0, pairs)));
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear(ctx, act.rows(0, pairs), ws.expert_start.tensor(), grouped_down_,
+                                                 expert_out));
+    return ops::moe_combine(ctx, expert_out, pair_row, weights, out);
+  }
+  // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; off the
+  // CPU (experts the grouped GEMMs cannot take) it is copied back and the stream drained, a round
+  // trip per MoE layer that also keeps the step out of a CUDA graph (cuda_engine.cpp).
   const int32_t* start = ws.expert_start.tensor().data<int32_t>();
   if (ctx.device.kind != DeviceKind::kCpu) {
     ws.host_start.resize(static_cast<size_t>(num_experts_ + 1));

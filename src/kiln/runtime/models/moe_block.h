@@ -3,9 +3,11 @@
 //
 // The (token, expert) pairs are grouped by expert (ops::moe_permute), so each expert runs one GEMM
 // over a contiguous run of rows and an expert no token chose is never read: at batch 1 a step reads
-// the router and top-k experts only. The run boundaries are read on the host, which is free on the
-// CPU and costs a device-to-host copy and a stream sync per layer on CUDA; a grouped GEMM launched
-// from device-side offsets is the later CUDA speed step.
+// the router and top-k experts only. On CUDA (plain bf16 experts) two grouped GEMMs run every
+// expert in one launch each, reading the run boundaries from device memory: no host round trip, so
+// MoE decode steps run as CUDA graphs. On the CPU, and for expert weights the grouped GEMMs cannot
+// take, the boundaries are read on the host (free on the CPU; a copy and a stream sync per layer on
+// CUDA, which keeps such a model out of CUDA graphs) and each expert runs its own ops.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include "kiln/model/config.h"
 #include "kiln/runtime/buffer.h"
 #include "kiln/runtime/ops/linear.h"
+#include "kiln/runtime/ops/moe.h"
 
 namespace kiln::runtime::models {
 
@@ -30,10 +33,10 @@ struct MoeWorkspace {
   Buffer sorted_tokens;  // [n * k] I32
   Buffer pair_row;       // [n * k] I32
   Buffer gathered;       // [n * k, hidden]
-  Buffer gate_up;        // [n * k, 2 * moe_intermediate]
+  Buffer gate_up;        // [n * k, 2 * moe_intermediate]; empty where the experts are grouped
   Buffer act;            // [n * k, moe_intermediate]
   Buffer expert_out;     // [n * k, hidden]
-  std::vector<int32_t> host_start;  // expert_start copied back, on devices other than the CPU
+  std::vector<int32_t> host_start;  // expert_start copied back, for the per-expert loop off the CPU
 
   Status ensure(const DeviceContext& ctx, const model::ModelConfig& config, int64_t n);
   int64_t bytes() const;
@@ -49,6 +52,12 @@ class MoeBlock {
                                const std::string& layer_prefix);
   static int64_t planned_weights_bytes(const model::ModelConfig& config, Device device, WeightDType dtype);
   int64_t weights_bytes() const;
+  // Whether the experts of `config` run as grouped GEMMs on `device`: CUDA, with hidden and expert
+  // sizes that are multiples of 8 (the experts are always loaded plain bf16). The workspace and the
+  // memory plan follow it; load() checks the weights agree.
+  static bool grouped_on(const model::ModelConfig& config, Device device);
+  // Whether forward runs the grouped GEMMs: no host round trip, so a step may be a CUDA graph.
+  bool grouped() const { return !grouped_gate_up_.table.empty(); }
 
   // out += moe(x). x: [n, hidden], the layer's normalised input; out: [n, hidden] (the residual).
   Status forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace& ws, const Tensor& out) const;
@@ -58,6 +67,7 @@ class MoeBlock {
   bool normalize_ = false;
   ops::LinearWeight router_;                         // [E, hidden]
   std::vector<ops::LinearWeight> gate_up_, down_;    // per expert: [2 I, hidden], [hidden, I]
+  ops::GroupedLinearWeight grouped_gate_up_, grouped_down_;  // their tables, where grouped()
 };
 
 }  // namespace kiln::runtime::models

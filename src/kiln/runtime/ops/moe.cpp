@@ -1,5 +1,7 @@
 #include "kiln/runtime/ops/moe.h"
 
+#include <vector>
+
 #include "kiln/runtime/backend/cpu/kernels_cpu.h"
 #include "kiln/runtime/ops/dispatch.h"
 #include "kiln/runtime/weights.h"
@@ -75,6 +77,88 @@ Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Ten
 #endif
   }
   return cpu::moe_combine(ctx, expert_out, pair_row, topk_weights, out);
+}
+
+bool grouped_linear_supported(const DeviceContext& ctx, std::span<const LinearWeight> experts) {
+#ifdef KILN_HAVE_CUDA_OP
+  if (ctx.device.kind != DeviceKind::kCuda || experts.empty()) return false;
+  const LinearWeight& first = experts.front();
+  if (first.in_features <= 0 || first.in_features % 8 != 0 || first.out_features <= 0) return false;
+  for (const LinearWeight& w : experts) {
+    if (w.weight.empty() || w.weight.tensor().dtype() != DType::kBF16 || !(w.weight.tensor().device() == ctx.device) ||
+        !w.bias.empty() || w.out_features != first.out_features || w.in_features != first.in_features)
+      return false;
+  }
+  return true;
+#else
+  (void)ctx;
+  (void)experts;
+  return false;
+#endif
+}
+
+Result<GroupedLinearWeight> group_linear_weights(const DeviceContext& ctx, std::span<const LinearWeight> experts) {
+  if (!grouped_linear_supported(ctx, experts))
+    return invalid_argument(str_cat("group_linear_weights: ", experts.size(),
+                                    " expert weights are not plain bf16 [N, K] of one shape, K a multiple of 8, on CUDA"));
+  GroupedLinearWeight g;
+  g.num_experts = static_cast<int64_t>(experts.size());
+  g.out_features = experts.front().out_features;
+  g.in_features = experts.front().in_features;
+  std::vector<int64_t> addr;
+  for (const LinearWeight& w : experts) addr.push_back(static_cast<int64_t>(reinterpret_cast<uintptr_t>(w.weight.tensor().raw())));
+  KILN_ASSIGN_OR_RETURN(g.table, Buffer::allocate(ctx.device, DType::kI64, {g.num_experts}));
+  KILN_RETURN_IF_ERROR(copy_to_device(ctx, addr.data(), g.table.tensor()));
+  KILN_RETURN_IF_ERROR(synchronize(ctx));  // `addr` dies here
+  return g;
+}
+
+namespace {
+
+Status check_grouped(const DeviceContext& ctx, const char* op, const Tensor& x, const Tensor& expert_start,
+                     const GroupedLinearWeight& w, int64_t out_cols, const Tensor& out) {
+  const DType dt = compute_dtype(ctx.device);
+  if (w.table.empty() || !(w.table.tensor().device() == ctx.device))
+    return invalid_argument(str_cat(op, ": the expert table is missing or on another device"));
+  KILN_RETURN_IF_ERROR(check_tensor(x, str_cat(op, " x").c_str(), dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(x, str_cat(op, " x").c_str(), 1, w.in_features));
+  KILN_RETURN_IF_ERROR(check_tensor(expert_start, str_cat(op, " expert_start").c_str(), DType::kI32, ctx.device, 1));
+  KILN_RETURN_IF_ERROR(check_dim(expert_start, str_cat(op, " expert_start").c_str(), 0, w.num_experts + 1));
+  KILN_RETURN_IF_ERROR(check_tensor(out, str_cat(op, " out").c_str(), dt, ctx.device, 2));
+  KILN_RETURN_IF_ERROR(check_dim(out, str_cat(op, " out").c_str(), 0, x.dim(0)));
+  KILN_RETURN_IF_ERROR(check_dim(out, str_cat(op, " out").c_str(), 1, out_cols));
+  if (x.raw() == out.raw() && x.numel() > 0) return invalid_argument(str_cat(op, ": out must not alias x"));
+  return Status::ok();
+}
+
+}  // namespace
+
+Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
+                                 const GroupedLinearWeight& w, const Tensor& out) {
+  if (w.out_features % 2 != 0)
+    return invalid_argument(str_cat("moe_grouped_linear_swiglu: ", w.out_features, " gate/up rows are odd"));
+  KILN_RETURN_IF_ERROR(check_grouped(ctx, "moe_grouped_linear_swiglu", x, expert_start, w, w.out_features / 2, out));
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::moe_grouped_linear(ctx, x, expert_start, w, true, out);
+#else
+    return no_cuda_kernel("moe_grouped_linear_swiglu");
+#endif
+  }
+  return unimplemented("moe_grouped_linear_swiglu: CUDA only (the CPU runs each expert's linear_swiglu)");
+}
+
+Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
+                          const GroupedLinearWeight& w, const Tensor& out) {
+  KILN_RETURN_IF_ERROR(check_grouped(ctx, "moe_grouped_linear", x, expert_start, w, w.out_features, out));
+  if (ctx.device.kind == DeviceKind::kCuda) {
+#ifdef KILN_HAVE_CUDA_OP
+    return cuda::moe_grouped_linear(ctx, x, expert_start, w, false, out);
+#else
+    return no_cuda_kernel("moe_grouped_linear");
+#endif
+  }
+  return unimplemented("moe_grouped_linear: CUDA only (the CPU runs each expert's linear)");
 }
 
 }  // namespace kiln::runtime::ops

@@ -1,6 +1,7 @@
 // Mixture-of-experts routing: the router's top-k per token, the (token, expert) pairs grouped by
-// expert, and the weighted combine of the experts' outputs. The expert MLPs themselves run as
-// ordinary linear/swiglu ops over each expert's contiguous run of rows (runtime/models/moe_block.h).
+// expert, the experts' grouped GEMMs (CUDA) and the weighted combine of the experts' outputs. On
+// the CPU the expert MLPs run as ordinary linear/swiglu ops over each expert's contiguous run of
+// rows (runtime/models/moe_block.h); on CUDA the grouped GEMMs below run every expert in one launch.
 //
 // Numerics follow transformers' Qwen3MoeSparseMoeBlock and MixtralSparseMoeBlock: softmax of the
 // router logits in f32 over all experts, the top-k probabilities, divided by their sum when
@@ -10,8 +11,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
+#include "kiln/runtime/buffer.h"
 #include "kiln/runtime/device_context.h"
+#include "kiln/runtime/ops/linear.h"
 #include "kiln/runtime/tensor.h"
 
 namespace kiln::runtime::ops {
@@ -41,5 +45,36 @@ Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num
 // expert_out: [n * k, H]; out: [n, H] (compute dtype).
 Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
                    const Tensor& topk_weights, const Tensor& out);
+
+// One projection of every expert ([N, K] each), addressed by expert id from device memory, so that
+// a grouped GEMM finds each expert's weight without the host. `table` holds the device address of
+// each expert's weight; the LinearWeights it was built from own the memory and must outlive it.
+struct GroupedLinearWeight {
+  Buffer table;  // [E] I64
+  int64_t num_experts = 0;
+  int64_t out_features = 0;  // N
+  int64_t in_features = 0;   // K
+};
+
+// Whether the grouped GEMMs can take these experts' weights on ctx: a CUDA build and device, every
+// weight plain bf16 [N, K] of one shape without bias, K a multiple of 8 (16-byte rows). Where they
+// cannot (FP8 weights, the CPU), the experts run one linear_swiglu and one linear each.
+bool grouped_linear_supported(const DeviceContext& ctx, std::span<const LinearWeight> experts);
+
+// The table of `experts` (grouped_linear_supported must hold). Synchronises ctx: a load-time call.
+Result<GroupedLinearWeight> group_linear_weights(const DeviceContext& ctx, std::span<const LinearWeight> experts);
+
+// For each expert e and each sorted row r in [expert_start[e], expert_start[e + 1]):
+// out[r] = swiglu(x[r] · W_eᵀ) for a fused [gate; up] W_e of 2 * I rows (moe_grouped_linear_swiglu),
+// or out[r] = x[r] · W_eᵀ (moe_grouped_linear). The values are those of ops::linear_swiglu and
+// ops::linear over each expert's rows: f32 accumulation, gate and up rounded to bf16 before the
+// SwiGLU, the result rounded to bf16. x: [P, K] compute dtype, rows grouped by expert as
+// moe_permute leaves them; expert_start: [E + 1] I32 on the device, read only there (no host round
+// trip, so the step can be a CUDA graph); out: [P, I] or [P, N]. Rows outside every expert's run
+// are left untouched. CUDA only (the CPU's experts run the per-expert ops).
+Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
+                                 const GroupedLinearWeight& w, const Tensor& out);
+Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
+                          const GroupedLinearWeight& w, const Tensor& out);
 
 }  // namespace kiln::runtime::ops

@@ -98,5 +98,10 @@ Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int
                           int32_t* sorted_tokens, int32_t* pair_row, Stream stream);
 Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,
                           int64_t n, int top_k, int64_t hidden, uint16_t* out, Stream stream);
+// The experts' grouped GEMM (moe_gemm.cu; contract of ops::moe_grouped_linear[_swiglu]): x [rows, k]
+// bf16 grouped by expert as expert_start ([num_experts + 1], device) says; weights: [num_experts]
+// device addresses of [n, k] bf16 weights; y [rows, swiglu ? n / 2 : n] bf16. k % 8 == 0.
+Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
+                               const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, Stream stream);
 
 }  // namespace kiln::runtime::cuda

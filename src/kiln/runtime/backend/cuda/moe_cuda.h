@@ -12,4 +12,8 @@ Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num
                    const Tensor& sorted_tokens, const Tensor& pair_row);
 Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
                    const Tensor& topk_weights, const Tensor& out);
+// ops::moe_grouped_linear_swiglu (swiglu set) and ops::moe_grouped_linear: one launch over every
+// expert (moe_gemm.cu).
+Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
+                          const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out);
 }  // namespace kiln::runtime::cuda
