@@ -34,6 +34,13 @@ std::vector<int32_t> prompt(size_t n, uint32_t seed) {
   return t;
 }
 
+// bf16 against the CPU's f32, as max|diff| / max|logit|: 3e-2, except tiny-gemma3. Its logit cap
+// of 2, hidden size 64 and four norms a layer leave bf16 little headroom: transformers itself,
+// run in bf16, is 4.7% off its own f32 logits on the fixture's checkpoint (tiny-gemma3.json), and
+// kiln's CUDA engine is 3.1-4.1% off them there (cuda_fidelity_test.cpp) and 6.8% off the CPU on
+// this test's checkpoint, with no position standing out.
+double prompt_tolerance(const std::string& preset) { return preset == "tiny-gemma3" ? 8e-2 : 3e-2; }
+
 class CudaEngineTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -58,8 +65,9 @@ TEST_P(CudaEngineTest, PromptLogitsMatchCpuWholeAndChunked) {
   std::string per_row;
   for (size_t r = 0; r < whole.size(); ++r)
     per_row += str_cat(r, ":", rel_error({whole[r]}, {want[r]}), r + 1 < whole.size() ? " " : "");
-  EXPECT_LT(rel_error(whole, want), 3e-2) << GetParam() << " whole prompt; per position " << per_row;
-  EXPECT_LT(rel_error(chunked, want), 3e-2) << GetParam() << " chunked prefill";
+  const double tolerance = prompt_tolerance(GetParam());
+  EXPECT_LT(rel_error(whole, want), tolerance) << GetParam() << " whole prompt; per position " << per_row;
+  EXPECT_LT(rel_error(chunked, want), tolerance) << GetParam() << " chunked prefill";
 }
 
 // Teacher-forced batched decode: both engines are fed the CPU's tokens. The GPU's greedy choice
