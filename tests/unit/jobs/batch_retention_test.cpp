@@ -11,38 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include "kiln/jobs/batch_store.h"
-#include "kiln/jobs/sql_conn.h"
-#include "sql_backend_fixture.h"
+#include "batch_store_fixture.h"
 
 namespace kiln::jobs {
 namespace {
 
-class BatchRetentionTest : public SqlBackendTest {
+class BatchRetentionTest : public BatchStoreFixture {
  protected:
-  std::unique_ptr<BatchStore> open() {
-    auto c = open_sql(database(), dir_);
-    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-    return c.is_ok() ? std::make_unique<BatchStore>(std::move(*c)) : nullptr;
-  }
-  static BatchRecord validating(const std::string& id) {
-    BatchRecord b;
-    b.id = id;
-    b.endpoint = "/v1/chat/completions";
-    b.input_file_id = "file-in";
-    b.completion_window = "24h";
-    b.status = "validating";
-    b.created_ms = 100;
-    b.expires_ms = 100 + 86400000;
-    return b;
-  }
-  // A batch of `n` lines, validated at 200 and in progress.
-  static void start(BatchStore& s, const std::string& id, int n) {
-    ASSERT_TRUE(s.insert_batch(validating(id)).is_ok());
-    std::vector<BatchLine> lines;
-    for (int i = 1; i <= n; ++i) lines.push_back(BatchLine{i, "c" + std::to_string(i), i * 10, 9});
-    ASSERT_TRUE(s.finish_validation(id, "m", lines, 200).is_ok());
-  }
   // A batch of `n` lines that ended as `status` at `at`, the way the runner ends each, with
   // `events` queued.
   static void ended(BatchStore& s, const std::string& id, int n, const std::string& status, int64_t at,
@@ -52,7 +27,7 @@ class BatchRetentionTest : public SqlBackendTest {
       ASSERT_TRUE(s.insert_batch(validating(id)).is_ok());  // failed validation: no lines
       from = "validating";
     } else {
-      start(s, id, n);
+      make_batch(s, id, n);
     }
     if (status == "cancelled") {
       ASSERT_TRUE(s.request_cancel(id, at - 1).is_ok());
@@ -114,14 +89,14 @@ TEST_P(BatchRetentionTest, ABatchThatHasNotEndedIsNeverPruned) {
   auto s = open();
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(s->insert_batch(validating("batch_validating")).is_ok());
-  start(*s, "batch_running", 3);
+  make_batch(*s, "batch_running", 3);
   // Two lines claimed (their leases long gone by the time of the pass), one of them committed.
   auto claimed = s->claim_lines("a", {"m"}, 2, 1000, 2000);
   ASSERT_EQ(claimed->size(), 2u);
   ASSERT_TRUE(s->commit_line("batch_running", (*claimed)[1].line, (*claimed)[1].token, false, "ok").value());
-  start(*s, "batch_finalizing", 1);
+  make_batch(*s, "batch_finalizing", 1);
   ASSERT_TRUE(s->mark_finalizing("batch_finalizing", 300).is_ok());
-  start(*s, "batch_cancelling", 2);
+  make_batch(*s, "batch_cancelling", 2);
   ASSERT_TRUE(s->request_cancel("batch_cancelling", 300).is_ok());
   ended(*s, "batch_done", 2, "completed", 5000);
   auto pass = s->prune_ended(1LL << 40, 100);
@@ -211,7 +186,7 @@ TEST_P(BatchRetentionTest, MigrationSixDatesTheBatchesThatHadAlreadyEnded) {
     auto s = open();
     ASSERT_NE(s, nullptr);
     ended(*s, "batch_old", 1, "expired", 1500);
-    start(*s, "batch_running", 1);
+    make_batch(*s, "batch_running", 1);
   }
   {
     auto c = pg() ? open_postgres(database()) : open_sqlite(database());

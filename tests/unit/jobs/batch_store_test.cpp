@@ -8,39 +8,15 @@
 #include <memory>
 #include <string>
 
-#include "kiln/jobs/batch_store.h"
-#include "kiln/jobs/sql_conn.h"
+#include "batch_store_fixture.h"
 #include "kiln/jobs/store.h"
-#include "sql_backend_fixture.h"
 
 namespace kiln::jobs {
 namespace {
 
 namespace fs = std::filesystem;
 
-class BatchStoreTest : public SqlBackendTest {
- protected:
-  std::unique_ptr<BatchStore> open() {
-    auto c = open_sql(database(), dir_);
-    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-    return c.is_ok() ? std::make_unique<BatchStore>(std::move(*c)) : nullptr;
-  }
-  // A batch of `n` lines, validated and in progress.
-  void make_batch(BatchStore& s, const std::string& id, int n) {
-    BatchRecord b;
-    b.id = id;
-    b.endpoint = "/v1/chat/completions";
-    b.input_file_id = "file-1";
-    b.completion_window = "24h";
-    b.status = "validating";
-    b.created_ms = 100;
-    b.expires_ms = 100 + 86400000;
-    ASSERT_TRUE(s.insert_batch(b).is_ok());
-    std::vector<BatchLine> lines;
-    for (int i = 1; i <= n; ++i) lines.push_back(BatchLine{i, "c" + std::to_string(i), i * 10, 9});
-    ASSERT_TRUE(s.finish_validation(id, "m", lines, 200).is_ok());
-  }
-};
+using BatchStoreTest = BatchStoreFixture;
 
 TEST_P(BatchStoreTest, MigrationsAreAppliedByPresenceNotByTheHighestVersion) {
   ASSERT_NE(open(), nullptr);
