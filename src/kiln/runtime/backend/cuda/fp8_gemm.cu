@@ -3,6 +3,7 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -153,6 +154,163 @@ __global__ void quantize_rows_kernel(const bf16* __restrict__ x, int m, int k, u
       static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
 }
 
+// kiln's block-scaled FP8 tensor-core GEMM (Fp8Path::kMma): y[m, n] = sum over 128-column groups g
+// of xs[g, m] · ws[g, n] · (sum over the group's k of xq[m, k] · w[n, k]). A block computes a
+// 64 (tokens) x 128 (outputs) tile with 8 warps, each a 32 x 32 sub-tile: 2 x 4 mma.sync
+// m16n8k32 e4m3 tiles. Per group the codes of both operands are staged through shared memory, the
+// group's partial sums are accumulated in f32 by the tensor cores, then each partial is multiplied
+// by its row's and column's scales and added to the running f32 sums (the DeepSeek-V3 recipe: the
+// scales apply per group, never inside the mma). The next group's codes are loaded into registers
+// while the tensor cores work on the current one.
+//
+// Fragments of mma.m16n8k32 with 8-bit operands (PTX ISA, "Matrix Fragments for mma.m16n8k32",
+// 8-bit types), lane = 4 · gid + tig:
+//   A (16 x 32, row-major), 4 x .b32 of 4 codes each, byte i of a register being element i:
+//     a0: row gid,     k 4·tig + i        a1: row gid + 8, k 4·tig + i
+//     a2: row gid,     k 16 + 4·tig + i   a3: row gid + 8, k 16 + 4·tig + i
+//   B (32 x 8, "col": k contiguous per column), 2 x .b32:
+//     b0: column gid, k 4·tig + i         b1: column gid, k 16 + 4·tig + i
+//   C/D (16 x 8 f32): c0, c1: row gid, columns 2·tig, 2·tig + 1; c2, c3: row gid + 8, same columns.
+// Which k a byte stands for only has to agree between A and B (the mma sums over k), so a k order
+// misread the same way in both would still give the right product; the C layout is what must be
+// exact. Both tiles keep k contiguous in shared memory ([row][k] for A, [column][k] for B, which
+// is the weight's own [n, k] layout), so every fragment register is one 32-bit load. Rows are
+// padded to 144 bytes: the 32 lanes' loads then fall in 32 different banks.
+constexpr int kMmaM = 64;
+constexpr int kMmaN = 128;
+constexpr int kMmaThreads = 256;
+constexpr int kMmaRow = kGroup + 16;                        // padded shared-memory row, bytes
+constexpr int kMmaAChunks = kMmaM * (kGroup / 16) / kMmaThreads;  // 16-byte loads a thread, A
+constexpr int kMmaBChunks = kMmaN * (kGroup / 16) / kMmaThreads;  // and B
+
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  // e4m3 mma needs sm_89+; fp8_gemm() never launches this kernel on an older card.
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ uint32_t lds32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+__global__ void __launch_bounds__(kMmaThreads)
+    fp8_mma_kernel(const uint8_t* __restrict__ xq, const float* __restrict__ xs, const uint8_t* __restrict__ w,
+                   const float* __restrict__ ws, const bf16* __restrict__ bias, bf16* __restrict__ y, int accumulate,
+                   int m, int n, int k) {
+  __shared__ __align__(16) uint8_t sa[kMmaM * kMmaRow];
+  __shared__ __align__(16) uint8_t sb[kMmaN * kMmaRow];
+  __shared__ float ssa[kMmaM], ssb[kMmaN];
+  dev::pdl_begin();
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // the warp's 32 x 32 sub-tile
+  const int m0 = static_cast<int>(blockIdx.y) * kMmaM, n0 = static_cast<int>(blockIdx.x) * kMmaN;
+  const int groups = (k + kGroup - 1) / kGroup;
+
+  // Chunk c of a tile is row c / 8, bytes 16 · (c % 8) of the group; rows past m or n and columns
+  // past k (a last partial group) are zeros, and so are their scales.
+  uint4 ra[kMmaAChunks], rb[kMmaBChunks];
+  float rs = 0.0f;
+  auto fetch = [&](int g) {
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int i = 0; i < kMmaAChunks; ++i) {
+      const int c = tid + i * kMmaThreads, r = m0 + (c >> 3), col = g * kGroup + (c & 7) * 16;
+      ra[i] = r < m && col < k ? *reinterpret_cast<const uint4*>(xq + static_cast<size_t>(r) * k + col) : zero;
+    }
+#pragma unroll
+    for (int i = 0; i < kMmaBChunks; ++i) {
+      const int c = tid + i * kMmaThreads, r = n0 + (c >> 3), col = g * kGroup + (c & 7) * 16;
+      rb[i] = r < n && col < k ? *reinterpret_cast<const uint4*>(w + static_cast<size_t>(r) * k + col) : zero;
+    }
+    if (tid < kMmaM) {
+      rs = m0 + tid < m ? xs[static_cast<size_t>(g) * m + m0 + tid] : 0.0f;
+    } else if (tid < kMmaM + kMmaN) {
+      const int c = n0 + tid - kMmaM;
+      rs = c < n ? ws[static_cast<size_t>(g) * n + c] : 0.0f;
+    }
+  };
+
+  float acc[2][4][4] = {};
+  fetch(0);
+  for (int g = 0; g < groups; ++g) {
+#pragma unroll
+    for (int i = 0; i < kMmaAChunks; ++i) {
+      const int c = tid + i * kMmaThreads;
+      *reinterpret_cast<uint4*>(sa + (c >> 3) * kMmaRow + (c & 7) * 16) = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < kMmaBChunks; ++i) {
+      const int c = tid + i * kMmaThreads;
+      *reinterpret_cast<uint4*>(sb + (c >> 3) * kMmaRow + (c & 7) * 16) = rb[i];
+    }
+    if (tid < kMmaM) {
+      ssa[tid] = rs;
+    } else if (tid < kMmaM + kMmaN) {
+      ssb[tid - kMmaM] = rs;
+    }
+    __syncthreads();
+    if (g + 1 < groups) fetch(g + 1);
+
+    float part[2][4][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kGroup; kk += 32) {
+      uint32_t af[2][4], bf[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint8_t* p = sa + (wm + i * 16 + gid) * kMmaRow + kk + tig * 4;
+        af[i][0] = lds32(p);
+        af[i][1] = lds32(p + 8 * kMmaRow);
+        af[i][2] = lds32(p + 16);
+        af[i][3] = lds32(p + 8 * kMmaRow + 16);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t* p = sb + (wn + j * 8 + gid) * kMmaRow + kk + tig * 4;
+        bf[j][0] = lds32(p);
+        bf[j][1] = lds32(p + 16);
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma_e4m3(part[i][j], af[i], bf[j]);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const float s_lo = ssa[wm + i * 16 + gid], s_hi = ssa[wm + i * 16 + gid + 8];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float w0 = ssb[wn + j * 8 + tig * 2], w1 = ssb[wn + j * 8 + tig * 2 + 1];
+        acc[i][j][0] = fmaf(part[i][j][0], s_lo * w0, acc[i][j][0]);
+        acc[i][j][1] = fmaf(part[i][j][1], s_lo * w1, acc[i][j][1]);
+        acc[i][j][2] = fmaf(part[i][j][2], s_hi * w0, acc[i][j][2]);
+        acc[i][j][3] = fmaf(part[i][j][3], s_hi * w1, acc[i][j][3]);
+      }
+    }
+    __syncthreads();  // the tiles are rewritten next group
+  }
+
+  // Epilogue as the GEMV's: bias, bf16 rounding, residual add of the rounded product.
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = m0 + wm + i * 16 + gid + (e >> 1) * 8, c = n0 + wn + j * 8 + tig * 2 + (e & 1);
+        if (r >= m || c >= n) continue;
+        const float v = acc[i][j][e] + (bias != nullptr ? dev::to_f(bias[c]) : 0.0f);
+        const size_t at = static_cast<size_t>(r) * n + c;
+        y[at] = accumulate ? dev::to_bf(dev::to_f(dev::to_bf(v)) + dev::to_f(y[at])) : dev::to_bf(v);
+      }
+}
+
 // y = bf16(p + bias), or y = bf16(y + bf16(p + bias)) when accumulating: cuBLASLt's product `p`
 // (bf16) finished as the GEMV epilogue finishes its own.
 __global__ void finish_kernel(const bf16* __restrict__ p, const bf16* __restrict__ bias, bf16* __restrict__ y,
@@ -244,19 +402,25 @@ Status run_dequant(void* lt, const Fp8GemmArgs& a, Stream stream) {
 size_t codes_bytes(const Fp8GemmArgs& a) { return (static_cast<size_t>(a.m * a.k) + 255) & ~size_t{255}; }
 bool needs_finish(const Fp8GemmArgs& a) { return a.bias != nullptr || a.accumulate; }
 
+// Quantizes the activations into the scratch (codes [m, k], then scales [groups, m]).
+Status quantize_activations(const Fp8GemmArgs& a, Stream stream, uint8_t** xq, float** xs) {
+  const int64_t groups = (a.k + kGroup - 1) / kGroup;
+  *xq = static_cast<uint8_t*>(a.act_scratch);
+  *xs = reinterpret_cast<float*>(*xq + codes_bytes(a));
+  return launch("fp8_quantize_rows_kernel", quantize_rows_kernel,
+                dim3(static_cast<unsigned>((groups + 3) / 4), static_cast<unsigned>(a.m)), dim3(128), 0, stream,
+                reinterpret_cast<const bf16*>(a.x), static_cast<int>(a.m), static_cast<int>(a.k), *xq, *xs);
+}
+
 Status run_cublaslt(void* lt_handle, int device, const Fp8GemmArgs& a, Stream stream) {
   if (a.y_f32) return invalid_argument("fp8 GEMM: the cuBLASLt path writes bf16");
   const auto lt = static_cast<cublasLtHandle_t>(lt_handle);
   KILN_ASSIGN_OR_RETURN(Plan* p, plan_for(lt, device, a));
   if (!p->supported)
     return unimplemented(str_cat("cuBLASLt has no block-scaled FP8 algorithm for m ", a.m, " n ", a.n, " k ", a.k));
-  const int64_t groups = (a.k + kGroup - 1) / kGroup;
-  auto* xq = static_cast<uint8_t*>(a.act_scratch);
-  auto* xs = reinterpret_cast<float*>(xq + codes_bytes(a));
-  KILN_RETURN_IF_ERROR(launch("fp8_quantize_rows_kernel", quantize_rows_kernel,
-                              dim3(static_cast<unsigned>((groups + 3) / 4), static_cast<unsigned>(a.m)), dim3(128), 0,
-                              stream, reinterpret_cast<const bf16*>(a.x), static_cast<int>(a.m), static_cast<int>(a.k),
-                              xq, xs));
+  uint8_t* xq = nullptr;
+  float* xs = nullptr;
+  KILN_RETURN_IF_ERROR(quantize_activations(a, stream, &xq, &xs));
   void* d = needs_finish(a) ? a.product_scratch : a.y;
   KILN_ASSIGN_OR_RETURN(void* ws, workspace(device));
   KILN_RETURN_IF_ERROR(p->set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, a.w_scale));
@@ -270,6 +434,40 @@ Status run_cublaslt(void* lt_handle, int device, const Fp8GemmArgs& a, Stream st
                 a.accumulate ? 1 : 0, a.m, static_cast<int>(a.n));
 }
 
+// The e4m3 mma needs sm_89 or later.
+Result<bool> has_fp8_mma(int device) {
+  static std::atomic<int> by_device[64] = {};  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int state = by_device[device].load();
+  if (state == 0) {
+    int major = 0, minor = 0;
+    KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    state = major * 10 + minor >= 89 ? 2 : 1;
+    by_device[device].store(state);
+  }
+  return state == 2;
+}
+
+Status run_mma(int device, const Fp8GemmArgs& a, Stream stream) {
+  if (a.y_f32) return invalid_argument("fp8 GEMM: the mma path writes bf16");
+  KILN_ASSIGN_OR_RETURN(bool supported, has_fp8_mma(device));
+  if (!supported) return unimplemented("fp8 GEMM: the e4m3 mma needs compute capability 8.9 or later");
+  constexpr int64_t kMax = 0x7fffffff;
+  if (a.m > kMax || a.n > kMax || a.k > kMax || (a.m + kMmaM - 1) / kMmaM > 65535 ||
+      reinterpret_cast<uintptr_t>(a.w) % 16 != 0 || reinterpret_cast<uintptr_t>(a.act_scratch) % 16 != 0)
+    return unimplemented(str_cat("fp8 GEMM: the mma kernel does not take m ", a.m, " n ", a.n, " k ", a.k));
+  uint8_t* xq = nullptr;
+  float* xs = nullptr;
+  KILN_RETURN_IF_ERROR(quantize_activations(a, stream, &xq, &xs));
+  const dim3 grid(static_cast<unsigned>((a.n + kMmaN - 1) / kMmaN), static_cast<unsigned>((a.m + kMmaM - 1) / kMmaM));
+  const uint8_t* xq_const = xq;
+  const float* xs_const = xs;
+  return launch("fp8_mma_kernel", fp8_mma_kernel, grid, dim3(kMmaThreads), 0, stream, xq_const, xs_const, a.w,
+                a.w_scale, reinterpret_cast<const bf16*>(a.bias), static_cast<bf16*>(a.y), a.accumulate ? 1 : 0,
+                static_cast<int>(a.m), static_cast<int>(a.n), static_cast<int>(a.k));
+}
+
 }  // namespace
 
 Fp8Path fp8_choose_path(const Fp8GemmArgs& a, Fp8Path path) {
@@ -281,8 +479,8 @@ Fp8Path fp8_choose_path(const Fp8GemmArgs& a, Fp8Path path) {
 size_t fp8_scratch_bytes(const Fp8GemmArgs& a, Fp8Path path, size_t* product) {
   *product = 0;
   if (path == Fp8Path::kDequant) *product = static_cast<size_t>(a.n * a.k) * 2;
-  if (path != Fp8Path::kCublasLt) return 0;
-  if (needs_finish(a)) *product = static_cast<size_t>(a.m * a.n) * 2;
+  if (path != Fp8Path::kCublasLt && path != Fp8Path::kMma) return 0;
+  if (path == Fp8Path::kCublasLt && needs_finish(a)) *product = static_cast<size_t>(a.m * a.n) * 2;
   return codes_bytes(a) + static_cast<size_t>(((a.k + kGroup - 1) / kGroup) * a.m) * 4;
 }
 
@@ -303,6 +501,7 @@ Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& a, Stream stream
       return Status::ok();
     }
     case Fp8Path::kCublasLt: return run_cublaslt(lt_handle, device, a, stream);
+    case Fp8Path::kMma: return run_mma(device, a, stream);
     case Fp8Path::kDequant: return run_dequant(lt_handle, a, stream);
     case Fp8Path::kAuto: break;
   }

@@ -16,20 +16,22 @@ struct Fp8GemmArgs {
   const uint8_t* w = nullptr;       // [n, k] e4m3
   const float* w_scale = nullptr;   // [ceil(k / 128), n]
   const uint16_t* bias = nullptr;   // [n] bf16 or null
-  void* y = nullptr;                // [m, n] bf16, or f32 when y_f32 (GEMV path only)
+  void* y = nullptr;                // [m, n] bf16, or f32 when y_f32 (GEMV and dequant paths only)
   bool y_f32 = false;
   bool accumulate = false;  // y += product rounded to bf16 (the residual stream), bf16 y only
   int64_t m = 0, n = 0, k = 0;  // k a multiple of 16
   // Device scratch of at least fp8_scratch_bytes(): quantized activations and their scales
-  // (cuBLASLt), or the bf16 product before its epilogue (cuBLASLt) or the dequantized weight.
+  // (cuBLASLt, mma), or the bf16 product before its epilogue (cuBLASLt) or the dequantized weight.
   void* act_scratch = nullptr;
   void* product_scratch = nullptr;
 };
 
 enum class Fp8Path {
-  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kCublasLt (KILN_FP8_GEMM=dequant: kDequant)
+  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kCublasLt, else kMma, else kDequant
+               // (run_fp8_gemm falls through on kUnimplemented; KILN_FP8_GEMM=dequant: kDequant)
   kGemv,       // kiln's kernel: streams the e4m3 bytes once, bf16 activations, f32 accumulation
   kCublasLt,   // activations quantized to e4m3 per token and 128 columns, cuBLASLt block-scaled FP8
+  kMma,        // the same quantized activations, kiln's block-scaled e4m3 mma.sync GEMM (sm_89+)
   kDequant,    // the weight dequantized to bf16 into scratch, then the bf16 GEMM (a fallback)
 };
 
@@ -44,7 +46,8 @@ size_t fp8_scratch_bytes(const Fp8GemmArgs& args, Fp8Path path, size_t* product)
 // Enqueues the product on `stream` by `path` (not kAuto). `lt_handle` is the device's
 // cublasLtHandle_t. The first call of a shape on the cuBLASLt path asks its heuristic: run each
 // shape once before capturing a CUDA graph, as for gemm(). kUnimplemented when cuBLASLt offers no
-// algorithm for the shape.
+// algorithm for the shape, or when the mma kernel does not take it (a card before sm_89, sizes
+// past int32, operands not 16-byte aligned).
 Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& args, Stream stream, Fp8Path path);
 
 }  // namespace kiln::runtime::cuda

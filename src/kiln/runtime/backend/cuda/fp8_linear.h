@@ -1,6 +1,6 @@
 // The C++ entry of the FP8 GEMM (fp8_gemm.h): chooses the path, gives it this thread's device
-// scratch, and falls back to the dequantized path where cuBLASLt has no algorithm for a shape
-// under kAuto. Plain C++ header.
+// scratch, and under kAuto falls back where cuBLASLt has no algorithm for a shape: to kiln's mma
+// kernel, then (where that refuses the operands) to the dequantized path. Plain C++ header.
 #pragma once
 
 #include "kiln/core/status.h"
