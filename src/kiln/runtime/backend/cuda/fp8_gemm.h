@@ -27,8 +27,9 @@ struct Fp8GemmArgs {
 };
 
 enum class Fp8Path {
-  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kCublasLt, else kMma, else kDequant
-               // (run_fp8_gemm falls through on kUnimplemented; KILN_FP8_GEMM=dequant: kDequant)
+  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kDequant (bf16 activations); with
+               // KILN_FP8_GEMM=e4m3 kCublasLt, else kMma, else kDequant (run_fp8_gemm falls
+               // through on kUnimplemented)
   kGemv,       // kiln's kernel: streams the e4m3 bytes once, bf16 activations, f32 accumulation
   kCublasLt,   // activations quantized to e4m3 per token and 128 columns, cuBLASLt block-scaled FP8
   kMma,        // the same quantized activations, kiln's block-scaled e4m3 mma.sync GEMM (sm_89+)

@@ -24,8 +24,9 @@ Status run_fp8_gemm(void* lt_handle, Device device, Fp8GemmArgs a, Stream stream
   KILN_RETURN_IF_ERROR(with_scratch(device, &a, chosen));
   Status st = fp8_gemm(lt_handle, device.index, a, stream, chosen);
   if (path != Fp8Path::kAuto) return st;
-  // Where cuBLASLt has no block-scaled algorithm (the H100 with CUDA 13.0: docs/fp8.md), kiln's
-  // own mma kernel; where that refuses the operands, the dequantized weight.
+  // e4m3 activations (KILN_FP8_GEMM=e4m3): where cuBLASLt has no block-scaled algorithm (the
+  // H100 with CUDA 13.0: docs/fp8.md), kiln's own mma kernel; where that refuses the operands,
+  // the dequantized weight.
   if (chosen == Fp8Path::kCublasLt && st.code() == StatusCode::kUnimplemented) {
     KILN_RETURN_IF_ERROR(with_scratch(device, &a, Fp8Path::kMma));
     st = fp8_gemm(lt_handle, device.index, a, stream, Fp8Path::kMma);
