@@ -43,21 +43,9 @@ void expect_cuda_fidelity(const std::string& preset) {
 
 TEST_P(CudaFidelityTest, LogitsMatchTransformers) { expect_cuda_fidelity(GetParam()); }
 
-// The mixture-of-experts and Gemma 3 presets, once their transformers fixtures are committed
-// (fidelity_test.cpp says how to make them); until then cuda_moe_gemma_test.cpp holds the CUDA
-// engine to the CPU engine on them.
-class CudaNewArchitectureFidelityTest : public CudaFidelityTest {};
-
-TEST_P(CudaNewArchitectureFidelityTest, LogitsMatchTransformers) {
-  if (!testing::fixture_exists(GetParam())) GTEST_SKIP() << "no transformers fixture for " << GetParam() << " yet";
-  expect_cuda_fidelity(GetParam());
-}
-
-INSTANTIATE_TEST_SUITE_P(Presets, CudaNewArchitectureFidelityTest,
-                         ::testing::Values("tiny-qwen3-moe", "tiny-mixtral", "tiny-gemma3"), testing::preset_test_name);
-
 INSTANTIATE_TEST_SUITE_P(Presets, CudaFidelityTest,
-                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"),
+                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-mixtral", "tiny-gemma3"),
                          testing::preset_test_name);
 
 }  // namespace

@@ -39,12 +39,6 @@ inline std::filesystem::path fixture_dir() {
   return std::filesystem::path(KILN_SOURCE_DIR) / "tests" / "fixtures" / "fidelity";
 }
 
-// Whether both files of `preset`'s fixture are there.
-inline bool fixture_exists(const std::string& preset) {
-  return std::filesystem::exists(fixture_dir() / (preset + ".safetensors")) &&
-         std::filesystem::exists(fixture_dir() / (preset + ".json"));
-}
-
 // Loads the fixture of `preset`, or fails the test saying how to make it.
 inline bool load_fixture(const std::string& preset, Fixture* f) {
   const auto dir = fixture_dir();

@@ -1,8 +1,7 @@
 // Fidelity against Hugging Face transformers: kiln's CPU engine, on checkpoints remade from the
 // fixtures' seeds, against logits that transformers computed in float32
 // (tools/make_fidelity_fixtures.py wrote tests/fixtures/fidelity/<preset>.{safetensors,json}).
-// A missing fixture fails the test for the first four architectures; the newer ones skip, saying
-// how to make theirs, until their fixtures are committed.
+// A missing fixture fails the test.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -53,18 +52,6 @@ class FidelityTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FidelityTest, fidelity_logits_and_greedy_match_transformers) { expect_fidelity(GetParam()); }
 
-// The mixture-of-experts and Gemma 3 presets: their fixtures are made on a machine with
-// transformers after the code lands (docs/models.md), so until they are committed the test says so
-// and skips; once they are, it holds them to the same tolerance as the others.
-class NewArchitectureFidelityTest : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(NewArchitectureFidelityTest, fidelity_logits_and_greedy_match_transformers) {
-  if (!testing::fixture_exists(GetParam()))
-    GTEST_SKIP() << "no transformers fixture for " << GetParam() << " yet; make it where torch and transformers are:\n"
-                 << "  python3 tools/make_fidelity_fixtures.py --kiln KILN --presets " << GetParam();
-  expect_fidelity(GetParam());
-}
-
 // bf16 and q8 weights (docs/cpu-dtypes.md) against the same transformers logits: the error the
 // weight format adds to the f32 path, held to a stated bound. The bound is per logit row, relative
 // to the row's largest |logit|, and about twice the worst row measured over the four presets
@@ -98,11 +85,9 @@ INSTANTIATE_TEST_SUITE_P(Presets, LowPrecisionFidelityTest,
                          ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"),
                          testing::preset_test_name);
 
-INSTANTIATE_TEST_SUITE_P(Presets, NewArchitectureFidelityTest,
-                         ::testing::Values("tiny-qwen3-moe", "tiny-mixtral", "tiny-gemma3"), testing::preset_test_name);
-
 INSTANTIATE_TEST_SUITE_P(Presets, FidelityTest,
-                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"),
+                         ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-mixtral", "tiny-gemma3"),
                          testing::preset_test_name);
 
 }  // namespace
