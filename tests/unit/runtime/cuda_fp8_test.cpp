@@ -1,6 +1,6 @@
 // FP8 weights on CUDA: each GEMM path against the CPU's dequantized reference, op by op; and an
 // FP8 checkpoint's greedy tokens against its dequantized-bf16 twin over 512 steps (kAuto's paths:
-// the GEMV, and above 8 rows the dequantized weight with bf16 activations).
+// the GEMV, and above 8 rows kiln's bf16 mma kernel).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +18,8 @@
 #include "kiln/runtime/backend/cuda/lt_matmul.h"
 #include "kiln/runtime/fp8_weights.h"
 #include "kiln/runtime/ops/linear.h"
+#include "kiln/runtime/ops/rms_norm.h"
+#include "kiln/runtime/ops/swiglu.h"
 
 namespace kiln::runtime {
 namespace {
@@ -128,6 +130,9 @@ TEST_F(CudaFp8Ops, EveryPathMatchesTheDequantizedReference) {
       // dequant, the weights' rounding to bf16 -- 1% of the largest |y|.
       if (s.m <= cuda::kFp8GemvMaxM) expect_close(run(xb, s.m, Fp8Path::kGemv, false, {}), ref, 0.01 * scale, 0.01, "gemv");
       expect_close(run(xb, s.m, Fp8Path::kDequant, false, {}), ref, 0.01 * scale, 0.01, "dequant");
+      // kiln's bf16 mma kernel (the codes widened in shared memory): the dequantized path's
+      // numbers, so held to the same bound, at every M, N and K edge (k 320: a last half stage).
+      expect_close(run(xb, s.m, Fp8Path::kBf16Mma, false, {}), ref, 0.01 * scale, 0.01, "bf16 mma");
       // e4m3 activations (cuBLASLt): against the reference fed the same quantized activations.
       const std::vector<float> ref_q = reference(quantized_rows(x, s.m, s.k), s.m, n, s.k);
       const std::vector<float> lt = run(xb, s.m, Fp8Path::kCublasLt, false, {});
@@ -141,7 +146,7 @@ TEST_F(CudaFp8Ops, EveryPathMatchesTheDequantizedReference) {
       // 640, 1024), and a last partial 128-column group (k 320).
       expect_close(run(xb, s.m, Fp8Path::kMma, false, {}), ref_q, 0.01 * scale, 0.01, "mma");
       // And the residual add: y0 + bf16(product). kAuto keeps the activations bf16 (GEMV, or
-      // the dequantized weight above 8 rows), so its reference is ref.
+      // the bf16 mma kernel above 8 rows), so its reference is ref.
       const std::vector<float> y0 = testing::random_bf16(static_cast<size_t>(s.m * n), 6);
       std::vector<float> want(y0.size());
       const auto& base = ref;
@@ -162,11 +167,55 @@ TEST_F(CudaFp8Ops, LinearOpDispatchesFp8Weights) {
   expect_close(download(y.tensor()), ref, 0.01 * max_abs(ref), 0.01, "ops::linear");
 }
 
+// Decode's fused ops with FP8 weights (the small-m kernel's norm prologue and SwiGLU epilogue)
+// give exactly what the separate kernels give, and the separate kernels the host reference.
+TEST_F(CudaFp8Ops, FusedNormAndSwigluMatchTheSeparateKernels) {
+  const float eps = 1e-6f;
+  for (const Shape& s : {Shape{0, 384, 384, 512}, Shape{0, 1536, 1536, 2048}}) {
+    make_weight(model::fp8_block_config(), s, 17);
+    const int64_t n = s.n1 + s.n2, k = s.k;
+    std::vector<float> nw = testing::random_bf16(static_cast<size_t>(k), 9, 0.5f);
+    for (float& v : nw) v = bf16_to_f32(f32_to_bf16(v + 1.0f));
+    const Buffer nwb = upload(nw, DType::kBF16, {k});
+    for (int64_t m : {1, 2, 5, 8}) {
+      const std::string what = str_cat(" m ", m, " n ", n, " k ", k);
+      const std::vector<float> x = testing::random_bf16(static_cast<size_t>(m * k), 12, 2.0f);
+      const Buffer xb = upload(x, DType::kBF16, {m, k});
+      // The separate kernels: rms_norm, the GEMV, swiglu.
+      Buffer normed = poisoned(DType::kBF16, {m, k});
+      ASSERT_TRUE(ops::rms_norm(gpu_, xb.tensor(), nwb.tensor(), eps, normed.tensor()).is_ok());
+      Buffer gu = poisoned(DType::kBF16, {m, n});
+      ASSERT_TRUE(ops::linear(gpu_, normed.tensor(), w_, gu.tensor()).is_ok());
+      const std::vector<float> gu_sep = download(gu.tensor());
+      const std::vector<float> ref = reference(download(normed.tensor()), m, n, k);
+      expect_close(gu_sep, ref, 0.01 * max_abs(ref), 0.01, "separate linear" + what);
+      Buffer act_sep = poisoned(DType::kBF16, {m, n / 2});
+      ASSERT_TRUE(ops::swiglu(gpu_, gu.tensor(), act_sep.tensor()).is_ok());
+      const std::vector<float> want_act = download(act_sep.tensor());
+      // Fused (the norm prologue up to 2 rows; SwiGLU up to 8).
+      Buffer normed2 = poisoned(DType::kBF16, {m, k});
+      Buffer out = poisoned(DType::kBF16, {m, n});
+      Status st = ops::norm_linear(gpu_, xb.tensor(), {nwb.tensor(), eps, normed2.tensor()}, w_, out.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      expect_close(download(out.tensor()), gu_sep, 0.0, 0.0, "norm_linear" + what);
+      Buffer scratch = poisoned(DType::kBF16, {m, n});
+      Buffer act = poisoned(DType::kBF16, {m, n / 2});
+      st = ops::norm_linear_swiglu(gpu_, xb.tensor(), {nwb.tensor(), eps, normed2.tensor()}, w_, scratch.tensor(),
+                                   act.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      expect_close(download(act.tensor()), want_act, 0.0, 0.0, "norm_linear_swiglu" + what);
+      Buffer act2 = poisoned(DType::kBF16, {m, n / 2});
+      ASSERT_TRUE(ops::linear_swiglu(gpu_, normed.tensor(), w_, scratch.tensor(), act2.tensor()).is_ok());
+      expect_close(download(act2.tensor()), want_act, 0.0, 0.0, "linear_swiglu" + what);
+    }
+  }
+}
+
 // Greedy decoding of a Llama-3.2-1B-shaped FP8 checkpoint (two layers, 8192-token vocabulary)
 // against the same weights dequantized to bf16, teacher-forced: the reference's greedy tokens
 // over 512 decode steps are fed to both; the FP8 engine's choice must agree at >= 95% of them,
-// through decode steps (GEMV) and through one 528-token prefill (kAuto: the dequantized weight with
-// bf16 activations). With e4m3 activations (KILN_FP8_GEMM=e4m3, kiln's mma kernel on the H100)
+// through decode steps (GEMV) and through one 528-token prefill (kAuto: kiln's bf16 mma kernel,
+// the codes widened to bf16). With e4m3 activations (KILN_FP8_GEMM=e4m3, kiln's mma kernel on the H100)
 // only 404 and 400 of 512 agreed: docs/fp8.md.
 class CudaFp8Engine : public ::testing::TestWithParam<std::string> {};
 

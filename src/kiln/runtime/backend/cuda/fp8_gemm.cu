@@ -20,109 +20,8 @@ namespace {
 using dev::bf16;
 using dev::Bf16x8;
 
-constexpr int kGroup = 128;        // columns per scale
-constexpr int kGemvWarps = 8;      // rows per block: one warp a row
-constexpr int kGemvUnroll = 4;     // 16-byte weight loads in flight per lane
-
-// 16 e4m3 codes (one 16-byte load) to f32, through the hardware's paired conversion.
-__device__ __forceinline__ void decode16(const uint4& q, float* out) {
-  const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const auto pair = static_cast<__nv_fp8x2_storage_t>((words[i] >> (16 * h)) & 0xffffu);
-      const __half2 v = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
-      const float2 f = __half22float2(v);
-      out[4 * i + 2 * h] = f.x;
-      out[4 * i + 2 * h + 1] = f.y;
-    }
-  }
-}
-
-// One warp per output row: the row's codes stream through once (16 bytes a lane, kGemvUnroll
-// loads in flight, evict-first), each 16-code chunk meets the M activation rows (bf16, L1/L2
-// resident) and its group's scale. f32 accumulation; the epilogue rounds as gemm() does.
-template <int M>
-__global__ void __launch_bounds__(kGemvWarps * 32)
-    fp8_gemv_kernel(const bf16* __restrict__ x, const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
-                    const bf16* __restrict__ bias, void* __restrict__ y, int y_f32, int accumulate, int n, int k) {
-  dev::pdl_begin();
-  const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
-  if (row >= n) return;
-  const int chunks = k / 16;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row) * k);
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  for (int base = lane; base < chunks; base += 32 * kGemvUnroll) {
-    uint4 q[kGemvUnroll];
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const int c = base + u * 32;
-      q[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const int c = base + u * 32;
-      if (c >= chunks) break;
-      float wf[16];
-      decode16(q[u], wf);
-      const float s = __ldg(w_scale + static_cast<size_t>(c / (kGroup / 16)) * n + row);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const Bf16x8* xr = reinterpret_cast<const Bf16x8*>(x + static_cast<size_t>(m) * k) + 2 * c;
-        float xf[16];
-        dev::unpack8(xr[0], xf);
-        dev::unpack8(xr[1], xf + 8);
-        float d = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 16; ++i) d = fmaf(wf[i], xf[i], d);
-        acc[m] = fmaf(s, d, acc[m]);
-      }
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
-  if (lane != 0) return;
-  const float b = bias != nullptr ? dev::to_f(bias[row]) : 0.0f;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const size_t at = static_cast<size_t>(m) * n + row;
-    const float v = acc[m] + b;
-    if (y_f32) {
-      static_cast<float*>(y)[at] = v;
-    } else if (accumulate) {
-      bf16* yb = static_cast<bf16*>(y);
-      yb[at] = dev::to_bf(dev::to_f(dev::to_bf(v)) + dev::to_f(yb[at]));
-    } else {
-      static_cast<bf16*>(y)[at] = dev::to_bf(v);
-    }
-  }
-}
-
-template <int M>
-Status launch_gemv_m(const Fp8GemmArgs& a, Stream stream) {
-  const dim3 grid(static_cast<unsigned>((a.n + kGemvWarps - 1) / kGemvWarps));
-  return launch("fp8_gemv_kernel", fp8_gemv_kernel<M>, grid, dim3(kGemvWarps * 32), 0, stream,
-                reinterpret_cast<const bf16*>(a.x), a.w, a.w_scale, reinterpret_cast<const bf16*>(a.bias), a.y,
-                a.y_f32 ? 1 : 0, a.accumulate ? 1 : 0, static_cast<int>(a.n), static_cast<int>(a.k));
-}
-
-Status launch_gemv(const Fp8GemmArgs& a, Stream stream) {
-  switch (a.m) {
-    case 1: return launch_gemv_m<1>(a, stream);
-    case 2: return launch_gemv_m<2>(a, stream);
-    case 3: return launch_gemv_m<3>(a, stream);
-    case 4: return launch_gemv_m<4>(a, stream);
-    case 5: return launch_gemv_m<5>(a, stream);
-    case 6: return launch_gemv_m<6>(a, stream);
-    case 7: return launch_gemv_m<7>(a, stream);
-    case 8: return launch_gemv_m<8>(a, stream);
-    default: return invalid_argument(str_cat("fp8 GEMV: ", a.m, " rows, at most ", kFp8GemvMaxM));
-  }
-}
+constexpr int kGroup = 128;  // columns per scale
+static_assert(kFp8GemvMaxM <= kSmallMMax, "the GEMV path is gemm()'s small-m kernel");
 
 // Per token and 128 columns: scale = amax / 448 (1 for an all-zero group), codes = e4m3(x / scale)
 // rounded to nearest even and saturated. One warp per group, four columns a lane; scales are
@@ -331,7 +230,7 @@ __global__ void dequantize_kernel(const uint8_t* __restrict__ w, const float* __
   if (i >= static_cast<int64_t>(n) * chunks) return;
   const int row = static_cast<int>(i / chunks), c = static_cast<int>(i % chunks);
   float f[16];
-  decode16(reinterpret_cast<const uint4*>(w)[i], f);
+  dev::unpack16_e4m3(reinterpret_cast<const uint4*>(w)[i], f);
   const float s = w_scale[static_cast<size_t>(c / (kGroup / 16)) * n + row];
 #pragma unroll
   for (int j = 0; j < 16; ++j) f[j] *= s;
@@ -437,25 +336,25 @@ Status run_cublaslt(void* lt_handle, int device, const Fp8GemmArgs& a, Stream st
                 a.accumulate ? 1 : 0, a.m, static_cast<int>(a.n));
 }
 
-// The e4m3 mma needs sm_89 or later.
-Result<bool> has_fp8_mma(int device) {
-  static std::atomic<int> by_device[64] = {};  // 0 unknown, 1 no, 2 yes
-  if (device < 0 || device >= 64) return false;
-  int state = by_device[device].load();
-  if (state == 0) {
+// The device's compute capability, major · 10 + minor.
+Result<int> capability(int device) {
+  static std::atomic<int> by_device[64] = {};  // 0 unknown
+  if (device < 0 || device >= 64) return 0;
+  int cc = by_device[device].load();
+  if (cc == 0) {
     int major = 0, minor = 0;
     KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    state = major * 10 + minor >= 89 ? 2 : 1;
-    by_device[device].store(state);
+    cc = major * 10 + minor;
+    by_device[device].store(cc);
   }
-  return state == 2;
+  return cc;
 }
 
 Status run_mma(int device, const Fp8GemmArgs& a, Stream stream) {
   if (a.y_f32) return invalid_argument("fp8 GEMM: the mma path writes bf16");
-  KILN_ASSIGN_OR_RETURN(bool supported, has_fp8_mma(device));
-  if (!supported) return unimplemented("fp8 GEMM: the e4m3 mma needs compute capability 8.9 or later");
+  KILN_ASSIGN_OR_RETURN(int cc, capability(device));
+  if (cc < 89) return unimplemented("fp8 GEMM: the e4m3 mma needs compute capability 8.9 or later");
   constexpr int64_t kMax = 0x7fffffff;
   if (a.m > kMax || a.n > kMax || a.k > kMax || (a.m + kMmaM - 1) / kMmaM > 65535 ||
       reinterpret_cast<uintptr_t>(a.w) % 16 != 0 || reinterpret_cast<uintptr_t>(a.act_scratch) % 16 != 0)
@@ -476,7 +375,7 @@ Status run_mma(int device, const Fp8GemmArgs& a, Stream stream) {
 Fp8Path fp8_choose_path(const Fp8GemmArgs& a, Fp8Path path) {
   if (path != Fp8Path::kAuto) return path;
   if (a.m <= kFp8GemvMaxM || a.y_f32) return Fp8Path::kGemv;
-  return e4m3_activations() ? Fp8Path::kCublasLt : Fp8Path::kDequant;
+  return e4m3_activations() ? Fp8Path::kCublasLt : Fp8Path::kBf16Mma;
 }
 
 size_t fp8_scratch_bytes(const Fp8GemmArgs& a, Fp8Path path, size_t* product) {
@@ -493,18 +392,31 @@ Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& a, Stream stream
   if (a.accumulate && a.y_f32) return invalid_argument("fp8 GEMM: accumulate needs a bf16 y");
   switch (path) {
     case Fp8Path::kGemv: {
-      // Taller products in slices of kFp8GemvMaxM rows (only an f32 output brings them here).
+      // gemm()'s small-m kernel, which streams the codes once; taller products in slices of
+      // kFp8GemvMaxM rows (only an f32 output brings them here).
       for (int64_t r = 0; r < a.m; r += kFp8GemvMaxM) {
-        Fp8GemmArgs s = a;
-        s.m = std::min<int64_t>(kFp8GemvMaxM, a.m - r);
-        s.x = a.x + r * a.k;
-        s.y = static_cast<char*>(a.y) + r * a.n * (a.y_f32 ? 4 : 2);
-        KILN_RETURN_IF_ERROR(launch_gemv(s, stream));
+        GemmArgs g;
+        g.x = a.x + r * a.k;
+        g.w_fp8 = a.w;
+        g.w_scale = a.w_scale;
+        g.bias = a.bias;
+        g.y = static_cast<char*>(a.y) + r * a.n * (a.y_f32 ? 4 : 2);
+        g.y_f32 = a.y_f32;
+        g.accumulate = a.accumulate;
+        g.m = std::min<int64_t>(kFp8GemvMaxM, a.m - r);
+        g.n = a.n;
+        g.k = a.k;
+        KILN_RETURN_IF_ERROR(gemm(lt_handle, g, stream, GemmPath::kSmallM));
       }
       return Status::ok();
     }
     case Fp8Path::kCublasLt: return run_cublaslt(lt_handle, device, a, stream);
     case Fp8Path::kMma: return run_mma(device, a, stream);
+    case Fp8Path::kBf16Mma: {
+      KILN_ASSIGN_OR_RETURN(int cc, capability(device));
+      if (cc < 80) return unimplemented("fp8 GEMM: the bf16 mma needs compute capability 8.0 or later");
+      return launch_fp8_bf16_mma(a, stream);
+    }
     case Fp8Path::kDequant: return run_dequant(lt_handle, a, stream);
     case Fp8Path::kAuto: break;
   }

@@ -27,10 +27,11 @@ struct Fp8GemmArgs {
 };
 
 enum class Fp8Path {
-  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kDequant (bf16 activations); with
-               // KILN_FP8_GEMM=e4m3 kCublasLt, else kMma, else kDequant (run_fp8_gemm falls
-               // through on kUnimplemented)
+  kAuto,       // GEMV up to kFp8GemvMaxM rows, else kBf16Mma (bf16 activations); with
+               // KILN_FP8_GEMM=e4m3 kCublasLt, else kMma; kDequant where those refuse
+               // (run_fp8_gemm falls through on kUnimplemented)
   kGemv,       // kiln's kernel: streams the e4m3 bytes once, bf16 activations, f32 accumulation
+  kBf16Mma,    // kiln's tensor-core GEMM: codes widened to bf16 in shared memory, bf16 activations
   kCublasLt,   // activations quantized to e4m3 per token and 128 columns, cuBLASLt block-scaled FP8
   kMma,        // the same quantized activations, kiln's block-scaled e4m3 mma.sync GEMM (sm_89+)
   kDequant,    // the weight dequantized to bf16 into scratch, then the bf16 GEMM (a fallback)
@@ -50,5 +51,9 @@ size_t fp8_scratch_bytes(const Fp8GemmArgs& args, Fp8Path path, size_t* product)
 // algorithm for the shape, or when the mma kernel does not take it (a card before sm_89, sizes
 // past int32, operands not 16-byte aligned).
 Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& args, Stream stream, Fp8Path path);
+
+// The kBf16Mma kernel (fp8_bf16_mma.cu), which fp8_gemm() launches on a card of sm_80 or later;
+// kUnimplemented for sizes past int32 or operands not 16-byte aligned.
+Status launch_fp8_bf16_mma(const Fp8GemmArgs& args, Stream stream);
 
 }  // namespace kiln::runtime::cuda
