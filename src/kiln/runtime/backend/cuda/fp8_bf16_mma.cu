@@ -15,6 +15,7 @@
 #include "kiln/runtime/backend/cuda/fp8_gemm.h"
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/mma_tile.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -73,7 +74,6 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ __align__(16) bf16 sa[2][kTileM * kRow];
   __shared__ __align__(16) bf16 sb[2][kTileN * kRow];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int gid = lane >> 2, tig = lane & 3;
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;  // the warp's 32 x 32 sub-tile
   const int m0 = static_cast<int>(blockIdx.y) * kTileM, n0 = static_cast<int>(blockIdx.x) * kTileN;
   const int stages = (k + kTileK - 1) / kTileK;
@@ -155,18 +155,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   // Epilogue as the GEMV's: bias, bf16 rounding, residual add of the rounded product.
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = m0 + wm + i * 16 + gid + (e >> 1) * 8, c = n0 + wn + j * 8 + tig * 2 + (e & 1);
-        if (r >= m || c >= n) continue;
-        const float v = acc[i][j][e] + (bias != nullptr ? dev::to_f(bias[c]) : 0.0f);
-        const size_t at = static_cast<size_t>(r) * n + c;
-        y[at] = accumulate ? dev::to_bf(dev::to_f(dev::to_bf(v)) + dev::to_f(y[at])) : dev::to_bf(v);
-      }
+  dev::store_mma_tile_32x32(acc, m0 + wm, n0 + wn, bias, y, accumulate, m, n);
 }
 
 }  // namespace

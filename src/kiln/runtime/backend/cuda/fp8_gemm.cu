@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
+#include "kiln/runtime/backend/cuda/mma_tile.cuh"
 #include "kiln/runtime/backend/cuda/gemm.h"
 #include "kiln/runtime/backend/cuda/lt_matmul.h"
 
@@ -196,18 +197,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   }
 
   // Epilogue as the GEMV's: bias, bf16 rounding, residual add of the rounded product.
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = m0 + wm + i * 16 + gid + (e >> 1) * 8, c = n0 + wn + j * 8 + tig * 2 + (e & 1);
-        if (r >= m || c >= n) continue;
-        const float v = acc[i][j][e] + (bias != nullptr ? dev::to_f(bias[c]) : 0.0f);
-        const size_t at = static_cast<size_t>(r) * n + c;
-        y[at] = accumulate ? dev::to_bf(dev::to_f(dev::to_bf(v)) + dev::to_f(y[at])) : dev::to_bf(v);
-      }
+  dev::store_mma_tile_32x32(acc, m0 + wm, n0 + wn, bias, y, accumulate, m, n);
 }
 
 // y = bf16(p + bias), or y = bf16(y + bf16(p + bias)) when accumulating: cuBLASLt's product `p`
