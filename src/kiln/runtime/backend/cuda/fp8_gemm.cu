@@ -22,7 +22,6 @@ using dev::bf16;
 using dev::Bf16x8;
 
 constexpr int kGroup = 128;  // columns per scale
-static_assert(kFp8GemvMaxM <= kSmallMMax, "the GEMV path is gemm()'s small-m kernel");
 
 // Per token and 128 columns: scale = amax / 448 (1 for an all-zero group), codes = e4m3(x / scale)
 // rounded to nearest even and saturated. One warp per group, four columns a lane; scales are
@@ -382,21 +381,13 @@ Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& a, Stream stream
   if (a.accumulate && a.y_f32) return invalid_argument("fp8 GEMM: accumulate needs a bf16 y");
   switch (path) {
     case Fp8Path::kGemv: {
-      // gemm()'s small-m kernel, which streams the codes once; taller products in slices of
-      // kFp8GemvMaxM rows (only an f32 output brings them here).
+      // Taller products in slices of kFp8GemvMaxM rows (only an f32 output brings them here).
       for (int64_t r = 0; r < a.m; r += kFp8GemvMaxM) {
-        GemmArgs g;
-        g.x = a.x + r * a.k;
-        g.w_fp8 = a.w;
-        g.w_scale = a.w_scale;
-        g.bias = a.bias;
-        g.y = static_cast<char*>(a.y) + r * a.n * (a.y_f32 ? 4 : 2);
-        g.y_f32 = a.y_f32;
-        g.accumulate = a.accumulate;
-        g.m = std::min<int64_t>(kFp8GemvMaxM, a.m - r);
-        g.n = a.n;
-        g.k = a.k;
-        KILN_RETURN_IF_ERROR(gemm(lt_handle, g, stream, GemmPath::kSmallM));
+        Fp8GemmArgs s = a;
+        s.m = std::min<int64_t>(kFp8GemvMaxM, a.m - r);
+        s.x = a.x + r * a.k;
+        s.y = static_cast<char*>(a.y) + r * a.n * (a.y_f32 ? 4 : 2);
+        KILN_RETURN_IF_ERROR(launch_fp8_gemv(s, false, stream));
       }
       return Status::ok();
     }

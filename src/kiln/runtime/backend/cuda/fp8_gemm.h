@@ -30,7 +30,7 @@ enum class Fp8Path {
   kAuto,       // GEMV up to kFp8GemvMaxM rows, else kBf16Mma (bf16 activations); with
                // KILN_FP8_GEMM=e4m3 kCublasLt, else kMma; kDequant where those refuse
                // (run_fp8_gemm falls through on kUnimplemented)
-  kGemv,       // kiln's kernel: streams the e4m3 bytes once, bf16 activations, f32 accumulation
+  kGemv,       // kiln's kernel: streams the codes once into f16 tensor-core products, f32 sums
   kBf16Mma,    // kiln's tensor-core GEMM: codes widened to bf16 in shared memory, bf16 activations
   kCublasLt,   // activations quantized to e4m3 per token and 128 columns, cuBLASLt block-scaled FP8
   kMma,        // the same quantized activations, kiln's block-scaled e4m3 mma.sync GEMM (sm_89+)
@@ -51,6 +51,11 @@ size_t fp8_scratch_bytes(const Fp8GemmArgs& args, Fp8Path path, size_t* product)
 // algorithm for the shape, or when the mma kernel does not take it (a card before sm_89, sizes
 // past int32, operands not 16-byte aligned).
 Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& args, Stream stream, Fp8Path path);
+
+// The kGemv kernel (fp8_gemv.cu), up to kFp8GemvMaxM rows: y = x w^T (+ bias), or with `swiglu`
+// (w a fused [gate; up] matrix, y bf16 [m, n / 2]) y = silu(gate) * up, each rounded to bf16 first
+// as the separate product and activation would be.
+Status launch_fp8_gemv(const Fp8GemmArgs& args, bool swiglu, Stream stream);
 
 // The kBf16Mma kernel (fp8_bf16_mma.cu), which fp8_gemm() launches on a card of sm_80 or later;
 // kUnimplemented for sizes past int32 or operands not 16-byte aligned.

@@ -69,11 +69,6 @@ __device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __rest
 // (dev::pdl_begin): under programmatic launch the stream of weights starts while the previous
 // kernel still runs.
 //
-// kFp8: w is e4m3 codes (16 to a load) with one f32 scale per row and 128-column group,
-// w_scale[k / 128, n] (runtime/fp8_weights.h); each 16-code chunk's dot product with x is
-// multiplied by its group's scale before it is added to the row's f32 sum. The scales are loaded
-// with the codes, so the chunk's scale is there when its codes are.
-//
 // With kNorm the block first normalises x (rms_norm_rows) into shared memory and multiplies that:
 // a pre-norm projection without the normalised rows in global memory or a kernel of their own.
 // With kSwiGlu, w is a fused [gate; up] matrix of 2 * I rows and the kernel writes the SwiGLU
@@ -81,15 +76,12 @@ __device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __rest
 // kSmallMWarps / 2 outputs and combines them through shared memory, rounding each to bf16 first,
 // exactly as the separate GEMM and swiglu kernels would. With kAddInto each product is rounded to
 // bf16 and then added into y, as a separate bf16 add of the product would.
-template <int M, typename Y, int kEpi, bool kNorm, bool kFp8>
+template <int M, typename Y, int kEpi, bool kNorm>
 __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* __restrict__ x,
-                                                                     const void* __restrict__ w,
-                                                                     const float* __restrict__ w_scale,
+                                                                     const bf16* __restrict__ w,
                                                                      const bf16* __restrict__ bias, Y* y, int64_t n,
                                                                      int64_t k, const bf16* __restrict__ norm_w,
                                                                      float eps) {
-  using WVec = std::conditional_t<kFp8, uint4, Bf16x8>;
-  constexpr int kPerLoad = kFp8 ? 16 : 8;  // weights per 16-byte load
   constexpr int kHalf = kSmallMWarps / 2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int64_t col = static_cast<int64_t>(blockIdx.x) * kSmallMWarps + warp;
@@ -99,27 +91,29 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
     live = j < n / 2;
     col = warp < kHalf ? j : n / 2 + j;
   }
-  const int64_t kv = k / 8;         // x's 8-wide vectors per row
-  const int64_t loads = k / kPerLoad;  // the weight row's 16-byte loads
-  const auto* wv = reinterpret_cast<const WVec*>(w) + (live ? col : 0) * loads;
+  const int64_t kv = k / 8;
+  const auto* wv = reinterpret_cast<const Bf16x8*>(w + (live ? col : 0) * k);
   const Bf16x8* xv = reinterpret_cast<const Bf16x8*>(x);
-  // Each lane takes every 32nd load of the row from `lane`, kSmallMUnroll at a time; the last
-  // step of a row (and the only one of a row shorter than a step) skips past-the-end loads.
-  WVec wr[kSmallMUnroll];
-  float sc[kSmallMUnroll];  // kFp8: each load's group scale
+  // Each lane takes every 32nd vector of the row from `lane`, kSmallMUnroll at a time. A row
+  // shorter than one such step (k < 2048) is loaded whole, past-the-end loads skipped.
+  Bf16x8 wr[kSmallMUnroll];
   int64_t v = lane;
-  const auto whole_step = [&] { return v + 32 * (kSmallMUnroll - 1) < loads; };
-  const auto load_step = [&](bool partial) {
+  const auto whole_step = [&] { return v + 32 * (kSmallMUnroll - 1) < kv; };
+  const auto load_step = [&] {
 #pragma unroll
-    for (int u = 0; u < kSmallMUnroll; ++u) {
-      const int64_t at = v + 32 * u;
-      if (partial && at >= loads) continue;
-      wr[u] = wv[at];
-      if constexpr (kFp8) sc[u] = w_scale[(at / (128 / kPerLoad)) * n + col];
-    }
+    for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
   };
-  bool whole = whole_step();
-  if (live) load_step(!whole);
+  const bool short_row = !whole_step();
+  if (live) {
+    if (short_row) {
+#pragma unroll
+      for (int u = 0; u < kSmallMUnroll; ++u) {
+        if (v + 32 * u < kv) wr[u] = wv[v + 32 * u];
+      }
+    } else {
+      load_step();
+    }
+  }
   const int tid = threadIdx.x;
   Bf16x8 norm_first{};  // this thread's first vector of the norm weight, also loaded before the wait
   if constexpr (kNorm) {
@@ -136,44 +130,32 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  const auto add_products = [&](int u, int64_t at) {  // acc[m] += w[load at] . x[m, its columns]
-    if constexpr (kFp8) {
-      float wf[16];
-      dev::unpack16_e4m3(wr[u], wf);
+  const auto add_products = [&](const Bf16x8& wq, int64_t at) {  // acc[m] += w[at] . x[m, at]
+    float wf[8];
+    dev::unpack8(wq, wf);
 #pragma unroll
-      for (int m = 0; m < M; ++m) {
-        float xf[16];
-        dev::unpack8(xv[m * kv + 2 * at], xf);
-        dev::unpack8(xv[m * kv + 2 * at + 1], xf + 8);
-        float d = 0.0f;
+    for (int m = 0; m < M; ++m) {
+      float xf[8];
+      dev::unpack8(xv[m * kv + at], xf);
 #pragma unroll
-        for (int j = 0; j < 16; ++j) d = fmaf(wf[j], xf[j], d);
-        acc[m] = fmaf(sc[u], d, acc[m]);
-      }
-    } else {
-      float wf[8];
-      dev::unpack8(wr[u], wf);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        float xf[8];
-        dev::unpack8(xv[m * kv + at], xf);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
-      }
+      for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
     }
   };
-  if (live) {
-    for (;;) {  // the step in wr is multiplied, then the next one loaded
+  if (live && short_row) {
 #pragma unroll
-      for (int u = 0; u < kSmallMUnroll; ++u) {
-        if (whole || v + 32 * u < loads) add_products(u, v + 32 * u);
-      }
-      if (!whole) break;
-      v += 32 * kSmallMUnroll;
-      if (v >= loads) break;
-      whole = whole_step();
-      load_step(!whole);
+    for (int u = 0; u < kSmallMUnroll; ++u) {
+      if (v + 32 * u < kv) add_products(wr[u], v + 32 * u);
     }
+  } else if (live) {
+    while (whole_step()) {
+#pragma unroll
+      for (int u = 0; u < kSmallMUnroll; ++u) add_products(wr[u], v + 32 * u);
+      v += 32 * kSmallMUnroll;
+      if (whole_step()) load_step();
+    }
+    for (; v < kv; v += 32) add_products(wv[v], v);
+  }
+  if (live) {
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }
@@ -214,13 +196,10 @@ template <int M, typename Y, int kEpi, bool kNorm>
 Status launch_small_m_variant(const GemmArgs& a, Stream stream) {
   const unsigned grid = static_cast<unsigned>(small_m_grid(a, kEpi == kSwiGlu));
   const size_t smem = kNorm ? static_cast<size_t>(M * a.k) * sizeof(bf16) : 0;
-  const auto go = [&](auto kernel, const void* w) {
-    return launch("small_m_kernel", kernel, dim3(grid), dim3(32 * kSmallMWarps), smem, stream,
-                  reinterpret_cast<const bf16*>(a.x), w, a.w_scale, reinterpret_cast<const bf16*>(a.bias),
-                  static_cast<Y*>(a.y), a.n, a.k, reinterpret_cast<const bf16*>(a.norm_weight), a.norm_eps);
-  };
-  if (a.w_fp8 != nullptr) return go(small_m_kernel<M, Y, kEpi, kNorm, true>, a.w_fp8);
-  return go(small_m_kernel<M, Y, kEpi, kNorm, false>, a.w);
+  return launch("small_m_kernel", small_m_kernel<M, Y, kEpi, kNorm>, dim3(grid), dim3(32 * kSmallMWarps), smem, stream,
+                reinterpret_cast<const bf16*>(a.x), reinterpret_cast<const bf16*>(a.w),
+                reinterpret_cast<const bf16*>(a.bias), static_cast<Y*>(a.y), a.n, a.k,
+                reinterpret_cast<const bf16*>(a.norm_weight), a.norm_eps);
 }
 
 template <int M, bool kNorm>
@@ -377,9 +356,7 @@ Status run_cublaslt(cublasLtHandle_t lt, const GemmArgs& g, Stream stream) {
 
 bool small_m_fits(const GemmArgs& g) {
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-  const bool fp8 = g.w_fp8 != nullptr;
-  return g.m >= 1 && g.m <= kSmallMMax && g.k % (fp8 ? 16 : 8) == 0 && aligned16(g.x) &&
-         aligned16(fp8 ? static_cast<const void*>(g.w_fp8) : g.w) && (!fp8 || g.w_scale != nullptr) &&
+  return g.m >= 1 && g.m <= kSmallMMax && g.k % 8 == 0 && aligned16(g.x) && aligned16(g.w) &&
          (g.norm_weight == nullptr || (g.m <= kSmallMAuto && !g.y_f32 && !g.accumulate && aligned16(g.norm_weight) &&
                                        g.m * g.k * 2 <= kNormSmemBytes));
 }
@@ -406,13 +383,12 @@ Status gemm(void* lt_handle, const GemmArgs& g, Stream stream, GemmPath path) {
   if (g.accumulate && g.y_f32) return invalid_argument("gemm: accumulates into bf16 only");
   if (g.m == 0) return Status::ok();
   const bool small_ok = small_m_fits(g);
-  const bool small_only = path == GemmPath::kSmallM || g.norm_weight != nullptr || g.w_fp8 != nullptr;
-  if (small_only && !small_ok) {
+  if ((path == GemmPath::kSmallM || g.norm_weight != nullptr) && !small_ok) {
     return invalid_argument(str_cat("gemm: the small-m kernel cannot take m=", g.m, " k=", g.k,
-                                    " (m <= ", kSmallMMax, ", k % 8 == 0 (FP8: 16), 16-byte aligned; with a norm ",
-                                    "m <= ", kSmallMAuto, " and bf16 out)"));
+                                    " (m <= ", kSmallMMax, ", k % 8 == 0, 16-byte aligned; with a norm m <= ",
+                                    kSmallMAuto, " and bf16 out)"));
   }
-  if (small_only ||
+  if (path == GemmPath::kSmallM || g.norm_weight != nullptr ||
       (path == GemmPath::kAuto && small_ok && g.m <= kSmallMAuto)) {
     return launch_small_m(g, false, stream);
   }

@@ -15,10 +15,6 @@ namespace kiln::runtime::cuda {
 struct GemmArgs {
   const uint16_t* x = nullptr;     // [m, k] bf16
   const uint16_t* w = nullptr;     // [n, k] bf16
-  // FP8 weights, in place of w (small-m kernel only: m <= kSmallMMax, k % 16 == 0): e4m3 codes
-  // [n, k] and one f32 scale per row and 128-column group, [ceil(k / 128), n] (runtime/fp8_weights.h).
-  const uint8_t* w_fp8 = nullptr;
-  const float* w_scale = nullptr;
   const uint16_t* bias = nullptr;  // [n] bf16 or null
   void* y = nullptr;               // [m, n] bf16, or f32 when y_f32
   bool y_f32 = false;
@@ -57,8 +53,7 @@ bool small_m_norm_pays(const GemmArgs& args, bool swiglu, int sm_count);
 Status gemm_swiglu_small_m(const GemmArgs& args, Stream stream);
 
 // Enqueues the product on `stream`; `lt_handle` is the cublasLtHandle_t of the current device.
-// With norm_weight or w_fp8 the small-m kernel runs whatever the path (it alone has the norm
-// prologue and reads FP8 weights; fp8_gemm.h takes FP8 products of more rows).
+// With norm_weight the small-m kernel runs whatever the path (it alone has the norm prologue).
 // With accumulate, cuBLASLt adds into y before its one rounding (beta = 1) and the small-m kernel
 // adds the bf16-rounded product, as a separate add would.
 // The first call for a shape queries cuBLASLt's heuristics and allocates the device's workspace,

@@ -29,25 +29,14 @@ Status need_bf16(const Tensor& t, const char* what) {
   return Status::ok();
 }
 
-// FP8 weights (runtime/fp8_weights.h): e4m3 codes and their scales.
+// FP8 weights (runtime/fp8_weights.h): e4m3 codes and their scales, fp8_gemm.h's paths.
 bool is_fp8(const ops::LinearWeight& w) { return w.weight.tensor().dtype() == DType::kF8E4M3; }
 
-// Whether w is a weight the small-m kernel reads (bf16, or FP8 with its scales).
-bool small_m_weight(const ops::LinearWeight& w) {
-  return w.weight.tensor().dtype() == DType::kBF16 || (is_fp8(w) && !w.scales.empty());
-}
-
-// `norm`: the RMSNorm of x that the small-m kernel applies first, or null. FP8 weights fill
-// w_fp8 and w_scale (small-m only).
+// `norm`: the RMSNorm of x that the small-m kernel applies first, or null.
 GemmArgs gemm_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out, const ops::PreNorm* norm = nullptr) {
   GemmArgs g;
   g.x = x.data<const uint16_t>();
-  if (is_fp8(w)) {
-    g.w_fp8 = w.weight.tensor().data<const uint8_t>();
-    g.w_scale = w.scales.empty() ? nullptr : w.scales.tensor().data<const float>();
-  } else {
-    g.w = w.weight.tensor().data<const uint16_t>();
-  }
+  g.w = w.weight.tensor().data<const uint16_t>();
   g.bias = w.bias.empty() ? nullptr : w.bias.tensor().data<const uint16_t>();
   g.y = out.raw();
   g.y_f32 = out.dtype() == DType::kF32;
@@ -153,11 +142,7 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
 
 namespace {
 
-// FP8 weights: fp8_gemm.h's paths.
-Status fp8_linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
-                  bool accumulate) {
-  KILN_RETURN_IF_ERROR(need_bf16(x, "fp8 linear x"));
-  if (w.scales.empty()) return invalid_argument("fp8 linear: the weight has no scales");
+Fp8GemmArgs fp8_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out, bool accumulate) {
   Fp8GemmArgs a;
   a.x = x.data<const uint16_t>();
   a.w = w.weight.tensor().data<const uint8_t>();
@@ -169,7 +154,14 @@ Status fp8_linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWe
   a.m = x.dim(0);
   a.n = w.out_features;
   a.k = w.in_features;
-  return run_fp8_gemm(ctx.blas, ctx.device, a, stream_of(ctx));
+  return a;
+}
+
+Status fp8_linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
+                  bool accumulate) {
+  KILN_RETURN_IF_ERROR(need_bf16(x, "fp8 linear x"));
+  if (w.scales.empty()) return invalid_argument("fp8 linear: the weight has no scales");
+  return run_fp8_gemm(ctx.blas, ctx.device, fp8_args(x, w, out, accumulate), stream_of(ctx));
 }
 
 }  // namespace
@@ -186,7 +178,7 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight
 
 bool norm_linear_fused(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm& norm, const ops::LinearWeight& w,
                        const Tensor& out) {
-  if (x.dim(0) > kSmallMAuto || !small_m_weight(w) || out.dtype() != DType::kBF16) return false;
+  if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16 || out.dtype() != DType::kBF16) return false;
   const GemmArgs g = gemm_args(x, w, out, &norm);
   return small_m_fits(g) && small_m_norm_pays(g, false, sm_count(ctx.device));
 }
@@ -212,8 +204,9 @@ Status linear_add(const DeviceContext& ctx, const Tensor& x, const ops::LinearWe
 
 bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
                          const ops::PreNorm* norm) {
-  // bf16 products of more rows go to cuBLASLt; FP8 ones up to kFp8GemvMaxM stream the codes.
-  if (x.dim(0) > (is_fp8(w) ? kFp8GemvMaxM : kSmallMAuto) || !small_m_weight(w)) return false;
+  // FP8: the GEMV's SwiGLU epilogue, up to kFp8GemvMaxM rows and without a norm prologue.
+  if (is_fp8(w)) return norm == nullptr && !w.scales.empty() && x.dim(0) <= kFp8GemvMaxM && x.dim(0) >= 1;
+  if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16) return false;
   const GemmArgs g = gemm_args(x, w, out, norm);
   return small_m_fits(g) && (norm == nullptr || small_m_norm_pays(g, true, sm_count(ctx.device)));
 }
@@ -221,7 +214,11 @@ bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::L
 Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
                      const ops::PreNorm* norm) {
   OpTimer timer(op_name(norm != nullptr ? "norm_linear_swiglu" : "linear_swiglu", w), stream_of(ctx));
-  if (!small_m_weight(w)) return invalid_argument("linear_swiglu: the CUDA backend needs a BF16 or FP8 weight");
+  if (is_fp8(w) && norm == nullptr) {
+    KILN_RETURN_IF_ERROR(need_bf16(x, "linear_swiglu x"));
+    return launch_fp8_gemv(fp8_args(x, w, out, false), true, stream_of(ctx));
+  }
+  KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
   return gemm_swiglu_small_m(gemm_args(x, w, out, norm), stream_of(ctx));
 }
 
