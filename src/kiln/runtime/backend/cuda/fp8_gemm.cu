@@ -11,9 +11,9 @@
 #include <tuple>
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
-#include "kiln/runtime/backend/cuda/mma_tile.cuh"
 #include "kiln/runtime/backend/cuda/gemm.h"
 #include "kiln/runtime/backend/cuda/lt_matmul.h"
+#include "kiln/runtime/backend/cuda/mma_tile.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
