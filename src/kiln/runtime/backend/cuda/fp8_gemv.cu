@@ -17,10 +17,9 @@
 // Layout of the work: a block holds two 16-row tiles of the weight (rows r and r + 16, or for the
 // SwiGLU epilogue the gate rows j and the up rows n / 2 + j) and 16 warps: each tile's 128-column
 // groups are dealt round-robin to 8 warps, whose partial sums meet in shared memory at the end in a
-// fixed order. The codes stream through a ring of kStages groups in shared memory, private to each
-// lane (cp.async, so no registers hold them in flight: kStages - 1 groups a lane, 96 KiB a block, are
-// on their way while the tensor cores work); the activations and scales of the next group wait in
-// registers.
+// fixed order. A warp loads its next group's codes, activations and scales into registers before
+// the tensor cores work on the current one. (A per-lane cp.async ring of 4 groups in shared memory,
+// three times the bytes in flight, measured no faster on an H100: docs/fp8.md.)
 //
 // The k order inside the mma only has to agree between its two operands, so each lane takes
 // contiguous columns: in a 64-column half group, lane (gid, tig) holds columns 16·tig to
@@ -37,7 +36,6 @@ namespace {
 
 using dev::bf16;
 
-constexpr int kStages = 4;                  // 128-column groups of codes in each lane's ring
 constexpr int kSplit = 8;                   // warps sharing one tile's groups
 constexpr int kWarps = 2 * kSplit;          // two tiles a block
 constexpr int kRows = 16;                   // rows a tile
@@ -73,18 +71,10 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], uint32_t a0, uint32_t a1,
 #endif
 }
 
-// 16 bytes global -> shared, asynchronously; `bytes` 0 writes zeros (and reads nothing).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
-               "l"(gmem), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most kStages - 1 of this thread's committed groups are still in flight.
-__device__ __forceinline__ void cp_async_wait_ring() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1)); }
-
-// What a lane needs of one 128-column group besides its codes: [half][2] activation words (16 bf16
-// of token gid) and the two rows' scales.
+// One 128-column group of a lane: [half][row gid / gid + 8] codes, [half][2] activation words
+// (16 bf16 of token gid), and the two rows' scales.
 struct Group {
+  uint4 codes[2][2];
   uint4 acts[2][2];
   float scale[2];
 };
@@ -114,27 +104,18 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int groups = (k + 127) / 128;
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  // The lane's ring: stage st, slot j (half j / 2, row gid + 8 · (j % 2)) at ring[(st · 4 + j) · threads
-  // + tid], so a warp's 16-byte reads of one slot are 512 contiguous bytes.
-  extern __shared__ uint4 ring[];
-  const int threads = 32 * kWarps;
-  const int mine = split < groups ? (groups - split + kSplit - 1) / kSplit : 0;  // this warp's groups
-  auto issue = [&](int i) {  // the codes of the warp's i-th group into stage i % kStages
-    if (i < mine) {
-      const int g = split + i * kSplit, st = i % kStages;
+  auto load_codes = [&](Group& s, int g) {  // weights and scales: independent of the previous kernel
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int col = g * 128 + h * 64 + tig * 16;
-        const bool in = col < k;  // k is a multiple of 16
-        cp_async16(&ring[(st * 4 + 2 * h) * threads + tid], in && lo_in ? w_lo + col : w_lo, in && lo_in ? 16 : 0);
-        cp_async16(&ring[(st * 4 + 2 * h + 1) * threads + tid], in && hi_in ? w_hi + col : w_hi, in && hi_in ? 16 : 0);
-      }
+    for (int h = 0; h < 2; ++h) {
+      const int col = g * 128 + h * 64 + tig * 16;
+      const bool in = col < k;  // k is a multiple of 16
+      s.codes[h][0] = in && lo_in ? __ldcs(reinterpret_cast<const uint4*>(w_lo + col)) : zero;
+      s.codes[h][1] = in && hi_in ? __ldcs(reinterpret_cast<const uint4*>(w_hi + col)) : zero;
     }
-    cp_async_commit();  // an empty group past the end keeps the count uniform
+    s.scale[0] = lo_in ? ws[static_cast<size_t>(g) * n + r0 + gid] : 0.0f;
+    s.scale[1] = hi_in ? ws[static_cast<size_t>(g) * n + r0 + gid + 8] : 0.0f;
   };
-  auto load_rest = [&](Group& s, int i) {  // activations and scales of the i-th group
-    if (i >= mine) return;
-    const int g = split + i * kSplit;
+  auto load_acts = [&](Group& s, int g) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int col = g * 128 + h * 64 + tig * 16;
@@ -142,28 +123,24 @@ __global__ void __launch_bounds__(32 * kWarps)
       s.acts[h][0] = in ? *reinterpret_cast<const uint4*>(xr + col) : zero;
       s.acts[h][1] = in ? *reinterpret_cast<const uint4*>(xr + col + 8) : zero;
     }
-    s.scale[0] = lo_in ? ws[static_cast<size_t>(g) * n + r0 + gid] : 0.0f;
-    s.scale[1] = hi_in ? ws[static_cast<size_t>(g) * n + r0 + gid + 8] : 0.0f;
   };
 
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) issue(i);  // weights only: before waiting for the previous kernel
-  dev::pdl_begin();
   Group cur{}, next{};
-  load_rest(cur, 0);
-  for (int i = 0; i < mine; ++i) {
-    issue(i + kStages - 1);
-    load_rest(next, i + 1);
-    cp_async_wait_ring();  // the i-th group's codes are in
-    const int st = i % kStages;
-    const uint4 c[4] = {ring[(st * 4) * threads + tid], ring[(st * 4 + 1) * threads + tid],
-                        ring[(st * 4 + 2) * threads + tid], ring[(st * 4 + 3) * threads + tid]};
+  int g = split;
+  if (g < groups) load_codes(cur, g);
+  dev::pdl_begin();
+  if (g < groups) load_acts(cur, g);
+  for (; g < groups; g += kSplit) {
+    if (g + kSplit < groups) {
+      load_codes(next, g + kSplit);
+      load_acts(next, g + kSplit);
+    }
     float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const uint32_t lo[4] = {c[2 * h].x, c[2 * h].y, c[2 * h].z, c[2 * h].w};
-      const uint32_t hi[4] = {c[2 * h + 1].x, c[2 * h + 1].y, c[2 * h + 1].z, c[2 * h + 1].w};
+      const uint32_t lo[4] = {cur.codes[h][0].x, cur.codes[h][0].y, cur.codes[h][0].z, cur.codes[h][0].w};
+      const uint32_t hi[4] = {cur.codes[h][1].x, cur.codes[h][1].y, cur.codes[h][1].z, cur.codes[h][1].w};
       const uint32_t xa[8] = {cur.acts[h][0].x, cur.acts[h][0].y, cur.acts[h][0].z, cur.acts[h][0].w,
                               cur.acts[h][1].x, cur.acts[h][1].y, cur.acts[h][1].z, cur.acts[h][1].w};
 #pragma unroll
@@ -221,18 +198,12 @@ __global__ void __launch_bounds__(32 * kWarps)
   }
 }
 
-constexpr size_t kRingBytes = static_cast<size_t>(kStages) * 4 * 32 * kWarps * sizeof(uint4);  // 128 KiB
-
 template <typename Y, int kEpi>
 Status launch_variant(const Fp8GemmArgs& a, Stream stream) {
   const int64_t outputs = kEpi == kSwiGlu ? a.n / 2 : a.n;
   const int64_t per_block = kEpi == kSwiGlu ? kRows : 2 * kRows;
   const dim3 grid(static_cast<unsigned>((outputs + per_block - 1) / per_block));
-  // Above the 48 KiB default: allowed on sm_80 and later (not a stream operation, so also while a
-  // graph is captured).
-  KILN_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(fp8_gemv_kernel<Y, kEpi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(kRingBytes)));
-  return launch("fp8_gemv_kernel", fp8_gemv_kernel<Y, kEpi>, grid, dim3(32 * kWarps), kRingBytes, stream,
+  return launch("fp8_gemv_kernel", fp8_gemv_kernel<Y, kEpi>, grid, dim3(32 * kWarps), 0, stream,
                 reinterpret_cast<const bf16*>(a.x), a.w, a.w_scale, reinterpret_cast<const bf16*>(a.bias),
                 static_cast<Y*>(a.y), a.accumulate ? 1 : 0, static_cast<int>(a.m), static_cast<int>(a.n),
                 static_cast<int>(a.k));
