@@ -130,8 +130,13 @@ function suite(backend) {
       assert.equal(new Set(mine.map((g) => g.id)).size, 1, 'retries keep the webhook-id');
       assert.equal(mine[0].event.type, 'batch.completed');
       assert.deepEqual(mine.map((g) => g.attempt), [1, 2, 3]);
-      const res = await fetch(`http://127.0.0.1:${server.port}/v1/webhooks/deliveries?subject_id=${b.id}`);
-      const deliveries = (await res.json()).data;
+      // The receiver has answered the third attempt; the server records that answer right after,
+      // so the delivery reads 'delivered' once that write lands.
+      let deliveries = [];
+      await waitFor(() => deliveries.length === 1 && deliveries[0].status === 'delivered',
+        () => `the delivery recorded as delivered: ${JSON.stringify(deliveries)}`, 30000, async () => {
+          deliveries = (await (await fetch(`http://127.0.0.1:${server.port}/v1/webhooks/deliveries?subject_id=${b.id}`)).json()).data;
+        });
       assert.equal(deliveries.length, 1);
       assert.equal(deliveries[0].status, 'delivered');
       assert.equal(deliveries[0].attempts, 3);
