@@ -1,8 +1,8 @@
 // The experts' grouped GEMMs on CUDA (ops::moe_grouped_linear[_swiglu], backend/cuda/moe_gemm.cu)
-// against the CPU's per-expert ops over the same bf16 inputs: skewed routing (every row to one
-// expert), empty experts, one row per expert (decode), runs crossing the kernel's 32-row tiles,
-// widths and depths that are not multiples of its 64-column tiles and 128-deep stages, and 8 and 128
-// experts. Then a whole MoE layer on CUDA (grouped) against the CPU (per expert), and captured into
+// against the CPU's per-expert ops over the same bf16 inputs, through both kernels (the tiles and
+// the rows kernel, its runs whole or cut): skewed routing (every row to one expert), empty experts,
+// one row per expert (decode), runs crossing the tiled kernel's 32-row tiles, widths and depths
+// that are not multiples of its 64-column tiles and 128-deep stages, and 8 and 128 experts. Then a whole MoE layer on CUDA (grouped) against the CPU (per expert), and captured into
 // a CUDA graph. Skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "engine_test_util.h"
 #include "kiln/model/checkpoint.h"
 #include "kiln/model/config.h"
+#include "kiln/runtime/backend/cuda/moe_cuda.h"
 #include "kiln/runtime/models/moe_block.h"
 #include "kiln/runtime/ops/linear.h"
 #include "kiln/runtime/ops/moe.h"
@@ -122,15 +123,36 @@ class CudaMoeGemmTest : public testing::CudaTest {
 
     Buffer xg = upload(x, DType::kBF16, {p, c.k});
     Buffer sg = upload_i32(start);
-    Buffer og = poisoned(DType::kBF16, {p, cols});
-    const Status st = swiglu ? ops::moe_grouped_linear_swiglu(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor())
-                             : ops::moe_grouped_linear(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor());
-    ASSERT_TRUE(st.is_ok()) << what << ": " << st.to_string();
-    std::vector<float> got = download(og.tensor());
-    for (size_t i = static_cast<size_t>(rows * cols); i < got.size(); ++i)
-      ASSERT_TRUE(std::isnan(got[i])) << what << ": element " << i << " past the experts' rows was written";
-    got.resize(static_cast<size_t>(rows * cols));
-    testing::expect_close(got, want, 1e-2, 1e-2, what);
+    const int64_t most = *std::max_element(c.counts.begin(), c.counts.end());
+    // Both kernels; the rows kernel with runs that hold each expert's rows whole (max_rows = the
+    // largest count) and cut into runs of one row (max_rows 1 although experts have more: the
+    // bound picks the kernel, never the values); and the ops' own choice.
+    struct Variant {
+      const char* name;
+      cuda::MoeGemmPath path;
+      int64_t max_rows;
+    };
+    const Variant variants[] = {{"tiles", cuda::MoeGemmPath::kTiles, 0},
+                                {"rows", cuda::MoeGemmPath::kRows, most},
+                                {"rows of 1", cuda::MoeGemmPath::kRows, 1},
+                                {"rows of 8", cuda::MoeGemmPath::kRows, 0},
+                                {"auto", cuda::MoeGemmPath::kAuto, most}};
+    for (const Variant& v : variants) {
+      const std::string vwhat = str_cat(what, " [", v.name, "]");
+      Buffer og = poisoned(DType::kBF16, {p, cols});
+      const Status st =
+          v.path == cuda::MoeGemmPath::kAuto
+              ? (swiglu ? ops::moe_grouped_linear_swiglu(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor(), v.max_rows)
+                        : ops::moe_grouped_linear(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor(), v.max_rows))
+              : cuda::moe_grouped_linear(gpu_, xg.tensor(), sg.tensor(), ex.table, swiglu, og.tensor(), v.max_rows,
+                                         v.path);
+      ASSERT_TRUE(st.is_ok()) << vwhat << ": " << st.to_string();
+      std::vector<float> got = download(og.tensor());
+      for (size_t i = static_cast<size_t>(rows * cols); i < got.size(); ++i)
+        ASSERT_TRUE(std::isnan(got[i])) << vwhat << ": element " << i << " past the experts' rows was written";
+      got.resize(static_cast<size_t>(rows * cols));
+      testing::expect_close(got, want, 1e-2, 1e-2, vwhat);
+    }
   }
 };
 

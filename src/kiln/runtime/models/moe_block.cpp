@@ -105,10 +105,11 @@ Status MoeBlock::forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace
   if (grouped()) {
     // Every expert in one launch each, the runs read from expert_start on the device: no sync,
     // and an expert no token chose is never read.
+    // An expert has at most n rows (a token picks it once), which picks the kernel.
     KILN_RETURN_IF_ERROR(ops::moe_grouped_linear_swiglu(ctx, gathered, ws.expert_start.tensor(), grouped_gate_up_,
-                                                        act.rows(0, pairs)));
+                                                        act.rows(0, pairs), n));
     KILN_RETURN_IF_ERROR(ops::moe_grouped_linear(ctx, act.rows(0, pairs), ws.expert_start.tensor(), grouped_down_,
-                                                 expert_out));
+                                                 expert_out, n));
     return ops::moe_combine(ctx, expert_out, pair_row, weights, out);
   }
   // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; off the

@@ -134,13 +134,13 @@ Status check_grouped(const DeviceContext& ctx, const char* op, const Tensor& x, 
 }  // namespace
 
 Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                                 const GroupedLinearWeight& w, const Tensor& out) {
+                                 const GroupedLinearWeight& w, const Tensor& out, [[maybe_unused]] int64_t max_rows) {
   if (w.out_features % 2 != 0)
     return invalid_argument(str_cat("moe_grouped_linear_swiglu: ", w.out_features, " gate/up rows are odd"));
   KILN_RETURN_IF_ERROR(check_grouped(ctx, "moe_grouped_linear_swiglu", x, expert_start, w, w.out_features / 2, out));
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
-    return cuda::moe_grouped_linear(ctx, x, expert_start, w, true, out);
+    return cuda::moe_grouped_linear(ctx, x, expert_start, w, true, out, max_rows);
 #else
     return no_cuda_kernel("moe_grouped_linear_swiglu");
 #endif
@@ -149,11 +149,11 @@ Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, cons
 }
 
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                          const GroupedLinearWeight& w, const Tensor& out) {
+                          const GroupedLinearWeight& w, const Tensor& out, [[maybe_unused]] int64_t max_rows) {
   KILN_RETURN_IF_ERROR(check_grouped(ctx, "moe_grouped_linear", x, expert_start, w, w.out_features, out));
   if (ctx.device.kind == DeviceKind::kCuda) {
 #ifdef KILN_HAVE_CUDA_OP
-    return cuda::moe_grouped_linear(ctx, x, expert_start, w, false, out);
+    return cuda::moe_grouped_linear(ctx, x, expert_start, w, false, out, max_rows);
 #else
     return no_cuda_kernel("moe_grouped_linear");
 #endif

@@ -71,10 +71,13 @@ Result<GroupedLinearWeight> group_linear_weights(const DeviceContext& ctx, std::
 // SwiGLU, the result rounded to bf16. x: [P, K] compute dtype, rows grouped by expert as
 // moe_permute leaves them; expert_start: [E + 1] I32 on the device, read only there (no host round
 // trip, so the step can be a CUDA graph); out: [P, I] or [P, N]. Rows outside every expert's run
-// are left untouched. CUDA only (the CPU's experts run the per-expert ops).
+// are left untouched. CUDA only (the CPU's experts run the per-expert ops). max_rows, where known,
+// bounds any expert's rows: the step's tokens, since a token picks an expert at most once. It
+// only picks the kernel (decode-sized steps stream the experts' weights through a GEMV), never
+// the values; 0 means unknown.
 Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                                 const GroupedLinearWeight& w, const Tensor& out);
+                                 const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0);
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                          const GroupedLinearWeight& w, const Tensor& out);
+                          const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0);
 
 }  // namespace kiln::runtime::ops

@@ -7,6 +7,7 @@
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/lt_matmul.h"
+#include "kiln/runtime/backend/cuda/warp_row_dot.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -15,7 +16,6 @@ using dev::bf16;
 using dev::Bf16x8;
 
 constexpr int kSmallMWarps = 8;
-constexpr int kSmallMUnroll = 8;
 
 // What the small-m kernel does with its products.
 enum Epilogue : int {
@@ -63,9 +63,9 @@ __device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __rest
   }
 }
 
-// One warp per output column: the warp streams w[col, :] once (16-byte loads, kSmallMUnroll in
+// One warp per output column: the warp streams w[col, :] once (dev::WarpRowDot: 16-byte loads, 8 in
 // flight per lane) against the M rows of x, which stay in L1/L2. The weights never depend on the
-// previous kernel, so the first kSmallMUnroll loads of each lane are issued before waiting for it
+// previous kernel, so the first 8 loads of each lane are issued before waiting for it
 // (dev::pdl_begin): under programmatic launch the stream of weights starts while the previous
 // kernel still runs.
 //
@@ -94,26 +94,8 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
   const int64_t kv = k / 8;
   const auto* wv = reinterpret_cast<const Bf16x8*>(w + (live ? col : 0) * k);
   const Bf16x8* xv = reinterpret_cast<const Bf16x8*>(x);
-  // Each lane takes every 32nd vector of the row from `lane`, kSmallMUnroll at a time. A row
-  // shorter than one such step (k < 2048) is loaded whole, past-the-end loads skipped.
-  Bf16x8 wr[kSmallMUnroll];
-  int64_t v = lane;
-  const auto whole_step = [&] { return v + 32 * (kSmallMUnroll - 1) < kv; };
-  const auto load_step = [&] {
-#pragma unroll
-    for (int u = 0; u < kSmallMUnroll; ++u) wr[u] = wv[v + 32 * u];
-  };
-  const bool short_row = !whole_step();
-  if (live) {
-    if (short_row) {
-#pragma unroll
-      for (int u = 0; u < kSmallMUnroll; ++u) {
-        if (v + 32 * u < kv) wr[u] = wv[v + 32 * u];
-      }
-    } else {
-      load_step();
-    }
-  }
+  dev::WarpRowDot<M> dot;
+  if (live) dot.prefetch(wv, kv);
   const int tid = threadIdx.x;
   Bf16x8 norm_first{};  // this thread's first vector of the norm weight, also loaded before the wait
   if constexpr (kNorm) {
@@ -130,32 +112,8 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  const auto add_products = [&](const Bf16x8& wq, int64_t at) {  // acc[m] += w[at] . x[m, at]
-    float wf[8];
-    dev::unpack8(wq, wf);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float xf[8];
-      dev::unpack8(xv[m * kv + at], xf);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) acc[m] += wf[j] * xf[j];
-    }
-  };
-  if (live && short_row) {
-#pragma unroll
-    for (int u = 0; u < kSmallMUnroll; ++u) {
-      if (v + 32 * u < kv) add_products(wr[u], v + 32 * u);
-    }
-  } else if (live) {
-    while (whole_step()) {
-#pragma unroll
-      for (int u = 0; u < kSmallMUnroll; ++u) add_products(wr[u], v + 32 * u);
-      v += 32 * kSmallMUnroll;
-      if (whole_step()) load_step();
-    }
-    for (; v < kv; v += 32) add_products(wv[v], v);
-  }
   if (live) {
+    dot.accumulate(wv, xv, kv, M, acc);
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }

@@ -2,6 +2,7 @@
 // that expert ids and rows out of range are clamped rather than reported (no host round trip).
 #pragma once
 
+#include "kiln/runtime/backend/cuda/kernels.h"
 #include "kiln/runtime/device_context.h"
 #include "kiln/runtime/ops/moe.h"
 
@@ -13,7 +14,8 @@ Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num
 Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
                    const Tensor& topk_weights, const Tensor& out);
 // ops::moe_grouped_linear_swiglu (swiglu set) and ops::moe_grouped_linear: one launch over every
-// expert (moe_gemm.cu).
+// expert (moe_gemm.cu); `path` picks the kernel (kernels.h; the tests run both).
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                          const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out);
+                          const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out, int64_t max_rows,
+                          MoeGemmPath path = MoeGemmPath::kAuto);
 }  // namespace kiln::runtime::cuda

@@ -14,9 +14,13 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "kiln/core/str.h"
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/kernels.h"
+#include "kiln/runtime/backend/cuda/warp_row_dot.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -42,11 +46,11 @@ __device__ __forceinline__ Bf16x8 zero8() {
   return v;
 }
 
-// Finds this block's expert and first row: the row tiles are numbered expert by expert. Warp 0
-// scans the tile counts, each lane summing a contiguous slice of experts. Returns false when the
-// index is past the last tile.
-__device__ bool find_tile(const int32_t* __restrict__ expert_start, int num_experts, int64_t rows, int tile,
-                          int* expert, int64_t* row0, int64_t* row_end) {
+// Finds this block's expert and first row: each expert's run is cut into tiles of tile_rows rows,
+// numbered expert by expert. Warp 0 scans the tile counts, each lane summing a contiguous slice of
+// experts. Returns false when the index is past the last tile.
+__device__ bool find_tile(const int32_t* __restrict__ expert_start, int num_experts, int64_t rows, int tile_rows,
+                          int tile, int* expert, int64_t* row0, int64_t* row_end) {
   __shared__ int found[3];  // expert, first row, end row (-1: none)
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
@@ -55,7 +59,7 @@ __device__ bool find_tile(const int32_t* __restrict__ expert_start, int num_expe
     const auto clamp_row = [&](int32_t r) -> int64_t { return r < 0 ? 0 : (r > rows ? rows : r); };
     const auto tiles_of = [&](int e) {
       const int64_t c = clamp_row(expert_start[e + 1]) - clamp_row(expert_start[e]);
-      return c > 0 ? static_cast<int>((c + kTm - 1) / kTm) : 0;
+      return c > 0 ? static_cast<int>((c + tile_rows - 1) / tile_rows) : 0;
     };
     int mine = 0;
     for (int e = e0; e < e1; ++e) mine += tiles_of(e);
@@ -75,7 +79,7 @@ __device__ bool find_tile(const int32_t* __restrict__ expert_start, int num_expe
         if (t < here) {
           const int64_t s = clamp_row(expert_start[e]);
           found[0] = e;
-          found[1] = static_cast<int>(s + static_cast<int64_t>(t) * kTm);
+          found[1] = static_cast<int>(s + static_cast<int64_t>(t) * tile_rows);
           found[2] = static_cast<int>(clamp_row(expert_start[e + 1]));
           break;
         }
@@ -99,7 +103,7 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
   dev::pdl_begin();
   int expert = 0;
   int64_t row0 = 0, row_end = 0;
-  if (!find_tile(expert_start, num_experts, rows, static_cast<int>(blockIdx.x), &expert, &row0, &row_end)) return;
+  if (!find_tile(expert_start, num_experts, rows, kTm, static_cast<int>(blockIdx.x), &expert, &row0, &row_end)) return;
   const int64_t tile_rows = row_end - row0 < kTm ? row_end - row0 : kTm;
   const int64_t out_cols = kSwiGlu ? n / 2 : n;
   // Output column of the block's first column; weight row of local column c.
@@ -195,14 +199,86 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
   }
 }
 
-}  // namespace
+// Decode-sized steps: the experts' rows kernel. With a few rows an expert (one at batch 1), a
+// tile of kTm rows is mostly empty and the tiled kernel streams the experts' weights at a fraction
+// of HBM's rate. This kernel is the dense small-m GEMV (dev::WarpRowDot) over runs of at most M rows
+// of one expert: blockIdx.x is a run (find_tile with M-row tiles; the bound on their number is
+// ceil(rows / M) + E, as for the tiles), blockIdx.y kRowWarps weight rows of the run's expert, one
+// warp a weight row. The run index varies fastest, so an expert cut into several runs has its
+// weight rows read again right away, from L2. SwiGLU as the tiled kernel: the block's warps are
+// kRowWarps / 2 gate rows j0.. and the matching up rows n / 2 + j0.., each rounded to bf16 first.
+constexpr int kRowWarps = 8;
 
-Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
-                               const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, Stream stream) {
-  if (rows == 0) return Status::ok();
-  if (k <= 0 || k % 8 != 0 || n <= 0 || (swiglu && n % 2 != 0) || num_experts <= 0)
-    return invalid_argument(str_cat("moe grouped gemm: n=", n, " k=", k, swiglu ? " (swiglu)" : "", " over ",
-                                    num_experts, " experts (k must be a multiple of 8)"));
+template <int M, bool kSwiGlu>
+__global__ void __launch_bounds__(32 * kRowWarps) moe_rows_kernel(const bf16* __restrict__ x, int64_t rows,
+                                                                  const int32_t* __restrict__ expert_start,
+                                                                  int num_experts, const int64_t* __restrict__ weights,
+                                                                  int64_t n, int64_t k, bf16* __restrict__ y) {
+  dev::pdl_begin();  // the runs, and x, come from the kernels before
+  int expert = 0;
+  int64_t row0 = 0, row_end = 0;
+  if (!find_tile(expert_start, num_experts, rows, M, static_cast<int>(blockIdx.x), &expert, &row0, &row_end)) return;
+  const int here = static_cast<int>(row_end - row0 < M ? row_end - row0 : M);
+  constexpr int kHalf = kRowWarps / 2;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t out_cols = kSwiGlu ? n / 2 : n;
+  int64_t col = static_cast<int64_t>(blockIdx.y) * kRowWarps + warp;
+  bool live = col < n;
+  if constexpr (kSwiGlu) {
+    const int64_t j = static_cast<int64_t>(blockIdx.y) * kHalf + warp % kHalf;
+    live = j < out_cols;
+    col = warp < kHalf ? j : out_cols + j;
+  }
+  const int64_t kv = k / 8;
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  if (live) {
+    const auto* wv = reinterpret_cast<const Bf16x8*>(reinterpret_cast<const bf16*>(weights[expert]) + col * k);
+    dev::WarpRowDot<M> dot;
+    dot.prefetch(wv, kv);
+    dot.accumulate(wv, reinterpret_cast<const Bf16x8*>(x) + row0 * kv, kv, here, acc);
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
+  }
+  if constexpr (kSwiGlu) {
+    __shared__ float part[kRowWarps][M];
+    if (lane == 0 && live) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) part[warp][m] = dev::to_f(dev::to_bf(acc[m]));
+    }
+    __syncthreads();
+    if (threadIdx.x < kHalf * M) {
+      const int h = threadIdx.x % kHalf, m = threadIdx.x / kHalf;
+      const int64_t j = static_cast<int64_t>(blockIdx.y) * kHalf + h;
+      if (m < here && j < out_cols) y[(row0 + m) * out_cols + j] = dev::to_bf(dev::silu(part[h][m]) * part[kHalf + h][m]);
+    }
+  } else if (lane == 0 && live) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if (m < here) y[(row0 + m) * n + col] = dev::to_bf(acc[m]);
+    }
+  }
+}
+
+template <int M>
+Status launch_rows(const bf16* x, int64_t rows, const int32_t* expert_start, int num_experts, const int64_t* weights,
+                   int64_t n, int64_t k, bool swiglu, bf16* y, Stream stream) {
+  const int64_t runs = (rows + M - 1) / M + (rows < num_experts ? rows : num_experts);
+  const int64_t per_block = swiglu ? kRowWarps / 2 : kRowWarps;
+  const int64_t col_blocks = ((swiglu ? n / 2 : n) + per_block - 1) / per_block;
+  if (runs > (int64_t{1} << 31) - 1 || col_blocks > 65535)
+    return invalid_argument(str_cat("moe rows kernel: ", n, " weight rows exceed the grid's 65535 blocks"));
+  const dim3 grid(static_cast<unsigned>(runs), static_cast<unsigned>(col_blocks));
+  if (swiglu)
+    return launch("moe_rows_kernel<swiglu>", moe_rows_kernel<M, true>, grid, dim3(32 * kRowWarps), 0, stream, x, rows,
+                  expert_start, num_experts, weights, n, k, y);
+  return launch("moe_rows_kernel", moe_rows_kernel<M, false>, grid, dim3(32 * kRowWarps), 0, stream, x, rows,
+                expert_start, num_experts, weights, n, k, y);
+}
+
+Status launch_tiles(const bf16* x, int64_t rows, const int32_t* expert_start, int num_experts, const int64_t* weights,
+                    int64_t n, int64_t k, bool swiglu, bf16* y, Stream stream) {
   // Row starts are int32 (expert_start), so `rows` fits.
   const int64_t row_tiles = (rows + kTm - 1) / kTm + num_experts;
   const int64_t out_cols = swiglu ? n / 2 : n;
@@ -212,13 +288,53 @@ Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* e
   if (row_tiles > (int64_t{1} << 31) - 1 || col_tiles > 65535)
     return invalid_argument(str_cat("moe grouped gemm: ", out_cols, " output columns exceed the grid's 65535 tiles"));
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
+  if (swiglu)
+    return launch("moe_grouped_gemm_kernel<swiglu>", moe_grouped_gemm_kernel<true>, grid, dim3(kThreads), 0, stream, x,
+                  rows, expert_start, num_experts, weights, n, k, y);
+  return launch("moe_grouped_gemm_kernel", moe_grouped_gemm_kernel<false>, grid, dim3(kThreads), 0, stream, x, rows,
+                expert_start, num_experts, weights, n, k, y);
+}
+
+// KILN_MOE_GEMM=tiles|rows forces one kernel under kAuto (benchmarks compare them); unset: auto.
+MoeGemmPath env_path() {
+  static const MoeGemmPath p = [] {
+    const char* v = std::getenv("KILN_MOE_GEMM");
+    if (v != nullptr && std::strcmp(v, "tiles") == 0) return MoeGemmPath::kTiles;
+    if (v != nullptr && std::strcmp(v, "rows") == 0) return MoeGemmPath::kRows;
+    return MoeGemmPath::kAuto;
+  }();
+  return p;
+}
+
+}  // namespace
+
+MoeGemmPath moe_gemm_choose_path(int64_t rows, int num_experts, int64_t max_rows, MoeGemmPath path) {
+  if (path == MoeGemmPath::kAuto) path = env_path();
+  if (path != MoeGemmPath::kAuto) return path;
+  // A few rows an expert: up to kMoeRowsMaxRun rows of one expert (every decode step of up to 8
+  // sequences), or at most 4 rows an expert on average (64 sequences over Qwen3-MoE's 128 experts
+  // and top-8), where most experts fit one run of 8.
+  if (max_rows > 0 && max_rows <= kMoeRowsMaxRun) return MoeGemmPath::kRows;
+  return rows <= 4 * static_cast<int64_t>(num_experts) ? MoeGemmPath::kRows : MoeGemmPath::kTiles;
+}
+
+Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
+                               const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, int64_t max_rows,
+                               MoeGemmPath path, Stream stream) {
+  if (rows == 0) return Status::ok();
+  if (k <= 0 || k % 8 != 0 || n <= 0 || (swiglu && n % 2 != 0) || num_experts <= 0)
+    return invalid_argument(str_cat("moe grouped gemm: n=", n, " k=", k, swiglu ? " (swiglu)" : "", " over ",
+                                    num_experts, " experts (k must be a multiple of 8)"));
   const auto* xb = reinterpret_cast<const bf16*>(x);
   auto* yb = reinterpret_cast<bf16*>(y);
-  if (swiglu)
-    return launch("moe_grouped_gemm_kernel<swiglu>", moe_grouped_gemm_kernel<true>, grid, dim3(kThreads), 0, stream, xb,
-                  rows, expert_start, num_experts, weights, n, k, yb);
-  return launch("moe_grouped_gemm_kernel", moe_grouped_gemm_kernel<false>, grid, dim3(kThreads), 0, stream, xb, rows,
-                expert_start, num_experts, weights, n, k, yb);
+  if (moe_gemm_choose_path(rows, num_experts, max_rows, path) == MoeGemmPath::kTiles)
+    return launch_tiles(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+  // The run length: the fewest rows that hold every expert's rows in one run, at most kMoeRowsMaxRun.
+  const int64_t run = max_rows > 0 && max_rows < kMoeRowsMaxRun ? max_rows : kMoeRowsMaxRun;
+  if (run <= 1) return launch_rows<1>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+  if (run <= 2) return launch_rows<2>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+  if (run <= 4) return launch_rows<4>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+  return launch_rows<8>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
 }
 
 }  // namespace kiln::runtime::cuda

@@ -270,11 +270,12 @@ Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Ten
 }
 
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                          const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out) {
+                          const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out, int64_t max_rows,
+                          MoeGemmPath path) {
   OpTimer timer(swiglu ? "moe_grouped_linear_swiglu" : "moe_grouped_linear", stream_of(ctx));
   return launch_moe_grouped_gemm(x.data<const uint16_t>(), x.dim(0), expert_start.data<const int32_t>(),
                                  static_cast<int>(w.num_experts), w.table.tensor().data<const int64_t>(), w.out_features,
-                                 w.in_features, swiglu, out.data<uint16_t>(), stream_of(ctx));
+                                 w.in_features, swiglu, out.data<uint16_t>(), max_rows, path, stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda
