@@ -84,11 +84,12 @@ TEST_F(CudaMoeGemmaOpsTest, ScaleSoftcapAndAddIntoMatchCpu) {
   }
 }
 
-// Ids exactly (ties included: logits drawn from a few values), weights to f32 rounding.
+// Ids exactly (ties included: logits drawn from a few values), weights to f32 rounding; 2000
+// experts leave room for fewer tokens a block (the probabilities sit in shared memory).
 TEST_F(CudaMoeGemmaOpsTest, RouteMatchesCpuIncludingTies) {
   uint32_t seed = 40;
   for (auto [n, e, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 8, 2}, {9, 8, 3}, {17, 60, 4}, {300, 128, 8}, {5, 4, 4}, {40, 40, 1}}) {
+           {1, 8, 2}, {9, 8, 3}, {17, 60, 4}, {300, 128, 8}, {5, 4, 4}, {40, 40, 1}, {13, 2000, 8}}) {
     for (const bool ties : {false, true}) {
       for (const bool normalize : {false, true}) {
         const std::string what = str_cat(" n=", n, " E=", e, " k=", k, ties ? " ties" : "", normalize ? " normalised" : "");
@@ -157,11 +158,13 @@ TEST_F(CudaMoeGemmaOpsTest, PermuteMatchesCpuWithSkewedAndEmptyExperts) {
   }
 }
 
+// Widths with one, several and partial column blocks, 16-byte and scalar loads (H not a multiple
+// of 8).
 TEST_F(CudaMoeGemmaOpsTest, CombineMatchesCpu) {
   uint32_t seed = 70;
   std::mt19937 rng(11);
   for (auto [n, k, e, h] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
-           {1, 2, 8, 64}, {13, 3, 8, 100}, {70, 8, 128, 2048}}) {
+           {1, 2, 8, 64}, {13, 3, 8, 100}, {70, 8, 128, 2048}, {3, 8, 128, 4104}, {2, 2, 8, 4100}}) {
     const std::string what = str_cat("moe_combine n=", n, " k=", k, " H=", h);
     std::vector<int32_t> ids;
     for (int64_t t = 0; t < n; ++t) {

@@ -102,12 +102,12 @@ Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_
 // bf16 grouped by expert as expert_start ([num_experts + 1], device) says; weights: [num_experts]
 // device addresses of [n, k] bf16 weights; y [rows, swiglu ? n / 2 : n] bf16. k % 8 == 0.
 // Two kernels: kTiles, a tiled tensor-core GEMM (32-row tiles), and kRows, a GEMV over runs of at
-// most kMoeRowsMaxRun rows of one expert for decode-sized steps. max_rows bounds any expert's rows
-// (the step's tokens; 0 unknown) and only picks the kernel (moe_gemm_choose_path under kAuto,
-// where KILN_MOE_GEMM=tiles|rows forces one).
+// most kMoeRowsMaxRun rows of one expert. max_rows bounds any expert's rows (the step's tokens;
+// 0 unknown) and only picks the kernel and the run length (moe_gemm_choose_path under kAuto: kRows
+// at one row an expert; KILN_MOE_GEMM=tiles|rows forces one).
 enum class MoeGemmPath { kAuto, kTiles, kRows };
 inline constexpr int64_t kMoeRowsMaxRun = 8;
-MoeGemmPath moe_gemm_choose_path(int64_t rows, int num_experts, int64_t max_rows, MoeGemmPath path);
+MoeGemmPath moe_gemm_choose_path(int64_t max_rows, MoeGemmPath path);
 Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
                                const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, int64_t max_rows,
                                MoeGemmPath path, Stream stream);

@@ -2,6 +2,7 @@
 // combine, to the numerics of the CPU reference (backend/cpu/moe_cpu.cpp).
 #include <algorithm>
 
+#include "kiln/core/str.h"
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/kernels.h"
 
@@ -10,17 +11,20 @@ namespace {
 
 using dev::bf16;
 
-// One warp per token. Probabilities are recomputed from the logits in each of the k arg-max rounds
-// (k is small) exactly as the CPU computes them once: p = expf(l - max) / z, z summed in double.
-// The arg-max prefers the higher probability, then the lower expert id, as the CPU's ascending
-// strict-greater scan does.
+// One warp per token. The probabilities p = expf(l - max) / z (z summed in double, as the CPU
+// does) are computed once into the warp's slice of shared memory; each of the k arg-max rounds
+// then reads them there, and the round's winner is marked taken by setting its p to -1 (every p is
+// >= 0, so a taken expert never wins again). The arg-max prefers the higher probability, then the
+// lower expert id, as the CPU's ascending strict-greater scan does.
 __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int e, int k, bool normalize,
                                  int32_t* __restrict__ ids, float* __restrict__ weights) {
   dev::pdl_begin();
-  const int lane = threadIdx.x & 31;
-  const int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  extern __shared__ float probs[];  // [warps][e]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
   if (t >= n) return;
   const bf16* l = logits + t * e;
+  float* p = probs + static_cast<size_t>(warp) * e;
   float m = -INFINITY;
   for (int i = lane; i < e; i += 32) m = fmaxf(m, dev::to_f(l[i]));
   m = dev::warp_max(m);
@@ -29,6 +33,8 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) z += __shfl_xor_sync(0xffffffffu, z, o);
   const auto zf = static_cast<float>(z);
+  for (int i = lane; i < e; i += 32) p[i] = expf(dev::to_f(l[i]) - m) / zf;
+  __syncwarp();
   int32_t* tid = ids + t * k;
   float* tw = weights + t * k;
   float sum = 0;
@@ -36,12 +42,8 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
     float best_p = -1.0f;
     int best = e;
     for (int i = lane; i < e; i += 32) {
-      bool taken = false;
-      for (int q = 0; q < j; ++q) taken |= tid[q] == i;
-      if (taken) continue;
-      const float p = expf(dev::to_f(l[i]) - m) / zf;
-      if (p > best_p) {  // i ascends within a lane: the lower id keeps a tie
-        best_p = p;
+      if (p[i] > best_p) {  // i ascends within a lane: the lower id keeps a tie
+        best_p = p[i];
         best = i;
       }
     }
@@ -57,8 +59,9 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
     if (lane == 0) {
       tid[j] = best;
       tw[j] = best_p;
+      if (best < e) p[best] = -1.0f;
     }
-    __syncwarp();  // the next round reads tid[j]
+    __syncwarp();  // the next round sees the taken expert
     sum += best_p;
   }
   if (normalize && lane == 0)
@@ -120,13 +123,17 @@ __global__ void moe_permute_kernel(const int32_t* __restrict__ topk_ids, int64_t
   }
 }
 
-// One block per token: its k rows in sorted-row order (the experts' order, as the CPU sums them),
-// weighted, summed in f32, then added to out once. Rows outside [0, rows) are clamped (see
-// moe_permute_kernel).
+// Block (t, c): token t's k rows in sorted-row order (the experts' order, as the CPU sums them),
+// weighted, summed in f32, then added to out once, for kCombineThreads * 8 columns from c: each
+// thread takes 8 neighbouring columns, so its k loads are independent (16-byte loads where the rows
+// allow). Rows outside [0, rows) are clamped (see moe_permute_kernel).
+constexpr int kCombineThreads = 256;
+
 __global__ void moe_combine_kernel(const bf16* __restrict__ expert_out, int64_t rows, const int32_t* __restrict__ pair_row,
-                                   const float* __restrict__ topk_weights, int k, int64_t h, bf16* __restrict__ out) {
+                                   const float* __restrict__ topk_weights, int k, int64_t h, bool vec,
+                                   bf16* __restrict__ out) {
   dev::pdl_begin();
-  extern __shared__ int32_t order[];  // [k] slots by their row
+  extern __shared__ int32_t order[];  // [k] slots by their row, then [k] their clamped rows
   const int64_t t = blockIdx.x;
   const int32_t* rr = pair_row + t * k;
   if (threadIdx.x == 0) {
@@ -140,18 +147,30 @@ __global__ void moe_combine_kernel(const bf16* __restrict__ expert_out, int64_t 
       }
       order[b + 1] = v;
     }
+    for (int q = 0; q < k; ++q) {
+      const int64_t r = rr[order[q]];
+      order[k + q] = static_cast<int32_t>(r < 0 ? 0 : (r >= rows ? rows - 1 : r));
+    }
   }
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) {
-    float acc = 0.0f;
+  const int64_t i0 = (static_cast<int64_t>(blockIdx.y) * kCombineThreads + threadIdx.x) * 8;
+  if (i0 >= h) return;
+  float acc[8] = {};
+  if (vec) {  // h a multiple of 8 and expert_out 16-byte aligned
     for (int q = 0; q < k; ++q) {
-      const int j = order[q];
-      const int64_t r = rr[j];
-      const int64_t row = r < 0 ? 0 : (r >= rows ? rows - 1 : r);
-      acc += dev::to_f(expert_out[row * h + i]) * topk_weights[t * k + j];
+      float v[8];
+      dev::unpack8(*reinterpret_cast<const dev::Bf16x8*>(expert_out + order[k + q] * h + i0), v);
+      const float wq = topk_weights[t * k + order[q]];
+#pragma unroll
+      for (int c = 0; c < 8; ++c) acc[c] += v[c] * wq;
     }
-    out[t * h + i] = dev::to_bf(dev::to_f(out[t * h + i]) + acc);
+  } else {
+    for (int q = 0; q < k; ++q) {
+      const float wq = topk_weights[t * k + order[q]];
+      for (int c = 0; c < 8 && i0 + c < h; ++c) acc[c] += dev::to_f(expert_out[order[k + q] * h + i0 + c]) * wq;
+    }
   }
+  for (int c = 0; c < 8 && i0 + c < h; ++c) out[t * h + i0 + c] = dev::to_bf(dev::to_f(out[t * h + i0 + c]) + acc[c]);
 }
 
 }  // namespace
@@ -159,10 +178,14 @@ __global__ void moe_combine_kernel(const bf16* __restrict__ expert_out, int64_t 
 Status launch_moe_route(const uint16_t* logits, int64_t n, int num_experts, int top_k, bool normalize, int32_t* ids,
                         float* weights, Stream stream) {
   if (n == 0) return Status::ok();
-  constexpr int kWarps = 8;
-  return launch("moe_route_kernel", moe_route_kernel, dim3(static_cast<unsigned>((n + kWarps - 1) / kWarps)),
-                dim3(32 * kWarps), 0, stream, reinterpret_cast<const bf16*>(logits), n, num_experts, top_k, normalize,
-                ids, weights);
+  // Up to 8 warps (tokens) a block, as many as 48 KiB of probabilities allow (one warp past 12,288
+  // experts would need more: moe_permute refuses more than 8192 experts anyway).
+  const size_t row_bytes = static_cast<size_t>(num_experts) * sizeof(float);
+  const int warps = static_cast<int>(std::clamp<size_t>((48u << 10) / row_bytes, 1, 8));
+  if (row_bytes > (48u << 10)) return invalid_argument(str_cat("moe_route: ", num_experts, " experts exceed 12288"));
+  return launch("moe_route_kernel", moe_route_kernel, dim3(static_cast<unsigned>((n + warps - 1) / warps)),
+                dim3(32 * warps), static_cast<size_t>(warps) * row_bytes, stream, reinterpret_cast<const bf16*>(logits), n,
+                num_experts, top_k, normalize, ids, weights);
 }
 
 namespace {
@@ -186,9 +209,12 @@ Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int
 Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,
                           int64_t n, int top_k, int64_t hidden, uint16_t* out, Stream stream) {
   if (n == 0) return Status::ok();
-  return launch("moe_combine_kernel", moe_combine_kernel, dim3(static_cast<unsigned>(n)), dim3(256),
-                static_cast<size_t>(top_k) * sizeof(int32_t), stream, reinterpret_cast<const bf16*>(expert_out), rows,
-                pair_row, topk_weights, top_k, hidden, reinterpret_cast<bf16*>(out));
+  const int64_t col_blocks = (hidden + kCombineThreads * 8 - 1) / (kCombineThreads * 8);
+  const bool vec = hidden % 8 == 0 && (reinterpret_cast<uintptr_t>(expert_out) & 15) == 0;
+  const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(col_blocks));
+  return launch("moe_combine_kernel", moe_combine_kernel, grid, dim3(kCombineThreads),
+                2 * static_cast<size_t>(top_k) * sizeof(int32_t), stream, reinterpret_cast<const bf16*>(expert_out),
+                rows, pair_row, topk_weights, top_k, hidden, vec, reinterpret_cast<bf16*>(out));
 }
 
 }  // namespace kiln::runtime::cuda
