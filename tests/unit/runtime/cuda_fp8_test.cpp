@@ -193,7 +193,7 @@ TEST_F(CudaFp8Ops, FusedNormAndSwigluMatchTheSeparateKernels) {
       Buffer act_sep = poisoned(DType::kBF16, {m, n / 2});
       ASSERT_TRUE(ops::swiglu(gpu_, gu.tensor(), act_sep.tensor()).is_ok());
       const std::vector<float> want_act = download(act_sep.tensor());
-      // Fused (SwiGLU up to 8 rows, the norm inside the GEMV up to kFp8GemvNormMaxM rows).
+      // Fused (SwiGLU up to 8 rows).
       Buffer normed2 = poisoned(DType::kBF16, {m, k});
       Buffer out = poisoned(DType::kBF16, {m, n});
       Status st = ops::norm_linear(gpu_, xb.tensor(), {nwb.tensor(), eps, normed2.tensor()}, w_, out.tensor());

@@ -20,10 +20,6 @@ struct Fp8GemmArgs {
   bool y_f32 = false;
   bool accumulate = false;  // y += product rounded to bf16 (the residual stream), bf16 y only
   int64_t m = 0, n = 0, k = 0;  // k a multiple of 16
-  // A pre-norm (the GEMV only, m <= kFp8GemvNormMaxM, bf16 y, no accumulate): x is RMS-normalised
-  // by norm_weight ([k] bf16) first, bitwise as ops::rms_norm, inside the kernel.
-  const uint16_t* norm_weight = nullptr;
-  float norm_eps = 0.0f;
   // Device scratch of at least fp8_scratch_bytes(): quantized activations and their scales
   // (cuBLASLt, mma), or the bf16 product before its epilogue (cuBLASLt) or the dequantized weight.
   void* act_scratch = nullptr;
@@ -43,13 +39,6 @@ enum class Fp8Path {
 
 // Up to this many rows the GEMV kernel runs: weight bytes dominate there, and it reads them once.
 inline constexpr int64_t kFp8GemvMaxM = 8;
-// Up to this many rows (and m * k * 2 bytes of normalised rows in shared memory, at most
-// kFp8GemvNormSmemBytes) the GEMV takes a pre-norm: every block normalises the rows itself, which
-// pays for a decode step's one or two rows, not for more.
-inline constexpr int64_t kFp8GemvNormMaxM = 2;
-inline constexpr int64_t kFp8GemvNormSmemBytes = 48 << 10;
-// Whether launch_fp8_gemv takes `args` with its norm_weight.
-bool fp8_gemv_norm_fits(const Fp8GemmArgs& args);
 
 // The path kAuto stands for with these operands (any other path is returned as it is).
 Fp8Path fp8_choose_path(const Fp8GemmArgs& args, Fp8Path path);
@@ -65,8 +54,7 @@ Status fp8_gemm(void* lt_handle, int device, const Fp8GemmArgs& args, Stream str
 
 // The kGemv kernel (fp8_gemv.cu), up to kFp8GemvMaxM rows: y = x w^T (+ bias), or with `swiglu`
 // (w a fused [gate; up] matrix, y bf16 [m, n / 2]) y = silu(gate) * up, each rounded to bf16 first
-// as the separate product and activation would be; with norm_weight (fp8_gemv_norm_fits) x is
-// normalised first.
+// as the separate product and activation would be.
 Status launch_fp8_gemv(const Fp8GemmArgs& args, bool swiglu, Stream stream);
 
 // The kBf16Mma kernel (fp8_bf16_mma.cu), which fp8_gemm() launches on a card of sm_80 or later;

@@ -30,7 +30,6 @@
 #include "kiln/runtime/backend/cuda/fp8_gemm.h"
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
-#include "kiln/runtime/backend/cuda/norm_rows.cuh"
 
 namespace kiln::runtime::cuda {
 namespace {
@@ -80,13 +79,10 @@ struct Group {
   float scale[2];
 };
 
-// kNormRows > 0: x is kNormRows rows, RMS-normalised by norm_w first (dev::rms_norm_rows, into
-// shared memory), as the separate rms_norm kernel would; the first codes are requested before.
-template <typename Y, int kEpi, int kNormRows>
+template <typename Y, int kEpi>
 __global__ void __launch_bounds__(32 * kWarps)
     fp8_gemv_kernel(const bf16* __restrict__ x, const uint8_t* __restrict__ w, const float* __restrict__ ws,
-                    const bf16* __restrict__ bias, Y* __restrict__ y, int accumulate, int m, int n, int k,
-                    const bf16* __restrict__ norm_w, float eps) {
+                    const bf16* __restrict__ bias, Y* __restrict__ y, int accumulate, int m, int n, int k) {
   __shared__ float part[2][kSplit][kRows][8];  // [tile][split][row][token]
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int gid = lane >> 2, tig = lane & 3;
@@ -104,10 +100,9 @@ __global__ void __launch_bounds__(32 * kWarps)
   const bool lo_in = gid < rows, hi_in = gid + 8 < rows, tok_in = gid < m;
   const uint8_t* w_lo = w + static_cast<size_t>(r0 + (lo_in ? gid : 0)) * k;
   const uint8_t* w_hi = w + static_cast<size_t>(r0 + (hi_in ? gid + 8 : 0)) * k;
+  const bf16* xr = x + static_cast<size_t>(tok_in ? gid : 0) * k;
   const int groups = (k + 127) / 128;
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  const bf16* xin = x;       // the activations: x, or its normalised rows in shared memory
-  const bf16* xr = nullptr;  // the lane's token row of them, set once they are final
 
   auto load_codes = [&](Group& s, int g) {  // weights and scales: independent of the previous kernel
 #pragma unroll
@@ -134,19 +129,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   Group cur{}, next{};
   int g = split;
   if (g < groups) load_codes(cur, g);
-  dev::Bf16x8 norm_first{};  // this thread's first vector of the norm weight, also before the wait
-  if constexpr (kNormRows > 0) {
-    if (tid < k / 8) norm_first = reinterpret_cast<const dev::Bf16x8*>(norm_w)[tid];
-  }
   dev::pdl_begin();
-  if constexpr (kNormRows > 0) {
-    extern __shared__ __align__(16) unsigned char normed[];
-    __shared__ float red[32];
-    dev::rms_norm_rows<kNormRows>(reinterpret_cast<const dev::Bf16x8*>(x), reinterpret_cast<const dev::Bf16x8*>(norm_w),
-                                  norm_first, k / 8, eps, reinterpret_cast<dev::Bf16x8*>(normed), red);
-    xin = reinterpret_cast<const bf16*>(normed);
-  }
-  xr = xin + static_cast<size_t>(tok_in ? gid : 0) * k;
   if (g < groups) load_acts(cur, g);
   for (; g < groups; g += kSplit) {
     if (g + kSplit < groups) {
@@ -215,31 +198,18 @@ __global__ void __launch_bounds__(32 * kWarps)
   }
 }
 
-template <typename Y, int kEpi, int kNormRows = 0>
+template <typename Y, int kEpi>
 Status launch_variant(const Fp8GemmArgs& a, Stream stream) {
   const int64_t outputs = kEpi == kSwiGlu ? a.n / 2 : a.n;
   const int64_t per_block = kEpi == kSwiGlu ? kRows : 2 * kRows;
   const dim3 grid(static_cast<unsigned>((outputs + per_block - 1) / per_block));
-  const size_t smem = static_cast<size_t>(kNormRows * a.k) * sizeof(bf16);
-  return launch("fp8_gemv_kernel", fp8_gemv_kernel<Y, kEpi, kNormRows>, grid, dim3(32 * kWarps), smem, stream,
+  return launch("fp8_gemv_kernel", fp8_gemv_kernel<Y, kEpi>, grid, dim3(32 * kWarps), 0, stream,
                 reinterpret_cast<const bf16*>(a.x), a.w, a.w_scale, reinterpret_cast<const bf16*>(a.bias),
                 static_cast<Y*>(a.y), a.accumulate ? 1 : 0, static_cast<int>(a.m), static_cast<int>(a.n),
-                static_cast<int>(a.k), reinterpret_cast<const bf16*>(a.norm_weight), a.norm_eps);
-}
-
-template <int kEpi>
-Status launch_normed(const Fp8GemmArgs& a, Stream stream) {
-  if (a.m == 1) return launch_variant<bf16, kEpi, 1>(a, stream);
-  return launch_variant<bf16, kEpi, 2>(a, stream);
+                static_cast<int>(a.k));
 }
 
 }  // namespace
-
-bool fp8_gemv_norm_fits(const Fp8GemmArgs& a) {
-  const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-  return a.m >= 1 && a.m <= kFp8GemvNormMaxM && !a.y_f32 && !a.accumulate && a.norm_weight != nullptr &&
-         aligned16(a.norm_weight) && a.m * a.k * 2 <= kFp8GemvNormSmemBytes;
-}
 
 Status launch_fp8_gemv(const Fp8GemmArgs& a, bool swiglu, Stream stream) {
   const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
@@ -247,17 +217,10 @@ Status launch_fp8_gemv(const Fp8GemmArgs& a, bool swiglu, Stream stream) {
   if (a.n > 0x7fffffff || a.k > 0x7fffffff || !aligned16(a.x) || !aligned16(a.w)) {
     return invalid_argument(str_cat("fp8 GEMV: n ", a.n, " k ", a.k, " past int32, or operands not 16-byte aligned"));
   }
-  if (a.norm_weight != nullptr && !fp8_gemv_norm_fits(a)) {
-    return invalid_argument(str_cat("fp8 GEMV: a pre-norm takes 1 to ", kFp8GemvNormMaxM, " rows of at most ",
-                                    kFp8GemvNormSmemBytes / 2, " values, a bf16 y, no accumulate (m ", a.m, ", k ", a.k,
-                                    ")"));
-  }
   if (swiglu) {
     if (a.n % 2 != 0 || a.y_f32 || a.accumulate) return invalid_argument("fp8 GEMV: SwiGLU needs an even n and a bf16 y");
-    if (a.norm_weight != nullptr) return launch_normed<kSwiGlu>(a, stream);
     return launch_variant<bf16, kSwiGlu>(a, stream);
   }
-  if (a.norm_weight != nullptr) return launch_normed<kStore>(a, stream);
   if (a.y_f32) return launch_variant<float, kStore>(a, stream);
   return launch_variant<bf16, kStore>(a, stream);
 }

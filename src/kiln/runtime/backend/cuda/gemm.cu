@@ -7,7 +7,6 @@
 
 #include "kiln/runtime/backend/cuda/cuda_util.cuh"
 #include "kiln/runtime/backend/cuda/lt_matmul.h"
-#include "kiln/runtime/backend/cuda/norm_rows.cuh"
 #include "kiln/runtime/backend/cuda/warp_row_dot.cuh"
 
 namespace kiln::runtime::cuda {
@@ -24,6 +23,45 @@ enum Epilogue : int {
   kSwiGlu = 1,   // y = silu(gate) * up of a fused [gate; up] product
   kAddInto = 2,  // y += x w^T + bias, y bf16 (the residual stream)
 };
+
+// The RMSNorm prologue: the M rows of x ([M, kv] 8-wide vectors) normalised by w into `out`
+// (shared memory), bf16; w_first is w[threadIdx.x], loaded by the caller. The sum of squares is
+// split over threads and reduced exactly as rms_norm_kernel splits and reduces it with its
+// norm_threads(k) threads (here emulated by the block's threads), so the normalised rows are
+// bitwise those of ops::rms_norm.
+template <int M>
+__device__ void rms_norm_rows(const Bf16x8* __restrict__ x, const Bf16x8* __restrict__ w, Bf16x8 w_first, int64_t kv,
+                              float eps, Bf16x8* out, float* red) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  int threads = 32;  // norm_threads(k)
+  while (threads < kv && threads < 1024) threads *= 2;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    for (int vt = tid; vt < threads; vt += blockDim.x) {
+      float ss = 0.0f;
+      for (int64_t i = vt; i < kv; i += threads) {
+        float v[8];
+        dev::unpack8(x[m * kv + i], v);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) ss += v[j] * v[j];
+      }
+      ss = dev::warp_sum(ss);
+      if (lane == 0) red[vt >> 5] = ss;
+    }
+    __syncthreads();
+    const float ss = dev::warp_sum(lane < threads / 32 ? red[lane] : 0.0f);
+    const float rs = rsqrtf(ss / static_cast<float>(8 * kv) + eps);
+    for (int64_t i = tid; i < kv; i += blockDim.x) {
+      float v[8], g[8];
+      dev::unpack8(x[m * kv + i], v);
+      dev::unpack8(i == tid ? w_first : w[i], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = v[j] * rs * g[j];
+      out[m * kv + i] = dev::pack8(v);
+    }
+    __syncthreads();  // `out` is complete and `red` free for the next row
+  }
+}
 
 // One warp per output column: the warp streams w[col, :] once (dev::WarpRowDot: 16-byte loads, 8 in
 // flight per lane) against the M rows of x, which stay in L1/L2. The weights never depend on the
@@ -68,7 +106,7 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __shared__ float red[32];
     auto* xs = reinterpret_cast<Bf16x8*>(smem_raw);
-    dev::rms_norm_rows<M>(xv, reinterpret_cast<const Bf16x8*>(norm_w), norm_first, kv, eps, xs, red);
+    rms_norm_rows<M>(xv, reinterpret_cast<const Bf16x8*>(norm_w), norm_first, kv, eps, xs, red);
     xv = xs;
   }
   float acc[M];

@@ -142,13 +142,8 @@ Status paged_attention(const DeviceContext& ctx, const Tensor& qkv, const Tensor
 
 namespace {
 
-Fp8GemmArgs fp8_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out, bool accumulate,
-                     const ops::PreNorm* norm = nullptr) {
+Fp8GemmArgs fp8_args(const Tensor& x, const ops::LinearWeight& w, const Tensor& out, bool accumulate) {
   Fp8GemmArgs a;
-  if (norm != nullptr) {
-    a.norm_weight = norm->weight.data<const uint16_t>();
-    a.norm_eps = norm->eps;
-  }
   a.x = x.data<const uint16_t>();
   a.w = w.weight.tensor().data<const uint8_t>();
   a.w_scale = w.scales.tensor().data<const float>();
@@ -183,7 +178,6 @@ Status linear(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight
 
 bool norm_linear_fused(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm& norm, const ops::LinearWeight& w,
                        const Tensor& out) {
-  if (is_fp8(w)) return !w.scales.empty() && x.dtype() == DType::kBF16 && fp8_gemv_norm_fits(fp8_args(x, w, out, false, &norm));
   if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16 || out.dtype() != DType::kBF16) return false;
   const GemmArgs g = gemm_args(x, w, out, &norm);
   return small_m_fits(g) && small_m_norm_pays(g, false, sm_count(ctx.device));
@@ -192,7 +186,6 @@ bool norm_linear_fused(const DeviceContext& ctx, const Tensor& x, const ops::Pre
 Status norm_linear(const DeviceContext& ctx, const Tensor& x, const ops::PreNorm& norm, const ops::LinearWeight& w,
                    const Tensor& out) {
   OpTimer timer(op_name("norm_linear", w), stream_of(ctx));
-  if (is_fp8(w)) return launch_fp8_gemv(fp8_args(x, w, out, false, &norm), false, stream_of(ctx));
   return gemm(ctx.blas, gemm_args(x, w, out, &norm), stream_of(ctx));
 }
 
@@ -211,11 +204,8 @@ Status linear_add(const DeviceContext& ctx, const Tensor& x, const ops::LinearWe
 
 bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
                          const ops::PreNorm* norm) {
-  // FP8: the GEMV's SwiGLU epilogue, up to kFp8GemvMaxM rows (kFp8GemvNormMaxM with a norm prologue).
-  if (is_fp8(w)) {
-    if (w.scales.empty() || x.dtype() != DType::kBF16 || x.dim(0) < 1 || x.dim(0) > kFp8GemvMaxM) return false;
-    return norm == nullptr || fp8_gemv_norm_fits(fp8_args(x, w, out, false, norm));
-  }
+  // FP8: the GEMV's SwiGLU epilogue, up to kFp8GemvMaxM rows and without a norm prologue.
+  if (is_fp8(w)) return norm == nullptr && !w.scales.empty() && x.dim(0) <= kFp8GemvMaxM && x.dim(0) >= 1;
   if (x.dim(0) > kSmallMAuto || w.weight.tensor().dtype() != DType::kBF16) return false;
   const GemmArgs g = gemm_args(x, w, out, norm);
   return small_m_fits(g) && (norm == nullptr || small_m_norm_pays(g, true, sm_count(ctx.device)));
@@ -224,9 +214,9 @@ bool linear_swiglu_fused(const DeviceContext& ctx, const Tensor& x, const ops::L
 Status linear_swiglu(const DeviceContext& ctx, const Tensor& x, const ops::LinearWeight& w, const Tensor& out,
                      const ops::PreNorm* norm) {
   OpTimer timer(op_name(norm != nullptr ? "norm_linear_swiglu" : "linear_swiglu", w), stream_of(ctx));
-  if (is_fp8(w)) {
+  if (is_fp8(w) && norm == nullptr) {
     KILN_RETURN_IF_ERROR(need_bf16(x, "linear_swiglu x"));
-    return launch_fp8_gemv(fp8_args(x, w, out, false, norm), true, stream_of(ctx));
+    return launch_fp8_gemv(fp8_args(x, w, out, false), true, stream_of(ctx));
   }
   KILN_RETURN_IF_ERROR(need_bf16(w.weight.tensor(), "linear_swiglu weight"));
   return gemm_swiglu_small_m(gemm_args(x, w, out, norm), stream_of(ctx));
