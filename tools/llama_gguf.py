@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import gguf
 
-from moe_gguf import as_bf16, as_f32, copy_tokenizer, open_checkpoint, reader
+from moe_gguf import as_bf16, as_f32, copy_tokenizer, open_checkpoint, reader, start_writer
 
 
 def q8_0(a):
@@ -66,17 +66,8 @@ def main():
     tensors = TENSORS = open_checkpoint(model_dir)
     h, layers = c["hidden_size"], c["num_hidden_layers"]
 
-    w = gguf.GGUFWriter(out, "llama")
-    w.add_name(os.path.basename(os.path.normpath(model_dir)))
-    w.add_context_length(c["max_position_embeddings"])
-    w.add_embedding_length(h)
-    w.add_block_count(layers)
-    w.add_feed_forward_length(c["intermediate_size"])
-    w.add_head_count(c["num_attention_heads"])
-    w.add_head_count_kv(c["num_key_value_heads"])
+    w = start_writer(out, "llama", model_dir, c)
     w.add_rope_dimension_count(c.get("head_dim", h // c["num_attention_heads"]))
-    w.add_rope_freq_base(c["rope_theta"])
-    w.add_layer_norm_rms_eps(c["rms_norm_eps"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if kind == "q8_0" else gguf.LlamaFileType.MOSTLY_BF16)
     copy_tokenizer(w, vocab_path)
 

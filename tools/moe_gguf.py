@@ -58,6 +58,21 @@ def as_bf16(a):  # bf16 bits; f32 checkpoints are rounded to nearest even
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
+def start_writer(out, arch, model_dir, c):
+    """A GGUFWriter with the metadata every decoder shares, from config.json `c`."""
+    w = gguf.GGUFWriter(out, arch)
+    w.add_name(os.path.basename(os.path.normpath(model_dir)))
+    w.add_context_length(c["max_position_embeddings"])
+    w.add_embedding_length(c["hidden_size"])
+    w.add_block_count(c["num_hidden_layers"])
+    w.add_feed_forward_length(c["intermediate_size"])
+    w.add_head_count(c["num_attention_heads"])
+    w.add_head_count_kv(c["num_key_value_heads"])
+    w.add_rope_freq_base(c["rope_theta"])
+    w.add_layer_norm_rms_eps(c["rms_norm_eps"])
+    return w
+
+
 def copy_tokenizer(w, vocab_path):
     for f in gguf.GGUFReader(vocab_path).fields.values():
         if not f.name.startswith("tokenizer."):
@@ -92,18 +107,9 @@ def main():
     if mlp_only or c.get("decoder_sparse_step", 1) != 1:
         sys.exit("moe_gguf: dense layers (mlp_only_layers, decoder_sparse_step) are not written")
 
-    w = gguf.GGUFWriter(out, "qwen3moe")
-    w.add_name(os.path.basename(os.path.normpath(model_dir)))
-    w.add_context_length(c["max_position_embeddings"])
-    w.add_embedding_length(h)
-    w.add_block_count(layers)
-    w.add_feed_forward_length(c["intermediate_size"])
-    w.add_head_count(c["num_attention_heads"])
-    w.add_head_count_kv(c["num_key_value_heads"])
+    w = start_writer(out, "qwen3moe", model_dir, c)
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
-    w.add_rope_freq_base(c["rope_theta"])
-    w.add_layer_norm_rms_eps(c["rms_norm_eps"])
     w.add_expert_count(experts)
     w.add_expert_used_count(c["num_experts_per_tok"])
     w.add_expert_feed_forward_length(c["moe_intermediate_size"])
