@@ -181,8 +181,8 @@ Status launch_moe_route(const uint16_t* logits, int64_t n, int num_experts, int 
   // Up to 8 warps (tokens) a block, as many as 48 KiB of probabilities allow (one warp past 12,288
   // experts would need more: moe_permute refuses more than 8192 experts anyway).
   const size_t row_bytes = static_cast<size_t>(num_experts) * sizeof(float);
-  const int warps = static_cast<int>(std::clamp<size_t>((48u << 10) / row_bytes, 1, 8));
   if (row_bytes > (48u << 10)) return invalid_argument(str_cat("moe_route: ", num_experts, " experts exceed 12288"));
+  const int warps = static_cast<int>(std::min<size_t>((48u << 10) / row_bytes, 8));
   return launch("moe_route_kernel", moe_route_kernel, dim3(static_cast<unsigned>((n + warps - 1) / warps)),
                 dim3(32 * warps), static_cast<size_t>(warps) * row_bytes, stream, reinterpret_cast<const bf16*>(logits), n,
                 num_experts, top_k, normalize, ids, weights);

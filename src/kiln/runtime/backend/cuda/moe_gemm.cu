@@ -202,10 +202,9 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
 // Decode-sized steps: the experts' rows kernel. With a few rows an expert (one at batch 1), a
 // tile of kTm rows is mostly empty and the tiled kernel streams the experts' weights at a fraction
 // of HBM's rate. This kernel is the dense small-m GEMV (dev::WarpRowDot) over runs of at most M rows
-// of one expert: blockIdx.x is a run (find_tile with M-row tiles; the bound on their number is
-// ceil(rows / M) + E, as for the tiles), blockIdx.y kRowWarps weight rows of the run's expert, one
-// warp a weight row. The run index varies fastest, so an expert cut into several runs has its
-// weight rows read again right away, from L2. SwiGLU as the tiled kernel: the block's warps are
+// of one expert: blockIdx.x is a run (find_tile with M-row tiles; launch_rows bounds their number),
+// blockIdx.y kRowWarps weight rows of the run's expert, one warp a weight row. The run index varies
+// fastest, so an expert cut into several runs has its weight rows read again right away, from L2. SwiGLU as the tiled kernel: the block's warps are
 // kRowWarps / 2 gate rows j0.. and the matching up rows n / 2 + j0.., each rounded to bf16 first.
 constexpr int kRowWarps = 8;
 
