@@ -97,7 +97,16 @@ class CudaMoeGemmTest : public testing::CudaTest {
     const int64_t p = rows + kSpare, cols = swiglu ? c.n / 2 : c.n;
     const std::string what = str_cat(c.name, swiglu ? " swiglu" : " linear", " n=", c.n, " k=", c.k);
     Experts ex = make_experts(e, c.n, c.k, seed);
-    std::vector<float> x = random_bf16(static_cast<size_t>(p * c.k), seed + 1000, 1.0f);
+    // The rows of x are tokens' rows, several sorted rows reading one token as in a real step: x[r]
+    // = xt[x_row[r]] for `tokens` rows of xt. The kernels read either x or xt through x_row.
+    const int64_t tokens = std::max<int64_t>(1, p / 3);
+    std::vector<float> xt = random_bf16(static_cast<size_t>(tokens * c.k), seed + 1000, 1.0f);
+    std::vector<int32_t> x_row(static_cast<size_t>(p));
+    std::mt19937 pick(seed);
+    for (int32_t& t : x_row) t = static_cast<int32_t>(pick() % static_cast<uint32_t>(tokens));
+    std::vector<float> x(static_cast<size_t>(p * c.k));
+    for (int64_t r = 0; r < p; ++r)
+      std::copy_n(xt.begin() + x_row[static_cast<size_t>(r)] * c.k, c.k, x.begin() + r * c.k);
     std::vector<int32_t> start(static_cast<size_t>(e + 1), 0);
     for (int64_t i = 0; i < e; ++i) start[static_cast<size_t>(i + 1)] = start[static_cast<size_t>(i)] + static_cast<int32_t>(c.counts[static_cast<size_t>(i)]);
 
@@ -122,6 +131,8 @@ class CudaMoeGemmTest : public testing::CudaTest {
     }
 
     Buffer xg = upload(x, DType::kBF16, {p, c.k});
+    Buffer xtg = upload(xt, DType::kBF16, {tokens, c.k});
+    Buffer rg = upload_i32(x_row);
     Buffer sg = upload_i32(start);
     const int64_t most = *std::max_element(c.counts.begin(), c.counts.end());
     // Both kernels; the rows kernel with runs that hold each expert's rows whole (max_rows = the
@@ -137,15 +148,17 @@ class CudaMoeGemmTest : public testing::CudaTest {
                                 {"rows of 1", cuda::MoeGemmPath::kRows, 1},
                                 {"rows of 8", cuda::MoeGemmPath::kRows, 0},
                                 {"auto", cuda::MoeGemmPath::kAuto, most}};
-    for (const Variant& v : variants) {
-      const std::string vwhat = str_cat(what, " [", v.name, "]");
+    for (const Variant& v : variants) for (const bool gather : {false, true}) {
+      const std::string vwhat = str_cat(what, " [", v.name, gather ? ", gathered" : "", "]");
       Buffer og = poisoned(DType::kBF16, {p, cols});
+      const Tensor& xin = gather ? xtg.tensor() : xg.tensor();
+      const Tensor rows_of_x = rg.tensor();
+      const Tensor* xr = gather ? &rows_of_x : nullptr;
       const Status st =
           v.path == cuda::MoeGemmPath::kAuto
-              ? (swiglu ? ops::moe_grouped_linear_swiglu(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor(), v.max_rows)
-                        : ops::moe_grouped_linear(gpu_, xg.tensor(), sg.tensor(), ex.table, og.tensor(), v.max_rows))
-              : cuda::moe_grouped_linear(gpu_, xg.tensor(), sg.tensor(), ex.table, swiglu, og.tensor(), v.max_rows,
-                                         v.path);
+              ? (swiglu ? ops::moe_grouped_linear_swiglu(gpu_, xin, sg.tensor(), ex.table, og.tensor(), v.max_rows, xr)
+                        : ops::moe_grouped_linear(gpu_, xin, sg.tensor(), ex.table, og.tensor(), v.max_rows, xr))
+              : cuda::moe_grouped_linear(gpu_, xin, sg.tensor(), ex.table, swiglu, og.tensor(), v.max_rows, v.path, xr);
       ASSERT_TRUE(st.is_ok()) << vwhat << ": " << st.to_string();
       std::vector<float> got = download(og.tensor());
       for (size_t i = static_cast<size_t>(rows * cols); i < got.size(); ++i)

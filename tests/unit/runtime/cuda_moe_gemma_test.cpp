@@ -112,6 +112,44 @@ TEST_F(CudaMoeGemmaOpsTest, RouteMatchesCpuIncludingTies) {
   }
 }
 
+// moe_route_permute: every output exactly as the CPU's moe_route then moe_permute (weights to f32
+// rounding), through the fused kernel (up to 64 tokens) and past it (65 tokens; 2000 experts,
+// whose probabilities do not fit its shared memory).
+TEST_F(CudaMoeGemmaOpsTest, RoutePermuteMatchesCpuRouteThenPermute) {
+  uint32_t seed = 90;
+  for (auto [n, e, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 128, 8}, {1, 8, 2}, {3, 60, 4}, {64, 128, 8}, {65, 128, 8}, {40, 40, 40}, {13, 2000, 8}, {33, 8, 8}}) {
+    for (const bool ties : {false, true}) {
+      const std::string what = str_cat(" n=", n, " E=", e, " k=", k, ties ? " ties" : "");
+      std::vector<float> logits = random_bf16(static_cast<size_t>(n * e), seed++, 2.0f);
+      if (ties)
+        for (float& l : logits) l = std::round(l);
+      const int64_t pairs = n * k;
+      std::vector<int32_t> ids(static_cast<size_t>(pairs)), start(static_cast<size_t>(e + 1)),
+          tokens(static_cast<size_t>(pairs)), rows(static_cast<size_t>(pairs));
+      std::vector<float> w(static_cast<size_t>(pairs));
+      const ops::MoeRouting r{e, k, true};
+      ASSERT_TRUE(ops::moe_route_permute(cpu_, host(logits, {n, e}), r, host_i32(ids, {n, k}), host(w, {n, k}),
+                                         host_i32(start, {e + 1}), host_i32(tokens, {pairs}), host_i32(rows, {pairs}))
+                      .is_ok());
+      Buffer lb = upload(logits, DType::kBF16, {n, e});
+      Buffer gi = poisoned(DType::kI32, {n, k});
+      Buffer gw = poisoned(DType::kF32, {n, k});
+      Buffer gs = poisoned(DType::kI32, {e + 1});
+      Buffer gt = poisoned(DType::kI32, {pairs});
+      Buffer gr = poisoned(DType::kI32, {pairs});
+      const Status st = ops::moe_route_permute(gpu_, lb.tensor(), r, gi.tensor(), gw.tensor(), gs.tensor(), gt.tensor(),
+                                               gr.tensor());
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      EXPECT_EQ(download_i32(gi.tensor()), ids) << what;
+      testing::expect_close(download(gw.tensor()), w, 1e-6, 1e-5, "moe_route_permute weights" + what);
+      EXPECT_EQ(download_i32(gs.tensor()), start) << what;
+      EXPECT_EQ(download_i32(gt.tensor()), tokens) << what;
+      EXPECT_EQ(download_i32(gr.tensor()), rows) << what;
+    }
+  }
+}
+
 // expert_start, sorted_tokens and pair_row exactly as the CPU's stable counting sort, for skewed
 // routing (every pair to one expert, most experts empty), random routing across the kernel's
 // 4096-pair chunks, and duplicate ids within a token.

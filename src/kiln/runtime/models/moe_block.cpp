@@ -19,8 +19,8 @@ Status MoeWorkspace::ensure(const DeviceContext& ctx, const model::ModelConfig& 
   KILN_ASSIGN_OR_RETURN(expert_start, Buffer::allocate(ctx.device, DType::kI32, {e + 1}));
   KILN_ASSIGN_OR_RETURN(sorted_tokens, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
   KILN_ASSIGN_OR_RETURN(pair_row, Buffer::allocate(ctx.device, DType::kI32, {n * k}));
-  KILN_ASSIGN_OR_RETURN(gathered, Buffer::allocate(ctx.device, dt, {n * k, h}));
-  if (!MoeBlock::grouped_on(c, ctx.device)) {  // the grouped GEMMs never write the product
+  if (!MoeBlock::grouped_on(c, ctx.device)) {  // the grouped GEMMs gather x and never write the product
+    KILN_ASSIGN_OR_RETURN(gathered, Buffer::allocate(ctx.device, dt, {n * k, h}));
     KILN_ASSIGN_OR_RETURN(gate_up, Buffer::allocate(ctx.device, dt, {n * k, 2 * mi}));
   }
   KILN_ASSIGN_OR_RETURN(act, Buffer::allocate(ctx.device, dt, {n * k, mi}));
@@ -39,8 +39,8 @@ int64_t MoeWorkspace::planned_bytes(const model::ModelConfig& c, Device device, 
   if (!c.is_moe() || n <= 0) return 0;
   const int64_t dt = static_cast<int64_t>(dtype_size(compute_dtype(device)));
   const int64_t e = c.num_experts, k = c.num_experts_per_tok, mi = c.moe_intermediate_size, h = c.hidden_size;
-  const int64_t gate_up = MoeBlock::grouped_on(c, device) ? 0 : 2 * mi;
-  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (2 * h + mi + gate_up) * dt;
+  const int64_t gathered_gate_up = MoeBlock::grouped_on(c, device) ? 0 : h + 2 * mi;
+  return n * e * dt + n * k * 4 * 4 + (e + 1) * 4 + n * k * (h + mi + gathered_gate_up) * dt;
 }
 
 bool MoeBlock::grouped_on(const model::ModelConfig& c, Device device) {
@@ -96,22 +96,22 @@ Status MoeBlock::forward(const DeviceContext& ctx, const Tensor& x, MoeWorkspace
   const Tensor logits = ws.logits.tensor().rows(0, n);
   const Tensor ids = ws.topk_ids.tensor().rows(0, n), weights = ws.topk_weights.tensor().rows(0, n);
   const Tensor sorted = ws.sorted_tokens.tensor().rows(0, pairs), pair_row = ws.pair_row.tensor().rows(0, pairs);
-  const Tensor gathered = ws.gathered.tensor().rows(0, pairs), expert_out = ws.expert_out.tensor().rows(0, pairs);
-  const Tensor gate_up = ws.gate_up.tensor(), act = ws.act.tensor();
+  const Tensor expert_out = ws.expert_out.tensor().rows(0, pairs);
+  const Tensor act = ws.act.tensor().rows(0, pairs);
   KILN_RETURN_IF_ERROR(ops::linear(ctx, x, router_, logits));
-  KILN_RETURN_IF_ERROR(ops::moe_route(ctx, logits, {num_experts_, top_k_, normalize_}, ids, weights));
-  KILN_RETURN_IF_ERROR(ops::moe_permute(ctx, ids, num_experts_, ws.expert_start.tensor(), sorted, pair_row));
-  KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, x, sorted, gathered));
+  KILN_RETURN_IF_ERROR(ops::moe_route_permute(ctx, logits, {num_experts_, top_k_, normalize_}, ids, weights,
+                                              ws.expert_start.tensor(), sorted, pair_row));
   if (grouped()) {
     // Every expert in one launch each, the runs read from expert_start on the device: no sync,
-    // and an expert no token chose is never read.
-    // An expert has at most n rows (a token picks it once), which picks the kernel.
-    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear_swiglu(ctx, gathered, ws.expert_start.tensor(), grouped_gate_up_,
-                                                        act.rows(0, pairs), n));
-    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear(ctx, act.rows(0, pairs), ws.expert_start.tensor(), grouped_down_,
-                                                 expert_out, n));
+    // and an expert no token chose is never read. Gate/up reads each token's row of x where it
+    // is (through sorted_tokens). An expert has at most n rows (a token picks it once), which
+    // picks the kernel.
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear_swiglu(ctx, x, ws.expert_start.tensor(), grouped_gate_up_, act, n, &sorted));
+    KILN_RETURN_IF_ERROR(ops::moe_grouped_linear(ctx, act, ws.expert_start.tensor(), grouped_down_, expert_out, n));
     return ops::moe_combine(ctx, expert_out, pair_row, weights, out);
   }
+  const Tensor gathered = ws.gathered.tensor().rows(0, pairs), gate_up = ws.gate_up.tensor();
+  KILN_RETURN_IF_ERROR(ops::gather_rows(ctx, x, sorted, gathered));
   // Each expert's run of rows is read on the host. On the CPU expert_start is host memory; off the
   // CPU (experts the grouped GEMMs cannot take) it is copied back and the stream drained, a round
   // trip per MoE layer that also keeps the step out of a CUDA graph (cuda_engine.cpp).

@@ -32,7 +32,7 @@ struct MoeWorkspace {
   Buffer expert_start;   // [E + 1] I32
   Buffer sorted_tokens;  // [n * k] I32
   Buffer pair_row;       // [n * k] I32
-  Buffer gathered;       // [n * k, hidden]
+  Buffer gathered;       // [n * k, hidden]; empty where the experts are grouped (they gather x)
   Buffer gate_up;        // [n * k, 2 * moe_intermediate]; empty where the experts are grouped
   Buffer act;            // [n * k, moe_intermediate]
   Buffer expert_out;     // [n * k, hidden]

@@ -40,6 +40,12 @@ Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const Mo
 Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
                    const Tensor& sorted_tokens, const Tensor& pair_row);
 
+// moe_route, then moe_permute of the ids it wrote: the same results, in one launch on CUDA where
+// the step is decode-sized (the routing of a few tokens is latency, not work).
+Status moe_route_permute(const DeviceContext& ctx, const Tensor& router_logits, const MoeRouting& routing,
+                         const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& expert_start,
+                         const Tensor& sorted_tokens, const Tensor& pair_row);
+
 // out[t] += sum over j of topk_weights[t, j] * expert_out[pair_row[t * k + j]], summed first (in
 // sorted-row order, i.e. by expert, as transformers does) and then added to out[t] once.
 // expert_out: [n * k, H]; out: [n, H] (compute dtype).
@@ -65,19 +71,22 @@ bool grouped_linear_supported(const DeviceContext& ctx, std::span<const LinearWe
 Result<GroupedLinearWeight> group_linear_weights(const DeviceContext& ctx, std::span<const LinearWeight> experts);
 
 // For each expert e and each sorted row r in [expert_start[e], expert_start[e + 1]):
-// out[r] = swiglu(x[r] · W_eᵀ) for a fused [gate; up] W_e of 2 * I rows (moe_grouped_linear_swiglu),
-// or out[r] = x[r] · W_eᵀ (moe_grouped_linear). The values are those of ops::linear_swiglu and
-// ops::linear over each expert's rows: f32 accumulation, gate and up rounded to bf16 before the
-// SwiGLU, the result rounded to bf16. x: [P, K] compute dtype, rows grouped by expert as
-// moe_permute leaves them; expert_start: [E + 1] I32 on the device, read only there (no host round
-// trip, so the step can be a CUDA graph); out: [P, I] or [P, N]. Rows outside every expert's run
-// are left untouched. CUDA only (the CPU's experts run the per-expert ops). max_rows, where known,
-// bounds any expert's rows: the step's tokens, since a token picks an expert at most once. It
-// only picks the kernel (decode-sized steps stream the experts' weights through a GEMV), never
-// the values; 0 means unknown.
+// out[r] = swiglu(x_r · W_eᵀ) for a fused [gate; up] W_e of 2 * I rows (moe_grouped_linear_swiglu),
+// or out[r] = x_r · W_eᵀ (moe_grouped_linear). x_r is x[r] (x: [P, K], rows grouped by expert as
+// moe_permute leaves them) or, with x_row ([P] I32, moe_permute's sorted_tokens), x[x_row[r]]
+// (x: [n, K], the step's tokens): the rows are gathered as they are read, with no copy. The values
+// are those of ops::linear_swiglu and ops::linear over each expert's rows: f32 accumulation, gate
+// and up rounded to bf16 before the SwiGLU, the result rounded to bf16. expert_start: [E + 1] I32
+// on the device, read only there (no host round trip, so the step can be a CUDA graph); out:
+// [P, I] or [P, N]. Rows outside every expert's run are left untouched. CUDA only (the CPU's
+// experts run the per-expert ops). max_rows, where known, bounds any expert's rows: the step's
+// tokens, since a token picks an expert at most once. It only picks the kernel (decode-sized steps
+// stream the experts' weights through a GEMV), never the values; 0 means unknown.
 Status moe_grouped_linear_swiglu(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                                 const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0);
+                                 const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0,
+                                 const Tensor* x_row = nullptr);
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
-                          const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0);
+                          const GroupedLinearWeight& w, const Tensor& out, int64_t max_rows = 0,
+                          const Tensor* x_row = nullptr);
 
 }  // namespace kiln::runtime::ops

@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(32 * kSmallMWarps) small_m_kernel(const bf16* 
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   if (live) {
-    dot.accumulate(wv, xv, kv, M, acc);
+    dot.accumulate(wv, dev::ContiguousRows{xv, kv}, kv, M, acc);
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
   }

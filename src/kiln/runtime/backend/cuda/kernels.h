@@ -96,20 +96,42 @@ Status launch_moe_route(const uint16_t* logits, int64_t n, int num_experts, int 
                         float* weights, Stream stream);
 Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int num_experts, int32_t* expert_start,
                           int32_t* sorted_tokens, int32_t* pair_row, Stream stream);
+// moe_route then moe_permute: one block for both where the step is small enough
+// (kMoeFusedRouteTokens tokens, the probabilities and counts in 48 KiB of shared memory), else
+// the two kernels.
+inline constexpr int64_t kMoeFusedRouteTokens = 64;
+Status launch_moe_route_permute(const uint16_t* logits, int64_t n, int num_experts, int top_k, bool normalize,
+                                int32_t* ids, float* weights, int32_t* expert_start, int32_t* sorted_tokens,
+                                int32_t* pair_row, Stream stream);
 Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,
                           int64_t n, int top_k, int64_t hidden, uint16_t* out, Stream stream);
-// The experts' grouped GEMM (moe_gemm.cu; contract of ops::moe_grouped_linear[_swiglu]): x [rows, k]
-// bf16 grouped by expert as expert_start ([num_experts + 1], device) says; weights: [num_experts]
-// device addresses of [n, k] bf16 weights; y [rows, swiglu ? n / 2 : n] bf16. k % 8 == 0.
-// Two kernels: kTiles, a tiled tensor-core GEMM (32-row tiles), and kRows, a GEMV over runs of at
-// most kMoeRowsMaxRun rows of one expert. max_rows bounds any expert's rows (the step's tokens;
-// 0 unknown) and only picks the kernel and the run length (moe_gemm_choose_path under kAuto: kRows
-// at one row an expert; KILN_MOE_GEMM=tiles|rows forces one).
+// The experts' grouped GEMM (moe_gemm.cu; contract of ops::moe_grouped_linear[_swiglu]): sorted
+// rows grouped by expert as expert_start ([num_experts + 1], device) says, each row of x [.., k]
+// bf16 read directly (x_row null: row r is x[r], x_rows == rows) or through x_row (row r is
+// x[x_row[r]], the token moe_permute sorted there, clamped to x's x_rows rows); weights:
+// [num_experts] device addresses of [n, k] bf16 weights; y [rows, swiglu ? n / 2 : n] bf16.
+// k % 8 == 0. Two kernels: kTiles, a tiled tensor-core GEMM (32-row tiles), and kRows, a GEMV over
+// runs of at most kMoeRowsMaxRun rows of one expert. max_rows bounds any expert's rows (the
+// step's tokens; 0 unknown) and only picks the kernel and the run length (moe_gemm_choose_path
+// under kAuto: kRows at one row an expert; KILN_MOE_GEMM=tiles|rows forces one). sm_count sizes
+// the rows kernel's grid.
 enum class MoeGemmPath { kAuto, kTiles, kRows };
 inline constexpr int64_t kMoeRowsMaxRun = 8;
 MoeGemmPath moe_gemm_choose_path(int64_t max_rows, MoeGemmPath path);
-Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
-                               const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, int64_t max_rows,
-                               MoeGemmPath path, Stream stream);
+struct MoeGemmArgs {
+  const uint16_t* x = nullptr;
+  const int32_t* x_row = nullptr;
+  int64_t x_rows = 0;
+  int64_t rows = 0;
+  const int32_t* expert_start = nullptr;
+  int num_experts = 0;
+  const int64_t* weights = nullptr;
+  int64_t n = 0, k = 0;
+  bool swiglu = false;
+  uint16_t* y = nullptr;
+  int64_t max_rows = 0;
+  int sm_count = 1;
+};
+Status launch_moe_grouped_gemm(const MoeGemmArgs& args, MoeGemmPath path, Stream stream);
 
 }  // namespace kiln::runtime::cuda

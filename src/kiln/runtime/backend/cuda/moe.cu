@@ -11,20 +11,16 @@ namespace {
 
 using dev::bf16;
 
-// One warp per token. The probabilities p = expf(l - max) / z (z summed in double, as the CPU
-// does) are computed once into the warp's slice of shared memory; each of the k arg-max rounds
+// One warp routes token t: the probabilities p = expf(l - max) / z (z summed in double, as the CPU
+// does) are computed once into the warp's slice p of shared memory; each of the k arg-max rounds
 // then reads them there, and the round's winner is marked taken by setting its p to -1 (every p is
 // >= 0, so a taken expert never wins again). The arg-max prefers the higher probability, then the
-// lower expert id, as the CPU's ascending strict-greater scan does.
-__global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int e, int k, bool normalize,
-                                 int32_t* __restrict__ ids, float* __restrict__ weights) {
-  dev::pdl_begin();
-  extern __shared__ float probs[];  // [warps][e]
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
-  if (t >= n) return;
-  const bf16* l = logits + t * e;
-  float* p = probs + static_cast<size_t>(warp) * e;
+// lower expert id, as the CPU's ascending strict-greater scan does. Writes ids[t, :] and
+// weights[t, :], and the ids to sids[t, :] too where sids is given (shared memory of the fused
+// kernel).
+__device__ void route_token(const bf16* __restrict__ l, int e, int k, bool normalize, float* p, int32_t* tid,
+                            float* tw, int32_t* sids) {
+  const int lane = threadIdx.x & 31;
   float m = -INFINITY;
   for (int i = lane; i < e; i += 32) m = fmaxf(m, dev::to_f(l[i]));
   m = dev::warp_max(m);
@@ -35,8 +31,6 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
   const auto zf = static_cast<float>(z);
   for (int i = lane; i < e; i += 32) p[i] = expf(dev::to_f(l[i]) - m) / zf;
   __syncwarp();
-  int32_t* tid = ids + t * k;
-  float* tw = weights + t * k;
   float sum = 0;
   for (int j = 0; j < k; ++j) {
     float best_p = -1.0f;
@@ -58,6 +52,7 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
     }
     if (lane == 0) {
       tid[j] = best;
+      if (sids != nullptr) sids[j] = best;
       tw[j] = best_p;
       if (best < e) p[best] = -1.0f;
     }
@@ -68,50 +63,71 @@ __global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int
     for (int j = 0; j < k; ++j) tw[j] /= sum;
 }
 
+// One warp per token, 8 warps a block.
+__global__ void moe_route_kernel(const bf16* __restrict__ logits, int64_t n, int e, int k, bool normalize,
+                                 int32_t* __restrict__ ids, float* __restrict__ weights) {
+  dev::pdl_begin();
+  extern __shared__ float probs[];  // [warps][e]
+  const int warp = threadIdx.x >> 5;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
+  if (t >= n) return;
+  route_token(logits + t * e, e, k, normalize, probs + static_cast<size_t>(warp) * e, ids + t * k, weights + t * k,
+              nullptr);
+}
+
 constexpr int kPermuteThreads = 1024;
 constexpr int kPermuteChunk = 4096;
 
-// One block: a stable counting sort of the (token, slot) pairs by expert. Pass 1 counts each
-// expert in shared memory and scans the counts into expert_start; pass 2 walks the pairs in chunks
-// staged in shared memory, each thread owning experts e = tid, tid + blockDim..., so every expert's
-// pairs are placed in pair order by one thread. Skewed routing (every pair to one expert) leaves
-// one thread doing the placing, which is still one pass over the pairs.
+// The whole block: a stable counting sort of the (token, slot) pairs by expert. Pass 1 counts each
+// expert in shared memory (cursor, [E]) and warp 0 scans the counts into expert_start, each lane
+// a contiguous slice of experts; pass 2 walks the pairs in chunks, each thread owning experts
+// x = tid, tid + blockDim..., so every expert's pairs are placed in pair order by one thread.
+// Skewed routing (every pair to one expert) leaves one thread doing the placing, which is still
+// one pass over the pairs. The ids are in global memory, staged through `chunk` (kPermuteChunk),
+// or, staged false, all already in shared memory (the fused kernel, pairs <= kPermuteChunk).
 // Expert ids outside [0, E) are clamped: checking them would need a host round trip, and
 // moe_route only writes ids in range.
-__global__ void moe_permute_kernel(const int32_t* __restrict__ topk_ids, int64_t pairs, int k, int e,
-                                   int32_t* __restrict__ expert_start, int32_t* __restrict__ sorted_tokens,
-                                   int32_t* __restrict__ pair_row) {
-  dev::pdl_begin();
-  extern __shared__ int32_t smem[];
-  int32_t* cursor = smem;                 // [E]: counts, then each expert's next row
-  int32_t* chunk = smem + e;              // [kPermuteChunk] expert ids
+__device__ void permute_block(const int32_t* ids, int64_t pairs, int k, int e, int32_t* __restrict__ expert_start,
+                              int32_t* __restrict__ sorted_tokens, int32_t* __restrict__ pair_row, int32_t* cursor,
+                              int32_t* chunk, bool staged) {
   for (int x = threadIdx.x; x < e; x += blockDim.x) cursor[x] = 0;
   __syncthreads();
-  for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
-    const int id = min(max(topk_ids[p], 0), e - 1);
-    atomicAdd(&cursor[id], 1);
-  }
+  for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) atomicAdd(&cursor[min(max(ids[p], 0), e - 1)], 1);
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t run = 0;
-    for (int x = 0; x < e; ++x) {
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x, per = (e + 31) / 32;
+    const int e0 = min(lane * per, e), e1 = min(e0 + per, e);
+    int32_t mine = 0;
+    for (int x = e0; x < e1; ++x) mine += cursor[x];
+    int32_t incl = mine;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int32_t v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    int32_t run = incl - mine;
+    for (int x = e0; x < e1; ++x) {
       const int32_t c = cursor[x];
       expert_start[x] = run;
       cursor[x] = run;
       run += c;
     }
-    expert_start[e] = run;
+    if (lane == 31) expert_start[e] = incl;
   }
   __syncthreads();
   for (int64_t base = 0; base < pairs; base += kPermuteChunk) {
     const int64_t rest = pairs - base;
     const int len = rest < kPermuteChunk ? static_cast<int>(rest) : kPermuteChunk;
-    for (int i = threadIdx.x; i < len; i += blockDim.x) chunk[i] = min(max(topk_ids[base + i], 0), e - 1);
-    __syncthreads();
+    const int32_t* c = ids + base;
+    if (staged) {
+      for (int i = threadIdx.x; i < len; i += blockDim.x) chunk[i] = ids[base + i];
+      __syncthreads();
+      c = chunk;
+    }
     for (int x = threadIdx.x; x < e; x += blockDim.x) {
       int32_t row = cursor[x];
       for (int i = 0; i < len; ++i) {
-        if (chunk[i] != x) continue;
+        if (min(max(c[i], 0), e - 1) != x) continue;
         const int64_t p = base + i;
         sorted_tokens[row] = static_cast<int32_t>(p / k);
         pair_row[p] = row;
@@ -121,6 +137,33 @@ __global__ void moe_permute_kernel(const int32_t* __restrict__ topk_ids, int64_t
     }
     __syncthreads();  // the chunk is overwritten next
   }
+}
+
+__global__ void moe_permute_kernel(const int32_t* __restrict__ topk_ids, int64_t pairs, int k, int e,
+                                   int32_t* __restrict__ expert_start, int32_t* __restrict__ sorted_tokens,
+                                   int32_t* __restrict__ pair_row) {
+  dev::pdl_begin();
+  extern __shared__ int32_t smem[];  // cursor [E], chunk [kPermuteChunk]
+  permute_block(topk_ids, pairs, k, e, expert_start, sorted_tokens, pair_row, smem, smem + e, true);
+}
+
+// Decode-sized steps: the routing and the permutation in one block. The block's warps route the
+// tokens (a warp each, in turns), keeping the ids in shared memory, then sort them as above.
+__global__ void moe_route_permute_kernel(const bf16* __restrict__ logits, int64_t n, int e, int k, bool normalize,
+                                         int32_t* __restrict__ ids, float* __restrict__ weights,
+                                         int32_t* __restrict__ expert_start, int32_t* __restrict__ sorted_tokens,
+                                         int32_t* __restrict__ pair_row) {
+  dev::pdl_begin();
+  extern __shared__ int32_t smem[];  // cursor [E], ids [n * k], probabilities [warps][E]
+  int32_t* cursor = smem;
+  int32_t* sids = smem + e;
+  float* probs = reinterpret_cast<float*>(sids + n * k);
+  const int warps = static_cast<int>(blockDim.x >> 5), warp = static_cast<int>(threadIdx.x >> 5);
+  for (int64_t t = warp; t < n; t += warps)
+    route_token(logits + t * e, e, k, normalize, probs + static_cast<size_t>(warp) * e, ids + t * k, weights + t * k,
+                sids + t * k);
+  __syncthreads();
+  permute_block(sids, n * k, k, e, expert_start, sorted_tokens, pair_row, cursor, nullptr, false);
 }
 
 // Block (t, c): token t's k rows in sorted-row order (the experts' order, as the CPU sums them),
@@ -204,6 +247,25 @@ Status launch_moe_permute(const int32_t* topk_ids, int64_t pairs, int top_k, int
   }
   return launch("moe_permute_kernel", moe_permute_kernel, dim3(1), dim3(kPermuteThreads), smem, stream, topk_ids, pairs,
                 top_k, num_experts, expert_start, sorted_tokens, pair_row);
+}
+
+Status launch_moe_route_permute(const uint16_t* logits, int64_t n, int num_experts, int top_k, bool normalize,
+                                int32_t* ids, float* weights, int32_t* expert_start, int32_t* sorted_tokens,
+                                int32_t* pair_row, Stream stream) {
+  // Up to 32 warps (tokens at once), at least 4 (the permutation's threads), as many as 48 KiB of
+  // shared memory allows next to the counts and ids.
+  const size_t fixed = (static_cast<size_t>(num_experts) + static_cast<size_t>(n * top_k)) * sizeof(int32_t);
+  const size_t row_bytes = static_cast<size_t>(num_experts) * sizeof(float);
+  const size_t limit = 48u << 10;
+  const int64_t warps = std::clamp<int64_t>(n, 4, 32);
+  const size_t smem = fixed + static_cast<size_t>(warps) * row_bytes;
+  if (n == 0 || n > kMoeFusedRouteTokens || smem > limit) {
+    KILN_RETURN_IF_ERROR(launch_moe_route(logits, n, num_experts, top_k, normalize, ids, weights, stream));
+    return launch_moe_permute(ids, n * top_k, top_k, num_experts, expert_start, sorted_tokens, pair_row, stream);
+  }
+  return launch("moe_route_permute_kernel", moe_route_permute_kernel, dim3(1), dim3(static_cast<unsigned>(32 * warps)),
+                smem, stream, reinterpret_cast<const bf16*>(logits), n, num_experts, top_k, normalize, ids, weights,
+                expert_start, sorted_tokens, pair_row);
 }
 
 Status launch_moe_combine(const uint16_t* expert_out, int64_t rows, const int32_t* pair_row, const float* topk_weights,

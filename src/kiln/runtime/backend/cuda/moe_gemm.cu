@@ -14,6 +14,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -45,6 +46,17 @@ __device__ __forceinline__ Bf16x8 zero8() {
   for (int i = 0; i < 4; ++i) v.h[i] = z;
   return v;
 }
+
+// The row of x that sorted row r reads: x_row[r] (the token; clamped to x's rows, see
+// moe_permute_kernel) or, without x_row, r itself.
+__device__ __forceinline__ int64_t x_source_row(const int32_t* __restrict__ x_row, int64_t x_rows, int64_t r) {
+  if (x_row == nullptr) return r;
+  const int64_t t = x_row[r];
+  return t < 0 ? 0 : (t >= x_rows ? x_rows - 1 : t);
+}
+
+const bf16* xb(const MoeGemmArgs& g) { return reinterpret_cast<const bf16*>(g.x); }
+bf16* yb(const MoeGemmArgs& g) { return reinterpret_cast<bf16*>(g.y); }
 
 // Finds this block's expert and first row: each expert's run is cut into tiles of tile_rows rows,
 // numbered expert by expert. Warp 0 scans the tile counts, each lane summing a contiguous slice of
@@ -95,7 +107,9 @@ __device__ bool find_tile(const int32_t* __restrict__ expert_start, int num_expe
 }
 
 template <bool kSwiGlu>
-__global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* __restrict__ x, int64_t rows,
+__global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* __restrict__ x,
+                                                                      const int32_t* __restrict__ x_row, int64_t x_rows,
+                                                                      int64_t rows,
                                                                       const int32_t* __restrict__ expert_start,
                                                                       int num_experts,
                                                                       const int64_t* __restrict__ weights, int64_t n,
@@ -131,12 +145,17 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
   const auto* xv = reinterpret_cast<const Bf16x8*>(x);
   const auto* wv = reinterpret_cast<const Bf16x8*>(w);
   Bf16x8 xr[kXVecs], wr[kWVecs];
+  const Bf16x8* xsrc[kXVecs];  // the x row of each of this thread's vectors (null past the tile's rows)
+#pragma unroll
+  for (int i = 0; i < kXVecs; ++i) {
+    const int r = (tid + i * kThreads) / (kTk / 8);
+    xsrc[i] = r < tile_rows ? xv + x_source_row(x_row, x_rows, row0 + r) * kv : nullptr;
+  }
   const auto load_stage = [&](int64_t k0) {  // zeros past the rows, the columns and k
 #pragma unroll
     for (int i = 0; i < kXVecs; ++i) {
-      const int v = tid + i * kThreads, r = v / (kTk / 8);
-      const int64_t kk = k0 / 8 + v % (kTk / 8);
-      xr[i] = r < tile_rows && kk < kv ? xv[(row0 + r) * kv + kk] : zero8();
+      const int64_t kk = k0 / 8 + (tid + i * kThreads) % (kTk / 8);
+      xr[i] = xsrc[i] != nullptr && kk < kv ? xsrc[i][kk] : zero8();
     }
 #pragma unroll
     for (int i = 0; i < kWVecs; ++i) {
@@ -203,97 +222,103 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const bf16* 
 // tile of kTm rows is mostly empty and the tiled kernel streams the experts' weights at a fraction
 // of HBM's rate. This kernel is the dense small-m GEMV (dev::WarpRowDot) over runs of at most M rows
 // of one expert: blockIdx.x is a run (find_tile with M-row tiles; launch_rows bounds their number),
-// blockIdx.y kRowWarps weight rows of the run's expert, one warp a weight row. The run index varies
-// fastest, so an expert cut into several runs has its weight rows read again right away, from L2. SwiGLU as the tiled kernel: the block's warps are
-// kRowWarps / 2 gate rows j0.. and the matching up rows n / 2 + j0.., each rounded to bf16 first.
+// blockIdx.y a group of output columns of the run's expert. A warp computes whole output columns,
+// `cols` of them one after another (the launch picks `cols` so the grid fills the GPU about once:
+// the routing scan and the expert's address, read before any weight can be, are paid once a block
+// rather than once a column). Each column streams two weight rows at once: under SwiGLU the gate
+// row j and the up row n / 2 + j, each rounded to bf16 before silu(gate) * up, as ops::linear_swiglu;
+// otherwise the neighbouring rows 2j and 2j + 1, two outputs.
 constexpr int kRowWarps = 8;
 
 template <int M, bool kSwiGlu>
-__global__ void __launch_bounds__(32 * kRowWarps) moe_rows_kernel(const bf16* __restrict__ x, int64_t rows,
-                                                                  const int32_t* __restrict__ expert_start,
+__global__ void __launch_bounds__(32 * kRowWarps) moe_rows_kernel(const bf16* __restrict__ x,
+                                                                  const int32_t* __restrict__ x_row, int64_t x_rows,
+                                                                  int64_t rows, const int32_t* __restrict__ expert_start,
                                                                   int num_experts, const int64_t* __restrict__ weights,
-                                                                  int64_t n, int64_t k, bf16* __restrict__ y) {
+                                                                  int64_t n, int64_t k, int cols, bf16* __restrict__ y) {
   dev::pdl_begin();  // the runs, and x, come from the kernels before
   int expert = 0;
   int64_t row0 = 0, row_end = 0;
   if (!find_tile(expert_start, num_experts, rows, M, static_cast<int>(blockIdx.x), &expert, &row0, &row_end)) return;
   const int here = static_cast<int>(row_end - row0 < M ? row_end - row0 : M);
-  constexpr int kHalf = kRowWarps / 2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t out_cols = kSwiGlu ? n / 2 : n;
-  int64_t col = static_cast<int64_t>(blockIdx.y) * kRowWarps + warp;
-  bool live = col < n;
-  if constexpr (kSwiGlu) {
-    const int64_t j = static_cast<int64_t>(blockIdx.y) * kHalf + warp % kHalf;
-    live = j < out_cols;
-    col = warp < kHalf ? j : out_cols + j;
-  }
   const int64_t kv = k / 8;
-  float acc[M];
+  dev::GatheredRows<M> xr;
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  if (live) {
-    const auto* wv = reinterpret_cast<const Bf16x8*>(reinterpret_cast<const bf16*>(weights[expert]) + col * k);
-    dev::WarpRowDot<M> dot;
-    dot.prefetch(wv, kv);
-    dot.accumulate(wv, reinterpret_cast<const Bf16x8*>(x) + row0 * kv, kv, here, acc);
+  for (int m = 0; m < M; ++m) xr.r[m] = reinterpret_cast<const Bf16x8*>(x) + x_source_row(x_row, x_rows, row0 + (m < here ? m : 0)) * kv;
+  const auto* w = reinterpret_cast<const Bf16x8*>(weights[expert]);
+  const int64_t jobs = kSwiGlu ? n / 2 : (n + 1) / 2;  // output columns, or pairs of them
+  const int64_t first = static_cast<int64_t>(blockIdx.y) * kRowWarps * cols + warp;
+  for (int c = 0; c < cols; ++c) {
+    const int64_t j = first + static_cast<int64_t>(c) * kRowWarps;
+    if (j >= jobs) break;
+    const int64_t r0 = kSwiGlu ? j : 2 * j, r1 = kSwiGlu ? n / 2 + j : 2 * j + 1;
+    const bool two = r1 < n;
+    dev::WarpRowDot<M> d0, d1;
+    d0.prefetch(w + r0 * kv, kv);
+    if (two) d1.prefetch(w + r1 * kv, kv);
+    float a0[M], a1[M];
 #pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = dev::warp_sum(acc[m]);
-  }
-  if constexpr (kSwiGlu) {
-    __shared__ float part[kRowWarps][M];
-    if (lane == 0 && live) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) part[warp][m] = dev::to_f(dev::to_bf(acc[m]));
-    }
-    __syncthreads();
-    if (threadIdx.x < kHalf * M) {
-      const int h = threadIdx.x % kHalf, m = threadIdx.x / kHalf;
-      const int64_t j = static_cast<int64_t>(blockIdx.y) * kHalf + h;
-      if (m < here && j < out_cols) y[(row0 + m) * out_cols + j] = dev::to_bf(dev::silu(part[h][m]) * part[kHalf + h][m]);
-    }
-  } else if (lane == 0 && live) {
+    for (int m = 0; m < M; ++m) a0[m] = a1[m] = 0.0f;
+    d0.accumulate(w + r0 * kv, xr, kv, here, a0);
+    if (two) d1.accumulate(w + r1 * kv, xr, kv, here, a1);
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      if (m < here) y[(row0 + m) * n + col] = dev::to_bf(acc[m]);
+      a0[m] = dev::warp_sum(a0[m]);
+      a1[m] = dev::warp_sum(a1[m]);
+    }
+    if (lane != 0) continue;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if (m >= here) break;
+      if constexpr (kSwiGlu) {
+        y[(row0 + m) * (n / 2) + j] = dev::to_bf(dev::silu(dev::to_f(dev::to_bf(a0[m]))) * dev::to_f(dev::to_bf(a1[m])));
+      } else {
+        y[(row0 + m) * n + r0] = dev::to_bf(a0[m]);
+        if (two) y[(row0 + m) * n + r1] = dev::to_bf(a1[m]);
+      }
     }
   }
 }
 
 template <int M>
-Status launch_rows(const bf16* x, int64_t rows, const int32_t* expert_start, int num_experts, const int64_t* weights,
-                   int64_t n, int64_t k, bool swiglu, bf16* y, Stream stream) {
+Status launch_rows(const MoeGemmArgs& g, Stream stream) {
   // Every run has a row, and each expert's last run may be partial.
-  const int64_t loose = (rows + M - 1) / M + (rows < num_experts ? rows : num_experts);
-  const int64_t runs = rows < loose ? rows : loose;
-  const int64_t per_block = swiglu ? kRowWarps / 2 : kRowWarps;
-  const int64_t col_blocks = ((swiglu ? n / 2 : n) + per_block - 1) / per_block;
+  const int64_t loose = (g.rows + M - 1) / M + (g.rows < g.num_experts ? g.rows : g.num_experts);
+  const int64_t runs = g.rows < loose ? g.rows : loose;
+  const int64_t jobs = g.swiglu ? g.n / 2 : (g.n + 1) / 2;
+  // Columns a warp: enough that the grid is about kRowBlocksPerSm blocks an SM (all resident at
+  // once), at least one.
+  constexpr int64_t kRowBlocksPerSm = 3;
+  const int64_t target = std::max<int64_t>(1, kRowBlocksPerSm * g.sm_count / runs);  // blocks a run
+  const int64_t per_block = std::max<int64_t>(1, (jobs + target - 1) / target);
+  const auto cols = static_cast<int>(std::min<int64_t>((per_block + kRowWarps - 1) / kRowWarps, 1 << 20));
+  const int64_t col_blocks = (jobs + int64_t{kRowWarps} * cols - 1) / (int64_t{kRowWarps} * cols);
   if (runs > (int64_t{1} << 31) - 1 || col_blocks > 65535)
-    return invalid_argument(str_cat("moe rows kernel: ", n, " weight rows exceed the grid's 65535 blocks"));
+    return invalid_argument(str_cat("moe rows kernel: ", g.n, " weight rows exceed the grid's 65535 blocks"));
   const dim3 grid(static_cast<unsigned>(runs), static_cast<unsigned>(col_blocks));
-  if (swiglu)
-    return launch("moe_rows_kernel<swiglu>", moe_rows_kernel<M, true>, grid, dim3(32 * kRowWarps), 0, stream, x, rows,
-                  expert_start, num_experts, weights, n, k, y);
-  return launch("moe_rows_kernel", moe_rows_kernel<M, false>, grid, dim3(32 * kRowWarps), 0, stream, x, rows,
-                expert_start, num_experts, weights, n, k, y);
+  if (g.swiglu)
+    return launch("moe_rows_kernel<swiglu>", moe_rows_kernel<M, true>, grid, dim3(32 * kRowWarps), 0, stream, xb(g), g.x_row,
+                  g.x_rows, g.rows, g.expert_start, g.num_experts, g.weights, g.n, g.k, cols, yb(g));
+  return launch("moe_rows_kernel", moe_rows_kernel<M, false>, grid, dim3(32 * kRowWarps), 0, stream, xb(g), g.x_row,
+                g.x_rows, g.rows, g.expert_start, g.num_experts, g.weights, g.n, g.k, cols, yb(g));
 }
 
-Status launch_tiles(const bf16* x, int64_t rows, const int32_t* expert_start, int num_experts, const int64_t* weights,
-                    int64_t n, int64_t k, bool swiglu, bf16* y, Stream stream) {
+Status launch_tiles(const MoeGemmArgs& g, Stream stream) {
   // Row starts are int32 (expert_start), so `rows` fits.
-  const int64_t row_tiles = (rows + kTm - 1) / kTm + num_experts;
-  const int64_t out_cols = swiglu ? n / 2 : n;
-  const int64_t col_tiles = (out_cols + (swiglu ? kTn / 2 : kTn) - 1) / (swiglu ? kTn / 2 : kTn);
+  const int64_t row_tiles = (g.rows + kTm - 1) / kTm + g.num_experts;
+  const int64_t out_cols = g.swiglu ? g.n / 2 : g.n;
+  const int64_t col_tiles = (out_cols + (g.swiglu ? kTn / 2 : kTn) - 1) / (g.swiglu ? kTn / 2 : kTn);
   // Row tiles vary fastest, so the blocks resident together share a column tile: each expert's
   // weight columns come from HBM about once and serve the expert's other row tiles from L2.
   if (row_tiles > (int64_t{1} << 31) - 1 || col_tiles > 65535)
     return invalid_argument(str_cat("moe grouped gemm: ", out_cols, " output columns exceed the grid's 65535 tiles"));
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
-  if (swiglu)
-    return launch("moe_grouped_gemm_kernel<swiglu>", moe_grouped_gemm_kernel<true>, grid, dim3(kThreads), 0, stream, x,
-                  rows, expert_start, num_experts, weights, n, k, y);
-  return launch("moe_grouped_gemm_kernel", moe_grouped_gemm_kernel<false>, grid, dim3(kThreads), 0, stream, x, rows,
-                expert_start, num_experts, weights, n, k, y);
+  if (g.swiglu)
+    return launch("moe_grouped_gemm_kernel<swiglu>", moe_grouped_gemm_kernel<true>, grid, dim3(kThreads), 0, stream, xb(g),
+                  g.x_row, g.x_rows, g.rows, g.expert_start, g.num_experts, g.weights, g.n, g.k, yb(g));
+  return launch("moe_grouped_gemm_kernel", moe_grouped_gemm_kernel<false>, grid, dim3(kThreads), 0, stream, xb(g),
+                g.x_row, g.x_rows, g.rows, g.expert_start, g.num_experts, g.weights, g.n, g.k, yb(g));
 }
 
 // KILN_MOE_GEMM=tiles|rows forces one kernel under kAuto (benchmarks compare them); unset: auto.
@@ -318,23 +343,20 @@ MoeGemmPath moe_gemm_choose_path(int64_t max_rows, MoeGemmPath path) {
   return max_rows == 1 ? MoeGemmPath::kRows : MoeGemmPath::kTiles;
 }
 
-Status launch_moe_grouped_gemm(const uint16_t* x, int64_t rows, const int32_t* expert_start, int num_experts,
-                               const int64_t* weights, int64_t n, int64_t k, bool swiglu, uint16_t* y, int64_t max_rows,
-                               MoeGemmPath path, Stream stream) {
-  if (rows == 0) return Status::ok();
-  if (k <= 0 || k % 8 != 0 || n <= 0 || (swiglu && n % 2 != 0) || num_experts <= 0)
-    return invalid_argument(str_cat("moe grouped gemm: n=", n, " k=", k, swiglu ? " (swiglu)" : "", " over ",
-                                    num_experts, " experts (k must be a multiple of 8)"));
-  const auto* xb = reinterpret_cast<const bf16*>(x);
-  auto* yb = reinterpret_cast<bf16*>(y);
-  if (moe_gemm_choose_path(max_rows, path) == MoeGemmPath::kTiles)
-    return launch_tiles(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+Status launch_moe_grouped_gemm(const MoeGemmArgs& g, MoeGemmPath path, Stream stream) {
+  if (g.rows == 0) return Status::ok();
+  if (g.k <= 0 || g.k % 8 != 0 || g.n <= 0 || (g.swiglu && g.n % 2 != 0) || g.num_experts <= 0)
+    return invalid_argument(str_cat("moe grouped gemm: n=", g.n, " k=", g.k, g.swiglu ? " (swiglu)" : "", " over ",
+                                    g.num_experts, " experts (k must be a multiple of 8)"));
+  if (g.x_row != nullptr ? g.x_rows <= 0 : g.x_rows != g.rows)
+    return invalid_argument(str_cat("moe grouped gemm: ", g.x_rows, " rows of x for ", g.rows, " sorted rows"));
+  if (moe_gemm_choose_path(g.max_rows, path) == MoeGemmPath::kTiles) return launch_tiles(g, stream);
   // The run length: the fewest rows that hold every expert's rows in one run, at most kMoeRowsMaxRun.
-  const int64_t run = max_rows > 0 && max_rows < kMoeRowsMaxRun ? max_rows : kMoeRowsMaxRun;
-  if (run <= 1) return launch_rows<1>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
-  if (run <= 2) return launch_rows<2>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
-  if (run <= 4) return launch_rows<4>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
-  return launch_rows<8>(xb, rows, expert_start, num_experts, weights, n, k, swiglu, yb, stream);
+  const int64_t run = g.max_rows > 0 && g.max_rows < kMoeRowsMaxRun ? g.max_rows : kMoeRowsMaxRun;
+  if (run <= 1) return launch_rows<1>(g, stream);
+  if (run <= 2) return launch_rows<2>(g, stream);
+  if (run <= 4) return launch_rows<4>(g, stream);
+  return launch_rows<8>(g, stream);
 }
 
 }  // namespace kiln::runtime::cuda

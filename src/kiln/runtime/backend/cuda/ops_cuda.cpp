@@ -261,6 +261,17 @@ Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num
                             pair_row.data<int32_t>(), stream_of(ctx));
 }
 
+Status moe_route_permute(const DeviceContext& ctx, const Tensor& router_logits, const ops::MoeRouting& r,
+                         const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& expert_start,
+                         const Tensor& sorted_tokens, const Tensor& pair_row) {
+  OpTimer timer("moe_route_permute", stream_of(ctx));
+  if (r.num_experts > 8192) return invalid_argument(str_cat("moe_permute: ", r.num_experts, " experts exceed CUDA's 8192"));
+  return launch_moe_route_permute(router_logits.data<const uint16_t>(), router_logits.dim(0),
+                                  static_cast<int>(r.num_experts), static_cast<int>(r.top_k), r.normalize,
+                                  topk_ids.data<int32_t>(), topk_weights.data<float>(), expert_start.data<int32_t>(),
+                                  sorted_tokens.data<int32_t>(), pair_row.data<int32_t>(), stream_of(ctx));
+}
+
 Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Tensor& pair_row,
                    const Tensor& topk_weights, const Tensor& out) {
   OpTimer timer("moe_combine", stream_of(ctx));
@@ -271,11 +282,23 @@ Status moe_combine(const DeviceContext& ctx, const Tensor& expert_out, const Ten
 
 Status moe_grouped_linear(const DeviceContext& ctx, const Tensor& x, const Tensor& expert_start,
                           const ops::GroupedLinearWeight& w, bool swiglu, const Tensor& out, int64_t max_rows,
-                          MoeGemmPath path) {
+                          MoeGemmPath path, const Tensor* x_row) {
   OpTimer timer(swiglu ? "moe_grouped_linear_swiglu" : "moe_grouped_linear", stream_of(ctx));
-  return launch_moe_grouped_gemm(x.data<const uint16_t>(), x.dim(0), expert_start.data<const int32_t>(),
-                                 static_cast<int>(w.num_experts), w.table.tensor().data<const int64_t>(), w.out_features,
-                                 w.in_features, swiglu, out.data<uint16_t>(), max_rows, path, stream_of(ctx));
+  MoeGemmArgs g;
+  g.x = x.data<const uint16_t>();
+  g.x_row = x_row != nullptr ? x_row->data<const int32_t>() : nullptr;
+  g.x_rows = x.dim(0);
+  g.rows = x_row != nullptr ? x_row->dim(0) : x.dim(0);
+  g.expert_start = expert_start.data<const int32_t>();
+  g.num_experts = static_cast<int>(w.num_experts);
+  g.weights = w.table.tensor().data<const int64_t>();
+  g.n = w.out_features;
+  g.k = w.in_features;
+  g.swiglu = swiglu;
+  g.y = out.data<uint16_t>();
+  g.max_rows = max_rows;
+  g.sm_count = sm_count(ctx.device);
+  return launch_moe_grouped_gemm(g, path, stream_of(ctx));
 }
 
 }  // namespace kiln::runtime::cuda
