@@ -131,6 +131,7 @@ struct MoeGemmArgs {
   uint16_t* y = nullptr;
   int64_t max_rows = 0;
   int sm_count = 1;
+  int rows_blocks_per_sm = 0;  // the rows kernel's grid, blocks an SM; 0: its default (benchmarks sweep it)
 };
 Status launch_moe_grouped_gemm(const MoeGemmArgs& args, MoeGemmPath path, Stream stream);
 

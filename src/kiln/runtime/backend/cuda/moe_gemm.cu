@@ -290,7 +290,8 @@ Status launch_rows(const MoeGemmArgs& g, Stream stream) {
   // Columns a warp: enough that the grid is about kRowBlocksPerSm blocks an SM (all resident at
   // once), at least one.
   constexpr int64_t kRowBlocksPerSm = 3;
-  const int64_t target = std::max<int64_t>(1, kRowBlocksPerSm * g.sm_count / runs);  // blocks a run
+  const int64_t per_sm = g.rows_blocks_per_sm > 0 ? g.rows_blocks_per_sm : kRowBlocksPerSm;
+  const int64_t target = std::max<int64_t>(1, per_sm * g.sm_count / runs);  // blocks a run
   const int64_t per_block = std::max<int64_t>(1, (jobs + target - 1) / target);
   const auto cols = static_cast<int>(std::min<int64_t>((per_block + kRowWarps - 1) / kRowWarps, 1 << 20));
   const int64_t col_blocks = (jobs + int64_t{kRowWarps} * cols - 1) / (int64_t{kRowWarps} * cols);
