@@ -83,8 +83,8 @@ constexpr int kPermuteChunk = 4096;
 // a contiguous slice of experts; pass 2 walks the pairs in chunks, each thread owning experts
 // x = tid, tid + blockDim..., so every expert's pairs are placed in pair order by one thread.
 // Skewed routing (every pair to one expert) leaves one thread doing the placing, which is still
-// one pass over the pairs. The ids are in global memory, staged through `chunk` (kPermuteChunk),
-// or, staged false, all already in shared memory (the fused kernel, pairs <= kPermuteChunk).
+// one pass over the pairs. The ids are in global memory, staged through `chunk` (kPermuteChunk at
+// a time), or, staged false, all already in shared memory (the fused kernel).
 // Expert ids outside [0, E) are clamped: checking them would need a host round trip, and
 // moe_route only writes ids in range.
 __device__ void permute_block(const int32_t* ids, int64_t pairs, int k, int e, int32_t* __restrict__ expert_start,
