@@ -251,11 +251,18 @@ Status moe_route(const DeviceContext& ctx, const Tensor& router_logits, const op
                           stream_of(ctx));
 }
 
+namespace {
+// The permutation is one block, whose shared memory holds a count per expert (moe.cu).
+Status check_permute_experts(int64_t num_experts) {
+  if (num_experts > 8192) return invalid_argument(str_cat("moe_permute: ", num_experts, " experts exceed CUDA's 8192"));
+  return Status::ok();
+}
+}  // namespace
+
 Status moe_permute(const DeviceContext& ctx, const Tensor& topk_ids, int64_t num_experts, const Tensor& expert_start,
                    const Tensor& sorted_tokens, const Tensor& pair_row) {
   OpTimer timer("moe_permute", stream_of(ctx));
-  // One block's shared memory holds a count per expert (moe.cu).
-  if (num_experts > 8192) return invalid_argument(str_cat("moe_permute: ", num_experts, " experts exceed CUDA's 8192"));
+  KILN_RETURN_IF_ERROR(check_permute_experts(num_experts));
   return launch_moe_permute(topk_ids.data<const int32_t>(), topk_ids.numel(), static_cast<int>(topk_ids.dim(1)),
                             static_cast<int>(num_experts), expert_start.data<int32_t>(), sorted_tokens.data<int32_t>(),
                             pair_row.data<int32_t>(), stream_of(ctx));
@@ -265,7 +272,7 @@ Status moe_route_permute(const DeviceContext& ctx, const Tensor& router_logits, 
                          const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& expert_start,
                          const Tensor& sorted_tokens, const Tensor& pair_row) {
   OpTimer timer("moe_route_permute", stream_of(ctx));
-  if (r.num_experts > 8192) return invalid_argument(str_cat("moe_permute: ", r.num_experts, " experts exceed CUDA's 8192"));
+  KILN_RETURN_IF_ERROR(check_permute_experts(r.num_experts));
   return launch_moe_route_permute(router_logits.data<const uint16_t>(), router_logits.dim(0),
                                   static_cast<int>(r.num_experts), static_cast<int>(r.top_k), r.normalize,
                                   topk_ids.data<int32_t>(), topk_weights.data<float>(), expert_start.data<int32_t>(),
